@@ -1,0 +1,224 @@
+/**
+ * Action definitions: the named create, update and destroy operations of a
+ * resource.
+ *
+ * An action says which record fields its input may set (`accept`), which
+ * extra `arguments` it takes (Schema fields, decoded from the input), and how
+ * it builds its change (`change`, returning a `Changeset` or an Effect of
+ * one). Every resource also has the default actions `create` and `update`
+ * (accepting every field), `destroy` and `read`; declared actions add to them
+ * or replace them by name.
+ *
+ * An action runs inside the record's own fiber and is atomic: if its change,
+ * one of its hooks or the validation of the new state fails, the record keeps
+ * its previous state and the caller gets a typed error.
+ *
+ * @since 0.1.0
+ */
+import type { Effect, Schema } from "effect"
+import type * as Changeset from "./Changeset.js"
+
+/**
+ * @category type ids
+ * @since 0.1.0
+ */
+export const TypeId = "~effect-gen-server/Action" as const
+
+/**
+ * The kind of an action.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Kind = "create" | "update" | "destroy" | "read"
+
+/**
+ * The decoded arguments of an action with argument fields `Args`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Arguments<Args extends Schema.Struct.Fields> = Schema.Struct.Type<Args>
+
+/**
+ * An action's change: from the changeset the input built, the changeset to
+ * apply, directly or as an Effect (whose failure refuses the action).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Change<A, Args extends Schema.Struct.Fields, R> = (
+  cs: Changeset.Changeset<A, Arguments<Args>>
+) =>
+  | Changeset.Changeset<A, Arguments<Args>, R>
+  | Effect.Effect<Changeset.Changeset<A, Arguments<Args>, R>, unknown, R>
+
+/**
+ * An action of kind `K` on records of type `A`, whose input may set the fields
+ * `Accept` and carries the arguments `Args`; `R` is what its change and hooks
+ * require.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Action<out K extends Kind, in out A, Accept extends string, Args extends Schema.Struct.Fields, R> {
+  readonly [TypeId]: { readonly _R: (_: never) => R; readonly _A: (_: A) => A }
+  readonly kind: K
+  /** `"*"`: every field of the resource. */
+  readonly accept: ReadonlyArray<Accept> | "*"
+  readonly arguments: Args
+  readonly change: Change<A, Args, R> | undefined
+}
+
+/**
+ * Helper types for actions.
+ *
+ * @since 0.1.0
+ */
+export declare namespace Action {
+  /**
+   * Any action.
+   *
+   * @category models
+   * @since 0.1.0
+   */
+  export type Any = Action<Kind, any, string, any, any>
+  /**
+   * The services an action requires.
+   *
+   * @category models
+   * @since 0.1.0
+   */
+  export type Services<T> = T extends Action<any, any, any, any, infer R> ? R : never
+}
+
+/**
+ * The options of `Action.create`, `Action.update` and `Action.destroy`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Options<A, Accept extends string, Args extends Schema.Struct.Fields, R> {
+  /** The record fields the input may set; none unless given. */
+  readonly accept?: ReadonlyArray<Accept> | undefined
+  /** Extra input, decoded with these Schema fields into `cs.arguments`. */
+  readonly arguments?: Args | undefined
+  readonly change?: Change<A, Args, R> | undefined
+}
+
+const variance: any = { _R: (_: never) => _, _A: (_: unknown) => _ }
+
+const make = <K extends Kind>(kind: K) =>
+<A = any, const Accept extends keyof A & string = never, const Args extends Schema.Struct.Fields = {}, R = never>(
+  options: Options<A, Accept, Args, R> = {}
+): Action<K, A, Accept, Args, R> => ({
+  [TypeId]: variance,
+  kind,
+  accept: options.accept ?? [],
+  arguments: options.arguments ?? ({} as Args),
+  change: options.change
+})
+
+/**
+ * Defines a create action.
+ *
+ * **Example** (Creating a character from a name alone)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Action, Changeset, Resource } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() },
+ *   actions: {
+ *     arrive: Action.create({
+ *       accept: ["name"],
+ *       change: (cs) => Changeset.set(cs, "currentYear", 1985)
+ *     })
+ *   }
+ * })
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const create = make("create")
+
+/**
+ * Defines an update action.
+ *
+ * **Example** (Travelling in time)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Action, Changeset, Resource } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   actions: {
+ *     travelInTime: Action.update({
+ *       arguments: { targetYear: Schema.Int },
+ *       change: (cs) => Changeset.set(cs, "currentYear", cs.arguments.targetYear)
+ *     })
+ *   }
+ * })
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const update = make("update")
+
+/**
+ * Defines a destroy action. The first destroy action named `destroy` (the
+ * default one unless replaced) is the primary destroy action, which expiry
+ * runs.
+ *
+ * **Example** (Refusing to destroy a powered machine)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Action, Changeset, Resource } from "effect-gen-server"
+ *
+ * const Machine = Resource.make("Machine", {
+ *   fields: { id: Schema.String, hasPower: Schema.Boolean },
+ *   primaryKey: ["id"],
+ *   actions: {
+ *     scrap: Action.destroy({
+ *       change: (cs) => Changeset.get(cs, "hasPower") ? Changeset.addError(cs, "still powered") : cs
+ *     })
+ *   }
+ * })
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const destroy = make("destroy")
+
+/**
+ * Returns `true` if the value is an {@link Action}.
+ *
+ * **Example** (Guarding)
+ *
+ * ```ts
+ * import { Action } from "effect-gen-server"
+ *
+ * Action.isAction(Action.update()) // => true
+ * ```
+ *
+ * @category guards
+ * @since 0.1.0
+ */
+export const isAction = (u: unknown): u is Action.Any => typeof u === "object" && u !== null && TypeId in u
+
+/** @internal */
+export const defaults = {
+  create: { [TypeId]: variance, kind: "create", accept: "*", arguments: {}, change: undefined },
+  update: { [TypeId]: variance, kind: "update", accept: "*", arguments: {}, change: undefined },
+  destroy: { [TypeId]: variance, kind: "destroy", accept: [], arguments: {}, change: undefined },
+  read: { [TypeId]: variance, kind: "read", accept: [], arguments: {}, change: undefined }
+} as const satisfies Record<string, Action.Any>

@@ -1,0 +1,282 @@
+/**
+ * The pending change an action builds.
+ *
+ * A `Changeset` carries the record as it was (`data`), the attribute changes
+ * made so far (`attributes`), the decoded action arguments (`arguments`), the
+ * validation messages added by the action (`errors`) and the `before` and
+ * `after` hooks to run. It is an immutable value: every operation returns a new
+ * changeset. All operations are dual, so they can be piped.
+ *
+ * The record's fiber applies a changeset in this order: the action's `change`,
+ * the `before` hooks (each may return a new changeset), Schema validation of
+ * the new state, the `after` hooks (each receives the new record), then the
+ * commit. If any step fails nothing is committed.
+ *
+ * @since 0.1.0
+ */
+import type { Effect } from "effect"
+import { dual } from "effect/Function"
+import { type Pipeable, pipeArguments } from "effect/Pipeable"
+
+/**
+ * @category type ids
+ * @since 0.1.0
+ */
+export const TypeId = "~effect-gen-server/Changeset" as const
+
+/**
+ * The kind of action a changeset belongs to.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Kind = "create" | "update" | "destroy"
+
+/**
+ * A pending change to a record of type `A`, with decoded arguments `Args`;
+ * `R` collects the services its hooks require.
+ *
+ * **Details**
+ *
+ * - `data` is the record before the action (update, destroy). For a create it
+ *   is the input as accepted, with generated fields filled in, before any
+ *   change: not yet validated.
+ * - `attributes` are the fields set by the input and by `set`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Changeset<A, Args = {}, R = never> extends Pipeable {
+  readonly [TypeId]: {
+    readonly _R: (_: never) => R
+  }
+  readonly resource: string
+  readonly action: string
+  readonly kind: Kind
+  readonly data: A
+  readonly attributes: Partial<A>
+  readonly arguments: Args
+  readonly errors: ReadonlyArray<string>
+  readonly beforeHooks: ReadonlyArray<(cs: Changeset<A, Args, any>) => Effect.Effect<Changeset<A, Args, any>, unknown, any>>
+  readonly afterHooks: ReadonlyArray<(record: A) => Effect.Effect<A, unknown, any>>
+}
+
+/**
+ * Helper types for changesets.
+ *
+ * @since 0.1.0
+ */
+export declare namespace Changeset {
+  /**
+   * Any changeset.
+   *
+   * @category models
+   * @since 0.1.0
+   */
+  export type Any = Changeset<any, any, any>
+  /**
+   * The services a changeset's hooks require.
+   *
+   * @category models
+   * @since 0.1.0
+   */
+  export type Services<C> = C extends Changeset<any, any, infer R> ? R : never
+}
+
+const variance = { _R: (_: never) => _ }
+
+const Proto = {
+  [TypeId]: variance,
+  pipe() {
+    return pipeArguments(this, arguments)
+  }
+}
+
+const copy = <A, Args, R>(self: Changeset<A, Args, any>, patch: Partial<Changeset<A, Args, any>>): Changeset<A, Args, R> =>
+  Object.assign(Object.create(Proto), self, patch)
+
+/**
+ * Returns `true` if the value is a {@link Changeset}.
+ *
+ * **Example** (Guarding a value)
+ *
+ * ```ts
+ * import { Changeset } from "effect-gen-server"
+ *
+ * Changeset.isChangeset({}) // => false
+ * ```
+ *
+ * @category guards
+ * @since 0.1.0
+ */
+export const isChangeset = (u: unknown): u is Changeset.Any => typeof u === "object" && u !== null && TypeId in u
+
+/**
+ * Creates a changeset. The library does this for every action; users need it
+ * only to test their `change` functions in isolation.
+ *
+ * **Example** (Testing a change function directly)
+ *
+ * ```ts
+ * import { Changeset } from "effect-gen-server"
+ *
+ * const cs = Changeset.make({
+ *   resource: "Machine",
+ *   action: "charge",
+ *   kind: "update",
+ *   data: { id: "1", name: "OUTATIME", hasPower: false },
+ *   arguments: {}
+ * })
+ * Changeset.get(Changeset.set(cs, "hasPower", true), "hasPower") // => true
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = <A, Args = {}>(options: {
+  readonly resource: string
+  readonly action: string
+  readonly kind: Kind
+  readonly data: A
+  readonly arguments: Args
+  readonly attributes?: Partial<A> | undefined
+}): Changeset<A, Args> =>
+  Object.assign(Object.create(Proto), {
+    resource: options.resource,
+    action: options.action,
+    kind: options.kind,
+    data: options.data,
+    attributes: options.attributes ?? {},
+    arguments: options.arguments,
+    errors: [],
+    beforeHooks: [],
+    afterHooks: []
+  })
+
+/**
+ * The value a field will have if the changeset is applied: the pending
+ * attribute when one is set, otherwise the record's current value.
+ *
+ * **Example** (Branching on the current value)
+ *
+ * ```ts
+ * import { Changeset } from "effect-gen-server"
+ *
+ * const cs = Changeset.make({ resource: "M", action: "a", kind: "update", data: { hasPower: true }, arguments: {} })
+ * Changeset.get(cs, "hasPower") // => true
+ * ```
+ *
+ * @category getters
+ * @since 0.1.0
+ */
+export const get: {
+  <A, K extends keyof A>(field: K): <Args, R>(self: Changeset<A, Args, R>) => A[K]
+  <A, Args, R, K extends keyof A>(self: Changeset<A, Args, R>, field: K): A[K]
+} = dual(2, <A, Args, R, K extends keyof A>(self: Changeset<A, Args, R>, field: K): A[K] =>
+  Object.prototype.hasOwnProperty.call(self.attributes, field)
+    ? (self.attributes as A)[field]
+    : (self.data as A)[field])
+
+/**
+ * Sets a field in the pending change.
+ *
+ * **Example** (Charging a machine)
+ *
+ * ```ts
+ * import { Changeset } from "effect-gen-server"
+ *
+ * const cs = Changeset.make({ resource: "M", action: "charge", kind: "update", data: { hasPower: false }, arguments: {} })
+ * const charged = cs.pipe(Changeset.set("hasPower", true))
+ * ```
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const set: {
+  <const K extends PropertyKey, V>(
+    field: K,
+    value: V
+  ): <A extends { readonly [P in K]?: V }, Args, R>(self: Changeset<A, Args, R>) => Changeset<A, Args, R>
+  <A, Args, R, K extends keyof A>(self: Changeset<A, Args, R>, field: K, value: A[K]): Changeset<A, Args, R>
+} = dual(3, <A, Args, R, K extends keyof A>(self: Changeset<A, Args, R>, field: K, value: A[K]) =>
+  copy<A, Args, R>(self, { attributes: { ...self.attributes, [field]: value } as Partial<A> }))
+
+/**
+ * Adds a validation message. A changeset with errors is not applied: the
+ * caller gets an `ActionError` carrying every message.
+ *
+ * **Example** (Refusing an action)
+ *
+ * ```ts
+ * import { Changeset } from "effect-gen-server"
+ *
+ * const cs = Changeset.make({ resource: "M", action: "go", kind: "update", data: { hasPower: false }, arguments: {} })
+ * const refused = Changeset.addError(cs, "Power source needs topping up")
+ * refused.errors // => ["Power source needs topping up"]
+ * ```
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const addError: {
+  (message: string): <A, Args, R>(self: Changeset<A, Args, R>) => Changeset<A, Args, R>
+  <A, Args, R>(self: Changeset<A, Args, R>, message: string): Changeset<A, Args, R>
+} = dual(2, <A, Args, R>(self: Changeset<A, Args, R>, message: string) =>
+  copy<A, Args, R>(self, { errors: [...self.errors, message] }))
+
+/**
+ * Adds a hook that runs, inside the record's fiber, after the action's
+ * `change` and before validation; it returns the changeset to continue with.
+ * A failure of the hook refuses the action with an `ActionError`.
+ *
+ * **Example** (Normalising a name before it is validated)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Changeset } from "effect-gen-server"
+ *
+ * const trim = <Args, R>(cs: Changeset.Changeset<{ name: string }, Args, R>) =>
+ *   Changeset.before(cs, (cs) => Effect.succeed(Changeset.set(cs, "name", Changeset.get(cs, "name").trim())))
+ * ```
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const before: {
+  <A, Args, E, R2>(
+    f: (cs: Changeset<A, Args, any>) => Effect.Effect<Changeset<A, Args, any>, E, R2>
+  ): <R>(self: Changeset<A, Args, R>) => Changeset<A, Args, R | R2>
+  <A, Args, R, E, R2>(
+    self: Changeset<A, Args, R>,
+    f: (cs: Changeset<A, Args, any>) => Effect.Effect<Changeset<A, Args, any>, E, R2>
+  ): Changeset<A, Args, R | R2>
+} = dual(2, <A, Args, R, E, R2>(
+  self: Changeset<A, Args, R>,
+  f: (cs: Changeset<A, Args, any>) => Effect.Effect<Changeset<A, Args, any>, E, R2>
+) => copy<A, Args, R | R2>(self, { beforeHooks: [...self.beforeHooks, f] }))
+
+/**
+ * Adds a hook that runs, inside the record's fiber, once the new state has
+ * been validated; it receives the new record and returns the record handed
+ * back to the caller. The new state is committed (visible to other callers)
+ * only after every `after` hook succeeded; a failure refuses the action with
+ * an `ActionError` and the record keeps its previous state.
+ *
+ * **Example** (Telling someone)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Changeset } from "effect-gen-server"
+ *
+ * const announce = <A, Args, R>(cs: Changeset.Changeset<A, Args, R>) =>
+ *   cs.pipe(Changeset.after((record: A) => Effect.log("changed", record).pipe(Effect.as(record))))
+ * ```
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const after: {
+  <A, E, R2>(f: (record: A) => Effect.Effect<A, E, R2>): <Args, R>(self: Changeset<A, Args, R>) => Changeset<A, Args, R | R2>
+  <A, Args, R, E, R2>(self: Changeset<A, Args, R>, f: (record: A) => Effect.Effect<A, E, R2>): Changeset<A, Args, R | R2>
+} = dual(2, <A, Args, R, E, R2>(self: Changeset<A, Args, R>, f: (record: A) => Effect.Effect<A, E, R2>) =>
+  copy<A, Args, R | R2>(self, { afterHooks: [...self.afterHooks, f] }))

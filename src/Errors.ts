@@ -1,0 +1,269 @@
+/**
+ * The typed errors of `effect-gen-server`.
+ *
+ * Every failure a caller can see is one of these `Schema.TaggedError` classes,
+ * so it can be matched with `Effect.catchTag` and encoded across a process
+ * boundary. Bad input never changes state: whenever one of these is returned,
+ * the store is as it was before the call (the one exception, documented on
+ * {@link RecordCrashed}, is that the crashed record may have been restarted).
+ *
+ * @since 0.1.0
+ */
+import { Schema, SchemaIssue } from "effect"
+
+const Issue = Schema.declare(SchemaIssue.isIssue, { identifier: "SchemaIssue" })
+
+/**
+ * No live record of the resource has the given primary key: it was never
+ * created, it was destroyed, it expired, or the restart policy removed it.
+ *
+ * **Example** (Recovering from a missing record)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const maybe = Store.get(Character, { id: "nobody" }).pipe(
+ *   Effect.catchTag("NotFound", () => Effect.succeed(undefined))
+ * )
+ * ```
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
+  resource: Schema.String,
+  key: Schema.Unknown,
+  message: Schema.String
+}) {}
+
+/**
+ * A create (or an update that changes the primary key) targeted a key that a
+ * live record already holds.
+ *
+ * **Example** (Creating twice under one key)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const twice = Effect.gen(function*() {
+ *   yield* Store.create(Character, "create", { id: "marty", name: "Marty", currentYear: 1985 })
+ *   return yield* Store.create(Character, "create", { id: "marty", name: "Marty", currentYear: 1985 })
+ * }) // fails with AlreadyExists
+ * ```
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class AlreadyExists extends Schema.TaggedError<AlreadyExists>()("AlreadyExists", {
+  resource: Schema.String,
+  key: Schema.Unknown,
+  message: Schema.String
+}) {}
+
+/**
+ * Input did not match the resource's schemas: wrong types, missing required
+ * fields, extra fields, malformed arguments, a key of the wrong shape, an
+ * unknown field in a filter or sort, a bad limit or offset. `issue` carries the
+ * Schema issue when the check was a Schema decode.
+ *
+ * **Example** (Reading the message)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const bad = Store.create(Character, "create", { name: "Marty", currentYear: 1985.5 }).pipe(
+ *   Effect.catchTag("ValidationError", (e) => Effect.succeed(e.message))
+ * )
+ * ```
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class ValidationError extends Schema.TaggedError<ValidationError>()("ValidationError", {
+  resource: Schema.String,
+  message: Schema.String,
+  issue: Schema.optionalKey(Issue)
+}) {}
+
+/**
+ * An action was refused by its own logic: messages added with
+ * `Changeset.addError`, or a `change`, `before` or `after` hook that failed.
+ * The record keeps its previous state.
+ *
+ * **Example** (Refused travel)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Store } from "effect-gen-server"
+ * import { Machine } from "./fixtures.js"
+ *
+ * const attempt = (id: string) =>
+ *   Store.update(Machine, { id }, "travelInTime", { occupants: [], targetYear: 1955 }).pipe(
+ *     Effect.catchTag("ActionError", (e) => Effect.succeed(e.errors))
+ *   )
+ * ```
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class ActionError extends Schema.TaggedError<ActionError>()("ActionError", {
+  resource: Schema.String,
+  action: Schema.String,
+  errors: Schema.Array(Schema.String),
+  message: Schema.String,
+  cause: Schema.optionalKey(Schema.Unknown)
+}) {}
+
+/**
+ * The record's fiber died (a defect in a change or hook) while serving this
+ * call. By the time the caller sees this error the supervisor has already
+ * applied the restart policy: every later call sees the restarted record, or
+ * `NotFound` where the record was removed.
+ *
+ * **Example** (Retrying once after a crash)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const travel = Store.update(Character, { id: "marty" }, "travelInTime", { targetYear: 1955 }).pipe(
+ *   Effect.catchTag("RecordCrashed", () =>
+ *     Store.update(Character, { id: "marty" }, "travelInTime", { targetYear: 1955 }))
+ * )
+ * ```
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class RecordCrashed extends Schema.TaggedError<RecordCrashed>()("RecordCrashed", {
+  resource: Schema.String,
+  key: Schema.Unknown,
+  message: Schema.String,
+  defect: Schema.optionalKey(Schema.Unknown)
+}) {}
+
+/**
+ * An action name that the resource does not define, or of the wrong kind for
+ * the operation (an update action passed to `create`). The compiler rejects
+ * these for typed callers; plain JavaScript callers get this error.
+ *
+ * **Example** (An untyped caller)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const untyped = Store.create(Character, "fly" as never, {} as never).pipe(
+ *   Effect.catchTag("UnknownAction", (e) => Effect.succeed(e.message))
+ * )
+ * ```
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class UnknownAction extends Schema.TaggedError<UnknownAction>()("UnknownAction", {
+  resource: Schema.String,
+  action: Schema.String,
+  message: Schema.String
+}) {}
+
+/**
+ * A record's own change or hook tried to send a request (update, destroy) to
+ * itself, directly or through a chain of other records' hooks. Waiting on its
+ * own mailbox would deadlock, so the call fails at once. Reads by key from a
+ * hook never need the mailbox and are allowed.
+ *
+ * **Example** (Detecting a cycle)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const safe = Store.update(Character, { id: "marty" }, "update", { name: "Calvin" }).pipe(
+ *   Effect.catchTag("ReentrantCall", (e) => Effect.logWarning(e.message))
+ * )
+ * ```
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class ReentrantCall extends Schema.TaggedError<ReentrantCall>()("ReentrantCall", {
+  resource: Schema.String,
+  key: Schema.Unknown,
+  action: Schema.String,
+  message: Schema.String
+}) {}
+
+/**
+ * The store's layer scope was closed: the call arrived after the close, or
+ * was in flight when the record fibers were interrupted.
+ *
+ * **Example** (A call after shutdown)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const orNothing = Store.get(Character, { id: "marty" }).pipe(
+ *   Effect.catchTag("StoreClosed", () => Effect.succeed(undefined))
+ * )
+ * ```
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class StoreClosed extends Schema.TaggedError<StoreClosed>()("StoreClosed", {
+  message: Schema.String
+}) {}
+
+/**
+ * A resource definition is inconsistent: a primary key field that is not a
+ * field, an empty primary key, an unknown field in `accept`, `generated` or
+ * `indexes`, a bad duration. Thrown by `Resource.make`, at definition time.
+ *
+ * **Example** (A missing key field)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Resource } from "effect-gen-server"
+ *
+ * try {
+ *   Resource.make("Broken", { fields: { id: Schema.String }, primaryKey: [] as never })
+ * } catch (e) {
+ *   console.log(String(e)) // InvalidResource: ...
+ * }
+ * ```
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class InvalidResource extends Schema.TaggedError<InvalidResource>()("InvalidResource", {
+  resource: Schema.String,
+  message: Schema.String
+}) {}
+
+/**
+ * Every error a Store operation can fail with.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export type StoreError =
+  | NotFound
+  | AlreadyExists
+  | ValidationError
+  | ActionError
+  | RecordCrashed
+  | UnknownAction
+  | ReentrantCall
+  | StoreClosed

@@ -1,0 +1,511 @@
+/**
+ * Filter expressions over a resource's fields.
+ *
+ * A `Filter` is plain data (`_tag`, `field`, `value`), so it can be encoded and
+ * sent to a remote data layer, and it is checked twice: field names and value
+ * types against the resource's record type by the compiler (in
+ * `Query.filter`), and field names again at run time for untyped callers.
+ *
+ * Evaluation compiles a filter once into a predicate. Equality is `===` for
+ * primitives and `Equal.equals` for everything else; ordering (`gt`, `lt`, ...)
+ * uses JavaScript's `<` on numbers, strings, bigints and dates. `isNil` is true
+ * for `undefined` (an absent optional key) and `null`.
+ *
+ * @since 0.1.0
+ */
+import { Equal } from "effect"
+
+/**
+ * @category type ids
+ * @since 0.1.0
+ */
+export const TypeId = "~effect-gen-server/Filter" as const
+
+/**
+ * A filter expression. `F` is the shape it requires of a record: the fields it
+ * names, each with the type of the values it compares against.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Filter<F = {}> = Expr & { readonly "~F"?: F }
+
+/**
+ * The filter expression as data.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Expr =
+  | { readonly _tag: "Eq"; readonly field: string; readonly value: unknown }
+  | { readonly _tag: "Neq"; readonly field: string; readonly value: unknown }
+  | { readonly _tag: "Gt"; readonly field: string; readonly value: unknown }
+  | { readonly _tag: "Gte"; readonly field: string; readonly value: unknown }
+  | { readonly _tag: "Lt"; readonly field: string; readonly value: unknown }
+  | { readonly _tag: "Lte"; readonly field: string; readonly value: unknown }
+  | { readonly _tag: "In"; readonly field: string; readonly values: ReadonlyArray<unknown> }
+  | { readonly _tag: "Contains"; readonly field: string; readonly value: unknown }
+  | { readonly _tag: "IsNil"; readonly field: string }
+  | { readonly _tag: "And"; readonly filters: ReadonlyArray<Expr> }
+  | { readonly _tag: "Or"; readonly filters: ReadonlyArray<Expr> }
+  | { readonly _tag: "Not"; readonly filter: Expr }
+
+/**
+ * Helper types for filters.
+ *
+ * @since 0.1.0
+ */
+export declare namespace Filter {
+  /**
+   * The requirement of a filter on a record type.
+   *
+   * @category models
+   * @since 0.1.0
+   */
+  export type Requires<T> = T extends Filter<infer F> ? F : never
+  /**
+   * `A` satisfies the requirement `F`: every field `F` names exists in `A`,
+   * and the compared value is a valid value of the field (`never` compares
+   * with anything: `isNil`, `contains`, sort keys).
+   *
+   * @category models
+   * @since 0.1.0
+   */
+  export type Fits<A, F> =
+    & { readonly [K in keyof F & keyof A]?: [Exclude<F[K], undefined>] extends [A[K]] ? A[K] : never }
+    & { readonly [K in Exclude<keyof F, keyof A>]: never }
+}
+
+type UnionToIntersection<U> = (U extends unknown ? (k: U) => void : never) extends (k: infer I) => void ? I : never
+
+/**
+ * Field equals value.
+ *
+ * **Example** (Marty by nickname)
+ *
+ * ```ts
+ * import { Filter } from "effect-gen-server"
+ *
+ * const byNickname = Filter.eq("nickname", "Marty")
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const eq = <const K extends string, V>(field: K, value: V): Filter<{ readonly [P in K]?: V }> => ({
+  _tag: "Eq",
+  field,
+  value
+})
+
+/**
+ * Field differs from value (an absent optional field differs from any value).
+ *
+ * **Example** (Everyone but Biff)
+ *
+ * ```ts
+ * import { Filter } from "effect-gen-server"
+ *
+ * const notBiff = Filter.neq("name", "Biff")
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const neq = <const K extends string, V>(field: K, value: V): Filter<{ readonly [P in K]?: V }> => ({
+  _tag: "Neq",
+  field,
+  value
+})
+
+/**
+ * Field greater than value.
+ *
+ * **Example** (After 1955)
+ *
+ * ```ts
+ * import { Filter } from "effect-gen-server"
+ *
+ * const after = Filter.gt("currentYear", 1955)
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const gt = <const K extends string, V>(field: K, value: V): Filter<{ readonly [P in K]?: V }> => ({
+  _tag: "Gt",
+  field,
+  value
+})
+
+/**
+ * Field greater than or equal to value.
+ *
+ * **Example** (From 1955 on)
+ *
+ * ```ts
+ * import { Filter } from "effect-gen-server"
+ *
+ * const since = Filter.gte("currentYear", 1955)
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const gte = <const K extends string, V>(field: K, value: V): Filter<{ readonly [P in K]?: V }> => ({
+  _tag: "Gte",
+  field,
+  value
+})
+
+/**
+ * Field less than value.
+ *
+ * **Example** (Before 2015)
+ *
+ * ```ts
+ * import { Filter } from "effect-gen-server"
+ *
+ * const before = Filter.lt("currentYear", 2015)
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const lt = <const K extends string, V>(field: K, value: V): Filter<{ readonly [P in K]?: V }> => ({
+  _tag: "Lt",
+  field,
+  value
+})
+
+/**
+ * Field less than or equal to value.
+ *
+ * **Example** (Up to 1985)
+ *
+ * ```ts
+ * import { Filter } from "effect-gen-server"
+ *
+ * const upTo = Filter.lte("currentYear", 1985)
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const lte = <const K extends string, V>(field: K, value: V): Filter<{ readonly [P in K]?: V }> => ({
+  _tag: "Lte",
+  field,
+  value
+})
+
+/**
+ * Field equals one of the values.
+ *
+ * **Example** (Either year)
+ *
+ * ```ts
+ * import { Filter } from "effect-gen-server"
+ *
+ * const either = Filter.in("currentYear", [1955, 1985])
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+const in_ = <const K extends string, V>(field: K, values: ReadonlyArray<V>): Filter<{ readonly [P in K]?: V }> => ({
+  _tag: "In",
+  field,
+  values
+})
+export { in_ as in }
+
+/**
+ * A string field contains the substring, or an array field contains the
+ * element.
+ *
+ * **Example** (Names with an "a")
+ *
+ * ```ts
+ * import { Filter } from "effect-gen-server"
+ *
+ * const withA = Filter.contains("name", "a")
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const contains = <const K extends string, V>(
+  field: K,
+  value: V
+): Filter<{ readonly [P in K]?: never }> => ({ _tag: "Contains", field, value })
+
+/**
+ * Field is absent, `undefined` or `null`.
+ *
+ * **Example** (No nickname)
+ *
+ * ```ts
+ * import { Filter } from "effect-gen-server"
+ *
+ * const anonymous = Filter.isNil("nickname")
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const isNil = <const K extends string>(field: K): Filter<{ readonly [P in K]?: never }> => ({
+  _tag: "IsNil",
+  field
+})
+
+/**
+ * All of the filters hold.
+ *
+ * **Example** (In 1955 and named)
+ *
+ * ```ts
+ * import { Filter } from "effect-gen-server"
+ *
+ * const both = Filter.and(Filter.eq("currentYear", 1955), Filter.not(Filter.isNil("name")))
+ * ```
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const and = <const Fs extends ReadonlyArray<Filter<any>>>(
+  ...filters: Fs
+): Filter<UnionToIntersection<Filter.Requires<Fs[number]>>> => ({ _tag: "And", filters })
+
+/**
+ * At least one of the filters holds.
+ *
+ * **Example** (Either era)
+ *
+ * ```ts
+ * import { Filter } from "effect-gen-server"
+ *
+ * const either = Filter.or(Filter.eq("currentYear", 1955), Filter.eq("currentYear", 2015))
+ * ```
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const or = <const Fs extends ReadonlyArray<Filter<any>>>(
+  ...filters: Fs
+): Filter<UnionToIntersection<Filter.Requires<Fs[number]>>> => ({ _tag: "Or", filters })
+
+/**
+ * The filter does not hold.
+ *
+ * **Example** (Has a name)
+ *
+ * ```ts
+ * import { Filter } from "effect-gen-server"
+ *
+ * const named = Filter.not(Filter.isNil("name"))
+ * ```
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const not = <F>(filter: Filter<F>): Filter<F> => ({ _tag: "Not", filter })
+
+/**
+ * The field names a filter mentions, for run-time validation.
+ *
+ * **Example** (Listing fields)
+ *
+ * ```ts
+ * import { Filter } from "effect-gen-server"
+ *
+ * Filter.fields(Filter.and(Filter.eq("a", 1), Filter.isNil("b"))) // => ["a", "b"]
+ * ```
+ *
+ * @category getters
+ * @since 0.1.0
+ */
+export const fields = (filter: Expr): Array<string> => {
+  const out: Array<string> = []
+  const go = (f: Expr): void => {
+    switch (f._tag) {
+      case "And":
+      case "Or":
+        f.filters.forEach(go)
+        return
+      case "Not":
+        go(f.filter)
+        return
+      default:
+        out.push(f.field)
+    }
+  }
+  go(filter)
+  return out
+}
+
+/**
+ * Checks that a value is a well-formed filter expression; returns a message
+ * describing the first problem, or `undefined`.
+ *
+ * **Example** (An untyped filter)
+ *
+ * ```ts
+ * import { Filter } from "effect-gen-server"
+ *
+ * Filter.check({ _tag: "Eq" }) // => "filter Eq needs a string field"
+ * ```
+ *
+ * @category guards
+ * @since 0.1.0
+ */
+export const check = (u: unknown): string | undefined => {
+  if (typeof u !== "object" || u === null) return "a filter must be an object"
+  const f = u as Record<string, unknown>
+  switch (f._tag) {
+    case "And":
+    case "Or": {
+      if (!Array.isArray(f.filters)) return `filter ${f._tag} needs an array of filters`
+      for (const sub of f.filters) {
+        const problem = check(sub)
+        if (problem !== undefined) return problem
+      }
+      return undefined
+    }
+    case "Not":
+      return check(f.filter)
+    case "In":
+      if (typeof f.field !== "string") return "filter In needs a string field"
+      return Array.isArray(f.values) ? undefined : "filter In needs an array of values"
+    case "Eq":
+    case "Neq":
+    case "Gt":
+    case "Gte":
+    case "Lt":
+    case "Lte":
+    case "Contains":
+    case "IsNil":
+      return typeof f.field === "string" ? undefined : `filter ${f._tag} needs a string field`
+    default:
+      return `unknown filter ${JSON.stringify(f._tag)}`
+  }
+}
+
+const isPrimitive = (u: unknown) => u === null || (typeof u !== "object" && typeof u !== "function")
+
+const equals = (a: unknown, b: unknown): boolean => a === b || (!isPrimitive(a) && !isPrimitive(b) && Equal.equals(a, b))
+
+const order = (a: unknown): unknown => a instanceof Date ? a.getTime() : a
+
+const comparable = (a: unknown, b: unknown): boolean =>
+  a !== undefined && a !== null && b !== undefined && b !== null && typeof order(a) === typeof order(b)
+
+/**
+ * Compiles a filter into a predicate over records.
+ *
+ * **Example** (Filtering an array)
+ *
+ * ```ts
+ * import { Filter } from "effect-gen-server"
+ *
+ * const inFifties = Filter.toPredicate(Filter.and(Filter.gte("year", 1950), Filter.lt("year", 1960)))
+ * ;[{ year: 1955 }, { year: 1985 }].filter(inFifties) // => [{ year: 1955 }]
+ * ```
+ *
+ * @category evaluation
+ * @since 0.1.0
+ */
+export const toPredicate = (filter: Expr): (record: any) => boolean => {
+  switch (filter._tag) {
+    case "Eq": {
+      const { field, value } = filter
+      return isPrimitive(value) ? (r) => r[field] === value : (r) => equals(r[field], value)
+    }
+    case "Neq": {
+      const { field, value } = filter
+      return (r) => !equals(r[field], value)
+    }
+    case "Gt": {
+      const { field } = filter
+      const value = order(filter.value) as any
+      return (r) => comparable(r[field], value) && (order(r[field]) as any) > value
+    }
+    case "Gte": {
+      const { field } = filter
+      const value = order(filter.value) as any
+      return (r) => comparable(r[field], value) && (order(r[field]) as any) >= value
+    }
+    case "Lt": {
+      const { field } = filter
+      const value = order(filter.value) as any
+      return (r) => comparable(r[field], value) && (order(r[field]) as any) < value
+    }
+    case "Lte": {
+      const { field } = filter
+      const value = order(filter.value) as any
+      return (r) => comparable(r[field], value) && (order(r[field]) as any) <= value
+    }
+    case "In": {
+      const { field, values } = filter
+      return values.every(isPrimitive)
+        ? ((set) => (r: any) => set.has(r[field]))(new Set(values))
+        : (r) => values.some((v) => equals(r[field], v))
+    }
+    case "Contains": {
+      const { field, value } = filter
+      return (r) => {
+        const v = r[field]
+        if (typeof v === "string") return typeof value === "string" && v.includes(value)
+        if (Array.isArray(v)) return v.some((x) => equals(x, value))
+        return false
+      }
+    }
+    case "IsNil": {
+      const { field } = filter
+      return (r) => r[field] === undefined || r[field] === null
+    }
+    case "And": {
+      const ps = filter.filters.map(toPredicate)
+      return (r) => {
+        for (const p of ps) if (!p(r)) return false
+        return true
+      }
+    }
+    case "Or": {
+      const ps = filter.filters.map(toPredicate)
+      return (r) => {
+        for (const p of ps) if (p(r)) return true
+        return false
+      }
+    }
+    case "Not": {
+      const p = toPredicate(filter.filter)
+      return (r) => !p(r)
+    }
+  }
+}
+
+/**
+ * The equality constraints a filter imposes on every matching record: the
+ * `eq` filters at its top level or inside top-level `and`s. Used to answer a
+ * query by primary key from the registry, or an indexed field from its index.
+ *
+ * **Example** (Finding the key)
+ *
+ * ```ts
+ * import { Filter } from "effect-gen-server"
+ *
+ * Filter.equalities(Filter.and(Filter.eq("id", "1"), Filter.gt("year", 1))) // => Map { "id" => "1" }
+ * ```
+ *
+ * @category evaluation
+ * @since 0.1.0
+ */
+export const equalities = (filter: Expr): Map<string, unknown> => {
+  const out = new Map<string, unknown>()
+  const go = (f: Expr): void => {
+    if (f._tag === "And") f.filters.forEach(go)
+    else if (f._tag === "Eq" && !out.has(f.field)) out.set(f.field, f.value)
+  }
+  go(filter)
+  return out
+}

@@ -1,0 +1,281 @@
+/**
+ * Reads over a resource: a filter, a sort, an offset and a limit.
+ *
+ * A `Query` is an immutable value built by piping `filter`, `sort`, `offset`
+ * and `limit` onto `make(resource)`, then run by `Store.read`. Field names are
+ * checked by the compiler against the resource's record type; untyped callers
+ * get a `ValidationError` at run time.
+ *
+ * **Costs** (GenServer data layer): a query never messages a record. A filter
+ * that pins the whole primary key with `eq` is answered from the registry; an
+ * `eq` on a field listed in the resource's `indexes` reads that index; any
+ * other filter scans the committed state of every live record of the resource.
+ * A read is not activity: it never keeps a record alive.
+ *
+ * @since 0.1.0
+ */
+import { dual } from "effect/Function"
+import { type Pipeable, pipeArguments } from "effect/Pipeable"
+import * as Filter from "./Filter.js"
+import type * as Resource from "./Resource.js"
+
+/**
+ * @category type ids
+ * @since 0.1.0
+ */
+export const TypeId = "~effect-gen-server/Query" as const
+
+/**
+ * One sort key.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface SortKey {
+  readonly field: string
+  readonly direction: "asc" | "desc"
+}
+
+/**
+ * A read over the records of type `A` of one resource.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Query<A> extends Pipeable {
+  readonly [TypeId]: { readonly _A: (_: never) => A }
+  readonly resource: Resource.Any
+  readonly filter: Filter.Expr | undefined
+  readonly sort: ReadonlyArray<SortKey>
+  readonly offset: number
+  readonly limit: number | undefined
+}
+
+/**
+ * The result of adding a filter or sort key requiring `F` to a query over
+ * `A`: the query, or a type error naming the requirement when a field is
+ * not one of `A`'s or a compared value is not a valid value of its field.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Checked<A, F> = [A] extends [Filter.Filter.Fits<A, F>] ? Query<A>
+  : { readonly "~error": "a field is not one of the resource's fields, or a value does not fit its field"; readonly requires: F }
+
+const Proto = {
+  [TypeId]: { _A: (_: never) => _ },
+  pipe() {
+    return pipeArguments(this, arguments)
+  }
+}
+
+const copy = <A>(self: Query<A>, patch: Partial<Query<A>>): Query<A> => Object.assign(Object.create(Proto), self, patch)
+
+/**
+ * Returns `true` if the value is a {@link Query}.
+ *
+ * **Example** (Guarding)
+ *
+ * ```ts
+ * import { Query } from "effect-gen-server"
+ *
+ * Query.isQuery(42) // => false
+ * ```
+ *
+ * @category guards
+ * @since 0.1.0
+ */
+export const isQuery = (u: unknown): u is Query<unknown> => typeof u === "object" && u !== null && TypeId in u
+
+/**
+ * A query for every record of the resource, in no particular order.
+ *
+ * **Example** (Every character)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Query, Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const everyone = Store.read(Query.make(Character))
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = <Res extends Resource.Any>(resource: Res): Query<Resource.Record<Res>> =>
+  Object.assign(Object.create(Proto), {
+    resource,
+    filter: undefined,
+    sort: [],
+    offset: 0,
+    limit: undefined
+  })
+
+/**
+ * Adds a filter; several `filter` calls are and-ed.
+ *
+ * **Example** (Characters in 1955)
+ *
+ * ```ts
+ * import { Filter, Query } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const in1955 = Query.make(Character).pipe(Query.filter(Filter.eq("currentYear", 1955)))
+ * ```
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const filter: {
+  <F>(filter: Filter.Filter<F>): <A>(self: Query<A>) => Checked<A, F>
+  <A, F>(self: Query<A>, filter: Filter.Filter<F>): Checked<A, F>
+} = dual(2, <A>(self: Query<A>, filter: Filter.Expr): Query<A> =>
+  copy(self, {
+    filter: self.filter === undefined
+      ? filter
+      : self.filter._tag === "And"
+      ? { _tag: "And", filters: [...self.filter.filters, filter] }
+      : { _tag: "And", filters: [self.filter, filter] }
+  }))
+
+/**
+ * Adds a sort key (ascending by default). Each call adds a key after the
+ * previous ones; the sort is stable, so records equal on every key keep their
+ * relative order. Absent values sort first in ascending order.
+ *
+ * **Example** (By year, then by name)
+ *
+ * ```ts
+ * import { Query } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const ordered = Query.make(Character).pipe(Query.sort("currentYear", "desc"), Query.sort("name"))
+ * ```
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const sort: {
+  <const K extends string>(
+    field: K,
+    direction?: "asc" | "desc"
+  ): <A>(self: Query<A>) => Checked<A, { readonly [P in K]?: never }>
+  <A, const K extends string>(
+    self: Query<A>,
+    field: K,
+    direction?: "asc" | "desc"
+  ): Checked<A, { readonly [P in K]?: never }>
+} = dual(
+  (args) => isQuery(args[0]),
+  <A>(self: Query<A>, field: string, direction: "asc" | "desc" = "asc"): Query<A> =>
+    copy(self, { sort: [...self.sort, { field, direction }] })
+)
+
+/**
+ * Skips the first `n` records of the result.
+ *
+ * **Example** (The second page)
+ *
+ * ```ts
+ * import { Query } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const page2 = Query.make(Character).pipe(Query.sort("name"), Query.offset(10), Query.limit(10))
+ * ```
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const offset: {
+  (n: number): <A>(self: Query<A>) => Query<A>
+  <A>(self: Query<A>, n: number): Query<A>
+} = dual(2, <A>(self: Query<A>, n: number): Query<A> => copy(self, { offset: n }))
+
+/**
+ * Returns at most `n` records.
+ *
+ * **Example** (The first three)
+ *
+ * ```ts
+ * import { Query } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const three = Query.make(Character).pipe(Query.sort("name"), Query.limit(3))
+ * ```
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const limit: {
+  (n: number): <A>(self: Query<A>) => Query<A>
+  <A>(self: Query<A>, n: number): Query<A>
+} = dual(2, <A>(self: Query<A>, n: number): Query<A> => copy(self, { limit: n }))
+
+const compareValues = (a: any, b: any): number => {
+  if (a === b) return 0
+  if (a === undefined || a === null) return -1
+  if (b === undefined || b === null) return 1
+  const x = a instanceof Date ? a.getTime() : a
+  const y = b instanceof Date ? b.getTime() : b
+  return x < y ? -1 : x > y ? 1 : 0
+}
+
+/**
+ * Builds the comparator of a list of sort keys, or `undefined` for none.
+ *
+ * **Example** (Sorting an array the way a query does)
+ *
+ * ```ts
+ * import { Query } from "effect-gen-server"
+ *
+ * const cmp = Query.comparator([{ field: "year", direction: "desc" }])!
+ * ;[{ year: 1955 }, { year: 1985 }].sort(cmp) // => [{ year: 1985 }, { year: 1955 }]
+ * ```
+ *
+ * @category evaluation
+ * @since 0.1.0
+ */
+export const comparator = (keys: ReadonlyArray<SortKey>): ((a: any, b: any) => number) | undefined => {
+  if (keys.length === 0) return undefined
+  if (keys.length === 1) {
+    const { direction, field } = keys[0]!
+    return direction === "asc"
+      ? (a, b) => compareValues(a[field], b[field])
+      : (a, b) => compareValues(b[field], a[field])
+  }
+  return (a, b) => {
+    for (const { direction, field } of keys) {
+      const c = compareValues(a[field], b[field])
+      if (c !== 0) return direction === "asc" ? c : -c
+    }
+    return 0
+  }
+}
+
+/**
+ * Applies a query's filter, sort, offset and limit to an array of records, in
+ * memory: the reference semantics of `Store.read`.
+ *
+ * **Example** (Running a query on plain data)
+ *
+ * ```ts
+ * import { Filter, Query } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const q = Query.make(Character).pipe(Query.filter(Filter.gt("currentYear", 1955)), Query.limit(1))
+ * Query.run(q, [])
+ * ```
+ *
+ * @category evaluation
+ * @since 0.1.0
+ */
+export const run = <A>(self: Query<A>, records: Iterable<A>): Array<A> => {
+  const predicate = self.filter === undefined ? undefined : Filter.toPredicate(self.filter)
+  const out: Array<A> = []
+  for (const r of records) if (predicate === undefined || predicate(r)) out.push(r)
+  const cmp = comparator(self.sort)
+  if (cmp !== undefined) out.sort(cmp)
+  const end = self.limit === undefined ? undefined : self.offset + self.limit
+  return self.offset === 0 && end === undefined ? out : out.slice(self.offset, end)
+}

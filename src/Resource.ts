@@ -1,0 +1,371 @@
+/**
+ * Resources: the types of record a store keeps.
+ *
+ * A resource names its `Schema` fields, its primary key (one field or
+ * several), the fields generated on create, its actions and its lifecycle:
+ * `inactivityTimeout` and `maximumLifetime` (both default to never), the
+ * `restart` policy applied when a record's fiber crashes, and the restart
+ * intensity beyond which a crashing record is removed. The definition is
+ * checked when it is made: an empty key, a key or generated field that is not
+ * a field, or a bad duration throws `InvalidResource` at once.
+ *
+ * A resource is only a description; records live in a `Store`.
+ *
+ * @since 0.1.0
+ */
+import { Duration, Schema } from "effect"
+import type { Simplify } from "effect/Types"
+import * as Action from "./Action.js"
+import { InvalidResource } from "./Errors.js"
+
+/**
+ * @category type ids
+ * @since 0.1.0
+ */
+export const TypeId = "~effect-gen-server/Resource" as const
+
+/**
+ * What happens to a record whose fiber crashed:
+ *
+ * - `"initial"` (default, the original's behaviour): the create action is run
+ *   again with the input it was created with; **every update since creation
+ *   is lost**.
+ * - `"lastState"`: the record resumes with its last committed state.
+ * - `"never"`: the record is removed (`Failed` is published).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type RestartPolicy = "initial" | "lastState" | "never"
+
+/**
+ * A resource named `Name`, with Schema fields `Fields`, primary key fields
+ * `Key`, generated fields `Generated` and actions `Actions`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Resource<
+  out Name extends string,
+  in out Fields extends Schema.Struct.Fields,
+  out Key extends string,
+  Generated extends string,
+  out Actions
+> {
+  readonly [TypeId]: typeof TypeId
+  readonly name: Name
+  /** The record's schema, usable inside other schemas. */
+  readonly schema: Schema.Struct<Fields>
+  readonly fields: Fields
+  readonly primaryKey: ReadonlyArray<Key>
+  readonly generated: { readonly [K in Generated]: () => unknown }
+  readonly actions: Actions
+  readonly inactivityTimeout: Duration.Duration | undefined
+  readonly maximumLifetime: Duration.Duration | undefined
+  readonly restart: RestartPolicy
+  readonly restartIntensity: { readonly maxRestarts: number; readonly within: Duration.Duration }
+  readonly indexes: ReadonlyArray<string>
+  readonly mailboxCapacity: number | undefined
+}
+
+/**
+ * Any resource.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Any = Resource<string, any, string, string, { readonly [name: string]: Action.Action.Any }>
+
+/**
+ * The record type of a resource.
+ *
+ * **Example** (Naming the record type after the resource)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Resource } from "effect-gen-server"
+ *
+ * const Lobby = Resource.make("Lobby", { fields: { id: Schema.String, players: Schema.Int }, primaryKey: ["id"] })
+ * type Lobby = Resource.Record<typeof Lobby> // { readonly id: string; readonly players: number }
+ * ```
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Record<R> = R extends Resource<any, infer F, any, any, any> ? Schema.Struct.Type<F> : never
+
+/**
+ * The primary key of a resource's records: the record restricted to its key
+ * fields.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Key<R> = R extends Resource<any, infer F, infer K, any, any> ? Simplify<Pick<Schema.Struct.Type<F>, K & keyof Schema.Struct.Type<F>>> : never
+
+/**
+ * The actions of a resource (defaults included).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Actions<R> = R extends Resource<any, any, any, any, infer A> ? A : never
+
+/**
+ * The names of a resource's actions of kind `K`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type ActionName<R, K extends Action.Kind> = {
+  [N in keyof Actions<R>]: Actions<R>[N] extends Action.Action<K, any, any, any, any> ? N : never
+}[keyof Actions<R>] & string
+
+/**
+ * The services a resource's actions and hooks require.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Services<R> = R extends Resource<any, any, any, any, infer A> ? Action.Action.Services<A[keyof A]> : never
+
+type OptionalKeys<A> = { [K in keyof A]-?: {} extends Pick<A, K> ? K : never }[keyof A]
+
+type Accepted<R, Act> = Act extends Action.Action<any, any, infer Accept, any, any>
+  ? string extends Accept ? keyof Record<R> : Accept & keyof Record<R>
+  : never
+
+type ArgsInput<Act> = Act extends Action.Action<any, any, any, infer Args, any> ? Schema.Struct.Encoded<Args> : {}
+
+type Generated<R> = R extends Resource<any, any, any, infer G, any> ? G : never
+
+/**
+ * The input of the action `N` of resource `R`: the accepted fields (required
+ * on create unless optional or generated, all optional on update) and the
+ * action's arguments.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Input<R, N extends keyof Actions<R>> = Actions<R>[N] extends Action.Action<"create", any, any, any, any>
+  ? Simplify<
+    & {
+      readonly [K in Exclude<Accepted<R, Actions<R>[N]>, OptionalKeys<Record<R>> | Generated<R>>]: Record<R>[K]
+    }
+    & {
+      readonly [K in Accepted<R, Actions<R>[N]> & (OptionalKeys<Record<R>> | Generated<R>)]?: Record<R>[K]
+    }
+    & ArgsInput<Actions<R>[N]>
+  >
+  : Simplify<
+    & { readonly [K in Accepted<R, Actions<R>[N]>]?: Record<R>[K] }
+    & ArgsInput<Actions<R>[N]>
+  >
+
+/**
+ * The default actions every resource has.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type DefaultActions<A> = {
+  readonly create: Action.Action<"create", A, string, {}, never>
+  readonly update: Action.Action<"update", A, string, {}, never>
+  readonly destroy: Action.Action<"destroy", A, never, {}, never>
+  readonly read: Action.Action<"read", A, never, {}, never>
+}
+
+/**
+ * The options of {@link make}.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Options<
+  Fields extends Schema.Struct.Fields,
+  PK extends ReadonlyArray<keyof Fields & string>,
+  Gen extends keyof Fields & string,
+  Actions
+> {
+  readonly fields: Fields
+  /** At least one field; several make a composite key. */
+  readonly primaryKey: PK
+  /** Filled on create when absent from the input, by calling the function. */
+  readonly generated?:
+    | { readonly [K in Gen]: () => K extends keyof Schema.Struct.Type<Fields> ? Schema.Struct.Type<Fields>[K] : never }
+    | undefined
+  /** A record with no direct activity for this long is destroyed. Default: never. */
+  readonly inactivityTimeout?: Duration.Input | undefined
+  /** A record older than this is destroyed, whatever its activity. Default: never. */
+  readonly maximumLifetime?: Duration.Input | undefined
+  /** Default: `"initial"`. */
+  readonly restart?: RestartPolicy | undefined
+  /** Default: more than 3 restarts within 5 seconds removes the record (OTP's default). */
+  readonly restartIntensity?: { readonly maxRestarts: number; readonly within: Duration.Input } | undefined
+  /** Fields whose `eq` filters are answered from an index instead of a scan. */
+  readonly indexes?: ReadonlyArray<keyof Fields & string> | undefined
+  /** Bound on each record's queue of pending requests; default unbounded. */
+  readonly mailboxCapacity?: number | undefined
+  readonly actions?: Actions | undefined
+}
+
+const fail = (resource: string, message: string): never => {
+  throw new InvalidResource({ resource, message: `Resource ${resource}: ${message}` })
+}
+
+const duration = (resource: string, option: string, input: Duration.Input | undefined): Duration.Duration | undefined => {
+  if (input === undefined) return undefined
+  const d = Duration.fromInput(input)
+  if (d._tag === "None" || Duration.isNegative(d.value)) {
+    return fail(resource, `${option} must be a non-negative duration, got ${JSON.stringify(input)}`)
+  }
+  return Duration.isFinite(d.value) ? d.value : undefined
+}
+
+/**
+ * Defines a resource.
+ *
+ * **Example** (The characters of the TimeTravel story)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Action, Changeset, Resource } from "effect-gen-server"
+ *
+ * export const Character = Resource.make("Character", {
+ *   fields: {
+ *     id: Schema.String,
+ *     name: Schema.String,
+ *     nickname: Schema.optionalKey(Schema.String),
+ *     currentYear: Schema.Int
+ *   },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() },
+ *   inactivityTimeout: "1 minute",
+ *   actions: {
+ *     travelInTime: Action.update({
+ *       arguments: { targetYear: Schema.Int },
+ *       change: (cs) => Changeset.set(cs, "currentYear", cs.arguments.targetYear)
+ *     })
+ *   }
+ * })
+ * export type Character = Resource.Record<typeof Character>
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = <
+  const Name extends string,
+  const Fields extends Schema.Struct.Fields,
+  const PK extends ReadonlyArray<keyof Fields & string>,
+  Gen extends keyof Fields & string = never,
+  Actions extends {
+    readonly [name: string]: Action.Action<Action.Kind, Schema.Struct.Type<Fields>, any, any, any>
+  } = {}
+>(
+  name: Name,
+  options: Options<Fields, PK, Gen, Actions>
+): Resource<
+  Name,
+  Fields,
+  PK[number],
+  Gen,
+  Simplify<Omit<DefaultActions<Schema.Struct.Type<Fields>>, keyof Actions> & Actions>
+> => {
+  const fieldNames = new Set(Object.keys(options.fields))
+  if (typeof name !== "string" || name.length === 0) fail(String(name), "the name must be a non-empty string")
+  if (!Array.isArray(options.primaryKey) || options.primaryKey.length === 0) {
+    fail(name, "the primary key needs at least one field")
+  }
+  if (new Set(options.primaryKey).size !== options.primaryKey.length) fail(name, "the primary key repeats a field")
+  for (const k of options.primaryKey) {
+    if (!fieldNames.has(k)) fail(name, `primary key field ${JSON.stringify(k)} is not one of its fields`)
+  }
+  for (const k of Object.keys(options.generated ?? {})) {
+    if (!fieldNames.has(k)) fail(name, `generated field ${JSON.stringify(k)} is not one of its fields`)
+  }
+  for (const k of options.indexes ?? []) {
+    if (!fieldNames.has(k)) fail(name, `indexed field ${JSON.stringify(k)} is not one of its fields`)
+  }
+  const restart = options.restart ?? "initial"
+  if (restart !== "initial" && restart !== "lastState" && restart !== "never") {
+    fail(name, `restart must be "initial", "lastState" or "never", got ${JSON.stringify(restart)}`)
+  }
+  const maxRestarts = options.restartIntensity?.maxRestarts ?? 3
+  if (!Number.isInteger(maxRestarts) || maxRestarts < 0) fail(name, "restartIntensity.maxRestarts must be an integer >= 0")
+  const within = duration(name, "restartIntensity.within", options.restartIntensity?.within ?? "5 seconds") ??
+    Duration.infinity
+  const mailboxCapacity = options.mailboxCapacity
+  if (mailboxCapacity !== undefined && (!Number.isInteger(mailboxCapacity) || mailboxCapacity < 1)) {
+    fail(name, "mailboxCapacity must be a positive integer")
+  }
+  const actions: { [name: string]: Action.Action.Any } = { ...Action.defaults }
+  for (const [actionName, action] of Object.entries(options.actions ?? {})) {
+    if (!Action.isAction(action)) fail(name, `action ${actionName} is not an Action`)
+    if (action.accept !== "*") {
+      for (const k of action.accept) {
+        if (!fieldNames.has(k)) fail(name, `action ${actionName} accepts ${JSON.stringify(k)}, which is not a field`)
+      }
+    }
+    for (const k of Object.keys(action.arguments)) {
+      if (action.accept !== "*" && (action.accept as ReadonlyArray<string>).includes(k)) {
+        fail(name, `action ${actionName} has an argument ${JSON.stringify(k)} that is also an accepted field`)
+      }
+    }
+    actions[actionName] = action
+  }
+  return {
+    [TypeId]: TypeId,
+    name,
+    schema: Schema.Struct(options.fields),
+    fields: options.fields,
+    primaryKey: options.primaryKey,
+    generated: (options.generated ?? {}) as any,
+    actions: actions as any,
+    inactivityTimeout: duration(name, "inactivityTimeout", options.inactivityTimeout),
+    maximumLifetime: duration(name, "maximumLifetime", options.maximumLifetime),
+    restart,
+    restartIntensity: { maxRestarts, within },
+    indexes: options.indexes ?? [],
+    mailboxCapacity
+  }
+}
+
+/**
+ * Returns `true` if the value is a {@link Resource}.
+ *
+ * **Example** (Guarding)
+ *
+ * ```ts
+ * import { Resource } from "effect-gen-server"
+ *
+ * Resource.isResource("Character") // => false
+ * ```
+ *
+ * @category guards
+ * @since 0.1.0
+ */
+export const isResource = (u: unknown): u is Any =>
+  typeof u === "object" && u !== null && (u as any)[TypeId] === TypeId
+
+/**
+ * The primary key of a record (or of any object holding the key fields).
+ *
+ * **Example** (Marty's key)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Resource } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", { fields: { id: Schema.String, name: Schema.String }, primaryKey: ["id"] })
+ * Resource.keyOf(Character, { id: "1", name: "Marty" }) // => { id: "1" }
+ * ```
+ *
+ * @category getters
+ * @since 0.1.0
+ */
+export const keyOf = <R extends Any>(resource: R, record: Key<R>): Key<R> => {
+  const key: { [k: string]: unknown } = {}
+  for (const k of resource.primaryKey) key[k] = (record as any)?.[k]
+  return key as Key<R>
+}

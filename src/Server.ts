@@ -1,0 +1,528 @@
+/**
+ * The record server: the fiber that owns one record.
+ *
+ * A record server holds the record's committed state in a `Ref` and its
+ * pending requests in a `Queue` (its mailbox). The fiber takes requests in
+ * batches and serves them one at a time, so the writes of one record are
+ * serialised and its hooks never run concurrently with each other. Reads by
+ * key do not use the mailbox: the fiber is the only writer of the `Ref`, so a
+ * reader can take the committed state directly.
+ *
+ * The step logic — {@link create}, {@link update}, {@link destroy} — is a set
+ * of functions of (server, request); {@link run} is the thin loop around
+ * them. What happens on a crash is not decided here but by the supervisor,
+ * through {@link ServerContext}.
+ *
+ * **Gotchas**
+ *
+ * - A request is served even if its caller stopped waiting (interrupted):
+ *   like a `GenServer.call` that timed out, the action may still happen.
+ * - The new state becomes visible to other callers only after every `after`
+ *   hook succeeded; inside the record's own hooks, a `Store.get` of the record
+ *   returns the pending state.
+ * - A hook that sends an update or destroy to its own record (directly or
+ *   through other records' hooks) fails with `ReentrantCall` instead of
+ *   deadlocking.
+ *
+ * @since 0.1.0
+ */
+import { Cause, Context, Deferred, Effect, Exit, Queue, Ref } from "effect"
+import { AlreadyExists, NotFound, RecordCrashed, StoreClosed, type StoreError } from "./Errors.js"
+import type * as Event from "./Event.js"
+import { prepare, type Prepared, runAfter } from "./internal/pipeline.js"
+import type { Compiled, CompiledAction, Decoded } from "./internal/resource.js"
+import * as Registry from "./Registry.js"
+
+/**
+ * The state of one record's server.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface RecordServer {
+  readonly resource: Compiled
+  /** The committed primary key, encoded. */
+  key: string
+  readonly state: Ref.Ref<any>
+  readonly mailbox: Queue.Queue<Request>
+  status: "starting" | "live" | "stopped"
+  readonly createdAt: number
+  lastActivity: number
+  /** What the create action ran with, kept for `restart: "initial"`. */
+  readonly createInput: CreateInput
+  /** Timestamps of recent restarts, for the restart intensity. */
+  restarts: Array<number> | undefined
+  /** The validated new state while `after` hooks run; visible to the record's own chain. */
+  pending: unknown
+  current: Request | undefined
+}
+
+/**
+ * The input a create action ran with.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface CreateInput {
+  readonly action: CompiledAction
+  /** The accepted input with generated fields filled in. */
+  readonly data: { readonly [field: string]: unknown }
+  readonly input: Decoded
+}
+
+/**
+ * A request to a record server.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Request =
+  | {
+    readonly _tag: "Create"
+    readonly deferred: Deferred.Deferred<any, StoreError>
+    readonly chain: Chain
+  }
+  | {
+    readonly _tag: "Update"
+    readonly action: CompiledAction
+    readonly input: Decoded
+    readonly deferred: Deferred.Deferred<any, StoreError>
+    readonly chain: Chain
+  }
+  | {
+    readonly _tag: "Destroy"
+    readonly action: CompiledAction
+    readonly deferred: Deferred.Deferred<any, StoreError>
+    readonly chain: Chain
+  }
+  | { readonly _tag: "Expire"; readonly reason: "inactivity" | "lifetime" }
+
+/**
+ * The record servers whose actions the current fiber is running on behalf
+ * of, innermost last. A request to one of them would wait on a mailbox that
+ * is blocked on the caller.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Chain = ReadonlyArray<RecordServer>
+
+/**
+ * The chain of record servers the current fiber runs for.
+ *
+ * **Example** (Checking whether code runs inside a record's hook)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Server } from "effect-gen-server"
+ *
+ * const insideHook = Effect.map(Effect.service(Server.CurrentChain), (chain) => chain.length > 0)
+ * ```
+ *
+ * @category references
+ * @since 0.1.0
+ */
+export const CurrentChain: Context.Reference<Chain> = Context.Reference<Chain>(
+  "effect-gen-server/Server/CurrentChain",
+  { defaultValue: () => [] }
+)
+
+/**
+ * What a record server needs from its supervisor.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ServerContext {
+  readonly table: Registry.Table
+  readonly publish: (event: Event.Event) => void
+  /** Called once the record is live, to track its deadlines. */
+  readonly started: (server: RecordServer) => void
+  /**
+   * Applies the restart policy after a crash; `true` when the record lives on
+   * (restarted), `false` when it was removed.
+   */
+  readonly restart: (server: RecordServer, cause: Cause.Cause<unknown>) => Effect.Effect<boolean>
+}
+
+/**
+ * Allocates a record server (not yet started).
+ *
+ * **Example** (Allocation is what `Supervisor.spawn` does first)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Server } from "effect-gen-server"
+ *
+ * declare const input: Server.CreateInput
+ * declare const compiled: Parameters<typeof Server.make>[0]
+ * const server = Server.make(compiled, input, 0)
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = (resource: Compiled, createInput: CreateInput, now: number): Effect.Effect<RecordServer> =>
+  Effect.map(Queue.unbounded<Request>(), (mailbox) => ({
+    resource,
+    key: "",
+    state: Ref.makeUnsafe<any>(undefined),
+    mailbox,
+    status: "starting",
+    createdAt: now,
+    lastActivity: now,
+    createInput,
+    restarts: undefined,
+    pending: undefined,
+    current: undefined
+  }))
+
+/**
+ * The key object of a record.
+ *
+ * **Example** (From a record)
+ *
+ * ```ts
+ * import { Server } from "effect-gen-server"
+ *
+ * declare const server: Server.RecordServer
+ * Server.keyObject(server.resource, { id: "1", name: "Marty" }) // => { id: "1" }
+ * ```
+ *
+ * @category getters
+ * @since 0.1.0
+ */
+export const keyObject = (resource: Compiled, record: any): { readonly [field: string]: unknown } => {
+  const key: { [field: string]: unknown } = {}
+  for (const k of resource.keyFields) key[k] = record?.[k]
+  return key
+}
+
+const event = (tag: "Created" | "Updated" | "Restarted" | "Failed", server: RecordServer, record: any): Event.Event => ({
+  _tag: tag,
+  resource: server.resource.name,
+  key: keyObject(server.resource, record),
+  record
+})
+
+const crashed = (server: RecordServer, cause: Cause.Cause<unknown>, record: any) => {
+  const defect = Cause.squash(cause)
+  return new RecordCrashed({
+    resource: server.resource.name,
+    key: keyObject(server.resource, record),
+    message: `${server.resource.name} record crashed: ${defect instanceof Error ? defect.message : String(defect)}`,
+    defect
+  })
+}
+
+/** A cause that crashes the record: a defect, not an interruption of the fiber. */
+const isCrash = (cause: Cause.Cause<unknown>) => Cause.hasDies(cause) && !Cause.hasInterrupts(cause)
+
+type Outcome<A> =
+  | { readonly _tag: "Ok"; readonly value: A }
+  | { readonly _tag: "Refused"; readonly error: StoreError }
+  | { readonly _tag: "Crashed"; readonly cause: Cause.Cause<unknown> }
+
+const outcome = <A>(effect: Effect.Effect<A, StoreError, any>, chain: Chain): Effect.Effect<Outcome<A>, never, any> =>
+  Effect.map(
+    Effect.exit(Effect.provideService(effect, CurrentChain, chain)),
+    (exit): Outcome<A> => {
+      if (Exit.isSuccess(exit)) return { _tag: "Ok", value: exit.value }
+      if (isCrash(exit.cause)) return { _tag: "Crashed", cause: exit.cause }
+      const error = Cause.findErrorOption(exit.cause)
+      if (error._tag === "Some") return { _tag: "Refused", error: error.value }
+      // an interruption of the action itself (not of this fiber): a crash
+      return { _tag: "Crashed", cause: exit.cause }
+    }
+  )
+
+/**
+ * Runs an action's change, hooks and validation and reserves the new key;
+ * then the `after` hooks with the new state pending. Nothing is committed.
+ */
+const attempt = (
+  server: RecordServer,
+  action: CompiledAction,
+  data: any,
+  input: Decoded,
+  chain: Chain
+): Effect.Effect<Outcome<{ readonly prepared: Prepared; readonly key: string; readonly reply: any }>, never, any> =>
+  Effect.flatMap(outcome(prepare(server.resource, action, data, input), chain), (prepared) => {
+    if (prepared._tag !== "Ok") return Effect.succeed(prepared)
+    const { table } = contextOf(server)
+    const key = action.kind === "destroy" ? server.key : server.resource.encodeKey(prepared.value.state)
+    if (key !== server.key && !Registry.reserve(table, key, server)) {
+      return Effect.succeed<Outcome<never>>({
+        _tag: "Refused",
+        error: new AlreadyExists({
+          resource: server.resource.name,
+          key: keyObject(server.resource, prepared.value.state),
+          message: `${server.resource.name} ${
+            JSON.stringify(keyObject(server.resource, prepared.value.state))
+          } already exists`
+        })
+      })
+    }
+    server.pending = action.kind === "destroy" ? undefined : prepared.value.state
+    return Effect.map(outcome(runAfter(server.resource, action, prepared.value), chain), (after) => {
+      server.pending = undefined
+      if (after._tag !== "Ok") {
+        Registry.release(table, key, server)
+        return after
+      }
+      return { _tag: "Ok", value: { prepared: prepared.value, key, reply: after.value } }
+    })
+  })
+
+const contexts = new WeakMap<RecordServer, ServerContext>()
+const contextOf = (server: RecordServer): ServerContext => contexts.get(server)!
+
+/**
+ * Runs the create action: the first request a server serves, and what
+ * `restart: "initial"` runs again. On success the record is committed and
+ * registered; the result is the record handed back to the caller.
+ *
+ * @category steps
+ * @since 0.1.0
+ */
+export const create = (
+  server: RecordServer,
+  chain: Chain
+): Effect.Effect<Outcome<any>, never, any> => {
+  const { action, data, input } = server.createInput
+  return Effect.map(attempt(server, action, data, input, [...chain, server]), (result) => {
+    if (result._tag !== "Ok") return result
+    const { table } = contextOf(server)
+    const previous = server.status === "starting" ? undefined : Ref.getUnsafe(server.state)
+    server.state.ref.current = result.value.prepared.state
+    Registry.commit(table, server, previous, result.value.prepared.state, result.value.key)
+    return { _tag: "Ok", value: result.value.reply }
+  })
+}
+
+/**
+ * Serves an update: runs the action on the committed state and commits the
+ * result, or leaves the state as it was.
+ *
+ * @category steps
+ * @since 0.1.0
+ */
+export const update = (
+  server: RecordServer,
+  action: CompiledAction,
+  input: Decoded,
+  chain: Chain
+): Effect.Effect<Outcome<any>, never, any> => {
+  const previous = Ref.getUnsafe(server.state)
+  return Effect.map(attempt(server, action, previous, input, [...chain, server]), (result) => {
+    if (result._tag !== "Ok") return result
+    const ctx = contextOf(server)
+    server.state.ref.current = result.value.prepared.state
+    Registry.commit(ctx.table, server, previous, result.value.prepared.state, result.value.key)
+    ctx.publish(event("Updated", server, result.value.prepared.state))
+    return { _tag: "Ok", value: result.value.reply }
+  })
+}
+
+/**
+ * Serves a destroy (by action or by expiry): runs the action, then removes
+ * the record. An expiry removes the record even when its destroy action
+ * fails.
+ *
+ * @category steps
+ * @since 0.1.0
+ */
+export const destroy = (
+  server: RecordServer,
+  action: CompiledAction,
+  reason: Event.DestroyReason,
+  chain: Chain
+): Effect.Effect<Outcome<void>, never, any> => {
+  const record = Ref.getUnsafe(server.state)
+  return Effect.flatMap(
+    attempt(server, action, record, { attributes: {}, arguments: {} }, [...chain, server]),
+    (result) => {
+      if (result._tag !== "Ok" && reason === "action") return Effect.succeed(result)
+      stop(server)
+      contextOf(server).publish({
+        _tag: "Destroyed",
+        resource: server.resource.name,
+        key: keyObject(server.resource, record),
+        record,
+        reason
+      })
+      return result._tag === "Ok"
+        ? Effect.succeed<Outcome<void>>({ _tag: "Ok", value: undefined })
+        : Effect.as(
+          Effect.logWarning(`${server.resource.name} expired (${reason}) but its destroy action failed`).pipe(
+            Effect.annotateLogs({ resource: server.resource.name, key: server.key }),
+            Effect.annotateLogs("cause", result._tag === "Refused" ? result.error : Cause.pretty(result.cause))
+          ),
+          { _tag: "Ok", value: undefined } as const
+        )
+    }
+  )
+}
+
+/**
+ * Marks a server stopped and removes it from the registry.
+ *
+ * @category steps
+ * @since 0.1.0
+ */
+export const stop = (server: RecordServer): void => {
+  if (server.status === "stopped") return
+  const wasLive = server.status === "live"
+  server.status = "stopped"
+  Registry.remove(contextOf(server).table, server, wasLive ? Ref.getUnsafe(server.state) : undefined)
+}
+
+const reply = <A>(deferred: Deferred.Deferred<A, StoreError>, result: Outcome<A>, server: RecordServer) => {
+  if (result._tag === "Ok") Deferred.doneUnsafe(deferred, Exit.succeed(result.value))
+  else if (result._tag === "Refused") Deferred.doneUnsafe(deferred, Exit.fail(result.error))
+  else Deferred.doneUnsafe(deferred, Exit.fail(crashed(server, result.cause, Ref.getUnsafe(server.state))))
+}
+
+const notFound = (server: RecordServer) =>
+  new NotFound({
+    resource: server.resource.name,
+    key: keyObject(server.resource, Ref.getUnsafe(server.state)),
+    message: `${server.resource.name} ${
+      JSON.stringify(keyObject(server.resource, Ref.getUnsafe(server.state)))
+    } not found: it was removed`
+  })
+
+const failPending = (server: RecordServer, error: (server: RecordServer) => StoreError) => {
+  const pending = server.current === undefined ? [] : [server.current]
+  server.current = undefined
+  for (let taken = Queue.takeUnsafe(server.mailbox); taken !== undefined && Exit.isSuccess(taken);) {
+    pending.push(taken.value)
+    taken = Queue.takeUnsafe(server.mailbox)
+  }
+  for (const request of pending) {
+    if (request._tag !== "Expire") Deferred.doneUnsafe(request.deferred, Exit.fail(error(server)))
+  }
+}
+
+const closed = () => new StoreClosed({ message: "the store was closed while the call was in flight" })
+
+const serve = (server: RecordServer, request: Request): Effect.Effect<void, never, any> => {
+  switch (request._tag) {
+    case "Create":
+      return Effect.void
+    case "Update":
+      return Effect.flatMap(update(server, request.action, request.input, request.chain), (result) =>
+        afterServe(server, request.deferred, result))
+    case "Destroy":
+      return Effect.flatMap(destroy(server, request.action, "action", request.chain), (result) =>
+        afterServe(server, request.deferred, result))
+    case "Expire":
+      return server.status === "live"
+        ? Effect.asVoid(destroy(server, server.resource.primaryDestroy, request.reason, []))
+        : Effect.void
+  }
+}
+
+const afterServe = <A>(server: RecordServer, deferred: Deferred.Deferred<A, StoreError>, result: Outcome<A>) => {
+  if (result._tag !== "Crashed") {
+    reply(deferred, result, server)
+    return Effect.void
+  }
+  return Effect.map(contextOf(server).restart(server, result.cause), () => reply(deferred, result, server))
+}
+
+/**
+ * The record's fiber: runs the create request, then serves the mailbox in
+ * batches until the record is destroyed, removed or interrupted. Pending
+ * callers of a removed record get `NotFound`; of an interrupted one,
+ * `StoreClosed`.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const run = (
+  server: RecordServer,
+  first: Extract<Request, { readonly _tag: "Create" }>,
+  ctx: ServerContext
+): Effect.Effect<void, never, any> => {
+  contexts.set(server, ctx)
+  server.current = first
+  const loop = Effect.gen(function*() {
+    const created = yield* create(server, first.chain)
+    if (created._tag === "Ok") {
+      server.status = "live"
+      ctx.publish(event("Created", server, Ref.getUnsafe(server.state)))
+      ctx.started(server)
+      Deferred.doneUnsafe(first.deferred, Exit.succeed(created.value))
+    } else {
+      server.status = "stopped"
+      reply(first.deferred, created, server)
+      return
+    }
+    server.current = undefined
+    while (server.status === "live") {
+      const batch = yield* Queue.takeAll(server.mailbox)
+      for (let i = 0; i < batch.length; i++) {
+        const request = batch[i]!
+        if (server.status !== "live") {
+          if (request._tag !== "Expire") Deferred.doneUnsafe(request.deferred, Exit.fail(notFound(server)))
+          continue
+        }
+        server.current = request
+        yield* serve(server, request)
+        server.current = undefined
+      }
+    }
+    failPending(server, notFound)
+  })
+  return Effect.onInterrupt(loop, () =>
+    Effect.sync(() => {
+      server.status = "stopped"
+      failPending(server, closed)
+    }))
+}
+
+/**
+ * Re-runs the create action for `restart: "initial"`, with the record's own
+ * chain; publishes `Restarted` on success.
+ *
+ * @category steps
+ * @since 0.1.0
+ */
+export const recreate = (server: RecordServer): Effect.Effect<Outcome<any>, never, any> =>
+  Effect.map(create(server, []), (result) => {
+    if (result._tag === "Ok") contextOf(server).publish(event("Restarted", server, Ref.getUnsafe(server.state)))
+    return result
+  })
+
+/**
+ * Publishes `Restarted` for a record resuming with its last state.
+ *
+ * @category steps
+ * @since 0.1.0
+ */
+export const resumed = (server: RecordServer): void =>
+  contextOf(server).publish(event("Restarted", server, Ref.getUnsafe(server.state)))
+
+/**
+ * Removes a crashed record and publishes `Failed` with its last state.
+ *
+ * @category steps
+ * @since 0.1.0
+ */
+export const fail = (server: RecordServer): void => {
+  const record = Ref.getUnsafe(server.state)
+  stop(server)
+  contextOf(server).publish(event("Failed", server, record))
+}
+
+/**
+ * Asks a record to expire: its fiber runs the primary destroy action and
+ * removes it. Sent by the supervisor when a deadline passes.
+ *
+ * @category steps
+ * @since 0.1.0
+ */
+export const expire = (server: RecordServer, reason: "inactivity" | "lifetime"): void => {
+  Queue.offerUnsafe(server.mailbox, { _tag: "Expire", reason })
+}

@@ -1,0 +1,330 @@
+/**
+ * The Store: the service users call (Ash's `Api`).
+ *
+ * `Store.layer(resources)` builds a complete `Layer<Store>` backed by the
+ * GenServer data layer; the operations below are Effects that require
+ * `Store`. Inputs are checked by the compiler (action names, argument and
+ * field types, key shapes) and again at run time, so untyped callers get a
+ * `ValidationError` or `UnknownAction` instead of a corrupted record.
+ *
+ * Changes and hooks run with the layer's services and with `Store` itself, so
+ * a hook can call the Store. The services they require surface in the type of
+ * `Store.layer` and are provided once, to the layer.
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer, type PubSub, type Scope, Stream } from "effect"
+import * as DataLayer from "./DataLayer.js"
+import type { NotFound, StoreClosed, StoreError, ValidationError } from "./Errors.js"
+import type * as LifecycleEvent from "./Event.js"
+import type * as Query from "./Query.js"
+import type * as Resource from "./Resource.js"
+
+/**
+ * The Store service.
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export class Store extends Context.Service<Store, {
+  readonly dataLayer: DataLayer.DataLayer
+}>()("effect-gen-server/Store") {}
+
+/**
+ * A lifecycle event: `Created`, `Updated`, `Destroyed` (with its `reason`),
+ * `Restarted` or `Failed`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Event = LifecycleEvent.Event
+
+type InputArgs<I> = {} extends I ? [input?: I] : [input: I]
+
+/**
+ * Runs a create action; the created record is returned once its create
+ * pipeline has committed inside its new fiber.
+ *
+ * **Example** (Marty arrives)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const marty = Store.create(Character, "create", { name: "Marty", currentYear: 1985 })
+ * ```
+ *
+ * @category operations
+ * @since 0.1.0
+ */
+export const create: <R extends Resource.Any, const N extends Resource.ActionName<R, "create">>(
+  resource: R,
+  action: N,
+  ...input: InputArgs<Resource.Input<R, N>>
+) => Effect.Effect<Resource.Record<R>, StoreError, Store> = Effect.fn("Store.create")(
+  function*(resource: Resource.Any, action: string, input?: unknown) {
+    const { dataLayer } = yield* Store
+    return yield* dataLayer.create(resource.name, action, input)
+  },
+  (effect, resource) => Effect.annotateLogs(effect, "resource", resource.name)
+) as any
+
+/**
+ * Runs an update action on a record (given as a record or as its key),
+ * through the record's fiber; returns the updated record.
+ *
+ * **Example** (Charging the DeLorean)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Store } from "effect-gen-server"
+ * import { Machine } from "./fixtures.js"
+ *
+ * const charge = (id: string) => Store.update(Machine, { id }, "charge")
+ * ```
+ *
+ * @category operations
+ * @since 0.1.0
+ */
+export const update: <R extends Resource.Any, const N extends Resource.ActionName<R, "update">>(
+  resource: R,
+  recordOrKey: Resource.Key<R>,
+  action: N,
+  ...args: InputArgs<Resource.Input<R, N>>
+) => Effect.Effect<Resource.Record<R>, StoreError, Store> = Effect.fn("Store.update")(
+  function*(resource: Resource.Any, key: unknown, action: string, input?: unknown) {
+    const { dataLayer } = yield* Store
+    return yield* dataLayer.update(resource.name, key, action, input)
+  },
+  (effect, resource) => Effect.annotateLogs(effect, "resource", resource.name)
+) as any
+
+/**
+ * Runs a destroy action (default: `"destroy"`) on a record, inside its
+ * fiber; the record's fiber then ends and its key is free.
+ *
+ * **Example** (Marty leaves)
+ *
+ * ```ts
+ * import { Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const leave = (id: string) => Store.destroy(Character, { id })
+ * ```
+ *
+ * @category operations
+ * @since 0.1.0
+ */
+export const destroy: <R extends Resource.Any, const N extends Resource.ActionName<R, "destroy">>(
+  resource: R,
+  recordOrKey: Resource.Key<R>,
+  action?: N
+) => Effect.Effect<void, StoreError, Store> = Effect.fn("Store.destroy")(
+  function*(resource: Resource.Any, key: unknown, action?: string) {
+    const { dataLayer } = yield* Store
+    return yield* dataLayer.destroy(resource.name, key, action ?? "destroy")
+  },
+  (effect, resource) => Effect.annotateLogs(effect, "resource", resource.name)
+) as any
+
+/**
+ * Gets a record by its full primary key: the fast path, read from the
+ * record's committed state without messaging its fiber. Counts as activity.
+ *
+ * **Example** (Where is Marty now?)
+ *
+ * ```ts
+ * import { Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const whereIs = (id: string) => Store.get(Character, { id })
+ * ```
+ *
+ * @category operations
+ * @since 0.1.0
+ */
+export const get: <R extends Resource.Any>(
+  resource: R,
+  key: Resource.Key<R>
+) => Effect.Effect<Resource.Record<R>, NotFound | ValidationError | StoreClosed, Store> = Effect.fn("Store.get")(
+  function*(resource: Resource.Any, key: unknown) {
+    const { dataLayer } = yield* Store
+    return yield* dataLayer.get(resource.name, key)
+  }
+) as any
+
+/**
+ * Gets the current state of a record you hold: `get` by the record's key.
+ *
+ * **Example** (Refreshing a stale copy)
+ *
+ * ```ts
+ * import { Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * declare const marty: Character
+ * const fresh = Store.reload(Character, marty)
+ * ```
+ *
+ * @category operations
+ * @since 0.1.0
+ */
+export const reload: <R extends Resource.Any>(
+  resource: R,
+  record: Resource.Key<R>
+) => Effect.Effect<Resource.Record<R>, NotFound | ValidationError | StoreClosed, Store> = get
+
+/**
+ * Runs a query. Never messages a record and is not activity.
+ *
+ * **Example** (Who is in 1955, by name)
+ *
+ * ```ts
+ * import { Filter, Query, Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const in1955 = Store.read(
+ *   Query.make(Character).pipe(Query.filter(Filter.eq("currentYear", 1955)), Query.sort("name"))
+ * )
+ * ```
+ *
+ * @category operations
+ * @since 0.1.0
+ */
+export const read: <A>(
+  query: Query.Query<A>
+) => Effect.Effect<ReadonlyArray<A>, ValidationError | StoreClosed, Store> = Effect.fn("Store.read")(
+  function*(query: Query.Query<unknown>) {
+    const { dataLayer } = yield* Store
+    return yield* dataLayer.read({
+      resource: query.resource.name,
+      filter: query.filter,
+      sort: query.sort,
+      offset: query.offset,
+      limit: query.limit
+    })
+  }
+) as any
+
+/**
+ * Marks a record active without reading or changing it, pushing back its
+ * inactivity deadline (not its maximum lifetime).
+ *
+ * **Example** (A heartbeat)
+ *
+ * ```ts
+ * import { Effect, Schedule } from "effect"
+ * import { Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const heartbeat = (id: string) => Store.keepAlive(Character, { id }).pipe(Effect.repeat(Schedule.spaced("30 seconds")))
+ * ```
+ *
+ * @category operations
+ * @since 0.1.0
+ */
+export const keepAlive: <R extends Resource.Any>(
+  resource: R,
+  key: Resource.Key<R>
+) => Effect.Effect<void, NotFound | ValidationError | StoreClosed, Store> = Effect.fn("Store.keepAlive")(
+  function*(resource: Resource.Any, key: unknown) {
+    const { dataLayer } = yield* Store
+    return yield* dataLayer.keepAlive(resource.name, key)
+  }
+) as any
+
+/**
+ * The lifecycle events of every resource, from the moment the stream is
+ * pulled; it ends when the store closes.
+ *
+ * **Example** (Printing expiries)
+ *
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { Store } from "effect-gen-server"
+ *
+ * const expiries = Store.events.pipe(
+ *   Stream.filter((e) => e._tag === "Destroyed" && e.reason !== "action"),
+ *   Stream.runForEach((e) => Effect.log(`${e.resource} expired`))
+ * )
+ * ```
+ *
+ * @category events
+ * @since 0.1.0
+ */
+export const events: Stream.Stream<Event, never, Store> = Stream.unwrap(
+  Store.useSync(({ dataLayer }) => dataLayer.events)
+)
+
+/**
+ * Subscribes to the lifecycle events: the subscription is live once this
+ * returns, so no event after it is missed (use it where `events` would race
+ * with the operations that follow). Read with `PubSub.take`.
+ *
+ * **Example** (Waiting for the next event)
+ *
+ * ```ts
+ * import { Effect, PubSub } from "effect"
+ * import { Store } from "effect-gen-server"
+ *
+ * const next = Effect.scoped(Effect.gen(function*() {
+ *   const events = yield* Store.subscribe
+ *   return yield* PubSub.take(events)
+ * }))
+ * ```
+ *
+ * @category events
+ * @since 0.1.0
+ */
+export const subscribe: Effect.Effect<PubSub.Subscription<Event>, never, Store | Scope.Scope> = Store.use(
+  ({ dataLayer }) => dataLayer.subscribe
+)
+
+/**
+ * Options of {@link layer}.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export interface LayerOptions {
+  /** Reserved for other data layers; `"genServer"` (default) keeps every record in its own fiber. */
+  readonly dataLayer?: "genServer" | undefined
+}
+
+/**
+ * The Store backed by the GenServer data layer, for the given resources.
+ * Building the layer starts the supervisor; closing its scope interrupts
+ * every record fiber. The services the resources' changes and hooks require
+ * (other than `Store`) are required by the layer.
+ *
+ * **Example** (Providing the store)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Store } from "effect-gen-server"
+ * import { Character, Machine } from "./fixtures.js"
+ *
+ * const program = Store.create(Character, "create", { name: "Marty", currentYear: 1985 }).pipe(
+ *   Effect.provide(Store.layer([Character, Machine]))
+ * )
+ * ```
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
+  resources: Resources,
+  _options?: LayerOptions
+): Layer.Layer<Store, never, Exclude<Resource.Services<Resources[number]>, Store>> =>
+  Layer.effect(
+    Store,
+    Effect.gen(function*() {
+      const own = yield* Effect.context<never>()
+      let context: Context.Context<never> = own
+      const dataLayer = yield* DataLayer.genServer(resources, { context: () => context })
+      const store = Store.of({ dataLayer })
+      context = Context.add(own, Store, store) as Context.Context<never>
+      return store
+    })
+  ) as any

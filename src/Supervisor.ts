@@ -1,0 +1,223 @@
+/**
+ * The supervisor: the scoped owner of every record fiber of a data layer.
+ *
+ * It spawns record servers into a `FiberSet` tied to the data layer's
+ * `Scope`, so closing the scope interrupts every record fiber; it applies the
+ * restart policy when a record crashes, with OTP's restart intensity (more
+ * than `maxRestarts` restarts within `within` removes the record and
+ * publishes `Failed`); and it ends records idle past their inactivity timeout
+ * or older than their maximum lifetime, through their primary destroy action,
+ * inside their own fiber.
+ *
+ * **Costs**: activity is O(1) (a timestamp written on the record); no timer
+ * is armed per record or per call. One fiber per resource with timeouts
+ * sleeps until the earliest deadline, kept in first-in first-out queues
+ * (timeouts are constant per resource, so deadlines arrive in order). A record
+ * that was active since its deadline was queued is re-queued once when that
+ * deadline passes, so the work grows with what expires or reaches a
+ * deadline, not with the number of calls. All time is read from Effect's
+ * `Clock`, so `TestClock` drives expiry in tests.
+ *
+ * @since 0.1.0
+ */
+import { type Cause, Clock, type Context, Deferred, Effect, FiberSet, type Scope } from "effect"
+import type { StoreError } from "./Errors.js"
+import type * as Event from "./Event.js"
+import { Fifo } from "./internal/fifo.js"
+import type { Compiled } from "./internal/resource.js"
+import type * as Registry from "./Registry.js"
+import * as Server from "./Server.js"
+
+/**
+ * A supervisor of record fibers.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Supervisor {
+  /** Starts a record server running the create action; resolves with the created record. */
+  readonly spawn: (
+    resource: Compiled,
+    createInput: Server.CreateInput,
+    chain: Server.Chain,
+    now: number
+  ) => Effect.Effect<any, StoreError>
+  /** The number of record fibers running. */
+  readonly size: Effect.Effect<number>
+}
+
+/**
+ * Whether a record is past its inactivity or lifetime deadline at `now`. An
+ * expired record is never observable, even while its expiry is in progress.
+ *
+ * **Example** (Checking before serving)
+ *
+ * ```ts
+ * import { Server, Supervisor } from "effect-gen-server"
+ *
+ * declare const server: Server.RecordServer
+ * Supervisor.isExpired(server, 60_000)
+ * ```
+ *
+ * @category expiry
+ * @since 0.1.0
+ */
+export const isExpired = (server: Server.RecordServer, now: number): boolean => {
+  const { idleMillis, lifetimeMillis } = server.resource
+  return (lifetimeMillis !== undefined && now >= server.createdAt + lifetimeMillis) ||
+    (idleMillis !== undefined && now >= server.lastActivity + idleMillis)
+}
+
+/**
+ * Records direct activity on a record at `now`: O(1), no timer touched.
+ *
+ * **Example** (A keep-alive)
+ *
+ * ```ts
+ * import { Server, Supervisor } from "effect-gen-server"
+ *
+ * declare const server: Server.RecordServer
+ * Supervisor.touch(server, 1_000)
+ * ```
+ *
+ * @category expiry
+ * @since 0.1.0
+ */
+export const touch = (server: Server.RecordServer, now: number): void => {
+  if (now > server.lastActivity) server.lastActivity = now
+}
+
+interface Wheel {
+  readonly idle: Fifo<Server.RecordServer>
+  readonly lifetime: Fifo<Server.RecordServer>
+  wake: Deferred.Deferred<void> | undefined
+}
+
+const wheelLoop = (resource: Compiled, wheel: Wheel) =>
+  Effect.gen(function*() {
+    const idleMillis = resource.idleMillis ?? 0
+    while (true) {
+      if (wheel.idle.size === 0 && wheel.lifetime.size === 0) {
+        wheel.wake = Deferred.makeUnsafe<void>()
+        yield* Deferred.await(wheel.wake)
+        continue
+      }
+      const now = yield* Clock.currentTimeMillis
+      while ((wheel.lifetime.peek() ?? Infinity) <= now) {
+        const server = wheel.lifetime.pop()!
+        if (server.status === "live") Server.expire(server, "lifetime")
+      }
+      while ((wheel.idle.peek() ?? Infinity) <= now) {
+        const server = wheel.idle.pop()!
+        if (server.status !== "live") continue
+        const deadline = server.lastActivity + idleMillis
+        if (deadline <= now) Server.expire(server, "inactivity")
+        else wheel.idle.push(server, deadline)
+      }
+      const next = Math.min(wheel.idle.peek() ?? Infinity, wheel.lifetime.peek() ?? Infinity)
+      if (next !== Infinity) yield* Effect.sleep(next - now)
+    }
+  })
+
+/**
+ * Creates a supervisor whose record fibers live in the current `Scope`.
+ * `context` gives the services hooks run with (the data layer's context).
+ *
+ * **Example** (What the GenServer data layer does)
+ *
+ * ```ts
+ * import { Context, Effect } from "effect"
+ * import { Registry, Supervisor } from "effect-gen-server"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const supervisor = yield* Supervisor.make({
+ *     registry: Registry.make([]),
+ *     resources: [],
+ *     publish: () => {},
+ *     context: () => Context.empty()
+ *   })
+ *   return yield* supervisor.size
+ * }))
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = (options: {
+  readonly registry: Registry.Registry
+  readonly resources: ReadonlyArray<Compiled>
+  readonly publish: (event: Event.Event) => void
+  readonly context: () => Context.Context<never>
+}): Effect.Effect<Supervisor, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const fibers = yield* FiberSet.make<void, never>()
+    const runFork = yield* FiberSet.runtime(fibers)<never>()
+    const wheels = new Map<string, Wheel>()
+    for (const resource of options.resources) {
+      if (!resource.hasTimeouts) continue
+      const wheel: Wheel = { idle: new Fifo(), lifetime: new Fifo(), wake: undefined }
+      wheels.set(resource.name, wheel)
+      runFork(wheelLoop(resource, wheel))
+    }
+
+    const started = (server: Server.RecordServer) => {
+      const wheel = wheels.get(server.resource.name)
+      if (wheel === undefined) return
+      const { idleMillis, lifetimeMillis } = server.resource
+      if (lifetimeMillis !== undefined && server.restarts === undefined) {
+        wheel.lifetime.push(server, server.createdAt + lifetimeMillis)
+      }
+      if (idleMillis !== undefined && server.restarts === undefined) {
+        wheel.idle.push(server, server.lastActivity + idleMillis)
+      }
+      if (wheel.wake !== undefined) {
+        Deferred.doneUnsafe(wheel.wake, Effect.void)
+        wheel.wake = undefined
+      }
+    }
+
+    const restart = (server: Server.RecordServer, _cause: Cause.Cause<unknown>): Effect.Effect<boolean> =>
+      Effect.gen(function*(): Generator<any, boolean, any> {
+        const resource = server.resource
+        const now = yield* Clock.currentTimeMillis
+        const recent = (server.restarts ?? []).filter((t) => now - t < resource.withinMillis)
+        recent.push(now)
+        server.restarts = recent
+        if (resource.resource.restart === "never" || recent.length > resource.maxRestarts) {
+          Server.fail(server)
+          return false
+        }
+        if (resource.resource.restart === "lastState") {
+          Server.resumed(server)
+          return true
+        }
+        const result = yield* Server.recreate(server)
+        if (result._tag === "Ok") return true
+        if (result._tag === "Crashed") return yield* restart(server, result.cause)
+        Server.fail(server)
+        return false
+      }) as Effect.Effect<boolean>
+
+    const spawn = (
+      resource: Compiled,
+      createInput: Server.CreateInput,
+      chain: Server.Chain,
+      now: number
+    ): Effect.Effect<any, StoreError> =>
+      Effect.flatMap(Server.make(resource, createInput, now), (server) => {
+        const table = options.registry.tables.get(resource.name)!
+        const deferred = Deferred.makeUnsafe<any, StoreError>()
+        const ctx: Server.ServerContext = { table, publish: options.publish, started, restart }
+        runFork(
+          Server.run(server, { _tag: "Create", deferred, chain }, ctx).pipe(
+            Effect.provideContext(options.context())
+          ) as Effect.Effect<void>
+        )
+        return Deferred.await(deferred)
+      })
+
+    return {
+      spawn,
+      size: FiberSet.size(fibers)
+    }
+  })

@@ -1,0 +1,48 @@
+/**
+ * @since 0.1.0
+ */
+export * as Action from "./Action.js"
+/**
+ * @since 0.1.0
+ */
+export * as Changeset from "./Changeset.js"
+/**
+ * @since 0.1.0
+ */
+export * as DataLayer from "./DataLayer.js"
+/**
+ * @since 0.1.0
+ */
+export * as Errors from "./Errors.js"
+/**
+ * @since 0.1.0
+ */
+export * as Event from "./Event.js"
+/**
+ * @since 0.1.0
+ */
+export * as Filter from "./Filter.js"
+/**
+ * @since 0.1.0
+ */
+export * as Query from "./Query.js"
+/**
+ * @since 0.1.0
+ */
+export * as Registry from "./Registry.js"
+/**
+ * @since 0.1.0
+ */
+export * as Resource from "./Resource.js"
+/**
+ * @since 0.1.0
+ */
+export * as Server from "./Server.js"
+/**
+ * @since 0.1.0
+ */
+export * as Store from "./Store.js"
+/**
+ * @since 0.1.0
+ */
+export * as Supervisor from "./Supervisor.js"
