@@ -32,6 +32,7 @@
 import { Clock, type Context, Deferred, Effect, PubSub, Queue, type Scope, Stream } from "effect"
 import {
   InvalidResource,
+  MailboxFull,
   NotFound,
   ReentrantCall,
   StoreClosed,
@@ -227,6 +228,18 @@ export const genServer = (
           )
         }
         if (closed) return Effect.fail(storeClosed())
+        const capacity = server.resource.resource.mailboxCapacity
+        if (capacity !== undefined && Queue.sizeUnsafe(server.mailbox) >= capacity) {
+          const key = Server.keyObject(server.resource, server.state.ref.current)
+          return Effect.fail(
+            new MailboxFull({
+              resource: server.resource.name,
+              key,
+              capacity,
+              message: `${server.resource.name} ${JSON.stringify(key)}: mailbox full (${capacity} pending requests)`
+            })
+          )
+        }
         const deferred = Deferred.makeUnsafe<any, StoreError>()
         Queue.offerUnsafe(server.mailbox, make(deferred, chain))
         return Deferred.await(deferred)

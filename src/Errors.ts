@@ -227,6 +227,33 @@ export class StoreClosed extends Schema.TaggedError<StoreClosed>()("StoreClosed"
 }) {}
 
 /**
+ * The record's mailbox holds `mailboxCapacity` pending requests already (see
+ * the resource option): the request was refused, nothing changed. Retry
+ * later, or shed load. Without `mailboxCapacity` mailboxes are unbounded.
+ *
+ * **Example** (Backing off)
+ *
+ * ```ts
+ * import { Effect, Schedule } from "effect"
+ * import { Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const travel = Store.update(Character, { id: "marty" }, "travelInTime", { targetYear: 1955 }).pipe(
+ *   Effect.retry({ while: (e) => e._tag === "MailboxFull", schedule: Schedule.exponential("10 millis") })
+ * )
+ * ```
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class MailboxFull extends Schema.TaggedError<MailboxFull>()("MailboxFull", {
+  resource: Schema.String,
+  key: Schema.Unknown,
+  capacity: Schema.Number,
+  message: Schema.String
+}) {}
+
+/**
  * A resource definition is inconsistent: a primary key field that is not a
  * field, an empty primary key, an unknown field in `accept`, `generated` or
  * `indexes`, a bad duration. Thrown by `Resource.make`, at definition time.
@@ -267,3 +294,4 @@ export type StoreError =
   | UnknownAction
   | ReentrantCall
   | StoreClosed
+  | MailboxFull
