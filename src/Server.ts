@@ -29,7 +29,7 @@
 import { Cause, Context, Deferred, Effect, Exit, Queue, Ref } from "effect"
 import { AlreadyExists, NotFound, RecordCrashed, StoreClosed, type StoreError } from "./Errors.js"
 import type * as Event from "./Event.js"
-import { prepare, type Prepared, runAfter } from "./internal/pipeline.js"
+import { isRefusal, prepare, type Prepared, type Result, runAfter } from "./internal/pipeline.js"
 import type { Compiled, CompiledAction, Decoded } from "./internal/resource.js"
 import * as Registry from "./Registry.js"
 
@@ -223,6 +223,15 @@ type Outcome<A> =
   | { readonly _tag: "Refused"; readonly error: StoreError }
   | { readonly _tag: "Crashed"; readonly cause: Cause.Cause<unknown> }
 
+/** An outcome now, or an Effect of one: actions without hooks or effectful changes cost no Effect. */
+type Step<A> = Outcome<A> | Effect.Effect<Outcome<A>, never, any>
+
+const mapStep = <A, B>(step: Step<A>, f: (outcome: Outcome<A>) => Outcome<B>): Step<B> =>
+  Effect.isEffect(step) ? Effect.map(step, f) : f(step)
+
+const stepEffect = <A>(step: Step<A>): Effect.Effect<Outcome<A>, never, any> =>
+  Effect.isEffect(step) ? step : Effect.succeed(step)
+
 const outcome = <A>(effect: Effect.Effect<A, StoreError, any>, chain: Chain): Effect.Effect<Outcome<A>, never, any> =>
   Effect.map(
     Effect.exit(Effect.provideService(effect, CurrentChain, chain)),
@@ -236,6 +245,12 @@ const outcome = <A>(effect: Effect.Effect<A, StoreError, any>, chain: Chain): Ef
     }
   )
 
+interface Attempted {
+  readonly prepared: Prepared
+  readonly key: string
+  readonly reply: any
+}
+
 /**
  * Runs an action's change, hooks and validation and reserves the new key;
  * then the `after` hooks with the new state pending. Nothing is committed.
@@ -246,33 +261,48 @@ const attempt = (
   data: any,
   input: Decoded,
   chain: Chain
-): Effect.Effect<Outcome<{ readonly prepared: Prepared; readonly key: string; readonly reply: any }>, never, any> =>
-  Effect.flatMap(outcome(prepare(server.resource, action, data, input), chain), (prepared) => {
-    if (prepared._tag !== "Ok") return Effect.succeed(prepared)
-    const { table } = contextOf(server)
-    const key = action.kind === "destroy" ? server.key : server.resource.encodeKey(prepared.value.state)
-    if (key !== server.key && !Registry.reserve(table, key, server)) {
-      return Effect.succeed<Outcome<never>>({
-        _tag: "Refused",
-        error: new AlreadyExists({
-          resource: server.resource.name,
-          key: keyObject(server.resource, prepared.value.state),
-          message: `${server.resource.name} ${
-            JSON.stringify(keyObject(server.resource, prepared.value.state))
-          } already exists`
-        })
+): Step<Attempted> => {
+  let result: Result<Prepared>
+  try {
+    result = prepare(server.resource, action, data, input)
+  } catch (defect) {
+    return { _tag: "Crashed", cause: Cause.die(defect) }
+  }
+  if (Effect.isEffect(result)) {
+    return Effect.flatMap(
+      outcome(result as Effect.Effect<Prepared, StoreError, any>, chain),
+      (prepared) => prepared._tag === "Ok" ? stepEffect(afterPrepare(server, action, prepared.value, chain)) : Effect.succeed(prepared)
+    )
+  }
+  if (isRefusal(result)) return { _tag: "Refused", error: result }
+  return afterPrepare(server, action, result as Prepared, chain)
+}
+
+const afterPrepare = (server: RecordServer, action: CompiledAction, prepared: Prepared, chain: Chain): Step<Attempted> => {
+  const { table } = contextOf(server)
+  const key = action.kind === "destroy" ? server.key : server.resource.encodeKey(prepared.state)
+  if (key !== server.key && !Registry.reserve(table, key, server)) {
+    const keyObj = keyObject(server.resource, prepared.state)
+    return {
+      _tag: "Refused",
+      error: new AlreadyExists({
+        resource: server.resource.name,
+        key: keyObj,
+        message: `${server.resource.name} ${JSON.stringify(keyObj)} already exists`
       })
     }
-    server.pending = action.kind === "destroy" ? undefined : prepared.value.state
-    return Effect.map(outcome(runAfter(server.resource, action, prepared.value), chain), (after) => {
-      server.pending = undefined
-      if (after._tag !== "Ok") {
-        Registry.release(table, key, server)
-        return after
-      }
-      return { _tag: "Ok", value: { prepared: prepared.value, key, reply: after.value } }
-    })
+  }
+  if (prepared.afterHooks.length === 0) return { _tag: "Ok", value: { prepared, key, reply: prepared.state } }
+  server.pending = action.kind === "destroy" ? undefined : prepared.state
+  return Effect.map(outcome(runAfter(server.resource, action, prepared), chain), (after) => {
+    server.pending = undefined
+    if (after._tag !== "Ok") {
+      Registry.release(table, key, server)
+      return after
+    }
+    return { _tag: "Ok", value: { prepared, key, reply: after.value } }
   })
+}
 
 const contexts = new WeakMap<RecordServer, ServerContext>()
 const contextOf = (server: RecordServer): ServerContext => contexts.get(server)!
@@ -285,15 +315,12 @@ const contextOf = (server: RecordServer): ServerContext => contexts.get(server)!
  * @category steps
  * @since 0.1.0
  */
-export const create = (
-  server: RecordServer,
-  chain: Chain
-): Effect.Effect<Outcome<any>, never, any> => {
+export const create = (server: RecordServer, chain: Chain): Step<any> => {
   const { action, data, input } = server.createInput
-  return Effect.map(attempt(server, action, data, input, [...chain, server]), (result) => {
+  return mapStep(attempt(server, action, data, input, [...chain, server]), (result) => {
     if (result._tag !== "Ok") return result
     const { table } = contextOf(server)
-    const previous = server.status === "starting" ? undefined : Ref.getUnsafe(server.state)
+    const previous = server.status === "starting" ? undefined : server.state.ref.current
     server.state.ref.current = result.value.prepared.state
     Registry.commit(table, server, previous, result.value.prepared.state, result.value.key)
     return { _tag: "Ok", value: result.value.reply }
@@ -307,14 +334,9 @@ export const create = (
  * @category steps
  * @since 0.1.0
  */
-export const update = (
-  server: RecordServer,
-  action: CompiledAction,
-  input: Decoded,
-  chain: Chain
-): Effect.Effect<Outcome<any>, never, any> => {
-  const previous = Ref.getUnsafe(server.state)
-  return Effect.map(attempt(server, action, previous, input, [...chain, server]), (result) => {
+export const update = (server: RecordServer, action: CompiledAction, input: Decoded, chain: Chain): Step<any> => {
+  const previous = server.state.ref.current
+  return mapStep(attempt(server, action, previous, input, [...chain, server]), (result) => {
     if (result._tag !== "Ok") return result
     const ctx = contextOf(server)
     server.state.ref.current = result.value.prepared.state
@@ -337,31 +359,29 @@ export const destroy = (
   action: CompiledAction,
   reason: Event.DestroyReason,
   chain: Chain
-): Effect.Effect<Outcome<void>, never, any> => {
-  const record = Ref.getUnsafe(server.state)
-  return Effect.flatMap(
-    attempt(server, action, record, { attributes: {}, arguments: {} }, [...chain, server]),
-    (result) => {
-      if (result._tag !== "Ok" && reason === "action") return Effect.succeed(result)
-      stop(server)
-      contextOf(server).publish({
-        _tag: "Destroyed",
-        resource: server.resource.name,
-        key: keyObject(server.resource, record),
-        record,
-        reason
-      })
-      return result._tag === "Ok"
-        ? Effect.succeed<Outcome<void>>({ _tag: "Ok", value: undefined })
-        : Effect.as(
-          Effect.logWarning(`${server.resource.name} expired (${reason}) but its destroy action failed`).pipe(
-            Effect.annotateLogs({ resource: server.resource.name, key: server.key }),
-            Effect.annotateLogs("cause", result._tag === "Refused" ? result.error : Cause.pretty(result.cause))
-          ),
-          { _tag: "Ok", value: undefined } as const
-        )
-    }
-  )
+): Step<void> => {
+  const record = server.state.ref.current
+  const finish = (result: Outcome<Attempted>): Step<void> => {
+    if (result._tag !== "Ok" && reason === "action") return result
+    stop(server)
+    contextOf(server).publish({
+      _tag: "Destroyed",
+      resource: server.resource.name,
+      key: keyObject(server.resource, record),
+      record,
+      reason
+    })
+    if (result._tag === "Ok") return { _tag: "Ok", value: undefined }
+    return Effect.as(
+      Effect.logWarning(`${server.resource.name} expired (${reason}) but its destroy action failed`).pipe(
+        Effect.annotateLogs({ resource: server.resource.name, key: server.key }),
+        Effect.annotateLogs("cause", result._tag === "Refused" ? result.error : Cause.pretty(result.cause))
+      ),
+      { _tag: "Ok", value: undefined } as const
+    )
+  }
+  const attempted = attempt(server, action, record, { attributes: {}, arguments: {} }, [...chain, server])
+  return Effect.isEffect(attempted) ? Effect.flatMap(attempted, (r) => stepEffect(finish(r))) : finish(attempted)
 }
 
 /**
@@ -374,23 +394,23 @@ export const stop = (server: RecordServer): void => {
   if (server.status === "stopped") return
   const wasLive = server.status === "live"
   server.status = "stopped"
-  Registry.remove(contextOf(server).table, server, wasLive ? Ref.getUnsafe(server.state) : undefined)
+  Registry.remove(contextOf(server).table, server, wasLive ? server.state.ref.current : undefined)
 }
 
 const reply = <A>(deferred: Deferred.Deferred<A, StoreError>, result: Outcome<A>, server: RecordServer) => {
   if (result._tag === "Ok") Deferred.doneUnsafe(deferred, Exit.succeed(result.value))
   else if (result._tag === "Refused") Deferred.doneUnsafe(deferred, Exit.fail(result.error))
-  else Deferred.doneUnsafe(deferred, Exit.fail(crashed(server, result.cause, Ref.getUnsafe(server.state))))
+  else Deferred.doneUnsafe(deferred, Exit.fail(crashed(server, result.cause, server.state.ref.current)))
 }
 
-const notFound = (server: RecordServer) =>
-  new NotFound({
+const notFound = (server: RecordServer) => {
+  const key = keyObject(server.resource, server.state.ref.current)
+  return new NotFound({
     resource: server.resource.name,
-    key: keyObject(server.resource, Ref.getUnsafe(server.state)),
-    message: `${server.resource.name} ${
-      JSON.stringify(keyObject(server.resource, Ref.getUnsafe(server.state)))
-    } not found: it was removed`
+    key,
+    message: `${server.resource.name} ${JSON.stringify(key)} not found: it was removed`
   })
+}
 
 const failPending = (server: RecordServer, error: (server: RecordServer) => StoreError) => {
   const pending = server.current === undefined ? [] : [server.current]
@@ -406,29 +426,34 @@ const failPending = (server: RecordServer, error: (server: RecordServer) => Stor
 
 const closed = () => new StoreClosed({ message: "the store was closed while the call was in flight" })
 
-const serve = (server: RecordServer, request: Request): Effect.Effect<void, never, any> => {
+/** Serves one request; `undefined` when it was served synchronously. */
+const serve = (server: RecordServer, request: Request): Effect.Effect<void, never, any> | undefined => {
   switch (request._tag) {
     case "Create":
-      return Effect.void
+      return undefined
     case "Update":
-      return Effect.flatMap(update(server, request.action, request.input, request.chain), (result) =>
-        afterServe(server, request.deferred, result))
+      return afterServe(server, request.deferred, update(server, request.action, request.input, request.chain))
     case "Destroy":
-      return Effect.flatMap(destroy(server, request.action, "action", request.chain), (result) =>
-        afterServe(server, request.deferred, result))
-    case "Expire":
-      return server.status === "live"
-        ? Effect.asVoid(destroy(server, server.resource.primaryDestroy, request.reason, []))
-        : Effect.void
+      return afterServe(server, request.deferred, destroy(server, request.action, "action", request.chain))
+    case "Expire": {
+      if (server.status !== "live") return undefined
+      const step = destroy(server, server.resource.primaryDestroy, request.reason, [])
+      return Effect.isEffect(step) ? Effect.asVoid(step) : undefined
+    }
   }
 }
 
-const afterServe = <A>(server: RecordServer, deferred: Deferred.Deferred<A, StoreError>, result: Outcome<A>) => {
-  if (result._tag !== "Crashed") {
-    reply(deferred, result, server)
-    return Effect.void
+const afterServe = <A>(
+  server: RecordServer,
+  deferred: Deferred.Deferred<A, StoreError>,
+  step: Step<A>
+): Effect.Effect<void, never, any> | undefined => {
+  if (Effect.isEffect(step)) return Effect.flatMap(step, (result) => afterServe(server, deferred, result) ?? Effect.void)
+  if (step._tag !== "Crashed") {
+    reply(deferred, step, server)
+    return undefined
   }
-  return Effect.map(contextOf(server).restart(server, result.cause), () => reply(deferred, result, server))
+  return Effect.map(contextOf(server).restart(server, step.cause), () => reply(deferred, step, server))
 }
 
 /**
@@ -448,10 +473,10 @@ export const run = (
   contexts.set(server, ctx)
   server.current = first
   const loop = Effect.gen(function*() {
-    const created = yield* create(server, first.chain)
+    const created = yield* stepEffect(create(server, first.chain))
     if (created._tag === "Ok") {
       server.status = "live"
-      ctx.publish(event("Created", server, Ref.getUnsafe(server.state)))
+      ctx.publish(event("Created", server, server.state.ref.current))
       ctx.started(server)
       Deferred.doneUnsafe(first.deferred, Exit.succeed(created.value))
     } else {
@@ -469,7 +494,8 @@ export const run = (
           continue
         }
         server.current = request
-        yield* serve(server, request)
+        const effect = serve(server, request)
+        if (effect !== undefined) yield* effect
         server.current = undefined
       }
     }
@@ -490,8 +516,8 @@ export const run = (
  * @since 0.1.0
  */
 export const recreate = (server: RecordServer): Effect.Effect<Outcome<any>, never, any> =>
-  Effect.map(create(server, []), (result) => {
-    if (result._tag === "Ok") contextOf(server).publish(event("Restarted", server, Ref.getUnsafe(server.state)))
+  Effect.map(stepEffect(create(server, [])), (result) => {
+    if (result._tag === "Ok") contextOf(server).publish(event("Restarted", server, server.state.ref.current))
     return result
   })
 
@@ -502,7 +528,7 @@ export const recreate = (server: RecordServer): Effect.Effect<Outcome<any>, neve
  * @since 0.1.0
  */
 export const resumed = (server: RecordServer): void =>
-  contextOf(server).publish(event("Restarted", server, Ref.getUnsafe(server.state)))
+  contextOf(server).publish(event("Restarted", server, server.state.ref.current))
 
 /**
  * Removes a crashed record and publishes `Failed` with its last state.
@@ -511,7 +537,7 @@ export const resumed = (server: RecordServer): void =>
  * @since 0.1.0
  */
 export const fail = (server: RecordServer): void => {
-  const record = Ref.getUnsafe(server.state)
+  const record = server.state.ref.current
   stop(server)
   contextOf(server).publish(event("Failed", server, record))
 }

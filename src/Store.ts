@@ -28,7 +28,15 @@ import type * as Resource from "./Resource.js"
  */
 export class Store extends Context.Service<Store, {
   readonly dataLayer: DataLayer.DataLayer
+  /** Whether reads by key (`get`, `reload`, `keepAlive`) and `read` get a span. */
+  readonly traceReads: boolean
 }>()("effect-gen-server/Store") {}
+
+const traced = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  name: string,
+  attributes: { readonly [key: string]: unknown }
+): Effect.Effect<A, E, R> => Effect.withSpan(effect, name, { attributes, captureStackTrace: false })
 
 /**
  * A lifecycle event: `Created`, `Updated`, `Destroyed` (with its `reason`),
@@ -62,13 +70,12 @@ export const create: <R extends Resource.Any, const N extends Resource.ActionNam
   resource: R,
   action: N,
   ...input: InputArgs<Resource.Input<R, N>>
-) => Effect.Effect<Resource.Record<R>, StoreError, Store> = Effect.fn("Store.create")(
-  function*(resource: Resource.Any, action: string, input?: unknown) {
-    const { dataLayer } = yield* Store
-    return yield* dataLayer.create(resource.name, action, input)
-  },
-  (effect, resource) => Effect.annotateLogs(effect, "resource", resource.name)
-) as any
+) => Effect.Effect<Resource.Record<R>, StoreError, Store> = ((resource: Resource.Any, action: string, input?: unknown) =>
+  traced(
+    Store.use(({ dataLayer }) => dataLayer.create(resource.name, action, input)),
+    "Store.create",
+    { resource: resource.name, action }
+  )) as any
 
 /**
  * Runs an update action on a record (given as a record or as its key),
@@ -92,13 +99,12 @@ export const update: <R extends Resource.Any, const N extends Resource.ActionNam
   recordOrKey: Resource.Key<R>,
   action: N,
   ...args: InputArgs<Resource.Input<R, N>>
-) => Effect.Effect<Resource.Record<R>, StoreError, Store> = Effect.fn("Store.update")(
-  function*(resource: Resource.Any, key: unknown, action: string, input?: unknown) {
-    const { dataLayer } = yield* Store
-    return yield* dataLayer.update(resource.name, key, action, input)
-  },
-  (effect, resource) => Effect.annotateLogs(effect, "resource", resource.name)
-) as any
+) => Effect.Effect<Resource.Record<R>, StoreError, Store> = ((resource: Resource.Any, key: unknown, action: string, input?: unknown) =>
+  traced(
+    Store.use(({ dataLayer }) => dataLayer.update(resource.name, key, action, input)),
+    "Store.update",
+    { resource: resource.name, action }
+  )) as any
 
 /**
  * Runs a destroy action (default: `"destroy"`) on a record, inside its
@@ -120,13 +126,12 @@ export const destroy: <R extends Resource.Any, const N extends Resource.ActionNa
   resource: R,
   recordOrKey: Resource.Key<R>,
   action?: N
-) => Effect.Effect<void, StoreError, Store> = Effect.fn("Store.destroy")(
-  function*(resource: Resource.Any, key: unknown, action?: string) {
-    const { dataLayer } = yield* Store
-    return yield* dataLayer.destroy(resource.name, key, action ?? "destroy")
-  },
-  (effect, resource) => Effect.annotateLogs(effect, "resource", resource.name)
-) as any
+) => Effect.Effect<void, StoreError, Store> = ((resource: Resource.Any, key: unknown, action?: string) =>
+  traced(
+    Store.use(({ dataLayer }) => dataLayer.destroy(resource.name, key, action ?? "destroy")),
+    "Store.destroy",
+    { resource: resource.name, action: action ?? "destroy" }
+  )) as any
 
 /**
  * Gets a record by its full primary key: the fast path, read from the
@@ -147,12 +152,12 @@ export const destroy: <R extends Resource.Any, const N extends Resource.ActionNa
 export const get: <R extends Resource.Any>(
   resource: R,
   key: Resource.Key<R>
-) => Effect.Effect<Resource.Record<R>, NotFound | ValidationError | StoreClosed, Store> = Effect.fn("Store.get")(
-  function*(resource: Resource.Any, key: unknown) {
-    const { dataLayer } = yield* Store
-    return yield* dataLayer.get(resource.name, key)
-  }
-) as any
+) => Effect.Effect<Resource.Record<R>, NotFound | ValidationError | StoreClosed, Store> = ((resource: Resource.Any, key: unknown) =>
+  Store.use(({ dataLayer, traceReads }) =>
+    traceReads
+      ? traced(dataLayer.get(resource.name, key), "Store.get", { resource: resource.name })
+      : dataLayer.get(resource.name, key)
+  )) as any
 
 /**
  * Gets the current state of a record you hold: `get` by the record's key.
@@ -194,18 +199,17 @@ export const reload: <R extends Resource.Any>(
  */
 export const read: <A>(
   query: Query.Query<A>
-) => Effect.Effect<ReadonlyArray<A>, ValidationError | StoreClosed, Store> = Effect.fn("Store.read")(
-  function*(query: Query.Query<unknown>) {
-    const { dataLayer } = yield* Store
-    return yield* dataLayer.read({
+) => Effect.Effect<ReadonlyArray<A>, ValidationError | StoreClosed, Store> = ((query: Query.Query<unknown>) =>
+  Store.use(({ dataLayer, traceReads }) => {
+    const read = dataLayer.read({
       resource: query.resource.name,
       filter: query.filter,
       sort: query.sort,
       offset: query.offset,
       limit: query.limit
     })
-  }
-) as any
+    return traceReads ? traced(read, "Store.read", { resource: query.resource.name }) : read
+  })) as any
 
 /**
  * Marks a record active without reading or changing it, pushing back its
@@ -227,12 +231,12 @@ export const read: <A>(
 export const keepAlive: <R extends Resource.Any>(
   resource: R,
   key: Resource.Key<R>
-) => Effect.Effect<void, NotFound | ValidationError | StoreClosed, Store> = Effect.fn("Store.keepAlive")(
-  function*(resource: Resource.Any, key: unknown) {
-    const { dataLayer } = yield* Store
-    return yield* dataLayer.keepAlive(resource.name, key)
-  }
-) as any
+) => Effect.Effect<void, NotFound | ValidationError | StoreClosed, Store> = ((resource: Resource.Any, key: unknown) =>
+  Store.use(({ dataLayer, traceReads }) =>
+    traceReads
+      ? traced(dataLayer.keepAlive(resource.name, key), "Store.keepAlive", { resource: resource.name })
+      : dataLayer.keepAlive(resource.name, key)
+  )) as any
 
 /**
  * The lifecycle events of every resource, from the moment the stream is
@@ -290,6 +294,12 @@ export const subscribe: Effect.Effect<PubSub.Subscription<Event>, never, Store |
 export interface LayerOptions {
   /** Reserved for other data layers; `"genServer"` (default) keeps every record in its own fiber. */
   readonly dataLayer?: "genServer" | undefined
+  /**
+   * Give reads (`get`, `reload`, `keepAlive`, `read`) a span too. Default
+   * `false`: writes always get a span (`Store.create`, `Store.update`,
+   * `Store.destroy`), but a span costs several times a read by key.
+   */
+  readonly traceReads?: boolean | undefined
 }
 
 /**
@@ -315,7 +325,7 @@ export interface LayerOptions {
  */
 export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
   resources: Resources,
-  _options?: LayerOptions
+  options?: LayerOptions
 ): Layer.Layer<Store, never, Exclude<Resource.Services<Resources[number]>, Store>> =>
   Layer.effect(
     Store,
@@ -323,7 +333,7 @@ export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
       const own = yield* Effect.context<never>()
       let context: Context.Context<never> = own
       const dataLayer = yield* DataLayer.genServer(resources, { context: () => context })
-      const store = Store.of({ dataLayer })
+      const store = Store.of({ dataLayer, traceReads: options?.traceReads ?? false })
       context = Context.add(own, Store, store) as Context.Context<never>
       return store
     })

@@ -1,7 +1,11 @@
 /**
  * The action pipeline: change, `before` hooks, validation, `after` hooks.
- * Pure functions of (resource, action, state, input) returning Effects; the
- * record server decides what to commit.
+ * Functions of (resource, action, state, input); the record server decides
+ * what to commit.
+ *
+ * The pipeline runs synchronously as far as it can: an action whose change
+ * returns a Changeset (not an Effect) and that has no hooks costs no Effect
+ * at all. A change or hook that throws is a defect: it is not caught here.
  *
  * @internal
  */
@@ -16,6 +20,23 @@ export interface Prepared {
   readonly state: any
   readonly afterHooks: ReadonlyArray<(record: any) => Effect.Effect<any, unknown, any>>
 }
+
+/** @internal */
+export type Refusal = ActionError | ValidationError
+
+/** A result now, or an Effect of one. @internal */
+export type Result<A> = A | Refusal | Effect.Effect<A, Refusal, any>
+
+/** @internal */
+export const isRefusal = (u: unknown): u is Refusal => u instanceof ActionError || u instanceof ValidationError
+
+/** @internal */
+export const toEffect = <A>(result: Result<A>): Effect.Effect<A, Refusal, any> =>
+  Effect.isEffect(result)
+    ? result as Effect.Effect<A, Refusal, any>
+    : isRefusal(result)
+    ? Effect.fail(result)
+    : Effect.succeed(result as A)
 
 const messageOf = (u: unknown): string => {
   if (typeof u === "object" && u !== null && "message" in u && typeof u.message === "string" && u.message !== "") {
@@ -37,11 +58,41 @@ const refused = (resource: Compiled, action: CompiledAction, errors: ReadonlyArr
 const hookFailed = (resource: Compiled, action: CompiledAction, stage: string) => (e: unknown) =>
   refused(resource, action, [`${stage} failed: ${messageOf(e)}`], e)
 
+const notAChangeset = (resource: Compiled, action: CompiledAction, what: string) =>
+  new TypeError(`${resource.name}.${action.name}: ${what} did not return a Changeset`)
+
+const finish = (resource: Compiled, action: CompiledAction, cs: Changeset.Changeset.Any): Prepared | Refusal => {
+  if (action.kind === "destroy") return { state: cs.data, afterHooks: cs.afterHooks }
+  const state = action.kind === "create"
+    ? resource.validate({ ...cs.data, ...cs.attributes })
+    : resource.validateChanges(cs.data, cs.attributes)
+  if (state instanceof ValidationError) return state
+  return { state, afterHooks: cs.afterHooks }
+}
+
+const afterChange = (resource: Compiled, action: CompiledAction, cs: Changeset.Changeset.Any): Result<Prepared> => {
+  if (!Changeset.isChangeset(cs)) throw notAChangeset(resource, action, "change")
+  if (cs.errors.length > 0) return refused(resource, action, cs.errors)
+  if (cs.beforeHooks.length === 0) return finish(resource, action, cs)
+  return Effect.gen(function*() {
+    // before hooks may add further before hooks; run until none is left
+    let done = 0
+    while (done < cs.beforeHooks.length) {
+      const hook = cs.beforeHooks[done++]!
+      const next = yield* Effect.mapError(hook(cs), hookFailed(resource, action, "before hook"))
+      if (!Changeset.isChangeset(next)) return yield* Effect.die(notAChangeset(resource, action, "a before hook"))
+      cs = next
+      if (cs.errors.length > 0) return yield* refused(resource, action, cs.errors)
+    }
+    const prepared = finish(resource, action, cs)
+    return isRefusal(prepared) ? yield* prepared : prepared
+  })
+}
+
 /**
  * Runs the change and `before` hooks and validates the new state. `data` is
  * the current record (update, destroy) or the accepted input with generated
- * fields (create). Defects (a throw, an `Effect.die`) are not caught: they
- * crash the record.
+ * fields (create). Throws if the change throws.
  *
  * @internal
  */
@@ -50,43 +101,24 @@ export const prepare = (
   action: CompiledAction,
   data: any,
   input: Decoded
-): Effect.Effect<Prepared, ActionError | ValidationError, any> =>
-  Effect.gen(function*() {
-    let cs: Changeset.Changeset<any, any, any> = Changeset.make({
-      resource: resource.name,
-      action: action.name,
-      kind: action.kind as Changeset.Kind,
-      data,
-      arguments: input.arguments,
-      attributes: action.kind === "create" ? {} : input.attributes
-    })
-    const change = action.action.change
-    if (change !== undefined) {
-      const out = change(cs as any)
-      cs = Effect.isEffect(out)
-        ? yield* Effect.mapError(out as Effect.Effect<Changeset.Changeset.Any, unknown>, hookFailed(resource, action, "change"))
-        : out
-      if (!Changeset.isChangeset(cs)) {
-        return yield* Effect.die(new TypeError(`${resource.name}.${action.name}: change did not return a Changeset`))
-      }
-    }
-    if (cs.errors.length > 0) return yield* refused(resource, action, cs.errors)
-    // before hooks may add further before hooks; run until none is left
-    let done = 0
-    while (done < cs.beforeHooks.length) {
-      const hook = cs.beforeHooks[done++]!
-      const next = yield* Effect.mapError(hook(cs), hookFailed(resource, action, "before hook"))
-      if (!Changeset.isChangeset(next)) {
-        return yield* Effect.die(new TypeError(`${resource.name}.${action.name}: a before hook did not return a Changeset`))
-      }
-      cs = next
-      if (cs.errors.length > 0) return yield* refused(resource, action, cs.errors)
-    }
-    if (action.kind === "destroy") return { state: data, afterHooks: cs.afterHooks }
-    const state = resource.validate({ ...cs.data, ...cs.attributes })
-    if (state instanceof ValidationError) return yield* state
-    return { state, afterHooks: cs.afterHooks }
+): Result<Prepared> => {
+  const cs: Changeset.Changeset<any, any, any> = Changeset.make({
+    resource: resource.name,
+    action: action.name,
+    kind: action.kind as Changeset.Kind,
+    data,
+    arguments: input.arguments,
+    attributes: action.kind === "create" ? {} : input.attributes
   })
+  const change = action.action.change
+  if (change === undefined) return afterChange(resource, action, cs)
+  const out = change(cs as any)
+  if (!Effect.isEffect(out)) return afterChange(resource, action, out)
+  return Effect.flatMap(
+    Effect.mapError(out as Effect.Effect<Changeset.Changeset.Any, unknown, any>, hookFailed(resource, action, "change")),
+    (next) => toEffect(afterChange(resource, action, next))
+  )
+}
 
 /**
  * Runs the `after` hooks in order, each receiving the previous one's record;
@@ -98,13 +130,11 @@ export const runAfter = (
   resource: Compiled,
   action: CompiledAction,
   prepared: Prepared
-): Effect.Effect<any, ActionError, any> => {
-  if (prepared.afterHooks.length === 0) return Effect.succeed(prepared.state)
-  return Effect.gen(function*() {
+): Effect.Effect<any, ActionError, any> =>
+  Effect.gen(function*() {
     let record = prepared.state
     for (const hook of prepared.afterHooks) {
       record = yield* Effect.mapError(hook(record), hookFailed(resource, action, "after hook"))
     }
     return record
   })
-}

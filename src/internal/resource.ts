@@ -43,6 +43,8 @@ export interface Compiled {
   readonly checkKey: (input: unknown) => { readonly [field: string]: unknown } | ValidationError
   /** Validates a whole record (type side, no excess fields). */
   readonly validate: (record: unknown) => any | ValidationError
+  /** Validates a valid record with some fields changed; only the changed fields are checked. */
+  readonly validateChanges: (record: any, changes: { readonly [field: string]: unknown }) => any | ValidationError
   readonly action: (name: unknown, kind: Action.Kind) => CompiledAction | UnknownAction
 }
 
@@ -82,7 +84,14 @@ export const compile = (resource: Resource.Any): Compiled => {
   const keyFields = resource.primaryKey
   const recordDecoder = Schema.decodeUnknownExit(Schema.toType(resource.schema), parseOptions)
   const keyStruct = Schema.Struct(Object.fromEntries(keyFields.map((k) => [k, Schema.toType(fields[k]!)])))
-  const isKey = Schema.is(keyStruct)
+  // per-field guards: the fast path of every check; a full decode only builds the error
+  const guards = new Map<string, (u: unknown) => boolean>()
+  for (const k of fieldNames) guards.set(k, Schema.is(Schema.toType(fields[k]!)) as (u: unknown) => boolean)
+  const keyGuards = keyFields.map((k) => guards.get(k)!)
+  const isKey = (key: { readonly [field: string]: unknown }) => {
+    for (let i = 0; i < keyFields.length; i++) if (!keyGuards[i]!(key[keyFields[i]!])) return false
+    return true
+  }
   const keyDecoder = Schema.decodeUnknownExit(keyStruct, parseOptions)
 
   const single = keyFields.length === 1 ? keyFields[0]! : undefined
@@ -116,6 +125,14 @@ export const compile = (resource: Resource.Any): Compiled => {
     return Exit.isSuccess(exit) ? exit.value : validationError(name, "record", (exit.cause.reasons[0] as any).error.issue)
   }
 
+  const validateChanges = (record: any, changes: { readonly [field: string]: unknown }) => {
+    for (const k in changes) {
+      const guard = guards.get(k)
+      if (guard === undefined || !guard(changes[k])) return validate({ ...record, ...changes })
+    }
+    return { ...record, ...changes }
+  }
+
   const actions = new Map<string, CompiledAction>()
   for (const [actionName, action] of Object.entries(resource.actions as { [name: string]: Action.Action.Any })) {
     const accepted = action.accept === "*" ? [...fieldNames] : action.accept
@@ -125,6 +142,34 @@ export const compile = (resource: Resource.Any): Compiled => {
     for (const k of argNames) inputFields[k] = action.arguments[k]
     const inputDecoder = Schema.decodeUnknownExit(Schema.Struct(inputFields) as any, parseOptions)
     const acceptedSet = new Set(accepted)
+    const argsDecoder = argNames.length === 0
+      ? undefined
+      : Schema.decodeUnknownExit(Schema.Struct(action.arguments) as any, parseOptions)
+    /** The fast path: guards for the accepted fields, one decode for the arguments. */
+    const decodeFast = (raw: { readonly [k: string]: unknown }): Decoded | undefined => {
+      const attributes: { [k: string]: unknown } = {}
+      let args: { [k: string]: unknown } | undefined
+      let hasArgs = false
+      for (const k in raw) {
+        if (!Object.prototype.hasOwnProperty.call(raw, k)) return undefined
+        if (acceptedSet.has(k)) {
+          if (!guards.get(k)!(raw[k])) return undefined
+          attributes[k] = raw[k]
+        } else if (argsDecoder !== undefined && Object.prototype.hasOwnProperty.call(action.arguments, k)) {
+          hasArgs = true
+        } else {
+          return undefined
+        }
+      }
+      if (argsDecoder !== undefined) {
+        const argsInput: { [k: string]: unknown } = {}
+        if (hasArgs) for (const k of argNames) if (Object.prototype.hasOwnProperty.call(raw, k)) argsInput[k] = raw[k]
+        const exit = argsDecoder(argsInput)
+        if (Exit.isFailure(exit)) return undefined
+        args = exit.value as { [k: string]: unknown }
+      }
+      return { attributes, arguments: args ?? {} }
+    }
     const decode = (input: unknown): Decoded | ValidationError => {
       const raw = input === undefined ? {} : input
       if (!isPlainObject(raw)) {
@@ -135,6 +180,8 @@ export const compile = (resource: Resource.Any): Compiled => {
           }`
         })
       }
+      const fast = decodeFast(raw)
+      if (fast !== undefined) return fast
       const exit = inputDecoder(raw)
       if (Exit.isFailure(exit)) {
         return validationError(`${name}`, `input of action ${actionName}`, (exit.cause.reasons[0] as any).error.issue)
@@ -199,6 +246,7 @@ export const compile = (resource: Resource.Any): Compiled => {
     encodeKey,
     checkKey,
     validate,
+    validateChanges,
     action
   }
   cache.set(resource, compiled)
