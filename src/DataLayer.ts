@@ -29,7 +29,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, type Context, Deferred, Effect, PubSub, Queue, type Scope, Stream } from "effect"
+import { Clock, Context, Deferred, Effect, PubSub, Queue, type Scope, Stream } from "effect"
 import {
   InvalidResource,
   MailboxFull,
@@ -41,6 +41,7 @@ import {
   ValidationError
 } from "./Errors.js"
 import type * as Event from "./Event.js"
+import * as Metrics from "./Metrics.js"
 import * as Filter from "./Filter.js"
 import { type Compiled, compile, type CompiledAction } from "./internal/resource.js"
 import * as Query from "./Query.js"
@@ -172,10 +173,21 @@ export const genServer = (
     yield* Effect.addFinalizer(() => PubSub.shutdown(pubsub))
     const own = yield* Effect.context<never>()
     const context = options.context ?? (() => own)
+    // one clock for callers, record fibers and expiry: the layer's
+    const clock = Context.get(own, Clock.Clock)
+    const metrics = new Map([...compiled.keys()].map((name) => [name, Metrics.forResource(name, own)]))
     const publish = (event: Event.Event) => {
+      metrics.get(event.resource)!.event(event)
       PubSub.publishUnsafe(pubsub, event)
     }
-    const supervisor = yield* Supervisor.make({ registry, resources: [...compiled.values()], publish, context })
+    const supervisor = yield* Supervisor.make({
+      registry,
+      resources: [...compiled.values()],
+      publish,
+      context,
+      clock,
+      metrics
+    })
     let closed = false
     // runs before the supervisor's fibers are interrupted (finalizers run in reverse)
     yield* Effect.addFinalizer(() => Effect.sync(() => (closed = true)))
@@ -194,12 +206,10 @@ export const genServer = (
       const server = Registry.lookup(registry.tables.get(resource.name)!, resource.encodeKey(k))
       if (server === undefined) return Effect.fail(notFound(resource, k))
       if (!resource.hasTimeouts) return f(server, 0)
-      return Clock.clockWith((clock): Effect.Effect<A, E | NotFound, R> => {
-        const now = clock.currentTimeMillisUnsafe()
-        if (Supervisor.isExpired(server, now)) return Effect.fail(notFound(resource, k))
-        if (activity) Supervisor.touch(server, now)
-        return f(server, now)
-      })
+      const now = clock.currentTimeMillisUnsafe()
+      if (Supervisor.isExpired(server, now)) return Effect.fail(notFound(resource, k))
+      if (activity) Supervisor.touch(server, now)
+      return f(server, now)
     }
 
     const committed = (server: Server.RecordServer) =>
@@ -211,7 +221,7 @@ export const genServer = (
     const call = (
       server: Server.RecordServer,
       action: CompiledAction,
-      make: (deferred: Deferred.Deferred<any, StoreError>, chain: Server.Chain) => Server.Request
+      make: (deferred: Deferred.Deferred<any, StoreError>, chain: Server.Chain, at: number) => Server.Request
     ): Effect.Effect<any, StoreError> =>
       Effect.flatMap(Effect.service(Server.CurrentChain), (chain) => {
         if (chain.includes(server)) {
@@ -241,7 +251,7 @@ export const genServer = (
           )
         }
         const deferred = Deferred.makeUnsafe<any, StoreError>()
-        Queue.offerUnsafe(server.mailbox, make(deferred, chain))
+        Queue.offerUnsafe(server.mailbox, make(deferred, chain, Supervisor.millis(clock)))
         return Deferred.await(deferred)
       })
 
@@ -263,12 +273,7 @@ export const genServer = (
         const createInput: Server.CreateInput = { action, data, input: decoded }
         return Effect.flatMap(
           Effect.service(Server.CurrentChain),
-          (chain) =>
-            resource.hasTimeouts
-              ? Clock.clockWith((clock) =>
-                supervisor.spawn(resource, createInput, chain, clock.currentTimeMillisUnsafe())
-              )
-              : supervisor.spawn(resource, createInput, chain, 0)
+          (chain) => supervisor.spawn(resource, createInput, chain, resource.hasTimeouts ? clock.currentTimeMillisUnsafe() : 0)
         )
       })
 
@@ -282,7 +287,7 @@ export const genServer = (
         const decoded = action.decode(input)
         if (decoded instanceof ValidationError) return Effect.fail(decoded)
         return locate(resource, key, true, (server) =>
-          call(server, action, (deferred, chain) => ({ _tag: "Update", action, input: decoded, deferred, chain })))
+          call(server, action, (deferred, chain, at) => ({ _tag: "Update", action, input: decoded, deferred, chain, at })))
       })
 
     const destroy: DataLayer["destroy"] = (resourceName, key, actionName) =>
@@ -293,7 +298,7 @@ export const genServer = (
         const action = resource.action(actionName, "destroy")
         if (action instanceof UnknownAction) return Effect.fail(action)
         return locate(resource, key, true, (server) =>
-          call(server, action, (deferred, chain) => ({ _tag: "Destroy", action, deferred, chain })))
+          call(server, action, (deferred, chain, at) => ({ _tag: "Destroy", action, deferred, chain, at })))
       })
 
     const get: DataLayer["get"] = (resourceName, key) =>
@@ -320,7 +325,7 @@ export const genServer = (
         const problem = checkQuery(resource, query)
         if (problem !== undefined) return Effect.fail(invalidQuery(resource.name, problem))
         if (!resource.hasTimeouts) return Effect.succeed(scan(resource, query, undefined))
-        return Clock.clockWith((clock) => Effect.succeed(scan(resource, query, clock.currentTimeMillisUnsafe())))
+        return Effect.succeed(scan(resource, query, clock.currentTimeMillisUnsafe()))
       })
 
     const scan = (resource: Compiled, query: QueryData, now: number | undefined): Array<unknown> => {

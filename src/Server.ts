@@ -29,6 +29,7 @@
 import { Cause, Context, Deferred, Effect, Exit, Queue, Ref } from "effect"
 import { AlreadyExists, NotFound, RecordCrashed, StoreClosed, type StoreError } from "./Errors.js"
 import type * as Event from "./Event.js"
+import type * as Metrics from "./Metrics.js"
 import { isRefusal, prepare, type Prepared, type Result, runAfter } from "./internal/pipeline.js"
 import type { Compiled, CompiledAction, Decoded } from "./internal/resource.js"
 import * as Registry from "./Registry.js"
@@ -88,12 +89,15 @@ export type Request =
     readonly input: Decoded
     readonly deferred: Deferred.Deferred<any, StoreError>
     readonly chain: Chain
+    /** When the call arrived (monotonic milliseconds). */
+    readonly at: number
   }
   | {
     readonly _tag: "Destroy"
     readonly action: CompiledAction
     readonly deferred: Deferred.Deferred<any, StoreError>
     readonly chain: Chain
+    readonly at: number
   }
   | { readonly _tag: "Expire"; readonly reason: "inactivity" | "lifetime" }
 
@@ -143,6 +147,9 @@ export interface ServerContext {
    * (restarted), `false` when it was removed.
    */
   readonly restart: (server: RecordServer, cause: Cause.Cause<unknown>) => Effect.Effect<boolean>
+  readonly metrics: Metrics.ResourceMetrics
+  /** Monotonic milliseconds, for call durations. */
+  readonly now: () => number
 }
 
 /**
@@ -432,9 +439,9 @@ const serve = (server: RecordServer, request: Request): Effect.Effect<void, neve
     case "Create":
       return undefined
     case "Update":
-      return afterServe(server, request.deferred, update(server, request.action, request.input, request.chain))
+      return afterServe(server, request, update(server, request.action, request.input, request.chain))
     case "Destroy":
-      return afterServe(server, request.deferred, destroy(server, request.action, "action", request.chain))
+      return afterServe(server, request, destroy(server, request.action, "action", request.chain))
     case "Expire": {
       if (server.status !== "live") return undefined
       const step = destroy(server, server.resource.primaryDestroy, request.reason, [])
@@ -445,15 +452,20 @@ const serve = (server: RecordServer, request: Request): Effect.Effect<void, neve
 
 const afterServe = <A>(
   server: RecordServer,
-  deferred: Deferred.Deferred<A, StoreError>,
+  request: Extract<Request, { readonly _tag: "Update" | "Destroy" }>,
   step: Step<A>
 ): Effect.Effect<void, never, any> | undefined => {
-  if (Effect.isEffect(step)) return Effect.flatMap(step, (result) => afterServe(server, deferred, result) ?? Effect.void)
+  if (Effect.isEffect(step)) return Effect.flatMap(step, (result) => afterServe(server, request, result) ?? Effect.void)
+  const ctx = contextOf(server)
   if (step._tag !== "Crashed") {
-    reply(deferred, step, server)
+    reply(request.deferred, step, server)
+    ctx.metrics.call(ctx.now() - request.at)
     return undefined
   }
-  return Effect.map(contextOf(server).restart(server, step.cause), () => reply(deferred, step, server))
+  return Effect.map(ctx.restart(server, step.cause), () => {
+    reply(request.deferred, step, server)
+    ctx.metrics.call(ctx.now() - request.at)
+  })
 }
 
 /**
@@ -487,6 +499,7 @@ export const run = (
     server.current = undefined
     while (server.status === "live") {
       const batch = yield* Queue.takeAll(server.mailbox)
+      ctx.metrics.batch(batch.length)
       for (let i = 0; i < batch.length; i++) {
         const request = batch[i]!
         if (server.status !== "live") {

@@ -20,11 +20,12 @@
  *
  * @since 0.1.0
  */
-import { type Cause, Clock, type Context, Deferred, Effect, FiberSet, type Scope } from "effect"
+import { type Cause, type Clock, type Context, Deferred, Effect, FiberSet, type Scope } from "effect"
 import type { StoreError } from "./Errors.js"
 import type * as Event from "./Event.js"
 import { Fifo } from "./internal/fifo.js"
 import type { Compiled } from "./internal/resource.js"
+import type * as Metrics from "./Metrics.js"
 import type * as Registry from "./Registry.js"
 import * as Server from "./Server.js"
 
@@ -93,7 +94,24 @@ interface Wheel {
   wake: Deferred.Deferred<void> | undefined
 }
 
-const wheelLoop = (resource: Compiled, wheel: Wheel) =>
+/**
+ * The monotonic time of a clock in milliseconds, for measuring durations.
+ *
+ * **Example** (Timing something)
+ *
+ * ```ts
+ * import { Clock, Effect } from "effect"
+ * import { Supervisor } from "effect-gen-server"
+ *
+ * const elapsed = Clock.clockWith((clock) => Effect.sync(() => Supervisor.millis(clock)))
+ * ```
+ *
+ * @category expiry
+ * @since 0.1.0
+ */
+export const millis = (clock: Clock.Clock): number => Number(clock.monotonicTimeNanosUnsafe()) / 1e6
+
+const wheelLoop = (resource: Compiled, wheel: Wheel, clock: Clock.Clock) =>
   Effect.gen(function*() {
     const idleMillis = resource.idleMillis ?? 0
     while (true) {
@@ -102,7 +120,7 @@ const wheelLoop = (resource: Compiled, wheel: Wheel) =>
         yield* Deferred.await(wheel.wake)
         continue
       }
-      const now = yield* Clock.currentTimeMillis
+      const now = clock.currentTimeMillisUnsafe()
       while ((wheel.lifetime.peek() ?? Infinity) <= now) {
         const server = wheel.lifetime.pop()!
         if (server.status === "live") Server.expire(server, "lifetime")
@@ -148,6 +166,9 @@ export const make = (options: {
   readonly resources: ReadonlyArray<Compiled>
   readonly publish: (event: Event.Event) => void
   readonly context: () => Context.Context<never>
+  /** The clock of deadlines and restart intensity. */
+  readonly clock: Clock.Clock
+  readonly metrics: ReadonlyMap<string, Metrics.ResourceMetrics>
 }): Effect.Effect<Supervisor, never, Scope.Scope> =>
   Effect.gen(function*() {
     const fibers = yield* FiberSet.make<void, never>()
@@ -157,7 +178,7 @@ export const make = (options: {
       if (!resource.hasTimeouts) continue
       const wheel: Wheel = { idle: new Fifo(), lifetime: new Fifo(), wake: undefined }
       wheels.set(resource.name, wheel)
-      runFork(wheelLoop(resource, wheel))
+      runFork(wheelLoop(resource, wheel, options.clock))
     }
 
     const started = (server: Server.RecordServer) => {
@@ -179,7 +200,7 @@ export const make = (options: {
     const restart = (server: Server.RecordServer, _cause: Cause.Cause<unknown>): Effect.Effect<boolean> =>
       Effect.gen(function*(): Generator<any, boolean, any> {
         const resource = server.resource
-        const now = yield* Clock.currentTimeMillis
+        const now = options.clock.currentTimeMillisUnsafe()
         const recent = (server.restarts ?? []).filter((t) => now - t < resource.withinMillis)
         recent.push(now)
         server.restarts = recent
@@ -207,7 +228,15 @@ export const make = (options: {
       Effect.flatMap(Server.make(resource, createInput, now), (server) => {
         const table = options.registry.tables.get(resource.name)!
         const deferred = Deferred.makeUnsafe<any, StoreError>()
-        const ctx: Server.ServerContext = { table, publish: options.publish, started, restart }
+        const metrics = options.metrics.get(resource.name)!
+        const ctx: Server.ServerContext = {
+          table,
+          publish: options.publish,
+          started,
+          restart,
+          metrics,
+          now: () => millis(options.clock)
+        }
         runFork(
           Server.run(server, { _tag: "Create", deferred, chain }, ctx).pipe(
             Effect.provideContext(options.context())

@@ -25,6 +25,10 @@ export * as Filter from "./Filter.js"
 /**
  * @since 0.1.0
  */
+export * as Metrics from "./Metrics.js"
+/**
+ * @since 0.1.0
+ */
 export * as Query from "./Query.js"
 /**
  * @since 0.1.0

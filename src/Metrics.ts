@@ -1,0 +1,181 @@
+/**
+ * The metrics a GenServer data layer keeps, as Effect `Metric`s.
+ *
+ * Every series carries a `resource` attribute (destroys also carry `reason`).
+ * They are updated synchronously where the events happen, in the Metric
+ * registry of the context the Store layer was built in, so they appear in
+ * `Metric.snapshot` and in any exporter (Prometheus, OTLP) set up there.
+ *
+ * **Costs**: one counter update per lifecycle event and one histogram update
+ * per update or destroy call; reads by key and `read` record nothing.
+ *
+ * @since 0.1.0
+ */
+import { type Context, Metric } from "effect"
+import type * as Event from "./Event.js"
+
+/**
+ * Live records per resource.
+ *
+ * @category metrics
+ * @since 0.1.0
+ */
+export const records = Metric.gauge("effect_gen_server_records", {
+  description: "Live records per resource"
+})
+
+/**
+ * Records created.
+ *
+ * @category metrics
+ * @since 0.1.0
+ */
+export const creates = Metric.counter("effect_gen_server_creates_total", {
+  description: "Records created",
+  incremental: true
+})
+
+/**
+ * Update actions committed.
+ *
+ * @category metrics
+ * @since 0.1.0
+ */
+export const updates = Metric.counter("effect_gen_server_updates_total", {
+  description: "Update actions committed",
+  incremental: true
+})
+
+/**
+ * Records destroyed, by `reason` (`action`, `inactivity`, `lifetime`).
+ *
+ * @category metrics
+ * @since 0.1.0
+ */
+export const destroys = Metric.counter("effect_gen_server_destroys_total", {
+  description: "Records destroyed, by reason",
+  incremental: true
+})
+
+/**
+ * Records restarted after a crash.
+ *
+ * @category metrics
+ * @since 0.1.0
+ */
+export const restarts = Metric.counter("effect_gen_server_restarts_total", {
+  description: "Records restarted after a crash",
+  incremental: true
+})
+
+/**
+ * Records removed after a crash (restart intensity exceeded, policy
+ * `"never"`, or a failed restart).
+ *
+ * @category metrics
+ * @since 0.1.0
+ */
+export const failures = Metric.counter("effect_gen_server_failures_total", {
+  description: "Records removed after a crash",
+  incremental: true
+})
+
+/**
+ * Requests a record server found waiting in its mailbox each time it took
+ * from it (the size of each batch it served).
+ *
+ * @category metrics
+ * @since 0.1.0
+ */
+export const mailboxDepth = Metric.histogram("effect_gen_server_mailbox_depth", {
+  description: "Requests taken from a mailbox at once",
+  boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 12 })
+})
+
+/**
+ * Time from a call's arrival in a mailbox to its reply, in milliseconds
+ * (updates and destroys).
+ *
+ * @category metrics
+ * @since 0.1.0
+ */
+export const callDuration = Metric.histogram("effect_gen_server_call_duration_ms", {
+  description: "Milliseconds from a call's arrival in a mailbox to its reply",
+  boundaries: Metric.exponentialBoundaries({ start: 0.01, factor: 2, count: 20 })
+})
+
+/**
+ * The metrics of one resource, bound to a context.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ResourceMetrics {
+  readonly event: (event: Event.Event) => void
+  readonly batch: (size: number) => void
+  readonly call: (millis: number) => void
+}
+
+/**
+ * Binds the metrics of a resource to the context whose Metric registry
+ * receives them.
+ *
+ * **Example** (Reading the series of a store)
+ *
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const program = Effect.gen(function*() {
+ *   yield* Store.create(Character, "create", { name: "Marty", currentYear: 1985 })
+ *   const snapshot = yield* Metric.snapshot
+ *   return snapshot.filter((m) => m.id.startsWith("effect_gen_server"))
+ * }).pipe(Effect.provide(Store.layer([Character])))
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const forResource = (resource: string, context: Context.Context<never>): ResourceMetrics => {
+  const attributes = { resource }
+  const live = Metric.withAttributes(records, attributes)
+  const created = Metric.withAttributes(creates, attributes)
+  const updated = Metric.withAttributes(updates, attributes)
+  const destroyed = {
+    action: Metric.withAttributes(destroys, { resource, reason: "action" }),
+    inactivity: Metric.withAttributes(destroys, { resource, reason: "inactivity" }),
+    lifetime: Metric.withAttributes(destroys, { resource, reason: "lifetime" })
+  }
+  const restarted = Metric.withAttributes(restarts, attributes)
+  const failed = Metric.withAttributes(failures, attributes)
+  const depth = Metric.withAttributes(mailboxDepth, attributes)
+  const duration = Metric.withAttributes(callDuration, attributes)
+  let count = 0
+  return {
+    event: (event) => {
+      switch (event._tag) {
+        case "Created":
+          created.updateUnsafe(1, context)
+          live.updateUnsafe(++count, context)
+          return
+        case "Updated":
+          updated.updateUnsafe(1, context)
+          return
+        case "Destroyed":
+          destroyed[event.reason].updateUnsafe(1, context)
+          live.updateUnsafe(--count, context)
+          return
+        case "Restarted":
+          restarted.updateUnsafe(1, context)
+          return
+        case "Failed":
+          failed.updateUnsafe(1, context)
+          live.updateUnsafe(--count, context)
+          return
+      }
+    },
+    batch: (size) => depth.updateUnsafe(size, context),
+    call: (millis) => duration.updateUnsafe(millis, context)
+  }
+}
