@@ -50,3 +50,7 @@ export * as Store from "./Store.js"
  * @since 0.1.0
  */
 export * as Supervisor from "./Supervisor.js"
+/**
+ * @since 0.1.0
+ */
+export * as Testing from "./Testing.js"
