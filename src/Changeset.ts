@@ -127,7 +127,8 @@ export const isChangeset = (u: unknown): u is Changeset.Any => typeof u === "obj
  *   data: { id: "1", name: "OUTATIME", hasPower: false },
  *   arguments: {}
  * })
- * Changeset.get(Changeset.set(cs, "hasPower", true), "hasPower") // => true
+ * const charged = Changeset.set(cs, "hasPower", true)
+ * Changeset.get(charged, "hasPower") // => true
  * ```
  *
  * @category constructors

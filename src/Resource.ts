@@ -364,7 +364,7 @@ export const isResource = (u: unknown): u is Any =>
  * @category getters
  * @since 0.1.0
  */
-export const keyOf = <R extends Any>(resource: R, record: Key<R>): Key<R> => {
+export const keyOf = <R extends Any>(resource: R, record: Key<R> & Partial<Record<R>>): Key<R> => {
   const key: { [k: string]: unknown } = {}
   for (const k of resource.primaryKey) key[k] = (record as any)?.[k]
   return key as Key<R>

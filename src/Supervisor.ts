@@ -144,15 +144,18 @@ const wheelLoop = (resource: Compiled, wheel: Wheel, clock: Clock.Clock) =>
  * **Example** (What the GenServer data layer does)
  *
  * ```ts
- * import { Context, Effect } from "effect"
+ * import { Clock, Context, Effect } from "effect"
  * import { Registry, Supervisor } from "effect-gen-server"
  *
  * const program = Effect.scoped(Effect.gen(function*() {
+ *   const clock = yield* Clock.Clock
  *   const supervisor = yield* Supervisor.make({
  *     registry: Registry.make([]),
  *     resources: [],
  *     publish: () => {},
- *     context: () => Context.empty()
+ *     context: () => Context.empty(),
+ *     clock,
+ *     metrics: new Map()
  *   })
  *   return yield* supervisor.size
  * }))
