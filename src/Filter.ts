@@ -92,7 +92,7 @@ type UnionToIntersection<U> = (U extends unknown ? (k: U) => void : never) exten
  * @category constructors
  * @since 0.1.0
  */
-export const eq = <const K extends string, V>(field: K, value: V): Filter<{ readonly [P in K]?: V }> => ({
+export const eq = <const K extends string, const V>(field: K, value: V): Filter<{ readonly [P in K]?: V }> => ({
   _tag: "Eq",
   field,
   value
@@ -112,7 +112,7 @@ export const eq = <const K extends string, V>(field: K, value: V): Filter<{ read
  * @category constructors
  * @since 0.1.0
  */
-export const neq = <const K extends string, V>(field: K, value: V): Filter<{ readonly [P in K]?: V }> => ({
+export const neq = <const K extends string, const V>(field: K, value: V): Filter<{ readonly [P in K]?: V }> => ({
   _tag: "Neq",
   field,
   value
@@ -132,7 +132,7 @@ export const neq = <const K extends string, V>(field: K, value: V): Filter<{ rea
  * @category constructors
  * @since 0.1.0
  */
-export const gt = <const K extends string, V>(field: K, value: V): Filter<{ readonly [P in K]?: V }> => ({
+export const gt = <const K extends string, const V>(field: K, value: V): Filter<{ readonly [P in K]?: V }> => ({
   _tag: "Gt",
   field,
   value
@@ -152,7 +152,7 @@ export const gt = <const K extends string, V>(field: K, value: V): Filter<{ read
  * @category constructors
  * @since 0.1.0
  */
-export const gte = <const K extends string, V>(field: K, value: V): Filter<{ readonly [P in K]?: V }> => ({
+export const gte = <const K extends string, const V>(field: K, value: V): Filter<{ readonly [P in K]?: V }> => ({
   _tag: "Gte",
   field,
   value
@@ -172,7 +172,7 @@ export const gte = <const K extends string, V>(field: K, value: V): Filter<{ rea
  * @category constructors
  * @since 0.1.0
  */
-export const lt = <const K extends string, V>(field: K, value: V): Filter<{ readonly [P in K]?: V }> => ({
+export const lt = <const K extends string, const V>(field: K, value: V): Filter<{ readonly [P in K]?: V }> => ({
   _tag: "Lt",
   field,
   value
@@ -192,7 +192,7 @@ export const lt = <const K extends string, V>(field: K, value: V): Filter<{ read
  * @category constructors
  * @since 0.1.0
  */
-export const lte = <const K extends string, V>(field: K, value: V): Filter<{ readonly [P in K]?: V }> => ({
+export const lte = <const K extends string, const V>(field: K, value: V): Filter<{ readonly [P in K]?: V }> => ({
   _tag: "Lte",
   field,
   value
@@ -212,7 +212,7 @@ export const lte = <const K extends string, V>(field: K, value: V): Filter<{ rea
  * @category constructors
  * @since 0.1.0
  */
-const in_ = <const K extends string, V>(field: K, values: ReadonlyArray<V>): Filter<{ readonly [P in K]?: V }> => ({
+const in_ = <const K extends string, const V>(field: K, values: ReadonlyArray<V>): Filter<{ readonly [P in K]?: V }> => ({
   _tag: "In",
   field,
   values
