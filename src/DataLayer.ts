@@ -29,11 +29,13 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Deferred, Effect, PubSub, Queue, type Scope, Stream } from "effect"
+import { Cause, Clock, Context, Deferred, Effect, PubSub, Queue, type Scope, Semaphore, Stream } from "effect"
 import {
+  AlreadyExists,
   InvalidResource,
   MailboxFull,
   NotFound,
+  RecordCrashed,
   ReentrantCall,
   StoreClosed,
   type StoreError,
@@ -43,7 +45,8 @@ import {
 import type * as Event from "./Event.js"
 import * as Metrics from "./Metrics.js"
 import * as Filter from "./Filter.js"
-import { type Compiled, compile, type CompiledAction } from "./internal/resource.js"
+import { prepare, runAfter, toEffect } from "./internal/pipeline.js"
+import { type Compiled, compile, type CompiledAction, type Decoded } from "./internal/resource.js"
 import * as Query from "./Query.js"
 import * as Registry from "./Registry.js"
 import type * as Resource from "./Resource.js"
@@ -154,10 +157,8 @@ const checkQuery = (compiled: Compiled, query: QueryData): string | undefined =>
  * @category constructors
  * @since 0.1.0
  */
-export const genServer = (
-  resources: Iterable<Resource.Any>,
-  options: GenServerOptions = {}
-): Effect.Effect<DataLayer, never, Scope.Scope> =>
+/** What every data layer sets up: compiled resources, events, metrics, the clock. */
+const setup = (resources: Iterable<Resource.Any>) =>
   Effect.gen(function*() {
     const compiled = new Map<string, Compiled>()
     for (const resource of resources) {
@@ -168,11 +169,9 @@ export const genServer = (
       }
       compiled.set(resource.name, compile(resource))
     }
-    const registry = Registry.make([...compiled.values()].map((c) => ({ name: c.name, indexes: c.indexes })))
     const pubsub = yield* PubSub.unbounded<Event.Event>()
     yield* Effect.addFinalizer(() => PubSub.shutdown(pubsub))
     const own = yield* Effect.context<never>()
-    const context = options.context ?? (() => own)
     // one clock for callers, record fibers and expiry: the layer's
     const clock = Context.get(own, Clock.Clock)
     const metrics = new Map([...compiled.keys()].map((name) => [name, Metrics.forResource(name, own)]))
@@ -180,6 +179,45 @@ export const genServer = (
       metrics.get(event.resource)!.event(event)
       PubSub.publishUnsafe(pubsub, event)
     }
+    const resourceOf = (name: string): Compiled | ValidationError => compiled.get(name) ?? unknownResource(name)
+    return { compiled, pubsub, own, clock, metrics, publish, resourceOf }
+  })
+
+/** The records a query matches among candidate records, filtered, sorted and sliced. */
+const answer = (query: QueryData, records: Array<unknown>): Array<unknown> =>
+  Query.run({ ...query, resource: undefined as any } as Query.Query<unknown>, records)
+
+/** A query's candidates from the primary key or an index, when its filter pins one with `eq`. */
+const pinned = <A>(
+  resource: Compiled,
+  query: QueryData,
+  byKey: (key: string) => A | undefined,
+  byIndex: ((field: string, value: unknown) => Iterable<A> | undefined) | undefined
+): Iterable<A> | undefined => {
+  if (query.filter === undefined) return undefined
+  const eqs = Filter.equalities(query.filter)
+  if (resource.keyFields.every((k) => eqs.has(k))) {
+    const key: { [k: string]: unknown } = {}
+    for (const k of resource.keyFields) key[k] = eqs.get(k)
+    const checked = resource.checkKey(key)
+    const found = checked instanceof ValidationError ? undefined : byKey(resource.encodeKey(checked))
+    return found === undefined ? [] : [found]
+  }
+  if (byIndex === undefined) return undefined
+  for (const field of resource.indexes) {
+    if (eqs.has(field) && isIndexable(eqs.get(field))) return byIndex(field, eqs.get(field)) ?? []
+  }
+  return undefined
+}
+
+export const genServer = (
+  resources: Iterable<Resource.Any>,
+  options: GenServerOptions = {}
+): Effect.Effect<DataLayer, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { clock, compiled, metrics, own, publish, pubsub, resourceOf } = yield* setup(resources)
+    const registry = Registry.make([...compiled.values()].map((c) => ({ name: c.name, indexes: c.indexes })))
+    const context = options.context ?? (() => own)
     const supervisor = yield* Supervisor.make({
       registry,
       resources: [...compiled.values()],
@@ -191,8 +229,6 @@ export const genServer = (
     let closed = false
     // runs before the supervisor's fibers are interrupted (finalizers run in reverse)
     yield* Effect.addFinalizer(() => Effect.sync(() => (closed = true)))
-
-    const resourceOf = (name: string): Compiled | ValidationError => compiled.get(name) ?? unknownResource(name)
 
     /** Looks up a live, unexpired record; touches it when `activity`. */
     const locate = <A, E, R>(
@@ -332,26 +368,12 @@ export const genServer = (
       const table = registry.tables.get(resource.name)!
       const visible = (server: Server.RecordServer) =>
         server.status === "live" && (now === undefined || !Supervisor.isExpired(server, now))
-      let candidates: Iterable<Server.RecordServer> | undefined
-      if (query.filter !== undefined) {
-        const eqs = Filter.equalities(query.filter)
-        if (resource.keyFields.every((k) => eqs.has(k))) {
-          const key: { [k: string]: unknown } = {}
-          for (const k of resource.keyFields) key[k] = eqs.get(k)
-          const checked = resource.checkKey(key)
-          const server = checked instanceof ValidationError
-            ? undefined
-            : Registry.lookup(table, resource.encodeKey(checked))
-          candidates = server === undefined ? [] : [server]
-        } else {
-          for (const [field, index] of table.indexes) {
-            if (eqs.has(field) && isIndexable(eqs.get(field))) {
-              candidates = index.get(eqs.get(field)) ?? []
-              break
-            }
-          }
-        }
-      }
+      const candidates = pinned(
+        resource,
+        query,
+        (key) => Registry.lookup(table, key),
+        (field, value) => table.indexes.get(field)?.get(value)
+      )
       const records: Array<unknown> = []
       if (candidates === undefined) {
         // a server reserving a new key appears twice in the table: count it under its committed key
@@ -363,8 +385,305 @@ export const genServer = (
           if (visible(server)) records.push(server.state.ref.current)
         }
       }
-      return Query.run({ ...query, resource: undefined as any } as Query.Query<unknown>, records)
+      return answer(query, records)
     }
+
+    return {
+      create,
+      update,
+      destroy,
+      get,
+      read,
+      keepAlive,
+      events: Stream.fromPubSub(pubsub),
+      subscribe: PubSub.subscribe(pubsub)
+    }
+  })
+
+interface Entry {
+  readonly resource: Compiled
+  key: string
+  state: any
+  readonly createdAt: number
+  lastActivity: number
+  alive: boolean
+  readonly lock: Semaphore.Semaphore
+}
+
+/** The memory records whose actions the current fiber runs, to refuse re-entrant calls. */
+const MemoryChain = Context.Reference<ReadonlyArray<Entry>>("effect-gen-server/DataLayer/MemoryChain", {
+  defaultValue: () => []
+})
+
+/**
+ * The memory data layer: records in a `Map`, no fibers. Actions run in the
+ * caller's fiber under a per-record lock, with the same pipeline, validation,
+ * atomicity, events and errors as the GenServer data layer. It is the
+ * baseline the benchmarks compare against, and a light test double.
+ *
+ * **Gotchas**
+ *
+ * - No supervision: a defect in a change or hook fails the call with
+ *   `RecordCrashed` and the record keeps its last committed state, whatever
+ *   its `restart` policy.
+ * - No expiry fiber: a record past its deadline is invisible at once, and is
+ *   removed (with its `Destroyed` event) when next touched by a direct access,
+ *   without running its destroy action.
+ *
+ * **Example** (A store without fibers)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { DataLayer } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const layer = yield* DataLayer.memory([Character])
+ *   return yield* layer.create("Character", "create", { name: "Marty", currentYear: 1985 })
+ * }))
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const memory = (
+  resources: Iterable<Resource.Any>,
+  options: GenServerOptions = {}
+): Effect.Effect<DataLayer, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { clock, compiled, own, publish, pubsub, resourceOf } = yield* setup(resources)
+    const context = options.context ?? (() => own)
+    const tables = new Map([...compiled.keys()].map((name) => [name, new Map<string, Entry>()]))
+    let closed = false
+    yield* Effect.addFinalizer(() => Effect.sync(() => (closed = true)))
+
+    const keyOf = (entry: Entry) => Server.keyObject(entry.resource, entry.state)
+    const destroyed = (entry: Entry, reason: Event.DestroyReason) => {
+      entry.alive = false
+      tables.get(entry.resource.name)!.delete(entry.key)
+      publish({ _tag: "Destroyed", resource: entry.resource.name, key: keyOf(entry), record: entry.state, reason })
+    }
+    const now = (resource: Compiled) => resource.hasTimeouts ? clock.currentTimeMillisUnsafe() : 0
+
+    const locate = (resource: Compiled, key: unknown, activity: boolean): Entry | NotFound | ValidationError => {
+      const k = resource.checkKey(key)
+      if (k instanceof ValidationError) return k
+      const entry = tables.get(resource.name)!.get(resource.encodeKey(k))
+      if (entry === undefined) return notFound(resource, k)
+      if (resource.hasTimeouts) {
+        const t = now(resource)
+        if (Supervisor.isExpired(entry, t)) {
+          destroyed(entry, resource.lifetimeMillis !== undefined && t >= entry.createdAt + resource.lifetimeMillis
+            ? "lifetime"
+            : "inactivity")
+          return notFound(resource, k)
+        }
+        if (activity) Supervisor.touch(entry, t)
+      }
+      return entry
+    }
+
+    /** Runs an action; `entry` is the record acted on (undefined for a create). */
+    const run = (
+      resource: Compiled,
+      action: CompiledAction,
+      entry: Entry | undefined,
+      data: any,
+      input: Decoded,
+      commit: (prepared: { readonly state: any; readonly key: string }) => StoreError | undefined
+    ): Effect.Effect<any, StoreError> =>
+      Effect.flatMap(Effect.service(MemoryChain), (chain) => {
+        const inner = Effect.suspend(() => toEffect(prepare(resource, action, data, input))).pipe(
+          Effect.flatMap((prepared) => {
+            const key = action.kind === "destroy" ? entry!.key : resource.encodeKey(prepared.state)
+            const holder = tables.get(resource.name)!.get(key)
+            if (holder !== undefined && holder !== entry) {
+              const keyObj = Server.keyObject(resource, prepared.state)
+              return Effect.fail(
+                new AlreadyExists({
+                  resource: resource.name,
+                  key: keyObj,
+                  message: `${resource.name} ${JSON.stringify(keyObj)} already exists`
+                })
+              )
+            }
+            return Effect.flatMap(runAfter(resource, action, prepared), (reply) => {
+              const refused = commit({ state: prepared.state, key })
+              return refused === undefined ? Effect.succeed(reply) : Effect.fail(refused)
+            })
+          }),
+          Effect.provideService(MemoryChain, entry === undefined ? chain : [...chain, entry]),
+          Effect.provideContext(context()),
+          Effect.catchCause((cause): Effect.Effect<never, StoreError> => {
+            const error = Cause.findErrorOption(cause)
+            if (error._tag === "Some" && !Cause.hasDies(cause)) return Effect.fail(error.value as StoreError)
+            if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+            const defect = Cause.squash(cause)
+            return Effect.fail(
+              new RecordCrashed({
+                resource: resource.name,
+                key: entry === undefined ? Server.keyObject(resource, data) : keyOf(entry),
+                message: `${resource.name} record crashed: ${defect instanceof Error ? defect.message : String(defect)}`,
+                defect
+              })
+            )
+          })
+        )
+        const serialised = inner as Effect.Effect<any, StoreError>
+        return entry === undefined ? serialised : entry.lock.withPermits(1)(serialised)
+      })
+
+    const serial = (
+      resource: Compiled,
+      action: CompiledAction,
+      key: unknown,
+      f: (entry: Entry) => Effect.Effect<any, StoreError>
+    ): Effect.Effect<any, StoreError> => {
+      const entry = locate(resource, key, true)
+      if (!(entry instanceof Object) || entry instanceof NotFound || entry instanceof ValidationError) {
+        return Effect.fail(entry as NotFound | ValidationError)
+      }
+      return Effect.flatMap(Effect.service(MemoryChain), (chain) =>
+        chain.includes(entry)
+          ? Effect.fail(
+            new ReentrantCall({
+              resource: resource.name,
+              key: keyOf(entry),
+              action: action.name,
+              message: `${resource.name} ${JSON.stringify(keyOf(entry))}: a hook of this record called ${action.name} on the same record`
+            })
+          )
+          : f(entry))
+    }
+
+    const gone = (entry: Entry) => notFound(entry.resource, keyOf(entry))
+
+    const create: DataLayer["create"] = (resourceName, actionName, input) =>
+      Effect.suspend(() => {
+        if (closed) return Effect.fail(storeClosed())
+        const resource = resourceOf(resourceName)
+        if (resource instanceof ValidationError) return Effect.fail(resource)
+        const action = resource.action(actionName, "create")
+        if (action instanceof UnknownAction) return Effect.fail(action)
+        const decoded = action.decode(input)
+        if (decoded instanceof ValidationError) return Effect.fail(decoded)
+        const data: { [field: string]: unknown } = {}
+        const generated = resource.resource.generated as { readonly [field: string]: () => unknown }
+        for (const field in generated) if (!(field in decoded.attributes)) data[field] = generated[field]!()
+        Object.assign(data, decoded.attributes)
+        return run(resource, action, undefined, data, decoded, ({ key, state }) => {
+          const table = tables.get(resource.name)!
+          if (table.has(key)) {
+            const keyObj = Server.keyObject(resource, state)
+            return new AlreadyExists({
+              resource: resource.name,
+              key: keyObj,
+              message: `${resource.name} ${JSON.stringify(keyObj)} already exists`
+            })
+          }
+          const t = now(resource)
+          table.set(key, {
+            resource,
+            key,
+            state,
+            createdAt: t,
+            lastActivity: t,
+            alive: true,
+            lock: Semaphore.makeUnsafe(1)
+          })
+          publish({ _tag: "Created", resource: resource.name, key: Server.keyObject(resource, state), record: state })
+          return undefined
+        })
+      })
+
+    const update: DataLayer["update"] = (resourceName, key, actionName, input) =>
+      Effect.suspend(() => {
+        if (closed) return Effect.fail(storeClosed())
+        const resource = resourceOf(resourceName)
+        if (resource instanceof ValidationError) return Effect.fail(resource)
+        const action = resource.action(actionName, "update")
+        if (action instanceof UnknownAction) return Effect.fail(action)
+        const decoded = action.decode(input)
+        if (decoded instanceof ValidationError) return Effect.fail(decoded)
+        return serial(resource, action, key, (entry) =>
+          Effect.suspend(() =>
+            entry.alive
+              ? run(resource, action, entry, entry.state, decoded, ({ key, state }) => {
+                if (!entry.alive) return gone(entry)
+                const table = tables.get(resource.name)!
+                if (key !== entry.key) {
+                  table.delete(entry.key)
+                  table.set(key, entry)
+                  entry.key = key
+                }
+                entry.state = state
+                publish({ _tag: "Updated", resource: resource.name, key: keyOf(entry), record: state })
+                return undefined
+              })
+              : Effect.fail(gone(entry))
+          ))
+      })
+
+    const destroy: DataLayer["destroy"] = (resourceName, key, actionName) =>
+      Effect.suspend(() => {
+        if (closed) return Effect.fail(storeClosed())
+        const resource = resourceOf(resourceName)
+        if (resource instanceof ValidationError) return Effect.fail(resource)
+        const action = resource.action(actionName, "destroy")
+        if (action instanceof UnknownAction) return Effect.fail(action)
+        return serial(resource, action, key, (entry) =>
+          Effect.suspend(() =>
+            entry.alive
+              ? Effect.asVoid(
+                run(resource, action, entry, entry.state, { attributes: {}, arguments: {} }, () => {
+                  if (!entry.alive) return gone(entry)
+                  destroyed(entry, "action")
+                  return undefined
+                })
+              )
+              : Effect.fail(gone(entry))
+          ))
+      })
+
+    const access = (resourceName: string, key: unknown): Entry | NotFound | ValidationError | StoreClosed => {
+      if (closed) return storeClosed()
+      const resource = resourceOf(resourceName)
+      if (resource instanceof ValidationError) return resource
+      return locate(resource, key, true)
+    }
+
+    const get: DataLayer["get"] = (resourceName, key) =>
+      Effect.suspend(() => {
+        const entry = access(resourceName, key)
+        return entry instanceof NotFound || entry instanceof ValidationError || entry instanceof StoreClosed
+          ? Effect.fail(entry)
+          : Effect.succeed(entry.state)
+      })
+
+    const keepAlive: DataLayer["keepAlive"] = (resourceName, key) =>
+      Effect.suspend(() => {
+        const entry = access(resourceName, key)
+        return entry instanceof NotFound || entry instanceof ValidationError || entry instanceof StoreClosed
+          ? Effect.fail(entry)
+          : Effect.void
+      })
+
+    const read: DataLayer["read"] = (query) =>
+      Effect.suspend((): Effect.Effect<Array<unknown>, ValidationError | StoreClosed> => {
+        if (closed) return Effect.fail(storeClosed())
+        const resource = resourceOf(query.resource)
+        if (resource instanceof ValidationError) return Effect.fail(resource)
+        const problem = checkQuery(resource, query)
+        if (problem !== undefined) return Effect.fail(invalidQuery(resource.name, problem))
+        const table = tables.get(resource.name)!
+        const t = now(resource)
+        const candidates = pinned(resource, query, (key) => table.get(key), undefined) ?? table.values()
+        const records: Array<unknown> = []
+        for (const entry of candidates) {
+          if (!resource.hasTimeouts || !Supervisor.isExpired(entry, t)) records.push(entry.state)
+        }
+        return Effect.succeed(answer(query, records))
+      })
 
     return {
       create,

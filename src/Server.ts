@@ -462,8 +462,10 @@ const afterServe = <A>(
     ctx.metrics.call(ctx.now() - request.at)
     return undefined
   }
+  // the error names the record as the caller knew it, before the restart
+  const error = crashed(server, step.cause, server.state.ref.current)
   return Effect.map(ctx.restart(server, step.cause), () => {
-    reply(request.deferred, step, server)
+    Deferred.doneUnsafe(request.deferred, Exit.fail(error))
     ctx.metrics.call(ctx.now() - request.at)
   })
 }

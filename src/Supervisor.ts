@@ -11,11 +11,10 @@
  *
  * **Costs**: activity is O(1) (a timestamp written on the record); no timer
  * is armed per record or per call. One fiber per resource with timeouts
- * sleeps until the earliest deadline, kept in first-in first-out queues
- * (timeouts are constant per resource, so deadlines arrive in order). A record
- * that was active since its deadline was queued is re-queued once when that
- * deadline passes, so the work grows with what expires or reaches a
- * deadline, not with the number of calls. All time is read from Effect's
+ * sleeps until the earliest deadline, kept in a binary heap (O(log n) per
+ * deadline). A record that was active since its deadline was queued is
+ * re-queued once when that deadline passes, so the work grows with what
+ * expires or reaches a deadline, not with the number of calls. All time is read from Effect's
  * `Clock`, so `TestClock` drives expiry in tests.
  *
  * @since 0.1.0
@@ -23,7 +22,7 @@
 import { type Cause, type Clock, type Context, Deferred, Effect, FiberSet, type Scope } from "effect"
 import type { StoreError } from "./Errors.js"
 import type * as Event from "./Event.js"
-import { Fifo } from "./internal/fifo.js"
+import { Deadlines } from "./internal/deadlines.js"
 import type { Compiled } from "./internal/resource.js"
 import type * as Metrics from "./Metrics.js"
 import type * as Registry from "./Registry.js"
@@ -63,7 +62,10 @@ export interface Supervisor {
  * @category expiry
  * @since 0.1.0
  */
-export const isExpired = (server: Server.RecordServer, now: number): boolean => {
+export const isExpired = (
+  server: Pick<Server.RecordServer, "resource" | "createdAt" | "lastActivity">,
+  now: number
+): boolean => {
   const { idleMillis, lifetimeMillis } = server.resource
   return (lifetimeMillis !== undefined && now >= server.createdAt + lifetimeMillis) ||
     (idleMillis !== undefined && now >= server.lastActivity + idleMillis)
@@ -84,14 +86,17 @@ export const isExpired = (server: Server.RecordServer, now: number): boolean => 
  * @category expiry
  * @since 0.1.0
  */
-export const touch = (server: Server.RecordServer, now: number): void => {
+export const touch = (server: Pick<Server.RecordServer, "lastActivity">, now: number): void => {
   if (now > server.lastActivity) server.lastActivity = now
 }
 
 interface Wheel {
-  readonly idle: Fifo<Server.RecordServer>
-  readonly lifetime: Fifo<Server.RecordServer>
+  readonly idle: Deadlines<Server.RecordServer>
+  readonly lifetime: Deadlines<Server.RecordServer>
+  /** Completed to wake the expiry fiber early: a deadline earlier than the one it sleeps for arrived. */
   wake: Deferred.Deferred<void> | undefined
+  /** The deadline the expiry fiber sleeps until (`Infinity`: until woken). */
+  until: number
 }
 
 /**
@@ -115,11 +120,6 @@ const wheelLoop = (resource: Compiled, wheel: Wheel, clock: Clock.Clock) =>
   Effect.gen(function*() {
     const idleMillis = resource.idleMillis ?? 0
     while (true) {
-      if (wheel.idle.size === 0 && wheel.lifetime.size === 0) {
-        wheel.wake = Deferred.makeUnsafe<void>()
-        yield* Deferred.await(wheel.wake)
-        continue
-      }
       const now = clock.currentTimeMillisUnsafe()
       while ((wheel.lifetime.peek() ?? Infinity) <= now) {
         const server = wheel.lifetime.pop()!
@@ -133,7 +133,12 @@ const wheelLoop = (resource: Compiled, wheel: Wheel, clock: Clock.Clock) =>
         else wheel.idle.push(server, deadline)
       }
       const next = Math.min(wheel.idle.peek() ?? Infinity, wheel.lifetime.peek() ?? Infinity)
-      if (next !== Infinity) yield* Effect.sleep(next - now)
+      const wake = Deferred.makeUnsafe<void>()
+      wheel.wake = wake
+      wheel.until = next
+      yield* next === Infinity ? Deferred.await(wake) : Effect.raceFirst(Effect.sleep(next - now), Deferred.await(wake))
+      wheel.wake = undefined
+      wheel.until = Infinity
     }
   })
 
@@ -179,7 +184,7 @@ export const make = (options: {
     const wheels = new Map<string, Wheel>()
     for (const resource of options.resources) {
       if (!resource.hasTimeouts) continue
-      const wheel: Wheel = { idle: new Fifo(), lifetime: new Fifo(), wake: undefined }
+      const wheel: Wheel = { idle: new Deadlines(), lifetime: new Deadlines(), wake: undefined, until: Infinity }
       wheels.set(resource.name, wheel)
       runFork(wheelLoop(resource, wheel, options.clock))
     }
@@ -188,15 +193,19 @@ export const make = (options: {
       const wheel = wheels.get(server.resource.name)
       if (wheel === undefined) return
       const { idleMillis, lifetimeMillis } = server.resource
-      if (lifetimeMillis !== undefined && server.restarts === undefined) {
+      let earliest = Infinity
+      if (lifetimeMillis !== undefined) {
         wheel.lifetime.push(server, server.createdAt + lifetimeMillis)
+        earliest = server.createdAt + lifetimeMillis
       }
-      if (idleMillis !== undefined && server.restarts === undefined) {
+      if (idleMillis !== undefined) {
         wheel.idle.push(server, server.lastActivity + idleMillis)
+        earliest = Math.min(earliest, server.lastActivity + idleMillis)
       }
-      if (wheel.wake !== undefined) {
+      if (earliest < wheel.until && wheel.wake !== undefined) {
         Deferred.doneUnsafe(wheel.wake, Effect.void)
         wheel.wake = undefined
+        wheel.until = Infinity
       }
     }
 

@@ -1,0 +1,514 @@
+/**
+ * The Store as users see it: a complete layer whose services are provided
+ * once, hooks that call the Store (and must not wait on their own mailbox),
+ * per-record serialisation, closing the layer's scope, lifecycle events, and
+ * bad input that fails with a typed error and changes nothing.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { type Context, Effect, Exit, Fiber, Layer, PubSub, Queue, Ref, Scope, Stream } from "effect"
+import { TestClock } from "effect/testing"
+import { Query, type Resource, Store } from "../src/index.js"
+import {
+  Badge,
+  Greeting,
+  Initial,
+  layer,
+  makeProbe,
+  Never,
+  Node,
+  type Probe,
+  Seat,
+  Tally,
+  Watched
+} from "./fixtures/Lifecycle.js"
+import { Character, layer as timeTravel, Machine } from "./fixtures/TimeTravel.js"
+
+type ProbeService = Probe["Service"]
+
+/** Runs `body` against a fresh Store over `resources`, with a fresh probe provided to the layer. */
+const withStore = <const Resources extends ReadonlyArray<Resource.Any>, A, E, R>(
+  resources: Resources,
+  body: (probe: ProbeService) => Effect.Effect<A, E, R>
+) =>
+  Effect.gen(function*() {
+    const probe = yield* makeProbe
+    return yield* body(probe).pipe(Effect.provide(layer(resources, probe)))
+  })
+
+const tags = (events: ReadonlyArray<Store.Event>) => events.map((e) => e._tag)
+
+/** Every event published so far, without waiting. */
+const drain = (events: PubSub.Subscription<Store.Event>) => PubSub.takeUpTo(events, 10_000)
+
+/**
+ * Runs `effect` with a one-second limit on the `TestClock`: other fibers get
+ * a thousand turns to finish it, then the clock moves on, so a call that
+ * hangs fails with a `TimeoutError` instead of hanging the test.
+ */
+const withinDeadline = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.forkChild(Effect.timeout(effect, "1 second"), { startImmediately: true })
+    for (let i = 0; i < 1000 && fiber.pollUnsafe() === undefined; i++) yield* Effect.yieldNow
+    if (fiber.pollUnsafe() === undefined) yield* TestClock.adjust("1 second")
+    return yield* Fiber.join(fiber)
+  })
+
+const errorTag = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.match(effect, { onFailure: (e) => e._tag, onSuccess: () => "Success" })
+
+describe("Store", () => {
+  describe("layer", () => {
+    it("is a complete Layer<Store> when no change needs a service", () => {
+      const complete: Layer.Layer<Store.Store> = Store.layer([Character, Machine])
+      assert.isTrue(Layer.isLayer(complete))
+    })
+
+    it("surfaces the services changes and hooks need in its type, except Store", () => {
+      const needsGreeting: Layer.Layer<Store.Store, never, Greeting> = Store.layer([Badge, Character])
+      // @ts-expect-error Badge's greet action needs Greeting
+      const incomplete: Layer.Layer<Store.Store> = Store.layer([Badge])
+      // Node's hooks call the Store: that requirement is met by the layer itself
+      const nodes: Layer.Layer<Store.Store, never, Probe> = Store.layer([Node])
+      // @ts-expect-error Node's hooks also need Probe
+      const nodesIncomplete: Layer.Layer<Store.Store> = Store.layer([Node])
+      const provided: Layer.Layer<Store.Store> = Store.layer([Badge]).pipe(
+        Layer.provide(Layer.succeed(Greeting, { word: "Hello" }))
+      )
+      assert.lengthOf([needsGreeting, incomplete, nodes, nodesIncomplete, provided].filter(Layer.isLayer), 5)
+    })
+
+    it.effect("provides every operation", () =>
+      Effect.gen(function*() {
+        const events = yield* Store.subscribe
+        const marty = yield* Store.create(Character, "create", { name: "Marty", currentYear: 1985 })
+        const older = yield* Store.update(Character, marty, "travelInTime", { targetYear: 1955 })
+        assert.deepStrictEqual(yield* Store.get(Character, { id: marty.id }), older)
+        assert.deepStrictEqual(yield* Store.reload(Character, marty), older)
+        assert.deepStrictEqual(yield* Store.read(Query.make(Character)), [older])
+        yield* Store.keepAlive(Character, { id: marty.id })
+        yield* Store.destroy(Character, marty)
+        assert.deepStrictEqual(tags(yield* drain(events)), ["Created", "Updated", "Destroyed"])
+        assert.strictEqual(yield* errorTag(Store.get(Character, marty)), "NotFound")
+      }).pipe(Effect.provide(timeTravel())))
+
+    it.effect("the services a change needs are provided once, to the layer", () =>
+      Effect.gen(function*() {
+        const doc = yield* Store.create(Badge, "create", { id: "doc", text: "Doc" })
+        // the caller's own Greeting is not the one the change runs with
+        const greeted = yield* Store.update(Badge, doc, "greet").pipe(
+          Effect.provideService(Greeting, { word: "Bonjour" })
+        )
+        assert.strictEqual(greeted.text, "Hello, Doc")
+        assert.strictEqual((yield* Store.update(Badge, doc, "greet")).text, "Hello, Hello, Doc")
+      }).pipe(Effect.provide(Store.layer([Badge]).pipe(Layer.provide(Layer.succeed(Greeting, { word: "Hello" }))))))
+  })
+
+  describe("hooks calling the Store", () => {
+    it.effect("an after hook updates other records (the DeLorean takes its occupants along)", () =>
+      Effect.gen(function*() {
+        const events = yield* Store.subscribe
+        const marty = yield* Store.create(Character, "create", { name: "Marty", currentYear: 1985 })
+        const doc = yield* Store.create(Character, "create", { name: "Doc", currentYear: 1985 })
+        const delorean = yield* Store.create(Machine, "create", { name: "OUTATIME" })
+        const charged = yield* Store.update(Machine, delorean, "charge")
+        yield* drain(events)
+
+        const after = yield* Store.update(Machine, charged, "travelInTime", {
+          occupants: [marty, doc],
+          targetYear: 1955
+        })
+        assert.isFalse(after.hasPower)
+        assert.strictEqual((yield* Store.get(Character, marty)).currentYear, 1955)
+        assert.strictEqual((yield* Store.get(Character, doc)).currentYear, 1955)
+        const seen = yield* drain(events)
+        assert.deepStrictEqual(
+          seen.map((e) => [e._tag, e.resource, e.key]),
+          [
+            ["Updated", "Character", { id: marty.id }],
+            ["Updated", "Character", { id: doc.id }],
+            ["Updated", "Machine", { id: delorean.id }]
+          ]
+        )
+      }).pipe(Effect.provide(timeTravel())))
+
+    it.effect("a hook updating its own record gets ReentrantCall instead of waiting on its mailbox", () =>
+      withStore([Node], (probe) =>
+        Effect.gen(function*() {
+          const a = yield* Store.create(Node, "create", { id: "a", pings: 0 })
+          const result = yield* withinDeadline(Store.update(Node, a, "pingSelf"))
+          assert.strictEqual(result.pings, 1)
+          assert.deepStrictEqual(yield* Ref.get(probe.journal), ["pingSelf a -> ReentrantCall"])
+          assert.deepStrictEqual(yield* Store.get(Node, a), { id: "a", pings: 1 })
+          // the record still serves calls
+          assert.strictEqual((yield* Store.update(Node, a, "ping")).pings, 2)
+        })))
+
+    it.effect("a hook destroying its own record gets ReentrantCall", () =>
+      withStore([Node], (probe) =>
+        Effect.gen(function*() {
+          const a = yield* Store.create(Node, "create", { id: "a", pings: 0 })
+          yield* withinDeadline(Store.update(Node, a, "destroySelf"))
+          assert.deepStrictEqual(yield* Ref.get(probe.journal), ["destroySelf a -> ReentrantCall"])
+          assert.deepStrictEqual(yield* Store.get(Node, a), a)
+        })))
+
+    it.effect("a cycle A -> B -> A through after hooks: the call back to A gets ReentrantCall", () =>
+      withStore([Node], (probe) =>
+        Effect.gen(function*() {
+          yield* Store.create(Node, "create", { id: "a", next: "b", pings: 0 })
+          yield* Store.create(Node, "create", { id: "b", next: "a", pings: 0 })
+
+          const a = yield* withinDeadline(Store.update(Node, { id: "a" }, "relay"))
+          assert.strictEqual(a.pings, 1)
+          assert.deepStrictEqual(yield* Ref.get(probe.journal), ["relay b -> ReentrantCall", "relay a -> ok"])
+          assert.strictEqual((yield* Store.get(Node, { id: "a" })).pings, 1)
+          assert.strictEqual((yield* Store.get(Node, { id: "b" })).pings, 1)
+        })))
+
+    it.effect("a longer cycle A -> B -> C -> A that propagates the error fails and changes nothing", () =>
+      withStore([Node], () =>
+        Effect.gen(function*() {
+          const a = yield* Store.create(Node, "create", { id: "a", next: "b", pings: 0 })
+          const b = yield* Store.create(Node, "create", { id: "b", next: "c", pings: 0 })
+          const c = yield* Store.create(Node, "create", { id: "c", next: "a", pings: 0 })
+
+          const error = yield* withinDeadline(Store.update(Node, a, "ping").pipe(Effect.flip))
+          assert.strictEqual(error._tag, "ActionError")
+          // A's hook failed because B's failed, because C's got ReentrantCall
+          let cause: unknown = error
+          const chain: Array<string> = []
+          while (typeof cause === "object" && cause !== null && "_tag" in cause) {
+            chain.push(String(cause._tag))
+            cause = (cause as { readonly cause?: unknown }).cause
+          }
+          assert.deepStrictEqual(chain, ["ActionError", "ActionError", "ActionError", "ReentrantCall"])
+          // every action of the cycle is rolled back
+          assert.deepStrictEqual(yield* Store.read(Query.make(Node).pipe(Query.sort("id"))), [a, b, c])
+        })))
+
+    it.effect("a hook reading its own record gets the pending state without deadlock", () =>
+      withStore([Node], (probe) =>
+        Effect.gen(function*() {
+          const a = yield* Store.create(Node, "create", { id: "a", pings: 0 })
+          const peeked = yield* withinDeadline(Store.update(Node, a, "peek"))
+          assert.strictEqual(peeked.pings, 1)
+          assert.deepStrictEqual(yield* Ref.get(probe.journal), ["peek a 1"])
+        })))
+  })
+
+  describe("per-record serialisation", () => {
+    it.effect("N concurrent updates of one record all apply, and its hooks never overlap", () =>
+      withStore([Tally], (probe) =>
+        Effect.gen(function*() {
+          const n = 50
+          const tally = yield* Store.create(Tally, "create", { id: "t", count: 0 })
+          const replies = yield* Effect.forEach(
+            Array.from({ length: n }, (_, i) => i),
+            () => Store.update(Tally, tally, "bump"),
+            { concurrency: "unbounded" }
+          )
+          assert.deepStrictEqual(
+            replies.map((r) => r.count).sort((x, y) => x - y),
+            Array.from({ length: n }, (_, i) => i + 1)
+          )
+          assert.strictEqual((yield* Store.get(Tally, tally)).count, n)
+          assert.strictEqual(yield* Ref.get(probe.maxInFlight), 1)
+          assert.strictEqual(yield* Ref.get(probe.inFlight), 0)
+        })))
+
+    it.effect("the gauge sees overlap between two records (so the test above can fail)", () =>
+      withStore([Tally], (probe) =>
+        Effect.gen(function*() {
+          const one = yield* Store.create(Tally, "create", { id: "one", count: 0 })
+          const two = yield* Store.create(Tally, "create", { id: "two", count: 0 })
+          yield* Effect.forEach(
+            Array.from({ length: 20 }, (_, i) => i % 2 === 0 ? one : two),
+            (t) => Store.update(Tally, t, "bump"),
+            { concurrency: "unbounded" }
+          )
+          assert.strictEqual((yield* Store.get(Tally, one)).count, 10)
+          assert.strictEqual((yield* Store.get(Tally, two)).count, 10)
+          assert.strictEqual(yield* Ref.get(probe.maxInFlight), 2)
+        })))
+  })
+
+  describe("closing the layer's scope", () => {
+    it.effect("interrupts every record fiber; calls in flight and later calls fail with StoreClosed", () =>
+      Effect.gen(function*() {
+        const probe = yield* makeProbe
+        const scope = yield* Scope.make()
+        const context = yield* Layer.buildWithScope(layer([Watched, Initial], probe), scope)
+        const use = <A, E>(effect: Effect.Effect<A, E, Store.Store>) => Effect.provide(effect, context)
+
+        for (const id of ["w-0", "w-1", "w-2"]) yield* use(Store.create(Watched, "create", { id }))
+        const counter = yield* use(Store.create(Initial, "create", { label: "Counter", count: 0 }))
+        const collected = yield* use(Stream.runCollect(Store.events)).pipe(
+          Effect.forkChild({ startImmediately: true })
+        )
+        // one call blocks forever inside w-1's change, another waits behind it
+        const blocked = yield* errorTag(use(Store.update(Watched, { id: "w-1" }, "block"))).pipe(Effect.forkChild)
+        assert.strictEqual(yield* Queue.take(probe.entered), "block w-1")
+        const queued = yield* errorTag(use(Store.destroy(Watched, { id: "w-1" }))).pipe(Effect.forkChild)
+        yield* use(Store.update(Initial, counter, "increment"))
+
+        yield* Scope.close(scope, Exit.void)
+
+        // the callers get a typed error, they do not hang
+        assert.deepStrictEqual(
+          yield* withinDeadline(Effect.all([Fiber.join(blocked), Fiber.join(queued)])),
+          ["StoreClosed", "StoreClosed"]
+        )
+        assert.deepStrictEqual(
+          [...(yield* Ref.get(probe.interrupted))].sort(),
+          ["block w-1", "watcher w-0", "watcher w-1", "watcher w-2"]
+        )
+        // the event stream ends with the store
+        const events = yield* withinDeadline(Fiber.join(collected))
+        assert.deepStrictEqual(tags(events), ["Updated"])
+
+        // every later call fails with StoreClosed
+        assert.strictEqual(
+          yield* errorTag(use(Store.create(Initial, "create", { label: "Late", count: 0 }))),
+          "StoreClosed"
+        )
+        assert.strictEqual(yield* errorTag(use(Store.update(Initial, counter, "increment"))), "StoreClosed")
+        assert.strictEqual(yield* errorTag(use(Store.destroy(Initial, counter))), "StoreClosed")
+        assert.strictEqual(yield* errorTag(use(Store.get(Initial, counter))), "StoreClosed")
+        assert.strictEqual(yield* errorTag(use(Store.reload(Initial, counter))), "StoreClosed")
+        assert.strictEqual(yield* errorTag(use(Store.keepAlive(Initial, counter))), "StoreClosed")
+        assert.strictEqual(yield* errorTag(use(Store.read(Query.make(Initial)))), "StoreClosed")
+      }))
+
+    it.effect("Layer.build inside Effect.scoped: the records end with the scope", () =>
+      Effect.gen(function*() {
+        const probe = yield* makeProbe
+        const context = yield* Effect.scoped(Effect.gen(function*() {
+          const context = yield* Layer.build(layer([Watched], probe))
+          yield* Store.create(Watched, "create", { id: "w-0" }).pipe(Effect.provide(context))
+          yield* Store.create(Watched, "create", { id: "w-1" }).pipe(Effect.provide(context))
+          assert.deepStrictEqual(yield* Ref.get(probe.interrupted), [])
+          return context
+        }))
+        assert.deepStrictEqual([...(yield* Ref.get(probe.interrupted))].sort(), ["watcher w-0", "watcher w-1"])
+        assert.strictEqual(
+          yield* errorTag(
+            Store.get(Watched, { id: "w-0" }).pipe(Effect.provide(context as Context.Context<Store.Store>))
+          ),
+          "StoreClosed"
+        )
+      }))
+  })
+
+  describe("events", () => {
+    const scenario = Effect.gen(function*() {
+      const george = yield* Store.create(Initial, "create", { id: "george", label: "George", count: 0 })
+      const bumped = yield* Store.update(Initial, george, "increment")
+      yield* Store.update(Initial, george, "explode").pipe(Effect.flip)
+      yield* Store.destroy(Initial, george)
+      const biff = yield* Store.create(Never, "create", { id: "biff", label: "Biff", count: 0 })
+      yield* Store.update(Never, biff, "explode").pipe(Effect.flip)
+      const expected: Array<Store.Event> = [
+        { _tag: "Created", resource: "Initial", key: { id: "george" }, record: george },
+        { _tag: "Updated", resource: "Initial", key: { id: "george" }, record: bumped },
+        { _tag: "Restarted", resource: "Initial", key: { id: "george" }, record: george },
+        { _tag: "Destroyed", resource: "Initial", key: { id: "george" }, record: george, reason: "action" },
+        { _tag: "Created", resource: "Never", key: { id: "biff" }, record: biff },
+        { _tag: "Failed", resource: "Never", key: { id: "biff" }, record: biff }
+      ]
+      return expected
+    })
+
+    it.effect("subscribe delivers Created, Updated, Restarted, Destroyed and Failed with resource, key and record", () =>
+      withStore([Initial, Never], () =>
+        Effect.gen(function*() {
+          const events = yield* Store.subscribe
+          const expected = yield* scenario
+          assert.deepStrictEqual(yield* drain(events), expected)
+        })))
+
+    it.effect("the events stream delivers the same events", () =>
+      withStore([Initial, Never], () =>
+        Effect.gen(function*() {
+          const collected = yield* Store.events.pipe(
+            Stream.take(6),
+            Stream.runCollect,
+            Effect.forkChild({ startImmediately: true })
+          )
+          yield* Effect.yieldNow
+          const expected = yield* scenario
+          assert.deepStrictEqual(yield* withinDeadline(Fiber.join(collected)), expected)
+        })))
+
+    it.effect("two subscribers see every event", () =>
+      withStore([Initial, Never], () =>
+        Effect.gen(function*() {
+          const first = yield* Store.subscribe
+          const second = yield* Store.subscribe
+          const expected = yield* scenario
+          assert.deepStrictEqual(yield* drain(first), expected)
+          assert.deepStrictEqual(yield* drain(second), expected)
+        })))
+  })
+
+  describe("bad input is a typed error and changes nothing", () => {
+    class Input {
+      name = "Marty"
+      currentYear = 1985
+    }
+    const withProto = JSON.parse("{\"name\":\"Marty\",\"currentYear\":1985,\"__proto__\":{\"admin\":true}}")
+    const withConstructor = { name: "Marty", currentYear: 1985, constructor: { name: "Object" } }
+
+    const creates: ReadonlyArray<readonly [string, unknown]> = [
+      ["a wrong type", { name: 42, currentYear: 1985 }],
+      ["a number as a string", { name: "Marty", currentYear: "1985" }],
+      ["null for a field", { name: null, currentYear: 1985 }],
+      ["null for an optional field", { name: "Marty", nickname: null, currentYear: 1985 }],
+      ["a missing required field", { name: "Marty" }],
+      ["no input at all", undefined],
+      ["an empty object", {}],
+      ["an extra field", { name: "Marty", currentYear: 1985, hoverboard: true }],
+      ["NaN for an Int", { name: "Marty", currentYear: Number.NaN }],
+      ["Infinity for an Int", { name: "Marty", currentYear: Number.POSITIVE_INFINITY }],
+      ["-Infinity for an Int", { name: "Marty", currentYear: Number.NEGATIVE_INFINITY }],
+      ["a fraction for an Int", { name: "Marty", currentYear: 1985.5 }],
+      ["a key of the wrong type", { id: 42, name: "Marty", currentYear: 1985 }],
+      ["a Date", new Date(0)],
+      ["a Map", new Map<string, unknown>([["name", "Marty"], ["currentYear", 1985]])],
+      ["an array", [["name", "Marty"]]],
+      ["a class instance", new Input()],
+      ["a string", "Marty"],
+      ["null", null],
+      ["an own __proto__ key", withProto],
+      ["a constructor key", withConstructor]
+    ]
+
+    const updates: ReadonlyArray<readonly [string, string, unknown]> = [
+      ["a wrong type", "update", { currentYear: "1955" }],
+      ["null for a field", "update", { name: null }],
+      ["NaN for an Int", "update", { currentYear: Number.NaN }],
+      ["Infinity for an Int", "update", { currentYear: Number.POSITIVE_INFINITY }],
+      ["an extra field", "update", { flux: 1.21 }],
+      ["a key of the wrong type", "update", { id: 42 }],
+      ["a Date", "update", new Date(0)],
+      ["a Map", "update", new Map([["currentYear", 1955]])],
+      ["an array", "update", []],
+      ["a class instance", "update", new Input()],
+      ["an own __proto__ key", "update", JSON.parse("{\"currentYear\":1955,\"__proto__\":{\"currentYear\":1}}")],
+      ["a constructor key", "update", { currentYear: 1955, constructor: "Object" }],
+      ["a missing argument", "travelInTime", {}],
+      ["no arguments at all", "travelInTime", undefined],
+      ["an argument of the wrong type", "travelInTime", { targetYear: "1955" }],
+      ["NaN for an Int argument", "travelInTime", { targetYear: Number.NaN }],
+      ["Infinity for an Int argument", "travelInTime", { targetYear: Number.POSITIVE_INFINITY }],
+      ["an extra argument", "travelInTime", { targetYear: 1955, flux: 1.21 }],
+      ["a field the action does not accept", "travelInTime", { targetYear: 1955, currentYear: 1955 }]
+    ]
+
+    const badKeys: ReadonlyArray<readonly [string, unknown]> = [
+      ["a number for a string key field", { id: 42 }],
+      ["null for a key field", { id: null }],
+      ["a missing key field", {}],
+      ["null", null],
+      ["undefined", undefined],
+      ["a string instead of an object", "doc"],
+      ["a number instead of an object", 42]
+    ]
+
+    const badSeatKeys: ReadonlyArray<readonly [string, unknown]> = [
+      ["a string for an Int key field", { year: "1955", seat: "left" }],
+      ["NaN for an Int key field", { year: Number.NaN, seat: "left" }],
+      ["Infinity for an Int key field", { year: Number.POSITIVE_INFINITY, seat: "left" }],
+      ["a missing key field", { year: 1955 }],
+      ["null", null]
+    ]
+
+    /** Two characters, a machine and a seat; returns what `read` shows of them. */
+    const setup = Effect.gen(function*() {
+      yield* Store.create(Character, "create", { id: "doc", name: "Doc", nickname: "Doc", currentYear: 1985 })
+      yield* Store.create(Character, "create", { id: "marty", name: "Marty", currentYear: 1985 })
+      yield* Store.create(Machine, "create", { id: "delorean", name: "OUTATIME" })
+      yield* Store.create(Seat, "create", { year: 1955, seat: "left", name: "Marty" })
+    })
+    const snapshot = Effect.all([
+      Store.read(Query.make(Character).pipe(Query.sort("id"))),
+      Store.read(Query.make(Machine)),
+      Store.read(Query.make(Seat))
+    ])
+    const store = () => Store.layer([Character, Machine, Seat])
+
+    /** Runs `attempt` after the setup; asserts a ValidationError with a message, no event and no change. */
+    const rejects = (attempt: Effect.Effect<unknown, { readonly _tag: string }, Store.Store>) =>
+      Effect.gen(function*() {
+        yield* setup
+        const before = yield* snapshot
+        const events = yield* Store.subscribe
+        const error = yield* Effect.flip(attempt)
+        assert.strictEqual(error._tag, "ValidationError")
+        const message = (error as { readonly message?: unknown }).message
+        assert.isString(message)
+        assert.isAbove(String(message).length, 10)
+        assert.deepStrictEqual(yield* snapshot, before)
+        assert.deepStrictEqual(yield* drain(events), [])
+        return String(message)
+      }).pipe(Effect.provide(store()))
+
+    it.effect.each(creates)("create with %s", ([_, input]) => rejects(Store.create(Character, "create", input as any)))
+
+    it.effect.each(updates)(
+      "update with %s (%s)",
+      ([_, action, input]) => rejects(Store.update(Character, { id: "doc" }, action as "update", input as any))
+    )
+
+    it.effect.each(badKeys)("get, reload, update, destroy and keepAlive with %s as key", ([_, key]) =>
+      Effect.all([
+        rejects(Store.get(Character, key as any)),
+        rejects(Store.reload(Character, key as any)),
+        rejects(Store.update(Character, key as any, "travelInTime", { targetYear: 1955 })),
+        rejects(Store.destroy(Character, key as any)),
+        rejects(Store.keepAlive(Character, key as any))
+      ]))
+
+    it.effect.each(badSeatKeys)("a composite key with %s", ([_, key]) =>
+      Effect.all([
+        rejects(Store.get(Seat, key as any)),
+        rejects(Store.update(Seat, key as any, "update", { name: "Biff" })),
+        rejects(Store.destroy(Seat, key as any))
+      ]))
+
+    it.effect("the message names what is wrong", () =>
+      Effect.gen(function*() {
+        assert.include(
+          yield* rejects(
+            Store.create(Character, "create", { name: "Marty", currentYear: 1985, hoverboard: true } as any)
+          ),
+          "hoverboard"
+        )
+        assert.include(yield* rejects(Store.create(Character, "create", { name: "Marty" } as any)), "currentYear")
+        assert.include(
+          yield* rejects(Store.update(Character, { id: "doc" }, "travelInTime", { targetYear: "1955" } as any)),
+          "targetYear"
+        )
+        assert.include(yield* rejects(Store.create(Character, "create", new Date(0) as any)), "plain object")
+        assert.include(yield* rejects(Store.get(Character, { id: 42 } as any)), "id")
+      }))
+
+    it.effect("an __proto__ key does not pollute the record or Object.prototype", () =>
+      Effect.gen(function*() {
+        yield* rejects(Store.create(Character, "create", withProto))
+        yield* rejects(
+          Store.update(Character, { id: "doc" }, "update", JSON.parse("{\"__proto__\":{\"polluted\":true}}"))
+        )
+        assert.isUndefined(({} as { polluted?: unknown }).polluted)
+        assert.isUndefined(({} as { admin?: unknown }).admin)
+      }))
+
+    it.effect("a rejected create leaves its key free", () =>
+      Effect.gen(function*() {
+        const error = yield* Store.create(Character, "create", { id: "biff", name: 42, currentYear: 1955 } as any)
+          .pipe(Effect.flip)
+        assert.strictEqual(error._tag, "ValidationError")
+        const biff = yield* Store.create(Character, "create", { id: "biff", name: "Biff", currentYear: 1955 })
+        assert.deepStrictEqual(yield* Store.get(Character, { id: "biff" }), biff)
+      }).pipe(Effect.provide(store())))
+  })
+})
