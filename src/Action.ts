@@ -19,6 +19,18 @@ import type { Effect, Schema } from "effect"
 import type * as Changeset from "./Changeset.js"
 
 /**
+ * The identifier of actions: every `Action` carries it as a key, which is what
+ * {@link isAction} checks.
+ *
+ * **Example** (Recognising an action)
+ *
+ * ```ts
+ * import { Action } from "effect-gen-server"
+ * import { Machine } from "./fixtures.js"
+ *
+ * Action.TypeId in Machine.actions.charge // => true
+ * ```
+ *
  * @category type ids
  * @since 0.1.0
  */
@@ -26,6 +38,16 @@ export const TypeId = "~effect-gen-server/Action" as const
 
 /**
  * The kind of an action.
+ *
+ * **Example** (Counting the actions that write)
+ *
+ * ```ts
+ * import type { Action } from "effect-gen-server"
+ * import { Machine } from "./fixtures.js"
+ *
+ * const writes = (kind: Action.Kind) => kind !== "read"
+ * Object.values(Machine.actions).filter((action) => writes(action.kind)).length // => 6
+ * ```
  *
  * @category models
  * @since 0.1.0
@@ -35,6 +57,22 @@ export type Kind = "create" | "update" | "destroy" | "read"
 /**
  * The decoded arguments of an action with argument fields `Args`.
  *
+ * **Example** (Typing a change written apart from its action)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Action, Changeset } from "effect-gen-server"
+ * import type { Character } from "./fixtures.js"
+ *
+ * const travelArguments = { targetYear: Schema.Int }
+ *
+ * // cs.arguments is { readonly targetYear: number }
+ * const travel = (cs: Changeset.Changeset<Character, Action.Arguments<typeof travelArguments>>) =>
+ *   Changeset.set(cs, "currentYear", cs.arguments.targetYear)
+ *
+ * const travelInTime = Action.update({ arguments: travelArguments, change: travel })
+ * ```
+ *
  * @category models
  * @since 0.1.0
  */
@@ -43,6 +81,22 @@ export type Arguments<Args extends Schema.Struct.Fields> = Schema.Struct.Type<Ar
 /**
  * An action's change: from the changeset the input built, the changeset to
  * apply, directly or as an Effect (whose failure refuses the action).
+ *
+ * **Example** (Refusing with a failed Effect)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Action, Changeset } from "effect-gen-server"
+ * import type { Machine } from "./fixtures.js"
+ *
+ * // a failure refuses the action: the caller gets an ActionError, the record is unchanged
+ * const charge: Action.Change<Machine, {}, never> = (cs) =>
+ *   Changeset.get(cs, "powerSource") === undefined
+ *     ? Effect.fail("no power source fitted")
+ *     : Effect.succeed(Changeset.set(cs, "hasPower", true))
+ *
+ * const chargeAction = Action.update({ change: charge })
+ * ```
  *
  * @category models
  * @since 0.1.0
@@ -57,6 +111,19 @@ export type Change<A, Args extends Schema.Struct.Fields, R> = (
  * An action of kind `K` on records of type `A`, whose input may set the fields
  * `Accept` and carries the arguments `Args`; `R` is what its change and hooks
  * require.
+ *
+ * **Example** (Listing a resource's actions)
+ *
+ * ```ts
+ * import type { Action } from "effect-gen-server"
+ * import { Machine } from "./fixtures.js"
+ *
+ * const describe = (name: string, action: Action.Action.Any) =>
+ *   `${name} (${action.kind}): accepts ${action.accept === "*" ? "every field" : action.accept.join(", ") || "nothing"}`
+ *
+ * Object.entries(Machine.actions).map(([name, action]) => describe(name, action))
+ * // => ["create (create): accepts every field", ..., "charge (update): accepts nothing", ...]
+ * ```
  *
  * @category models
  * @since 0.1.0
@@ -94,6 +161,19 @@ export declare namespace Action {
 
 /**
  * The options of `Action.create`, `Action.update` and `Action.destroy`.
+ *
+ * **Example** (Options written apart from the action)
+ *
+ * ```ts
+ * import { Action, Changeset } from "effect-gen-server"
+ * import type { Character } from "./fixtures.js"
+ *
+ * const renameOptions: Action.Options<Character, "nickname", {}, never> = {
+ *   accept: ["nickname"],
+ *   change: (cs) => Changeset.get(cs, "nickname") === "Chicken" ? Changeset.addError(cs, "Nobody calls me chicken") : cs
+ * }
+ * const rename = Action.update(renameOptions)
+ * ```
  *
  * @category models
  * @since 0.1.0

@@ -19,6 +19,18 @@ import { dual } from "effect/Function"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
 
 /**
+ * The identifier of changesets: every `Changeset` carries it as a key, which
+ * is what {@link isChangeset} checks.
+ *
+ * **Example** (Recognising a changeset)
+ *
+ * ```ts
+ * import { Changeset } from "effect-gen-server"
+ *
+ * const cs = Changeset.make({ resource: "Machine", action: "charge", kind: "update", data: { hasPower: false }, arguments: {} })
+ * Changeset.TypeId in cs // => true
+ * ```
+ *
  * @category type ids
  * @since 0.1.0
  */
@@ -26,6 +38,15 @@ export const TypeId = "~effect-gen-server/Changeset" as const
 
 /**
  * The kind of action a changeset belongs to.
+ *
+ * **Example** (Describing a change)
+ *
+ * ```ts
+ * import { Changeset } from "effect-gen-server"
+ *
+ * const past: Record<Changeset.Kind, string> = { create: "created", update: "updated", destroy: "destroyed" }
+ * const describe = (cs: Changeset.Changeset.Any) => `${cs.resource} ${past[cs.kind]} by ${cs.action}`
+ * ```
  *
  * @category models
  * @since 0.1.0
@@ -42,6 +63,17 @@ export type Kind = "create" | "update" | "destroy"
  *   is the input as accepted, with generated fields filled in, before any
  *   change: not yet validated.
  * - `attributes` are the fields set by the input and by `set`.
+ *
+ * **Example** (A change shared by several actions)
+ *
+ * ```ts
+ * import { Changeset } from "effect-gen-server"
+ * import type { Character } from "./fixtures.js"
+ *
+ * // fits any action of Character, whatever its arguments and the services of its hooks
+ * const backTo1985 = <Args, R>(cs: Changeset.Changeset<Character, Args, R>) =>
+ *   cs.data.currentYear === 1985 ? cs : cs.pipe(Changeset.set("currentYear", 1985))
+ * ```
  *
  * @category models
  * @since 0.1.0

@@ -56,6 +56,23 @@ import * as Supervisor from "./Supervisor.js"
 /**
  * A query as data: what crosses to a data layer.
  *
+ * **Example** (A query, by names)
+ *
+ * ```ts
+ * import { DataLayer, Filter } from "effect-gen-server"
+ *
+ * const in1955: DataLayer.QueryData = {
+ *   resource: "Character",
+ *   filter: Filter.eq("currentYear", 1955),
+ *   sort: [{ field: "name", direction: "asc" }],
+ *   offset: 0,
+ *   limit: 10
+ * }
+ *
+ * declare const dataLayer: DataLayer.DataLayer
+ * const characters = dataLayer.read(in1955)
+ * ```
+ *
  * @category models
  * @since 0.1.0
  */
@@ -69,6 +86,19 @@ export interface QueryData {
 
 /**
  * The storage interface.
+ *
+ * **Example** (Decorating a data layer)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { DataLayer } from "effect-gen-server"
+ *
+ * const logged = (inner: DataLayer.DataLayer): DataLayer.DataLayer => ({
+ *   ...inner,
+ *   update: (resource, key, action, input) =>
+ *     inner.update(resource, key, action, input).pipe(Effect.tap(() => Effect.log(`${resource}.${action}`)))
+ * })
+ * ```
  *
  * @category models
  * @since 0.1.0
@@ -86,6 +116,20 @@ export interface DataLayer {
 
 /**
  * Options of the GenServer data layer.
+ *
+ * **Example** (Running hooks with the services of the caller)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { DataLayer } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const services = yield* Effect.context<never>()
+ *   const dataLayer = yield* DataLayer.genServer([Character], { context: () => services })
+ *   return yield* dataLayer.create("Character", "create", { name: "Marty", currentYear: 1985 })
+ * }))
+ * ```
  *
  * @category models
  * @since 0.1.0
@@ -135,28 +179,6 @@ const checkQuery = (compiled: Compiled, query: QueryData): string | undefined =>
   return undefined
 }
 
-/**
- * The GenServer data layer: every record in its own fiber, supervised, owned
- * by the current `Scope`. Closing the scope interrupts every record fiber
- * and the expiry fibers; calls in flight fail with `StoreClosed`.
- *
- * **Example** (Using a data layer directly, by names)
- *
- * ```ts
- * import { Effect } from "effect"
- * import { DataLayer } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
- *
- * const program = Effect.scoped(Effect.gen(function*() {
- *   const layer = yield* DataLayer.genServer([Character])
- *   const marty = yield* layer.create("Character", "create", { name: "Marty", currentYear: 1985 })
- *   return yield* layer.get("Character", marty)
- * }))
- * ```
- *
- * @category constructors
- * @since 0.1.0
- */
 /** What every data layer sets up: compiled resources, events, metrics, the clock. */
 const setup = (resources: Iterable<Resource.Any>) =>
   Effect.gen(function*() {
@@ -210,6 +232,28 @@ const pinned = <A>(
   return undefined
 }
 
+/**
+ * The GenServer data layer: every record in its own fiber, supervised, owned
+ * by the current `Scope`. Closing the scope interrupts every record fiber
+ * and the expiry fibers; calls in flight fail with `StoreClosed`.
+ *
+ * **Example** (Using a data layer directly, by names)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { DataLayer } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const layer = yield* DataLayer.genServer([Character])
+ *   const marty = yield* layer.create("Character", "create", { name: "Marty", currentYear: 1985 })
+ *   return yield* layer.get("Character", marty)
+ * }))
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
 export const genServer = (
   resources: Iterable<Resource.Any>,
   options: GenServerOptions = {}
@@ -488,12 +532,13 @@ export const memory = (
       resource: Compiled,
       action: CompiledAction,
       entry: Entry | undefined,
-      data: any,
+      data: () => any,
       input: Decoded,
       commit: (prepared: { readonly state: any; readonly key: string }) => StoreError | undefined
     ): Effect.Effect<any, StoreError> =>
       Effect.flatMap(Effect.service(MemoryChain), (chain) => {
-        const inner = Effect.suspend(() => toEffect(prepare(resource, action, data, input))).pipe(
+        // the state is read once the record's lock is held
+        const inner = Effect.suspend(() => toEffect(prepare(resource, action, data(), input))).pipe(
           Effect.flatMap((prepared) => {
             const key = action.kind === "destroy" ? entry!.key : resource.encodeKey(prepared.state)
             const holder = tables.get(resource.name)!.get(key)
@@ -522,7 +567,7 @@ export const memory = (
             return Effect.fail(
               new RecordCrashed({
                 resource: resource.name,
-                key: entry === undefined ? Server.keyObject(resource, data) : keyOf(entry),
+                key: entry === undefined ? Server.keyObject(resource, data()) : keyOf(entry),
                 message: `${resource.name} record crashed: ${defect instanceof Error ? defect.message : String(defect)}`,
                 defect
               })
@@ -571,7 +616,7 @@ export const memory = (
         const generated = resource.resource.generated as { readonly [field: string]: () => unknown }
         for (const field in generated) if (!(field in decoded.attributes)) data[field] = generated[field]!()
         Object.assign(data, decoded.attributes)
-        return run(resource, action, undefined, data, decoded, ({ key, state }) => {
+        return run(resource, action, undefined, () => data, decoded, ({ key, state }) => {
           const table = tables.get(resource.name)!
           if (table.has(key)) {
             const keyObj = Server.keyObject(resource, state)
@@ -608,7 +653,7 @@ export const memory = (
         return serial(resource, action, key, (entry) =>
           Effect.suspend(() =>
             entry.alive
-              ? run(resource, action, entry, entry.state, decoded, ({ key, state }) => {
+              ? run(resource, action, entry, () => entry.state, decoded, ({ key, state }) => {
                 if (!entry.alive) return gone(entry)
                 const table = tables.get(resource.name)!
                 if (key !== entry.key) {
@@ -635,7 +680,7 @@ export const memory = (
           Effect.suspend(() =>
             entry.alive
               ? Effect.asVoid(
-                run(resource, action, entry, entry.state, { attributes: {}, arguments: {} }, () => {
+                run(resource, action, entry, () => entry.state, { attributes: {}, arguments: {} }, () => {
                   if (!entry.alive) return gone(entry)
                   destroyed(entry, "action")
                   return undefined

@@ -282,6 +282,29 @@ export class InvalidResource extends Schema.TaggedError<InvalidResource>()("Inva
 /**
  * Every error a Store operation can fail with.
  *
+ * **Example** (Handling every error in one place)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { type Errors, Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const describe = (error: Errors.StoreError): string => {
+ *   switch (error._tag) {
+ *     case "NotFound":
+ *       return "no such character"
+ *     case "MailboxFull":
+ *       return "busy, try again later"
+ *     default:
+ *       return error.message
+ *   }
+ * }
+ *
+ * const travel = Store.update(Character, { id: "marty" }, "travelInTime", { targetYear: 1955 }).pipe(
+ *   Effect.mapError(describe)
+ * )
+ * ```
+ *
  * @category errors
  * @since 0.1.0
  */

@@ -16,6 +16,23 @@
 import { Equal } from "effect"
 
 /**
+ * The identifier of the Filter module.
+ *
+ * **Gotchas**
+ *
+ * - Filters are plain data, so that they can be encoded: unlike queries and
+ *   changesets they do not carry `TypeId`. Use {@link check} to tell whether a
+ *   value is a well-formed filter.
+ *
+ * **Example** (Recognising a filter)
+ *
+ * ```ts
+ * import { Filter } from "effect-gen-server"
+ *
+ * Filter.TypeId in Filter.eq("currentYear", 1955) // => false: filters are plain data
+ * Filter.check(JSON.parse('{"_tag":"Eq","field":"currentYear","value":1955}')) // => undefined: well-formed
+ * ```
+ *
  * @category type ids
  * @since 0.1.0
  */
@@ -25,6 +42,17 @@ export const TypeId = "~effect-gen-server/Filter" as const
  * A filter expression. `F` is the shape it requires of a record: the fields it
  * names, each with the type of the values it compares against.
  *
+ * **Example** (A reusable, typed filter)
+ *
+ * ```ts
+ * import { Filter, Query } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const inYear = (year: number): Filter.Filter<{ readonly currentYear?: number }> => Filter.eq("currentYear", year)
+ *
+ * const in1955 = Query.make(Character).pipe(Query.filter(inYear(1955)))
+ * ```
+ *
  * @category models
  * @since 0.1.0
  */
@@ -32,6 +60,31 @@ export type Filter<F = {}> = Expr & { readonly "~F"?: F }
 
 /**
  * The filter expression as data.
+ *
+ * **Example** (Translating a filter for another engine)
+ *
+ * ```ts
+ * import { Filter } from "effect-gen-server"
+ *
+ * const describe = (f: Filter.Expr): string => {
+ *   switch (f._tag) {
+ *     case "And":
+ *       return f.filters.map(describe).join(" and ")
+ *     case "Or":
+ *       return f.filters.map(describe).join(" or ")
+ *     case "Not":
+ *       return `not (${describe(f.filter)})`
+ *     case "IsNil":
+ *       return `${f.field} is nil`
+ *     case "In":
+ *       return `${f.field} in ${JSON.stringify(f.values)}`
+ *     default:
+ *       return `${f.field} ${f._tag} ${JSON.stringify(f.value)}`
+ *   }
+ * }
+ *
+ * describe(Filter.eq("currentYear", 1955)) // => "currentYear Eq 1955"
+ * ```
  *
  * @category models
  * @since 0.1.0

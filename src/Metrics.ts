@@ -17,6 +17,20 @@ import type * as Event from "./Event.js"
 /**
  * Live records per resource.
  *
+ * **Example** (How many characters are alive)
+ *
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { Metrics, Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const live = Effect.gen(function*() {
+ *   yield* Store.create(Character, "create", { name: "Marty", currentYear: 1985 })
+ *   const gauge = yield* Metric.value(Metric.withAttributes(Metrics.records, { resource: "Character" }))
+ *   return gauge.value // => 1
+ * }).pipe(Effect.provide(Store.layer([Character])))
+ * ```
+ *
  * @category metrics
  * @since 0.1.0
  */
@@ -26,6 +40,18 @@ export const records = Metric.gauge("effect_gen_server_records", {
 
 /**
  * Records created.
+ *
+ * **Example** (Characters created so far)
+ *
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { Metrics } from "effect-gen-server"
+ *
+ * const created = Effect.map(
+ *   Metric.value(Metric.withAttributes(Metrics.creates, { resource: "Character" })),
+ *   (state) => state.count
+ * )
+ * ```
  *
  * @category metrics
  * @since 0.1.0
@@ -38,6 +64,16 @@ export const creates = Metric.counter("effect_gen_server_creates_total", {
 /**
  * Update actions committed.
  *
+ * **Example** (Update rate of a resource)
+ *
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { Metrics } from "effect-gen-server"
+ *
+ * const machineUpdates = Metric.withAttributes(Metrics.updates, { resource: "Machine" })
+ * const sample = Effect.map(Metric.value(machineUpdates), (state) => state.count)
+ * ```
+ *
  * @category metrics
  * @since 0.1.0
  */
@@ -49,6 +85,18 @@ export const updates = Metric.counter("effect_gen_server_updates_total", {
 /**
  * Records destroyed, by `reason` (`action`, `inactivity`, `lifetime`).
  *
+ * **Example** (Records that expired for inactivity)
+ *
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { Metrics } from "effect-gen-server"
+ *
+ * const idleExpiries = Effect.map(
+ *   Metric.value(Metric.withAttributes(Metrics.destroys, { resource: "Character", reason: "inactivity" })),
+ *   (state) => state.count
+ * )
+ * ```
+ *
  * @category metrics
  * @since 0.1.0
  */
@@ -59,6 +107,18 @@ export const destroys = Metric.counter("effect_gen_server_destroys_total", {
 
 /**
  * Records restarted after a crash.
+ *
+ * **Example** (Alerting on crashes)
+ *
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { Metrics } from "effect-gen-server"
+ *
+ * const check = Effect.gen(function*() {
+ *   const { count } = yield* Metric.value(Metric.withAttributes(Metrics.restarts, { resource: "Machine" }))
+ *   if (count > 0) yield* Effect.logWarning(`Machine records restarted ${count} times`)
+ * })
+ * ```
  *
  * @category metrics
  * @since 0.1.0
@@ -72,6 +132,18 @@ export const restarts = Metric.counter("effect_gen_server_restarts_total", {
  * Records removed after a crash (restart intensity exceeded, policy
  * `"never"`, or a failed restart).
  *
+ * **Example** (Records lost after a crash)
+ *
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { Metrics } from "effect-gen-server"
+ *
+ * const lost = Effect.map(
+ *   Metric.value(Metric.withAttributes(Metrics.failures, { resource: "Character" })),
+ *   (state) => state.count
+ * )
+ * ```
+ *
  * @category metrics
  * @since 0.1.0
  */
@@ -83,6 +155,18 @@ export const failures = Metric.counter("effect_gen_server_failures_total", {
 /**
  * Requests a record server found waiting in its mailbox each time it took
  * from it (the size of each batch it served).
+ *
+ * **Example** (The largest batch served)
+ *
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { Metrics } from "effect-gen-server"
+ *
+ * const largestBatch = Effect.map(
+ *   Metric.value(Metric.withAttributes(Metrics.mailboxDepth, { resource: "Machine" })),
+ *   (histogram) => histogram.max
+ * )
+ * ```
  *
  * @category metrics
  * @since 0.1.0
@@ -96,6 +180,18 @@ export const mailboxDepth = Metric.histogram("effect_gen_server_mailbox_depth", 
  * Time from a call's arrival in a mailbox to its reply, in milliseconds
  * (updates and destroys).
  *
+ * **Example** (Mean time to a reply)
+ *
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { Metrics } from "effect-gen-server"
+ *
+ * const meanMillis = Effect.map(
+ *   Metric.value(Metric.withAttributes(Metrics.callDuration, { resource: "Character" })),
+ *   (histogram) => histogram.count === 0 ? 0 : histogram.sum / histogram.count
+ * )
+ * ```
+ *
  * @category metrics
  * @since 0.1.0
  */
@@ -106,6 +202,19 @@ export const callDuration = Metric.histogram("effect_gen_server_call_duration_ms
 
 /**
  * The metrics of one resource, bound to a context.
+ *
+ * **Example** (Recording by hand)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Metrics } from "effect-gen-server"
+ *
+ * const program = Effect.gen(function*() {
+ *   const metrics: Metrics.ResourceMetrics = Metrics.forResource("Character", yield* Effect.context<never>())
+ *   metrics.batch(3) // a record server took 3 requests from its mailbox at once
+ *   metrics.call(0.25) // a call was answered 0.25 ms after it arrived
+ * })
+ * ```
  *
  * @category models
  * @since 0.1.0

@@ -20,6 +20,18 @@ import * as Filter from "./Filter.js"
 import type * as Resource from "./Resource.js"
 
 /**
+ * The identifier of queries: every `Query` carries it as a key, which is what
+ * {@link isQuery} checks.
+ *
+ * **Example** (Recognising a query)
+ *
+ * ```ts
+ * import { Query } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * Query.TypeId in Query.make(Character) // => true
+ * ```
+ *
  * @category type ids
  * @since 0.1.0
  */
@@ -27,6 +39,19 @@ export const TypeId = "~effect-gen-server/Query" as const
 
 /**
  * One sort key.
+ *
+ * **Example** (The keys a query sorts by)
+ *
+ * ```ts
+ * import { Query } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const latestFirst: ReadonlyArray<Query.SortKey> = [
+ *   { field: "currentYear", direction: "desc" },
+ *   { field: "name", direction: "asc" }
+ * ]
+ * Query.make(Character).pipe(Query.sort("currentYear", "desc"), Query.sort("name")).sort // => latestFirst
+ * ```
  *
  * @category models
  * @since 0.1.0
@@ -38,6 +63,18 @@ export interface SortKey {
 
 /**
  * A read over the records of type `A` of one resource.
+ *
+ * **Example** (A paging helper for any query)
+ *
+ * ```ts
+ * import { Query, Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const page = <A>(query: Query.Query<A>, n: number, size = 20) =>
+ *   Store.read(query.pipe(Query.offset(n * size), Query.limit(size)))
+ *
+ * const secondPage = page(Query.make(Character).pipe(Query.sort("name")), 1)
+ * ```
  *
  * @category models
  * @since 0.1.0
@@ -55,6 +92,18 @@ export interface Query<A> extends Pipeable {
  * The result of adding a filter or sort key requiring `F` to a query over
  * `A`: the query, or a type error naming the requirement when a field is
  * not one of `A`'s or a compared value is not a valid value of its field.
+ *
+ * **Example** (A misspelt field does not compile)
+ *
+ * ```ts
+ * import { Filter, Query } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const in1955: Query.Query<Character> = Query.make(Character).pipe(Query.filter(Filter.eq("currentYear", 1955)))
+ *
+ * // @ts-expect-error: Character has no field "year"
+ * const typo: Query.Query<Character> = Query.make(Character).pipe(Query.filter(Filter.eq("year", 1955)))
+ * ```
  *
  * @category models
  * @since 0.1.0

@@ -15,6 +15,17 @@ import type { RecordServer } from "./Server.js"
 /**
  * The table of one resource.
  *
+ * **Example** (Looking inside a table)
+ *
+ * ```ts
+ * import { Registry } from "effect-gen-server"
+ *
+ * const registry = Registry.make([{ name: "Character", indexes: ["nickname"] }])
+ * const table: Registry.Table = registry.tables.get("Character")!
+ * table.indexes.has("nickname") // => true
+ * table.servers.size // => 0
+ * ```
+ *
  * @category models
  * @since 0.1.0
  */
@@ -26,6 +37,18 @@ export interface Table {
 
 /**
  * Every resource's table.
+ *
+ * **Example** (Keys held, per resource)
+ *
+ * ```ts
+ * import { Registry } from "effect-gen-server"
+ *
+ * const sizes = (registry: Registry.Registry) =>
+ *   Object.fromEntries([...registry.tables.keys()].map((name) => [name, Registry.size(registry, name)]))
+ *
+ * sizes(Registry.make([{ name: "Character", indexes: [] }, { name: "Machine", indexes: [] }]))
+ * // => { Character: 0, Machine: 0 }
+ * ```
  *
  * @category models
  * @since 0.1.0

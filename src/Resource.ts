@@ -19,6 +19,18 @@ import * as Action from "./Action.js"
 import { InvalidResource } from "./Errors.js"
 
 /**
+ * The identifier of resources: every `Resource` carries it, which is what
+ * {@link isResource} checks.
+ *
+ * **Example** (Recognising a resource)
+ *
+ * ```ts
+ * import { Resource } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * Character[Resource.TypeId] === Resource.TypeId // => true
+ * ```
+ *
  * @category type ids
  * @since 0.1.0
  */
@@ -33,6 +45,20 @@ export const TypeId = "~effect-gen-server/Resource" as const
  * - `"lastState"`: the record resumes with its last committed state.
  * - `"never"`: the record is removed (`Failed` is published).
  *
+ * **Example** (Sessions that survive a crash)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Resource } from "effect-gen-server"
+ *
+ * const restart: Resource.RestartPolicy = "lastState" // keep the cart a crash would otherwise empty
+ * const Session = Resource.make("Session", {
+ *   fields: { id: Schema.String, cart: Schema.Array(Schema.String) },
+ *   primaryKey: ["id"],
+ *   restart
+ * })
+ * ```
+ *
  * @category models
  * @since 0.1.0
  */
@@ -41,6 +67,21 @@ export type RestartPolicy = "initial" | "lastState" | "never"
 /**
  * A resource named `Name`, with Schema fields `Fields`, primary key fields
  * `Key`, generated fields `Generated` and actions `Actions`.
+ *
+ * **Example** (Describing any resource)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import type { Resource } from "effect-gen-server"
+ * import { Character, Machine } from "./fixtures.js"
+ *
+ * const describe = (resource: Resource.Any) =>
+ *   `${resource.name}: keyed by ${resource.primaryKey.join(", ")}, restart ${resource.restart}`
+ * ;[Character, Machine].map(describe) // => ["Character: keyed by id, restart initial", ...]
+ *
+ * // `schema` is an ordinary Schema, usable in other schemas
+ * const Party = Schema.Struct({ members: Schema.Array(Character.schema) })
+ * ```
  *
  * @category models
  * @since 0.1.0
@@ -71,6 +112,16 @@ export interface Resource<
 /**
  * Any resource.
  *
+ * **Example** (A function over every resource)
+ *
+ * ```ts
+ * import type { Resource } from "effect-gen-server"
+ * import { Character, Machine } from "./fixtures.js"
+ *
+ * const names = (resources: ReadonlyArray<Resource.Any>) => resources.map((resource) => resource.name)
+ * names([Character, Machine]) // => ["Character", "Machine"]
+ * ```
+ *
  * @category models
  * @since 0.1.0
  */
@@ -98,6 +149,18 @@ export type Record<R> = R extends Resource<any, infer F, any, any, any> ? Schema
  * The primary key of a resource's records: the record restricted to its key
  * fields.
  *
+ * **Example** (A key, typed)
+ *
+ * ```ts
+ * import { type Resource, Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * type CharacterKey = Resource.Key<typeof Character> // { readonly id: string }
+ *
+ * const marty: CharacterKey = { id: "marty" }
+ * const whereIsMarty = Store.get(Character, marty)
+ * ```
+ *
  * @category models
  * @since 0.1.0
  */
@@ -106,6 +169,18 @@ export type Key<R> = R extends Resource<any, infer F, infer K, any, any> ? Simpl
 /**
  * The actions of a resource (defaults included).
  *
+ * **Example** (The names of every action)
+ *
+ * ```ts
+ * import type { Resource } from "effect-gen-server"
+ * import { Machine } from "./fixtures.js"
+ *
+ * type MachineAction = keyof Resource.Actions<typeof Machine>
+ * // "create" | "update" | "destroy" | "read" | "charge" | "retrofit" | "travelInTime"
+ *
+ * const names = Object.keys(Machine.actions) as Array<MachineAction>
+ * ```
+ *
  * @category models
  * @since 0.1.0
  */
@@ -113,6 +188,18 @@ export type Actions<R> = R extends Resource<any, any, any, any, infer A> ? A : n
 
 /**
  * The names of a resource's actions of kind `K`.
+ *
+ * **Example** (The commands a user interface offers)
+ *
+ * ```ts
+ * import type { Resource } from "effect-gen-server"
+ * import { Machine } from "./fixtures.js"
+ *
+ * type MachineUpdate = Resource.ActionName<typeof Machine, "update">
+ * // "update" | "charge" | "retrofit" | "travelInTime"
+ *
+ * const commands: ReadonlyArray<MachineUpdate> = ["charge", "retrofit", "travelInTime"]
+ * ```
  *
  * @category models
  * @since 0.1.0
@@ -123,6 +210,28 @@ export type ActionName<R, K extends Action.Kind> = {
 
 /**
  * The services a resource's actions and hooks require.
+ *
+ * **Example** (A change that requires a service)
+ *
+ * ```ts
+ * import { Context, Effect, Schema } from "effect"
+ * import { Action, Changeset, Resource, Store } from "effect-gen-server"
+ *
+ * class ClockTower extends Context.Service<ClockTower, { readonly strike: Effect.Effect<number> }>()("ClockTower") {}
+ *
+ * const Lightning = Resource.make("Lightning", {
+ *   fields: { id: Schema.String, year: Schema.Int },
+ *   primaryKey: ["id"],
+ *   actions: {
+ *     strike: Action.update({
+ *       change: (cs) => Effect.map(ClockTower.use((tower) => tower.strike), (year) => Changeset.set(cs, "year", year))
+ *     })
+ *   }
+ * })
+ *
+ * type Needs = Resource.Services<typeof Lightning> // ClockTower
+ * const layer = Store.layer([Lightning]) // Layer<Store, never, ClockTower>
+ * ```
  *
  * @category models
  * @since 0.1.0
@@ -143,6 +252,20 @@ type Generated<R> = R extends Resource<any, any, any, infer G, any> ? G : never
  * The input of the action `N` of resource `R`: the accepted fields (required
  * on create unless optional or generated, all optional on update) and the
  * action's arguments.
+ *
+ * **Example** (Inputs, typed)
+ *
+ * ```ts
+ * import { type Resource, Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * // on create, required fields are required; generated and optional ones are not
+ * const marty: Resource.Input<typeof Character, "create"> = { name: "Marty", currentYear: 1985 }
+ * // the action's arguments
+ * const to1955: Resource.Input<typeof Character, "travelInTime"> = { targetYear: 1955 }
+ *
+ * const trip = Store.update(Character, { id: "marty" }, "travelInTime", to1955)
+ * ```
  *
  * @category models
  * @since 0.1.0
@@ -165,6 +288,16 @@ export type Input<R, N extends keyof Actions<R>> = Actions<R>[N] extends Action.
 /**
  * The default actions every resource has.
  *
+ * **Example** (The default destroy action of a resource)
+ *
+ * ```ts
+ * import type { Resource } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const destroy: Resource.DefaultActions<Character>["destroy"] = Character.actions.destroy
+ * destroy.kind // => "destroy"
+ * ```
+ *
  * @category models
  * @since 0.1.0
  */
@@ -177,6 +310,25 @@ export type DefaultActions<A> = {
 
 /**
  * The options of {@link make}.
+ *
+ * **Example** (Options shared by two resources)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Resource } from "effect-gen-server"
+ *
+ * const fields = { id: Schema.String, players: Schema.Array(Schema.String) }
+ * const ephemeral = {
+ *   fields,
+ *   primaryKey: ["id"],
+ *   inactivityTimeout: "10 minutes",
+ *   restart: "never",
+ *   mailboxCapacity: 100
+ * } as const satisfies Resource.Options<typeof fields, ReadonlyArray<"id">, never, {}>
+ *
+ * const Lobby = Resource.make("Lobby", ephemeral)
+ * const Match = Resource.make("Match", ephemeral)
+ * ```
  *
  * @category models
  * @since 0.1.0

@@ -37,6 +37,23 @@ import * as Registry from "./Registry.js"
 /**
  * The state of one record's server.
  *
+ * **Example** (Inspecting a record server)
+ *
+ * ```ts
+ * import { Effect, Queue, Ref } from "effect"
+ * import { Server } from "effect-gen-server"
+ *
+ * declare const server: Server.RecordServer
+ * const inspect = Effect.gen(function*() {
+ *   return {
+ *     resource: server.resource.name,
+ *     status: server.status,
+ *     state: yield* Ref.get(server.state),
+ *     waiting: yield* Queue.size(server.mailbox)
+ *   }
+ * })
+ * ```
+ *
  * @category models
  * @since 0.1.0
  */
@@ -61,6 +78,16 @@ export interface RecordServer {
 /**
  * The input a create action ran with.
  *
+ * **Example** (What a restart would replay)
+ *
+ * ```ts
+ * import { Server } from "effect-gen-server"
+ *
+ * declare const server: Server.RecordServer
+ * const { action, data } = server.createInput
+ * const replay = `${server.resource.name}: ${action.name} with ${JSON.stringify(data)}`
+ * ```
+ *
  * @category models
  * @since 0.1.0
  */
@@ -73,6 +100,25 @@ export interface CreateInput {
 
 /**
  * A request to a record server.
+ *
+ * **Example** (Describing a request)
+ *
+ * ```ts
+ * import { Server } from "effect-gen-server"
+ *
+ * const describe = (request: Server.Request): string => {
+ *   switch (request._tag) {
+ *     case "Create":
+ *       return "create"
+ *     case "Update":
+ *       return `update ${request.action.name}`
+ *     case "Destroy":
+ *       return `destroy ${request.action.name}`
+ *     case "Expire":
+ *       return `expire (${request.reason})`
+ *   }
+ * }
+ * ```
  *
  * @category models
  * @since 0.1.0
@@ -106,6 +152,19 @@ export type Request =
  * of, innermost last. A request to one of them would wait on a mailbox that
  * is blocked on the caller.
  *
+ * **Example** (Who is calling whom)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Server } from "effect-gen-server"
+ *
+ * const callers = Effect.map(
+ *   Effect.service(Server.CurrentChain),
+ *   (chain: Server.Chain) => chain.map((server) => server.resource.name).join(" -> ")
+ * )
+ * // "Machine -> Character" in a Character hook run by a Machine's hook
+ * ```
+ *
  * @category models
  * @since 0.1.0
  */
@@ -133,6 +192,24 @@ export const CurrentChain: Context.Reference<Chain> = Context.Reference<Chain>(
 
 /**
  * What a record server needs from its supervisor.
+ *
+ * **Example** (A context for driving a server in a test)
+ *
+ * ```ts
+ * import { Context, Effect } from "effect"
+ * import { Metrics, Registry, Server } from "effect-gen-server"
+ *
+ * const registry = Registry.make([{ name: "Character", indexes: [] }])
+ * const ctx: Server.ServerContext = {
+ *   table: registry.tables.get("Character")!,
+ *   publish: (event) => console.log(event._tag),
+ *   started: () => {},
+ *   // never restart: remove the crashed record
+ *   restart: (server) => Effect.sync(() => (Server.fail(server), false)),
+ *   metrics: Metrics.forResource("Character", Context.empty()),
+ *   now: () => performance.now()
+ * }
+ * ```
  *
  * @category models
  * @since 0.1.0
@@ -319,6 +396,17 @@ const contextOf = (server: RecordServer): ServerContext => contexts.get(server)!
  * `restart: "initial"` runs again. On success the record is committed and
  * registered; the result is the record handed back to the caller.
  *
+ * **Example** (Running the create step)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Server } from "effect-gen-server"
+ *
+ * declare const server: Server.RecordServer // started by Server.run
+ * const step = Server.create(server, [])
+ * const outcome = Effect.isEffect(step) ? step : Effect.succeed(step)
+ * ```
+ *
  * @category steps
  * @since 0.1.0
  */
@@ -337,6 +425,18 @@ export const create = (server: RecordServer, chain: Chain): Step<any> => {
 /**
  * Serves an update: runs the action on the committed state and commits the
  * result, or leaves the state as it was.
+ *
+ * **Example** (Serving an update by hand)
+ *
+ * ```ts
+ * import { Errors, Server } from "effect-gen-server"
+ *
+ * declare const server: Server.RecordServer // started by Server.run
+ * const charge = server.resource.action("charge", "update")
+ * if (!(charge instanceof Errors.UnknownAction)) {
+ *   Server.update(server, charge, { attributes: {}, arguments: {} }, [])
+ * }
+ * ```
  *
  * @category steps
  * @since 0.1.0
@@ -357,6 +457,15 @@ export const update = (server: RecordServer, action: CompiledAction, input: Deco
  * Serves a destroy (by action or by expiry): runs the action, then removes
  * the record. An expiry removes the record even when its destroy action
  * fails.
+ *
+ * **Example** (Destroying with the primary destroy action)
+ *
+ * ```ts
+ * import { Server } from "effect-gen-server"
+ *
+ * declare const server: Server.RecordServer // started by Server.run
+ * const step = Server.destroy(server, server.resource.primaryDestroy, "action", [])
+ * ```
  *
  * @category steps
  * @since 0.1.0
@@ -393,6 +502,16 @@ export const destroy = (
 
 /**
  * Marks a server stopped and removes it from the registry.
+ *
+ * **Example** (Stopping)
+ *
+ * ```ts
+ * import { Server } from "effect-gen-server"
+ *
+ * declare const server: Server.RecordServer // started by Server.run
+ * Server.stop(server)
+ * server.status // => "stopped"
+ * ```
  *
  * @category steps
  * @since 0.1.0
@@ -476,6 +595,22 @@ const afterServe = <A>(
  * callers of a removed record get `NotFound`; of an interrupted one,
  * `StoreClosed`.
  *
+ * **Example** (What `Supervisor.spawn` does)
+ *
+ * ```ts
+ * import { Deferred, Effect } from "effect"
+ * import { type Errors, Server } from "effect-gen-server"
+ *
+ * declare const server: Server.RecordServer
+ * declare const ctx: Server.ServerContext
+ *
+ * const created = Effect.gen(function*() {
+ *   const deferred = yield* Deferred.make<unknown, Errors.StoreError>()
+ *   yield* Effect.forkChild(Server.run(server, { _tag: "Create", deferred, chain: [] }, ctx))
+ *   return yield* Deferred.await(deferred)
+ * })
+ * ```
+ *
  * @category constructors
  * @since 0.1.0
  */
@@ -527,6 +662,16 @@ export const run = (
  * Re-runs the create action for `restart: "initial"`, with the record's own
  * chain; publishes `Restarted` on success.
  *
+ * **Example** (Restarting with the initial input)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Server } from "effect-gen-server"
+ *
+ * declare const server: Server.RecordServer // crashed, with restart: "initial"
+ * const restarted = Effect.map(Server.recreate(server), (outcome) => outcome._tag === "Ok")
+ * ```
+ *
  * @category steps
  * @since 0.1.0
  */
@@ -539,6 +684,15 @@ export const recreate = (server: RecordServer): Effect.Effect<Outcome<any>, neve
 /**
  * Publishes `Restarted` for a record resuming with its last state.
  *
+ * **Example** (Resuming with the last state)
+ *
+ * ```ts
+ * import { Server } from "effect-gen-server"
+ *
+ * declare const server: Server.RecordServer // crashed, with restart: "lastState"
+ * Server.resumed(server) // publishes Restarted with the last committed state
+ * ```
+ *
  * @category steps
  * @since 0.1.0
  */
@@ -547,6 +701,15 @@ export const resumed = (server: RecordServer): void =>
 
 /**
  * Removes a crashed record and publishes `Failed` with its last state.
+ *
+ * **Example** (Giving up on a record)
+ *
+ * ```ts
+ * import { Server } from "effect-gen-server"
+ *
+ * declare const server: Server.RecordServer // crashed too often
+ * Server.fail(server) // its key is free again; Failed is published
+ * ```
  *
  * @category steps
  * @since 0.1.0
@@ -560,6 +723,15 @@ export const fail = (server: RecordServer): void => {
 /**
  * Asks a record to expire: its fiber runs the primary destroy action and
  * removes it. Sent by the supervisor when a deadline passes.
+ *
+ * **Example** (Expiring a record)
+ *
+ * ```ts
+ * import { Server } from "effect-gen-server"
+ *
+ * declare const server: Server.RecordServer
+ * Server.expire(server, "inactivity") // served after the requests already in its mailbox
+ * ```
  *
  * @category steps
  * @since 0.1.0

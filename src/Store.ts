@@ -23,6 +23,22 @@ import type * as Resource from "./Resource.js"
 /**
  * The Store service.
  *
+ * **Example** (The Store in a program's requirements)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { type Errors, Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const arrive = (name: string): Effect.Effect<Character, Errors.StoreError, Store.Store> =>
+ *   Store.create(Character, "create", { name, currentYear: 1985 })
+ *
+ * const tracesReads = Effect.gen(function*() {
+ *   const store = yield* Store.Store
+ *   return store.traceReads
+ * })
+ * ```
+ *
  * @category services
  * @since 0.1.0
  */
@@ -41,6 +57,18 @@ const traced = <A, E, R>(
 /**
  * A lifecycle event: `Created`, `Updated`, `Destroyed` (with its `reason`),
  * `Restarted` or `Failed`.
+ *
+ * **Example** (A handler of lifecycle events)
+ *
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { Store } from "effect-gen-server"
+ *
+ * const describe = (event: Store.Event): string =>
+ *   event._tag === "Destroyed" ? `${event.resource} destroyed (${event.reason})` : `${event.resource} ${event._tag}`
+ *
+ * const printing = Store.events.pipe(Stream.runForEach((event) => Effect.log(describe(event))))
+ * ```
  *
  * @category models
  * @since 0.1.0
@@ -288,12 +316,26 @@ export const subscribe: Effect.Effect<PubSub.Subscription<Event>, never, Store |
 /**
  * Options of {@link layer}.
  *
+ * **Example** (Tracing reads too)
+ *
+ * ```ts
+ * import { Store } from "effect-gen-server"
+ * import { Character, Machine } from "./fixtures.js"
+ *
+ * const options: Store.LayerOptions = { traceReads: true }
+ * const StoreLive = Store.layer([Character, Machine], options)
+ * ```
+ *
  * @category layers
  * @since 0.1.0
  */
 export interface LayerOptions {
-  /** Reserved for other data layers; `"genServer"` (default) keeps every record in its own fiber. */
-  readonly dataLayer?: "genServer" | undefined
+  /**
+   * `"genServer"` (default) keeps every record in its own supervised fiber;
+   * `"memory"` keeps records in a `Map` without fibers (no supervision, lazy
+   * expiry: see `DataLayer.memory`).
+   */
+  readonly dataLayer?: "genServer" | "memory" | undefined
   /**
    * Give reads (`get`, `reload`, `keepAlive`, `read`) a span too. Default
    * `false`: writes always get a span (`Store.create`, `Store.update`,
@@ -332,7 +374,8 @@ export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
     Effect.gen(function*() {
       const own = yield* Effect.context<never>()
       let context: Context.Context<never> = own
-      const dataLayer = yield* DataLayer.genServer(resources, { context: () => context })
+      const make = options?.dataLayer === "memory" ? DataLayer.memory : DataLayer.genServer
+      const dataLayer = yield* make(resources, { context: () => context })
       const store = Store.of({ dataLayer, traceReads: options?.traceReads ?? false })
       context = Context.add(own, Store, store) as Context.Context<never>
       return store

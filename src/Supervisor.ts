@@ -31,6 +31,16 @@ import * as Server from "./Server.js"
 /**
  * A supervisor of record fibers.
  *
+ * **Example** (Reporting the fibers running)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import type { Supervisor } from "effect-gen-server"
+ *
+ * const report = (supervisor: Supervisor.Supervisor) =>
+ *   Effect.flatMap(supervisor.size, (n) => Effect.log(`${n} fibers running`))
+ * ```
+ *
  * @category models
  * @since 0.1.0
  */

@@ -96,6 +96,20 @@ export const arbitrary = <R extends Resource.Any, const N extends keyof Resource
 /**
  * Every lifecycle event published since the test layer was built.
  *
+ * **Example** (Reading the recorder directly)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Store, Testing } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const events = Effect.gen(function*() {
+ *   const recorder = yield* Testing.Recorder
+ *   yield* Store.create(Character, "create", { name: "Marty", currentYear: 1985 })
+ *   return yield* recorder.events
+ * }).pipe(Effect.provide(Testing.layer([Character])))
+ * ```
+ *
  * @category services
  * @since 0.1.0
  */
