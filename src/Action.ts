@@ -191,7 +191,7 @@ const variance: any = { _R: (_: never) => _, _A: (_: unknown) => _ }
 const make = <K extends Kind>(kind: K) =>
 <A = any, const Accept extends keyof A & string = never, const Args extends Schema.Struct.Fields = {}, R = never>(
   options: Options<A, Accept, Args, R> = {}
-): Action<K, A, Accept, Args, R> => ({
+): Action<K, A, NoInfer<Accept>, NoInfer<Args>, R> => ({
   [TypeId]: variance,
   kind,
   accept: options.accept ?? [],

@@ -263,8 +263,11 @@ export const limit: {
 
 const compareValues = (a: any, b: any): number => {
   if (a === b) return 0
-  if (a === undefined || a === null) return -1
-  if (b === undefined || b === null) return 1
+  const aNil = a === undefined || a === null
+  const bNil = b === undefined || b === null
+  if (aNil && bNil) return 0
+  if (aNil) return -1
+  if (bNil) return 1
   const x = a instanceof Date ? a.getTime() : a
   const y = b instanceof Date ? b.getTime() : b
   return x < y ? -1 : x > y ? 1 : 0

@@ -270,20 +270,24 @@ type Generated<R> = R extends Resource<any, any, any, infer G, any> ? G : never
  * @category models
  * @since 0.1.0
  */
-export type Input<R, N extends keyof Actions<R>> = Actions<R>[N] extends Action.Action<"create", any, any, any, any>
-  ? Simplify<
-    & {
-      readonly [K in Exclude<Accepted<R, Actions<R>[N]>, OptionalKeys<Record<R>> | Generated<R>>]: Record<R>[K]
-    }
-    & {
-      readonly [K in Accepted<R, Actions<R>[N]> & (OptionalKeys<Record<R>> | Generated<R>)]?: Record<R>[K]
-    }
-    & ArgsInput<Actions<R>[N]>
-  >
-  : Simplify<
-    & { readonly [K in Accepted<R, Actions<R>[N]>]?: Record<R>[K] }
-    & ArgsInput<Actions<R>[N]>
-  >
+export type Input<R, N extends keyof Actions<R>> = NoFields<
+  Actions<R>[N] extends Action.Action<"create", any, any, any, any> ? Simplify<
+      & {
+        readonly [K in Exclude<Accepted<R, Actions<R>[N]>, OptionalKeys<Record<R>> | Generated<R>>]: Record<R>[K]
+      }
+      & {
+        readonly [K in Accepted<R, Actions<R>[N]> & (OptionalKeys<Record<R>> | Generated<R>)]?: Record<R>[K]
+      }
+      & ArgsInput<Actions<R>[N]>
+    >
+    : Simplify<
+      & { readonly [K in Accepted<R, Actions<R>[N]>]?: Record<R>[K] }
+      & ArgsInput<Actions<R>[N]>
+    >
+>
+
+/** An input with no field at all: `{}` would accept anything, this accepts only `{}`. */
+type NoFields<T> = [keyof T] extends [never] ? { readonly [field: string]: never } : T
 
 /**
  * The default actions every resource has.

@@ -2,10 +2,9 @@
  * Compile-time checks of the public API: every `@ts-expect-error` below must
  * be an error, so `tsc` (run by `npm test`) fails if a check stops working.
  */
-import { Effect } from "effect"
-import { Filter, Query, Store } from "../src/index.js"
+import { Effect, Schema } from "effect"
+import { Action, Changeset, Filter, Query, Resource, Store } from "../src/index.js"
 import { Character, Machine } from "./fixtures/TimeTravel.js"
-import type { Resource } from "../src/index.js"
 const q = Query.make(Character)
 export const ok = q.pipe(
   Query.filter(Filter.eq("nickname", "Marty")),
@@ -41,3 +40,69 @@ export const good = Effect.gen(function*() {
   return r
 })
 
+// --- Resource, Action, Changeset, Filter, Query --------------------------------------------------
+
+// @ts-expect-error a primary key field that is not a field
+export const badKey = Resource.make("BadKey", { fields: { id: Schema.String }, primaryKey: ["uuid"] })
+export const badGenerated = Resource.make("BadGen", {
+  fields: { id: Schema.String },
+  primaryKey: ["id"],
+  // @ts-expect-error a generated field that is not a field
+  generated: { uuid: () => "x" }
+})
+export const badGeneratedType = Resource.make("BadGenType", {
+  fields: { id: Schema.String },
+  primaryKey: ["id"],
+  // @ts-expect-error a generator of the wrong type
+  generated: { id: () => 1 }
+})
+export const badIndex = Resource.make("BadIndex", {
+  fields: { id: Schema.String },
+  primaryKey: ["id"],
+  // @ts-expect-error an indexed field that is not a field
+  indexes: ["age"]
+})
+export const badRestart = Resource.make("BadRestart", {
+  fields: { id: Schema.String },
+  primaryKey: ["id"],
+  // @ts-expect-error a restart policy that does not exist
+  restart: "always"
+})
+
+const Counter = Resource.make("Counter", {
+  fields: { id: Schema.String, name: Schema.String, count: Schema.Int },
+  primaryKey: ["id"],
+  actions: {
+    rename: Action.update({ accept: ["name"] }),
+    add: Action.update({
+      arguments: { amount: Schema.NumberFromString },
+      change: (cs) => Changeset.set(cs, "count", Changeset.get(cs, "count") + cs.arguments.amount)
+    }),
+    close: Action.destroy()
+  }
+})
+// the input of an argument is its encoded form
+export const addOk = Store.update(Counter, { id: "1" }, "add", { amount: "41" })
+// @ts-expect-error the decoded type is not the input
+export const addBad = Store.update(Counter, { id: "1" }, "add", { amount: 41 })
+export const renameOk = Store.update(Counter, { id: "1" }, "rename", { name: "x" })
+// @ts-expect-error an update action is no destroy action
+export const destroyBad = Store.destroy(Counter, { id: "1" }, "rename")
+export const destroyOk = Store.destroy(Counter, { id: "1" }, "close")
+// @ts-expect-error a key of the wrong shape
+export const getBad = Store.get(Counter, { name: "x" })
+
+// @ts-expect-error a sort direction that does not exist
+export const badDirection = q.pipe(Query.sort("name", "up"))
+// @ts-expect-error an ordering on a value of the wrong type
+export const badGt = Store.read(q.pipe(Query.filter(Filter.gt("currentYear", "1955"))))
+export const badNested = Store.read(
+  // @ts-expect-error an unknown field inside or / not
+  q.pipe(Query.filter(Filter.or(Filter.isNil("name"), Filter.not(Filter.isNil("age")))))
+)
+
+// actions declared without `arguments` or `accept` take no input
+// @ts-expect-error charge takes no field
+export const bad10 = Store.update(Machine, { id: "1" }, "charge", { hasPower: true })
+// @ts-expect-error travelInTime accepts no field, only its arguments
+export const bad11 = Store.update(Character, { id: "1" }, "travelInTime", { targetYear: 1955, name: "x" })

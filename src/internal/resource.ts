@@ -182,6 +182,16 @@ export const compile = (resource: Resource.Any): Compiled => {
       }
       const fast = decodeFast(raw)
       if (fast !== undefined) return fast
+      // `Schema.Struct({})` accepts any object, even with `onExcessProperty: "error"`
+      const extra = Object.keys(raw)[0]
+      if (accepted.length === 0 && argNames.length === 0 && extra !== undefined) {
+        return new ValidationError({
+          resource: name,
+          message: `${name}: invalid input of action ${actionName}: it takes no input, got a field ${
+            JSON.stringify(extra)
+          }`
+        })
+      }
       const exit = inputDecoder(raw)
       if (Exit.isFailure(exit)) {
         return validationError(`${name}`, `input of action ${actionName}`, (exit.cause.reasons[0] as any).error.issue)

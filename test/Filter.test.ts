@@ -1,0 +1,259 @@
+/**
+ * Filter: every operator, evaluated three ways that must agree — on the
+ * records of a Store through `Store.read`, on a plain array through
+ * `Query.run`, and with `Filter.toPredicate` — and the run-time validation
+ * that untyped callers meet.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Schema } from "effect"
+import { Filter, Query, Resource, Store } from "../src/index.js"
+
+const fields = {
+  id: Schema.String,
+  name: Schema.String,
+  nickname: Schema.optionalKey(Schema.String),
+  age: Schema.Int,
+  tags: Schema.Array(Schema.String),
+  spouse: Schema.NullOr(Schema.String),
+  born: Schema.Date
+}
+const Person = Resource.make("Person", { fields, primaryKey: ["id"] })
+type Person = Resource.Record<typeof Person>
+// the same records, with equality filters answered from indexes instead of a scan
+const Indexed = Resource.make("Indexed", {
+  fields,
+  primaryKey: ["id"],
+  indexes: ["name", "nickname", "age", "spouse", "tags", "born"]
+})
+
+const people: ReadonlyArray<Person> = [
+  {
+    id: "a",
+    name: "Marty",
+    nickname: "Marty",
+    age: 17,
+    tags: ["skater", "guitar"],
+    spouse: "Jennifer",
+    born: new Date("1968-06-09")
+  },
+  { id: "b", name: "Emmett", nickname: "Doc", age: 65, tags: ["inventor"], spouse: null, born: new Date("1920-01-01") },
+  { id: "c", name: "Jennifer", age: 17, tags: [], spouse: "Marty", born: new Date("1968-10-04") },
+  { id: "d", name: "Biff", age: 18, tags: ["bully", "guitar"], spouse: null, born: new Date("1937-03-26") },
+  { id: "e", name: "Einstein", nickname: "Einie", age: 3, tags: ["dog"], spouse: null, born: new Date("1982-01-01") }
+]
+
+const populate = Effect.forEach(people, (p) => Store.create(Person, "create", p))
+const populateIndexed = Effect.forEach(people, (p) => Store.create(Indexed, "create", p))
+
+const ids = (records: ReadonlyArray<{ readonly id: string }>) => records.map((r) => r.id).sort()
+
+const queryOf = (filter: Filter.Filter<{}>, resource: typeof Person | typeof Indexed = Person): Query.Query<Person> =>
+  Query.filter(Query.make(resource), filter) as Query.Query<Person>
+
+/** A query as an untyped caller might build it. */
+const untyped = (patch: { readonly [k: string]: unknown }): Query.Query<Person> =>
+  Object.assign(Object.create(Object.getPrototypeOf(Query.make(Person))), Query.make(Person), patch)
+
+interface Case {
+  readonly name: string
+  readonly filter: Filter.Filter<{}>
+  readonly expected: ReadonlyArray<string>
+}
+
+const cases: ReadonlyArray<Case> = [
+  // eq
+  { name: "eq on a string", filter: Filter.eq("name", "Marty"), expected: ["a"] },
+  { name: "eq on an optional field", filter: Filter.eq("nickname", "Doc"), expected: ["b"] },
+  { name: "eq on a number", filter: Filter.eq("age", 17), expected: ["a", "c"] },
+  { name: "eq null", filter: Filter.eq("spouse", null), expected: ["b", "d", "e"] },
+  { name: "eq on an array, structurally", filter: Filter.eq("tags", ["skater", "guitar"]), expected: ["a"] },
+  { name: "eq on a date, structurally", filter: Filter.eq("born", new Date("1920-01-01")), expected: ["b"] },
+  { name: "eq matching nothing", filter: Filter.eq("name", "George"), expected: [] },
+  { name: "eq on the primary key", filter: Filter.eq("id", "c"), expected: ["c"] },
+  { name: "eq on a missing primary key", filter: Filter.eq("id", "z"), expected: [] },
+  { name: "eq undefined matches absent values", filter: Filter.eq("nickname", undefined), expected: ["c", "d"] },
+  // neq
+  { name: "neq on a string", filter: Filter.neq("name", "Marty"), expected: ["b", "c", "d", "e"] },
+  {
+    name: "neq on an optional field holds when absent",
+    filter: Filter.neq("nickname", "Doc"),
+    expected: ["a", "c", "d", "e"]
+  },
+  { name: "neq null", filter: Filter.neq("spouse", null), expected: ["a", "c"] },
+  { name: "neq on an array", filter: Filter.neq("tags", []), expected: ["a", "b", "d", "e"] },
+  // ordering
+  { name: "gt on a number", filter: Filter.gt("age", 17), expected: ["b", "d"] },
+  { name: "gte on a number", filter: Filter.gte("age", 17), expected: ["a", "b", "c", "d"] },
+  { name: "lt on a number", filter: Filter.lt("age", 17), expected: ["e"] },
+  { name: "lte on a number", filter: Filter.lte("age", 17), expected: ["a", "c", "e"] },
+  { name: "gt on a string", filter: Filter.gt("name", "F"), expected: ["a", "c"] },
+  { name: "lte on a string", filter: Filter.lte("name", "Emmett"), expected: ["b", "d", "e"] },
+  { name: "lt on an optional field skips absent values", filter: Filter.lt("nickname", "E"), expected: ["b"] },
+  {
+    name: "gte on an optional field skips absent values",
+    filter: Filter.gte("nickname", ""),
+    expected: ["a", "b", "e"]
+  },
+  { name: "gt on a nullable field skips null", filter: Filter.gt("spouse", ""), expected: ["a", "c"] },
+  { name: "gt on a date", filter: Filter.gt("born", new Date("1950-01-01")), expected: ["a", "c", "e"] },
+  { name: "lte on a date", filter: Filter.lte("born", new Date("1937-03-26")), expected: ["b", "d"] },
+  // in
+  { name: "in numbers", filter: Filter.in("age", [3, 65]), expected: ["b", "e"] },
+  { name: "in on an optional field", filter: Filter.in("nickname", ["Doc", "Einie", "Nobody"]), expected: ["b", "e"] },
+  { name: "in with null", filter: Filter.in("spouse", [null, "Marty"]), expected: ["b", "c", "d", "e"] },
+  { name: "in arrays, structurally", filter: Filter.in("tags", [["dog"], ["inventor"]]), expected: ["b", "e"] },
+  { name: "in nothing", filter: Filter.in("age", []), expected: [] },
+  { name: "in primary keys", filter: Filter.in("id", ["a", "e", "z"]), expected: ["a", "e"] },
+  // contains
+  { name: "contains a substring", filter: Filter.contains("name", "e"), expected: ["b", "c", "e"] },
+  { name: "contains is case-sensitive", filter: Filter.contains("name", "E"), expected: ["b", "e"] },
+  { name: "contains an element", filter: Filter.contains("tags", "guitar"), expected: ["a", "d"] },
+  { name: "contains on an optional field", filter: Filter.contains("nickname", "i"), expected: ["e"] },
+  { name: "contains on a number never holds", filter: Filter.contains("age", 1), expected: [] },
+  { name: "contains a non-string in a string never holds", filter: Filter.contains("name", 1), expected: [] },
+  // isNil
+  { name: "isNil on an absent optional field", filter: Filter.isNil("nickname"), expected: ["c", "d"] },
+  { name: "isNil on null", filter: Filter.isNil("spouse"), expected: ["b", "d", "e"] },
+  { name: "isNil on a required field", filter: Filter.isNil("name"), expected: [] },
+  // and, or, not
+  { name: "and", filter: Filter.and(Filter.eq("age", 17), Filter.eq("spouse", "Marty")), expected: ["c"] },
+  { name: "and of nothing holds", filter: Filter.and() as Filter.Filter<{}>, expected: ["a", "b", "c", "d", "e"] },
+  { name: "and with the primary key", filter: Filter.and(Filter.eq("id", "b"), Filter.gt("age", 100)), expected: [] },
+  {
+    name: "and with an indexed field",
+    filter: Filter.and(Filter.eq("name", "Biff"), Filter.gt("age", 17)),
+    expected: ["d"]
+  },
+  { name: "or", filter: Filter.or(Filter.eq("name", "Biff"), Filter.lt("age", 10)), expected: ["d", "e"] },
+  { name: "or of nothing never holds", filter: Filter.or() as Filter.Filter<{}>, expected: [] },
+  { name: "or of primary keys", filter: Filter.or(Filter.eq("id", "a"), Filter.eq("id", "b")), expected: ["a", "b"] },
+  { name: "not", filter: Filter.not(Filter.isNil("nickname")), expected: ["a", "b", "e"] },
+  {
+    name: "not of and",
+    filter: Filter.not(Filter.and(Filter.gte("age", 17), Filter.lte("age", 18))),
+    expected: ["b", "e"]
+  },
+  { name: "not of the primary key", filter: Filter.not(Filter.eq("id", "a")), expected: ["b", "c", "d", "e"] },
+  {
+    name: "nested",
+    filter: Filter.or(
+      Filter.and(Filter.contains("tags", "guitar"), Filter.not(Filter.isNil("spouse"))),
+      Filter.and(Filter.isNil("spouse"), Filter.not(Filter.in("age", [18, 65])))
+    ),
+    expected: ["a", "e"]
+  }
+]
+
+describe("Filter", () => {
+  describe("operators", () => {
+    it.effect.each(cases)("$name, through Store.read", ({ expected, filter }) =>
+      Effect.gen(function*() {
+        yield* populate
+        assert.deepStrictEqual(ids(yield* Store.read(queryOf(filter))), [...expected])
+      }).pipe(Effect.provide(Store.layer([Person]))))
+
+    it.effect.each(cases)("$name, through Store.read with indexes", ({ expected, filter }) =>
+      Effect.gen(function*() {
+        yield* populateIndexed
+        assert.deepStrictEqual(ids(yield* Store.read(queryOf(filter, Indexed))), [...expected])
+        // and after every record changed and changed back, so the indexes had to follow
+        for (const p of people) {
+          yield* Store.update(Indexed, p, "update", { name: "X", age: 0, spouse: "X", tags: ["X"], nickname: "X" })
+        }
+        assert.deepStrictEqual(
+          ids(yield* Store.read(queryOf(Filter.eq("name", "X"), Indexed))),
+          ["a", "b", "c", "d", "e"]
+        )
+        yield* Effect.forEach(people, (p) => Store.destroy(Indexed, p))
+        yield* populateIndexed
+        assert.deepStrictEqual(ids(yield* Store.read(queryOf(filter, Indexed))), [...expected])
+      }).pipe(Effect.provide(Store.layer([Indexed]))))
+
+    it.each(cases)("$name, on an array", ({ expected, filter }) => {
+      assert.deepStrictEqual(ids(Query.run(queryOf(filter), people)), [...expected])
+      assert.deepStrictEqual(ids(people.filter(Filter.toPredicate(filter))), [...expected])
+    })
+
+    it("filters are plain data: an encoded filter evaluates the same", () => {
+      for (const { filter } of cases) {
+        if (JSON.stringify(filter).includes("born")) continue
+        const decoded = JSON.parse(JSON.stringify(filter)) as Filter.Expr
+        assert.deepStrictEqual(
+          ids(people.filter(Filter.toPredicate(decoded))),
+          ids(people.filter(Filter.toPredicate(filter)))
+        )
+      }
+    })
+
+    it("constructors build the documented expressions", () => {
+      assert.deepStrictEqual(Filter.eq("a", 1), { _tag: "Eq", field: "a", value: 1 })
+      assert.deepStrictEqual(Filter.in("a", [1, 2]), { _tag: "In", field: "a", values: [1, 2] })
+      assert.deepStrictEqual(Filter.isNil("a"), { _tag: "IsNil", field: "a" })
+      assert.deepStrictEqual(Filter.not(Filter.isNil("a")), { _tag: "Not", filter: { _tag: "IsNil", field: "a" } })
+      assert.deepStrictEqual(
+        Filter.fields(Filter.and(Filter.eq("a", 1), Filter.or(Filter.isNil("b"), Filter.not(Filter.gt("c", 1))))),
+        ["a", "b", "c"]
+      )
+      assert.isUndefined(Filter.check(Filter.and(Filter.eq("a", 1), Filter.not(Filter.in("b", [])))))
+    })
+  })
+
+  describe("run-time validation", () => {
+    const unknownFields: ReadonlyArray<readonly [string, Filter.Expr]> = [
+      ["at the top", Filter.eq("nick", "Marty")],
+      ["inside and", Filter.and(Filter.eq("name", "Marty"), Filter.gt("height", 1))],
+      ["inside or", Filter.or(Filter.isNil("name"), Filter.isNil("address"))],
+      ["inside not", Filter.not(Filter.contains("hobbies", "guitar"))],
+      ["inside in", Filter.in("years", [1955])],
+      ["deeply nested", Filter.not(Filter.and(Filter.or(Filter.eq("name", "x"), Filter.lte("weight", 1))))]
+    ]
+
+    it.effect.each(unknownFields)("an unknown field %s is a ValidationError", ([, filter]) =>
+      Effect.gen(function*() {
+        yield* populate
+        const error = yield* Store.read(untyped({ filter })).pipe(Effect.flip)
+        assert.strictEqual(error._tag, "ValidationError")
+        if (error._tag === "ValidationError") assert.strictEqual(error.resource, "Person")
+      }).pipe(Effect.provide(Store.layer([Person]))))
+
+    it.effect("an unknown field is refused with or without records to scan", () =>
+      Effect.gen(function*() {
+        const error = yield* Store.read(untyped({ filter: Filter.eq("nick", "Marty") })).pipe(Effect.flip)
+        assert.strictEqual(error._tag, "ValidationError")
+        // also where a full-key equality would answer from the registry
+        const byKey = yield* Store.read(untyped({ filter: Filter.and(Filter.eq("id", "a"), Filter.eq("nick", 1)) }))
+          .pipe(Effect.flip)
+        assert.strictEqual(byKey._tag, "ValidationError")
+      }).pipe(Effect.provide(Store.layer([Person]))))
+
+    const malformed: ReadonlyArray<readonly [string, unknown]> = [
+      ["a string", "name = Marty"],
+      ["null inside and", { _tag: "And", filters: [null] }],
+      ["a number", 42],
+      ["an unknown tag", { _tag: "Like", field: "name", value: "M%" }],
+      ["no tag", { field: "name", value: "Marty" }],
+      ["eq without a field", { _tag: "Eq", value: "Marty" }],
+      ["eq with a number for a field", { _tag: "Eq", field: 1, value: "Marty" }],
+      ["and without filters", { _tag: "And" }],
+      ["or with an object for filters", { _tag: "Or", filters: { a: Filter.eq("name", "x") } }],
+      ["in without values", { _tag: "In", field: "age" }],
+      ["in with a number for values", { _tag: "In", field: "age", values: 17 }],
+      ["not without a filter", { _tag: "Not" }],
+      ["a malformed filter deep inside", Filter.and(Filter.eq("name", "x"), Filter.not({ _tag: "Gt" } as never))]
+    ]
+
+    it.effect.each(malformed)("a malformed filter (%s) is a ValidationError", ([, filter]) =>
+      Effect.gen(function*() {
+        yield* populate
+        const error = yield* Store.read(untyped({ filter })).pipe(Effect.flip)
+        assert.strictEqual(error._tag, "ValidationError")
+      }).pipe(Effect.provide(Store.layer([Person]))))
+
+    it("Filter.check describes the problem", () => {
+      assert.isString(Filter.check({ _tag: "Eq" }))
+      assert.isString(Filter.check(null))
+      assert.isString(Filter.check({ _tag: "And", filters: [{ _tag: "Nope" }] }))
+      assert.isUndefined(Filter.check({ _tag: "IsNil", field: "name" }))
+    })
+  })
+})
