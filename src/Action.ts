@@ -156,7 +156,8 @@ export declare namespace Action {
    * @category models
    * @since 0.1.0
    */
-  export type Services<T> = T extends Action<any, any, any, any, infer R> ? R : never
+  export type Services<T> = T extends Action<any, any, any, any, infer R> ? IsAny<R> extends true ? never : R
+    : never
 }
 
 /**
@@ -185,6 +186,9 @@ export interface Options<A, Accept extends string, Args extends Schema.Struct.Fi
   readonly arguments?: Args | undefined
   readonly change?: Change<A, Args, R> | undefined
 }
+
+/** An action without a `change` has its services inferred as `any` from its context: it needs none. */
+type IsAny<T> = 0 extends 1 & T ? true : false
 
 const variance: any = { _R: (_: never) => _, _A: (_: unknown) => _ }
 

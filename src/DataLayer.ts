@@ -304,16 +304,20 @@ export const genServer = (
       make: (deferred: Deferred.Deferred<any, StoreError>, chain: Server.Chain, at: number) => Server.Request
     ): Effect.Effect<any, StoreError> =>
       Effect.flatMap(Effect.service(Server.CurrentChain), (chain) => {
-        if (chain.includes(server)) {
+        if (Server.wouldDeadlock(server, chain)) {
           const key = Server.keyObject(server.resource, server.state.ref.current)
           return Effect.fail(
             new ReentrantCall({
               resource: server.resource.name,
               key,
               action: action.name,
-              message: `${server.resource.name} ${
-                JSON.stringify(key)
-              }: a hook of this record called ${action.name} on the same record, which would wait on its own mailbox`
+              message: chain.includes(server)
+                ? `${server.resource.name} ${
+                  JSON.stringify(key)
+                }: a hook of this record called ${action.name} on the same record, which would wait on its own mailbox`
+                : `${server.resource.name} ${
+                  JSON.stringify(key)
+                }: calling ${action.name} would deadlock: that record is waiting, through other records' hooks, on the caller`
             })
           )
         }
@@ -332,7 +336,10 @@ export const genServer = (
         }
         const deferred = Deferred.makeUnsafe<any, StoreError>()
         Queue.offerUnsafe(server.mailbox, make(deferred, chain, Supervisor.millis(clock)))
-        return Deferred.await(deferred)
+        // a call from a record's hook: the record now waits on the target
+        return chain.length === 0
+          ? Deferred.await(deferred)
+          : Server.waiting(chain[chain.length - 1]!, server, Deferred.await(deferred))
       })
 
     const create: DataLayer["create"] = (resourceName, actionName, input) =>

@@ -73,6 +73,8 @@ export interface RecordServer {
   /** The validated new state while `after` hooks run; visible to the record's own chain. */
   pending: unknown
   current: Request | undefined
+  /** The record servers this record's running action is waiting on (calls from its hooks). */
+  waitingOn: Array<RecordServer> | undefined
 }
 
 /**
@@ -191,6 +193,77 @@ export const CurrentChain: Context.Reference<Chain> = Context.Reference<Chain>(
 )
 
 /**
+ * Whether a call to `target` from a fiber running for `chain` would deadlock:
+ * `target` is in the chain (a record calling itself), or waits, directly or
+ * through other records' calls, on a record of the chain.
+ *
+ * **Example** (Refusing a call that would never return)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Server } from "effect-gen-server"
+ *
+ * declare const target: Server.RecordServer
+ * const wouldDeadlock = Effect.map(Effect.service(Server.CurrentChain), (chain) => Server.wouldDeadlock(target, chain))
+ * ```
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export const wouldDeadlock = (target: RecordServer, chain: Chain): boolean => {
+  if (chain.length === 0) return false
+  if (chain.includes(target)) return true
+  if (target.waitingOn === undefined) return false
+  const seen = new Set<RecordServer>()
+  const stack = [target]
+  while (stack.length > 0) {
+    const server = stack.pop()!
+    if (seen.has(server)) continue
+    seen.add(server)
+    if (chain.includes(server)) return true
+    if (server.waitingOn !== undefined) stack.push(...server.waitingOn)
+  }
+  return false
+}
+
+/**
+ * Records that the record `caller` waits on `target` while `effect` runs:
+ * the edges {@link wouldDeadlock} follows.
+ *
+ * **Example** (Awaiting a reply from another record)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Server } from "effect-gen-server"
+ *
+ * declare const caller: Server.RecordServer
+ * declare const target: Server.RecordServer
+ * declare const reply: Effect.Effect<unknown>
+ * const awaited = Server.waiting(caller, target, reply)
+ * ```
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export const waiting = <A, E, R>(
+  caller: RecordServer,
+  target: RecordServer,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  Effect.suspend(() => {
+    ;(caller.waitingOn ??= []).push(target)
+    return Effect.ensuring(
+      effect,
+      Effect.sync(() => {
+        const edges = caller.waitingOn!
+        const i = edges.indexOf(target)
+        if (i >= 0) edges.splice(i, 1)
+        if (edges.length === 0) caller.waitingOn = undefined
+      })
+    )
+  })
+
+/**
  * What a record server needs from its supervisor.
  *
  * **Example** (A context for driving a server in a test)
@@ -258,7 +331,8 @@ export const make = (resource: Compiled, createInput: CreateInput, now: number):
     createInput,
     restarts: undefined,
     pending: undefined,
-    current: undefined
+    current: undefined,
+    waitingOn: undefined
   }))
 
 /**

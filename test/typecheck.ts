@@ -2,7 +2,7 @@
  * Compile-time checks of the public API: every `@ts-expect-error` below must
  * be an error, so `tsc` (run by `npm test`) fails if a check stops working.
  */
-import { Effect, Schema } from "effect"
+import { Effect, type Layer, Schema } from "effect"
 import { Action, Changeset, Filter, Query, Resource, Store } from "../src/index.js"
 import { Character, Machine } from "./fixtures/TimeTravel.js"
 const q = Query.make(Character)
@@ -106,3 +106,11 @@ export const badNested = Store.read(
 export const bad10 = Store.update(Machine, { id: "1" }, "charge", { hasPower: true })
 // @ts-expect-error travelInTime accepts no field, only its arguments
 export const bad11 = Store.update(Character, { id: "1" }, "travelInTime", { targetYear: 1955, name: "x" })
+
+// an action without a change requires no service
+const Plain = Resource.make("Plain", {
+  fields: { id: Schema.String },
+  primaryKey: ["id"],
+  actions: { open: Action.create({ accept: ["id"] }) }
+})
+export const plainLayer: Layer.Layer<Store.Store> = Store.layer([Plain])
