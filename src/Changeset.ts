@@ -117,15 +117,43 @@ export declare namespace Changeset {
 
 const variance = { _R: (_: never) => _ }
 
-const Proto = {
-  [TypeId]: variance,
+const empty: ReadonlyArray<never> = []
+
+// a class: one changeset is made per action, on the hot path
+class ChangesetImpl<A, Args> {
+  declare readonly [TypeId]: { readonly _R: (_: never) => any }
+  readonly arguments: Args
+  constructor(
+    readonly resource: string,
+    readonly action: string,
+    readonly kind: Kind,
+    readonly data: A,
+    readonly attributes: Partial<A>,
+    args: Args,
+    readonly errors: ReadonlyArray<string>,
+    readonly beforeHooks: ReadonlyArray<(cs: Changeset<A, Args, any>) => Effect.Effect<Changeset<A, Args, any>, unknown, any>>,
+    readonly afterHooks: ReadonlyArray<(record: A) => Effect.Effect<A, unknown, any>>
+  ) {
+    this.arguments = args
+  }
   pipe() {
     return pipeArguments(this, arguments)
   }
 }
+;(ChangesetImpl.prototype as any)[TypeId] = variance
 
 const copy = <A, Args, R>(self: Changeset<A, Args, any>, patch: Partial<Changeset<A, Args, any>>): Changeset<A, Args, R> =>
-  Object.assign(Object.create(Proto), self, patch)
+  new ChangesetImpl(
+    self.resource,
+    self.action,
+    self.kind,
+    self.data,
+    patch.attributes ?? self.attributes,
+    self.arguments,
+    patch.errors ?? self.errors,
+    patch.beforeHooks ?? self.beforeHooks,
+    patch.afterHooks ?? self.afterHooks
+  ) as any
 
 /**
  * Returns `true` if the value is a {@link Changeset}.
@@ -174,17 +202,17 @@ export const make = <A, Args = {}>(options: {
   readonly arguments: Args
   readonly attributes?: Partial<A> | undefined
 }): Changeset<A, Args> =>
-  Object.assign(Object.create(Proto), {
-    resource: options.resource,
-    action: options.action,
-    kind: options.kind,
-    data: options.data,
-    attributes: options.attributes ?? {},
-    arguments: options.arguments,
-    errors: [],
-    beforeHooks: [],
-    afterHooks: []
-  })
+  new ChangesetImpl<A, Args>(
+    options.resource,
+    options.action,
+    options.kind,
+    options.data,
+    options.attributes ?? {},
+    options.arguments,
+    empty,
+    empty,
+    empty
+  ) as any
 
 /**
  * The value a field will have if the changeset is applied: the pending

@@ -390,9 +390,13 @@ const mapStep = <A, B>(step: Step<A>, f: (outcome: Outcome<A>) => Outcome<B>): S
 const stepEffect = <A>(step: Step<A>): Effect.Effect<Outcome<A>, never, any> =>
   Effect.isEffect(step) ? step : Effect.succeed(step)
 
-const outcome = <A>(effect: Effect.Effect<A, StoreError, any>, chain: Chain): Effect.Effect<Outcome<A>, never, any> =>
+const outcome = <A>(
+  effect: Effect.Effect<A, StoreError, any>,
+  server: RecordServer,
+  chain: Chain
+): Effect.Effect<Outcome<A>, never, any> =>
   Effect.map(
-    Effect.exit(Effect.provideService(effect, CurrentChain, chain)),
+    Effect.exit(Effect.provideService(effect, CurrentChain, [...chain, server])),
     (exit): Outcome<A> => {
       if (Exit.isSuccess(exit)) return { _tag: "Ok", value: exit.value }
       if (isCrash(exit.cause)) return { _tag: "Crashed", cause: exit.cause }
@@ -428,7 +432,7 @@ const attempt = (
   }
   if (Effect.isEffect(result)) {
     return Effect.flatMap(
-      outcome(result as Effect.Effect<Prepared, StoreError, any>, chain),
+      outcome(result as Effect.Effect<Prepared, StoreError, any>, server, chain),
       (prepared) => prepared._tag === "Ok" ? stepEffect(afterPrepare(server, action, prepared.value, chain)) : Effect.succeed(prepared)
     )
   }
@@ -452,7 +456,7 @@ const afterPrepare = (server: RecordServer, action: CompiledAction, prepared: Pr
   }
   if (prepared.afterHooks.length === 0) return { _tag: "Ok", value: { prepared, key, reply: prepared.state } }
   server.pending = action.kind === "destroy" ? undefined : prepared.state
-  return Effect.map(outcome(runAfter(server.resource, action, prepared), chain), (after) => {
+  return Effect.map(outcome(runAfter(server.resource, action, prepared), server, chain), (after) => {
     server.pending = undefined
     if (after._tag !== "Ok") {
       Registry.release(table, key, server)
@@ -486,7 +490,7 @@ const contextOf = (server: RecordServer): ServerContext => contexts.get(server)!
  */
 export const create = (server: RecordServer, chain: Chain): Step<any> => {
   const { action, data, input } = server.createInput
-  return mapStep(attempt(server, action, data, input, [...chain, server]), (result) => {
+  return mapStep(attempt(server, action, data, input, chain), (result) => {
     if (result._tag !== "Ok") return result
     const { table } = contextOf(server)
     const previous = server.status === "starting" ? undefined : server.state.ref.current
@@ -517,7 +521,7 @@ export const create = (server: RecordServer, chain: Chain): Step<any> => {
  */
 export const update = (server: RecordServer, action: CompiledAction, input: Decoded, chain: Chain): Step<any> => {
   const previous = server.state.ref.current
-  return mapStep(attempt(server, action, previous, input, [...chain, server]), (result) => {
+  return mapStep(attempt(server, action, previous, input, chain), (result) => {
     if (result._tag !== "Ok") return result
     const ctx = contextOf(server)
     server.state.ref.current = result.value.prepared.state
@@ -570,7 +574,7 @@ export const destroy = (
       { _tag: "Ok", value: undefined } as const
     )
   }
-  const attempted = attempt(server, action, record, { attributes: {}, arguments: {} }, [...chain, server])
+  const attempted = attempt(server, action, record, { attributes: {}, arguments: {} }, chain)
   return Effect.isEffect(attempted) ? Effect.flatMap(attempted, (r) => stepEffect(finish(r))) : finish(attempted)
 }
 
