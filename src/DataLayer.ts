@@ -163,18 +163,19 @@ const checkQuery = (compiled: Compiled, query: QueryData): string | undefined =>
   }
   if (!Array.isArray(query.sort)) return "sort must be an array"
   for (const key of query.sort) {
-    if (typeof key !== "object" || key === null || !compiled.fieldNames.has(key.field)) {
-      return `unknown field ${JSON.stringify(key?.field)} in sort`
+    if (typeof key !== "object" || key === null) {
+      return `a sort key must be { field, direction }, got ${JSON.stringify(key) ?? String(key)}`
     }
+    if (!compiled.fieldNames.has(key.field)) return `unknown field ${JSON.stringify(key.field)} in sort`
     if (key.direction !== "asc" && key.direction !== "desc") {
       return `sort direction must be "asc" or "desc", got ${JSON.stringify(key.direction)}`
     }
   }
   if (!Number.isSafeInteger(query.offset) || query.offset < 0) {
-    return `offset must be a non-negative integer, got ${String(query.offset)}`
+    return `offset must be a non-negative integer, got ${JSON.stringify(query.offset) ?? String(query.offset)}`
   }
   if (query.limit !== undefined && (!Number.isSafeInteger(query.limit) || query.limit < 0)) {
-    return `limit must be a non-negative integer, got ${String(query.limit)}`
+    return `limit must be a non-negative integer, got ${JSON.stringify(query.limit) ?? String(query.limit)}`
   }
   return undefined
 }
@@ -322,6 +323,10 @@ export const genServer = (
           )
         }
         if (closed) return Effect.fail(storeClosed())
+        // the record may have stopped since it was looked up (this fiber can be preempted in between)
+        if (server.status !== "live") {
+          return Effect.fail(notFound(server.resource, Server.keyObject(server.resource, server.state.ref.current)))
+        }
         const capacity = server.resource.resource.mailboxCapacity
         if (capacity !== undefined && Queue.sizeUnsafe(server.mailbox) >= capacity) {
           const key = Server.keyObject(server.resource, server.state.ref.current)
@@ -516,6 +521,18 @@ export const memory = (
     }
     const now = (resource: Compiled) => resource.hasTimeouts ? clock.currentTimeMillisUnsafe() : 0
 
+    /** The record holding a key, unless it is past its deadline (then it is removed). */
+    const holderOf = (resource: Compiled, key: string): Entry | undefined => {
+      const entry = tables.get(resource.name)!.get(key)
+      if (entry === undefined || !resource.hasTimeouts) return entry
+      const t = now(resource)
+      if (!Supervisor.isExpired(entry, t)) return entry
+      destroyed(entry, resource.lifetimeMillis !== undefined && t >= entry.createdAt + resource.lifetimeMillis
+        ? "lifetime"
+        : "inactivity")
+      return undefined
+    }
+
     const locate = (resource: Compiled, key: unknown, activity: boolean): Entry | NotFound | ValidationError => {
       const k = resource.checkKey(key)
       if (k instanceof ValidationError) return k
@@ -548,7 +565,7 @@ export const memory = (
         const inner = Effect.suspend(() => toEffect(prepare(resource, action, data(), input))).pipe(
           Effect.flatMap((prepared) => {
             const key = action.kind === "destroy" ? entry!.key : resource.encodeKey(prepared.state)
-            const holder = tables.get(resource.name)!.get(key)
+            const holder = holderOf(resource, key)
             if (holder !== undefined && holder !== entry) {
               const keyObj = Server.keyObject(resource, prepared.state)
               return Effect.fail(
@@ -625,7 +642,7 @@ export const memory = (
         Object.assign(data, decoded.attributes)
         return run(resource, action, undefined, () => data, decoded, ({ key, state }) => {
           const table = tables.get(resource.name)!
-          if (table.has(key)) {
+          if (holderOf(resource, key) !== undefined) {
             const keyObj = Server.keyObject(resource, state)
             return new AlreadyExists({
               resource: resource.name,

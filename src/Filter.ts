@@ -411,21 +411,27 @@ export const fields = (filter: Expr): Array<string> => {
  * @category guards
  * @since 0.1.0
  */
-export const check = (u: unknown): string | undefined => {
-  if (typeof u !== "object" || u === null) return "a filter must be an object"
+export const check = (u: unknown): string | undefined => checkAt(u, 0)
+
+/** How deep `and`, `or` and `not` may nest. */
+const maxDepth = 64
+
+const checkAt = (u: unknown, depth: number): string | undefined => {
+  if (typeof u !== "object" || u === null) return `a filter must be an object, got ${u === null ? "null" : typeof u}`
+  if (depth > maxDepth) return `filters nest at most ${maxDepth} deep`
   const f = u as Record<string, unknown>
   switch (f._tag) {
     case "And":
     case "Or": {
       if (!Array.isArray(f.filters)) return `filter ${f._tag} needs an array of filters`
       for (const sub of f.filters) {
-        const problem = check(sub)
+        const problem = checkAt(sub, depth + 1)
         if (problem !== undefined) return problem
       }
       return undefined
     }
     case "Not":
-      return check(f.filter)
+      return checkAt(f.filter, depth + 1)
     case "In":
       if (typeof f.field !== "string") return "filter In needs a string field"
       return Array.isArray(f.values) ? undefined : "filter In needs an array of values"

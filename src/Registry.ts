@@ -109,7 +109,8 @@ export const lookup = (table: Table, key: string): RecordServer | undefined => {
 
 /**
  * Claims a key for a server. Returns `false` when another server holds or
- * reserves it.
+ * reserves it, unless that server is live but `expired` (past its deadline):
+ * its key is taken over, and its own removal later leaves the new holder be.
  *
  * **Example** (Claiming a key)
  *
@@ -124,9 +125,18 @@ export const lookup = (table: Table, key: string): RecordServer | undefined => {
  * @category mutations
  * @since 0.1.0
  */
-export const reserve = (table: Table, key: string, server: RecordServer): boolean => {
+export const reserve = (
+  table: Table,
+  key: string,
+  server: RecordServer,
+  expired?: (holder: RecordServer) => boolean
+): boolean => {
   const holder = table.servers.get(key)
-  if (holder !== undefined && holder !== server) return false
+  if (holder !== undefined && holder !== server) {
+    // a record past its deadline holds no key, even while its expiry is in progress
+    const stale = holder.key === key && holder.status === "live" && expired !== undefined && expired(holder)
+    if (!stale) return false
+  }
   table.servers.set(key, server)
   return true
 }

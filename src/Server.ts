@@ -73,8 +73,14 @@ export interface RecordServer {
   /** The validated new state while `after` hooks run; visible to the record's own chain. */
   pending: unknown
   current: Request | undefined
+  /** The batch taken from the mailbox, and the index of its next request: not yet served. */
+  batch: ReadonlyArray<Request> | undefined
+  next: number
   /** The record servers this record's running action is waiting on (calls from its hooks). */
   waitingOn: Array<RecordServer> | undefined
+  /** Positions in the supervisor's deadline heaps (`-1`: absent). */
+  idleSlot: number
+  lifetimeSlot: number
 }
 
 /**
@@ -300,6 +306,10 @@ export interface ServerContext {
   readonly metrics: Metrics.ResourceMetrics
   /** Monotonic milliseconds, for call durations. */
   readonly now: () => number
+  /** Whether the record is past a deadline now (and so no longer observable). */
+  readonly expired: (server: RecordServer) => boolean
+  /** Called once the record is stopped, to forget its deadlines. */
+  readonly stopped: (server: RecordServer) => void
 }
 
 /**
@@ -332,7 +342,11 @@ export const make = (resource: Compiled, createInput: CreateInput, now: number):
     restarts: undefined,
     pending: undefined,
     current: undefined,
-    waitingOn: undefined
+    batch: undefined,
+    next: 0,
+    waitingOn: undefined,
+    idleSlot: -1,
+    lifetimeSlot: -1
   }))
 
 /**
@@ -441,9 +455,9 @@ const attempt = (
 }
 
 const afterPrepare = (server: RecordServer, action: CompiledAction, prepared: Prepared, chain: Chain): Step<Attempted> => {
-  const { table } = contextOf(server)
+  const { expired, table } = contextOf(server)
   const key = action.kind === "destroy" ? server.key : server.resource.encodeKey(prepared.state)
-  if (key !== server.key && !Registry.reserve(table, key, server)) {
+  if (key !== server.key && !Registry.reserve(table, key, server, expired)) {
     const keyObj = keyObject(server.resource, prepared.state)
     return {
       _tag: "Refused",
@@ -598,7 +612,9 @@ export const stop = (server: RecordServer): void => {
   if (server.status === "stopped") return
   const wasLive = server.status === "live"
   server.status = "stopped"
-  Registry.remove(contextOf(server).table, server, wasLive ? server.state.ref.current : undefined)
+  const ctx = contextOf(server)
+  Registry.remove(ctx.table, server, wasLive ? server.state.ref.current : undefined)
+  ctx.stopped(server)
 }
 
 const reply = <A>(deferred: Deferred.Deferred<A, StoreError>, result: Outcome<A>, server: RecordServer) => {
@@ -619,6 +635,10 @@ const notFound = (server: RecordServer) => {
 const failPending = (server: RecordServer, error: (server: RecordServer) => StoreError) => {
   const pending = server.current === undefined ? [] : [server.current]
   server.current = undefined
+  if (server.batch !== undefined) {
+    for (let i = server.next; i < server.batch.length; i++) pending.push(server.batch[i]!)
+    server.batch = undefined
+  }
   for (let taken = Queue.takeUnsafe(server.mailbox); taken !== undefined && Exit.isSuccess(taken);) {
     pending.push(taken.value)
     taken = Queue.takeUnsafe(server.mailbox)
@@ -636,8 +656,11 @@ const serve = (server: RecordServer, request: Request): Effect.Effect<void, neve
     case "Create":
       return undefined
     case "Update":
+      // accepted before the record's deadline, served after it: the record is gone for the caller too
+      if (contextOf(server).expired(server)) return afterServe(server, request, { _tag: "Refused", error: notFound(server) })
       return afterServe(server, request, update(server, request.action, request.input, request.chain))
     case "Destroy":
+      if (contextOf(server).expired(server)) return afterServe(server, request, { _tag: "Refused", error: notFound(server) })
       return afterServe(server, request, destroy(server, request.action, "action", request.chain))
     case "Expire": {
       if (server.status !== "live") return undefined
@@ -715,8 +738,10 @@ export const run = (
     while (server.status === "live") {
       const batch = yield* Queue.takeAll(server.mailbox)
       ctx.metrics.batch(batch.length)
+      server.batch = batch
       for (let i = 0; i < batch.length; i++) {
         const request = batch[i]!
+        server.next = i + 1
         if (server.status !== "live") {
           if (request._tag !== "Expire") Deferred.doneUnsafe(request.deferred, Exit.fail(notFound(server)))
           continue
@@ -726,6 +751,7 @@ export const run = (
         if (effect !== undefined) yield* effect
         server.current = undefined
       }
+      server.batch = undefined
     }
     failPending(server, notFound)
   })

@@ -19,8 +19,8 @@
  *
  * @since 0.1.0
  */
-import { type Cause, type Clock, type Context, Deferred, Effect, FiberSet, type Scope } from "effect"
-import type { StoreError } from "./Errors.js"
+import { type Cause, type Clock, type Context, Deferred, Effect, Exit, FiberSet, type Scope } from "effect"
+import { StoreClosed, type StoreError } from "./Errors.js"
 import type * as Event from "./Event.js"
 import { Deadlines } from "./internal/deadlines.js"
 import type { Compiled } from "./internal/resource.js"
@@ -194,7 +194,12 @@ export const make = (options: {
     const wheels = new Map<string, Wheel>()
     for (const resource of options.resources) {
       if (!resource.hasTimeouts) continue
-      const wheel: Wheel = { idle: new Deadlines(), lifetime: new Deadlines(), wake: undefined, until: Infinity }
+      const wheel: Wheel = {
+        idle: new Deadlines({ get: (s) => s.idleSlot, set: (s, i) => (s.idleSlot = i) }),
+        lifetime: new Deadlines({ get: (s) => s.lifetimeSlot, set: (s, i) => (s.lifetimeSlot = i) }),
+        wake: undefined,
+        until: Infinity
+      }
       wheels.set(resource.name, wheel)
       runFork(wheelLoop(resource, wheel, options.clock))
     }
@@ -218,6 +223,16 @@ export const make = (options: {
         wheel.until = Infinity
       }
     }
+
+    const stopped = (server: Server.RecordServer) => {
+      const wheel = wheels.get(server.resource.name)
+      if (wheel === undefined) return
+      wheel.idle.remove(server)
+      wheel.lifetime.remove(server)
+    }
+
+    const expired = (server: Server.RecordServer) =>
+      server.resource.hasTimeouts && isExpired(server, options.clock.currentTimeMillisUnsafe())
 
     const restart = (server: Server.RecordServer, _cause: Cause.Cause<unknown>): Effect.Effect<boolean> =>
       Effect.gen(function*(): Generator<any, boolean, any> {
@@ -257,12 +272,21 @@ export const make = (options: {
           started,
           restart,
           metrics,
-          now: () => millis(options.clock)
+          now: () => millis(options.clock),
+          expired,
+          stopped
         }
-        runFork(
+        const fiber = runFork(
           Server.run(server, { _tag: "Create", deferred, chain }, ctx).pipe(
             Effect.provideContext(options.context())
           ) as Effect.Effect<void>
+        )
+        // a fiber interrupted before it ran (the scope closing) never replies: the caller must not hang
+        fiber.addObserver(() =>
+          Deferred.doneUnsafe(
+            deferred,
+            Exit.fail(new StoreClosed({ message: "the store was closed while the record was being created" }))
+          )
         )
         return Deferred.await(deferred)
       })
