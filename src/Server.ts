@@ -404,13 +404,29 @@ const mapStep = <A, B>(step: Step<A>, f: (outcome: Outcome<A>) => Outcome<B>): S
 const stepEffect = <A>(step: Step<A>): Effect.Effect<Outcome<A>, never, any> =>
   Effect.isEffect(step) ? step : Effect.succeed(step)
 
+/**
+ * Runs the effectful part of an action (an Effect change, hooks) inside the
+ * record's fiber: with the record's chain, a span named after the action and
+ * log annotations naming the record. Actions without hooks never get here.
+ */
 const outcome = <A>(
   effect: Effect.Effect<A, StoreError, any>,
   server: RecordServer,
+  action: CompiledAction,
   chain: Chain
 ): Effect.Effect<Outcome<A>, never, any> =>
   Effect.map(
-    Effect.exit(Effect.provideService(effect, CurrentChain, [...chain, server])),
+    Effect.exit(
+      effect.pipe(
+        Effect.provideService(CurrentChain, [...chain, server]),
+        Effect.annotateLogs({ resource: server.resource.name, key: server.key, action: action.name }),
+        Effect.withSpan(
+          `${server.resource.name}.${action.name}`,
+          { attributes: { resource: server.resource.name, action: action.name } },
+          { captureStackTrace: false }
+        )
+      )
+    ),
     (exit): Outcome<A> => {
       if (Exit.isSuccess(exit)) return { _tag: "Ok", value: exit.value }
       if (isCrash(exit.cause)) return { _tag: "Crashed", cause: exit.cause }
@@ -446,7 +462,7 @@ const attempt = (
   }
   if (Effect.isEffect(result)) {
     return Effect.flatMap(
-      outcome(result as Effect.Effect<Prepared, StoreError, any>, server, chain),
+      outcome(result as Effect.Effect<Prepared, StoreError, any>, server, action, chain),
       (prepared) => prepared._tag === "Ok" ? stepEffect(afterPrepare(server, action, prepared.value, chain)) : Effect.succeed(prepared)
     )
   }
@@ -470,7 +486,7 @@ const afterPrepare = (server: RecordServer, action: CompiledAction, prepared: Pr
   }
   if (prepared.afterHooks.length === 0) return { _tag: "Ok", value: { prepared, key, reply: prepared.state } }
   server.pending = action.kind === "destroy" ? undefined : prepared.state
-  return Effect.map(outcome(runAfter(server.resource, action, prepared), server, chain), (after) => {
+  return Effect.map(outcome(runAfter(server.resource, action, prepared), server, action, chain), (after) => {
     server.pending = undefined
     if (after._tag !== "Ok") {
       Registry.release(table, key, server)
