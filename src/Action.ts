@@ -192,16 +192,17 @@ type IsAny<T> = 0 extends 1 & T ? true : false
 
 const variance: any = { _R: (_: never) => _, _A: (_: unknown) => _ }
 
-const make = <K extends Kind>(kind: K) =>
-<A = any, const Accept extends keyof A & string = never, const Args extends Schema.Struct.Fields = {}, R = never>(
-  options: Options<A, Accept, Args, R> = {}
-): Action<K, A, NoInfer<Accept>, NoInfer<Args>, R> => ({
-  [TypeId]: variance,
-  kind,
-  accept: options.accept ?? [],
-  arguments: options.arguments ?? ({} as Args),
-  change: options.change
-})
+const make =
+  <K extends Kind>(kind: K) =>
+  <A = any, const Accept extends keyof A & string = never, const Args extends Schema.Struct.Fields = {}, R = never>(
+    options: Options<A, Accept, Args, R> = {}
+  ): Action<K, A, NoInfer<Accept>, NoInfer<Args>, R> => ({
+    [TypeId]: variance,
+    kind,
+    accept: options.accept ?? [],
+    arguments: options.arguments ?? ({} as Args),
+    change: options.change
+  })
 
 /**
  * Defines a create action.

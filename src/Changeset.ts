@@ -89,7 +89,9 @@ export interface Changeset<A, Args = {}, R = never> extends Pipeable {
   readonly attributes: Partial<A>
   readonly arguments: Args
   readonly errors: ReadonlyArray<string>
-  readonly beforeHooks: ReadonlyArray<(cs: Changeset<A, Args, any>) => Effect.Effect<Changeset<A, Args, any>, unknown, any>>
+  readonly beforeHooks: ReadonlyArray<
+    (cs: Changeset<A, Args, any>) => Effect.Effect<Changeset<A, Args, any>, unknown, any>
+  >
   readonly afterHooks: ReadonlyArray<(record: A) => Effect.Effect<A, unknown, any>>
 }
 
@@ -131,7 +133,9 @@ class ChangesetImpl<A, Args> {
     readonly attributes: Partial<A>,
     args: Args,
     readonly errors: ReadonlyArray<string>,
-    readonly beforeHooks: ReadonlyArray<(cs: Changeset<A, Args, any>) => Effect.Effect<Changeset<A, Args, any>, unknown, any>>,
+    readonly beforeHooks: ReadonlyArray<
+      (cs: Changeset<A, Args, any>) => Effect.Effect<Changeset<A, Args, any>, unknown, any>
+    >,
     readonly afterHooks: ReadonlyArray<(record: A) => Effect.Effect<A, unknown, any>>
   ) {
     this.arguments = args
@@ -142,7 +146,10 @@ class ChangesetImpl<A, Args> {
 }
 ;(ChangesetImpl.prototype as any)[TypeId] = variance
 
-const copy = <A, Args, R>(self: Changeset<A, Args, any>, patch: Partial<Changeset<A, Args, any>>): Changeset<A, Args, R> =>
+const copy = <A, Args, R>(
+  self: Changeset<A, Args, any>,
+  patch: Partial<Changeset<A, Args, any>>
+): Changeset<A, Args, R> =>
   new ChangesetImpl(
     self.resource,
     self.action,
@@ -233,10 +240,13 @@ export const make = <A, Args = {}>(options: {
 export const get: {
   <A, K extends keyof A>(field: K): <Args, R>(self: Changeset<A, Args, R>) => A[K]
   <A, Args, R, K extends keyof A>(self: Changeset<A, Args, R>, field: K): A[K]
-} = dual(2, <A, Args, R, K extends keyof A>(self: Changeset<A, Args, R>, field: K): A[K] =>
-  Object.prototype.hasOwnProperty.call(self.attributes, field)
-    ? (self.attributes as A)[field]
-    : (self.data as A)[field])
+} = dual(
+  2,
+  <A, Args, R, K extends keyof A>(self: Changeset<A, Args, R>, field: K): A[K] =>
+    Object.prototype.hasOwnProperty.call(self.attributes, field)
+      ? (self.attributes as A)[field]
+      : (self.data as A)[field]
+)
 
 /**
  * Sets a field in the pending change.
@@ -259,8 +269,11 @@ export const set: {
     value: V
   ): <A extends { readonly [P in K]?: V }, Args, R>(self: Changeset<A, Args, R>) => Changeset<A, Args, R>
   <A, Args, R, K extends keyof A>(self: Changeset<A, Args, R>, field: K, value: A[K]): Changeset<A, Args, R>
-} = dual(3, <A, Args, R, K extends keyof A>(self: Changeset<A, Args, R>, field: K, value: A[K]) =>
-  copy<A, Args, R>(self, { attributes: { ...self.attributes, [field]: value } as Partial<A> }))
+} = dual(
+  3,
+  <A, Args, R, K extends keyof A>(self: Changeset<A, Args, R>, field: K, value: A[K]) =>
+    copy<A, Args, R>(self, { attributes: { ...self.attributes, [field]: value } as Partial<A> })
+)
 
 /**
  * Adds a validation message. A changeset with errors is not applied: the
@@ -282,8 +295,11 @@ export const set: {
 export const addError: {
   (message: string): <A, Args, R>(self: Changeset<A, Args, R>) => Changeset<A, Args, R>
   <A, Args, R>(self: Changeset<A, Args, R>, message: string): Changeset<A, Args, R>
-} = dual(2, <A, Args, R>(self: Changeset<A, Args, R>, message: string) =>
-  copy<A, Args, R>(self, { errors: [...self.errors, message] }))
+} = dual(
+  2,
+  <A, Args, R>(self: Changeset<A, Args, R>, message: string) =>
+    copy<A, Args, R>(self, { errors: [...self.errors, message] })
+)
 
 /**
  * Adds a hook that runs, inside the record's fiber, after the action's
@@ -337,7 +353,15 @@ export const before: {
  * @since 0.1.0
  */
 export const after: {
-  <A, E, R2>(f: (record: A) => Effect.Effect<A, E, R2>): <Args, R>(self: Changeset<A, Args, R>) => Changeset<A, Args, R | R2>
-  <A, Args, R, E, R2>(self: Changeset<A, Args, R>, f: (record: A) => Effect.Effect<A, E, R2>): Changeset<A, Args, R | R2>
-} = dual(2, <A, Args, R, E, R2>(self: Changeset<A, Args, R>, f: (record: A) => Effect.Effect<A, E, R2>) =>
-  copy<A, Args, R | R2>(self, { afterHooks: [...self.afterHooks, f] }))
+  <A, E, R2>(
+    f: (record: A) => Effect.Effect<A, E, R2>
+  ): <Args, R>(self: Changeset<A, Args, R>) => Changeset<A, Args, R | R2>
+  <A, Args, R, E, R2>(
+    self: Changeset<A, Args, R>,
+    f: (record: A) => Effect.Effect<A, E, R2>
+  ): Changeset<A, Args, R | R2>
+} = dual(
+  2,
+  <A, Args, R, E, R2>(self: Changeset<A, Args, R>, f: (record: A) => Effect.Effect<A, E, R2>) =>
+    copy<A, Args, R | R2>(self, { afterHooks: [...self.afterHooks, f] })
+)

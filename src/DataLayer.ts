@@ -43,10 +43,10 @@ import {
   ValidationError
 } from "./Errors.js"
 import type * as Event from "./Event.js"
-import * as Metrics from "./Metrics.js"
 import * as Filter from "./Filter.js"
 import { prepare, runAfter, toEffect } from "./internal/pipeline.js"
-import { type Compiled, compile, type CompiledAction, type Decoded } from "./internal/resource.js"
+import { compile, type Compiled, type CompiledAction, type Decoded } from "./internal/resource.js"
+import * as Metrics from "./Metrics.js"
 import * as Query from "./Query.js"
 import * as Registry from "./Registry.js"
 import type * as Resource from "./Resource.js"
@@ -105,7 +105,12 @@ export interface QueryData {
  */
 export interface DataLayer {
   readonly create: (resource: string, action: string, input: unknown) => Effect.Effect<unknown, StoreError>
-  readonly update: (resource: string, key: unknown, action: string, input: unknown) => Effect.Effect<unknown, StoreError>
+  readonly update: (
+    resource: string,
+    key: unknown,
+    action: string,
+    input: unknown
+  ) => Effect.Effect<unknown, StoreError>
   readonly destroy: (resource: string, key: unknown, action: string) => Effect.Effect<void, StoreError>
   readonly get: (resource: string, key: unknown) => Effect.Effect<unknown, NotFound | ValidationError | StoreClosed>
   readonly read: (query: QueryData) => Effect.Effect<ReadonlyArray<unknown>, ValidationError | StoreClosed>
@@ -296,8 +301,10 @@ export const genServer = (
     const committed = (server: Server.RecordServer) =>
       server.pending === undefined
         ? Effect.succeed(server.state.ref.current)
-        : Effect.map(Effect.service(Server.CurrentChain), (chain) =>
-          chain.includes(server) ? server.pending : server.state.ref.current)
+        : Effect.map(
+          Effect.service(Server.CurrentChain),
+          (chain) => chain.includes(server) ? server.pending : server.state.ref.current
+        )
 
     const call = (
       server: Server.RecordServer,
@@ -365,7 +372,8 @@ export const genServer = (
         const createInput: Server.CreateInput = { action, data, input: decoded }
         return Effect.flatMap(
           Effect.service(Server.CurrentChain),
-          (chain) => supervisor.spawn(resource, createInput, chain, resource.hasTimeouts ? clock.currentTimeMillisUnsafe() : 0)
+          (chain) =>
+            supervisor.spawn(resource, createInput, chain, resource.hasTimeouts ? clock.currentTimeMillisUnsafe() : 0)
         )
       })
 
@@ -379,7 +387,11 @@ export const genServer = (
         const decoded = action.decode(input)
         if (decoded instanceof ValidationError) return Effect.fail(decoded)
         return locate(resource, key, true, (server) =>
-          call(server, action, (deferred, chain, at) => ({ _tag: "Update", action, input: decoded, deferred, chain, at })))
+          call(
+            server,
+            action,
+            (deferred, chain, at) => ({ _tag: "Update", action, input: decoded, deferred, chain, at })
+          ))
       })
 
     const destroy: DataLayer["destroy"] = (resourceName, key, actionName) =>
@@ -389,8 +401,12 @@ export const genServer = (
         if (resource instanceof ValidationError) return Effect.fail(resource)
         const action = resource.action(actionName, "destroy")
         if (action instanceof UnknownAction) return Effect.fail(action)
-        return locate(resource, key, true, (server) =>
-          call(server, action, (deferred, chain, at) => ({ _tag: "Destroy", action, deferred, chain, at })))
+        return locate(
+          resource,
+          key,
+          true,
+          (server) => call(server, action, (deferred, chain, at) => ({ _tag: "Destroy", action, deferred, chain, at }))
+        )
       })
 
     const get: DataLayer["get"] = (resourceName, key) =>
@@ -527,9 +543,12 @@ export const memory = (
       if (entry === undefined || !resource.hasTimeouts) return entry
       const t = now(resource)
       if (!Supervisor.isExpired(entry, t)) return entry
-      destroyed(entry, resource.lifetimeMillis !== undefined && t >= entry.createdAt + resource.lifetimeMillis
-        ? "lifetime"
-        : "inactivity")
+      destroyed(
+        entry,
+        resource.lifetimeMillis !== undefined && t >= entry.createdAt + resource.lifetimeMillis
+          ? "lifetime"
+          : "inactivity"
+      )
       return undefined
     }
 
@@ -541,9 +560,12 @@ export const memory = (
       if (resource.hasTimeouts) {
         const t = now(resource)
         if (Supervisor.isExpired(entry, t)) {
-          destroyed(entry, resource.lifetimeMillis !== undefined && t >= entry.createdAt + resource.lifetimeMillis
-            ? "lifetime"
-            : "inactivity")
+          destroyed(
+            entry,
+            resource.lifetimeMillis !== undefined && t >= entry.createdAt + resource.lifetimeMillis
+              ? "lifetime"
+              : "inactivity"
+          )
           return notFound(resource, k)
         }
         if (activity) Supervisor.touch(entry, t)
@@ -592,7 +614,9 @@ export const memory = (
               new RecordCrashed({
                 resource: resource.name,
                 key: entry === undefined ? Server.keyObject(resource, data()) : keyOf(entry),
-                message: `${resource.name} record crashed: ${defect instanceof Error ? defect.message : String(defect)}`,
+                message: `${resource.name} record crashed: ${
+                  defect instanceof Error ? defect.message : String(defect)
+                }`,
                 defect
               })
             )
@@ -619,7 +643,9 @@ export const memory = (
               resource: resource.name,
               key: keyOf(entry),
               action: action.name,
-              message: `${resource.name} ${JSON.stringify(keyOf(entry))}: a hook of this record called ${action.name} on the same record`
+              message: `${resource.name} ${
+                JSON.stringify(keyOf(entry))
+              }: a hook of this record called ${action.name} on the same record`
             })
           )
           : f(entry))

@@ -265,7 +265,10 @@ export const lte = <const K extends string, const V>(field: K, value: V): Filter
  * @category constructors
  * @since 0.1.0
  */
-const in_ = <const K extends string, const V>(field: K, values: ReadonlyArray<V>): Filter<{ readonly [P in K]?: V }> => ({
+const in_ = <const K extends string, const V>(
+  field: K,
+  values: ReadonlyArray<V>
+): Filter<{ readonly [P in K]?: V }> => ({
   _tag: "In",
   field,
   values
@@ -451,7 +454,8 @@ const checkAt = (u: unknown, depth: number): string | undefined => {
 
 const isPrimitive = (u: unknown) => u === null || (typeof u !== "object" && typeof u !== "function")
 
-const equals = (a: unknown, b: unknown): boolean => a === b || (!isPrimitive(a) && !isPrimitive(b) && Equal.equals(a, b))
+const equals = (a: unknown, b: unknown): boolean =>
+  a === b || (!isPrimitive(a) && !isPrimitive(b) && Equal.equals(a, b))
 
 const order = (a: unknown): unknown => a instanceof Date ? a.getTime() : a
 

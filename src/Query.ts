@@ -109,7 +109,10 @@ export interface Query<A> extends Pipeable {
  * @since 0.1.0
  */
 export type Checked<A, F> = [A] extends [Filter.Filter.Fits<A, F>] ? Query<A>
-  : { readonly "~error": "a field is not one of the resource's fields, or a value does not fit its field"; readonly requires: F }
+  : {
+    readonly "~error": "a field is not one of the resource's fields, or a value does not fit its field"
+    readonly requires: F
+  }
 
 const Proto = {
   [TypeId]: { _A: (_: never) => _ },

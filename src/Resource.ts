@@ -164,7 +164,9 @@ export type Record<R> = R extends Resource<any, infer F, any, any, any> ? Schema
  * @category models
  * @since 0.1.0
  */
-export type Key<R> = R extends Resource<any, infer F, infer K, any, any> ? Simplify<Pick<Schema.Struct.Type<F>, K & keyof Schema.Struct.Type<F>>> : never
+export type Key<R> = R extends Resource<any, infer F, infer K, any, any>
+  ? Simplify<Pick<Schema.Struct.Type<F>, K & keyof Schema.Struct.Type<F>>>
+  : never
 
 /**
  * The actions of a resource (defaults included).
@@ -204,9 +206,11 @@ export type Actions<R> = R extends Resource<any, any, any, any, infer A> ? A : n
  * @category models
  * @since 0.1.0
  */
-export type ActionName<R, K extends Action.Kind> = {
-  [N in keyof Actions<R>]: Actions<R>[N] extends Action.Action<K, any, any, any, any> ? N : never
-}[keyof Actions<R>] & string
+export type ActionName<R, K extends Action.Kind> =
+  & {
+    [N in keyof Actions<R>]: Actions<R>[N] extends Action.Action<K, any, any, any, any> ? N : never
+  }[keyof Actions<R>]
+  & string
 
 /**
  * The services a resource's actions and hooks require.
@@ -369,7 +373,11 @@ const fail = (resource: string, message: string): never => {
   throw new InvalidResource({ resource, message: `Resource ${resource}: ${message}` })
 }
 
-const duration = (resource: string, option: string, input: Duration.Input | undefined): Duration.Duration | undefined => {
+const duration = (
+  resource: string,
+  option: string,
+  input: Duration.Input | undefined
+): Duration.Duration | undefined => {
   if (input === undefined) return undefined
   const d = Duration.fromInput(input)
   if (d._tag === "None" || Duration.isNegative(d.value)) {
@@ -448,7 +456,9 @@ export const make = <
     fail(name, `restart must be "initial", "lastState" or "never", got ${JSON.stringify(restart)}`)
   }
   const maxRestarts = options.restartIntensity?.maxRestarts ?? 3
-  if (!Number.isInteger(maxRestarts) || maxRestarts < 0) fail(name, "restartIntensity.maxRestarts must be an integer >= 0")
+  if (!Number.isInteger(maxRestarts) || maxRestarts < 0) {
+    fail(name, "restartIntensity.maxRestarts must be an integer >= 0")
+  }
   const within = duration(name, "restartIntensity.within", options.restartIntensity?.within ?? "5 seconds") ??
     Duration.infinity
   const mailboxCapacity = options.mailboxCapacity
@@ -501,8 +511,7 @@ export const make = <
  * @category guards
  * @since 0.1.0
  */
-export const isResource = (u: unknown): u is Any =>
-  typeof u === "object" && u !== null && (u as any)[TypeId] === TypeId
+export const isResource = (u: unknown): u is Any => typeof u === "object" && u !== null && (u as any)[TypeId] === TypeId
 
 /**
  * The primary key of a record (or of any object holding the key fields).

@@ -29,9 +29,9 @@
 import { Cause, Context, Deferred, Effect, Exit, Queue, Ref } from "effect"
 import { AlreadyExists, NotFound, RecordCrashed, StoreClosed, type StoreError } from "./Errors.js"
 import type * as Event from "./Event.js"
-import type * as Metrics from "./Metrics.js"
 import { isRefusal, prepare, type Prepared, type Result, runAfter } from "./internal/pipeline.js"
 import type { Compiled, CompiledAction, Decoded } from "./internal/resource.js"
+import type * as Metrics from "./Metrics.js"
 import * as Registry from "./Registry.js"
 
 /**
@@ -370,7 +370,11 @@ export const keyObject = (resource: Compiled, record: any): { readonly [field: s
   return key
 }
 
-const event = (tag: "Created" | "Updated" | "Restarted" | "Failed", server: RecordServer, record: any): Event.Event => ({
+const event = (
+  tag: "Created" | "Updated" | "Restarted" | "Failed",
+  server: RecordServer,
+  record: any
+): Event.Event => ({
   _tag: tag,
   resource: server.resource.name,
   key: keyObject(server.resource, record),
@@ -463,14 +467,22 @@ const attempt = (
   if (Effect.isEffect(result)) {
     return Effect.flatMap(
       outcome(result as Effect.Effect<Prepared, StoreError, any>, server, action, chain),
-      (prepared) => prepared._tag === "Ok" ? stepEffect(afterPrepare(server, action, prepared.value, chain)) : Effect.succeed(prepared)
+      (prepared) =>
+        prepared._tag === "Ok"
+          ? stepEffect(afterPrepare(server, action, prepared.value, chain))
+          : Effect.succeed(prepared)
     )
   }
   if (isRefusal(result)) return { _tag: "Refused", error: result }
   return afterPrepare(server, action, result as Prepared, chain)
 }
 
-const afterPrepare = (server: RecordServer, action: CompiledAction, prepared: Prepared, chain: Chain): Step<Attempted> => {
+const afterPrepare = (
+  server: RecordServer,
+  action: CompiledAction,
+  prepared: Prepared,
+  chain: Chain
+): Step<Attempted> => {
   const { expired, table } = contextOf(server)
   const key = action.kind === "destroy" ? server.key : server.resource.encodeKey(prepared.state)
   if (key !== server.key && !Registry.reserve(table, key, server, expired)) {
@@ -673,10 +685,14 @@ const serve = (server: RecordServer, request: Request): Effect.Effect<void, neve
       return undefined
     case "Update":
       // accepted before the record's deadline, served after it: the record is gone for the caller too
-      if (contextOf(server).expired(server)) return afterServe(server, request, { _tag: "Refused", error: notFound(server) })
+      if (contextOf(server).expired(server)) {
+        return afterServe(server, request, { _tag: "Refused", error: notFound(server) })
+      }
       return afterServe(server, request, update(server, request.action, request.input, request.chain))
     case "Destroy":
-      if (contextOf(server).expired(server)) return afterServe(server, request, { _tag: "Refused", error: notFound(server) })
+      if (contextOf(server).expired(server)) {
+        return afterServe(server, request, { _tag: "Refused", error: notFound(server) })
+      }
       return afterServe(server, request, destroy(server, request.action, "action", request.chain))
     case "Expire": {
       if (server.status !== "live") return undefined

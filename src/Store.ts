@@ -98,12 +98,13 @@ export const create: <R extends Resource.Any, const N extends Resource.ActionNam
   resource: R,
   action: N,
   ...input: InputArgs<Resource.Input<R, N>>
-) => Effect.Effect<Resource.Record<R>, StoreError, Store> = ((resource: Resource.Any, action: string, input?: unknown) =>
-  traced(
-    Store.use(({ dataLayer }) => dataLayer.create(resource.name, action, input)),
-    "Store.create",
-    { resource: resource.name, action }
-  )) as any
+) => Effect.Effect<Resource.Record<R>, StoreError, Store> =
+  ((resource: Resource.Any, action: string, input?: unknown) =>
+    traced(
+      Store.use(({ dataLayer }) => dataLayer.create(resource.name, action, input)),
+      "Store.create",
+      { resource: resource.name, action }
+    )) as any
 
 /**
  * Runs an update action on a record (given as a record or as its key),
@@ -127,12 +128,13 @@ export const update: <R extends Resource.Any, const N extends Resource.ActionNam
   recordOrKey: Resource.Key<R>,
   action: N,
   ...args: InputArgs<Resource.Input<R, N>>
-) => Effect.Effect<Resource.Record<R>, StoreError, Store> = ((resource: Resource.Any, key: unknown, action: string, input?: unknown) =>
-  traced(
-    Store.use(({ dataLayer }) => dataLayer.update(resource.name, key, action, input)),
-    "Store.update",
-    { resource: resource.name, action }
-  )) as any
+) => Effect.Effect<Resource.Record<R>, StoreError, Store> =
+  ((resource: Resource.Any, key: unknown, action: string, input?: unknown) =>
+    traced(
+      Store.use(({ dataLayer }) => dataLayer.update(resource.name, key, action, input)),
+      "Store.update",
+      { resource: resource.name, action }
+    )) as any
 
 /**
  * Runs a destroy action (default: `"destroy"`) on a record, inside its
@@ -180,12 +182,13 @@ export const destroy: <R extends Resource.Any, const N extends Resource.ActionNa
 export const get: <R extends Resource.Any>(
   resource: R,
   key: Resource.Key<R>
-) => Effect.Effect<Resource.Record<R>, NotFound | ValidationError | StoreClosed, Store> = ((resource: Resource.Any, key: unknown) =>
-  Store.use(({ dataLayer, traceReads }) =>
-    traceReads
-      ? traced(dataLayer.get(resource.name, key), "Store.get", { resource: resource.name })
-      : dataLayer.get(resource.name, key)
-  )) as any
+) => Effect.Effect<Resource.Record<R>, NotFound | ValidationError | StoreClosed, Store> =
+  ((resource: Resource.Any, key: unknown) =>
+    Store.use(({ dataLayer, traceReads }) =>
+      traceReads
+        ? traced(dataLayer.get(resource.name, key), "Store.get", { resource: resource.name })
+        : dataLayer.get(resource.name, key)
+    )) as any
 
 /**
  * Gets the current state of a record you hold: `get` by the record's key.
@@ -227,17 +230,18 @@ export const reload: <R extends Resource.Any>(
  */
 export const read: <A>(
   query: Query.Query<A>
-) => Effect.Effect<ReadonlyArray<A>, ValidationError | StoreClosed, Store> = ((query: Query.Query<unknown>) =>
-  Store.use(({ dataLayer, traceReads }) => {
-    const read = dataLayer.read({
-      resource: query.resource.name,
-      filter: query.filter,
-      sort: query.sort,
-      offset: query.offset,
-      limit: query.limit
-    })
-    return traceReads ? traced(read, "Store.read", { resource: query.resource.name }) : read
-  })) as any
+) => Effect.Effect<ReadonlyArray<A>, ValidationError | StoreClosed, Store> =
+  ((query: Query.Query<unknown>) =>
+    Store.use(({ dataLayer, traceReads }) => {
+      const read = dataLayer.read({
+        resource: query.resource.name,
+        filter: query.filter,
+        sort: query.sort,
+        offset: query.offset,
+        limit: query.limit
+      })
+      return traceReads ? traced(read, "Store.read", { resource: query.resource.name }) : read
+    })) as any
 
 /**
  * Marks a record active without reading or changing it, pushing back its
@@ -259,12 +263,13 @@ export const read: <A>(
 export const keepAlive: <R extends Resource.Any>(
   resource: R,
   key: Resource.Key<R>
-) => Effect.Effect<void, NotFound | ValidationError | StoreClosed, Store> = ((resource: Resource.Any, key: unknown) =>
-  Store.use(({ dataLayer, traceReads }) =>
-    traceReads
-      ? traced(dataLayer.keepAlive(resource.name, key), "Store.keepAlive", { resource: resource.name })
-      : dataLayer.keepAlive(resource.name, key)
-  )) as any
+) => Effect.Effect<void, NotFound | ValidationError | StoreClosed, Store> =
+  ((resource: Resource.Any, key: unknown) =>
+    Store.use(({ dataLayer, traceReads }) =>
+      traceReads
+        ? traced(dataLayer.keepAlive(resource.name, key), "Store.keepAlive", { resource: resource.name })
+        : dataLayer.keepAlive(resource.name, key)
+    )) as any
 
 /**
  * The lifecycle events of every resource, from the moment the stream is

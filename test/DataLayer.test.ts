@@ -243,7 +243,9 @@ describe("DataLayer", () => {
           const created = yield* Effect.forEach(years, (currentYear, i) =>
             Store.create(Character, "create", { name: `Character ${String(i).padStart(2, "0")}`, currentYear }))
           const expected = [...created]
-            .sort((a, b) => b.currentYear - a.currentYear || a.name.localeCompare(b.name))
+            .sort((a, b) =>
+              b.currentYear - a.currentYear || a.name.localeCompare(b.name)
+            )
             .slice(offset, offset + limit)
 
           const result = yield* Store.read(

@@ -18,9 +18,22 @@ const Indexed = Resource.make("Indexed", { fields, primaryKey: ["id"], indexes: 
 const Plain = Resource.make("Plain", { fields, primaryKey: ["id"], actions })
 
 const Op = Schema.Union([
-  Schema.Struct({ op: Schema.Literal("create"), id: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 20 })), tag: fields.tag, n: Schema.Int }),
-  Schema.Struct({ op: Schema.Literal("retag"), id: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 20 })), tag: fields.tag }),
-  Schema.Struct({ op: Schema.Literal("rekey"), id: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 20 })), to: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 20 })) }),
+  Schema.Struct({
+    op: Schema.Literal("create"),
+    id: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 20 })),
+    tag: fields.tag,
+    n: Schema.Int
+  }),
+  Schema.Struct({
+    op: Schema.Literal("retag"),
+    id: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 20 })),
+    tag: fields.tag
+  }),
+  Schema.Struct({
+    op: Schema.Literal("rekey"),
+    id: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 20 })),
+    to: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 20 }))
+  }),
   Schema.Struct({ op: Schema.Literal("destroy"), id: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 20 })) })
 ])
 

@@ -14,13 +14,16 @@ const Counter = Resource.make("Counter", {
   primaryKey: ["id"],
   actions: {
     slowIncrement: Action.update({
-      change: (cs) =>
-        Effect.as(Effect.yieldNow, Changeset.set(cs, "n", Changeset.get(cs, "n") + 1))
+      change: (cs) => Effect.as(Effect.yieldNow, Changeset.set(cs, "n", Changeset.get(cs, "n") + 1))
     }),
     crash: Action.update({ change: () => Effect.die("boom") }),
     selfUpdate: Action.update({
       change: (cs) =>
-        cs.pipe(Changeset.after((record) => Effect.as(Store.update(self(), record as never, "update" as never, { n: 0 } as never), record)))
+        cs.pipe(
+          Changeset.after((record) =>
+            Effect.as(Store.update(self(), record as never, "update" as never, { n: 0 } as never), record)
+          )
+        )
     })
   }
 })
@@ -30,7 +33,9 @@ describe("DataLayer.memory", () => {
     Effect.gen(function*() {
       const marty = yield* Store.create(Character, "create", { name: "Marty", currentYear: 1985 })
       const delorean = yield* Store.create(Machine, "create", { name: "OUTATIME" })
-      const refused = yield* Effect.flip(Store.update(Machine, delorean, "travelInTime", { occupants: [marty], targetYear: 1955 }))
+      const refused = yield* Effect.flip(
+        Store.update(Machine, delorean, "travelInTime", { occupants: [marty], targetYear: 1955 })
+      )
       assert.strictEqual(refused._tag, "ActionError")
       yield* Store.update(Machine, delorean, "charge")
       yield* Store.update(Machine, delorean, "travelInTime", { occupants: [marty], targetYear: 1955 })

@@ -115,7 +115,10 @@ export const prepare = (
   const out = change(cs as any)
   if (!Effect.isEffect(out)) return afterChange(resource, action, out)
   return Effect.flatMap(
-    Effect.mapError(out as Effect.Effect<Changeset.Changeset.Any, unknown, any>, hookFailed(resource, action, "change")),
+    Effect.mapError(
+      out as Effect.Effect<Changeset.Changeset.Any, unknown, any>,
+      hookFailed(resource, action, "change")
+    ),
     (next) => toEffect(afterChange(resource, action, next))
   )
 }

@@ -115,14 +115,20 @@ export const compile = (resource: Resource.Any): Compiled => {
     for (const k of keyFields) key[k] = (input as any)[k]
     if (isKey(key)) return key
     const exit = keyDecoder(key)
-    return Exit.isSuccess(exit) ? exit.value : validationError(name, "key", exit.cause.reasons[0] !== undefined
-      ? (exit.cause.reasons[0] as any).error.issue
-      : new SchemaIssue.InvalidValue(undefined as any))
+    return Exit.isSuccess(exit) ? exit.value : validationError(
+      name,
+      "key",
+      exit.cause.reasons[0] !== undefined
+        ? (exit.cause.reasons[0] as any).error.issue
+        : new SchemaIssue.InvalidValue(undefined as any)
+    )
   }
 
   const validate = (record: unknown) => {
     const exit = recordDecoder(record)
-    return Exit.isSuccess(exit) ? exit.value : validationError(name, "record", (exit.cause.reasons[0] as any).error.issue)
+    return Exit.isSuccess(exit)
+      ? exit.value
+      : validationError(name, "record", (exit.cause.reasons[0] as any).error.issue)
   }
 
   const validateChanges = (record: any, changes: { readonly [field: string]: unknown }) => {
@@ -163,7 +169,9 @@ export const compile = (resource: Resource.Any): Compiled => {
       }
       if (argsDecoder !== undefined) {
         const argsInput: { [k: string]: unknown } = {}
-        if (hasArgs) for (const k of argNames) if (Object.prototype.hasOwnProperty.call(raw, k)) argsInput[k] = raw[k]
+        if (hasArgs) {
+          for (const k of argNames) if (Object.prototype.hasOwnProperty.call(raw, k)) argsInput[k] = raw[k]
+        }
         const exit = argsDecoder(argsInput)
         if (Exit.isFailure(exit)) return undefined
         args = exit.value as { [k: string]: unknown }
@@ -176,7 +184,13 @@ export const compile = (resource: Resource.Any): Compiled => {
         return new ValidationError({
           resource: name,
           message: `${name}.${actionName}: the input must be a plain object, got ${
-            Array.isArray(raw) ? "an array" : raw === null ? "null" : typeof raw === "object" ? raw.constructor?.name ?? "an object" : typeof raw
+            Array.isArray(raw)
+              ? "an array"
+              : raw === null
+              ? "null"
+              : typeof raw === "object"
+              ? raw.constructor?.name ?? "an object"
+              : typeof raw
           }`
         })
       }
