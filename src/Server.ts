@@ -66,8 +66,8 @@ export interface RecordServer {
   status: "starting" | "live" | "stopped"
   readonly createdAt: number
   lastActivity: number
-  /** What the create action ran with, kept for `restart: "initial"`. */
-  readonly createInput: CreateInput
+  /** What the create action ran with, kept for `restart: "initial"` (dropped otherwise). */
+  createInput: CreateInput | undefined
   /** Timestamps of recent restarts, for the restart intensity. */
   restarts: Array<number> | undefined
   /** The validated new state while `after` hooks run; visible to the record's own chain. */
@@ -81,6 +81,8 @@ export interface RecordServer {
   /** Positions in the supervisor's deadline heaps (`-1`: absent). */
   idleSlot: number
   lifetimeSlot: number
+  /** What the supervisor provides, shared by the records of a resource; set by {@link run}. */
+  ctx: ServerContext | undefined
 }
 
 /**
@@ -346,7 +348,8 @@ export const make = (resource: Compiled, createInput: CreateInput, now: number):
     next: 0,
     waitingOn: undefined,
     idleSlot: -1,
-    lifetimeSlot: -1
+    lifetimeSlot: -1,
+    ctx: undefined
   }))
 
 /**
@@ -508,8 +511,7 @@ const afterPrepare = (
   })
 }
 
-const contexts = new WeakMap<RecordServer, ServerContext>()
-const contextOf = (server: RecordServer): ServerContext => contexts.get(server)!
+const contextOf = (server: RecordServer): ServerContext => server.ctx!
 
 /**
  * Runs the create action: the first request a server serves, and what
@@ -531,7 +533,7 @@ const contextOf = (server: RecordServer): ServerContext => contexts.get(server)!
  * @since 0.1.0
  */
 export const create = (server: RecordServer, chain: Chain): Step<any> => {
-  const { action, data, input } = server.createInput
+  const { action, data, input } = server.createInput!
   return mapStep(attempt(server, action, data, input, chain), (result) => {
     if (result._tag !== "Ok") return result
     const { table } = contextOf(server)
@@ -752,46 +754,90 @@ export const run = (
   first: Extract<Request, { readonly _tag: "Create" }>,
   ctx: ServerContext
 ): Effect.Effect<void, never, any> => {
-  contexts.set(server, ctx)
+  server.ctx = ctx
   server.current = first
-  const loop = Effect.gen(function*() {
-    const created = yield* stepEffect(create(server, first.chain))
-    if (created._tag === "Ok") {
-      server.status = "live"
-      ctx.publish(event("Created", server, server.state.ref.current))
-      ctx.started(server)
-      Deferred.doneUnsafe(first.deferred, Exit.succeed(created.value))
-    } else {
-      server.status = "stopped"
-      reply(first.deferred, created, server)
-      return
+  return Effect.onInterrupt(
+    // the create action runs in the record's fiber, like every action
+    Effect.suspend(() => {
+      const request = server.current as Extract<Request, { readonly _tag: "Create" }>
+      const created = create(server, request.chain)
+      return Effect.isEffect(created)
+        ? Effect.flatMap(created, (outcome) => started(server, request, outcome))
+        : started(server, request, created)
+    }),
+    () => onInterrupted(server)
+  )
+}
+
+// module-level steps, no per-record closures: an idle record's fiber holds only its wait on the mailbox
+
+const onInterrupted = (server: RecordServer) =>
+  Effect.sync(() => {
+    server.status = "stopped"
+    failPending(server, closed)
+  })
+
+const started = (
+  server: RecordServer,
+  first: Extract<Request, { readonly _tag: "Create" }>,
+  created: Outcome<any>
+): Effect.Effect<void, never, any> => {
+  server.current = undefined
+  if (created._tag !== "Ok") {
+    server.status = "stopped"
+    reply(first.deferred, created, server)
+    return Effect.void
+  }
+  server.status = "live"
+  // only `restart: "initial"` needs the create input again
+  if (server.resource.resource.restart !== "initial") server.createInput = undefined
+  const ctx = contextOf(server)
+  ctx.publish(event("Created", server, server.state.ref.current))
+  ctx.started(server)
+  Deferred.doneUnsafe(first.deferred, Exit.succeed(created.value))
+  return serveMailbox(server)
+}
+
+const serveMailbox = (server: RecordServer): Effect.Effect<void, never, any> => {
+  if (server.status !== "live") {
+    failPending(server, notFound)
+    return Effect.void
+  }
+  return Effect.flatMap(Queue.takeAll(server.mailbox), (batch) => serveBatch(server, batch))
+}
+
+const serveBatch = (server: RecordServer, batch: ReadonlyArray<Request>): Effect.Effect<void, never, any> => {
+  contextOf(server).metrics.batch(batch.length)
+  server.batch = batch
+  const rest = drain(server, batch, 0)
+  return rest === undefined ? serveMailbox(server) : Effect.flatMap(rest, () => serveMailbox(server))
+}
+
+/** Serves a batch from `from` on, synchronously while it can; an Effect for the rest once a step needs one. */
+const drain = (
+  server: RecordServer,
+  batch: ReadonlyArray<Request>,
+  from: number
+): Effect.Effect<void, never, any> | undefined => {
+  for (let i = from; i < batch.length; i++) {
+    const request = batch[i]!
+    server.next = i + 1
+    if (server.status !== "live") {
+      if (request._tag !== "Expire") Deferred.doneUnsafe(request.deferred, Exit.fail(notFound(server)))
+      continue
+    }
+    server.current = request
+    const effect = serve(server, request)
+    if (effect !== undefined) {
+      return Effect.flatMap(effect, () => {
+        server.current = undefined
+        return drain(server, batch, i + 1) ?? Effect.void
+      })
     }
     server.current = undefined
-    while (server.status === "live") {
-      const batch = yield* Queue.takeAll(server.mailbox)
-      ctx.metrics.batch(batch.length)
-      server.batch = batch
-      for (let i = 0; i < batch.length; i++) {
-        const request = batch[i]!
-        server.next = i + 1
-        if (server.status !== "live") {
-          if (request._tag !== "Expire") Deferred.doneUnsafe(request.deferred, Exit.fail(notFound(server)))
-          continue
-        }
-        server.current = request
-        const effect = serve(server, request)
-        if (effect !== undefined) yield* effect
-        server.current = undefined
-      }
-      server.batch = undefined
-    }
-    failPending(server, notFound)
-  })
-  return Effect.onInterrupt(loop, () =>
-    Effect.sync(() => {
-      server.status = "stopped"
-      failPending(server, closed)
-    }))
+  }
+  server.batch = undefined
+  return undefined
 }
 
 /**

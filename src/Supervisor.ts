@@ -19,7 +19,7 @@
  *
  * @since 0.1.0
  */
-import { type Cause, type Clock, type Context, Deferred, Effect, Exit, FiberSet, type Scope } from "effect"
+import { type Cause, type Clock, type Context, Deferred, Effect, Exit, type Fiber, FiberSet, type Scope } from "effect"
 import { StoreClosed, type StoreError } from "./Errors.js"
 import type * as Event from "./Event.js"
 import { Deadlines } from "./internal/deadlines.js"
@@ -256,40 +256,51 @@ export const make = (options: {
         return false
       }) as Effect.Effect<boolean>
 
+    // one context per resource, shared by its record servers
+    const now = () => millis(options.clock)
+    const contexts = new Map<string, Server.ServerContext>()
+    for (const resource of options.resources) {
+      contexts.set(resource.name, {
+        table: options.registry.tables.get(resource.name)!,
+        publish: options.publish,
+        started,
+        restart,
+        metrics: options.metrics.get(resource.name)!,
+        now,
+        expired,
+        stopped
+      })
+    }
+
+    // record fibers run with the hooks' services: a fork runtime made in that context, once
+    let runRecord: ((effect: Effect.Effect<void, never, any>) => Fiber.Fiber<void, never>) | undefined
+    const recordRuntime: Effect.Effect<(effect: Effect.Effect<void, never, any>) => Fiber.Fiber<void, never>> = Effect
+      .suspend(() =>
+        runRecord !== undefined
+          ? Effect.succeed(runRecord)
+          : Effect.map(
+            Effect.provideContext(FiberSet.runtime(fibers)<any>(), options.context()) as Effect.Effect<any>,
+            (run) => (runRecord = run)
+          )
+      )
+
+    const closedWhileCreating = () =>
+      Exit.fail(new StoreClosed({ message: "the store was closed while the record was being created" }))
+
     const spawn = (
       resource: Compiled,
       createInput: Server.CreateInput,
       chain: Server.Chain,
       now: number
     ): Effect.Effect<any, StoreError> =>
-      Effect.flatMap(Server.make(resource, createInput, now), (server) => {
-        const table = options.registry.tables.get(resource.name)!
-        const deferred = Deferred.makeUnsafe<any, StoreError>()
-        const metrics = options.metrics.get(resource.name)!
-        const ctx: Server.ServerContext = {
-          table,
-          publish: options.publish,
-          started,
-          restart,
-          metrics,
-          now: () => millis(options.clock),
-          expired,
-          stopped
-        }
-        const fiber = runFork(
-          Server.run(server, { _tag: "Create", deferred, chain }, ctx).pipe(
-            Effect.provideContext(options.context())
-          ) as Effect.Effect<void>
-        )
-        // a fiber interrupted before it ran (the scope closing) never replies: the caller must not hang
-        fiber.addObserver(() =>
-          Deferred.doneUnsafe(
-            deferred,
-            Exit.fail(new StoreClosed({ message: "the store was closed while the record was being created" }))
-          )
-        )
-        return Deferred.await(deferred)
-      })
+      Effect.flatMap(Server.make(resource, createInput, now), (server) =>
+        Effect.flatMap(recordRuntime, (run) => {
+          const deferred = Deferred.makeUnsafe<any, StoreError>()
+          const fiber = run(Server.run(server, { _tag: "Create", deferred, chain }, contexts.get(resource.name)!))
+          // a fiber interrupted before it ran (the scope closing) never replies: the caller must not hang
+          const forget = fiber.addObserver(() => Deferred.doneUnsafe(deferred, closedWhileCreating()))
+          return Effect.ensuring(Deferred.await(deferred), Effect.sync(forget))
+        }))
 
     return {
       spawn,

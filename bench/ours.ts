@@ -1,0 +1,152 @@
+/**
+ * effect-gen-server's own workloads, measured on the same records, keys and
+ * query as the baselines. `run.ts` imports this module, which registers one
+ * suite: per size it creates the records (heap per record and create rate),
+ * then measures gets, updates, latency, the filtered read and the expiry of
+ * idle records.
+ *
+ * @since 0.1.0
+ */
+import { Deferred, Effect, Fiber, PubSub, Schema } from "effect"
+import { Filter, Query, Resource, Store } from "effect-gen-server"
+import { collectGarbage, measureHeap, measureLatency, type Measurement, measureOps, percentile } from "./harness.js"
+import {
+  filteredQuery,
+  idleTimeoutMs,
+  indexFor,
+  keyOf,
+  makeRecord,
+  type OursResult,
+  registerOurs,
+  Workload
+} from "./workloads.js"
+
+const fields = {
+  id: Schema.String,
+  name: Schema.String,
+  nickname: Schema.optionalKey(Schema.String),
+  currentYear: Schema.Int
+}
+
+// the Character of DESIGN.md, with an inactivity timeout so activity tracking is paid for
+const Character = Resource.make("Character", { fields, primaryKey: ["id"], inactivityTimeout: "1 hour" })
+
+// the records of the expiry workload
+const Expiring = Resource.make("Expiring", {
+  fields,
+  primaryKey: ["id"],
+  inactivityTimeout: `${idleTimeoutMs} millis`
+})
+
+const query = Query.make(Character).pipe(
+  Query.filter(Filter.gte("currentYear", filteredQuery.minYear)),
+  Query.sort("name", "desc"),
+  Query.limit(filteredQuery.limit)
+)
+
+/** Heap bytes of the records' own data, to subtract from a record's cost. */
+const ownData = (count: number) =>
+  measureHeap(count, Effect.sync(() => Array.from({ length: count }, (_, i) => makeRecord(i))))
+
+/** The expiry of `count` idle records: time to drain them all, and get latency meanwhile. */
+const expiry = (count: number) =>
+  Effect.gen(function*() {
+    const events = yield* Store.subscribe
+    for (let i = 0; i < count; i++) yield* Store.create(Expiring, "create", makeRecord(i))
+    const released = performance.now()
+    const drained = yield* Deferred.make<number>()
+    let destroyed = 0
+    // a probe calling another resource while the records expire
+    const samples: Array<number> = []
+    const probe = yield* Effect.forkChild(
+      Effect.gen(function*() {
+        let i = 0
+        while (!(yield* Deferred.isDone(drained))) {
+          const start = performance.now()
+          yield* Store.get(Character, { id: keyOf(indexFor(i++, 1_000)) })
+          samples.push(performance.now() - start)
+          yield* Effect.yieldNow
+        }
+      })
+    )
+    yield* Effect.forkChild(
+      Effect.gen(function*() {
+        while (destroyed < count) {
+          const batch = yield* PubSub.takeAll(events)
+          for (const e of batch) if (e._tag === "Destroyed" && e.resource === "Expiring") destroyed++
+        }
+        yield* Deferred.succeed(drained, performance.now())
+      })
+    )
+    const end = yield* Deferred.await(drained)
+    yield* Fiber.join(probe)
+    samples.sort((a, b) => a - b)
+    const drainMs = end - released - idleTimeoutMs
+    return {
+      drain: {
+        value: drainMs,
+        unit: "ms",
+        higherIsBetter: false,
+        note: `${count} records, ${idleTimeoutMs} ms idle timeout: ${
+          (end - released).toFixed(0)
+        } ms from release to the last Destroyed, less the timeout`
+      } satisfies Measurement,
+      p99: {
+        value: percentile(samples, 0.99) * 1000,
+        unit: "µs",
+        higherIsBetter: false,
+        note: `${samples.length} gets of another resource during the drain; p50 ${
+          (percentile(samples, 0.5) * 1000).toFixed(0)
+        } µs`
+      } satisfies Measurement
+    }
+  })
+
+registerOurs({
+  name: "effect-gen-server",
+  run: (size, options) =>
+    Effect.gen(function*() {
+      const results: Array<OursResult> = []
+      const add = (workload: string, measurement: Measurement) => results.push({ workload, measurement })
+      const { budget, callers } = options
+
+      const own = yield* ownData(size)
+      const created = yield* measureHeap(
+        size,
+        Effect.gen(function*() {
+          for (let i = 0; i < size; i++) yield* Store.create(Character, "create", makeRecord(i))
+        })
+      )
+      add(Workload.create.name, created.rate)
+      add(Workload.memory.name, {
+        ...created.bytesPerItem,
+        value: created.bytesPerItem.value - own.bytesPerItem.value,
+        note: `${created.bytesPerItem.value.toFixed(0)} B per live idle record less ${
+          own.bytesPerItem.value.toFixed(0)
+        } B of its own data (fiber, mailbox, Ref, registry entry, deadline)`
+      })
+
+      const get = (i: number) => Store.get(Character, { id: keyOf(indexFor(i, size)) })
+      const update = (i: number) =>
+        Store.update(Character, { id: keyOf(indexFor(i, size)) }, "update", { currentYear: 1900 + (i % 100) })
+      add(Workload.get1.name, yield* measureOps(get, { budget }))
+      add(Workload.get64.name, yield* measureOps(get, { budget, callers }))
+      add(Workload.update1.name, yield* measureOps(update, { budget }))
+      add(Workload.update64.name, yield* measureOps(update, { budget, callers }))
+      const getLatency = yield* measureLatency(get, { budget, callers })
+      add(Workload.p50.name, getLatency.p50)
+      add(Workload.p99.name, getLatency.p99)
+      const updateLatency = yield* measureLatency(update, { budget, callers })
+      add("update p50 x64", updateLatency.p50)
+      add("update p99 x64", updateLatency.p99)
+      add(Workload.read.name, yield* measureOps(() => Store.read(query), { budget }))
+
+      // at most 100k records expire at once: a million would take minutes of the run
+      const expiring = Math.min(size, options.smoke ? size : 100_000)
+      const expired = yield* expiry(expiring)
+      add(Workload.expiry.name, expired.drain)
+      add("get p99 during expiry", expired.p99)
+      collectGarbage()
+      return results
+    }).pipe(Effect.scoped, Effect.provide(Store.layer([Character, Expiring])))
+})
