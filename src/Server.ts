@@ -94,8 +94,9 @@ export interface RecordServer {
  * import { Server } from "effect-gen-server"
  *
  * declare const server: Server.RecordServer
- * const { action, data } = server.createInput
- * const replay = `${server.resource.name}: ${action.name} with ${JSON.stringify(data)}`
+ * // kept only for `restart: "initial"`
+ * const input = server.createInput
+ * const replay = input === undefined ? "nothing to replay" : `${input.action.name} with ${JSON.stringify(input.data)}`
  * ```
  *
  * @category models
@@ -288,7 +289,9 @@ export const waiting = <A, E, R>(
  *   // never restart: remove the crashed record
  *   restart: (server) => Effect.sync(() => (Server.fail(server), false)),
  *   metrics: Metrics.forResource("Character", Context.empty()),
- *   now: () => performance.now()
+ *   now: () => performance.now(),
+ *   expired: () => false,
+ *   stopped: () => {}
  * }
  * ```
  *
