@@ -78,7 +78,20 @@ const expiry = (count: number) =>
         yield* Deferred.succeed(drained, performance.now())
       })
     )
-    const end = yield* Deferred.await(drained)
+    // bounded: a drain that stalls is reported, not waited on forever
+    const end = yield* Deferred.await(drained).pipe(
+      Effect.timeoutOrElse({ duration: "120 seconds", orElse: () => Effect.succeed(Number.NaN) })
+    )
+    if (Number.isNaN(end)) {
+      yield* Fiber.interrupt(probe)
+      const stalled: Measurement = {
+        value: Number.NaN,
+        unit: "ms",
+        higherIsBetter: false,
+        note: `STALLED: ${destroyed} of ${count} records expired within 120 s`
+      }
+      return { drain: stalled, p99: { ...stalled, unit: "µs" } }
+    }
     yield* Fiber.join(probe)
     samples.sort((a, b) => a - b)
     const drainMs = end - released - idleTimeoutMs
