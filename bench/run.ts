@@ -19,6 +19,7 @@ import { readFileSync } from "node:fs"
 import { availableParallelism, cpus, loadavg, totalmem } from "node:os"
 import * as ClusterBaseline from "./baselines/cluster.js"
 import * as EffectBaseline from "./baselines/effect.js"
+import * as MemoryBaseline from "./baselines/memory.js"
 import * as OtpBaseline from "./baselines/otp.js"
 import * as RcMapBaseline from "./baselines/rcmap.js"
 import type { BaselineReport, Measurement, Options, WorkloadEntry } from "./harness.js"
@@ -37,6 +38,7 @@ export const baselines: ReadonlyArray<{
   readonly run: (size: number, options: Options) => Effect.Effect<BaselineReport, unknown>
 }> = [
   { name: "effect", run: EffectBaseline.run },
+  { name: "memory", run: MemoryBaseline.run },
   { name: "rcmap", run: RcMapBaseline.run },
   { name: "cluster", run: ClusterBaseline.run },
   { name: "otp", run: OtpBaseline.run }
