@@ -327,10 +327,38 @@ export const comparator = (keys: ReadonlyArray<SortKey>): ((a: any, b: any) => n
  */
 export const run = <A>(self: Query<A>, records: Iterable<A>): Array<A> => {
   const predicate = self.filter === undefined ? undefined : Filter.toPredicate(self.filter)
+  const cmp = comparator(self.sort)
+  const end = self.limit === undefined ? undefined : self.offset + self.limit
+  // a sorted, limited query keeps only its first `end` records: O(n log k), not a full sort
+  if (cmp !== undefined && end !== undefined && end <= 256) return topK(records, predicate, cmp, end).slice(self.offset)
   const out: Array<A> = []
   for (const r of records) if (predicate === undefined || predicate(r)) out.push(r)
-  const cmp = comparator(self.sort)
   if (cmp !== undefined) out.sort(cmp)
-  const end = self.limit === undefined ? undefined : self.offset + self.limit
   return self.offset === 0 && end === undefined ? out : out.slice(self.offset, end)
+}
+
+/** The first `k` records in `cmp` order, stable: equal records keep their input order. */
+const topK = <A>(
+  records: Iterable<A>,
+  predicate: ((record: A) => boolean) | undefined,
+  cmp: (a: A, b: A) => number,
+  k: number
+): Array<A> => {
+  const top: Array<A> = []
+  if (k === 0) return top
+  for (const r of records) {
+    if (predicate !== undefined && !predicate(r)) continue
+    if (top.length === k && cmp(r, top[k - 1]!) >= 0) continue
+    // insert after every record that sorts before or equal to it
+    let lo = 0
+    let hi = top.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (cmp(top[mid]!, r) <= 0) lo = mid + 1
+      else hi = mid
+    }
+    top.splice(lo, 0, r)
+    if (top.length > k) top.pop()
+  }
+  return top
 }
