@@ -11,6 +11,7 @@
  * @since 0.1.0
  */
 import { Effect } from "effect"
+import { GCProfiler } from "node:v8"
 
 /**
  * One measured figure.
@@ -128,7 +129,66 @@ const parseSize = (s: string): number => {
 export interface Run {
   readonly ops: number
   readonly elapsedMs: number
+  /** Time V8 spent collecting garbage during the run. */
+  readonly gc: GcTime
 }
+
+/**
+ * Garbage collection during a run, in ms: all of it, and the full
+ * (mark-compact) collections alone, as V8's `GCProfiler` reports collections
+ * that finished during the run. The incremental marking steps of a full
+ * collection still under way at the end are not in it: on a heap of a million
+ * fibers marking takes seconds of main-thread time, longer than a whole
+ * measurement, so a slow figure with little GC here can still be the GC's.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface GcTime {
+  readonly totalMs: number
+  readonly fullMs: number
+}
+
+/**
+ * Runs `effect` while V8's GC profiler records, and returns the time it spent
+ * collecting garbage meanwhile.
+ *
+ * @category measuring
+ * @since 0.1.0
+ */
+export const withGcTime = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<[A, GcTime], E, R> =>
+  Effect.suspend(() => {
+    const profiler = new GCProfiler()
+    profiler.start()
+    let stopped = false
+    const stop = (): GcTime => {
+      stopped = true
+      let totalMs = 0
+      let fullMs = 0
+      for (const entry of profiler.stop()?.statistics ?? []) {
+        totalMs += entry.cost / 1000
+        if (entry.gcType === "MarkSweepCompact") fullMs += entry.cost / 1000
+      }
+      return { totalMs, fullMs }
+    }
+    return effect.pipe(
+      Effect.map((a): [A, GcTime] => [a, stop()]),
+      Effect.onExit(() =>
+        Effect.sync(() => {
+          if (!stopped) profiler.stop()
+        })
+      )
+    )
+  })
+
+/**
+ * Describes GC time for a note: `GC 120 ms (full 80 ms)`.
+ *
+ * @category measuring
+ * @since 0.1.0
+ */
+export const formatGc = (gc: GcTime): string =>
+  `GC ${gc.totalMs.toFixed(0)} ms${gc.fullMs > 0 ? ` (full ${gc.fullMs.toFixed(0)} ms)` : ""}`
 
 /**
  * Runs `op(i)` from `callers` concurrent fibers until `timeMs` has passed or
@@ -186,15 +246,15 @@ export const runFor = Effect.fnUntraced(function*<E, R>(
       }
     }
   })
-  if (options.callers === 1) {
-    yield* caller
-  } else {
-    yield* Effect.forEach(Array.from({ length: options.callers }), () => caller, {
-      concurrency: "unbounded",
-      discard: true
-    })
-  }
-  return { ops: done, elapsedMs: performance.now() - start } satisfies Run
+  const [, gc] = yield* withGcTime(
+    options.callers === 1
+      ? caller
+      : Effect.forEach(Array.from({ length: options.callers }), () => caller, {
+        concurrency: "unbounded",
+        discard: true
+      })
+  )
+  return { ops: done, elapsedMs: performance.now() - start, gc } satisfies Run
 })
 
 /**
@@ -225,7 +285,9 @@ export const opsPerSecond = (run: Run, callers = 1): Measurement => ({
   value: run.ops / (run.elapsedMs / 1000),
   unit: "ops/s",
   higherIsBetter: true,
-  note: `${run.ops} ops in ${run.elapsedMs.toFixed(0)} ms, ${callers} caller${callers === 1 ? "" : "s"}`
+  note: `${run.ops} ops in ${run.elapsedMs.toFixed(0)} ms, ${callers} caller${callers === 1 ? "" : "s"}, ${
+    formatGc(run.gc)
+  }`
 })
 
 /**
@@ -257,7 +319,7 @@ export const measureLatency = Effect.fnUntraced(function*<E, R>(
   const sorted = samples.subarray(0, count).sort()
   let sum = 0
   for (let i = 0; i < sorted.length; i++) sum += sorted[i]!
-  const note = `${count} calls in ${run.elapsedMs.toFixed(0)} ms, ${callers} callers; mean ${
+  const note = `${count} calls in ${run.elapsedMs.toFixed(0)} ms, ${callers} callers, ${formatGc(run.gc)}; mean ${
     (sum / count * 1000).toFixed(0)
   } µs, p99.9 ${(percentile(sorted, 0.999) * 1000).toFixed(0)} µs, max ${(percentile(sorted, 1) * 1000).toFixed(0)} µs`
   return {
@@ -316,7 +378,7 @@ export const measureHeap = Effect.fnUntraced(function*<A, E, R>(
   collectGarbage()
   const before = process.memoryUsage().heapUsed
   const start = performance.now()
-  const value = yield* create
+  const [value, gc] = yield* withGcTime(create)
   const elapsedMs = performance.now() - start
   yield* settle
   collectGarbage()
@@ -333,7 +395,7 @@ export const measureHeap = Effect.fnUntraced(function*<A, E, R>(
     value: count / (elapsedMs / 1000),
     unit: "ops/s",
     higherIsBetter: true,
-    note: `${count} created in ${elapsedMs.toFixed(0)} ms`
+    note: `${count} created in ${elapsedMs.toFixed(0)} ms, ${formatGc(gc)}`
   }
   return { value, bytesPerItem, rate, elapsedMs }
 })
