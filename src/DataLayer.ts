@@ -208,8 +208,45 @@ const setup = (resources: Iterable<Resource.Any>) =>
       PubSub.publishUnsafe(pubsub, event)
     }
     const resourceOf = (name: string): Compiled | ValidationError => compiled.get(name) ?? unknownResource(name)
-    return { compiled, pubsub, own, clock, metrics, publish, resourceOf }
+    // each layer closes its gate in its own finalizer, ordered against its own fibers
+    const gate = { closed: false }
+    /** The checks every write passes before it touches a record: open store, known resource and action, valid input. */
+    const admit = (
+      resourceName: string,
+      actionName: string,
+      kind: "create" | "update" | "destroy",
+      input: unknown
+    ): Admitted | StoreError => {
+      if (gate.closed) return storeClosed()
+      const resource = resourceOf(resourceName)
+      if (resource instanceof ValidationError) return resource
+      const action = resource.action(actionName, kind)
+      if (action instanceof UnknownAction) return action
+      const decoded = kind === "destroy" ? noInput : action.decode(input)
+      if (decoded instanceof ValidationError) return decoded
+      return { resource, action, decoded }
+    }
+    /** The state a create starts from: generated fields, then the decoded attributes. */
+    const initialData = (resource: Compiled, decoded: Decoded): { [field: string]: unknown } => {
+      const data: { [field: string]: unknown } = {}
+      const generated = resource.resource.generated as { readonly [field: string]: () => unknown }
+      for (const field in generated) {
+        if (!(field in decoded.attributes)) data[field] = generated[field]!()
+      }
+      return Object.assign(data, decoded.attributes)
+    }
+    return { compiled, pubsub, own, clock, metrics, publish, resourceOf, gate, admit, initialData }
   })
+
+interface Admitted {
+  readonly resource: Compiled
+  readonly action: CompiledAction
+  readonly decoded: Decoded
+}
+
+const noInput: Decoded = { attributes: {}, arguments: {} }
+
+const isAdmitted = (admitted: Admitted | StoreError): admitted is Admitted => "decoded" in admitted
 
 /** The records a query matches among candidate records, filtered, sorted and sliced. */
 const answer = (query: QueryData, records: Array<unknown>): Array<unknown> =>
@@ -265,7 +302,9 @@ export const genServer = (
   options: GenServerOptions = {}
 ): Effect.Effect<DataLayer, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const { clock, compiled, metrics, own, publish, pubsub, resourceOf } = yield* setup(resources)
+    const { admit, clock, compiled, gate, initialData, metrics, own, publish, pubsub, resourceOf } = yield* setup(
+      resources
+    )
     const registry = Registry.make([...compiled.values()].map((c) => ({ name: c.name, indexes: c.indexes })))
     const context = options.context ?? (() => own)
     const supervisor = yield* Supervisor.make({
@@ -276,9 +315,8 @@ export const genServer = (
       clock,
       metrics
     })
-    let closed = false
     // runs before the supervisor's fibers are interrupted (finalizers run in reverse)
-    yield* Effect.addFinalizer(() => Effect.sync(() => (closed = true)))
+    yield* Effect.addFinalizer(() => Effect.sync(() => (gate.closed = true)))
 
     /** Looks up a live, unexpired record; touches it when `activity`. */
     const locate = <A, E, R>(
@@ -329,7 +367,7 @@ export const genServer = (
             })
           )
         }
-        if (closed) return Effect.fail(storeClosed())
+        if (gate.closed) return Effect.fail(storeClosed())
         // the record may have stopped since it was looked up (this fiber can be preempted in between)
         if (server.status !== "live") {
           return Effect.fail(notFound(server.resource, Server.keyObject(server.resource, server.state.ref.current)))
@@ -356,20 +394,10 @@ export const genServer = (
 
     const create: DataLayer["create"] = (resourceName, actionName, input) =>
       Effect.suspend(() => {
-        if (closed) return Effect.fail(storeClosed())
-        const resource = resourceOf(resourceName)
-        if (resource instanceof ValidationError) return Effect.fail(resource)
-        const action = resource.action(actionName, "create")
-        if (action instanceof UnknownAction) return Effect.fail(action)
-        const decoded = action.decode(input)
-        if (decoded instanceof ValidationError) return Effect.fail(decoded)
-        const data: { [field: string]: unknown } = {}
-        const generated = resource.resource.generated as { readonly [field: string]: () => unknown }
-        for (const field in generated) {
-          if (!(field in decoded.attributes)) data[field] = generated[field]!()
-        }
-        Object.assign(data, decoded.attributes)
-        const createInput: Server.CreateInput = { action, data, input: decoded }
+        const admitted = admit(resourceName, actionName, "create", input)
+        if (!isAdmitted(admitted)) return Effect.fail(admitted)
+        const { action, decoded, resource } = admitted
+        const createInput: Server.CreateInput = { action, data: initialData(resource, decoded), input: decoded }
         return Effect.flatMap(
           Effect.service(Server.CurrentChain),
           (chain) =>
@@ -379,13 +407,9 @@ export const genServer = (
 
     const update: DataLayer["update"] = (resourceName, key, actionName, input) =>
       Effect.suspend(() => {
-        if (closed) return Effect.fail(storeClosed())
-        const resource = resourceOf(resourceName)
-        if (resource instanceof ValidationError) return Effect.fail(resource)
-        const action = resource.action(actionName, "update")
-        if (action instanceof UnknownAction) return Effect.fail(action)
-        const decoded = action.decode(input)
-        if (decoded instanceof ValidationError) return Effect.fail(decoded)
+        const admitted = admit(resourceName, actionName, "update", input)
+        if (!isAdmitted(admitted)) return Effect.fail(admitted)
+        const { action, decoded, resource } = admitted
         return locate(resource, key, true, (server) =>
           call(
             server,
@@ -396,11 +420,9 @@ export const genServer = (
 
     const destroy: DataLayer["destroy"] = (resourceName, key, actionName) =>
       Effect.suspend(() => {
-        if (closed) return Effect.fail(storeClosed())
-        const resource = resourceOf(resourceName)
-        if (resource instanceof ValidationError) return Effect.fail(resource)
-        const action = resource.action(actionName, "destroy")
-        if (action instanceof UnknownAction) return Effect.fail(action)
+        const admitted = admit(resourceName, actionName, "destroy", undefined)
+        if (!isAdmitted(admitted)) return Effect.fail(admitted)
+        const { action, resource } = admitted
         return locate(
           resource,
           key,
@@ -411,7 +433,7 @@ export const genServer = (
 
     const get: DataLayer["get"] = (resourceName, key) =>
       Effect.suspend((): Effect.Effect<unknown, NotFound | ValidationError | StoreClosed> => {
-        if (closed) return Effect.fail(storeClosed())
+        if (gate.closed) return Effect.fail(storeClosed())
         const resource = resourceOf(resourceName)
         if (resource instanceof ValidationError) return Effect.fail(resource)
         return locate(resource, key, true, committed)
@@ -419,7 +441,7 @@ export const genServer = (
 
     const keepAlive: DataLayer["keepAlive"] = (resourceName, key) =>
       Effect.suspend((): Effect.Effect<void, NotFound | ValidationError | StoreClosed> => {
-        if (closed) return Effect.fail(storeClosed())
+        if (gate.closed) return Effect.fail(storeClosed())
         const resource = resourceOf(resourceName)
         if (resource instanceof ValidationError) return Effect.fail(resource)
         return locate(resource, key, true, () => Effect.void)
@@ -427,7 +449,7 @@ export const genServer = (
 
     const read: DataLayer["read"] = (query) =>
       Effect.suspend((): Effect.Effect<Array<unknown>, ValidationError | StoreClosed> => {
-        if (closed) return Effect.fail(storeClosed())
+        if (gate.closed) return Effect.fail(storeClosed())
         const resource = resourceOf(query.resource)
         if (resource instanceof ValidationError) return Effect.fail(resource)
         const problem = checkQuery(resource, query)
@@ -523,11 +545,10 @@ export const memory = (
   options: GenServerOptions = {}
 ): Effect.Effect<DataLayer, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const { clock, compiled, own, publish, pubsub, resourceOf } = yield* setup(resources)
+    const { admit, clock, compiled, gate, initialData, own, publish, pubsub, resourceOf } = yield* setup(resources)
     const context = options.context ?? (() => own)
     const tables = new Map([...compiled.keys()].map((name) => [name, new Map<string, Entry>()]))
-    let closed = false
-    yield* Effect.addFinalizer(() => Effect.sync(() => (closed = true)))
+    yield* Effect.addFinalizer(() => Effect.sync(() => (gate.closed = true)))
 
     const keyOf = (entry: Entry) => Server.keyObject(entry.resource, entry.state)
     const destroyed = (entry: Entry, reason: Event.DestroyReason) => {
@@ -537,18 +558,22 @@ export const memory = (
     }
     const now = (resource: Compiled) => resource.hasTimeouts ? clock.currentTimeMillisUnsafe() : 0
 
+    /** Removes a record found past its deadline at `t`. */
+    const lapsed = (entry: Entry, t: number) => {
+      const { lifetimeMillis } = entry.resource
+      destroyed(
+        entry,
+        lifetimeMillis !== undefined && t >= entry.createdAt + lifetimeMillis ? "lifetime" : "inactivity"
+      )
+    }
+
     /** The record holding a key, unless it is past its deadline (then it is removed). */
     const holderOf = (resource: Compiled, key: string): Entry | undefined => {
       const entry = tables.get(resource.name)!.get(key)
       if (entry === undefined || !resource.hasTimeouts) return entry
       const t = now(resource)
       if (!Supervisor.isExpired(entry, t)) return entry
-      destroyed(
-        entry,
-        resource.lifetimeMillis !== undefined && t >= entry.createdAt + resource.lifetimeMillis
-          ? "lifetime"
-          : "inactivity"
-      )
+      lapsed(entry, t)
       return undefined
     }
 
@@ -560,12 +585,7 @@ export const memory = (
       if (resource.hasTimeouts) {
         const t = now(resource)
         if (Supervisor.isExpired(entry, t)) {
-          destroyed(
-            entry,
-            resource.lifetimeMillis !== undefined && t >= entry.createdAt + resource.lifetimeMillis
-              ? "lifetime"
-              : "inactivity"
-          )
+          lapsed(entry, t)
           return notFound(resource, k)
         }
         if (activity) Supervisor.touch(entry, t)
@@ -655,17 +675,10 @@ export const memory = (
 
     const create: DataLayer["create"] = (resourceName, actionName, input) =>
       Effect.suspend(() => {
-        if (closed) return Effect.fail(storeClosed())
-        const resource = resourceOf(resourceName)
-        if (resource instanceof ValidationError) return Effect.fail(resource)
-        const action = resource.action(actionName, "create")
-        if (action instanceof UnknownAction) return Effect.fail(action)
-        const decoded = action.decode(input)
-        if (decoded instanceof ValidationError) return Effect.fail(decoded)
-        const data: { [field: string]: unknown } = {}
-        const generated = resource.resource.generated as { readonly [field: string]: () => unknown }
-        for (const field in generated) if (!(field in decoded.attributes)) data[field] = generated[field]!()
-        Object.assign(data, decoded.attributes)
+        const admitted = admit(resourceName, actionName, "create", input)
+        if (!isAdmitted(admitted)) return Effect.fail(admitted)
+        const { action, decoded, resource } = admitted
+        const data = initialData(resource, decoded)
         return run(resource, action, undefined, () => data, decoded, ({ key, state }) => {
           const table = tables.get(resource.name)!
           if (holderOf(resource, key) !== undefined) {
@@ -693,13 +706,9 @@ export const memory = (
 
     const update: DataLayer["update"] = (resourceName, key, actionName, input) =>
       Effect.suspend(() => {
-        if (closed) return Effect.fail(storeClosed())
-        const resource = resourceOf(resourceName)
-        if (resource instanceof ValidationError) return Effect.fail(resource)
-        const action = resource.action(actionName, "update")
-        if (action instanceof UnknownAction) return Effect.fail(action)
-        const decoded = action.decode(input)
-        if (decoded instanceof ValidationError) return Effect.fail(decoded)
+        const admitted = admit(resourceName, actionName, "update", input)
+        if (!isAdmitted(admitted)) return Effect.fail(admitted)
+        const { action, decoded, resource } = admitted
         return serial(resource, action, key, (entry) =>
           Effect.suspend(() =>
             entry.alive
@@ -721,16 +730,14 @@ export const memory = (
 
     const destroy: DataLayer["destroy"] = (resourceName, key, actionName) =>
       Effect.suspend(() => {
-        if (closed) return Effect.fail(storeClosed())
-        const resource = resourceOf(resourceName)
-        if (resource instanceof ValidationError) return Effect.fail(resource)
-        const action = resource.action(actionName, "destroy")
-        if (action instanceof UnknownAction) return Effect.fail(action)
+        const admitted = admit(resourceName, actionName, "destroy", undefined)
+        if (!isAdmitted(admitted)) return Effect.fail(admitted)
+        const { action, resource } = admitted
         return serial(resource, action, key, (entry) =>
           Effect.suspend(() =>
             entry.alive
               ? Effect.asVoid(
-                run(resource, action, entry, () => entry.state, { attributes: {}, arguments: {} }, () => {
+                run(resource, action, entry, () => entry.state, noInput, () => {
                   if (!entry.alive) return gone(entry)
                   destroyed(entry, "action")
                   return undefined
@@ -741,7 +748,7 @@ export const memory = (
       })
 
     const access = (resourceName: string, key: unknown): Entry | NotFound | ValidationError | StoreClosed => {
-      if (closed) return storeClosed()
+      if (gate.closed) return storeClosed()
       const resource = resourceOf(resourceName)
       if (resource instanceof ValidationError) return resource
       return locate(resource, key, true)
@@ -765,7 +772,7 @@ export const memory = (
 
     const read: DataLayer["read"] = (query) =>
       Effect.suspend((): Effect.Effect<Array<unknown>, ValidationError | StoreClosed> => {
-        if (closed) return Effect.fail(storeClosed())
+        if (gate.closed) return Effect.fail(storeClosed())
         const resource = resourceOf(query.resource)
         if (resource instanceof ValidationError) return Effect.fail(resource)
         const problem = checkQuery(resource, query)
