@@ -25,6 +25,7 @@ import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
 import { Action, Changeset, Resource, Store } from "../src/index.js"
 import { numRuns, seed } from "./fixtures/Model.js"
+import { prng } from "./fixtures/Random.js"
 
 // ---------------------------------------------------------------------------
 // Chaos: where and when hooks die
@@ -36,18 +37,6 @@ interface Crash {
   readonly id: string
   readonly site: Site
   readonly at: number
-}
-
-/** A small seeded generator (mulberry32). */
-const prng = (seed: number) => {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 /**

@@ -12,12 +12,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, PubSub, Ref, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import { Action, Changeset, Query, Resource, Store } from "../src/index.js"
+import { drain, tags } from "./fixtures/Events.js"
 import { Character, layer } from "./fixtures/TimeTravel.js"
-
-const tags = (events: ReadonlyArray<Store.Event>) => events.map((e) => e._tag)
-
-// every event published so far, without waiting
-const drain = (events: PubSub.Subscription<Store.Event>) => PubSub.takeUpTo(events, 1000)
 
 const presentIds = Effect.map(Store.read(Query.make(Character)), (records) => records.map((r) => r.id))
 

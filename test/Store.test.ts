@@ -5,9 +5,10 @@
  * bad input that fails with a typed error and changes nothing.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { type Context, Effect, Exit, Fiber, Layer, PubSub, Queue, Ref, Scope, Stream } from "effect"
+import { type Context, Effect, Exit, Fiber, Layer, Queue, Ref, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import { Query, type Resource, Store } from "../src/index.js"
+import { Query, Store } from "../src/index.js"
+import { drain, tags } from "./fixtures/Events.js"
 import {
   Badge,
   Greeting,
@@ -19,26 +20,10 @@ import {
   type Probe,
   Seat,
   Tally,
-  Watched
+  Watched,
+  withStore
 } from "./fixtures/Lifecycle.js"
 import { Character, layer as timeTravel, Machine } from "./fixtures/TimeTravel.js"
-
-type ProbeService = Probe["Service"]
-
-/** Runs `body` against a fresh Store over `resources`, with a fresh probe provided to the layer. */
-const withStore = <const Resources extends ReadonlyArray<Resource.Any>, A, E, R>(
-  resources: Resources,
-  body: (probe: ProbeService) => Effect.Effect<A, E, R>
-) =>
-  Effect.gen(function*() {
-    const probe = yield* makeProbe
-    return yield* body(probe).pipe(Effect.provide(layer(resources, probe)))
-  })
-
-const tags = (events: ReadonlyArray<Store.Event>) => events.map((e) => e._tag)
-
-/** Every event published so far, without waiting. */
-const drain = (events: PubSub.Subscription<Store.Event>) => PubSub.takeUpTo(events, 10_000)
 
 /**
  * Runs `effect` with a one-second limit on the `TestClock`: other fibers get

@@ -11,7 +11,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, PubSub, Queue, Ref, Schema } from "effect"
 import { TestClock } from "effect/testing"
-import { type Errors, Filter, Query, type Resource, Store } from "../src/index.js"
+import { type Errors, Filter, Query, Store } from "../src/index.js"
+import { drain, tags } from "./fixtures/Events.js"
 import {
   Fragile,
   Initial,
@@ -25,26 +26,12 @@ import {
   type Probe,
   Session,
   Ticket,
-  Watched
+  Watched,
+  withStore
 } from "./fixtures/Lifecycle.js"
 import { Character, layer as timeTravel } from "./fixtures/TimeTravel.js"
 
 type ProbeService = Probe["Service"]
-
-/** Runs `body` against a fresh Store over `resources`, with a fresh probe provided to the layer. */
-const withStore = <const Resources extends ReadonlyArray<Resource.Any>, A, E, R>(
-  resources: Resources,
-  body: (probe: ProbeService) => Effect.Effect<A, E, R>
-) =>
-  Effect.gen(function*() {
-    const probe = yield* makeProbe
-    return yield* body(probe).pipe(Effect.provide(layer(resources, probe)))
-  })
-
-const tags = (events: ReadonlyArray<Store.Event>) => events.map((e) => e._tag)
-
-/** Every event published so far, without waiting. */
-const drain = (events: PubSub.Subscription<Store.Event>) => PubSub.takeUpTo(events, 10_000)
 
 const journal = (probe: ProbeService) => Ref.get(probe.journal)
 

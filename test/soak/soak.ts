@@ -21,6 +21,7 @@
 import { Duration, Effect, Exit, Fiber, Layer, PubSub, References, Scope } from "effect"
 import { Query, Store } from "../../src/index.js"
 import { type Item, Journal, makeItem, type Settings } from "../fixtures/Model.js"
+import { prng } from "../fixtures/Random.js"
 
 const env = (name: string, fallback: number) => {
   const v = Number(process.env[name])
@@ -40,18 +41,6 @@ const delta = (bytes: number) => `${bytes < 0 ? "-" : "+"}${mb(Math.abs(bytes))}
 const heap = () => {
   gc()
   return process.memoryUsage().heapUsed
-}
-
-/** mulberry32 */
-const prng = (seed: number) => {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 // short real timeouts, every restart policy
