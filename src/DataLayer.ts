@@ -235,7 +235,8 @@ const setup = (resources: Iterable<Resource.Any>) =>
       }
       return Object.assign(data, decoded.attributes)
     }
-    return { compiled, pubsub, own, clock, metrics, publish, resourceOf, gate, admit, initialData }
+    const observe = { events: Stream.fromPubSub(pubsub), subscribe: PubSub.subscribe(pubsub) }
+    return { compiled, own, clock, metrics, publish, resourceOf, gate, admit, initialData, observe }
   })
 
 interface Admitted {
@@ -302,7 +303,7 @@ export const genServer = (
   options: GenServerOptions = {}
 ): Effect.Effect<DataLayer, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const { admit, clock, compiled, gate, initialData, metrics, own, publish, pubsub, resourceOf } = yield* setup(
+    const { admit, clock, compiled, gate, initialData, metrics, observe, own, publish, resourceOf } = yield* setup(
       resources
     )
     const registry = Registry.make([...compiled.values()].map((c) => ({ name: c.name, indexes: c.indexes })))
@@ -489,8 +490,7 @@ export const genServer = (
       get,
       read,
       keepAlive,
-      events: Stream.fromPubSub(pubsub),
-      subscribe: PubSub.subscribe(pubsub)
+      ...observe
     }
   })
 
@@ -545,7 +545,7 @@ export const memory = (
   options: GenServerOptions = {}
 ): Effect.Effect<DataLayer, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const { admit, clock, compiled, gate, initialData, own, publish, pubsub, resourceOf } = yield* setup(resources)
+    const { admit, clock, compiled, gate, initialData, observe, own, publish, resourceOf } = yield* setup(resources)
     const context = options.context ?? (() => own)
     const tables = new Map([...compiled.keys()].map((name) => [name, new Map<string, Entry>()]))
     yield* Effect.addFinalizer(() => Effect.sync(() => (gate.closed = true)))
@@ -794,7 +794,6 @@ export const memory = (
       get,
       read,
       keepAlive,
-      events: Stream.fromPubSub(pubsub),
-      subscribe: PubSub.subscribe(pubsub)
+      ...observe
     }
   })

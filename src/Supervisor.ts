@@ -217,10 +217,13 @@ export const make = (options: {
         wheel.idle.push(server, server.lastActivity + idleMillis)
         earliest = Math.min(earliest, server.lastActivity + idleMillis)
       }
-      if (earliest < wheel.until && wheel.wake !== undefined) {
-        Deferred.doneUnsafe(wheel.wake, Effect.void)
+      const wake = wheel.wake
+      if (earliest < wheel.until && wake !== undefined) {
+        // cleared before waking: the expiry fiber runs at once, inside this call, and may go back
+        // to sleep with a new wake signal, which must not be overwritten when this call returns
         wheel.wake = undefined
         wheel.until = Infinity
+        Deferred.doneUnsafe(wake, Effect.void)
       }
     }
 

@@ -25,6 +25,7 @@ import {
   Pinned,
   type Probe,
   Session,
+  SlowStart,
   Ticket,
   Watched,
   withStore
@@ -629,6 +630,32 @@ describe("Supervisor", () => {
 
           yield* TestClock.adjust("20 seconds") // 110 s
           assert.deepStrictEqual(yield* journal(probe), ["farewell A", "farewell B"])
+        })))
+
+    it.effect("expiry goes on after a record that is past its deadline when it starts", () =>
+      withStore([SlowStart], (probe) =>
+        Effect.gen(function*() {
+          const events = yield* Store.subscribe
+          // nothing to expire: the expiry fiber waits to be woken by the next record
+          const slow = yield* Effect.forkChild(Store.create(SlowStart, "create", { id: "slow" }))
+          assert.strictEqual(yield* Queue.take(probe.entered), "create slow")
+          // its inactivity counts from the create call: a minute passes before it starts
+          yield* TestClock.adjust("61 seconds")
+          yield* Deferred.succeed(probe.release, undefined)
+          yield* Fiber.join(slow)
+          assert.deepStrictEqual(
+            (yield* drain(events)).map((e) => [e._tag, e.key]),
+            [["Created", { id: "slow" }], ["Destroyed", { id: "slow" }]]
+          )
+
+          // the woken expiry fiber went back to sleep: a later record still expires at its deadline
+          yield* Store.create(SlowStart, "create", { id: "later" })
+          yield* TestClock.adjust("1 minute")
+          assert.deepStrictEqual(
+            (yield* drain(events)).map((e) => [e._tag, e.key]),
+            [["Created", { id: "later" }], ["Destroyed", { id: "later" }]]
+          )
+          assert.strictEqual((yield* Store.get(SlowStart, { id: "later" }).pipe(Effect.flip))._tag, "NotFound")
         })))
 
     it.effect("a record expires at its deadline even while an older record's lifetime deadline is pending", () =>
