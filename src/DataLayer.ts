@@ -29,7 +29,19 @@
  *
  * @since 0.1.0
  */
-import { Cause, Clock, Context, Deferred, Effect, PubSub, Queue, type Scope, Semaphore, Stream } from "effect"
+import {
+  Cause,
+  Clock,
+  Context,
+  Deferred,
+  Effect,
+  PubSub,
+  Queue,
+  type Scope,
+  Semaphore,
+  Stream,
+  type Tracer
+} from "effect"
 import {
   AlreadyExists,
   InvalidResource,
@@ -46,6 +58,7 @@ import type * as Event from "./Event.js"
 import * as Filter from "./Filter.js"
 import { prepare, runAfter, toEffect } from "./internal/pipeline.js"
 import { compile, type Compiled, type CompiledAction, type Decoded } from "./internal/resource.js"
+import { callerSpan } from "./internal/tracing.js"
 import * as Metrics from "./Metrics.js"
 import * as Query from "./Query.js"
 import * as Registry from "./Registry.js"
@@ -348,9 +361,15 @@ export const genServer = (
     const call = (
       server: Server.RecordServer,
       action: CompiledAction,
-      make: (deferred: Deferred.Deferred<any, StoreError>, chain: Server.Chain, at: number) => Server.Request
+      make: (
+        deferred: Deferred.Deferred<any, StoreError>,
+        chain: Server.Chain,
+        at: number,
+        span: Tracer.AnySpan | undefined
+      ) => Server.Request
     ): Effect.Effect<any, StoreError> =>
-      Effect.flatMap(Effect.service(Server.CurrentChain), (chain) => {
+      Effect.withFiber((fiber) => {
+        const chain = fiber.getRef(Server.CurrentChain)
         if (Server.wouldDeadlock(server, chain)) {
           const key = Server.keyObject(server.resource, server.state.ref.current)
           return Effect.fail(
@@ -386,7 +405,7 @@ export const genServer = (
           )
         }
         const deferred = Deferred.makeUnsafe<any, StoreError>()
-        Queue.offerUnsafe(server.mailbox, make(deferred, chain, Supervisor.millis(clock)))
+        Queue.offerUnsafe(server.mailbox, make(deferred, chain, Supervisor.millis(clock), callerSpan(fiber)))
         // a call from a record's hook: the record now waits on the target
         return chain.length === 0
           ? Deferred.await(deferred)
@@ -399,10 +418,14 @@ export const genServer = (
         if (!isAdmitted(admitted)) return Effect.fail(admitted)
         const { action, decoded, resource } = admitted
         const createInput: Server.CreateInput = { action, data: initialData(resource, decoded), input: decoded }
-        return Effect.flatMap(
-          Effect.service(Server.CurrentChain),
-          (chain) =>
-            supervisor.spawn(resource, createInput, chain, resource.hasTimeouts ? clock.currentTimeMillisUnsafe() : 0)
+        return Effect.withFiber((fiber) =>
+          supervisor.spawn(
+            resource,
+            createInput,
+            fiber.getRef(Server.CurrentChain),
+            resource.hasTimeouts ? clock.currentTimeMillisUnsafe() : 0,
+            callerSpan(fiber)
+          )
         )
       })
 
@@ -415,7 +438,7 @@ export const genServer = (
           call(
             server,
             action,
-            (deferred, chain, at) => ({ _tag: "Update", action, input: decoded, deferred, chain, at })
+            (deferred, chain, at, span) => ({ _tag: "Update", action, input: decoded, deferred, chain, at, span })
           ))
       })
 
@@ -428,7 +451,12 @@ export const genServer = (
           resource,
           key,
           true,
-          (server) => call(server, action, (deferred, chain, at) => ({ _tag: "Destroy", action, deferred, chain, at }))
+          (server) =>
+            call(
+              server,
+              action,
+              (deferred, chain, at, span) => ({ _tag: "Destroy", action, deferred, chain, at, span })
+            )
         )
       })
 

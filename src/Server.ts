@@ -26,11 +26,12 @@
  *
  * @since 0.1.0
  */
-import { Cause, Context, Deferred, Effect, Exit, Queue, Ref } from "effect"
+import { Cause, Context, Deferred, Effect, Exit, Queue, Ref, type Tracer } from "effect"
 import { AlreadyExists, NotFound, RecordCrashed, StoreClosed, type StoreError } from "./Errors.js"
 import type * as Event from "./Event.js"
 import { isRefusal, prepare, type Prepared, type Result, runAfter } from "./internal/pipeline.js"
 import type { Compiled, CompiledAction, Decoded } from "./internal/resource.js"
+import { spanned } from "./internal/tracing.js"
 import type * as Metrics from "./Metrics.js"
 import * as Registry from "./Registry.js"
 
@@ -139,6 +140,8 @@ export type Request =
     readonly _tag: "Create"
     readonly deferred: Deferred.Deferred<any, StoreError>
     readonly chain: Chain
+    /** The caller's span, which the action's span continues (set only when a tracing backend is installed). */
+    readonly span?: Tracer.AnySpan | undefined
   }
   | {
     readonly _tag: "Update"
@@ -148,6 +151,7 @@ export type Request =
     readonly chain: Chain
     /** When the call arrived (monotonic milliseconds). */
     readonly at: number
+    readonly span?: Tracer.AnySpan | undefined
   }
   | {
     readonly _tag: "Destroy"
@@ -155,6 +159,7 @@ export type Request =
     readonly deferred: Deferred.Deferred<any, StoreError>
     readonly chain: Chain
     readonly at: number
+    readonly span?: Tracer.AnySpan | undefined
   }
   | { readonly _tag: "Expire"; readonly reason: "inactivity" | "lifetime" }
 
@@ -427,14 +432,14 @@ const outcome = <A>(
 ): Effect.Effect<Outcome<A>, never, any> =>
   Effect.map(
     Effect.exit(
-      effect.pipe(
-        Effect.provideService(CurrentChain, [...chain, server]),
-        Effect.annotateLogs({ resource: server.resource.name, key: server.key, action: action.name }),
-        Effect.withSpan(
-          `${server.resource.name}.${action.name}`,
-          { attributes: { resource: server.resource.name, action: action.name } },
-          { captureStackTrace: false }
-        )
+      spanned(
+        effect.pipe(
+          Effect.provideService(CurrentChain, [...chain, server]),
+          Effect.annotateLogs({ resource: server.resource.name, key: server.key, action: action.name })
+        ),
+        `${server.resource.name}.${action.name}`,
+        { resource: server.resource.name, action: action.name },
+        server.current !== undefined && server.current._tag !== "Expire" ? server.current.span : undefined
       )
     ),
     (exit): Outcome<A> => {

@@ -17,6 +17,7 @@ import { Context, Effect, Layer, type PubSub, type Scope, Stream } from "effect"
 import * as DataLayer from "./DataLayer.js"
 import type { NotFound, StoreClosed, StoreError, ValidationError } from "./Errors.js"
 import type * as LifecycleEvent from "./Event.js"
+import { spanned } from "./internal/tracing.js"
 import type * as Query from "./Query.js"
 import type * as Resource from "./Resource.js"
 
@@ -48,11 +49,7 @@ export class Store extends Context.Service<Store, {
   readonly traceReads: boolean
 }>()("effect-gen-server/Store") {}
 
-const traced = <A, E, R>(
-  effect: Effect.Effect<A, E, R>,
-  name: string,
-  attributes: { readonly [key: string]: unknown }
-): Effect.Effect<A, E, R> => Effect.withSpan(effect, name, { attributes, captureStackTrace: false })
+const traced = spanned
 
 /**
  * A lifecycle event: `Created`, `Updated`, `Destroyed` (with its `reason`),

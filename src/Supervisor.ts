@@ -19,11 +19,24 @@
  *
  * @since 0.1.0
  */
-import { type Cause, type Clock, type Context, Deferred, Effect, Exit, type Fiber, FiberSet, type Scope } from "effect"
+import {
+  type Cause,
+  type Clock,
+  Context,
+  Deferred,
+  Effect,
+  Exit,
+  type Fiber,
+  FiberSet,
+  Scheduler,
+  type Scope,
+  type Tracer
+} from "effect"
 import { StoreClosed, type StoreError } from "./Errors.js"
 import type * as Event from "./Event.js"
 import { Deadlines } from "./internal/deadlines.js"
 import type { Compiled } from "./internal/resource.js"
+import { recordScheduler } from "./internal/scheduler.js"
 import type * as Metrics from "./Metrics.js"
 import type * as Registry from "./Registry.js"
 import * as Server from "./Server.js"
@@ -50,7 +63,9 @@ export interface Supervisor {
     resource: Compiled,
     createInput: Server.CreateInput,
     chain: Server.Chain,
-    now: number
+    now: number,
+    /** The caller's span, which the create action's span continues. */
+    span?: Tracer.AnySpan | undefined
   ) => Effect.Effect<any, StoreError>
   /** The number of record fibers running. */
   readonly size: Effect.Effect<number>
@@ -275,14 +290,18 @@ export const make = (options: {
       })
     }
 
-    // record fibers run with the hooks' services: a fork runtime made in that context, once
+    // record fibers run with the hooks' services and the record scheduler: a fork runtime made in that context, once
+    const recordContext = () => {
+      const services = options.context()
+      return Context.add(services, Scheduler.Scheduler, recordScheduler(Context.get(services, Scheduler.Scheduler)))
+    }
     let runRecord: ((effect: Effect.Effect<void, never, any>) => Fiber.Fiber<void, never>) | undefined
     const recordRuntime: Effect.Effect<(effect: Effect.Effect<void, never, any>) => Fiber.Fiber<void, never>> = Effect
       .suspend(() =>
         runRecord !== undefined
           ? Effect.succeed(runRecord)
           : Effect.map(
-            Effect.provideContext(FiberSet.runtime(fibers)<any>(), options.context()) as Effect.Effect<any>,
+            Effect.provideContext(FiberSet.runtime(fibers)<any>(), recordContext()) as Effect.Effect<any>,
             (run) => (runRecord = run)
           )
       )
@@ -294,16 +313,23 @@ export const make = (options: {
       resource: Compiled,
       createInput: Server.CreateInput,
       chain: Server.Chain,
-      now: number
+      now: number,
+      span?: Tracer.AnySpan | undefined
     ): Effect.Effect<any, StoreError> =>
-      Effect.flatMap(Server.make(resource, createInput, now), (server) =>
-        Effect.flatMap(recordRuntime, (run) => {
-          const deferred = Deferred.makeUnsafe<any, StoreError>()
-          const fiber = run(Server.run(server, { _tag: "Create", deferred, chain }, contexts.get(resource.name)!))
-          // a fiber interrupted before it ran (the scope closing) never replies: the caller must not hang
-          const forget = fiber.addObserver(() => Deferred.doneUnsafe(deferred, closedWhileCreating()))
-          return Effect.ensuring(Deferred.await(deferred), Effect.sync(forget))
-        }))
+      Effect.flatMap(recordRuntime, (run) => {
+        const deferred = Deferred.makeUnsafe<any, StoreError>()
+        const ctx = contexts.get(resource.name)!
+        // the server (its mailbox) is made inside its fiber, so the mailbox wakes it on the record scheduler
+        const fiber = run(
+          Effect.flatMap(
+            Server.make(resource, createInput, now),
+            (server) => Server.run(server, { _tag: "Create", deferred, chain, span }, ctx)
+          )
+        )
+        // a fiber interrupted before it ran (the scope closing) never replies: the caller must not hang
+        const forget = fiber.addObserver(() => Deferred.doneUnsafe(deferred, closedWhileCreating()))
+        return Effect.ensuring(Deferred.await(deferred), Effect.sync(forget))
+      })
 
     return {
       spawn,

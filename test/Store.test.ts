@@ -5,7 +5,7 @@
  * bad input that fails with a typed error and changes nothing.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { type Context, Effect, Exit, Fiber, Layer, Queue, Ref, Scope, Stream } from "effect"
+import { type Context, Effect, Exit, Fiber, Layer, Option, Queue, Ref, Scope, Stream, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import { Query, Store } from "../src/index.js"
 import { drain, tags } from "./fixtures/Events.js"
@@ -281,6 +281,57 @@ describe("Store", () => {
           ),
           "StoreClosed"
         )
+      }))
+  })
+
+  describe("tracing", () => {
+    /** A tracer that keeps each ended span's name and parent's name. */
+    const recording = () => {
+      const ended: Array<{ readonly name: string; readonly parent: string | undefined }> = []
+      const tracer = Tracer.make({
+        span: (options) => {
+          const span = new Tracer.NativeSpan(options)
+          const end = span.end.bind(span)
+          span.end = (time, exit) => {
+            const parent = Option.getOrUndefined(options.parent)
+            ended.push({ name: span.name, parent: parent?._tag === "Span" ? parent.name : undefined })
+            end(time, exit)
+          }
+          return span
+        }
+      })
+      return { ended, tracer }
+    }
+
+    it.effect("with a tracer installed, writes get a span and a record action with an effect runs in a child span", () =>
+      Effect.gen(function*() {
+        const { ended, tracer } = recording()
+        yield* Effect.gen(function*() {
+          yield* Store.create(Badge, "create", { id: "b", text: "Marty" })
+          yield* Store.update(Badge, { id: "b" }, "greet")
+          yield* Store.get(Badge, { id: "b" })
+          yield* Store.destroy(Badge, { id: "b" })
+        }).pipe(
+          Effect.provide(Store.layer([Badge]).pipe(Layer.provide(Layer.succeed(Greeting, { word: "Hello" })))),
+          Effect.withTracer(tracer)
+        )
+        assert.deepStrictEqual(ended, [
+          { name: "Store.create", parent: undefined },
+          { name: "Badge.greet", parent: "Store.update" },
+          { name: "Store.update", parent: undefined },
+          { name: "Store.destroy", parent: undefined }
+        ])
+      }))
+
+    it.effect("reads get a span with traceReads", () =>
+      Effect.gen(function*() {
+        const { ended, tracer } = recording()
+        yield* Effect.gen(function*() {
+          yield* Store.create(Character, "create", { id: "marty", name: "Marty McFly", currentYear: 1985 })
+          yield* Store.get(Character, { id: "marty" })
+          yield* Store.read(Query.make(Character))
+        }).pipe(Effect.provide(Store.layer([Character], { traceReads: true })), Effect.withTracer(tracer))
+        assert.deepStrictEqual(ended.map((s) => s.name), ["Store.create", "Store.get", "Store.read"])
       }))
   })
 
