@@ -262,10 +262,6 @@ const noInput: Decoded = { attributes: {}, arguments: {} }
 
 const isAdmitted = (admitted: Admitted | StoreError): admitted is Admitted => "decoded" in admitted
 
-/** The records a query matches among candidate records, filtered, sorted and sliced. */
-const answer = (query: QueryData, records: Array<unknown>): Array<unknown> =>
-  Query.run({ ...query, resource: undefined as any } as Query.Query<unknown>, records)
-
 /** A query's candidates from the primary key or an index, when its filter pins one with `eq`. */
 const pinned = <A>(
   resource: Compiled,
@@ -489,26 +485,35 @@ export const genServer = (
 
     const scan = (resource: Compiled, query: QueryData, now: number | undefined): Array<unknown> => {
       const table = registry.tables.get(resource.name)!
-      const visible = (server: Server.RecordServer) =>
-        server.status === "live" && (now === undefined || !Supervisor.isExpired(server, now))
+      const collected = Query.collector(query)
       const candidates = pinned(
         resource,
         query,
         (key) => Registry.lookup(table, key),
         (field, value) => table.indexes.get(field)?.get(value)
       )
-      const records: Array<unknown> = []
-      if (candidates === undefined) {
-        // a server reserving a new key appears twice in the table: count it under its committed key
-        for (const [key, server] of table.servers) {
-          if (key === server.key && visible(server)) records.push(server.state.ref.current)
-        }
-      } else {
+      if (candidates !== undefined) {
         for (const server of candidates) {
-          if (visible(server)) records.push(server.state.ref.current)
+          if (server.status === "live" && (now === undefined || !Supervisor.isExpired(server, now))) {
+            collected.add(server.state.ref.current)
+          }
+        }
+        return collected.done()
+      }
+      // every committed record, from the table's dense arrays; a record is expired when its
+      // activity or creation is at or before these cutoffs
+      const { live, records } = table
+      const idleCutoff = now === undefined || resource.idleMillis === undefined ? -Infinity : now - resource.idleMillis
+      const lifetimeCutoff = now === undefined || resource.lifetimeMillis === undefined
+        ? -Infinity
+        : now - resource.lifetimeMillis
+      for (let i = 0; i < live.length; i++) {
+        const server = live[i]!
+        if (server.status === "live" && server.lastActivity > idleCutoff && server.createdAt > lifetimeCutoff) {
+          collected.add(records[i])
         }
       }
-      return answer(query, records)
+      return collected.done()
     }
 
     return {
@@ -808,11 +813,11 @@ export const memory = (
         const table = tables.get(resource.name)!
         const t = now(resource)
         const candidates = pinned(resource, query, (key) => table.get(key), undefined) ?? table.values()
-        const records: Array<unknown> = []
+        const collected = Query.collector(query)
         for (const entry of candidates) {
-          if (!resource.hasTimeouts || !Supervisor.isExpired(entry, t)) records.push(entry.state)
+          if (!resource.hasTimeouts || !Supervisor.isExpired(entry, t)) collected.add(entry.state)
         }
-        return Effect.succeed(answer(query, records))
+        return Effect.succeed(collected.done())
       })
 
     return {

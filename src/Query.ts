@@ -326,29 +326,56 @@ export const comparator = (keys: ReadonlyArray<SortKey>): ((a: any, b: any) => n
  * @since 0.1.0
  */
 export const run = <A>(self: Query<A>, records: Iterable<A>): Array<A> => {
+  const collected = collector<A>(self)
+  for (const r of records) collected.add(r)
+  return collected.done()
+}
+
+/**
+ * A query's answer built one candidate at a time, so a caller that scans
+ * records needs no array of candidates: `add` each record, then `done`.
+ *
+ * @internal
+ */
+export interface Collector<A> {
+  readonly add: (record: A) => void
+  readonly done: () => Array<A>
+}
+
+/** The collector of a query's filter, sort, offset and limit. @internal */
+export const collector = <A>(
+  self: Pick<Query<A>, "filter" | "sort" | "offset" | "limit">
+): Collector<A> => {
   const predicate = self.filter === undefined ? undefined : Filter.toPredicate(self.filter)
   const cmp = comparator(self.sort)
   const end = self.limit === undefined ? undefined : self.offset + self.limit
   // a sorted, limited query keeps only its first `end` records: O(n log k), not a full sort
-  if (cmp !== undefined && end !== undefined && end <= 256) return topK(records, predicate, cmp, end).slice(self.offset)
+  if (cmp !== undefined && end !== undefined && end <= 256) {
+    const top = topK(predicate, cmp, end)
+    return { add: top.add, done: () => top.done().slice(self.offset) }
+  }
   const out: Array<A> = []
-  for (const r of records) if (predicate === undefined || predicate(r)) out.push(r)
-  if (cmp !== undefined) out.sort(cmp)
-  return self.offset === 0 && end === undefined ? out : out.slice(self.offset, end)
+  return {
+    add: predicate === undefined ? (r) => void out.push(r) : (r) => {
+      if (predicate(r)) out.push(r)
+    },
+    done: () => {
+      if (cmp !== undefined) out.sort(cmp)
+      return self.offset === 0 && end === undefined ? out : out.slice(self.offset, end)
+    }
+  }
 }
 
-/** The first `k` records in `cmp` order, stable: equal records keep their input order. */
+/** The first `k` records in `cmp` order, stable: equal records keep the order they were added in. */
 const topK = <A>(
-  records: Iterable<A>,
   predicate: ((record: A) => boolean) | undefined,
   cmp: (a: A, b: A) => number,
   k: number
-): Array<A> => {
+): Collector<A> => {
   const top: Array<A> = []
-  if (k === 0) return top
-  for (const r of records) {
-    if (predicate !== undefined && !predicate(r)) continue
-    if (top.length === k && cmp(r, top[k - 1]!) >= 0) continue
+  const add = (r: A): void => {
+    if (k === 0 || (predicate !== undefined && !predicate(r))) return
+    if (top.length === k && cmp(r, top[k - 1]!) >= 0) return
     // insert after every record that sorts before or equal to it
     let lo = 0
     let hi = top.length
@@ -360,5 +387,5 @@ const topK = <A>(
     top.splice(lo, 0, r)
     if (top.length > k) top.pop()
   }
-  return top
+  return { add, done: () => top }
 }

@@ -32,6 +32,10 @@ import type { RecordServer } from "./Server.js"
 export interface Table {
   readonly resource: string
   readonly servers: Map<string, RecordServer>
+  /** Every server with a committed record, once, densely: what a scan walks. */
+  readonly live: Array<RecordServer>
+  /** The committed record of each server in `live`, at the same position. */
+  readonly records: Array<unknown>
   readonly indexes: ReadonlyMap<string, Map<unknown, Set<RecordServer>>>
 }
 
@@ -80,6 +84,8 @@ export const make = (
     tables.set(r.name, {
       resource: r.name,
       servers: new Map(),
+      live: [],
+      records: [],
       indexes: new Map(r.indexes.map((field) => [field, new Map()]))
     })
   }
@@ -181,6 +187,12 @@ const indexValue = (v: unknown): boolean => v === null || (typeof v !== "object"
  * @since 0.1.0
  */
 export const commit = (table: Table, server: RecordServer, previous: any, next: any, key: string): void => {
+  if (server.liveSlot < 0) {
+    server.liveSlot = table.live.push(server) - 1
+    table.records.push(next)
+  } else {
+    table.records[server.liveSlot] = next
+  }
   if (server.key !== key) {
     if (table.servers.get(server.key) === server) table.servers.delete(server.key)
     table.servers.set(key, server)
@@ -224,6 +236,16 @@ export const commit = (table: Table, server: RecordServer, previous: any, next: 
  */
 export const remove = (table: Table, server: RecordServer, state: any): void => {
   if (table.servers.get(server.key) === server) table.servers.delete(server.key)
+  if (server.liveSlot >= 0) {
+    const last = table.live.pop()!
+    const lastRecord = table.records.pop()
+    if (last !== server) {
+      table.live[server.liveSlot] = last
+      table.records[server.liveSlot] = lastRecord
+      last.liveSlot = server.liveSlot
+    }
+    server.liveSlot = -1
+  }
   if (state === undefined) return
   for (const [field, index] of table.indexes) {
     const v = state[field]

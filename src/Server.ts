@@ -82,6 +82,8 @@ export interface RecordServer {
   /** Positions in the supervisor's deadline heaps (`-1`: absent). */
   idleSlot: number
   lifetimeSlot: number
+  /** Position in its registry table's dense array of committed records (`-1`: absent). */
+  liveSlot: number
   /** What the supervisor provides, shared by the records of a resource; set by {@link run}. */
   ctx: ServerContext | undefined
 }
@@ -357,6 +359,7 @@ export const make = (resource: Compiled, createInput: CreateInput, now: number):
     waitingOn: undefined,
     idleSlot: -1,
     lifetimeSlot: -1,
+    liveSlot: -1,
     ctx: undefined
   }))
 
