@@ -500,18 +500,18 @@ export const genServer = (
         }
         return collected.done()
       }
-      // every committed record, from the table's dense arrays; a record is expired when its
-      // activity or creation is at or before these cutoffs
+      // every live record, from the table's dense arrays: before the resource's next deadline none is
+      // expired; after it, a record is expired when its activity or creation is at or before a cutoff
       const { live, records } = table
-      const idleCutoff = now === undefined || resource.idleMillis === undefined ? -Infinity : now - resource.idleMillis
-      const lifetimeCutoff = now === undefined || resource.lifetimeMillis === undefined
-        ? -Infinity
-        : now - resource.lifetimeMillis
+      if (now === undefined || now < supervisor.nextDeadline(resource.name)) {
+        for (let i = 0; i < records.length; i++) collected.add(records[i])
+        return collected.done()
+      }
+      const idleCutoff = resource.idleMillis === undefined ? -Infinity : now - resource.idleMillis
+      const lifetimeCutoff = resource.lifetimeMillis === undefined ? -Infinity : now - resource.lifetimeMillis
       for (let i = 0; i < live.length; i++) {
         const server = live[i]!
-        if (server.status === "live" && server.lastActivity > idleCutoff && server.createdAt > lifetimeCutoff) {
-          collected.add(records[i])
-        }
+        if (server.lastActivity > idleCutoff && server.createdAt > lifetimeCutoff) collected.add(records[i])
       }
       return collected.done()
     }

@@ -32,7 +32,7 @@ import type { RecordServer } from "./Server.js"
 export interface Table {
   readonly resource: string
   readonly servers: Map<string, RecordServer>
-  /** Every server with a committed record, once, densely: what a scan walks. */
+  /** Every live server, once, densely (in no order): what a scan walks. Expiring servers leave it at their deadline. */
   readonly live: Array<RecordServer>
   /** The committed record of each server in `live`, at the same position. */
   readonly records: Array<unknown>
@@ -187,12 +187,7 @@ const indexValue = (v: unknown): boolean => v === null || (typeof v !== "object"
  * @since 0.1.0
  */
 export const commit = (table: Table, server: RecordServer, previous: any, next: any, key: string): void => {
-  if (server.liveSlot < 0) {
-    server.liveSlot = table.live.push(server) - 1
-    table.records.push(next)
-  } else {
-    table.records[server.liveSlot] = next
-  }
+  if (server.liveSlot >= 0) table.records[server.liveSlot] = next
   if (server.key !== key) {
     if (table.servers.get(server.key) === server) table.servers.delete(server.key)
     table.servers.set(key, server)
@@ -219,6 +214,61 @@ export const commit = (table: Table, server: RecordServer, previous: any, next: 
 }
 
 /**
+ * Adds a live server and its committed record to the table's dense arrays,
+ * which scans walk: done once its create has succeeded.
+ *
+ * **Example** (What a record server does once created)
+ *
+ * ```ts
+ * import { Registry, Server } from "effect-gen-server"
+ *
+ * declare const table: Registry.Table
+ * declare const server: Server.RecordServer
+ * Registry.enlist(table, server)
+ * table.records[server.liveSlot] === server.state.ref.current // => true
+ * ```
+ *
+ * @category mutations
+ * @since 0.1.0
+ */
+export const enlist = (table: Table, server: RecordServer): void => {
+  if (server.liveSlot >= 0) return
+  server.liveSlot = table.live.push(server) - 1
+  table.records.push(server.state.ref.current)
+}
+
+/**
+ * Removes a server from the table's dense arrays (scans no longer see it),
+ * keeping its key: what an expiry does at the deadline, before the record's
+ * fiber has run its destroy action.
+ *
+ * **Example** (A record past its deadline)
+ *
+ * ```ts
+ * import { Registry, Server } from "effect-gen-server"
+ *
+ * declare const table: Registry.Table
+ * declare const server: Server.RecordServer
+ * Registry.delist(table, server)
+ * server.liveSlot // => -1
+ * ```
+ *
+ * @category mutations
+ * @since 0.1.0
+ */
+export const delist = (table: Table, server: RecordServer): void => {
+  if (server.liveSlot < 0) return
+  const last = table.live.pop()!
+  const lastRecord = table.records.pop()
+  if (last !== server) {
+    table.live[server.liveSlot] = last
+    table.records[server.liveSlot] = lastRecord
+    last.liveSlot = server.liveSlot
+  }
+  server.liveSlot = -1
+}
+
+/**
  * Removes a server, its key and its index entries.
  *
  * **Example** (After a destroy)
@@ -236,16 +286,7 @@ export const commit = (table: Table, server: RecordServer, previous: any, next: 
  */
 export const remove = (table: Table, server: RecordServer, state: any): void => {
   if (table.servers.get(server.key) === server) table.servers.delete(server.key)
-  if (server.liveSlot >= 0) {
-    const last = table.live.pop()!
-    const lastRecord = table.records.pop()
-    if (last !== server) {
-      table.live[server.liveSlot] = last
-      table.records[server.liveSlot] = lastRecord
-      last.liveSlot = server.liveSlot
-    }
-    server.liveSlot = -1
-  }
+  delist(table, server)
   if (state === undefined) return
   for (const [field, index] of table.indexes) {
     const v = state[field]

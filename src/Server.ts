@@ -82,7 +82,7 @@ export interface RecordServer {
   /** Positions in the supervisor's deadline heaps (`-1`: absent). */
   idleSlot: number
   lifetimeSlot: number
-  /** Position in its registry table's dense array of committed records (`-1`: absent). */
+  /** Position in its registry table's dense arrays of live records (`-1`: absent). */
   liveSlot: number
   /** What the supervisor provides, shared by the records of a resource; set by {@link run}. */
   ctx: ServerContext | undefined
@@ -785,6 +785,7 @@ export const run = (
 const onInterrupted = (server: RecordServer) =>
   Effect.sync(() => {
     server.status = "stopped"
+    if (server.ctx !== undefined) Registry.delist(server.ctx.table, server)
     failPending(server, closed)
   })
 
@@ -803,6 +804,7 @@ const started = (
   // only `restart: "initial"` needs the create input again
   if (server.resource.resource.restart !== "initial") server.createInput = undefined
   const ctx = contextOf(server)
+  Registry.enlist(ctx.table, server)
   ctx.publish(event("Created", server, server.state.ref.current))
   ctx.started(server)
   Deferred.doneUnsafe(first.deferred, Exit.succeed(created.value))
@@ -914,8 +916,9 @@ export const fail = (server: RecordServer): void => {
 }
 
 /**
- * Asks a record to expire: its fiber runs the primary destroy action and
- * removes it. Sent by the supervisor when a deadline passes.
+ * Asks a record to expire: scans stop seeing it at once, and its fiber runs
+ * the primary destroy action and removes it. Sent by the supervisor when a
+ * deadline passes.
  *
  * **Example** (Expiring a record)
  *
@@ -930,5 +933,7 @@ export const fail = (server: RecordServer): void => {
  * @since 0.1.0
  */
 export const expire = (server: RecordServer, reason: "inactivity" | "lifetime"): void => {
+  // past its deadline, it is not observable: scans stop seeing it now, not when its fiber gets to it
+  Registry.delist(contextOf(server).table, server)
   Queue.offerUnsafe(server.mailbox, { _tag: "Expire", reason })
 }

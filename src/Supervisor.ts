@@ -69,6 +69,13 @@ export interface Supervisor {
   ) => Effect.Effect<any, StoreError>
   /** The number of record fibers running. */
   readonly size: Effect.Effect<number>
+  /**
+   * A time before which no record of the resource is past its deadline
+   * (`Infinity` when none has a deadline): every deadline at or before it
+   * is still queued. Records whose deadline the supervisor has acted on have
+   * left the registry's scans.
+   */
+  readonly nextDeadline: (resource: string) => number
 }
 
 /**
@@ -331,8 +338,15 @@ export const make = (options: {
         return Effect.ensuring(Deferred.await(deferred), Effect.sync(forget))
       })
 
+    const nextDeadline = (resource: string): number => {
+      const wheel = wheels.get(resource)
+      // a queued deadline is never later than the record's own (activity only moves it later)
+      return wheel === undefined ? Infinity : Math.min(wheel.idle.peek() ?? Infinity, wheel.lifetime.peek() ?? Infinity)
+    }
+
     return {
       spawn,
+      nextDeadline,
       size: FiberSet.size(fibers)
     }
   })

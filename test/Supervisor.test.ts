@@ -9,7 +9,7 @@
  * hook. Time is the `TestClock`'s; it starts at 0 in every test.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, PubSub, Queue, Ref, Schema } from "effect"
+import { Clock, Deferred, Effect, Fiber, PubSub, Queue, Ref, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import { type Errors, Filter, Query, Store } from "../src/index.js"
 import { drain, tags } from "./fixtures/Events.js"
@@ -593,6 +593,38 @@ describe("Supervisor", () => {
           assert.strictEqual(destroyed._tag, "Destroyed")
           if (destroyed._tag === "Destroyed") assert.strictEqual(destroyed.reason, "inactivity")
         })))
+
+    it.effect("a scan hides a record past its deadline before the expiry fiber has acted on it", () =>
+      Effect.gen(function*() {
+        // a clock whose sleeps never end: the expiry fiber never wakes, only the time moves
+        let now = 0
+        const nanos = () => BigInt(now) * 1_000_000n
+        const stopped: Clock.Clock = {
+          currentTimeMillisUnsafe: () => now,
+          currentTimeMillis: Effect.sync(() => now),
+          currentTimeNanosUnsafe: nanos,
+          currentTimeNanos: Effect.sync(nanos),
+          monotonicTimeNanosUnsafe: nanos,
+          monotonicTimeNanos: Effect.sync(nanos),
+          sleep: () => Effect.never
+        }
+        const all = Query.make(Character)
+        yield* Effect.gen(function*() {
+          // Character: 1 minute of inactivity
+          yield* Store.create(Character, "create", { id: "biff", name: "Biff Tannen", currentYear: 1955 })
+          now = 30_000
+          yield* Store.create(Character, "create", { id: "griff", name: "Griff Tannen", currentYear: 2015 })
+          now = 59_999
+          assert.deepStrictEqual(ids(yield* Store.read(all)), ["biff", "griff"])
+          now = 60_000
+          assert.deepStrictEqual(ids(yield* Store.read(all)), ["griff"])
+          assert.deepStrictEqual(ids(yield* Store.read(all.pipe(Query.filter(Filter.eq("name", "Biff Tannen"))))), [])
+          now = 89_999
+          assert.deepStrictEqual(ids(yield* Store.read(all)), ["griff"])
+          now = 90_000
+          assert.deepStrictEqual(yield* Store.read(all), [])
+        }).pipe(Effect.provide(Store.layer([Character])), Effect.provideService(Clock.Clock, stopped))
+      }))
 
     it.effect("a keep-alive exactly at the deadline is too late", () =>
       withStore([Session], (probe) =>

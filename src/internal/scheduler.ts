@@ -12,8 +12,8 @@
  * Effect's 2048 operations without pause resumes after such a turn, as it
  * would with the default scheduler. (A caller and a record can serve each
  * other for long without any task: the caller resumes inside the record's
- * fiber, and its next call finds the record running.) Another scheduler in the record's services
- * (`TestClock`'s, or the application's own) is kept as it is.
+ * fiber, and its next call finds the record running.) Another scheduler in
+ * the record's services (`TestClock`'s, or the application's own) is kept.
  *
  * @internal
  */
@@ -59,8 +59,8 @@ const microtaskScheduler: Scheduler.Scheduler = {
 
 /**
  * The scheduler for record fibers whose services hold `parent`: microtask
- * turns when `parent` is Effect's default scheduler; `parent` itself when it
- * is another one (`TestClock`'s, which tracks the tasks a wake-up schedules,
+ * turns when `parent` is Effect's default (a `MixedScheduler` in async mode);
+ * `parent` itself when it is another one (`TestClock`'s, which tracks the tasks a wake-up schedules,
  * or one the application chose).
  *
  * @internal
