@@ -342,26 +342,36 @@ export interface ServerContext {
  * @since 0.1.0
  */
 export const make = (resource: Compiled, createInput: CreateInput, now: number): Effect.Effect<RecordServer> =>
-  Effect.map(Queue.unbounded<Request>(), (mailbox) => ({
-    resource,
-    key: "",
-    state: Ref.makeUnsafe<any>(undefined),
-    mailbox,
-    status: "starting",
-    createdAt: now,
-    lastActivity: now,
-    createInput,
-    restarts: undefined,
-    pending: undefined,
-    current: undefined,
-    batch: undefined,
-    next: 0,
-    waitingOn: undefined,
-    idleSlot: -1,
-    lifetimeSlot: -1,
-    liveSlot: -1,
-    ctx: undefined
-  }))
+  Effect.map(Queue.unbounded<Request>(), (mailbox) => new Server(resource, mailbox, createInput, now))
+
+// a class, so that every field is in the object itself (an object literal this wide spills into a
+// separate property array) and every server shares one shape
+class Server implements RecordServer {
+  key = ""
+  readonly state: Ref.Ref<any> = Ref.makeUnsafe<any>(undefined)
+  status: RecordServer["status"] = "starting"
+  readonly createdAt: number
+  lastActivity: number
+  restarts: Array<number> | undefined = undefined
+  pending: unknown = undefined
+  current: Request | undefined = undefined
+  batch: ReadonlyArray<Request> | undefined = undefined
+  next = 0
+  waitingOn: Array<RecordServer> | undefined = undefined
+  idleSlot = -1
+  lifetimeSlot = -1
+  liveSlot = -1
+  ctx: ServerContext | undefined = undefined
+  constructor(
+    readonly resource: Compiled,
+    readonly mailbox: Queue.Queue<Request>,
+    public createInput: CreateInput | undefined,
+    now: number
+  ) {
+    this.createdAt = now
+    this.lastActivity = now
+  }
+}
 
 /**
  * The key object of a record.
