@@ -7,8 +7,9 @@
  * changes, and a taken key is refused.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Schema } from "effect"
-import { Query, Resource, Store } from "../src/index.js"
+import { Effect, Ref, Schema } from "effect"
+import * as fc from "fast-check"
+import { Query, Registry, Resource, type Server, Store } from "../src/index.js"
 import { Character, layer, Machine } from "./fixtures/TimeTravel.js"
 
 const ids = (records: ReadonlyArray<{ readonly id: string }>) => records.map((r) => r.id).sort()
@@ -202,4 +203,60 @@ describe("Registry", () => {
       assert.strictEqual(error._tag, "NotFound")
       assert.deepStrictEqual(yield* Store.read(Query.make(Character)).pipe(Effect.provide(layer())), [])
     }))
+})
+
+describe("dense arrays of live records", () => {
+  type Op =
+    | { readonly _tag: "enlist"; readonly server: number }
+    | { readonly _tag: "commit"; readonly server: number; readonly value: number }
+    | { readonly _tag: "delist"; readonly server: number }
+    | { readonly _tag: "remove"; readonly server: number }
+  const SERVERS = 6
+  const opArb: fc.Arbitrary<Op> = fc.oneof(
+    fc.record({ _tag: fc.constant("enlist" as const), server: fc.nat(SERVERS - 1) }),
+    fc.record({ _tag: fc.constant("commit" as const), server: fc.nat(SERVERS - 1), value: fc.nat(99) }),
+    fc.record({ _tag: fc.constant("delist" as const), server: fc.nat(SERVERS - 1) }),
+    fc.record({ _tag: fc.constant("remove" as const), server: fc.nat(SERVERS - 1) })
+  )
+
+  it("hold each enlisted server once, with its last committed record, whatever the order of changes", () =>
+    fc.assert(
+      fc.property(fc.array(opArb, { maxLength: 60 }), (ops) => {
+        const table = Registry.make([{ name: "R", indexes: [] }]).tables.get("R")!
+        // the fields of a record server the registry touches
+        const servers = Array.from({ length: SERVERS }, (_, i) =>
+          ({
+            key: `k${i}`,
+            liveSlot: -1,
+            state: Ref.makeUnsafe<unknown>({ v: -1 })
+          }) as unknown as Server.RecordServer)
+        const model = new Map<number, unknown>()
+        for (const op of ops) {
+          const server = servers[op.server]!
+          if (op._tag === "enlist") {
+            Registry.enlist(table, server)
+            if (!model.has(op.server)) model.set(op.server, server.state.ref.current)
+          } else if (op._tag === "commit") {
+            const record = { v: op.value }
+            server.state.ref.current = record
+            Registry.commit(table, server, {}, record, server.key)
+            if (model.has(op.server)) model.set(op.server, record)
+          } else if (op._tag === "delist") {
+            Registry.delist(table, server)
+            model.delete(op.server)
+          } else {
+            Registry.remove(table, server, undefined)
+            model.delete(op.server)
+          }
+          assert.strictEqual(table.live.length, model.size)
+          assert.strictEqual(table.records.length, model.size)
+          table.live.forEach((s, i) => {
+            assert.strictEqual(s.liveSlot, i)
+            assert.strictEqual(table.records[i], model.get(servers.indexOf(s)))
+          })
+          servers.forEach((s, i) => assert.strictEqual(s.liveSlot >= 0, model.has(i)))
+        }
+      }),
+      { seed: 1955, numRuns: 500 }
+    ))
 })
