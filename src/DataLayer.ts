@@ -12,10 +12,13 @@
  * - get, reload, keepAlive by key: a `Map` lookup and a read of the record's
  *   `Ref`, in the caller's fiber; no message to the record.
  * - create: one fiber forked per record; update and destroy: one message to
- *   the record's fiber and one reply (the price of a `GenServer.call`).
+ *   the record's fiber and one reply (the price of a `GenServer.call`); the
+ *   record's fiber wakes in a microtask (see the README's caveats).
  * - read: never messages a record. A full-key `eq` filter is a registry
  *   lookup, an `eq` on an indexed field reads the index, anything else scans
- *   the committed state of the resource's live records.
+ *   the dense array of the resource's committed records, with a top-k for a
+ *   sorted, limited query; it looks at the records' deadlines only once one
+ *   of them is due.
  *
  * **Gotchas**
  *

@@ -340,8 +340,10 @@ export interface LayerOptions {
   readonly dataLayer?: "genServer" | "memory" | undefined
   /**
    * Give reads (`get`, `reload`, `keepAlive`, `read`) a span too. Default
-   * `false`: writes always get a span (`Store.create`, `Store.update`,
-   * `Store.destroy`), but a span costs several times a read by key.
+   * `false`: writes get a span (`Store.create`, `Store.update`,
+   * `Store.destroy`), but a span costs several times a read by key. Spans
+   * are made only when a tracing backend is installed (a tracer other than
+   * Effect's `Tracer.nativeTracer`).
    */
   readonly traceReads?: boolean | undefined
 }
