@@ -10,27 +10,16 @@
  *
  * @since 0.1.0
  */
-import { Effect, Schema } from "effect"
-import { Resource, Store } from "effect-gen-server"
+import { Effect } from "effect"
+import { Store } from "effect-gen-server"
 import { readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { writeHeapSnapshot } from "node:v8"
 import { collectGarbage } from "./harness.js"
-import { makeRecord } from "./workloads.js"
+import { Character, makeRecord } from "./workloads.js"
 
 const count = Number(process.env.BREAKDOWN_N ?? 10_000)
-
-const Character = Resource.make("Character", {
-  fields: {
-    id: Schema.String,
-    name: Schema.String,
-    nickname: Schema.optionalKey(Schema.String),
-    currentYear: Schema.Int
-  },
-  primaryKey: ["id"],
-  inactivityTimeout: "1 hour"
-})
 
 interface Totals {
   readonly bytes: Map<string, number>

@@ -12,25 +12,14 @@
  *
  * @since 0.1.0
  */
-import { Effect, Schema } from "effect"
-import { Query, Resource, Store } from "effect-gen-server"
+import { Effect } from "effect"
+import { Query, Store } from "effect-gen-server"
 import { getHeapStatistics } from "node:v8"
 import { collectGarbage } from "./harness.js"
-import { makeRecord } from "./workloads.js"
+import { Character, makeRecord } from "./workloads.js"
 
 const count = Number(process.env.MILLION_N ?? 1_000_000)
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`
-
-const Character = Resource.make("Character", {
-  fields: {
-    id: Schema.String,
-    name: Schema.String,
-    nickname: Schema.optionalKey(Schema.String),
-    currentYear: Schema.Int
-  },
-  primaryKey: ["id"],
-  inactivityTimeout: "1 hour"
-})
 
 const program = Effect.gen(function*() {
   const started = performance.now()

@@ -7,10 +7,12 @@
  *
  * @since 0.1.0
  */
-import { Deferred, Effect, Fiber, PubSub, Schema } from "effect"
+import { Deferred, Effect, Fiber, PubSub } from "effect"
 import { Filter, Query, Resource, Store } from "effect-gen-server"
 import { collectGarbage, measureHeap, measureLatency, type Measurement, measureOps, percentile } from "./harness.js"
 import {
+  Character,
+  characterFields,
   filteredQuery,
   idleTimeoutMs,
   indexFor,
@@ -21,19 +23,9 @@ import {
   Workload
 } from "./workloads.js"
 
-const fields = {
-  id: Schema.String,
-  name: Schema.String,
-  nickname: Schema.optionalKey(Schema.String),
-  currentYear: Schema.Int
-}
-
-// the Character of DESIGN.md, with an inactivity timeout so activity tracking is paid for
-const Character = Resource.make("Character", { fields, primaryKey: ["id"], inactivityTimeout: "1 hour" })
-
 // the records of the expiry workload
 const Expiring = Resource.make("Expiring", {
-  fields,
+  fields: characterFields,
   primaryKey: ["id"],
   inactivityTimeout: `${idleTimeoutMs} millis`
 })

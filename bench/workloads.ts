@@ -9,7 +9,8 @@
  *
  * @since 0.1.0
  */
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
+import { Resource } from "effect-gen-server"
 import type { Measurement, Options } from "./harness.js"
 import { measureHeap } from "./harness.js"
 
@@ -136,6 +137,32 @@ export const lessRecordData = (perRecord: Measurement, data: Measurement, what: 
   note: `${perRecord.value.toFixed(0)} B per ${what} less ${data.value.toFixed(0)} B of record data; ${
     perRecord.note ?? ""
   }`
+})
+
+/**
+ * The fields of the sample record as an effect-gen-server resource.
+ *
+ * @category records
+ * @since 0.1.0
+ */
+export const characterFields = {
+  id: Schema.String,
+  name: Schema.String,
+  nickname: Schema.optionalKey(Schema.String),
+  currentYear: Schema.Int
+}
+
+/**
+ * The `Character` of DESIGN.md, the resource of the effect-gen-server
+ * workloads, with an inactivity timeout so that activity tracking is paid for.
+ *
+ * @category records
+ * @since 0.1.0
+ */
+export const Character = Resource.make("Character", {
+  fields: characterFields,
+  primaryKey: ["id"],
+  inactivityTimeout: "1 hour"
 })
 
 /**

@@ -30,6 +30,7 @@ import {
   Watched,
   withStore
 } from "./fixtures/Lifecycle.js"
+import { makeManualClock } from "./fixtures/Model.js"
 import { Character, layer as timeTravel } from "./fixtures/TimeTravel.js"
 
 type ProbeService = Probe["Service"]
@@ -596,34 +597,24 @@ describe("Supervisor", () => {
 
     it.effect("a scan hides a record past its deadline before the expiry fiber has acted on it", () =>
       Effect.gen(function*() {
-        // a clock whose sleeps never end: the expiry fiber never wakes, only the time moves
-        let now = 0
-        const nanos = () => BigInt(now) * 1_000_000n
-        const stopped: Clock.Clock = {
-          currentTimeMillisUnsafe: () => now,
-          currentTimeMillis: Effect.sync(() => now),
-          currentTimeNanosUnsafe: nanos,
-          currentTimeNanos: Effect.sync(nanos),
-          monotonicTimeNanosUnsafe: nanos,
-          monotonicTimeNanos: Effect.sync(nanos),
-          sleep: () => Effect.never
-        }
+        // a clock moved by hand that wakes no sleeper: the expiry fiber never runs, only the time moves
+        const manual = makeManualClock()
         const all = Query.make(Character)
         yield* Effect.gen(function*() {
           // Character: 1 minute of inactivity
           yield* Store.create(Character, "create", { id: "biff", name: "Biff Tannen", currentYear: 1955 })
-          now = 30_000
+          yield* manual.set(30_000)
           yield* Store.create(Character, "create", { id: "griff", name: "Griff Tannen", currentYear: 2015 })
-          now = 59_999
+          yield* manual.set(59_999)
           assert.deepStrictEqual(ids(yield* Store.read(all)), ["biff", "griff"])
-          now = 60_000
+          yield* manual.set(60_000)
           assert.deepStrictEqual(ids(yield* Store.read(all)), ["griff"])
           assert.deepStrictEqual(ids(yield* Store.read(all.pipe(Query.filter(Filter.eq("name", "Biff Tannen"))))), [])
-          now = 89_999
+          yield* manual.set(89_999)
           assert.deepStrictEqual(ids(yield* Store.read(all)), ["griff"])
-          now = 90_000
+          yield* manual.set(90_000)
           assert.deepStrictEqual(yield* Store.read(all), [])
-        }).pipe(Effect.provide(Store.layer([Character])), Effect.provideService(Clock.Clock, stopped))
+        }).pipe(Effect.provide(Store.layer([Character])), Effect.provideService(Clock.Clock, manual.clock))
       }))
 
     it.effect("a keep-alive exactly at the deadline is too late", () =>

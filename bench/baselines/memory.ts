@@ -5,22 +5,11 @@
  *
  * @since 0.1.0
  */
-import { Effect, Schema } from "effect"
-import { Filter, Query, Resource, Store } from "effect-gen-server"
+import { Effect } from "effect"
+import { Filter, Query, Store } from "effect-gen-server"
 import type { BaselineReport, BaselineResult, Options } from "../harness.js"
 import { baseline, measureHeap, measureOps } from "../harness.js"
-import { filteredQuery, indexFor, keyOf, makeRecord, Workload } from "../workloads.js"
-
-const Character = Resource.make("Character", {
-  fields: {
-    id: Schema.String,
-    name: Schema.String,
-    nickname: Schema.optionalKey(Schema.String),
-    currentYear: Schema.Int
-  },
-  primaryKey: ["id"],
-  inactivityTimeout: "1 hour"
-})
+import { Character, filteredQuery, indexFor, keyOf, makeRecord, Workload } from "../workloads.js"
 
 const name = "effect-gen-server memory data layer"
 
