@@ -158,6 +158,13 @@ export interface DataLayer {
 export interface GenServerOptions {
   /** The services record fibers run hooks with. Default: the context `genServer` runs in. */
   readonly context?: (() => Context.Context<never>) | undefined
+  /**
+   * How many events a subscriber may leave unread: beyond it, the oldest it
+   * has not read are dropped for it (a sliding `PubSub`), so a subscriber
+   * that stops reading holds bounded memory. A positive integer; default
+   * unbounded: no event is ever dropped.
+   */
+  readonly eventBuffer?: number | undefined
 }
 
 const storeClosed = () => new StoreClosed({ message: "the store is closed" })
@@ -202,8 +209,15 @@ const checkQuery = (compiled: Compiled, query: QueryData): string | undefined =>
 }
 
 /** What every data layer sets up: compiled resources, events, metrics, the clock. */
-const setup = (resources: Iterable<Resource.Any>) =>
+const setup = (resources: Iterable<Resource.Any>, eventBuffer: number | undefined) =>
   Effect.gen(function*() {
+    if (eventBuffer !== undefined && !(Number.isSafeInteger(eventBuffer) && eventBuffer > 0)) {
+      return yield* Effect.die(
+        new RangeError(
+          `eventBuffer must be a positive integer, got ${JSON.stringify(eventBuffer) ?? String(eventBuffer)}`
+        )
+      )
+    }
     const compiled = new Map<string, Compiled>()
     for (const resource of resources) {
       if (compiled.has(resource.name)) {
@@ -213,7 +227,9 @@ const setup = (resources: Iterable<Resource.Any>) =>
       }
       compiled.set(resource.name, compile(resource))
     }
-    const pubsub = yield* PubSub.unbounded<Event.Event>()
+    const pubsub = yield* (eventBuffer === undefined
+      ? PubSub.unbounded<Event.Event>()
+      : PubSub.sliding<Event.Event>(eventBuffer))
     yield* Effect.addFinalizer(() => PubSub.shutdown(pubsub))
     const own = yield* Effect.context<never>()
     // one clock for callers, record fibers and expiry: the layer's
@@ -221,7 +237,11 @@ const setup = (resources: Iterable<Resource.Any>) =>
     const metrics = new Map([...compiled.keys()].map((name) => [name, Metrics.forResource(name, own)]))
     const publish = (event: Event.Event) => {
       metrics.get(event.resource)!.event(event)
-      PubSub.publishUnsafe(pubsub, event)
+      if (PubSub.publishUnsafe(pubsub, event) || eventBuffer === undefined || pubsub.shutdownFlag.current) return
+      // full: `publishUnsafe` does not slide, so drop the oldest event as `PubSub.publish` would
+      const sliding = pubsub.strategy as PubSub.SlidingStrategy<Event.Event>
+      sliding.slidingPublishUnsafe(pubsub.pubsub, [event])
+      sliding.completeSubscribersUnsafe(pubsub.pubsub, pubsub.subscribers)
     }
     const resourceOf = (name: string): Compiled | ValidationError => compiled.get(name) ?? unknownResource(name)
     // each layer closes its gate in its own finalizer, ordered against its own fibers
@@ -316,7 +336,8 @@ export const genServer = (
 ): Effect.Effect<DataLayer, never, Scope.Scope> =>
   Effect.gen(function*() {
     const { admit, clock, compiled, gate, initialData, metrics, observe, own, publish, resourceOf } = yield* setup(
-      resources
+      resources,
+      options.eventBuffer
     )
     const registry = Registry.make([...compiled.values()].map((c) => ({ name: c.name, indexes: c.indexes })))
     const context = options.context ?? (() => own)
@@ -581,7 +602,10 @@ export const memory = (
   options: GenServerOptions = {}
 ): Effect.Effect<DataLayer, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const { admit, clock, compiled, gate, initialData, observe, own, publish, resourceOf } = yield* setup(resources)
+    const { admit, clock, compiled, gate, initialData, observe, own, publish, resourceOf } = yield* setup(
+      resources,
+      options.eventBuffer
+    )
     const context = options.context ?? (() => own)
     const tables = new Map([...compiled.keys()].map((name) => [name, new Map<string, Entry>()]))
     yield* Effect.addFinalizer(() => Effect.sync(() => (gate.closed = true)))

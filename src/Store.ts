@@ -346,6 +346,14 @@ export interface LayerOptions {
    * Effect's `Tracer.nativeTracer`).
    */
   readonly traceReads?: boolean | undefined
+  /**
+   * How many lifecycle events a subscriber (`Store.events`,
+   * `Store.subscribe`) may leave unread: beyond it, the oldest it has not
+   * read are dropped for it, so a subscriber that stops reading (a stalled
+   * client of a stream) holds bounded memory. A positive integer; default
+   * unbounded: no event is ever dropped.
+   */
+  readonly eventBuffer?: number | undefined
 }
 
 /**
@@ -379,7 +387,7 @@ export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
       const own = yield* Effect.context<never>()
       let context: Context.Context<never> = own
       const make = options?.dataLayer === "memory" ? DataLayer.memory : DataLayer.genServer
-      const dataLayer = yield* make(resources, { context: () => context })
+      const dataLayer = yield* make(resources, { context: () => context, eventBuffer: options?.eventBuffer })
       const store = Store.of({ dataLayer, traceReads: options?.traceReads ?? false })
       context = Context.add(own, Store, store) as Context.Context<never>
       return store

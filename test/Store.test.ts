@@ -5,7 +5,7 @@
  * bad input that fails with a typed error and changes nothing.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { type Context, Effect, Exit, Fiber, Layer, Option, Queue, Ref, Scope, Stream, Tracer } from "effect"
+import { Cause, type Context, Effect, Exit, Fiber, Layer, Option, Queue, Ref, Scope, Stream, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import { Query, Store } from "../src/index.js"
 import { drain, tags } from "./fixtures/Events.js"
@@ -384,6 +384,35 @@ describe("Store", () => {
           assert.deepStrictEqual(yield* drain(first), expected)
           assert.deepStrictEqual(yield* drain(second), expected)
         })))
+  })
+
+  describe("eventBuffer", () => {
+    it.effect("a subscriber that stops reading keeps only the newest events, one that reads keeps all", () =>
+      Effect.gen(function*() {
+        const idle = yield* Store.subscribe
+        const reader = yield* Store.subscribe
+        const seen: Array<string> = []
+        for (const year of [1885, 1955, 1985, 2015]) {
+          yield* Store.create(Character, "create", { id: `doc-${year}`, name: "Doc", currentYear: year })
+          for (const event of yield* drain(reader)) seen.push((event.key as { readonly id: string }).id)
+        }
+        assert.deepStrictEqual(seen, ["doc-1885", "doc-1955", "doc-1985", "doc-2015"])
+        assert.deepStrictEqual((yield* drain(idle)).map((event) => (event.key as { readonly id: string }).id), [
+          "doc-1985",
+          "doc-2015"
+        ])
+      }).pipe(Effect.provide(Store.layer([Character], { eventBuffer: 2 }))))
+
+    it.effect("a buffer that is not a positive integer fails the layer with a message naming it", () =>
+      Effect.gen(function*() {
+        for (const eventBuffer of [0, -1, 1.5, Number.NaN]) {
+          const exit = yield* Effect.exit(Effect.provide(Store.subscribe, Store.layer([Character], { eventBuffer })))
+          assert.isTrue(Exit.isFailure(exit))
+          const defect = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+          assert.instanceOf(defect, RangeError)
+          assert.include(String((defect as Error).message), "eventBuffer must be a positive integer")
+        }
+      }))
   })
 
   describe("bad input is a typed error and changes nothing", () => {

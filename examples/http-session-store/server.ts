@@ -169,7 +169,8 @@ export const routes = (resources: Resources.Resources) =>
       SessionsLive(resources).pipe(Layer.provide(RequestValidationLive)),
       EventsLive.pipe(Layer.provide(RequestValidationLive))
     ]),
-    Layer.provide(Store.layer([resources.Session, resources.Cart]))
+    // an SSE client that stops reading holds at most 10,000 events, the oldest dropped first
+    Layer.provide(Store.layer([resources.Session, resources.Cart], { eventBuffer: 10_000 }))
   )
 
 /**
