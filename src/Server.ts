@@ -780,11 +780,10 @@ export const run = (
   return Effect.onInterrupt(
     // the create action runs in the record's fiber, like every action
     Effect.suspend(() => {
-      const request = server.current as Extract<Request, { readonly _tag: "Create" }>
-      const created = create(server, request.chain)
+      const created = create(server, first.chain)
       return Effect.isEffect(created)
-        ? Effect.flatMap(created, (outcome) => started(server, request, outcome))
-        : started(server, request, created)
+        ? Effect.flatMap(created, (outcome) => started(server, first, outcome))
+        : started(server, first, created)
     }),
     () => onInterrupted(server)
   )

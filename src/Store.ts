@@ -49,7 +49,13 @@ export class Store extends Context.Service<Store, {
   readonly traceReads: boolean
 }>()("effect-gen-server/Store") {}
 
-const traced = spanned
+/** A read in a span when the store traces reads (and a tracing backend is installed). */
+const tracedRead = <A, E, R>(
+  traceReads: boolean,
+  effect: Effect.Effect<A, E, R>,
+  name: string,
+  resource: string
+): Effect.Effect<A, E, R> => traceReads ? spanned(effect, name, { resource }) : effect
 
 /**
  * A lifecycle event: `Created`, `Updated`, `Destroyed` (with its `reason`),
@@ -97,7 +103,7 @@ export const create: <R extends Resource.Any, const N extends Resource.ActionNam
   ...input: InputArgs<Resource.Input<R, N>>
 ) => Effect.Effect<Resource.Record<R>, StoreError, Store> =
   ((resource: Resource.Any, action: string, input?: unknown) =>
-    traced(
+    spanned(
       Store.use(({ dataLayer }) => dataLayer.create(resource.name, action, input)),
       "Store.create",
       { resource: resource.name, action }
@@ -127,7 +133,7 @@ export const update: <R extends Resource.Any, const N extends Resource.ActionNam
   ...args: InputArgs<Resource.Input<R, N>>
 ) => Effect.Effect<Resource.Record<R>, StoreError, Store> =
   ((resource: Resource.Any, key: unknown, action: string, input?: unknown) =>
-    traced(
+    spanned(
       Store.use(({ dataLayer }) => dataLayer.update(resource.name, key, action, input)),
       "Store.update",
       { resource: resource.name, action }
@@ -154,7 +160,7 @@ export const destroy: <R extends Resource.Any, const N extends Resource.ActionNa
   recordOrKey: Resource.Key<R>,
   action?: N
 ) => Effect.Effect<void, StoreError, Store> = ((resource: Resource.Any, key: unknown, action?: string) =>
-  traced(
+  spanned(
     Store.use(({ dataLayer }) => dataLayer.destroy(resource.name, key, action ?? "destroy")),
     "Store.destroy",
     { resource: resource.name, action: action ?? "destroy" }
@@ -182,9 +188,7 @@ export const get: <R extends Resource.Any>(
 ) => Effect.Effect<Resource.Record<R>, NotFound | ValidationError | StoreClosed, Store> =
   ((resource: Resource.Any, key: unknown) =>
     Store.use(({ dataLayer, traceReads }) =>
-      traceReads
-        ? traced(dataLayer.get(resource.name, key), "Store.get", { resource: resource.name })
-        : dataLayer.get(resource.name, key)
+      tracedRead(traceReads, dataLayer.get(resource.name, key), "Store.get", resource.name)
     )) as any
 
 /**
@@ -237,7 +241,7 @@ export const read: <A>(
         offset: query.offset,
         limit: query.limit
       })
-      return traceReads ? traced(read, "Store.read", { resource: query.resource.name }) : read
+      return tracedRead(traceReads, read, "Store.read", query.resource.name)
     })) as any
 
 /**
@@ -263,9 +267,7 @@ export const keepAlive: <R extends Resource.Any>(
 ) => Effect.Effect<void, NotFound | ValidationError | StoreClosed, Store> =
   ((resource: Resource.Any, key: unknown) =>
     Store.use(({ dataLayer, traceReads }) =>
-      traceReads
-        ? traced(dataLayer.keepAlive(resource.name, key), "Store.keepAlive", { resource: resource.name })
-        : dataLayer.keepAlive(resource.name, key)
+      tracedRead(traceReads, dataLayer.keepAlive(resource.name, key), "Store.keepAlive", resource.name)
     )) as any
 
 /**
