@@ -68,6 +68,24 @@ type Pair = Schema.Struct.Type<typeof pairFields>
 const moveOn = (to: string, n: number, y: number): Effect.Effect<unknown, Errors.StoreError, Store.Store> =>
   (Store.update as any)(Pair, { id: to }, "move", { n, y })
 
+/** An action that changes a pair like `move` (and sets `label`), then ends its last hook with `end`. */
+const unmade = (label: string, end: Effect.Effect<never, Error>) =>
+  Action.update({
+    arguments: { n: Schema.Int, y: Schema.Int },
+    change: (cs: Changeset.Changeset<Pair, { readonly n: number; readonly y: number }>) =>
+      Effect.gen(function*() {
+        const { n, y } = cs.arguments
+        yield* enter(cs.data.id)
+        yield* yields(y)
+        return cs.pipe(
+          Changeset.set("a", Changeset.get(cs, "a") + n),
+          Changeset.set("b", Changeset.get(cs, "b") - n),
+          Changeset.set("label", label),
+          Changeset.after((r: Pair) => Effect.andThen(yields(y), Effect.andThen(leave(r.id), end)))
+        )
+      })
+  })
+
 /**
  * Two amounts that must add up to zero. Every action enters the gauge in its
  * change and leaves it in its last hook, yielding `y` times at every stage:
@@ -107,40 +125,8 @@ const Pair = Resource.make("Pair", {
           )
         })
     }),
-    doomed: Action.update({
-      arguments: { n: Schema.Int, y: Schema.Int },
-      change: (cs) =>
-        Effect.gen(function*() {
-          const { n, y } = cs.arguments
-          yield* enter(cs.data.id)
-          yield* yields(y)
-          return cs.pipe(
-            Changeset.set("a", Changeset.get(cs, "a") + n),
-            Changeset.set("b", Changeset.get(cs, "b") - n),
-            Changeset.set("label", "doomed"),
-            Changeset.after((r: Pair) =>
-              Effect.andThen(yields(y), Effect.andThen(leave(r.id), Effect.fail(new Error("refused after the fact"))))
-            )
-          )
-        })
-    }),
-    dying: Action.update({
-      arguments: { n: Schema.Int, y: Schema.Int },
-      change: (cs) =>
-        Effect.gen(function*() {
-          const { n, y } = cs.arguments
-          yield* enter(cs.data.id)
-          yield* yields(y)
-          return cs.pipe(
-            Changeset.set("a", Changeset.get(cs, "a") + n),
-            Changeset.set("b", Changeset.get(cs, "b") - n),
-            Changeset.set("label", "dying"),
-            Changeset.after((r: Pair) =>
-              Effect.andThen(yields(y), Effect.andThen(leave(r.id), Effect.die(new Error("died after the fact"))))
-            )
-          )
-        })
-    }),
+    doomed: unmade("doomed", Effect.fail(new Error("refused after the fact"))),
+    dying: unmade("dying", Effect.die(new Error("died after the fact"))),
     transfer: Action.update({
       arguments: { to: Schema.String, n: Schema.Int, y: Schema.Int },
       change: (cs) =>
