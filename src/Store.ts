@@ -13,10 +13,11 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, type PubSub, type Scope, Stream } from "effect"
+import { Effect, Layer, type PubSub, type Scope, Stream } from "effect"
 import * as DataLayer from "./DataLayer.js"
 import type { NotFound, StoreClosed, StoreError, ValidationError } from "./Errors.js"
 import type * as LifecycleEvent from "./Event.js"
+import { Store as InternalStore } from "./internal/store.js"
 import { spanned } from "./internal/tracing.js"
 import type * as Query from "./Query.js"
 import type * as Resource from "./Resource.js"
@@ -43,11 +44,15 @@ import type * as Resource from "./Resource.js"
  * @category services
  * @since 0.1.0
  */
-export class Store extends Context.Service<Store, {
-  readonly dataLayer: DataLayer.DataLayer
-  /** Whether reads by key (`get`, `reload`, `keepAlive`) and `read` get a span. */
-  readonly traceReads: boolean
-}>()("effect-gen-server/Store") {}
+export const Store: typeof InternalStore = InternalStore
+
+/**
+ * The Store service's type.
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export type Store = InternalStore
 
 /** A read in a span when the store traces reads (and a tracing backend is installed). */
 const tracedRead = <A, E, R>(
@@ -339,7 +344,7 @@ export interface LayerOptions {
    * `"memory"` keeps records in a `Map` without fibers (no supervision, lazy
    * expiry: see `DataLayer.memory`).
    */
-  readonly dataLayer?: "genServer" | "memory" | undefined
+  readonly dataLayer?: "genServer" | "memory" | DataLayer.Make | undefined
   /**
    * Give reads (`get`, `reload`, `keepAlive`, `read`) a span too. Default
    * `false`: writes get a span (`Store.create`, `Store.update`,
@@ -382,16 +387,47 @@ export interface LayerOptions {
 export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
   resources: Resources,
   options?: LayerOptions
-): Layer.Layer<Store, never, Exclude<Resource.Services<Resources[number]>, Store>> =>
+): Layer.Layer<Store, never, Exclude<Resource.Services<Resources[number]>, Store | DataLayer.DataLayer>> => {
+  const make = options?.dataLayer === "memory"
+    ? DataLayer.memory
+    : options?.dataLayer === "genServer" || options?.dataLayer === undefined
+    ? DataLayer.genServer
+    : options.dataLayer
+  return fromDataLayer(options).pipe(
+    Layer.provide(
+      DataLayer.layer(resources, { make, eventBuffer: options?.eventBuffer, traceReads: options?.traceReads })
+    )
+  )
+}
+
+/**
+ * The Store over the `DataLayer` service in the context: what
+ * {@link layer} is made of, for a data layer you build yourself
+ * (`DataLayer.layer` with your own constructor).
+ *
+ * **Example** (A Store over the memory data layer)
+ *
+ * ```ts
+ * import { Layer, Schema } from "effect"
+ * import { DataLayer, Resource, Store } from "effect-gen-server"
+ *
+ * const Counter = Resource.make("Counter", {
+ *   fields: { id: Schema.String, count: Schema.Int },
+ *   primaryKey: ["id"]
+ * })
+ *
+ * const layer = Store.fromDataLayer({ traceReads: true }).pipe(
+ *   Layer.provide(DataLayer.layer([Counter], { make: DataLayer.memory, traceReads: true }))
+ * )
+ * ```
+ *
+ * @category layers
+ * @since 0.2.0
+ */
+export const fromDataLayer = (
+  options?: { readonly traceReads?: boolean | undefined }
+): Layer.Layer<Store, never, DataLayer.DataLayer> =>
   Layer.effect(
     Store,
-    Effect.gen(function*() {
-      const own = yield* Effect.context<never>()
-      let context: Context.Context<never> = own
-      const make = options?.dataLayer === "memory" ? DataLayer.memory : DataLayer.genServer
-      const dataLayer = yield* make(resources, { context: () => context, eventBuffer: options?.eventBuffer })
-      const store = Store.of({ dataLayer, traceReads: options?.traceReads ?? false })
-      context = Context.add(own, Store, store) as Context.Context<never>
-      return store
-    })
-  ) as any
+    Effect.map(DataLayer.DataLayer, (dataLayer) => Store.of({ dataLayer, traceReads: options?.traceReads ?? false }))
+  )

@@ -33,23 +33,11 @@ export * as Query from "./Query.js"
 /**
  * @since 0.1.0
  */
-export * as Registry from "./Registry.js"
-/**
- * @since 0.1.0
- */
 export * as Resource from "./Resource.js"
 /**
  * @since 0.1.0
  */
-export * as Server from "./Server.js"
-/**
- * @since 0.1.0
- */
 export * as Store from "./Store.js"
-/**
- * @since 0.1.0
- */
-export * as Supervisor from "./Supervisor.js"
 /**
  * @since 0.1.0
  */

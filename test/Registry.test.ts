@@ -7,9 +7,10 @@
  * changes, and a taken key is refused.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Ref, Schema } from "effect"
+import { Effect, Schema } from "effect"
 import * as fc from "fast-check"
-import { Query, Registry, Resource, type Server, Store } from "../src/index.js"
+import { Query, Resource, Store } from "../src/index.js"
+import * as Registry from "../src/internal/registry.js"
 import { Character, layer, Machine } from "./fixtures/TimeTravel.js"
 
 const ids = (records: ReadonlyArray<{ readonly id: string }>) => records.map((r) => r.id).sort()
@@ -222,30 +223,33 @@ describe("dense arrays of live records", () => {
   it("hold each enlisted server once, with its last committed record, whatever the order of changes", () =>
     fc.assert(
       fc.property(fc.array(opArb, { maxLength: 60 }), (ops) => {
-        const table = Registry.make([{ name: "R", indexes: [] }]).tables.get("R")!
-        // the fields of a record server the registry touches
-        const servers = Array.from({ length: SERVERS }, (_, i) =>
-          ({
-            key: `k${i}`,
-            liveSlot: -1,
-            state: Ref.makeUnsafe<unknown>({ v: -1 })
-          }) as unknown as Server.RecordServer)
+        // the registry is generic over a minimal entry
+        interface TestEntry extends Registry.Entry {
+          record: unknown
+        }
+        const table = Registry.make<TestEntry>([{ name: "R", indexes: [] }]).tables.get("R")!
+        const servers: Array<TestEntry> = Array.from({ length: SERVERS }, (_, i) => ({
+          key: `k${i}`,
+          status: "live",
+          liveSlot: -1,
+          record: { v: -1 }
+        }))
         const model = new Map<number, unknown>()
         for (const op of ops) {
           const server = servers[op.server]!
           if (op._tag === "enlist") {
-            Registry.enlist(table, server)
-            if (!model.has(op.server)) model.set(op.server, server.state.ref.current)
+            Registry.enlistUnsafe(table, server, server.record)
+            if (!model.has(op.server)) model.set(op.server, server.record)
           } else if (op._tag === "commit") {
             const record = { v: op.value }
-            server.state.ref.current = record
-            Registry.commit(table, server, {}, record, server.key)
+            server.record = record
+            Registry.commitUnsafe(table, server, {}, record, server.key)
             if (model.has(op.server)) model.set(op.server, record)
           } else if (op._tag === "delist") {
-            Registry.delist(table, server)
+            Registry.delistUnsafe(table, server)
             model.delete(op.server)
           } else {
-            Registry.remove(table, server, undefined)
+            Registry.removeUnsafe(table, server, undefined)
             model.delete(op.server)
           }
           assert.strictEqual(table.live.length, model.size)

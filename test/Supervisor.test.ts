@@ -655,21 +655,24 @@ describe("Supervisor", () => {
           assert.deepStrictEqual(yield* journal(probe), ["farewell A", "farewell B"])
         })))
 
-    it.effect("expiry goes on after a record that is past its deadline when it starts", () =>
+    it.effect("a new record's inactivity counts from its commit, not from the create call", () =>
       withStore([SlowStart], (probe) =>
         Effect.gen(function*() {
           const events = yield* Store.subscribe
           // nothing to expire: the expiry fiber waits to be woken by the next record
           const slow = yield* Effect.forkChild(Store.create(SlowStart, "create", { id: "slow" }))
           assert.strictEqual(yield* Queue.take(probe.entered), "create slow")
-          // its inactivity counts from the create call: a minute passes before it starts
+          // its create hook outlasts the inactivity timeout
           yield* TestClock.adjust("61 seconds")
           yield* Deferred.succeed(probe.release, undefined)
-          yield* Fiber.join(slow)
-          assert.deepStrictEqual(
-            (yield* drain(events)).map((e) => [e._tag, e.key]),
-            [["Created", { id: "slow" }], ["Destroyed", { id: "slow" }]]
-          )
+          const created = yield* Fiber.join(slow)
+          assert.strictEqual(created.id, "slow")
+          // the record the caller got is there: its minute starts now
+          assert.strictEqual((yield* Store.get(SlowStart, { id: "slow" })).id, "slow")
+          yield* TestClock.adjust("59 seconds")
+          assert.deepStrictEqual((yield* drain(events)).map((e) => [e._tag, e.key]), [["Created", { id: "slow" }]])
+          yield* TestClock.adjust("1 second")
+          assert.deepStrictEqual((yield* drain(events)).map((e) => [e._tag, e.key]), [["Destroyed", { id: "slow" }]])
 
           // the woken expiry fiber went back to sleep: a later record still expires at its deadline
           yield* Store.create(SlowStart, "create", { id: "later" })

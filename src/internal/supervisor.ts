@@ -1,23 +1,14 @@
 /**
  * The supervisor: the scoped owner of every record fiber of a data layer.
  *
- * It spawns record servers into a `FiberSet` tied to the data layer's
- * `Scope`, so closing the scope interrupts every record fiber; it applies the
- * restart policy when a record crashes, with OTP's restart intensity (more
- * than `maxRestarts` restarts within `within` removes the record and
- * publishes `Failed`); and it ends records idle past their inactivity timeout
- * or older than their maximum lifetime, through their primary destroy action,
- * inside their own fiber.
+ * It spawns record fibers (on the record scheduler, in a `FiberSet` owned by
+ * the layer's scope), tracks their deadlines (one expiry fiber per resource
+ * with timeouts, sleeping on the layer's `Clock` until the earliest
+ * deadline) and decides what a crash leads to: the restart policy and
+ * OTP's restart intensity. Closing the scope interrupts every record fiber
+ * and the expiry fibers.
  *
- * **Costs**: activity is O(1) (a timestamp written on the record); no timer
- * is armed per record or per call. One fiber per resource with timeouts
- * sleeps until the earliest deadline, kept in a binary heap (O(log n) per
- * deadline). A record that was active since its deadline was queued is
- * re-queued once when that deadline passes, so the work grows with what
- * expires or reaches a deadline, not with the number of calls. All time is read from Effect's
- * `Clock`, so `TestClock` drives expiry in tests.
- *
- * @since 0.1.0
+ * @internal
  */
 import {
   type Cause,
@@ -28,44 +19,38 @@ import {
   Exit,
   type Fiber,
   FiberSet,
+  Queue,
   Scheduler,
   type Scope,
   type Tracer
 } from "effect"
-import { StoreClosed, type StoreError } from "./Errors.js"
-import type * as Event from "./Event.js"
-import { Deadlines } from "./internal/deadlines.js"
-import type { Compiled } from "./internal/resource.js"
-import { recordScheduler } from "./internal/scheduler.js"
-import type * as Metrics from "./Metrics.js"
-import type * as Registry from "./Registry.js"
-import * as Server from "./Server.js"
+import { StoreClosed, type StoreError } from "../Errors.js"
+import type * as Event from "../Event.js"
+import type * as Metrics from "../Metrics.js"
+import { Deadlines } from "./deadlines.js"
+import type { Chain, WaitGraph } from "./deadlock.js"
+import * as Mailbox from "./mailbox.js"
+import type * as Registry from "./registry.js"
+import type { Compiled } from "./resource.js"
+import { recordScheduler } from "./scheduler.js"
+import * as Server from "./server.js"
 
-/**
- * A supervisor of record fibers.
- *
- * **Example** (Reporting the fibers running)
- *
- * ```ts
- * import { Effect } from "effect"
- * import type { Supervisor } from "effect-gen-server"
- *
- * const report = (supervisor: Supervisor.Supervisor) =>
- *   Effect.flatMap(supervisor.size, (n) => Effect.log(`${n} fibers running`))
- * ```
- *
- * @category models
- * @since 0.1.0
- */
+/** @internal */
 export interface Supervisor {
+  /**
+   * Hands the supervisor the context record fibers run hooks with; called
+   * once, by the data layer, before its first create.
+   */
+  readonly provide: (context: Context.Context<never>) => Effect.Effect<void>
   /** Starts a record server running the create action; resolves with the created record. */
   readonly spawn: (
     resource: Compiled,
+    id: string,
     createInput: Server.CreateInput,
-    chain: Server.Chain,
+    chain: Chain,
     now: number,
     /** The caller's span, which the create action's span continues. */
-    span?: Tracer.AnySpan | undefined
+    span: Tracer.AnySpan | undefined
   ) => Effect.Effect<any, StoreError>
   /** The number of record fibers running. */
   readonly size: Effect.Effect<number>
@@ -78,24 +63,9 @@ export interface Supervisor {
   readonly nextDeadline: (resource: string) => number
 }
 
-/**
- * Whether a record is past its inactivity or lifetime deadline at `now`. An
- * expired record is never observable, even while its expiry is in progress.
- *
- * **Example** (Checking before serving)
- *
- * ```ts
- * import { Server, Supervisor } from "effect-gen-server"
- *
- * declare const server: Server.RecordServer
- * Supervisor.isExpired(server, 60_000)
- * ```
- *
- * @category expiry
- * @since 0.1.0
- */
+/** Whether a record is past its inactivity or lifetime deadline at `now`. @internal */
 export const isExpired = (
-  server: Pick<Server.RecordServer, "resource" | "createdAt" | "lastActivity">,
+  server: { readonly resource: Compiled; readonly createdAt: number; readonly lastActivity: number },
   now: number
 ): boolean => {
   const { idleMillis, lifetimeMillis } = server.resource
@@ -103,22 +73,8 @@ export const isExpired = (
     (idleMillis !== undefined && now >= server.lastActivity + idleMillis)
 }
 
-/**
- * Records direct activity on a record at `now`: O(1), no timer touched.
- *
- * **Example** (A keep-alive)
- *
- * ```ts
- * import { Server, Supervisor } from "effect-gen-server"
- *
- * declare const server: Server.RecordServer
- * Supervisor.touch(server, 1_000)
- * ```
- *
- * @category expiry
- * @since 0.1.0
- */
-export const touch = (server: Pick<Server.RecordServer, "lastActivity">, now: number): void => {
+/** Records activity at `now` (never moves it back). @internal */
+export const touchUnsafe = (server: { lastActivity: number }, now: number): void => {
   if (now > server.lastActivity) server.lastActivity = now
 }
 
@@ -131,21 +87,7 @@ interface Wheel {
   until: number
 }
 
-/**
- * The monotonic time of a clock in milliseconds, for measuring durations.
- *
- * **Example** (Timing something)
- *
- * ```ts
- * import { Clock, Effect } from "effect"
- * import { Supervisor } from "effect-gen-server"
- *
- * const elapsed = Clock.clockWith((clock) => Effect.sync(() => Supervisor.millis(clock)))
- * ```
- *
- * @category expiry
- * @since 0.1.0
- */
+/** Monotonic milliseconds of a clock. @internal */
 export const millis = (clock: Clock.Clock): number => Number(clock.monotonicTimeNanosUnsafe()) / 1e6
 
 const wheelLoop = (resource: Compiled, wheel: Wheel, clock: Clock.Clock) =>
@@ -174,38 +116,12 @@ const wheelLoop = (resource: Compiled, wheel: Wheel, clock: Clock.Clock) =>
     }
   })
 
-/**
- * Creates a supervisor whose record fibers live in the current `Scope`.
- * `context` gives the services hooks run with (the data layer's context).
- *
- * **Example** (What the GenServer data layer does)
- *
- * ```ts
- * import { Clock, Context, Effect } from "effect"
- * import { Registry, Supervisor } from "effect-gen-server"
- *
- * const program = Effect.scoped(Effect.gen(function*() {
- *   const clock = yield* Clock.Clock
- *   const supervisor = yield* Supervisor.make({
- *     registry: Registry.make([]),
- *     resources: [],
- *     publish: () => {},
- *     context: () => Context.empty(),
- *     clock,
- *     metrics: new Map()
- *   })
- *   return yield* supervisor.size
- * }))
- * ```
- *
- * @category constructors
- * @since 0.1.0
- */
+/** @internal */
 export const make = (options: {
-  readonly registry: Registry.Registry
+  readonly registry: Registry.Registry<Server.RecordServer>
+  readonly graph: WaitGraph
   readonly resources: ReadonlyArray<Compiled>
   readonly publish: (event: Event.Event) => void
-  readonly context: () => Context.Context<never>
   /** The clock of deadlines and restart intensity. */
   readonly clock: Clock.Clock
   readonly metrics: ReadonlyMap<string, Metrics.ResourceMetrics>
@@ -256,13 +172,14 @@ export const make = (options: {
       wheel.lifetime.remove(server)
     }
 
-    const expired = (server: Server.RecordServer) =>
-      server.resource.hasTimeouts && isExpired(server, options.clock.currentTimeMillisUnsafe())
+    const time = () => options.clock.currentTimeMillisUnsafe()
+    const expired = (server: Server.RecordServer) => server.resource.hasTimeouts && isExpired(server, time())
 
+    /** The restart policy and OTP's intensity: `true` when the record lives on. */
     const restart = (server: Server.RecordServer, _cause: Cause.Cause<unknown>): Effect.Effect<boolean> =>
       Effect.gen(function*(): Generator<any, boolean, any> {
         const resource = server.resource
-        const now = options.clock.currentTimeMillisUnsafe()
+        const now = time()
         const recent = (server.restarts ?? []).filter((t) => now - t < resource.withinMillis)
         recent.push(now)
         server.restarts = recent
@@ -287,50 +204,51 @@ export const make = (options: {
     for (const resource of options.resources) {
       contexts.set(resource.name, {
         table: options.registry.tables.get(resource.name)!,
+        graph: options.graph,
         publish: options.publish,
         started,
         restart,
         metrics: options.metrics.get(resource.name)!,
         now,
+        time,
         expired,
         stopped
       })
     }
 
-    // record fibers run with the hooks' services and the record scheduler: a fork runtime made in that context, once
-    const recordContext = () => {
-      const services = options.context()
-      return Context.add(services, Scheduler.Scheduler, recordScheduler(Context.get(services, Scheduler.Scheduler)))
-    }
+    // record fibers run with the hooks' services and the record scheduler: a fork runtime made in that context
     let runRecord: ((effect: Effect.Effect<void, never, any>) => Fiber.Fiber<void, never>) | undefined
-    const recordRuntime: Effect.Effect<(effect: Effect.Effect<void, never, any>) => Fiber.Fiber<void, never>> = Effect
-      .suspend(() =>
-        runRecord !== undefined
-          ? Effect.succeed(runRecord)
-          : Effect.map(
-            Effect.provideContext(FiberSet.runtime(fibers)<any>(), recordContext()) as Effect.Effect<any>,
-            (run) => (runRecord = run)
-          )
+    const provide = (context: Context.Context<never>): Effect.Effect<void> => {
+      const services = Context.add(
+        context,
+        Scheduler.Scheduler,
+        recordScheduler(Context.get(context, Scheduler.Scheduler))
       )
+      return Effect.map(
+        Effect.provideContext(FiberSet.runtime(fibers)<any>(), services) as Effect.Effect<any>,
+        (run) => {
+          runRecord = run
+        }
+      )
+    }
 
     const closedWhileCreating = () =>
       Exit.fail(new StoreClosed({ message: "the store was closed while the record was being created" }))
 
-    const spawn = (
-      resource: Compiled,
-      createInput: Server.CreateInput,
-      chain: Server.Chain,
-      now: number,
-      span?: Tracer.AnySpan | undefined
-    ): Effect.Effect<any, StoreError> =>
-      Effect.flatMap(recordRuntime, (run) => {
+    const spawn: Supervisor["spawn"] = (resource, id, createInput, chain, now, span) =>
+      Effect.suspend(() => {
+        const run = runRecord!
         const deferred = Deferred.makeUnsafe<any, StoreError>()
         const ctx = contexts.get(resource.name)!
         // the server (its mailbox) is made inside its fiber, so the mailbox wakes it on the record scheduler
         const fiber = run(
           Effect.flatMap(
-            Server.make(resource, createInput, now),
-            (server) => Server.run(server, { _tag: "Create", deferred, chain, span }, ctx)
+            Queue.unbounded<Server.Request>(),
+            (mailbox) =>
+              Mailbox.run(
+                new Server.RecordServer(id, resource, mailbox, createInput, ctx, now),
+                Server.request.create(deferred, chain, span) as Extract<Server.Request, { _tag: "Create" }>
+              )
           )
         )
         // a fiber interrupted before it ran (the scope closing) never replies: the caller must not hang
@@ -345,6 +263,7 @@ export const make = (options: {
     }
 
     return {
+      provide,
       spawn,
       nextDeadline,
       size: FiberSet.size(fibers)

@@ -1,0 +1,99 @@
+/**
+ * Admission: the checks every call passes before it touches a record, the
+ * same for every data layer. An open store, a known resource, a known action
+ * of the right kind, an input that decodes; for a create, the state it
+ * starts from (generated fields, then the decoded attributes). A call that
+ * fails admission changes nothing and reaches no record.
+ *
+ * @internal
+ */
+import { InvalidResource, NotFound, StoreClosed, type StoreError, UnknownAction, ValidationError } from "../Errors.js"
+import type * as Resource from "../Resource.js"
+import { compile, type Compiled, type CompiledAction, type Decoded } from "./resource.js"
+
+/** @internal */
+export interface Admitted {
+  readonly resource: Compiled
+  readonly action: CompiledAction
+  readonly decoded: Decoded
+}
+
+/** @internal */
+export const noInput: Decoded = { attributes: {}, arguments: {} }
+
+/** @internal */
+export const isAdmitted = (admitted: Admitted | StoreError): admitted is Admitted => "decoded" in admitted
+
+/** @internal */
+export const isAdmission = (u: Admission | InvalidResource): u is Admission => !(u instanceof InvalidResource)
+
+/** @internal */
+export const isCompiled = (u: Compiled | ValidationError | StoreClosed): u is Compiled =>
+  !(u instanceof ValidationError) && !(u instanceof StoreClosed)
+
+/** @internal */
+export const storeClosed = () => new StoreClosed({ message: "the store is closed" })
+
+/** @internal */
+export const notFound = (compiled: Compiled, key: unknown) =>
+  new NotFound({ resource: compiled.name, key, message: `${compiled.name} ${JSON.stringify(key)} not found` })
+
+const unknownResource = (name: unknown) =>
+  new ValidationError({ resource: String(name), message: `unknown resource ${JSON.stringify(String(name))}` })
+
+/** @internal */
+export interface Admission {
+  readonly compiled: ReadonlyMap<string, Compiled>
+  /** Closed by the data layer's finalizer: every later call fails with `StoreClosed`. */
+  readonly gate: { closed: boolean }
+  readonly resourceOf: (name: string) => Compiled | ValidationError
+  /** The checks every write passes before it touches a record: open store, known resource and action, valid input. */
+  readonly admit: (
+    resource: string,
+    action: string,
+    kind: "create" | "update" | "destroy",
+    input: unknown
+  ) => Admitted | StoreError
+  /** The checks of a read by key: open store, known resource. */
+  readonly admitRead: (resource: string) => Compiled | ValidationError | StoreClosed
+  /** The state a create starts from: generated fields, then the decoded attributes. */
+  readonly initialData: (resource: Compiled, decoded: Decoded) => { [field: string]: unknown }
+}
+
+/**
+ * Compiles the resources of a data layer; dies with `InvalidResource` when
+ * two share a name.
+ *
+ * @internal
+ */
+export const make = (resources: Iterable<Resource.Any>): Admission | InvalidResource => {
+  const compiled = new Map<string, Compiled>()
+  for (const resource of resources) {
+    if (compiled.has(resource.name)) {
+      return new InvalidResource({ resource: resource.name, message: `two resources are named ${resource.name}` })
+    }
+    compiled.set(resource.name, compile(resource))
+  }
+  const gate = { closed: false }
+  const resourceOf = (name: string): Compiled | ValidationError => compiled.get(name) ?? unknownResource(name)
+  const admit: Admission["admit"] = (resourceName, actionName, kind, input) => {
+    if (gate.closed) return storeClosed()
+    const resource = resourceOf(resourceName)
+    if (resource instanceof ValidationError) return resource
+    const action = resource.action(actionName, kind)
+    if (action instanceof UnknownAction) return action
+    const decoded = kind === "destroy" ? noInput : action.decode(input)
+    if (decoded instanceof ValidationError) return decoded
+    return { resource, action, decoded }
+  }
+  const admitRead: Admission["admitRead"] = (resourceName) => gate.closed ? storeClosed() : resourceOf(resourceName)
+  const initialData: Admission["initialData"] = (resource, decoded) => {
+    const data: { [field: string]: unknown } = {}
+    const generated = resource.resource.generated as { readonly [field: string]: () => unknown }
+    for (const field in generated) {
+      if (!(field in decoded.attributes)) data[field] = generated[field]!()
+    }
+    return Object.assign(data, decoded.attributes)
+  }
+  return { compiled, gate, resourceOf, admit, admitRead, initialData }
+}

@@ -1,0 +1,259 @@
+/**
+ * The GenServer data layer: every record in its own supervised fiber.
+ *
+ * Calls are admitted (`admission.ts`), then either read the record's
+ * committed state in the caller's fiber (get, keepAlive, read) or become a
+ * request to the record's mailbox (update, destroy) or a new record fiber
+ * (create). Re-entrant calls are refused through the wait-for graph
+ * (`deadlock.ts`) before anything is queued.
+ *
+ * @internal
+ */
+import { Clock, Context, Deferred, Effect, Queue } from "effect"
+import type * as DataLayer from "../DataLayer.js"
+import {
+  MailboxFull,
+  type NotFound,
+  ReentrantCall,
+  type StoreClosed,
+  type StoreError,
+  ValidationError
+} from "../Errors.js"
+import * as Query from "../Query.js"
+import * as Admission from "./admission.js"
+import { type Chain, CurrentChain, WaitGraph } from "./deadlock.js"
+import * as Events from "./events.js"
+import { checkQuery, invalidQuery, pinned } from "./query.js"
+import * as Registry from "./registry.js"
+import type { Compiled } from "./resource.js"
+import * as Server from "./server.js"
+import * as Supervisor from "./supervisor.js"
+import { callerSpan } from "./tracing.js"
+
+/** @internal */
+export const make: DataLayer.Make = (resources, options) =>
+  Effect.gen(function*() {
+    const admission = Admission.make(resources)
+    if (!Admission.isAdmission(admission)) return yield* Effect.die(admission)
+    const { admit, admitRead, compiled, gate, initialData } = admission
+    const own = yield* Effect.context<never>()
+    // one clock for callers, record fibers and expiry: the layer's
+    const clock = Context.get(own, Clock.Clock)
+    const { events, metrics, publish, subscribe } = yield* Events.make(compiled.keys(), options.eventBuffer, own)
+    const registry = Registry.make<Server.RecordServer>(
+      [...compiled.values()].map((c) => ({ name: c.name, indexes: c.indexes }))
+    )
+    const graph = new WaitGraph()
+    const supervisor = yield* Supervisor.make({
+      registry,
+      graph,
+      resources: [...compiled.values()],
+      publish,
+      clock,
+      metrics
+    })
+    // runs before the supervisor's fibers are interrupted (finalizers run in reverse)
+    yield* Effect.addFinalizer(() => Effect.sync(() => (gate.closed = true)))
+    let ids = 0
+
+    /**
+     * The record a call by key addresses, with the state the caller may see:
+     * the committed record, or the pending one for a fiber running on behalf
+     * of the record's own action. Touches it when `activity`.
+     */
+    const locate = <A, E, R>(
+      resource: Compiled,
+      key: unknown,
+      activity: boolean,
+      chain: Chain,
+      f: (server: Server.RecordServer) => Effect.Effect<A, E, R>
+    ): Effect.Effect<A, E | NotFound | ValidationError, R> => {
+      const k = resource.checkKey(key)
+      if (k instanceof ValidationError) return Effect.fail(k)
+      const table = registry.tables.get(resource.name)!
+      const encoded = resource.encodeKey(k)
+      const server = Registry.lookup(table, encoded) ?? ownPending(table, encoded, chain)
+      if (server === undefined) return Effect.fail(Admission.notFound(resource, k))
+      if (!resource.hasTimeouts || server.status !== "live") return f(server)
+      const now = clock.currentTimeMillisUnsafe()
+      if (Supervisor.isExpired(server, now)) return Effect.fail(Admission.notFound(resource, k))
+      if (activity) Supervisor.touchUnsafe(server, now)
+      return f(server)
+    }
+
+    /** A record whose running action holds `key` uncommitted (a create, a key change), seen from that action. */
+    const ownPending = (table: Registry.Table<Server.RecordServer>, key: string, chain: Chain) => {
+      if (chain.length === 0) return undefined
+      const holder = Registry.holder(table, key)
+      return holder !== undefined && holder.pending !== undefined && Server.visible(holder, chain) === holder.pending
+        ? holder
+        : undefined
+    }
+
+    /** Queues a request to a record, unless it would deadlock, the store is closed or the mailbox is full. */
+    const call = (
+      server: Server.RecordServer,
+      action: string,
+      make: (reply: Deferred.Deferred<any, StoreError>, chain: Chain, at: number, span: any) => Server.Request
+    ): Effect.Effect<any, StoreError> =>
+      Effect.withFiber((fiber) => {
+        const chain = graph.attached(fiber.getRef(CurrentChain))
+        const caller = graph.caller(chain)
+        if (caller !== undefined && graph.wouldDeadlock(caller, server.id)) {
+          const key = Server.keyObject(server.resource, Server.committed(server))
+          return Effect.fail(
+            new ReentrantCall({
+              resource: server.resource.name,
+              key,
+              action,
+              message: caller.id === server.id
+                ? `${server.resource.name} ${
+                  JSON.stringify(key)
+                }: a hook of this record called ${action} on the same record, which would wait on its own mailbox`
+                : `${server.resource.name} ${
+                  JSON.stringify(key)
+                }: calling ${action} would deadlock: that record is waiting, through other records' hooks, on the caller`
+            })
+          )
+        }
+        if (gate.closed) return Effect.fail(Admission.storeClosed())
+        // the record may have stopped since it was looked up (this fiber can be preempted in between)
+        if (server.status !== "live") {
+          return Effect.fail(
+            Admission.notFound(server.resource, Server.keyObject(server.resource, Server.committed(server)))
+          )
+        }
+        const capacity = server.resource.resource.mailboxCapacity
+        if (capacity !== undefined && Queue.sizeUnsafe(server.mailbox) >= capacity) {
+          const key = Server.keyObject(server.resource, Server.committed(server))
+          return Effect.fail(
+            new MailboxFull({
+              resource: server.resource.name,
+              key,
+              capacity,
+              message: `${server.resource.name} ${JSON.stringify(key)}: mailbox full (${capacity} pending requests)`
+            })
+          )
+        }
+        const reply = Deferred.makeUnsafe<any, StoreError>()
+        // the wait-for edge goes in before the request: the record may serve it (and call back) at once
+        const release = caller === undefined ? undefined : graph.wait(caller, server.id)
+        Queue.offerUnsafe(server.mailbox, make(reply, chain, Supervisor.millis(clock), callerSpan(fiber)))
+        return release === undefined
+          ? Deferred.await(reply)
+          : Effect.ensuring(Deferred.await(reply), Effect.sync(release))
+      })
+
+    const create: DataLayer.Service["create"] = (resourceName, actionName, input) =>
+      Effect.suspend(() => {
+        const admitted = admit(resourceName, actionName, "create", input)
+        if (!Admission.isAdmitted(admitted)) return Effect.fail(admitted)
+        const { action, decoded, resource } = admitted
+        const createInput: Server.CreateInput = { action, data: initialData(resource, decoded), input: decoded }
+        return Effect.withFiber((fiber) => {
+          const chain = graph.attached(fiber.getRef(CurrentChain))
+          const caller = graph.caller(chain)
+          const id = `${resource.name}#${++ids}`
+          const spawned = supervisor.spawn(
+            resource,
+            id,
+            createInput,
+            chain,
+            resource.hasTimeouts ? clock.currentTimeMillisUnsafe() : 0,
+            callerSpan(fiber)
+          )
+          if (caller === undefined) return spawned
+          // a hook creating a record waits on it: its create hooks may call back
+          const release = graph.wait(caller, id)
+          return Effect.ensuring(spawned, Effect.sync(release))
+        })
+      })
+
+    const update: DataLayer.Service["update"] = (resourceName, key, actionName, input) =>
+      Effect.withFiber((fiber) => {
+        const admitted = admit(resourceName, actionName, "update", input)
+        if (!Admission.isAdmitted(admitted)) return Effect.fail(admitted)
+        const { action, decoded, resource } = admitted
+        return locate(resource, key, true, fiber.getRef(CurrentChain), (server) =>
+          call(
+            server,
+            action.name,
+            (reply, chain, at, span) => Server.request.update(action.name, decoded, reply, chain, at, span)
+          ))
+      })
+
+    const destroy: DataLayer.Service["destroy"] = (resourceName, key, actionName) =>
+      Effect.withFiber((fiber) => {
+        const admitted = admit(resourceName, actionName, "destroy", undefined)
+        if (!Admission.isAdmitted(admitted)) return Effect.fail(admitted)
+        const { action, resource } = admitted
+        return locate(resource, key, true, fiber.getRef(CurrentChain), (server) =>
+          call(
+            server,
+            action.name,
+            (reply, chain, at, span) => Server.request.destroy(action.name, reply, chain, at, span)
+          ))
+      })
+
+    const get: DataLayer.Service["get"] = (resourceName, key) =>
+      Effect.withFiber((fiber): Effect.Effect<unknown, NotFound | ValidationError | StoreClosed> => {
+        const resource = admitRead(resourceName)
+        if (!Admission.isCompiled(resource)) return Effect.fail(resource)
+        const chain = fiber.getRef(CurrentChain)
+        return locate(resource, key, true, chain, (server) => Effect.succeed(Server.visible(server, chain)))
+      })
+
+    const keepAlive: DataLayer.Service["keepAlive"] = (resourceName, key) =>
+      Effect.suspend((): Effect.Effect<void, NotFound | ValidationError | StoreClosed> => {
+        const resource = admitRead(resourceName)
+        if (!Admission.isCompiled(resource)) return Effect.fail(resource)
+        return locate(resource, key, true, [], () => Effect.void)
+      })
+
+    const read: DataLayer.Service["read"] = (query) =>
+      Effect.suspend((): Effect.Effect<Array<unknown>, ValidationError | StoreClosed> => {
+        const resource = admitRead(query.resource)
+        if (!Admission.isCompiled(resource)) return Effect.fail(resource)
+        const problem = checkQuery(resource, query)
+        if (problem !== undefined) return Effect.fail(invalidQuery(resource.name, problem))
+        if (!resource.hasTimeouts) return Effect.succeed(scan(resource, query, undefined))
+        return Effect.succeed(scan(resource, query, clock.currentTimeMillisUnsafe()))
+      })
+
+    const scan = (resource: Compiled, query: DataLayer.QueryData, now: number | undefined): Array<unknown> => {
+      const table = registry.tables.get(resource.name)!
+      const collected = Query.collector(query)
+      const candidates = pinned(
+        resource,
+        query,
+        (key) => Registry.lookup(table, key),
+        (field, value) => table.indexes.get(field)?.get(value)
+      )
+      if (candidates !== undefined) {
+        for (const server of candidates) {
+          if (server.status === "live" && (now === undefined || !Supervisor.isExpired(server, now))) {
+            collected.add(Server.committed(server))
+          }
+        }
+        return collected.done()
+      }
+      // every live record, from the table's dense arrays: before the resource's next deadline none is
+      // expired; after it, a record is expired when its activity or creation is at or before a cutoff
+      const { live, records } = table
+      if (now === undefined || now < supervisor.nextDeadline(resource.name)) {
+        for (let i = 0; i < records.length; i++) collected.add(records[i])
+        return collected.done()
+      }
+      const idleCutoff = resource.idleMillis === undefined ? -Infinity : now - resource.idleMillis
+      const lifetimeCutoff = resource.lifetimeMillis === undefined ? -Infinity : now - resource.lifetimeMillis
+      for (let i = 0; i < live.length; i++) {
+        const server = live[i]!
+        if (server.lastActivity > idleCutoff && server.createdAt > lifetimeCutoff) collected.add(records[i])
+      }
+      return collected.done()
+    }
+
+    const self: DataLayer.Service = { create, update, destroy, get, read, keepAlive, events, subscribe }
+    yield* supervisor.provide(options.context?.(self) ?? own)
+    return self
+  })

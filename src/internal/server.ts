@@ -1,0 +1,516 @@
+/**
+ * The record server: the state of the fiber that owns one record, the
+ * requests it serves, and its steps as functions of (server, request).
+ *
+ * A record server holds the record's committed state in a `Ref` and its
+ * pending requests in a `Queue` (its mailbox); `mailbox.ts` is the loop that
+ * takes requests and runs the steps below, `supervisor.ts` decides what a
+ * crash leads to. Nothing here forks or waits.
+ *
+ * **Who writes what**
+ *
+ * - The committed state (`state`) is written only by a step running in the
+ *   record's own fiber, in {@link commit}, in the same synchronous step as the
+ *   registry's dense arrays and indexes. Every other reader goes through
+ *   {@link committed}: a direct read of the `Ref` is safe because a commit is
+ *   one synchronous step (no reader can see half of it) and a committed
+ *   record is deeply frozen (no reader can change it).
+ * - `pending` is the validated new state while the action's `after` hooks
+ *   run; only the action's own chain sees it ({@link visible}).
+ * - `lastActivity` is written by callers through the supervisor's `touch`
+ *   (a number, never decreasing); everything else is the fiber's own.
+ *
+ * **Gotchas**
+ *
+ * - A request is served even if its caller stopped waiting (interrupted):
+ *   like a `GenServer.call` that timed out, the action may still happen.
+ * - The deadline is checked when an action commits: an update or destroy
+ *   that would commit after the record's deadline fails with `NotFound` and
+ *   publishes nothing; a new record's inactivity and lifetime count from the
+ *   moment its create commits.
+ *
+ * @internal
+ */
+import { Cause, type Deferred, Effect, Exit, Queue, Ref, type Tracer } from "effect"
+import { AlreadyExists, NotFound, RecordCrashed, type StoreError } from "../Errors.js"
+import type * as Event from "../Event.js"
+import type * as Metrics from "../Metrics.js"
+import type { Activation, Chain, WaitGraph } from "./deadlock.js"
+import { CurrentChain } from "./deadlock.js"
+import { isRefusal, prepare, type Prepared, type Result, runAfter } from "./pipeline.js"
+import * as Registry from "./registry.js"
+import type { Compiled, CompiledAction, Decoded } from "./resource.js"
+import * as Step from "./step.js"
+import { spanned } from "./tracing.js"
+
+/** What a record server needs from its supervisor and data layer, shared by the records of a resource. @internal */
+export interface ServerContext {
+  readonly table: Registry.Table<RecordServer>
+  readonly graph: WaitGraph
+  readonly publish: (event: Event.Event) => void
+  /** Called once the record is live, to track its deadlines. */
+  readonly started: (server: RecordServer) => void
+  /** Applies the restart policy after a crash; `true` when the record lives on. */
+  readonly restart: (server: RecordServer, cause: Cause.Cause<unknown>) => Effect.Effect<boolean>
+  readonly metrics: Metrics.ResourceMetrics
+  /** Monotonic milliseconds, for call durations. */
+  readonly now: () => number
+  /** The clock's milliseconds, for deadlines. */
+  readonly time: () => number
+  /** Whether the record is past a deadline now (and so no longer observable). */
+  readonly expired: (server: RecordServer) => boolean
+  /** Called once the record is stopped, to forget its deadlines. */
+  readonly stopped: (server: RecordServer) => void
+}
+
+/** The input a create action ran with, kept for `restart: "initial"`. @internal */
+export interface CreateInput {
+  readonly action: CompiledAction
+  /** The accepted input with generated fields filled in. */
+  readonly data: { readonly [field: string]: unknown }
+  readonly input: Decoded
+}
+
+interface Call {
+  readonly reply: Deferred.Deferred<any, StoreError>
+  /** The caller's attached chain (ids), which the action's own chain extends. */
+  readonly chain: Chain
+  /** The caller's span, which the action's span continues (only with a tracing backend). */
+  readonly span: Tracer.AnySpan | undefined
+}
+
+/** A request to a record server: plain data naming the action, plus where to reply. @internal */
+export type Request =
+  | Call & { readonly _tag: "Create" }
+  | Call & {
+    readonly _tag: "Update"
+    readonly action: string
+    readonly input: Decoded
+    /** When the call arrived (monotonic milliseconds). */
+    readonly at: number
+  }
+  | Call & { readonly _tag: "Destroy"; readonly action: string; readonly at: number }
+  | { readonly _tag: "Expire"; readonly reason: "inactivity" | "lifetime" }
+
+/**
+ * Builds a request: the one place a request's shape is decided.
+ *
+ * @internal
+ */
+export const request = {
+  create: (reply: Deferred.Deferred<any, StoreError>, chain: Chain, span: Tracer.AnySpan | undefined): Request => ({
+    _tag: "Create",
+    reply,
+    chain,
+    span
+  }),
+  update: (
+    action: string,
+    input: Decoded,
+    reply: Deferred.Deferred<any, StoreError>,
+    chain: Chain,
+    at: number,
+    span: Tracer.AnySpan | undefined
+  ): Request => ({ _tag: "Update", action, input, reply, chain, at, span }),
+  destroy: (
+    action: string,
+    reply: Deferred.Deferred<any, StoreError>,
+    chain: Chain,
+    at: number,
+    span: Tracer.AnySpan | undefined
+  ): Request => ({ _tag: "Destroy", action, reply, chain, at, span }),
+  expire: (reason: "inactivity" | "lifetime"): Request => ({ _tag: "Expire", reason })
+}
+
+// a class, so that every field is in the object itself and every server shares one shape
+/** @internal */
+export class RecordServer implements Registry.Entry {
+  key = ""
+  readonly state: Ref.Ref<any> = Ref.makeUnsafe<any>(undefined)
+  status: "starting" | "live" | "stopped" = "starting"
+  createdAt: number
+  lastActivity: number
+  /** Timestamps of recent restarts, for the restart intensity. */
+  restarts: Array<number> | undefined = undefined
+  /** The validated new state while `after` hooks run; visible to the action's own chain. */
+  pending: unknown = undefined
+  /** The action running now, if it runs as an Effect (hooks, an effectful change). */
+  activation: Activation | undefined = undefined
+  current: Request | undefined = undefined
+  /** The batch taken from the mailbox, and the index of its next request: not yet served. */
+  batch: ReadonlyArray<Request> | undefined = undefined
+  next = 0
+  /** Positions in the supervisor's deadline heaps and the registry's dense arrays (`-1`: absent). */
+  idleSlot = -1
+  lifetimeSlot = -1
+  liveSlot = -1
+  constructor(
+    /** The record's node in the wait-for graph: unique per record of a data layer. */
+    readonly id: string,
+    readonly resource: Compiled,
+    readonly mailbox: Queue.Queue<Request>,
+    /** What the create action ran with; dropped once live unless `restart: "initial"`. */
+    public createInput: CreateInput | undefined,
+    readonly ctx: ServerContext,
+    now: number
+  ) {
+    this.createdAt = now
+    this.lastActivity = now
+  }
+}
+
+/**
+ * The record's committed state: the one reader of the record's `Ref`
+ * (see the module's "who writes what").
+ *
+ * @internal
+ */
+export const committed = (server: RecordServer): any => server.state.ref.current
+
+/**
+ * What a fiber running for `chain` sees of the record: its pending state
+ * when the fiber runs (attached) on behalf of the record's running action,
+ * its committed state otherwise.
+ *
+ * @internal
+ */
+export const visible = (server: RecordServer, chain: Chain): any => {
+  const activation = server.activation
+  if (server.pending === undefined || activation === undefined || chain.length === 0) return committed(server)
+  for (const a of server.ctx.graph.attached(chain)) {
+    if (a.id === activation.id && a.seq === activation.seq) return server.pending
+  }
+  return committed(server)
+}
+
+/** The key object of a record. @internal */
+export const keyObject = (resource: Compiled, record: any): { readonly [field: string]: unknown } => {
+  const key: { [field: string]: unknown } = {}
+  for (const k of resource.keyFields) key[k] = record?.[k]
+  return key
+}
+
+const event = (
+  tag: "Created" | "Updated" | "Restarted" | "Failed",
+  server: RecordServer,
+  record: any
+): Event.Event => ({
+  _tag: tag,
+  resource: server.resource.name,
+  key: keyObject(server.resource, record),
+  record
+})
+
+/** The error a caller gets when the record crashed serving it. @internal */
+export const crashError = (server: RecordServer, cause: Cause.Cause<unknown>): RecordCrashed => {
+  const defect = Cause.squash(cause)
+  return new RecordCrashed({
+    resource: server.resource.name,
+    key: keyObject(server.resource, committed(server) ?? server.createInput?.data),
+    message: `${server.resource.name} record crashed: ${defect instanceof Error ? defect.message : String(defect)}`,
+    defect
+  })
+}
+
+/** The error a caller of a record that was removed gets. @internal */
+export const notFound = (server: RecordServer): NotFound => {
+  const key = keyObject(server.resource, committed(server))
+  return new NotFound({
+    resource: server.resource.name,
+    key,
+    message: `${server.resource.name} ${JSON.stringify(key)} not found: it was removed`
+  })
+}
+
+/** Deep-freezes a committed record: nothing a caller does to what it receives changes it. @internal */
+export const freeze = <A>(value: A): A => {
+  if (typeof value !== "object" || value === null || Object.isFrozen(value)) return value
+  Object.freeze(value)
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) freeze(value[i])
+  } else {
+    for (const k in value) freeze((value as any)[k])
+  }
+  return value
+}
+
+/** A cause that crashes the record: a defect, not an interruption of the fiber. */
+const isCrash = (cause: Cause.Cause<unknown>) => Cause.hasDies(cause) && !Cause.hasInterrupts(cause)
+
+/** Ends the running action's activation (and its wait-for edges). @internal */
+export const settle = (server: RecordServer): void => {
+  if (server.activation === undefined) return
+  server.ctx.graph.end(server.activation)
+  server.activation = undefined
+}
+
+/**
+ * Runs the effectful part of an action (an Effect change, hooks) inside the
+ * record's fiber, as one activation of the record, with the chain of its
+ * caller extended by it, a span named after the action and log annotations
+ * naming the record.
+ */
+const outcome = <A>(
+  effect: Effect.Effect<A, StoreError, any>,
+  server: RecordServer,
+  action: CompiledAction,
+  chain: Chain,
+  span: Tracer.AnySpan | undefined
+): Effect.Effect<Step.Outcome<A>, never, any> => {
+  const activation = server.activation ??= server.ctx.graph.begin(server.id)
+  return Effect.map(
+    Effect.exit(
+      spanned(
+        effect.pipe(
+          Effect.provideService(CurrentChain, [...chain, activation]),
+          Effect.annotateLogs({ resource: server.resource.name, key: server.key, action: action.name })
+        ),
+        `${server.resource.name}.${action.name}`,
+        { resource: server.resource.name, action: action.name },
+        span
+      )
+    ),
+    (exit): Step.Outcome<A> => {
+      if (Exit.isSuccess(exit)) return Step.ok(exit.value)
+      if (isCrash(exit.cause)) return Step.crashed(exit.cause)
+      const error = Cause.findErrorOption(exit.cause)
+      if (error._tag === "Some") return Step.refused(error.value)
+      // an interruption of the action itself (not of this fiber): a crash
+      return Step.crashed(exit.cause)
+    }
+  )
+}
+
+interface Attempted {
+  readonly prepared: Prepared
+  readonly key: string
+  readonly reply: any
+}
+
+interface Running {
+  readonly action: CompiledAction
+  readonly input: Decoded
+  readonly chain: Chain
+  readonly span: Tracer.AnySpan | undefined
+}
+
+/**
+ * Runs an action's change, hooks and validation and reserves the new key;
+ * then the `after` hooks with the new state pending. Nothing is committed.
+ */
+const attempt = (server: RecordServer, data: any, run: Running): Step.Step<Attempted> => {
+  let result: Result<Prepared>
+  try {
+    result = prepare(server.resource, run.action, data, run.input)
+  } catch (defect) {
+    return Step.crashed(Cause.die(defect))
+  }
+  if (Effect.isEffect(result)) {
+    return Effect.flatMap(
+      outcome(result as Effect.Effect<Prepared, StoreError, any>, server, run.action, run.chain, run.span),
+      (prepared) =>
+        prepared._tag === "Ok" ? Step.toEffect(afterPrepare(server, prepared.value, run)) : Effect.succeed(prepared)
+    )
+  }
+  if (isRefusal(result)) return Step.refused(result)
+  return afterPrepare(server, result as Prepared, run)
+}
+
+const afterPrepare = (server: RecordServer, prepared: Prepared, run: Running): Step.Step<Attempted> => {
+  const { expired, table } = server.ctx
+  const key = run.action.kind === "destroy" ? server.key : server.resource.encodeKey(prepared.state)
+  if (key !== server.key && !Registry.reserveUnsafe(table, key, server, expired)) {
+    const keyObj = keyObject(server.resource, prepared.state)
+    return Step.refused(
+      new AlreadyExists({
+        resource: server.resource.name,
+        key: keyObj,
+        message: `${server.resource.name} ${JSON.stringify(keyObj)} already exists`
+      })
+    )
+  }
+  if (prepared.afterHooks.length === 0) return Step.ok({ prepared, key, reply: prepared.state })
+  server.pending = run.action.kind === "destroy" ? undefined : prepared.state
+  return Effect.map(outcome(runAfter(server.resource, run.action, prepared), server, run.action, run.chain, run.span), (
+    after
+  ) => {
+    server.pending = undefined
+    if (after._tag !== "Ok") {
+      Registry.releaseUnsafe(table, key, server)
+      return after
+    }
+    return Step.ok({ prepared, key, reply: after.value })
+  })
+}
+
+/** Commits a new state: the `Ref`, the registry's dense arrays and indexes, in one synchronous step. */
+const commit = (server: RecordServer, next: any, key: string): void => {
+  const previous = server.status === "starting" ? undefined : committed(server)
+  freeze(next)
+  server.state.ref.current = next
+  Registry.commitUnsafe(server.ctx.table, server, previous, next, key)
+}
+
+/** Refuses a commit that would come after the record's deadline; `undefined` when it may go ahead. */
+const lapsed = (server: RecordServer, key: string): Step.Outcome<never> | undefined => {
+  if (!server.resource.hasTimeouts || !server.ctx.expired(server)) return undefined
+  Registry.releaseUnsafe(server.ctx.table, key, server)
+  return Step.refused(notFound(server))
+}
+
+/**
+ * Runs the create action: the first request a server serves, and what
+ * `restart: "initial"` runs again. On success the record is committed and
+ * registered; the result is the record handed back to the caller.
+ *
+ * @internal
+ */
+export const create = (server: RecordServer, chain: Chain, span: Tracer.AnySpan | undefined): Step.Step<any> => {
+  const { action, data, input } = server.createInput!
+  return Step.map(attempt(server, data, { action, input, chain, span }), (result) => {
+    settle(server)
+    if (result._tag !== "Ok") return result
+    if (server.status === "starting" && server.resource.hasTimeouts) {
+      // a new record's deadlines count from its commit
+      server.createdAt = server.lastActivity = server.ctx.time()
+    }
+    commit(server, result.value.prepared.state, result.value.key)
+    return Step.ok(result.value.reply)
+  })
+}
+
+/**
+ * Serves an update: runs the action on the committed state and commits the
+ * result, or leaves the state as it was.
+ *
+ * @internal
+ */
+export const update = (
+  server: RecordServer,
+  req: Extract<Request, { readonly _tag: "Update" }>
+): Step.Step<any> => {
+  const action = server.resource.actions.get(req.action)!
+  return Step.map(
+    attempt(server, committed(server), { action, input: req.input, chain: req.chain, span: req.span }),
+    (result) => {
+      settle(server)
+      if (result._tag !== "Ok") return result
+      const late = lapsed(server, result.value.key)
+      if (late !== undefined) return late
+      commit(server, result.value.prepared.state, result.value.key)
+      server.ctx.publish(event("Updated", server, result.value.prepared.state))
+      return Step.ok(result.value.reply)
+    }
+  )
+}
+
+const noInput: Decoded = { attributes: {}, arguments: {} }
+
+/**
+ * Serves a destroy (by action or by expiry): runs the action, then removes
+ * the record. An expiry removes the record even when its destroy action
+ * fails; a destroy by action that would finish after the record's deadline
+ * fails with `NotFound` (the expiry removes it).
+ *
+ * @internal
+ */
+export const destroy = (
+  server: RecordServer,
+  action: CompiledAction,
+  reason: Event.DestroyReason,
+  chain: Chain,
+  span: Tracer.AnySpan | undefined
+): Step.Step<void> => {
+  const record = committed(server)
+  return Step.flatMap(attempt(server, record, { action, input: noInput, chain, span }), (result) => {
+    settle(server)
+    if (reason === "action") {
+      if (result._tag !== "Ok") return result
+      const late = lapsed(server, server.key)
+      if (late !== undefined) return late
+    }
+    stop(server)
+    server.ctx.publish({
+      _tag: "Destroyed",
+      resource: server.resource.name,
+      key: keyObject(server.resource, record),
+      record,
+      reason
+    })
+    if (result._tag === "Ok") return Step.ok(undefined)
+    return Effect.as(
+      Effect.logWarning(`${server.resource.name} expired (${reason}) but its destroy action failed`).pipe(
+        Effect.annotateLogs({ resource: server.resource.name, key: server.key }),
+        Effect.annotateLogs("cause", result._tag === "Refused" ? result.error : Cause.pretty(result.cause))
+      ),
+      Step.ok(undefined)
+    )
+  })
+}
+
+/** Serves an update or destroy request. @internal */
+export const serve = (server: RecordServer, req: Extract<Request, { readonly _tag: "Update" | "Destroy" }>) => {
+  // accepted before the record's deadline, served after it: the record is gone for the caller too
+  if (server.resource.hasTimeouts && server.ctx.expired(server)) return Step.refused(notFound(server))
+  return req._tag === "Update"
+    ? update(server, req)
+    : destroy(server, server.resource.actions.get(req.action)!, "action", req.chain, req.span)
+}
+
+/**
+ * Marks a server stopped and removes it from the registry.
+ *
+ * @internal
+ */
+export const stop = (server: RecordServer): void => {
+  if (server.status === "stopped") return
+  const wasLive = server.status === "live"
+  server.status = "stopped"
+  settle(server)
+  Registry.removeUnsafe(server.ctx.table, server, wasLive ? committed(server) : undefined)
+  server.ctx.stopped(server)
+}
+
+/** Makes a started record live: listed, `Created` published, deadlines tracked. @internal */
+export const live = (server: RecordServer): void => {
+  server.status = "live"
+  // only `restart: "initial"` needs the create input again
+  if (server.resource.resource.restart !== "initial") server.createInput = undefined
+  Registry.enlistUnsafe(server.ctx.table, server, committed(server))
+  server.ctx.publish(event("Created", server, committed(server)))
+  server.ctx.started(server)
+}
+
+/**
+ * Re-runs the create action for `restart: "initial"`; publishes `Restarted`
+ * on success.
+ *
+ * @internal
+ */
+export const recreate = (server: RecordServer): Effect.Effect<Step.Outcome<any>, never, any> =>
+  Effect.map(Step.toEffect(create(server, [], undefined)), (result) => {
+    if (result._tag === "Ok") server.ctx.publish(event("Restarted", server, committed(server)))
+    return result
+  })
+
+/** Publishes `Restarted` for a record resuming with its last state. @internal */
+export const resumed = (server: RecordServer): void => server.ctx.publish(event("Restarted", server, committed(server)))
+
+/** Removes a crashed record and publishes `Failed` with its last state. @internal */
+export const fail = (server: RecordServer): void => {
+  const record = committed(server)
+  stop(server)
+  server.ctx.publish(event("Failed", server, record))
+}
+
+/**
+ * Asks a record to expire: scans stop seeing it at once, and its fiber runs
+ * the primary destroy action and removes it.
+ *
+ * @internal
+ */
+export const expire = (server: RecordServer, reason: "inactivity" | "lifetime"): void => {
+  // past its deadline, it is not observable: scans stop seeing it now, not when its fiber gets to it
+  Registry.delistUnsafe(server.ctx.table, server)
+  Queue.offerUnsafe(server.mailbox, request.expire(reason))
+}
