@@ -5,9 +5,9 @@
  * bad input that fails with a typed error and changes nothing.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, type Context, Effect, Exit, Fiber, Layer, Option, Queue, Ref, Scope, Stream, Tracer } from "effect"
+import { Cause, Context, Effect, Exit, Fiber, Layer, Option, Queue, Ref, Schema, Scope, Stream, Tracer } from "effect"
 import { TestClock } from "effect/testing"
-import { Query, Store } from "../src/index.js"
+import { Action, Changeset, Filter, Query, Resource, Store } from "../src/index.js"
 import { drain, tags } from "./fixtures/Events.js"
 import {
   Badge,
@@ -576,4 +576,118 @@ describe("Store", () => {
         assert.deepStrictEqual(yield* Store.get(Character, { id: "biff" }), biff)
       }).pipe(Effect.provide(store())))
   })
+})
+
+// ---------------------------------------------------------------------------
+// Values that cross a data layer: what a caller receives, and when a call is answered
+// ---------------------------------------------------------------------------
+
+const nestSelf = (): Resource.Any => Nest
+
+class NestSeen extends Context.Service<NestSeen, { readonly seen: Ref.Ref<ReadonlyArray<unknown>> }>()(
+  "test/Store/NestSeen"
+) {}
+
+/** Records with a nested array, an index, a create hook reading its own new record, and a slow update. */
+const Nest = Resource.make("Nest", {
+  fields: {
+    id: Schema.String,
+    owner: Schema.String,
+    eggs: Schema.Array(Schema.Struct({ colour: Schema.String })),
+    balance: Schema.Int
+  },
+  primaryKey: ["id"],
+  indexes: ["owner"],
+  inactivityTimeout: "1 minute",
+  actions: {
+    create: Action.create({
+      accept: ["id", "owner", "eggs", "balance"],
+      change: (cs) =>
+        Changeset.after(cs, (record: any) =>
+          Effect.gen(function*() {
+            const own = yield* Effect.exit(Store.get(nestSelf(), { id: record.id } as never))
+            const { seen } = yield* NestSeen
+            yield* Ref.update(seen, (s) => [...s, own])
+            return record
+          }))
+    }),
+    withdraw: Action.update({
+      arguments: { amount: Schema.Int },
+      change: (cs) => {
+        // a change that writes to the record it was given, then refuses
+        ;(cs.data as any).balance -= cs.arguments.amount
+        return Changeset.addError(cs, "refused")
+      }
+    }),
+    slow: Action.update({
+      change: (cs) => Changeset.before(cs, (cs) => Effect.as(Effect.sleep("2 minutes"), cs))
+    })
+  }
+})
+
+describe.each([["genServer"], ["memory"]] as const)("values that cross the data layer (%s)", (dataLayer) => {
+  const nests = Layer.effect(
+    NestSeen,
+    Effect.map(Ref.make<ReadonlyArray<unknown>>([]), (seen) => NestSeen.of({ seen }))
+  )
+  const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    effect.pipe(Effect.provide(Store.layer([Nest], { dataLayer }).pipe(Layer.provideMerge(nests))))
+  const mutate = (f: () => void) => {
+    try {
+      f()
+    } catch {
+      // a frozen record refuses the write (strict mode)
+    }
+  }
+
+  it.effect("a create's after hook sees its own new record by key", () =>
+    provide(Effect.gen(function*() {
+      const nest = yield* Store.create(Nest, "create", { id: "n", owner: "doc", eggs: [], balance: 0 })
+      const [own] = yield* Ref.get((yield* NestSeen).seen)
+      assert.deepStrictEqual(own, Exit.succeed(nest))
+    })))
+
+  it.effect("nothing a caller does to what it received changes the committed record or the indexes", () =>
+    provide(Effect.gen(function*() {
+      const events = yield* Store.subscribe
+      const created = yield* Store.create(Nest, "create", {
+        id: "n",
+        owner: "doc",
+        eggs: [{ colour: "blue" }],
+        balance: 100
+      })
+      const got = yield* Store.get(Nest, { id: "n" })
+      const [read] = yield* Store.read(Query.make(Nest))
+      const [event] = yield* drain(events)
+      for (const record of [created, got, read!, event!.record as any]) {
+        mutate(() => (record as any).owner = "biff")
+        mutate(() => (record as any).eggs.push({ colour: "red" }))
+        mutate(() => (record as any).eggs[0].colour = "red")
+      }
+      const again = yield* Store.get(Nest, { id: "n" })
+      assert.deepStrictEqual(again, { id: "n", owner: "doc", eggs: [{ colour: "blue" }], balance: 100 })
+      assert.strictEqual((yield* Store.read(Query.make(Nest).pipe(Query.filter(Filter.eq("owner", "doc"))))).length, 1)
+      assert.strictEqual((yield* Store.read(Query.make(Nest).pipe(Query.filter(Filter.eq("owner", "biff"))))).length, 0)
+    })))
+
+  it.effect("a change that writes to the record it was given and then refuses leaves it as it was", () =>
+    provide(Effect.gen(function*() {
+      yield* Store.create(Nest, "create", { id: "n", owner: "doc", eggs: [], balance: 100 })
+      const failed = yield* Effect.flip(Store.update(Nest, { id: "n" }, "withdraw", { amount: 30 }))
+      assert.include(["ActionError", "RecordCrashed"], failed._tag)
+      assert.strictEqual((yield* Store.get(Nest, { id: "n" })).balance, 100)
+    })))
+
+  it.effect("an update still running at its record's deadline fails with NotFound and publishes nothing", () =>
+    provide(Effect.gen(function*() {
+      yield* Store.create(Nest, "create", { id: "n", owner: "doc", eggs: [], balance: 0 })
+      const events = yield* Store.subscribe
+      const slow = yield* Effect.forkChild(Effect.flip(Store.update(Nest, { id: "n" }, "slow")), {
+        startImmediately: true
+      })
+      yield* TestClock.adjust("2 minutes")
+      assert.strictEqual((yield* Fiber.join(slow))._tag, "NotFound")
+      assert.strictEqual((yield* Effect.flip(Store.get(Nest, { id: "n" })))._tag, "NotFound")
+      assert.notInclude(tags(yield* drain(events)), "Updated")
+    })))
 })

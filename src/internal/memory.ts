@@ -160,7 +160,7 @@ export const make: DataLayer.Make = (resources, options) =>
           if (action.kind !== "create" && !entry.alive) return Effect.fail(Admission.notFound(resource, keyOf(entry)))
           const activation = entry.activation = graph.begin(entry.id)
           // the state is read once the record's lock is held
-          return toEffect(prepare(resource, action, entry.state, input)).pipe(
+          return Effect.suspend(() => toEffect(prepare(resource, action, entry.state, input))).pipe(
             Effect.flatMap((prepared) => {
               const next = action.kind === "destroy" ? entry.key : resource.encodeKey(prepared.state)
               const holder = next === entry.key && entry.alive ? entry : holderOf(resource, next) ?? table.get(next)
