@@ -6,10 +6,15 @@
  * types against the resource's record type by the compiler (in
  * `Query.filter`), and field names again at run time for untyped callers.
  *
- * Evaluation compiles a filter once into a predicate. Equality is `===` for
- * primitives and `Equal.equals` for everything else; ordering (`gt`, `lt`, ...)
- * uses JavaScript's `<` on numbers, strings, bigints and dates. `isNil` is true
- * for `undefined` (an absent optional key) and `null`.
+ * Evaluation compiles a filter once into a predicate. Equality (`eq`, `neq`,
+ * `in`, `contains` on arrays) is SameValueZero for primitives, the equality
+ * of `Map`, `Set` and `Array.prototype.includes`: `NaN` equals `NaN` and `-0`
+ * equals `0`, so `in([v])` always agrees with `eq(v)`, and a scan agrees with
+ * an index or a primary-key lookup. Other values compare with `Equal.equals`.
+ * Ordering (`gt`, `lt`, ...) uses JavaScript's `<` between values of the same
+ * type (numbers, strings, bigints, dates): `NaN` is neither greater nor less
+ * than anything. `isNil` is true for `undefined` (an absent optional key) and
+ * `null`.
  *
  * @since 0.1.0
  */
@@ -454,8 +459,11 @@ const checkAt = (u: unknown, depth: number): string | undefined => {
 
 const isPrimitive = (u: unknown) => u === null || (typeof u !== "object" && typeof u !== "function")
 
+/** SameValueZero: `===`, except that `NaN` equals `NaN`. */
+const sameValueZero = (a: unknown, b: unknown): boolean => a === b || (a !== a && b !== b)
+
 const equals = (a: unknown, b: unknown): boolean =>
-  a === b || (!isPrimitive(a) && !isPrimitive(b) && Equal.equals(a, b))
+  sameValueZero(a, b) || (!isPrimitive(a) && !isPrimitive(b) && Equal.equals(a, b))
 
 const order = (a: unknown): unknown => a instanceof Date ? a.getTime() : a
 
@@ -481,7 +489,11 @@ export const toPredicate = (filter: Expr): (record: any) => boolean => {
   switch (filter._tag) {
     case "Eq": {
       const { field, value } = filter
-      return isPrimitive(value) ? (r) => r[field] === value : (r) => equals(r[field], value)
+      return value !== value
+        ? (r) => r[field] !== r[field]
+        : isPrimitive(value)
+        ? (r) => r[field] === value
+        : (r) => equals(r[field], value)
     }
     case "Neq": {
       const { field, value } = filter

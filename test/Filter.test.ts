@@ -6,6 +6,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
+import * as fc from "fast-check"
 import { Filter, Query, Resource, Store } from "../src/index.js"
 
 const fields = {
@@ -195,6 +196,75 @@ describe("Filter", () => {
         ["a", "b", "c"]
       )
       assert.isUndefined(Filter.check(Filter.and(Filter.eq("a", 1), Filter.not(Filter.in("b", [])))))
+    })
+  })
+
+  describe("equality is SameValueZero", () => {
+    const Reading = Resource.make("Reading", {
+      fields: { id: Schema.String, x: Schema.Number, xs: Schema.Array(Schema.Number) },
+      primaryKey: ["id"]
+    })
+    const IndexedReading = Resource.make("IndexedReading", {
+      fields: Reading.fields,
+      primaryKey: ["id"],
+      indexes: ["x"]
+    })
+    const readings = [
+      { id: "nan", x: NaN, xs: [NaN] },
+      { id: "zero", x: 0, xs: [0] },
+      { id: "minus-zero", x: -0, xs: [-0] },
+      { id: "one", x: 1, xs: [] }
+    ]
+    const idsOf = (records: ReadonlyArray<{ readonly id: string }>) => records.map((r) => r.id).sort()
+
+    // caught a bug: `in` compiled to a Set (SameValueZero) and `eq` to `===`, so in([NaN]) matched NaN and
+    // eq(NaN) did not, and eq(NaN) matched through an index (a Map) but not through a scan
+    for (const resource of [Reading, IndexedReading]) {
+      it.effect(`eq, in, neq and contains agree on NaN and -0 (${resource.name})`, () =>
+        Effect.gen(function*() {
+          yield* Effect.forEach(readings, (r) => Store.create(resource, "create", r))
+          const read = (filter: Filter.Filter<{}>) =>
+            Store.read(Query.filter(Query.make(resource), filter) as Query.Query<{ readonly id: string }>).pipe(
+              Effect.map(idsOf)
+            )
+          assert.deepStrictEqual(yield* read(Filter.eq("x", NaN)), ["nan"])
+          assert.deepStrictEqual(yield* read(Filter.in("x", [NaN])), ["nan"])
+          assert.deepStrictEqual(yield* read(Filter.neq("x", NaN)), ["minus-zero", "one", "zero"])
+          assert.deepStrictEqual(yield* read(Filter.contains("xs", NaN)), ["nan"])
+          assert.deepStrictEqual(yield* read(Filter.eq("x", -0)), ["minus-zero", "zero"])
+          assert.deepStrictEqual(yield* read(Filter.in("x", [0])), ["minus-zero", "zero"])
+          assert.deepStrictEqual(yield* read(Filter.contains("xs", 0)), ["minus-zero", "zero"])
+        }).pipe(Effect.provide(Store.layer([resource]))))
+    }
+
+    const value: fc.Arbitrary<unknown> = fc.oneof(
+      fc.constantFrom(NaN, -0, 0, 1, null, undefined, "", "a", "NaN", true, 1n),
+      fc.constantFrom(["a"], [NaN], new Date(0), new Date(NaN)),
+      fc.double()
+    )
+
+    it("in([v]) is eq(v), and neq(v) is not eq(v), on any value", () => {
+      fc.assert(
+        fc.property(fc.array(value, { maxLength: 12 }), value, (xs, v) => {
+          const records = xs.map((x, i) => ({ id: `r${i}`, x }))
+          const eq = records.filter(Filter.toPredicate(Filter.eq("x", v)))
+          assert.deepStrictEqual(records.filter(Filter.toPredicate(Filter.in("x", [v]))), eq)
+          // with a non-primitive among the values, `in` takes its other path
+          assert.deepStrictEqual(records.filter(Filter.toPredicate(Filter.in("x", [v, {}]))), eq)
+          assert.deepStrictEqual(
+            records.filter(Filter.toPredicate(Filter.neq("x", v))),
+            records.filter((r) => !eq.includes(r))
+          )
+          // an element of an array field compares the same way
+          assert.deepStrictEqual(
+            records.map((r) => ({ id: r.id, x: [r.x] })).filter(Filter.toPredicate(Filter.contains("x", v))).map((r) =>
+              r.id
+            ),
+            eq.map((r) => r.id)
+          )
+        }),
+        { seed: 1985, numRuns: 2000 }
+      )
     })
   })
 
