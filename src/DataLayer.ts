@@ -60,6 +60,7 @@ import {
 import type * as Event from "./Event.js"
 import * as Filter from "./Filter.js"
 import { prepare, runAfter, toEffect } from "./internal/pipeline.js"
+import { checkQuery, pinned } from "./internal/query.js"
 import { compile, type Compiled, type CompiledAction, type Decoded } from "./internal/resource.js"
 import { callerSpan } from "./internal/tracing.js"
 import * as Metrics from "./Metrics.js"
@@ -178,36 +179,6 @@ const notFound = (compiled: Compiled, key: unknown) =>
 const invalidQuery = (resource: string, message: string) =>
   new ValidationError({ resource, message: `${resource}: invalid query: ${message}` })
 
-const isIndexable = (v: unknown) => v === null || (typeof v !== "object" && typeof v !== "function")
-
-/** Checks a query's shape against its resource; a message or `undefined`. */
-const checkQuery = (compiled: Compiled, query: QueryData): string | undefined => {
-  if (query.filter !== undefined) {
-    const problem = Filter.check(query.filter)
-    if (problem !== undefined) return problem
-    for (const field of Filter.fields(query.filter)) {
-      if (!compiled.fieldNames.has(field)) return `unknown field ${JSON.stringify(field)} in filter`
-    }
-  }
-  if (!Array.isArray(query.sort)) return "sort must be an array"
-  for (const key of query.sort) {
-    if (typeof key !== "object" || key === null) {
-      return `a sort key must be { field, direction }, got ${JSON.stringify(key) ?? String(key)}`
-    }
-    if (!compiled.fieldNames.has(key.field)) return `unknown field ${JSON.stringify(key.field)} in sort`
-    if (key.direction !== "asc" && key.direction !== "desc") {
-      return `sort direction must be "asc" or "desc", got ${JSON.stringify(key.direction)}`
-    }
-  }
-  if (!Number.isSafeInteger(query.offset) || query.offset < 0) {
-    return `offset must be a non-negative integer, got ${JSON.stringify(query.offset) ?? String(query.offset)}`
-  }
-  if (query.limit !== undefined && (!Number.isSafeInteger(query.limit) || query.limit < 0)) {
-    return `limit must be a non-negative integer, got ${JSON.stringify(query.limit) ?? String(query.limit)}`
-  }
-  return undefined
-}
-
 /** What every data layer sets up: compiled resources, events, metrics, the clock. */
 const setup = (resources: Iterable<Resource.Any>, eventBuffer: number | undefined) =>
   Effect.gen(function*() {
@@ -284,29 +255,6 @@ interface Admitted {
 const noInput: Decoded = { attributes: {}, arguments: {} }
 
 const isAdmitted = (admitted: Admitted | StoreError): admitted is Admitted => "decoded" in admitted
-
-/** A query's candidates from the primary key or an index, when its filter pins one with `eq`. */
-const pinned = <A>(
-  resource: Compiled,
-  query: QueryData,
-  byKey: (key: string) => A | undefined,
-  byIndex: ((field: string, value: unknown) => Iterable<A> | undefined) | undefined
-): Iterable<A> | undefined => {
-  if (query.filter === undefined) return undefined
-  const eqs = Filter.equalities(query.filter)
-  if (resource.keyFields.every((k) => eqs.has(k))) {
-    const key: { [k: string]: unknown } = {}
-    for (const k of resource.keyFields) key[k] = eqs.get(k)
-    const checked = resource.checkKey(key)
-    const found = checked instanceof ValidationError ? undefined : byKey(resource.encodeKey(checked))
-    return found === undefined ? [] : [found]
-  }
-  if (byIndex === undefined) return undefined
-  for (const field of resource.indexes) {
-    if (eqs.has(field) && isIndexable(eqs.get(field))) return byIndex(field, eqs.get(field)) ?? []
-  }
-  return undefined
-}
 
 /**
  * The GenServer data layer: every record in its own fiber, supervised, owned

@@ -4,7 +4,8 @@
  * A `Filter` is plain data (`_tag`, `field`, `value`), so it can be encoded and
  * sent to a remote data layer, and it is checked twice: field names and value
  * types against the resource's record type by the compiler (in
- * `Query.filter`), and field names again at run time for untyped callers.
+ * `Query.filter`), and both again at run time by `Store.read` for untyped
+ * callers.
  *
  * Evaluation compiles a filter once into a predicate. Equality (`eq`, `neq`,
  * `in`, `contains` on arrays) is SameValueZero for primitives, the equality
@@ -15,6 +16,13 @@
  * type (numbers, strings, bigints, dates): `NaN` is neither greater nor less
  * than anything. `isNil` is true for `undefined` (an absent optional key) and
  * `null`.
+ *
+ * `Store.read` checks every compared value against its field's schema (the
+ * type side): a value the field cannot hold is a `ValidationError`, not an
+ * empty result. `in` checks each value; `contains` takes a string (any
+ * substring) on a field that holds strings, or a valid element on an array
+ * field; `isNil` has no value. `undefined` fits every field, as in the types (it
+ * matches absent optional fields).
  *
  * @since 0.1.0
  */
@@ -284,6 +292,12 @@ export { in_ as in }
  * A string field contains the substring, or an array field contains the
  * element.
  *
+ * **Gotchas**
+ *
+ * - The compiler does not check the value, `Store.read` does: a string on a
+ *   field that may hold strings, or a valid element of an array field;
+ *   anything else is a `ValidationError`.
+ *
  * **Example** (Names with an "a")
  *
  * ```ts
@@ -453,7 +467,7 @@ const checkAt = (u: unknown, depth: number): string | undefined => {
     case "IsNil":
       return typeof f.field === "string" ? undefined : `filter ${f._tag} needs a string field`
     default:
-      return `unknown filter ${JSON.stringify(f._tag)}`
+      return `unknown filter ${typeof f._tag === "string" ? JSON.stringify(f._tag) : typeof f._tag}`
   }
 }
 

@@ -2,9 +2,10 @@
  * Reads over a resource: a filter, a sort, an offset and a limit.
  *
  * A `Query` is an immutable value built by piping `filter`, `sort`, `offset`
- * and `limit` onto `make(resource)`, then run by `Store.read`. Field names are
- * checked by the compiler against the resource's record type; untyped callers
- * get a `ValidationError` at run time.
+ * and `limit` onto `make(resource)`, then run by `Store.read`. Field names and
+ * compared values are checked by the compiler against the resource's record
+ * type, and again by `Store.read` at run time: untyped callers get a
+ * `ValidationError` naming the field.
  *
  * **Costs** (GenServer data layer): a query never messages a record. A filter
  * that pins the whole primary key with `eq` is answered from the registry; an

@@ -474,7 +474,18 @@ describe("Query", () => {
       ["a negative offset", Query.offset(base, -1)],
       ["a fractional offset", Query.offset(base, 0.5)],
       ["a NaN offset", Query.offset(base, NaN)],
-      ["an offset that is a string", untyped({ offset: "1" })]
+      ["an offset that is a string", untyped({ offset: "1" })],
+      // caught a bug: the messages were built with JSON.stringify, which throws on a bigint: a defect
+      ["an offset that is a bigint", untyped({ offset: 1n })],
+      ["a limit that is a bigint", untyped({ limit: 2n })],
+      ["a sort field that is a bigint", untyped({ sort: [{ field: 1n, direction: "asc" }] })],
+      ["a sort direction that is a bigint", untyped({ sort: [{ field: "name", direction: 1n }] })],
+      ["a sort key that is a bigint", untyped({ sort: [1n] })],
+      ["no sort", untyped({ sort: undefined })],
+      ["no offset", untyped({ offset: undefined })],
+      ["a null filter", untyped({ filter: null })],
+      ["a filter with a bigint tag", untyped({ filter: { _tag: 1n, field: "name" } })],
+      ["a filter value of the wrong type", untyped({ filter: Filter.eq("score", "1") })]
     ]
 
     it.effect.each(bad)("%s is a ValidationError", ([, query]) =>

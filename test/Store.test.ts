@@ -593,6 +593,36 @@ describe("Store", () => {
       }).pipe(Effect.provide(store())))
   })
 
+  describe("malformed reads", () => {
+    // caught a bug: Store.read took `query.resource.name` before anything checked it: a TypeError, a defect
+    const malformed: ReadonlyArray<readonly [string, unknown]> = [
+      ["an empty object", {}],
+      ["null", null],
+      ["undefined", undefined],
+      ["a string", "Character"],
+      ["a query without a resource", { ...Query.make(Character), resource: undefined }],
+      ["a resource without a name", { ...Query.make(Character), resource: {} }]
+    ]
+
+    it.effect.each(malformed)("Store.read of %s is a ValidationError", ([, query]) =>
+      Effect.gen(function*() {
+        const exit = yield* Effect.exit(Store.read(query as Query.Query<unknown>))
+        assert.isTrue(Exit.isFailure(exit))
+        if (Exit.isFailure(exit)) {
+          const error = Cause.findErrorOption(exit.cause)
+          assert.isTrue(Option.isSome(error), Cause.pretty(exit.cause))
+          if (Option.isSome(error)) assert.strictEqual((error.value as { _tag: string })._tag, "ValidationError")
+        }
+      }).pipe(Effect.provide(timeTravel())))
+
+    it.effect("a plain object naming a resource is checked like a query: no sort is a ValidationError", () =>
+      Effect.gen(function*() {
+        const error = yield* Store.read({ resource: Character } as unknown as Query.Query<unknown>).pipe(Effect.flip)
+        assert.strictEqual(error._tag, "ValidationError")
+        assert.include(error.message, "sort must be an array")
+      }).pipe(Effect.provide(timeTravel())))
+  })
+
   describe("keys", () => {
     // a key field that holds strings and numbers: the encoding of one must never be the encoding of the other
     const Mixed = Resource.make("Mixed", {
@@ -668,7 +698,11 @@ describe("Store", () => {
     it("a single-field key: distinct keys encode apart, equal keys encode alike", () => {
       fc.assert(
         fc.property(value, value, (a, b) => {
-          assert.strictEqual(single({ id: a }) === single({ id: b }), sameKey(a, b), `${fc.stringify(a)} / ${fc.stringify(b)}`)
+          assert.strictEqual(
+            single({ id: a }) === single({ id: b }),
+            sameKey(a, b),
+            `${fc.stringify(a)} / ${fc.stringify(b)}`
+          )
           assert.strictEqual(single({ id: a }), single({ id: structuredClone(a) }))
         }),
         { seed: 1885, numRuns: 5000 }
