@@ -4,12 +4,25 @@
  * A `Filter` is plain data (`_tag`, `field`, `value`), so it can be encoded and
  * sent to a remote data layer, and it is checked twice: field names and value
  * types against the resource's record type by the compiler (in
- * `Query.filter`), and field names again at run time for untyped callers.
+ * `Query.filter`), and both again at run time by `Store.read` for untyped
+ * callers.
  *
- * Evaluation compiles a filter once into a predicate. Equality is `===` for
- * primitives and `Equal.equals` for everything else; ordering (`gt`, `lt`, ...)
- * uses JavaScript's `<` on numbers, strings, bigints and dates. `isNil` is true
- * for `undefined` (an absent optional key) and `null`.
+ * Evaluation compiles a filter once into a predicate. Equality (`eq`, `neq`,
+ * `in`, `contains` on arrays) is SameValueZero for primitives, the equality
+ * of `Map`, `Set` and `Array.prototype.includes`: `NaN` equals `NaN` and `-0`
+ * equals `0`, so `in([v])` always agrees with `eq(v)`, and a scan agrees with
+ * an index or a primary-key lookup. Other values compare with `Equal.equals`.
+ * Ordering (`gt`, `lt`, ...) uses JavaScript's `<` between values of the same
+ * type (numbers, strings, bigints, dates): `NaN` is neither greater nor less
+ * than anything. `isNil` is true for `undefined` (an absent optional key) and
+ * `null`.
+ *
+ * `Store.read` checks every compared value against its field's schema (the
+ * type side): a value the field cannot hold is a `ValidationError`, not an
+ * empty result. `in` checks each value; `contains` takes a string (any
+ * substring) on a field that holds strings, or a valid element on an array
+ * field; `isNil` has no value. `undefined` fits every field, as in the types (it
+ * matches absent optional fields).
  *
  * @since 0.1.0
  */
@@ -279,6 +292,12 @@ export { in_ as in }
  * A string field contains the substring, or an array field contains the
  * element.
  *
+ * **Gotchas**
+ *
+ * - The compiler does not check the value, `Store.read` does: a string on a
+ *   field that may hold strings, or a valid element of an array field;
+ *   anything else is a `ValidationError`.
+ *
  * **Example** (Names with an "a")
  *
  * ```ts
@@ -448,14 +467,17 @@ const checkAt = (u: unknown, depth: number): string | undefined => {
     case "IsNil":
       return typeof f.field === "string" ? undefined : `filter ${f._tag} needs a string field`
     default:
-      return `unknown filter ${JSON.stringify(f._tag)}`
+      return `unknown filter ${typeof f._tag === "string" ? JSON.stringify(f._tag) : typeof f._tag}`
   }
 }
 
 const isPrimitive = (u: unknown) => u === null || (typeof u !== "object" && typeof u !== "function")
 
+/** SameValueZero: `===`, except that `NaN` equals `NaN`. */
+const sameValueZero = (a: unknown, b: unknown): boolean => a === b || (a !== a && b !== b)
+
 const equals = (a: unknown, b: unknown): boolean =>
-  a === b || (!isPrimitive(a) && !isPrimitive(b) && Equal.equals(a, b))
+  sameValueZero(a, b) || (!isPrimitive(a) && !isPrimitive(b) && Equal.equals(a, b))
 
 const order = (a: unknown): unknown => a instanceof Date ? a.getTime() : a
 
@@ -481,7 +503,11 @@ export const toPredicate = (filter: Expr): (record: any) => boolean => {
   switch (filter._tag) {
     case "Eq": {
       const { field, value } = filter
-      return isPrimitive(value) ? (r) => r[field] === value : (r) => equals(r[field], value)
+      return value !== value
+        ? (r) => r[field] !== r[field]
+        : isPrimitive(value)
+        ? (r) => r[field] === value
+        : (r) => equals(r[field], value)
     }
     case "Neq": {
       const { field, value } = filter

@@ -2,9 +2,10 @@
  * Reads over a resource: a filter, a sort, an offset and a limit.
  *
  * A `Query` is an immutable value built by piping `filter`, `sort`, `offset`
- * and `limit` onto `make(resource)`, then run by `Store.read`. Field names are
- * checked by the compiler against the resource's record type; untyped callers
- * get a `ValidationError` at run time.
+ * and `limit` onto `make(resource)`, then run by `Store.read`. Field names and
+ * compared values are checked by the compiler against the resource's record
+ * type, and again by `Store.read` at run time: untyped callers get a
+ * `ValidationError` naming the field.
  *
  * **Costs** (GenServer data layer): a query never messages a record. A filter
  * that pins the whole primary key with `eq` is answered from the registry; an
@@ -193,8 +194,28 @@ export const filter: {
 
 /**
  * Adds a sort key (ascending by default). Each call adds a key after the
- * previous ones; the sort is stable, so records equal on every key keep their
- * relative order. Absent values sort first in ascending order.
+ * previous ones: a record is ordered by the first key on which it differs
+ * from another. The sort is stable: records equal on every key keep the
+ * order in which the data layer found them.
+ *
+ * **Details** (the order of values)
+ *
+ * Every sort (the full sort and the top-k of a sorted, limited query) uses
+ * one total order over field values, so `offset`/`limit` pages are slices
+ * of the full sort. Ascending, kinds come in this order:
+ *
+ * 1. nil: an absent optional field, `undefined` and `null`, all equal;
+ * 2. booleans, `false` before `true`;
+ * 3. numbers and bigints, by numeric value (`-0` equals `0`);
+ * 4. `NaN`, after every number, all `NaN`s equal;
+ * 5. strings, by UTF-16 code units (JavaScript's `<`, not a locale);
+ * 6. valid dates, by time;
+ * 7. invalid dates;
+ * 8. any other value (arrays, objects), all equal.
+ *
+ * `"desc"` reverses the whole order: nil comes last and `NaN` first among
+ * numbers. Values of different kinds in one field only meet when its schema
+ * is a union.
  *
  * **Example** (By year, then by name)
  *
@@ -264,16 +285,46 @@ export const limit: {
   <A>(self: Query<A>, n: number): Query<A>
 } = dual(2, <A>(self: Query<A>, n: number): Query<A> => copy(self, { limit: n }))
 
-const compareValues = (a: any, b: any): number => {
+/** The rank of a value's kind in the total order of {@link compareValues}. */
+const rank = (v: unknown): number => {
+  switch (typeof v) {
+    case "undefined":
+      return 0
+    case "boolean":
+      return 1
+    case "number":
+      return v === v ? 2 : 3
+    case "bigint":
+      return 2
+    case "string":
+      return 4
+    case "object":
+      return v === null ? 0 : v instanceof Date ? (v.getTime() === v.getTime() ? 5 : 6) : 7
+    default:
+      return 7
+  }
+}
+
+/** The total order of field values every sort uses (documented on {@link sort}): kinds by rank, then values. */
+const compareValues = (a: unknown, b: unknown): number => {
   if (a === b) return 0
-  const aNil = a === undefined || a === null
-  const bNil = b === undefined || b === null
-  if (aNil && bNil) return 0
-  if (aNil) return -1
-  if (bNil) return 1
-  const x = a instanceof Date ? a.getTime() : a
-  const y = b instanceof Date ? b.getTime() : b
-  return x < y ? -1 : x > y ? 1 : 0
+  const ra = rank(a)
+  const rb = rank(b)
+  if (ra !== rb) return ra < rb ? -1 : 1
+  switch (ra) {
+    case 1:
+    case 2:
+    case 4:
+      return (a as any) < (b as any) ? -1 : (a as any) > (b as any) ? 1 : 0
+    case 5: {
+      const x = (a as Date).getTime()
+      const y = (b as Date).getTime()
+      return x < y ? -1 : x > y ? 1 : 0
+    }
+    default:
+      // nil, NaN, invalid dates, other objects: equal among themselves
+      return 0
+  }
 }
 
 /**

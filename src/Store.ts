@@ -17,6 +17,7 @@ import { Effect, Layer, type PubSub, type Scope, Stream } from "effect"
 import * as DataLayer from "./DataLayer.js"
 import type { NotFound, StoreClosed, StoreError, ValidationError } from "./Errors.js"
 import type * as LifecycleEvent from "./Event.js"
+import { checkReadable } from "./internal/query.js"
 import { Store as InternalStore } from "./internal/store.js"
 import { spanned } from "./internal/tracing.js"
 import type * as Query from "./Query.js"
@@ -239,6 +240,8 @@ export const read: <A>(
 ) => Effect.Effect<ReadonlyArray<A>, ValidationError | StoreClosed, Store> =
   ((query: Query.Query<unknown>) =>
     Store.use(({ dataLayer, traceReads }) => {
+      const malformed = checkReadable(query)
+      if (malformed !== undefined) return Effect.fail(malformed)
       const read = dataLayer.read({
         resource: query.resource.name,
         filter: query.filter,

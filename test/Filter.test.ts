@@ -6,6 +6,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
+import * as fc from "fast-check"
 import { Filter, Query, Resource, Store } from "../src/index.js"
 
 const fields = {
@@ -109,8 +110,6 @@ const cases: ReadonlyArray<Case> = [
   { name: "contains is case-sensitive", filter: Filter.contains("name", "E"), expected: ["b", "e"] },
   { name: "contains an element", filter: Filter.contains("tags", "guitar"), expected: ["a", "d"] },
   { name: "contains on an optional field", filter: Filter.contains("nickname", "i"), expected: ["e"] },
-  { name: "contains on a number never holds", filter: Filter.contains("age", 1), expected: [] },
-  { name: "contains a non-string in a string never holds", filter: Filter.contains("name", 1), expected: [] },
   // isNil
   { name: "isNil on an absent optional field", filter: Filter.isNil("nickname"), expected: ["c", "d"] },
   { name: "isNil on null", filter: Filter.isNil("spouse"), expected: ["b", "d", "e"] },
@@ -144,6 +143,12 @@ const cases: ReadonlyArray<Case> = [
   }
 ]
 
+// filters whose value does not fit their field: in memory they never hold; `Store.read` refuses them
+const mismatched: ReadonlyArray<Case> = [
+  { name: "contains on a number never holds", filter: Filter.contains("age", 1), expected: [] },
+  { name: "contains a non-string in a string never holds", filter: Filter.contains("name", 1), expected: [] }
+]
+
 describe("Filter", () => {
   describe("operators", () => {
     it.effect.each(cases)("$name, through Store.read", ({ expected, filter }) =>
@@ -169,7 +174,7 @@ describe("Filter", () => {
         assert.deepStrictEqual(ids(yield* Store.read(queryOf(filter, Indexed))), [...expected])
       }).pipe(Effect.provide(Store.layer([Indexed]))))
 
-    it.each(cases)("$name, on an array", ({ expected, filter }) => {
+    it.each([...cases, ...mismatched])("$name, on an array", ({ expected, filter }) => {
       assert.deepStrictEqual(ids(Query.run(queryOf(filter), people)), [...expected])
       assert.deepStrictEqual(ids(people.filter(Filter.toPredicate(filter))), [...expected])
     })
@@ -198,7 +203,140 @@ describe("Filter", () => {
     })
   })
 
+  describe("equality is SameValueZero", () => {
+    const Reading = Resource.make("Reading", {
+      fields: { id: Schema.String, x: Schema.Number, xs: Schema.Array(Schema.Number) },
+      primaryKey: ["id"]
+    })
+    const IndexedReading = Resource.make("IndexedReading", {
+      fields: Reading.fields,
+      primaryKey: ["id"],
+      indexes: ["x"]
+    })
+    const readings = [
+      { id: "nan", x: NaN, xs: [NaN] },
+      { id: "zero", x: 0, xs: [0] },
+      { id: "minus-zero", x: -0, xs: [-0] },
+      { id: "one", x: 1, xs: [] }
+    ]
+    const idsOf = (records: ReadonlyArray<{ readonly id: string }>) => records.map((r) => r.id).sort()
+
+    // caught a bug: `in` compiled to a Set (SameValueZero) and `eq` to `===`, so in([NaN]) matched NaN and
+    // eq(NaN) did not, and eq(NaN) matched through an index (a Map) but not through a scan
+    for (const resource of [Reading, IndexedReading]) {
+      it.effect(`eq, in, neq and contains agree on NaN and -0 (${resource.name})`, () =>
+        Effect.gen(function*() {
+          yield* Effect.forEach(readings, (r) => Store.create(resource, "create", r))
+          const read = (filter: Filter.Filter<{}>) =>
+            Store.read(Query.filter(Query.make(resource), filter) as Query.Query<{ readonly id: string }>).pipe(
+              Effect.map(idsOf)
+            )
+          assert.deepStrictEqual(yield* read(Filter.eq("x", NaN)), ["nan"])
+          assert.deepStrictEqual(yield* read(Filter.in("x", [NaN])), ["nan"])
+          assert.deepStrictEqual(yield* read(Filter.neq("x", NaN)), ["minus-zero", "one", "zero"])
+          assert.deepStrictEqual(yield* read(Filter.contains("xs", NaN)), ["nan"])
+          assert.deepStrictEqual(yield* read(Filter.eq("x", -0)), ["minus-zero", "zero"])
+          assert.deepStrictEqual(yield* read(Filter.in("x", [0])), ["minus-zero", "zero"])
+          assert.deepStrictEqual(yield* read(Filter.contains("xs", 0)), ["minus-zero", "zero"])
+        }).pipe(Effect.provide(Store.layer([resource]))))
+    }
+
+    const value: fc.Arbitrary<unknown> = fc.oneof(
+      fc.constantFrom(NaN, -0, 0, 1, null, undefined, "", "a", "NaN", true, 1n),
+      fc.constantFrom(["a"], [NaN], new Date(0), new Date(NaN)),
+      fc.double()
+    )
+
+    it("in([v]) is eq(v), and neq(v) is not eq(v), on any value", () => {
+      fc.assert(
+        fc.property(fc.array(value, { maxLength: 12 }), value, (xs, v) => {
+          const records = xs.map((x, i) => ({ id: `r${i}`, x }))
+          const eq = records.filter(Filter.toPredicate(Filter.eq("x", v)))
+          assert.deepStrictEqual(records.filter(Filter.toPredicate(Filter.in("x", [v]))), eq)
+          // with a non-primitive among the values, `in` takes its other path
+          assert.deepStrictEqual(records.filter(Filter.toPredicate(Filter.in("x", [v, {}]))), eq)
+          assert.deepStrictEqual(
+            records.filter(Filter.toPredicate(Filter.neq("x", v))),
+            records.filter((r) => !eq.includes(r))
+          )
+          // an element of an array field compares the same way
+          assert.deepStrictEqual(
+            records.map((r) => ({ id: r.id, x: [r.x] })).filter(Filter.toPredicate(Filter.contains("x", v))).map((r) =>
+              r.id
+            ),
+            eq.map((r) => r.id)
+          )
+        }),
+        { seed: 1985, numRuns: 2000 }
+      )
+    })
+  })
+
   describe("run-time validation", () => {
+    // caught a bug: a value of the wrong type was compared as is, so eq("age", "17") quietly returned []
+    const mistyped: ReadonlyArray<readonly [string, Filter.Expr, string, string]> = [
+      ["eq a string on an Int field", Filter.eq("age", "17"), "age", "Expected number"],
+      ["eq a fraction on an Int field", Filter.eq("age", 17.5), "age", "Expected an integer"],
+      ["neq a number on a string field", Filter.neq("name", 1), "name", "Expected string"],
+      ["gt a string on an Int field", Filter.gt("age", "1"), "age", "Expected number"],
+      ["gte a string on a Date field", Filter.gte("born", "1950-01-01"), "born", "Expected a valid Date"],
+      ["lt a number on a nullable field", Filter.lt("spouse", 1), "spouse", "Expected string | null"],
+      ["lte null on a required field", Filter.lte("age", null), "age", "Expected number"],
+      ["in with one bad value", Filter.in("age", [17, "18"]), "age", "got \"18\""],
+      ["eq on the primary key", Filter.eq("id", 1), "id", "Expected string"],
+      ["eq an array of numbers on an array of strings", Filter.eq("tags", [1]), "tags", "Expected string"],
+      ["contains a number in a string field", Filter.contains("name", 1), "name", "expected a string"],
+      ["contains on an Int field", Filter.contains("age", 1), "age", "expected a string"],
+      ["contains a number in an array of strings", Filter.contains("tags", 1), "tags", "an element"],
+      [
+        "a bad value deeply nested",
+        Filter.or(Filter.isNil("name"), Filter.not(Filter.and(Filter.eq("name", "x"), Filter.eq("age", "1")))),
+        "age",
+        "Expected number"
+      ]
+    ]
+
+    for (const resource of [Person, Indexed]) {
+      it.effect.each(mistyped)(`%s is a ValidationError naming the field and its type (${resource.name})`, ([
+        ,
+        filter,
+        field,
+        expected
+      ]) =>
+        Effect.gen(function*() {
+          yield* resource === Person ? populate : populateIndexed
+          const error = yield* Store.read(queryOf(filter as Filter.Filter<{}>, resource)).pipe(Effect.flip)
+          assert.strictEqual(error._tag, "ValidationError")
+          if (error._tag !== "ValidationError") return
+          assert.strictEqual(error.resource, resource.name)
+          assert.include(error.message, `field ${JSON.stringify(field)}`)
+          assert.include(error.message, expected)
+        }).pipe(Effect.provide(Store.layer([resource]))))
+    }
+
+    it.effect("values that fit are accepted: undefined on any field, any substring, a valid element", () =>
+      Effect.gen(function*() {
+        yield* populate
+        const read = (filter: Filter.Filter<{}>) => Store.read(queryOf(filter)).pipe(Effect.map(ids))
+        // undefined fits every field, as in the types: it matches absent optional fields only
+        assert.deepStrictEqual(yield* read(Filter.eq("age", undefined)), [])
+        assert.deepStrictEqual(yield* read(Filter.in("nickname", [undefined, "Doc"])), ["b", "c", "d"])
+        // a substring need not be a valid value of the field, an element must be one of its elements
+        const Code = Resource.make("Code", {
+          fields: { id: Schema.String, code: Schema.String.check(Schema.isPattern(/^[A-Z]{3}$/)) },
+          primaryKey: ["id"]
+        })
+        const codes = yield* Effect.provide(
+          Effect.gen(function*() {
+            yield* Store.create(Code, "create", { id: "1", code: "ABC" })
+            return yield* Store.read(Query.make(Code).pipe(Query.filter(Filter.contains("code", "B"))))
+          }),
+          Store.layer([Code])
+        )
+        assert.deepStrictEqual(codes.map((c) => c.id), ["1"])
+        assert.deepStrictEqual(yield* read(Filter.contains("tags", "guitar")), ["a", "d"])
+      }).pipe(Effect.provide(Store.layer([Person]))))
+
     const unknownFields: ReadonlyArray<readonly [string, Filter.Expr]> = [
       ["at the top", Filter.eq("nick", "Marty")],
       ["inside and", Filter.and(Filter.eq("name", "Marty"), Filter.gt("height", 1))],
@@ -239,8 +377,16 @@ describe("Filter", () => {
       ["in without values", { _tag: "In", field: "age" }],
       ["in with a number for values", { _tag: "In", field: "age", values: 17 }],
       ["not without a filter", { _tag: "Not" }],
+      ["a bigint tag", { _tag: 1n, field: "name" }],
       ["a malformed filter deep inside", Filter.and(Filter.eq("name", "x"), Filter.not({ _tag: "Gt" } as never))]
     ]
+
+    it.effect.each(mismatched)("$name, through Store.read: a ValidationError", ({ filter }) =>
+      Effect.gen(function*() {
+        yield* populate
+        const error = yield* Store.read(queryOf(filter)).pipe(Effect.flip)
+        assert.strictEqual(error._tag, "ValidationError")
+      }).pipe(Effect.provide(Store.layer([Person]))))
 
     it.effect.each(malformed)("a malformed filter (%s) is a ValidationError", ([, filter]) =>
       Effect.gen(function*() {

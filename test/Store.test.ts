@@ -7,7 +7,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Context, Effect, Exit, Fiber, Layer, Option, Queue, Ref, Schema, Scope, Stream, Tracer } from "effect"
 import { TestClock } from "effect/testing"
+import * as fc from "fast-check"
 import { Action, Changeset, Filter, Query, Resource, Store } from "../src/index.js"
+import { compile } from "../src/internal/resource.js"
 import { drain, tags } from "./fixtures/Events.js"
 import {
   Badge,
@@ -575,6 +577,143 @@ describe("Store", () => {
         const biff = yield* Store.create(Character, "create", { id: "biff", name: "Biff", currentYear: 1955 })
         assert.deepStrictEqual(yield* Store.get(Character, { id: "biff" }), biff)
       }).pipe(Effect.provide(store())))
+  })
+
+  describe("malformed reads", () => {
+    // caught a bug: Store.read took `query.resource.name` before anything checked it: a TypeError, a defect
+    const malformed: ReadonlyArray<readonly [string, unknown]> = [
+      ["an empty object", {}],
+      ["null", null],
+      ["undefined", undefined],
+      ["a string", "Character"],
+      ["a query without a resource", { ...Query.make(Character), resource: undefined }],
+      ["a resource without a name", { ...Query.make(Character), resource: {} }]
+    ]
+
+    it.effect.each(malformed)("Store.read of %s is a ValidationError", ([, query]) =>
+      Effect.gen(function*() {
+        const exit = yield* Effect.exit(Store.read(query as Query.Query<unknown>))
+        assert.isTrue(Exit.isFailure(exit))
+        if (Exit.isFailure(exit)) {
+          const error = Cause.findErrorOption(exit.cause)
+          assert.isTrue(Option.isSome(error), Cause.pretty(exit.cause))
+          if (Option.isSome(error)) assert.strictEqual((error.value as { _tag: string })._tag, "ValidationError")
+        }
+      }).pipe(Effect.provide(timeTravel())))
+
+    it.effect("a plain object naming a resource is checked like a query: no sort is a ValidationError", () =>
+      Effect.gen(function*() {
+        const error = yield* Store.read({ resource: Character } as unknown as Query.Query<unknown>).pipe(Effect.flip)
+        assert.strictEqual(error._tag, "ValidationError")
+        assert.include(error.message, "sort must be an array")
+      }).pipe(Effect.provide(timeTravel())))
+  })
+
+  describe("keys", () => {
+    // a key field that holds strings and numbers: the encoding of one must never be the encoding of the other
+    const Mixed = Resource.make("Mixed", {
+      fields: { id: Schema.Union([Schema.String, Schema.Number]), note: Schema.String },
+      primaryKey: ["id"]
+    })
+
+    // caught a bug: a non-string key was encoded as "\u0000" + String(v) and a string as itself, so the number 1
+    // and the string "\u00001" were one key: the second create failed with AlreadyExists
+    it.effect("the number 1 and the string \"\\u00001\" are two records", () =>
+      Effect.gen(function*() {
+        yield* Store.create(Mixed, "create", { id: 1, note: "number" })
+        yield* Store.create(Mixed, "create", { id: "\u00001", note: "string" })
+        assert.strictEqual((yield* Store.get(Mixed, { id: 1 })).note, "number")
+        assert.strictEqual((yield* Store.get(Mixed, { id: "\u00001" })).note, "string")
+        assert.strictEqual((yield* Store.read(Query.make(Mixed))).length, 2)
+      }).pipe(Effect.provide(Store.layer([Mixed]))))
+
+    it.effect("NaN, -0 and 0 as keys: NaN is one key, -0 and 0 are one key", () =>
+      Effect.gen(function*() {
+        yield* Store.create(Mixed, "create", { id: NaN, note: "nan" })
+        yield* Store.create(Mixed, "create", { id: 0, note: "zero" })
+        yield* Store.create(Mixed, "create", { id: "NaN", note: "string" })
+        assert.strictEqual((yield* Store.get(Mixed, { id: NaN })).note, "nan")
+        assert.strictEqual((yield* Store.get(Mixed, { id: -0 })).note, "zero")
+        assert.strictEqual((yield* Store.get(Mixed, { id: "NaN" })).note, "string")
+        const again = yield* Store.create(Mixed, "create", { id: -0, note: "again" }).pipe(Effect.flip)
+        assert.strictEqual(again._tag, "AlreadyExists")
+      }).pipe(Effect.provide(Store.layer([Mixed]))))
+
+    /** Key values of every type a key field may hold, with strings made to look like other encodings. */
+    const primitive: fc.Arbitrary<unknown> = fc.oneof(
+      fc.string(),
+      fc.double(),
+      fc.integer({ min: -3, max: 3 }),
+      fc.constantFrom(NaN, -0, 0, Infinity, -Infinity, true, false, null, undefined, ""),
+      fc.bigInt({ min: -1000n, max: 1000n }),
+      fc.date({ noInvalidDate: false }),
+      fc.tuple(
+        fc.constantFrom("", "\u0000", "\u0000\"", "\"", "D", "?", "[", "{", "\u0000\u0000"),
+        fc.oneof(fc.integer(), fc.bigInt({ min: -9n, max: 9n }), fc.boolean(), fc.constant(null), fc.string())
+      ).map(([prefix, v]) =>
+        prefix + (typeof v === "bigint" ? `${v}n` : typeof v === "string" ? JSON.stringify(v) : String(v))
+      )
+    )
+    const value: fc.Arbitrary<unknown> = fc.oneof(
+      { weight: 6, arbitrary: primitive },
+      { weight: 1, arbitrary: fc.array(primitive, { maxLength: 3 }) },
+      { weight: 1, arbitrary: fc.dictionary(fc.constantFrom("a", "b", "\u0000"), primitive, { maxKeys: 2 }) }
+    )
+
+    /** Key equality, written independently: SameValueZero, dates by time, arrays and plain objects by parts. */
+    const sameKey = (a: unknown, b: unknown): boolean => {
+      if (a instanceof Date || b instanceof Date) {
+        return a instanceof Date && b instanceof Date && Object.is(a.getTime() || 0, b.getTime() || 0)
+      }
+      if (Array.isArray(a) || Array.isArray(b)) {
+        return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => sameKey(x, b[i]))
+      }
+      if (typeof a === "object" && a !== null && typeof b === "object" && b !== null) {
+        const ka = Object.keys(a).sort()
+        const kb = Object.keys(b).sort()
+        return sameKey(ka, kb) && ka.every((k) => sameKey((a as any)[k], (b as any)[k]))
+      }
+      return a === b || (a !== a && b !== b)
+    }
+
+    const single = compile(Resource.make("Single", { fields: { id: Schema.Unknown }, primaryKey: ["id"] })).encodeKey
+    const pair =
+      compile(Resource.make("Pair", { fields: { a: Schema.Unknown, b: Schema.Unknown }, primaryKey: ["a", "b"] }))
+        .encodeKey
+
+    it("a single-field key: distinct keys encode apart, equal keys encode alike", () => {
+      fc.assert(
+        fc.property(value, value, (a, b) => {
+          assert.strictEqual(
+            single({ id: a }) === single({ id: b }),
+            sameKey(a, b),
+            `${fc.stringify(a)} / ${fc.stringify(b)}`
+          )
+          assert.strictEqual(single({ id: a }), single({ id: structuredClone(a) }))
+        }),
+        { seed: 1885, numRuns: 5000 }
+      )
+    })
+
+    it("a two-field key: distinct keys encode apart, equal keys encode alike", () => {
+      fc.assert(
+        fc.property(fc.tuple(value, value), fc.tuple(value, value), ([a1, b1], [a2, b2]) => {
+          assert.strictEqual(
+            pair({ a: a1, b: b1 }) === pair({ a: a2, b: b2 }),
+            sameKey(a1, a2) && sameKey(b1, b2)
+          )
+          // one part moved across the boundary: the components of one key are the components of the other, swapped
+          assert.strictEqual(pair({ a: a1, b: b1 }) === pair({ a: b1, b: a1 }), sameKey(a1, b1))
+        }),
+        { seed: 1955, numRuns: 5000 }
+      )
+    })
+
+    it("a plain string key is its own encoding: the fast path", () => {
+      assert.strictEqual(single({ id: "doc" }), "doc")
+      assert.strictEqual(single({ id: "" }), "")
+      assert.notStrictEqual(single({ id: "\u0000x" }), "\u0000x")
+    })
   })
 })
 

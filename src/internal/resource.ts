@@ -63,14 +63,47 @@ export const isPlainObject = (u: unknown): u is { readonly [k: string]: unknown 
 
 const parseOptions = { onExcessProperty: "error", errors: "all" } as const
 
-const encodeValue = (v: unknown): string =>
-  typeof v === "string"
-    ? JSON.stringify(v)
-    : typeof v === "bigint"
-    ? `${v}n`
-    : typeof v === "number" || typeof v === "boolean"
-    ? String(v)
-    : JSON.stringify(v) ?? String(v)
+/**
+ * The encoding of one key value, injective over the values a key field may hold: two values encode
+ * alike iff they are the same key. Primitives compare by SameValueZero (`0` and `-0` are one key, `NaN`
+ * is one key), dates by their time, arrays element by element, plain objects field by field in any
+ * order. Each type has its own first character, so values of different types never meet: a string
+ * starts with `"` (JSON), a number with a digit, `-`, `N` or `I`, a bigint is digits ending in `n`,
+ * `true`, `false`, `null`, `undefined`, `D` a date, `[` an array, `{` a plain object, `?` anything else
+ * (by its JSON: injective only as far as JSON is). No encoding holds a raw `\u0000`, the separator of
+ * composite keys.
+ */
+const encodeValue = (v: unknown): string => {
+  switch (typeof v) {
+    case "string":
+      return JSON.stringify(v)
+    case "number":
+      return String(v)
+    case "bigint":
+      return `${v}n`
+    case "boolean":
+    case "undefined":
+      return String(v)
+    case "object": {
+      if (v === null) return "null"
+      if (v instanceof Date) return `D${v.getTime()}`
+      if (Array.isArray(v)) return JSON.stringify(v.map(encodeValue))
+      if (isPlainObject(v)) {
+        return "{" + JSON.stringify(Object.keys(v).sort().flatMap((k) => [k, encodeValue(v[k])])).slice(1)
+      }
+      return "?" + (JSON.stringify(v) ?? String(v))
+    }
+    default:
+      return "?" + String(v)
+  }
+}
+
+/**
+ * The encoding of a single-field key: a string that does not start with `\u0000` is its own encoding
+ * (the hot path of every get and update); any other value is `\u0000` followed by {@link encodeValue}.
+ */
+const encodeSingle = (v: unknown): string =>
+  typeof v === "string" && v.charCodeAt(0) !== 0 ? v : "\u0000" + encodeValue(v)
 
 const cache = new WeakMap<Resource.Any, Compiled>()
 
@@ -96,11 +129,12 @@ export const compile = (resource: Resource.Any): Compiled => {
 
   const single = keyFields.length === 1 ? keyFields[0]! : undefined
   const encodeKey = single !== undefined
-    ? (record: any) => {
-      const v = record[single]
-      return typeof v === "string" ? v : "\u0000" + encodeValue(v)
+    ? (record: any) => encodeSingle(record[single])
+    : (record: any) => {
+      let out = encodeValue(record[keyFields[0]!])
+      for (let i = 1; i < keyFields.length; i++) out += "\u0000" + encodeValue(record[keyFields[i]!])
+      return out
     }
-    : (record: any) => keyFields.map((k) => encodeValue(record[k])).join("\u0000")
 
   const checkKey = (input: unknown) => {
     if (typeof input !== "object" || input === null) {
