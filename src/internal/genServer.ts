@@ -212,7 +212,7 @@ export const make: DataLayer.Make = (resources, options) =>
 
     const read: DataLayer.Service["read"] = (query) =>
       Effect.suspend((): Effect.Effect<Array<unknown>, ValidationError | StoreClosed> => {
-        const resource = admitRead((query as DataLayer.QueryData | null)?.resource)
+        const resource = admitRead((query as DataLayer.QueryData | null)?.resource ?? "")
         if (!Admission.isCompiled(resource)) return Effect.fail(resource)
         const problem = checkQuery(resource, query)
         if (problem !== undefined) return Effect.fail(invalidQuery(resource.name, problem))
