@@ -359,9 +359,9 @@ export const eventsOf = <R extends Resource.Any>(resource: R): Stream.Stream<Lif
  * typed `Stream`: the subscription is live once this effect returns, so the
  * stream receives every event of the resource published after that, however
  * late it is run (events wait in the subscription, within the store's
- * `eventBuffer`). The subscription ends with the scope; the stream ends when
- * the store closes. Run the stream once: two runs would share, and split, one
- * subscription.
+ * `eventBuffer`). The subscription ends with the scope. When the store
+ * closes the stream ends, and the events it had not read yet are dropped. Run
+ * the stream once: two runs would share, and split, one subscription.
  *
  * **Example** (Seeing the events of the operations that follow)
  *
