@@ -218,6 +218,25 @@ type OfTag<Name, Key, Record> =
  * The encoded form of {@link Of}: the record and key as the resource's field
  * schemas encode them.
  *
+ * **Example** (What `Event.schema` encodes)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Event, Resource } from "effect-gen-server"
+ *
+ * const Session = Resource.make("Session", {
+ *   fields: { id: Schema.String, visits: Schema.NumberFromString },
+ *   primaryKey: ["id"]
+ * })
+ *
+ * const encoded: Event.EncodedOf<typeof Session> = Schema.encodeSync(Event.schema(Session))({
+ *   _tag: "Created",
+ *   resource: "Session",
+ *   key: { id: "s-1" },
+ *   record: { id: "s-1", visits: 1 }
+ * }) // record: { id: "s-1", visits: "1" }
+ * ```
+ *
  * @category models
  * @since 0.2.0
  */
@@ -226,7 +245,20 @@ export type EncodedOf<R> = R extends Resource.Resource<any, infer F, infer K, an
   : never
 
 /**
- * The schema of {@link Of}.
+ * The type of {@link schema}: a codec from {@link EncodedOf} to {@link Of},
+ * requiring the services the resource's field schemas require.
+ *
+ * **Example** (Keeping a resource's event schema)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Event, Resource } from "effect-gen-server"
+ *
+ * const Session = Resource.make("Session", { fields: { id: Schema.String }, primaryKey: ["id"] })
+ *
+ * const SessionEvent: Event.SchemaOf<typeof Session> = Event.schema(Session)
+ * const isSessionEvent = Schema.is(SessionEvent)
+ * ```
  *
  * @category models
  * @since 0.2.0
