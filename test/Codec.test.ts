@@ -84,10 +84,10 @@ const assertRoundTrip = (error: Errors.StoreError) => {
 
 const errorOf = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.flip(effect)
 
-const provide = (scope: Scope.Scope) =>
+const provide = (scope: Scope.Scope, options?: Store.LayerOptions) =>
   Effect.gen(function*() {
     const gate = { entered: yield* Queue.unbounded<string>(), open: yield* Deferred.make<void>() }
-    const layer = Store.layer(resources).pipe(Layer.provide(Layer.succeed(Gate, gate)))
+    const layer = Store.layer(resources, options).pipe(Layer.provide(Layer.succeed(Gate, gate)))
     const context = yield* Layer.buildWithScope(layer, scope)
     const use = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, Store.Store>> =>
       Effect.provide(effect, context)
@@ -161,6 +161,39 @@ describe("Codec", () => {
         "ValidationError"
       ])
       for (const errors of seen.values()) for (const error of errors) assertRoundTrip(error)
+    }))
+
+  it.effect("the memory data layer's errors round-trip too", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const { use } = yield* provide(scope, { dataLayer: "memory" })
+      const errors: Array<Errors.StoreError> = []
+      const marty = yield* use(Store.create(Character, "create", { id: "marty", name: "Marty", currentYear: 1985 }))
+      errors.push(yield* errorOf(use(Store.get(Character, { id: "biff" }))))
+      errors.push(
+        yield* errorOf(use(Store.create(Character, "create", { id: "marty", name: "Marty", currentYear: 1 })))
+      )
+      errors.push(yield* errorOf(use(Store.create(Character, "create", { name: "Marty", currentYear: 1985.5 }))))
+      errors.push(yield* errorOf(use(Store.create(Character, "fly" as never, {} as never))))
+      const tower = yield* use(Store.create(ClockTower, "create", { id: "hill-valley", strikes: 0 }))
+      const met = yield* errorOf(use(Store.update(ClockTower, tower, "meetYourself")))
+      errors.push(met, (met as Errors.ActionError).cause as Errors.StoreError)
+      errors.push(yield* errorOf(use(Store.update(ClockTower, tower, "paradox"))))
+      errors.push(yield* errorOf(use(Store.update(ClockTower, tower, "lightning"))))
+      yield* Scope.close(scope, Exit.void)
+      errors.push(yield* errorOf(use(Store.get(Character, marty))))
+      assert.deepStrictEqual(errors.map((e) => e._tag), [
+        "NotFound",
+        "AlreadyExists",
+        "ValidationError",
+        "UnknownAction",
+        "ActionError",
+        "ReentrantCall",
+        "ActionError",
+        "RecordCrashed",
+        "StoreClosed"
+      ])
+      for (const error of errors) assertRoundTrip(error)
     }))
 
   it.effect("every event a Store publishes round-trips through Event.Event and its resource's Event.schema", () =>
