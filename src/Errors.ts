@@ -17,10 +17,12 @@
  * - A `key` is carried as JSON. A key whose fields are JSON values (strings,
  *   finite numbers, booleans) comes back unchanged; other field values cross
  *   in Effect's JSON form (a `bigint` as `"1n"`, a `Date` as its ISO string).
- * - A defect ({@link RecordCrashed}) or a cause ({@link ActionError}) that is
- *   an `Error` comes back as an `Error` with the same `name`, `message` and
- *   `cause`, not as an instance of its original class and without its stack
- *   (as `Schema.Defect` does).
+ * - A defect ({@link RecordCrashed}) or a cause ({@link ActionError}, unless
+ *   it is one of these errors) crosses as `Schema.Defect` carries it: an
+ *   `Error` comes back as an `Error` with the same `name`, `message` and
+ *   `cause`, not as an instance of its original class and without its stack;
+ *   a JSON value comes back unchanged, except an object with a string
+ *   `message`, which comes back as an `Error`.
  *
  * @since 0.1.0
  */

@@ -307,7 +307,9 @@ export const events: Stream.Stream<Event, never, Store> = Stream.unwrap(
 /**
  * Subscribes to the lifecycle events: the subscription is live once this
  * returns, so no event after it is missed (use it where `events` would race
- * with the operations that follow). Read with `PubSub.take`.
+ * with the operations that follow). Read with `PubSub.take`, or as a
+ * `Stream` with `Stream.fromSubscription`; for one resource's events, typed,
+ * use {@link subscribeTo}.
  *
  * **Example** (Waiting for the next event)
  *
