@@ -7,11 +7,111 @@
  * the store is as it was before the call (the one exception, documented on
  * {@link RecordCrashed}, is that the crashed record may have been restarted).
  *
+ * Each class's JSON codec (`Schema.toCodecJson(NotFound)`, or
+ * `Schema.toCodecJson(StoreError)` for any of them) round-trips it: encoded,
+ * sent as JSON and decoded, it is equal to the error the caller would have
+ * seen locally.
+ *
+ * **Gotchas**
+ *
+ * - A `key` is carried as JSON. A key whose fields are JSON values (strings,
+ *   finite numbers, booleans) comes back unchanged; other field values cross
+ *   in Effect's JSON form (a `bigint` as `"1n"`, a `Date` as its ISO string).
+ * - A defect ({@link RecordCrashed}) or a cause ({@link ActionError}, unless
+ *   it is one of these errors) crosses as `Schema.Defect` carries it: an
+ *   `Error` comes back as an `Error` with the same `name`, `message` and
+ *   `cause`, not as an instance of its original class and without its stack;
+ *   a JSON value comes back unchanged, except an object with a string
+ *   `message`, which comes back as an `Error`.
+ *
  * @since 0.1.0
  */
-import { Schema, SchemaIssue } from "effect"
+import { Schema, SchemaTransformation } from "effect"
+import * as Json from "./internal/json.js"
 
-const Issue = Schema.declare(SchemaIssue.isIssue, { identifier: "SchemaIssue" })
+/**
+ * One problem found in a value that failed its Schema: where (`path`, the
+ * field names and array indexes from the root of the value) and what.
+ *
+ * **Example** (Listing the problems of bad input)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { type Errors, Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const show = (issue: Errors.Issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`
+ *
+ * const problems = Store.create(Character, "create", { name: 1985 } as never).pipe(
+ *   Effect.catchTag("ValidationError", (e) => Effect.succeed((e.issues ?? []).map(show)))
+ * )
+ * ```
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export const Issue = Schema.Struct({
+  path: Schema.Array(Schema.Union([Schema.String, Schema.Number])),
+  message: Schema.String
+})
+
+/**
+ * @category models
+ * @since 0.2.0
+ */
+export type Issue = typeof Issue.Type
+
+const tags = new Set([
+  "NotFound",
+  "AlreadyExists",
+  "ValidationError",
+  "ActionError",
+  "RecordCrashed",
+  "UnknownAction",
+  "ReentrantCall",
+  "StoreClosed",
+  "MailboxFull"
+])
+
+interface CauseCodecs {
+  readonly encodeError: (error: unknown) => Schema.Json
+  readonly decodeError: (json: unknown) => unknown
+  readonly encodeDefect: (defect: unknown) => Schema.Json
+  readonly decodeDefect: (json: unknown) => unknown
+}
+
+let codecs: CauseCodecs | undefined
+
+const causeCodecs = (): CauseCodecs =>
+  codecs ??= {
+    encodeError: Schema.encodeSync(Schema.toCodecJson(StoreError)) as (error: unknown) => Schema.Json,
+    decodeError: Schema.decodeUnknownSync(Schema.toCodecJson(StoreError)),
+    encodeDefect: Schema.encodeSync(Schema.Defect()),
+    decodeDefect: Schema.decodeUnknownSync(Schema.Defect())
+  }
+
+const isStoreError = (u: unknown): boolean =>
+  u instanceof NotFound || u instanceof AlreadyExists || u instanceof ValidationError || u instanceof ActionError ||
+  u instanceof RecordCrashed || u instanceof UnknownAction || u instanceof ReentrantCall ||
+  u instanceof StoreClosed || u instanceof MailboxFull
+
+const isTaggedJson = (json: Schema.Json): boolean => {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) return false
+  const tag = (json as Schema.JsonObject)._tag
+  return typeof tag === "string" && tags.has(tag)
+}
+
+/**
+ * The cause of an `ActionError`: one of the store's own errors (a hook's call
+ * that failed) crosses as itself, anything else as a defect (`Schema.Defect`).
+ */
+const Cause: Schema.decodeTo<Schema.Unknown, typeof Schema.Json> = Schema.Json.pipe(Schema.decodeTo(
+  Schema.Unknown,
+  SchemaTransformation.transform<unknown, Schema.Json>({
+    decode: (json) => isTaggedJson(json) ? causeCodecs().decodeError(json) : causeCodecs().decodeDefect(json),
+    encode: (cause) => isStoreError(cause) ? causeCodecs().encodeError(cause) : causeCodecs().encodeDefect(cause)
+  })
+))
 
 /**
  * No live record of the resource has the given primary key: it was never
@@ -34,7 +134,7 @@ const Issue = Schema.declare(SchemaIssue.isIssue, { identifier: "SchemaIssue" })
  */
 export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
   resource: Schema.String,
-  key: Schema.Unknown,
+  key: Json.Value,
   message: Schema.String
 }) {}
 
@@ -60,15 +160,16 @@ export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
  */
 export class AlreadyExists extends Schema.TaggedError<AlreadyExists>()("AlreadyExists", {
   resource: Schema.String,
-  key: Schema.Unknown,
+  key: Json.Value,
   message: Schema.String
 }) {}
 
 /**
  * Input did not match the resource's schemas: wrong types, missing required
  * fields, extra fields, malformed arguments, a key of the wrong shape, an
- * unknown field in a filter or sort, a bad limit or offset. `issue` carries the
- * Schema issue when the check was a Schema decode.
+ * unknown field in a filter or sort, a bad limit or offset. When the check was
+ * a Schema decode, `issues` lists every problem found (its path and message),
+ * and `message` holds the whole formatted Schema issue.
  *
  * **Example** (Reading the message)
  *
@@ -88,12 +189,15 @@ export class AlreadyExists extends Schema.TaggedError<AlreadyExists>()("AlreadyE
 export class ValidationError extends Schema.TaggedError<ValidationError>()("ValidationError", {
   resource: Schema.String,
   message: Schema.String,
-  issue: Schema.optionalKey(Issue)
+  issues: Schema.optionalKey(Schema.Array(Issue))
 }) {}
 
 /**
  * An action was refused by its own logic: messages added with
- * `Changeset.addError`, or a `change`, `before` or `after` hook that failed.
+ * `Changeset.addError`, or a `change`, `before` or `after` hook that failed
+ * with an error the action does not declare (that error is `cause`: when it
+ * is one of these errors, as a hook's own Store call can fail, it crosses a
+ * process boundary as itself; any other as a defect, see the module's Gotchas).
  * The record keeps its previous state.
  *
  * **Example** (Refused travel)
@@ -117,12 +221,12 @@ export class ActionError extends Schema.TaggedError<ActionError>()("ActionError"
   action: Schema.String,
   errors: Schema.Array(Schema.String),
   message: Schema.String,
-  cause: Schema.optionalKey(Schema.Unknown)
+  cause: Schema.optionalKey(Cause)
 }) {}
 
 /**
  * The record's fiber died (a defect in a change or hook) while serving this
- * call. By the time the caller sees this error the supervisor has already
+ * call; `defect` is what it died of. By the time the caller sees this error the supervisor has already
  * applied the restart policy: every later call sees the restarted record, or
  * `NotFound` where the record was removed.
  *
@@ -144,9 +248,9 @@ export class ActionError extends Schema.TaggedError<ActionError>()("ActionError"
  */
 export class RecordCrashed extends Schema.TaggedError<RecordCrashed>()("RecordCrashed", {
   resource: Schema.String,
-  key: Schema.Unknown,
+  key: Json.Value,
   message: Schema.String,
-  defect: Schema.optionalKey(Schema.Unknown)
+  defect: Schema.optionalKey(Schema.Defect())
 }) {}
 
 /**
@@ -198,7 +302,7 @@ export class UnknownAction extends Schema.TaggedError<UnknownAction>()("UnknownA
  */
 export class ReentrantCall extends Schema.TaggedError<ReentrantCall>()("ReentrantCall", {
   resource: Schema.String,
-  key: Schema.Unknown,
+  key: Json.Value,
   action: Schema.String,
   message: Schema.String
 }) {}
@@ -248,7 +352,7 @@ export class StoreClosed extends Schema.TaggedError<StoreClosed>()("StoreClosed"
  */
 export class MailboxFull extends Schema.TaggedError<MailboxFull>()("MailboxFull", {
   resource: Schema.String,
-  key: Schema.Unknown,
+  key: Json.Value,
   capacity: Schema.Number,
   message: Schema.String
 }) {}
@@ -261,7 +365,7 @@ export class MailboxFull extends Schema.TaggedError<MailboxFull>()("MailboxFull"
  * **Example** (A missing key field)
  *
  * ```ts
- * import { Schema } from "effect"
+ * import { Schema, SchemaTransformation } from "effect"
  * import { Resource } from "effect-gen-server"
  *
  * try {
@@ -278,6 +382,38 @@ export class InvalidResource extends Schema.TaggedError<InvalidResource>()("Inva
   resource: Schema.String,
   message: Schema.String
 }) {}
+
+/**
+ * Every error a Store operation can fail with, as a Schema: a remote data
+ * layer decodes whichever error it receives with its JSON codec.
+ *
+ * **Example** (An error across a process boundary)
+ *
+ * ```ts
+ * import { Schema, SchemaTransformation } from "effect"
+ * import { Errors } from "effect-gen-server"
+ *
+ * const codec = Schema.toCodecJson(Errors.StoreError)
+ * const sent = JSON.stringify(
+ *   Schema.encodeSync(codec)(new Errors.NotFound({ resource: "Character", key: { id: "marty" }, message: "not found" }))
+ * )
+ * const received = Schema.decodeUnknownSync(codec)(JSON.parse(sent)) // a NotFound again
+ * ```
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export const StoreError = Schema.Union([
+  NotFound,
+  AlreadyExists,
+  ValidationError,
+  ActionError,
+  RecordCrashed,
+  UnknownAction,
+  ReentrantCall,
+  StoreClosed,
+  MailboxFull
+])
 
 /**
  * Every error a Store operation can fail with.

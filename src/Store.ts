@@ -282,6 +282,17 @@ export const keepAlive: <R extends Resource.Any>(
  * The lifecycle events of every resource, from the moment the stream is
  * pulled; it ends when the store closes.
  *
+ * **Gotchas**
+ *
+ * A `Stream` is a description: it subscribes when it is run and its first
+ * element is pulled, not when it is built nor when the fiber running it is
+ * forked. `Store.events.pipe(Stream.runForEach(f), Effect.forkChild)`
+ * followed by operations usually misses their events, as the forked fiber has
+ * not started yet. To receive every event published after a given point, use
+ * {@link subscribeTo} (typed, one resource) or {@link subscribe}; use
+ * `events` (or {@link eventsOf}) where a late start does not matter, such as a
+ * long-running consumer started with the application.
+ *
  * **Example** (Printing expiries)
  *
  * ```ts
@@ -304,7 +315,9 @@ export const events: Stream.Stream<Event, never, Store> = Stream.unwrap(
 /**
  * Subscribes to the lifecycle events: the subscription is live once this
  * returns, so no event after it is missed (use it where `events` would race
- * with the operations that follow). Read with `PubSub.take`.
+ * with the operations that follow). Read with `PubSub.take`, or as a
+ * `Stream` with `Stream.fromSubscription`; for one resource's events, typed,
+ * use {@link subscribeTo}.
  *
  * **Example** (Waiting for the next event)
  *
@@ -324,6 +337,73 @@ export const events: Stream.Stream<Event, never, Store> = Stream.unwrap(
 export const subscribe: Effect.Effect<PubSub.Subscription<Event>, never, Store | Scope.Scope> = Store.use(
   ({ dataLayer }) => dataLayer.subscribe
 )
+
+/**
+ * The lifecycle events of one resource, typed (`record` is the resource's
+ * record, `key` its key), from the moment the stream is pulled; it ends when
+ * the store closes. Like {@link events}, it misses the events published
+ * before it is pulled: use {@link subscribeTo} to receive every event after a
+ * given point.
+ *
+ * **Example** (Where each character travels)
+ *
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import { Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const travels = Store.eventsOf(Character).pipe(
+ *   Stream.filter((e) => e._tag === "Updated"),
+ *   Stream.runForEach((e) => Effect.log(`${e.record.name} is in ${e.record.currentYear}`))
+ * )
+ * ```
+ *
+ * @category events
+ * @since 0.2.0
+ */
+export const eventsOf = <R extends Resource.Any>(resource: R): Stream.Stream<LifecycleEvent.Of<R>, never, Store> =>
+  Stream.filter(events, (event) => event.resource === resource.name) as any
+
+/**
+ * Subscribes to the lifecycle events of one resource and returns them as a
+ * typed `Stream`: the subscription is live once this effect returns, so the
+ * stream receives every event of the resource published after that, however
+ * late it is run (events wait in the subscription, within the store's
+ * `eventBuffer`). The subscription ends with the scope. When the store
+ * closes the stream ends, and the events it had not read yet are dropped. Run
+ * the stream once: two runs would share, and split, one subscription.
+ *
+ * **Example** (Seeing the events of the operations that follow)
+ *
+ * ```ts
+ * import { Effect, Fiber, Stream } from "effect"
+ * import { Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const events = yield* Store.subscribeTo(Character)
+ *   const printing = yield* events.pipe(
+ *     Stream.take(2),
+ *     Stream.runForEach((e) => Effect.log(e._tag, e.key.id)),
+ *     Effect.forkChild
+ *   )
+ *   const marty = yield* Store.create(Character, "create", { name: "Marty", currentYear: 1985 })
+ *   yield* Store.update(Character, marty, "travelInTime", { targetYear: 1955 })
+ *   yield* Fiber.join(printing) // prints Created and Updated, though the fiber started after them
+ * }))
+ * ```
+ *
+ * @category events
+ * @since 0.2.0
+ */
+export const subscribeTo = <R extends Resource.Any>(
+  resource: R
+): Effect.Effect<Stream.Stream<LifecycleEvent.Of<R>>, never, Store | Scope.Scope> =>
+  Effect.map(
+    subscribe,
+    (subscription) =>
+      Stream.filter(Stream.fromSubscription(subscription), (event) => event.resource === resource.name) as any
+  )
 
 /**
  * Options of {@link layer}.

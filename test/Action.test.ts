@@ -167,7 +167,7 @@ describe("Action", () => {
         const events = yield* Store.subscribe
         const extra = yield* Store.update(Counter, a, "rename", { name: "C", count: 9 } as never).pipe(Effect.flip)
         assert.strictEqual(extra._tag, "ValidationError")
-        if (extra._tag === "ValidationError") assert.isDefined(extra.issue)
+        if (extra._tag === "ValidationError") assert.isDefined(extra.issues)
         const key = yield* Store.update(Counter, a, "rename", { id: "b" } as never).pipe(Effect.flip)
         assert.strictEqual(key._tag, "ValidationError")
         const args = yield* Store.update(Counter, a, "step", { steps: 1, count: 9 } as never).pipe(Effect.flip)
@@ -236,7 +236,7 @@ describe("Action", () => {
         for (const steps of [0, 11, 2.5]) {
           const error = yield* Store.update(Counter, a, "step", { steps }).pipe(Effect.flip)
           assert.strictEqual(error._tag, "ValidationError")
-          if (error._tag === "ValidationError") assert.isDefined(error.issue)
+          if (error._tag === "ValidationError") assert.isDefined(error.issues)
         }
         const missing = yield* Store.update(Counter, a, "step", {} as never).pipe(Effect.flip)
         assert.strictEqual(missing._tag, "ValidationError")

@@ -318,7 +318,7 @@ describe("Changeset", () => {
           assert.strictEqual(error._tag, "ValidationError", action)
           if (error._tag === "ValidationError") {
             assert.strictEqual(error.resource, "Account")
-            assert.isDefined(error.issue, action)
+            assert.isDefined(error.issues, action)
           }
         }
         assert.deepStrictEqual(yield* logged, [])

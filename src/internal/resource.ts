@@ -6,7 +6,7 @@
  */
 import { Duration, Exit, Schema, SchemaIssue } from "effect"
 import type * as Action from "../Action.js"
-import { UnknownAction, ValidationError } from "../Errors.js"
+import { type Issue, UnknownAction, ValidationError } from "../Errors.js"
 import type * as Resource from "../Resource.js"
 
 /** @internal */
@@ -49,10 +49,25 @@ export interface Compiled {
 }
 
 const formatter = SchemaIssue.makeFormatterDefault()
+const listIssues = SchemaIssue.makeFormatterStandardSchemaV1()
+
+/** A Schema issue as JSON: the path and message of each problem (a symbol in a path becomes its description). */
+const issuesOf = (issue: SchemaIssue.Issue): ReadonlyArray<Issue> =>
+  listIssues(issue).issues.map(({ message, path }) => ({
+    path: (path ?? []).map((k) => {
+      const key = typeof k === "object" ? k.key : k
+      return typeof key === "symbol" ? String(key) : key
+    }),
+    message
+  }))
 
 /** @internal */
 export const validationError = (resource: string, what: string, issue: SchemaIssue.Issue): ValidationError =>
-  new ValidationError({ resource, message: `${resource}: invalid ${what}: ${formatter(issue)}`, issue })
+  new ValidationError({
+    resource,
+    message: `${resource}: invalid ${what}: ${formatter(issue)}`,
+    issues: issuesOf(issue)
+  })
 
 /** @internal */
 export const isPlainObject = (u: unknown): u is { readonly [k: string]: unknown } => {
