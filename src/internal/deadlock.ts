@@ -19,7 +19,7 @@
  * - An edge is added *before* the request is offered to the target's
  *   mailbox and removed after its reply is awaited (or the wait is
  *   interrupted), so a target that calls back while serving it sees the edge.
- * - Nothing here holds a record server: nodes are ids (strings), so the same
+ * - Nothing here holds a record server: nodes are ids (numbers, strings), so the same
  *   graph serves every data layer, and a request carries only the caller's
  *   activation.
  *
@@ -33,9 +33,18 @@
  */
 import { Context } from "effect"
 
+/**
+ * A node of the graph: a record's id, unique among the records of a data
+ * layer (a number for an in-process record, the encoded address of a
+ * remote one).
+ *
+ * @internal
+ */
+export type Id = string | number
+
 /** One run of one action of one record. @internal */
 export interface Activation {
-  readonly id: string
+  readonly id: Id
   readonly seq: number
 }
 
@@ -58,12 +67,12 @@ const none: Chain = []
 export class WaitGraph {
   private seq = 0
   /** The activation each acting record runs now. */
-  private readonly acting = new Map<string, number>()
+  private readonly acting = new Map<Id, number>()
   /** Edges from an acting record to the records it awaits, with multiplicity. */
-  private readonly edges = new Map<string, Map<string, number>>()
+  private readonly edges = new Map<Id, Map<Id, number>>()
 
   /** Starts an action of record `id`; the activation to end it with. */
-  begin(id: string): Activation {
+  begin(id: Id): Activation {
     const activation = { id, seq: ++this.seq }
     this.acting.set(id, activation.seq)
     return activation
@@ -103,11 +112,11 @@ export class WaitGraph {
   }
 
   /** Whether `caller` waiting on `target` would close a cycle: `target` reaches `caller`. */
-  wouldDeadlock(caller: Activation, target: string): boolean {
+  wouldDeadlock(caller: Activation, target: Id): boolean {
     if (target === caller.id) return true
     const from = this.edges.get(target)
     if (from === undefined) return false
-    const seen = new Set<string>([target])
+    const seen = new Set<Id>([target])
     const stack = [...from.keys()]
     while (stack.length > 0) {
       const id = stack.pop()!
@@ -121,7 +130,7 @@ export class WaitGraph {
   }
 
   /** Adds the edge `caller -> target`; the function that removes it (once). */
-  wait(caller: Activation, target: string): () => void {
+  wait(caller: Activation, target: Id): () => void {
     let out = this.edges.get(caller.id)
     if (out === undefined) this.edges.set(caller.id, out = new Map())
     out.set(target, (out.get(target) ?? 0) + 1)

@@ -153,7 +153,7 @@ export const make: DataLayer.Make = (resources, options) =>
         return Effect.withFiber((fiber) => {
           const chain = graph.attached(fiber.getRef(CurrentChain))
           const caller = graph.caller(chain)
-          const id = `${resource.name}#${++ids}`
+          const id = ++ids
           const spawned = supervisor.spawn(
             resource,
             id,

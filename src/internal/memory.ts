@@ -21,7 +21,7 @@ import { freeze, keyObject } from "./server.js"
 import { isExpired, touchUnsafe } from "./supervisor.js"
 
 interface Entry {
-  readonly id: string
+  readonly id: number
   readonly resource: Compiled
   key: string
   state: any
@@ -209,7 +209,7 @@ export const make: DataLayer.Make = (resources, options) =>
         if (!Admission.isAdmitted(admitted)) return Effect.fail(admitted)
         const { action, decoded, resource } = admitted
         const entry: Entry = {
-          id: `${resource.name}#${++ids}`,
+          id: ++ids,
           resource,
           key: "",
           state: initialData(resource, decoded),

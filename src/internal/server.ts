@@ -146,7 +146,7 @@ export class RecordServer implements Registry.Entry {
   liveSlot = -1
   constructor(
     /** The record's node in the wait-for graph: unique per record of a data layer. */
-    readonly id: string,
+    readonly id: number,
     readonly resource: Compiled,
     readonly mailbox: Queue.Queue<Request>,
     /** What the create action ran with; dropped once live unless `restart: "initial"`. */

@@ -45,7 +45,7 @@ export interface Supervisor {
   /** Starts a record server running the create action; resolves with the created record. */
   readonly spawn: (
     resource: Compiled,
-    id: string,
+    id: number,
     createInput: Server.CreateInput,
     chain: Chain,
     now: number,
