@@ -8,9 +8,9 @@
  * (burnt, never restarted) provide the crashes and the full mailbox.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Equal, Exit, Fiber, Layer, PubSub, Queue, Schema, Scope } from "effect"
+import { Arbitrary, Context, Deferred, Effect, Equal, Exit, Fiber, Layer, PubSub, Queue, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import { Action, Changeset, Errors, Event, Resource, Store } from "../src/index.js"
+import { Action, Changeset, Errors, Event, Resource, Store, Testing } from "../src/index.js"
 import { seed } from "./fixtures/Model.js"
 import { Character, Machine } from "./fixtures/TimeTravel.js"
 
@@ -323,5 +323,43 @@ describe("Codec", () => {
         Exit.isFailure(decode({ _tag: "Destroyed", resource: "Session", key: { region: "eu", id: "s" }, record }))
       )
     })
+  })
+
+  describe("inputs and records", () => {
+    // what a caller sends and gets back crosses as its action's input codec and its resource's record codec
+    const cases = [
+      ["Character", "create", Character],
+      ["Character", "travelInTime", Character],
+      ["Machine", "travelInTime", Machine],
+      ["Almanac", "create", Almanac]
+    ] as const
+
+    it.effect.each(cases)(
+      "%s.%s: a valid input round-trips, and the record it makes too",
+      ([, action, resource]) =>
+        Effect.gen(function*() {
+          const input = Schema.toCodecJson(Testing.inputSchema(resource as Resource.Any, action as never))
+          const record = Schema.toCodecJson(resource.schema as Schema.Codec<unknown, unknown>)
+          const inputs = yield* Arbitrary.sampleEffect(Testing.arbitrary(resource as Resource.Any, action as never), {
+            seed: seed(1985),
+            count: 50
+          })
+          for (const value of inputs) {
+            const json = JSON.parse(JSON.stringify(yield* Schema.encodeEffect(input)(value)))
+            assert.deepStrictEqual(yield* Schema.decodeUnknownEffect(input)(json), value)
+          }
+          if (action !== "create") return
+          // sampled keys may repeat: a repeat is AlreadyExists, and left out
+          const made = yield* Effect.forEach(
+            inputs,
+            (value) => Effect.option(Store.create(resource as Resource.Any, "create" as never, value as never))
+          ).pipe(Effect.provide(Store.layer([Character, Machine, Almanac])))
+          assert.isTrue(made.some((m) => m._tag === "Some"))
+          for (const value of made.flatMap((m) => m._tag === "Some" ? [m.value] : [])) {
+            const json = JSON.parse(JSON.stringify(yield* Schema.encodeEffect(record)(value)))
+            assert.deepStrictEqual(yield* Schema.decodeUnknownEffect(record)(json), value)
+          }
+        })
+    )
   })
 })
