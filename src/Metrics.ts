@@ -20,9 +20,14 @@ import type * as Event from "./Event.js"
  * **Example** (How many characters are alive)
  *
  * ```ts
- * import { Effect, Metric } from "effect"
- * import { Metrics, Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Metric, Schema } from "effect"
+ * import { Metrics, Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const live = Effect.gen(function*() {
  *   yield* Store.create(Character, "create", { name: "Marty", currentYear: 1985 })
@@ -232,9 +237,14 @@ export interface ResourceMetrics {
  * **Example** (Reading the series of a store)
  *
  * ```ts
- * import { Effect, Metric } from "effect"
- * import { Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Metric, Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const program = Effect.gen(function*() {
  *   yield* Store.create(Character, "create", { name: "Marty", currentYear: 1985 })
