@@ -52,6 +52,7 @@
  *   **without running its destroy action**).
  *
  * @since 0.1.0
+ * @module
  */
 import { Context, Effect, Layer, type PubSub, type Scope, type Stream } from "effect"
 import type { NotFound, StoreClosed, StoreError, ValidationError } from "./Errors.js"

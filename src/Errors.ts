@@ -25,6 +25,7 @@
  *   `message`, which comes back as an `Error`.
  *
  * @since 0.1.0
+ * @module
  */
 import { Schema, SchemaTransformation } from "effect"
 import * as Json from "./internal/json.js"

@@ -25,6 +25,7 @@
  * matches absent optional fields).
  *
  * @since 0.1.0
+ * @module
  */
 import { Equal } from "effect"
 

@@ -10,6 +10,7 @@
  * per update or destroy call; reads by key and `read` record nothing.
  *
  * @since 0.1.0
+ * @module
  */
 import { type Context, Metric } from "effect"
 import type * as Event from "./Event.js"

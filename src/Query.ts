@@ -14,6 +14,7 @@
  * A read is not activity: it never keeps a record alive.
  *
  * @since 0.1.0
+ * @module
  */
 import { dual } from "effect/Function"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"

@@ -35,6 +35,7 @@
  * ```
  *
  * @since 0.1.0
+ * @module
  */
 import { Arbitrary, Context, Effect, Layer, PubSub, Schema } from "effect"
 import type * as Event from "./Event.js"
