@@ -207,7 +207,8 @@ export const callDuration = Metric.histogram("effect_gen_server_call_duration_ms
 })
 
 /**
- * The metrics of one resource, bound to a context.
+ * The metrics of one resource, bound to a context. Machinery of the data
+ * layers' event hub, not part of the API: the series above are what to read.
  *
  * **Example** (Recording by hand)
  *
@@ -224,6 +225,7 @@ export const callDuration = Metric.histogram("effect_gen_server_call_duration_ms
  *
  * @category models
  * @since 0.1.0
+ * @internal
  */
 export interface ResourceMetrics {
   readonly event: (event: Event.Event) => void
@@ -233,7 +235,8 @@ export interface ResourceMetrics {
 
 /**
  * Binds the metrics of a resource to the context whose Metric registry
- * receives them.
+ * receives them. Machinery of the data layers' event hub, not part of the
+ * API: the series above are what to read.
  *
  * **Example** (Reading the series of a store)
  *
@@ -256,6 +259,7 @@ export interface ResourceMetrics {
  *
  * @category constructors
  * @since 0.1.0
+ * @internal
  */
 export const forResource = (resource: string, context: Context.Context<never>): ResourceMetrics => {
   const attributes = { resource }
