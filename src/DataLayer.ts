@@ -52,6 +52,7 @@
  *   **without running its destroy action**).
  *
  * @since 0.1.0
+ * @module
  */
 import { Context, Effect, Layer, type PubSub, type Scope, type Stream } from "effect"
 import type { NotFound, StoreClosed, StoreError, ValidationError } from "./Errors.js"
@@ -152,6 +153,26 @@ export class DataLayer extends Context.Service<DataLayer, Service>()("effect-gen
 
 /**
  * Options every data layer constructor takes.
+ *
+ * **Example** (A data layer whose slow subscribers drop old events)
+ *
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { DataLayer, Resource } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String },
+ *   primaryKey: ["id"]
+ * })
+ *
+ * const options: DataLayer.Options = { eventBuffer: 1000 }
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const dataLayer = yield* DataLayer.genServer([Character], options)
+ *   yield* dataLayer.create("Character", "create", { id: "marty", name: "Marty" })
+ *   return yield* dataLayer.get("Character", { id: "marty" })
+ * }))
+ * ```
  *
  * @category models
  * @since 0.2.0
@@ -258,6 +279,21 @@ export const memory: Make = Memory.make
 
 /**
  * Options of {@link layer}.
+ *
+ * **Example** (A memory data layer with a bounded event buffer)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { DataLayer, Resource } from "effect-gen-server"
+ *
+ * const Counter = Resource.make("Counter", {
+ *   fields: { id: Schema.String, count: Schema.Int },
+ *   primaryKey: ["id"]
+ * })
+ *
+ * const options: DataLayer.LayerOptions = { make: DataLayer.memory, eventBuffer: 1000 }
+ * const layer = DataLayer.layer([Counter], options)
+ * ```
  *
  * @category models
  * @since 0.2.0

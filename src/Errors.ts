@@ -25,6 +25,7 @@
  *   `message`, which comes back as an `Error`.
  *
  * @since 0.1.0
+ * @module
  */
 import { Schema, SchemaTransformation } from "effect"
 import * as Json from "./internal/json.js"
@@ -36,9 +37,14 @@ import * as Json from "./internal/json.js"
  * **Example** (Listing the problems of bad input)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { type Errors, Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Schema } from "effect"
+ * import { type Errors, Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const show = (issue: Errors.Issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`
  *
@@ -120,9 +126,14 @@ const Cause: Schema.decodeTo<Schema.Unknown, typeof Schema.Json> = Schema.Json.p
  * **Example** (Recovering from a missing record)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const maybe = Store.get(Character, { id: "nobody" }).pipe(
  *   Effect.catchTag("NotFound", () => Effect.succeed(undefined))
@@ -145,9 +156,14 @@ export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
  * **Example** (Creating twice under one key)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const twice = Effect.gen(function*() {
  *   yield* Store.create(Character, "create", { id: "marty", name: "Marty", currentYear: 1985 })
@@ -174,9 +190,14 @@ export class AlreadyExists extends Schema.TaggedError<AlreadyExists>()("AlreadyE
  * **Example** (Reading the message)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const bad = Store.create(Character, "create", { name: "Marty", currentYear: 1985.5 }).pipe(
  *   Effect.catchTag("ValidationError", (e) => Effect.succeed(e.message))
@@ -203,12 +224,22 @@ export class ValidationError extends Schema.TaggedError<ValidationError>()("Vali
  * **Example** (Refused travel)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { Store } from "effect-gen-server"
- * import { Machine } from "./fixtures.js"
+ * import { Effect, Schema } from "effect"
+ * import { Action, Changeset, Resource, Store } from "effect-gen-server"
+ *
+ * const Machine = Resource.make("Machine", {
+ *   fields: { id: Schema.String, hasPower: Schema.Boolean },
+ *   primaryKey: ["id"],
+ *   actions: {
+ *     travelInTime: Action.update({
+ *       arguments: { targetYear: Schema.Int },
+ *       change: (cs) => Changeset.get(cs, "hasPower") ? cs : Changeset.addError(cs, "Power source needs topping up")
+ *     })
+ *   }
+ * })
  *
  * const attempt = (id: string) =>
- *   Store.update(Machine, { id }, "travelInTime", { occupants: [], targetYear: 1955 }).pipe(
+ *   Store.update(Machine, { id }, "travelInTime", { targetYear: 1955 }).pipe(
  *     Effect.catchTag("ActionError", (e) => Effect.succeed(e.errors))
  *   )
  * ```
@@ -233,13 +264,18 @@ export class ActionError extends Schema.TaggedError<ActionError>()("ActionError"
  * **Example** (Retrying once after a crash)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
  *
- * const travel = Store.update(Character, { id: "marty" }, "travelInTime", { targetYear: 1955 }).pipe(
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
+ *
+ * const travel = Store.update(Character, { id: "marty" }, "update", { currentYear: 1955 }).pipe(
  *   Effect.catchTag("RecordCrashed", () =>
- *     Store.update(Character, { id: "marty" }, "travelInTime", { targetYear: 1955 }))
+ *     Store.update(Character, { id: "marty" }, "update", { currentYear: 1955 }))
  * )
  * ```
  *
@@ -261,9 +297,14 @@ export class RecordCrashed extends Schema.TaggedError<RecordCrashed>()("RecordCr
  * **Example** (An untyped caller)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const untyped = Store.create(Character, "fly" as never, {} as never).pipe(
  *   Effect.catchTag("UnknownAction", (e) => Effect.succeed(e.message))
@@ -288,9 +329,14 @@ export class UnknownAction extends Schema.TaggedError<UnknownAction>()("UnknownA
  * **Example** (Detecting a cycle)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const safe = Store.update(Character, { id: "marty" }, "update", { name: "Calvin" }).pipe(
  *   Effect.catchTag("ReentrantCall", (e) => Effect.logWarning(e.message))
@@ -314,9 +360,14 @@ export class ReentrantCall extends Schema.TaggedError<ReentrantCall>()("Reentran
  * **Example** (A call after shutdown)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const orNothing = Store.get(Character, { id: "marty" }).pipe(
  *   Effect.catchTag("StoreClosed", () => Effect.succeed(undefined))
@@ -338,11 +389,16 @@ export class StoreClosed extends Schema.TaggedError<StoreClosed>()("StoreClosed"
  * **Example** (Backing off)
  *
  * ```ts
- * import { Effect, Schedule } from "effect"
- * import { Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Schedule, Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
  *
- * const travel = Store.update(Character, { id: "marty" }, "travelInTime", { targetYear: 1955 }).pipe(
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
+ *
+ * const travel = Store.update(Character, { id: "marty" }, "update", { currentYear: 1955 }).pipe(
  *   Effect.retry({ while: (e) => e._tag === "MailboxFull", schedule: Schedule.exponential("10 millis") })
  * )
  * ```
@@ -421,9 +477,14 @@ export const StoreError = Schema.Union([
  * **Example** (Handling every error in one place)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { type Errors, Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Schema } from "effect"
+ * import { type Errors, Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const describe = (error: Errors.StoreError): string => {
  *   switch (error._tag) {
@@ -436,7 +497,7 @@ export const StoreError = Schema.Union([
  *   }
  * }
  *
- * const travel = Store.update(Character, { id: "marty" }, "travelInTime", { targetYear: 1955 }).pipe(
+ * const travel = Store.update(Character, { id: "marty" }, "update", { currentYear: 1955 }).pipe(
  *   Effect.mapError(describe)
  * )
  * ```

@@ -14,6 +14,7 @@
  * every valid record.
  *
  * @since 0.1.0
+ * @module
  */
 import { Schema } from "effect"
 import * as Json from "./internal/json.js"

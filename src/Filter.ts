@@ -25,6 +25,7 @@
  * matches absent optional fields).
  *
  * @since 0.1.0
+ * @module
  */
 import { Equal } from "effect"
 
@@ -58,8 +59,14 @@ export const TypeId = "~effect-gen-server/Filter" as const
  * **Example** (A reusable, typed filter)
  *
  * ```ts
- * import { Filter, Query } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Filter, Query, Resource } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const inYear = (year: number): Filter.Filter<{ readonly currentYear?: number }> => Filter.eq("currentYear", year)
  *

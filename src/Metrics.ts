@@ -10,6 +10,7 @@
  * per update or destroy call; reads by key and `read` record nothing.
  *
  * @since 0.1.0
+ * @module
  */
 import { type Context, Metric } from "effect"
 import type * as Event from "./Event.js"
@@ -20,9 +21,14 @@ import type * as Event from "./Event.js"
  * **Example** (How many characters are alive)
  *
  * ```ts
- * import { Effect, Metric } from "effect"
- * import { Metrics, Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Metric, Schema } from "effect"
+ * import { Metrics, Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const live = Effect.gen(function*() {
  *   yield* Store.create(Character, "create", { name: "Marty", currentYear: 1985 })
@@ -201,7 +207,8 @@ export const callDuration = Metric.histogram("effect_gen_server_call_duration_ms
 })
 
 /**
- * The metrics of one resource, bound to a context.
+ * The metrics of one resource, bound to a context. Machinery of the data
+ * layers' event hub, not part of the API: the series above are what to read.
  *
  * **Example** (Recording by hand)
  *
@@ -218,6 +225,7 @@ export const callDuration = Metric.histogram("effect_gen_server_call_duration_ms
  *
  * @category models
  * @since 0.1.0
+ * @internal
  */
 export interface ResourceMetrics {
   readonly event: (event: Event.Event) => void
@@ -227,14 +235,20 @@ export interface ResourceMetrics {
 
 /**
  * Binds the metrics of a resource to the context whose Metric registry
- * receives them.
+ * receives them. Machinery of the data layers' event hub, not part of the
+ * API: the series above are what to read.
  *
  * **Example** (Reading the series of a store)
  *
  * ```ts
- * import { Effect, Metric } from "effect"
- * import { Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Metric, Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const program = Effect.gen(function*() {
  *   yield* Store.create(Character, "create", { name: "Marty", currentYear: 1985 })
@@ -245,6 +259,7 @@ export interface ResourceMetrics {
  *
  * @category constructors
  * @since 0.1.0
+ * @internal
  */
 export const forResource = (resource: string, context: Context.Context<never>): ResourceMetrics => {
   const attributes = { resource }

@@ -14,6 +14,7 @@
  * A read is not activity: it never keeps a record alive.
  *
  * @since 0.1.0
+ * @module
  */
 import { dual } from "effect/Function"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
@@ -27,8 +28,14 @@ import type * as Resource from "./Resource.js"
  * **Example** (Recognising a query)
  *
  * ```ts
- * import { Query } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Query, Resource } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * Query.TypeId in Query.make(Character) // => true
  * ```
@@ -44,8 +51,14 @@ export const TypeId = "~effect-gen-server/Query" as const
  * **Example** (The keys a query sorts by)
  *
  * ```ts
- * import { Query } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Query, Resource } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const latestFirst: ReadonlyArray<Query.SortKey> = [
  *   { field: "currentYear", direction: "desc" },
@@ -68,8 +81,14 @@ export interface SortKey {
  * **Example** (A paging helper for any query)
  *
  * ```ts
- * import { Query, Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Query, Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const page = <A>(query: Query.Query<A>, n: number, size = 20) =>
  *   Store.read(query.pipe(Query.offset(n * size), Query.limit(size)))
@@ -97,8 +116,15 @@ export interface Query<A> extends Pipeable {
  * **Example** (A misspelt field does not compile)
  *
  * ```ts
- * import { Filter, Query } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Filter, Query, Resource } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
+ * type Character = Resource.Record<typeof Character>
  *
  * const in1955: Query.Query<Character> = Query.make(Character).pipe(Query.filter(Filter.eq("currentYear", 1955)))
  *
@@ -146,9 +172,14 @@ export const isQuery = (u: unknown): u is Query<unknown> => typeof u === "object
  * **Example** (Every character)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { Query, Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Schema } from "effect"
+ * import { Query, Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const everyone = Store.read(Query.make(Character))
  * ```
@@ -171,8 +202,14 @@ export const make = <Res extends Resource.Any>(resource: Res): Query<Resource.Re
  * **Example** (Characters in 1955)
  *
  * ```ts
- * import { Filter, Query } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Filter, Query, Resource } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const in1955 = Query.make(Character).pipe(Query.filter(Filter.eq("currentYear", 1955)))
  * ```
@@ -220,8 +257,14 @@ export const filter: {
  * **Example** (By year, then by name)
  *
  * ```ts
- * import { Query } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Query, Resource } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const ordered = Query.make(Character).pipe(Query.sort("currentYear", "desc"), Query.sort("name"))
  * ```
@@ -251,8 +294,14 @@ export const sort: {
  * **Example** (The second page)
  *
  * ```ts
- * import { Query } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Query, Resource } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const page2 = Query.make(Character).pipe(Query.sort("name"), Query.offset(10), Query.limit(10))
  * ```
@@ -271,8 +320,14 @@ export const offset: {
  * **Example** (The first three)
  *
  * ```ts
- * import { Query } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Query, Resource } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const three = Query.make(Character).pipe(Query.sort("name"), Query.limit(3))
  * ```
@@ -366,8 +421,14 @@ export const comparator = (keys: ReadonlyArray<SortKey>): ((a: any, b: any) => n
  * **Example** (Running a query on plain data)
  *
  * ```ts
- * import { Filter, Query } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Filter, Query, Resource } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const q = Query.make(Character).pipe(Query.filter(Filter.gt("currentYear", 1955)), Query.limit(1))
  * Query.run(q, [])

@@ -11,9 +11,20 @@
  *
  * ```ts
  * import { assert, it } from "@effect/vitest"
- * import { Effect } from "effect"
- * import { Store, Testing } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Schema } from "effect"
+ * import { Action, Changeset, Resource, Store, Testing } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() },
+ *   actions: {
+ *     travelInTime: Action.update({
+ *       arguments: { targetYear: Schema.Int },
+ *       change: (cs) => Changeset.set(cs, "currentYear", cs.arguments.targetYear)
+ *     })
+ *   }
+ * })
  *
  * it.effect.prop("travelling lands in the target year", [Testing.arbitrary(Character)], ([input]) =>
  *   Effect.gen(function*() {
@@ -24,6 +35,7 @@
  * ```
  *
  * @since 0.1.0
+ * @module
  */
 import { Arbitrary, Context, Effect, Layer, PubSub, Schema } from "effect"
 import type * as Event from "./Event.js"
@@ -39,8 +51,13 @@ import * as Store from "./Store.js"
  *
  * ```ts
  * import { Schema } from "effect"
- * import { Testing } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Resource, Testing } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const decode = Schema.decodeUnknownSync(Testing.inputSchema(Character))
  * decode({ name: "Marty", currentYear: 1985 })
@@ -77,9 +94,14 @@ export const inputSchema = <R extends Resource.Any, const N extends keyof Resour
  * **Example** (Sampling inputs)
  *
  * ```ts
- * import { Arbitrary } from "effect"
- * import { Testing } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Arbitrary, Schema } from "effect"
+ * import { Resource, Testing } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const inputs = Arbitrary.sampleEffect(Testing.arbitrary(Character), { count: 3, seed: 42 })
  * ```
@@ -99,9 +121,14 @@ export const arbitrary = <R extends Resource.Any, const N extends keyof Resource
  * **Example** (Reading the recorder directly)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { Store, Testing } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Schema } from "effect"
+ * import { Resource, Store, Testing } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const events = Effect.gen(function*() {
  *   const recorder = yield* Testing.Recorder
@@ -123,9 +150,14 @@ export class Recorder extends Context.Service<Recorder, {
  * **Example** (Asserting on events)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { Store, Testing } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Schema } from "effect"
+ * import { Resource, Store, Testing } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const tags = Effect.gen(function*() {
  *   yield* Store.create(Character, "create", { name: "Marty", currentYear: 1985 })
@@ -146,9 +178,14 @@ export const recorded: Effect.Effect<ReadonlyArray<Event.Event>, never, Recorder
  * **Example** (A test layer)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { Store, Testing } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Schema } from "effect"
+ * import { Resource, Store, Testing } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const test = Store.create(Character, "create", { name: "Marty", currentYear: 1985 }).pipe(
  *   Effect.provide(Testing.layer([Character]))
