@@ -60,7 +60,6 @@ import type * as Event from "./Event.js"
 import type * as Filter from "./Filter.js"
 import * as GenServer from "./internal/genServer.js"
 import * as Memory from "./internal/memory.js"
-import { Store } from "./internal/store.js"
 import type * as Query from "./Query.js"
 import type * as Resource from "./Resource.js"
 
@@ -303,15 +302,19 @@ export interface LayerOptions {
   readonly make?: Make | undefined
   /** See {@link Options}. */
   readonly eventBuffer?: number | undefined
-  /** Whether the Store that record actions use gives reads a span (see `Store.LayerOptions`). */
-  readonly traceReads?: boolean | undefined
+  /**
+   * Further services record actions (changes and hooks) run with, given the
+   * data layer being built: `Store.layer` passes `Store.contextOf`, a Store
+   * over this data layer, so hooks can call the Store.
+   */
+  readonly services?: ((self: Service) => Context.Context<never>) | undefined
 }
 
 /**
  * The {@link DataLayer} service over `resources`, made by `options.make`
  * (default {@link genServer}). Record actions (changes and hooks) run with
- * the layer's context plus this data layer, as the `DataLayer` service and
- * as a `Store` over it: hooks can call the Store.
+ * the layer's context, this data layer as the `DataLayer` service, and
+ * `options.services` (give `Store.contextOf` for hooks that call the Store).
  *
  * **Example** (A Store over a data layer of your choice)
  *
@@ -324,7 +327,9 @@ export interface LayerOptions {
  *   primaryKey: ["id"]
  * })
  *
- * const layer = Store.fromDataLayer().pipe(Layer.provide(DataLayer.layer([Counter], { make: DataLayer.memory })))
+ * const layer = Store.fromDataLayer().pipe(
+ *   Layer.provide(DataLayer.layer([Counter], { make: DataLayer.memory, services: (self) => Store.contextOf(self) }))
+ * )
  * ```
  *
  * @category layers
@@ -333,7 +338,7 @@ export interface LayerOptions {
 export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
   resources: Resources,
   options: LayerOptions = {}
-): Layer.Layer<DataLayer, never, Exclude<Resource.Services<Resources[number]>, Store | DataLayer>> =>
+): Layer.Layer<DataLayer, never, Exclude<Resource.Services<Resources[number]>, DataLayer>> =>
   Layer.effect(
     DataLayer,
     Effect.flatMap(
@@ -341,12 +346,10 @@ export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
       (own) =>
         (options.make ?? genServer)(resources, {
           eventBuffer: options.eventBuffer,
-          context: (self) =>
-            Context.add(
-              Context.add(own, DataLayer, self),
-              Store,
-              Store.of({ dataLayer: self, traceReads: options.traceReads ?? false })
-            ) as Context.Context<never>
+          context: (self) => {
+            const context = Context.add(own, DataLayer, self)
+            return options.services === undefined ? context : Context.merge(context, options.services(self))
+          }
         })
     )
   ) as any

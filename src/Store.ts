@@ -13,12 +13,11 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, type PubSub, type Scope, Stream } from "effect"
+import { Context, Effect, Layer, type PubSub, type Scope, Stream } from "effect"
 import * as DataLayer from "./DataLayer.js"
 import type { NotFound, StoreClosed, StoreError, ValidationError } from "./Errors.js"
 import type * as LifecycleEvent from "./Event.js"
 import { checkReadable } from "./internal/query.js"
-import { Store as InternalStore } from "./internal/store.js"
 import { spanned } from "./internal/tracing.js"
 import type * as Query from "./Query.js"
 import type * as Resource from "./Resource.js"
@@ -45,15 +44,42 @@ import type * as Resource from "./Resource.js"
  * @category services
  * @since 0.1.0
  */
-export const Store: typeof InternalStore = InternalStore
+export class Store extends Context.Service<Store, {
+  readonly dataLayer: DataLayer.Service
+  /** Whether reads by key (`get`, `reload`, `keepAlive`) and `read` get a span. */
+  readonly traceReads: boolean
+}>()("effect-gen-server/Store") {}
 
 /**
- * The Store service's type.
+ * The context holding a Store over `dataLayer`: what record actions need to
+ * call the Store. `Store.layer` gives it to the data layers it builds; give
+ * it to `DataLayer.layer`'s `services` for a data layer you build yourself.
  *
- * @category services
- * @since 0.1.0
+ * **Example** (Hooks that call the Store, over your own data layer)
+ *
+ * ```ts
+ * import { Layer, Schema } from "effect"
+ * import { DataLayer, Resource, Store } from "effect-gen-server"
+ *
+ * const Counter = Resource.make("Counter", {
+ *   fields: { id: Schema.String, count: Schema.Int },
+ *   primaryKey: ["id"]
+ * })
+ *
+ * const dataLayer = DataLayer.layer([Counter], {
+ *   make: DataLayer.memory,
+ *   services: (self) => Store.contextOf(self, { traceReads: true })
+ * })
+ * const layer = Store.fromDataLayer({ traceReads: true }).pipe(Layer.provide(dataLayer))
+ * ```
+ *
+ * @category layers
+ * @since 0.2.0
  */
-export type Store = InternalStore
+export const contextOf = (
+  dataLayer: DataLayer.Service,
+  options?: { readonly traceReads?: boolean | undefined }
+): Context.Context<Store> => Store.context(Store.of({ dataLayer, traceReads: options?.traceReads ?? false }))
 
 /** A read in a span when the store traces reads (and a tracing backend is installed). */
 const tracedRead = <A, E, R>(
@@ -478,9 +504,13 @@ export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
     : options.dataLayer
   return fromDataLayer(options).pipe(
     Layer.provide(
-      DataLayer.layer(resources, { make, eventBuffer: options?.eventBuffer, traceReads: options?.traceReads })
+      DataLayer.layer(resources, {
+        make,
+        eventBuffer: options?.eventBuffer,
+        services: (self) => contextOf(self, options) as Context.Context<never>
+      })
     )
-  )
+  ) as any
 }
 
 /**
@@ -500,7 +530,7 @@ export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
  * })
  *
  * const layer = Store.fromDataLayer({ traceReads: true }).pipe(
- *   Layer.provide(DataLayer.layer([Counter], { make: DataLayer.memory, traceReads: true }))
+ *   Layer.provide(DataLayer.layer([Counter], { make: DataLayer.memory }))
  * )
  * ```
  *
