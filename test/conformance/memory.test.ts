@@ -1,0 +1,10 @@
+import { Store } from "effect-gen-server"
+import { conformance } from "./suite.js"
+
+conformance("memory", (rs) => Store.layer(rs, { dataLayer: "memory" }), { supervision: false, eagerExpiry: false }, {
+  knownFailures: [
+    // each record's lock is held by its caller's fiber while its hook calls the other record: the
+    // per-fiber chain of the memory layer does not see the cycle, both calls wait for ever
+    "two records whose hooks call each other: one call is refused, none hangs"
+  ]
+})
