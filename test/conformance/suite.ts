@@ -519,6 +519,12 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
             for (const sort of sorts) {
               yield* check(query(Filter.neq("name", "Doc"), sort), `filtered ${JSON.stringify(sort)}`)
             }
+            // ties keep their order inside a window too (the top-k path of a sorted, limited read)
+            for (const sort of sorts) {
+              for (const [offset, limit] of [[0, 1], [0, 3], [1, 3], [2, 4], [5, 10]] as const) {
+                yield* check(query(undefined, sort, offset, limit), `${JSON.stringify(sort)} [${offset}, +${limit}]`)
+              }
+            }
           })
         ))
 
