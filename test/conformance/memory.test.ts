@@ -5,6 +5,9 @@ conformance("memory", (rs) => Store.layer(rs, { dataLayer: "memory" }), { superv
   knownFailures: [
     // each record's lock is held by its caller's fiber while its hook calls the other record: the
     // per-fiber chain of the memory layer does not see the cycle, both calls wait for ever
-    "two records whose hooks call each other: one call is refused, none hangs"
+    "two records whose hooks call each other: one call is refused, none hangs",
+    // a lazy expiry names its reason by the time of the touch that finds the record ("lifetime" once the
+    // lifetime has passed too), not by the deadline that passed first
+    "the reason is the deadline that passed first, even when the record is found after a later one"
   ]
 })

@@ -640,6 +640,17 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
           assert.strictEqual(yield* tagOf(Store.get(Traveller, biff)), "NotFound")
         }))
 
+      test("the reason is the deadline that passed first, even when the record is found after a later one", () =>
+        Effect.gen(function*() {
+          const events = yield* Store.subscribe
+          const biff = yield* Store.create(Traveller, "create", { id: "biff", name: "Biff", currentYear: 2015 })
+          yield* drain(events)
+          // idle since 0: past its inactivity deadline at 10 s, and past its lifetime at 60 s
+          yield* TestClock.adjust("61 seconds")
+          const destroyed = yield* destroyedEvents(events, biff)
+          assert.deepStrictEqual(destroyed.map((e) => e._tag === "Destroyed" && e.reason), ["inactivity"])
+        }))
+
       test("keepAlive, get and reload extend inactivity", () =>
         Effect.gen(function*() {
           const biff = yield* Store.create(Traveller, "create", { id: "biff", name: "Biff", currentYear: 2015 })
