@@ -6,6 +6,8 @@
  * - `Traveller`: a character with a generated id, an optional nickname, a year
  *   that must stay >= 0, an inactivity timeout of 10 s and a lifetime of 60 s;
  *   its declared `destroy` writes `destroy <id>` from an after hook.
+ * - `Machine`: charged, it takes its occupants through time from an after
+ *   hook; uncharged, it refuses.
  * - `Seat`: a composite key (`venue`, `row`).
  * - `Archive`: a record with no timeouts, for queries.
  * - `Phoenix` / `Keeper` / `Mortal`: counters restarted `"initial"`,
@@ -32,8 +34,15 @@ export class Barrier extends Context.Service<Barrier, { readonly arrive: Effect.
   "test/conformance/Barrier"
 ) {}
 
-/** A fresh journal and barrier (for two parties), and a layer providing both. */
+/** A gate a hook waits at: `entered` says it is waiting, `release` lets it go on. */
+export class Gate extends Context.Service<Gate, {
+  readonly entered: Deferred.Deferred<void>
+  readonly release: Deferred.Deferred<void>
+}>()("test/conformance/Gate") {}
+
+/** A fresh journal, barrier (for two parties) and gate, and a layer providing them. */
 export const makeServices = Effect.gen(function*() {
+  const gate = Gate.of({ entered: yield* Deferred.make<void>(), release: yield* Deferred.make<void>() })
   const journal = Journal.of({ entries: [] })
   let arrived = 0
   const open = yield* Deferred.make<void>()
@@ -43,7 +52,11 @@ export const makeServices = Effect.gen(function*() {
       return arrived >= 2 ? Deferred.succeed(open, undefined) : Deferred.await(open)
     }).pipe(Effect.asVoid)
   })
-  return { journal, layer: Layer.mergeAll(Layer.succeed(Journal, journal), Layer.succeed(Barrier, barrier)) }
+  return {
+    journal,
+    gate,
+    layer: Layer.mergeAll(Layer.succeed(Journal, journal), Layer.succeed(Barrier, barrier), Layer.succeed(Gate, gate))
+  }
 })
 
 const boom = (where: string) => new Error(`boom in ${where}`)
@@ -98,6 +111,21 @@ export const Traveller = Resource.make("Traveller", {
           )
         )
     }),
+    /** Sets a field, then waits at the gate in a before hook: its pending state must stay unseen. */
+    ponder: Action.update({
+      change: (cs) =>
+        cs.pipe(
+          Changeset.set("name", "Pondering"),
+          Changeset.before((cs) =>
+            Effect.gen(function*() {
+              const gate = yield* Gate
+              yield* Deferred.succeed(gate.entered, undefined)
+              yield* Deferred.await(gate.release)
+              return cs
+            })
+          )
+        )
+    }),
     /** A new state the schema refuses (a negative year). */
     corrupt: Action.update({ change: (cs) => Changeset.set(cs, "currentYear", -1) }),
     /** A defect in an after hook, after setting a field. */
@@ -130,6 +158,31 @@ export const Traveller = Resource.make("Traveller", {
   }
 })
 export type Traveller = Resource.Record<typeof Traveller>
+
+export const Machine = Resource.make("Machine", {
+  fields: { id: Schema.String, name: Schema.String, hasPower: Schema.Boolean },
+  primaryKey: ["id"],
+  generated: { hasPower: () => false },
+  actions: {
+    charge: Action.update({ change: (cs) => Changeset.set(cs, "hasPower", true) }),
+    /** Takes its occupants along: its after hook updates each of them through the Store. */
+    travelInTime: Action.update({
+      arguments: { occupants: Schema.Array(Schema.String), targetYear: Schema.Int },
+      change: (cs) =>
+        cs.data.hasPower
+          ? cs.pipe(
+            Changeset.set("hasPower", false),
+            Changeset.after((machine: any) =>
+              Effect.forEach(cs.arguments.occupants, (id) =>
+                Store.update(Traveller, { id }, "travelInTime", { targetYear: cs.arguments.targetYear })).pipe(
+                  Effect.as(machine)
+                )
+            )
+          )
+          : Changeset.addError(cs, "Power source needs topping up")
+    })
+  }
+})
 
 export const Seat = Resource.make("Seat", {
   fields: { venue: Schema.String, row: Schema.Int, holder: Schema.optionalKey(Schema.String) },
@@ -194,4 +247,4 @@ export const Peer = Resource.make("Peer", {
 })
 
 /** Every resource of the suite. */
-export const allResources = [Traveller, Seat, Archive, Phoenix, Keeper, Mortal, Peer] as const
+export const allResources = [Traveller, Machine, Seat, Archive, Phoenix, Keeper, Mortal, Peer] as const

@@ -3,6 +3,12 @@ import { conformance } from "./suite.js"
 
 conformance("memory", (rs) => Store.layer(rs, { dataLayer: "memory" }), { supervision: false, eagerExpiry: false }, {
   knownFailures: [
+    // create, get, read and update hand out the record's committed state object itself: a caller
+    // assigning to it changes the committed state (issue 9)
+    "records handed to callers are immutable: changing one changes nothing else",
+    // `ValidationError.issue` and `RecordCrashed.defect` are not JSON values: `Schema.toCodecJson` fails
+    // on them with "Expected JSON value" (issue 9)
+    "every error and event a call produces round-trips through its JSON codec",
     // each record's lock is held by its caller's fiber while its hook calls the other record: the
     // per-fiber chain of the memory layer does not see the cycle, both calls wait for ever
     "two records whose hooks call each other: one call is refused, none hangs",

@@ -16,10 +16,22 @@
  * clock to bound a call that might hang.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Duration, Effect, Exit, Layer, PubSub, References, Scope } from "effect"
-import { Filter, Query, type Resource, Store } from "effect-gen-server"
+import { Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, PubSub, References, Schema, Scope } from "effect"
+import { Errors, Event, Filter, Query, type Resource, Store } from "effect-gen-server"
 import { TestClock } from "effect/testing"
-import { allResources, Archive, Keeper, makeServices, Mortal, Peer, Phoenix, Seat, Traveller } from "./fixtures.js"
+import {
+  allResources,
+  Archive,
+  type Gate,
+  Keeper,
+  Machine,
+  makeServices,
+  Mortal,
+  Peer,
+  Phoenix,
+  Seat,
+  Traveller
+} from "./fixtures.js"
 
 /** A data layer under test: a complete `Store` layer over the given resources. */
 export type Factory = (resources: ReadonlyArray<Resource.Any>) => Layer.Layer<Store.Store, never, any>
@@ -48,7 +60,7 @@ export interface Options {
 }
 
 type Journal = Array<string>
-type Body<A, E> = (journal: Journal) => Effect.Effect<A, E, Store.Store | Scope.Scope>
+type Body<A, E> = (journal: Journal, gate: Gate["Service"]) => Effect.Effect<A, E, Store.Store | Scope.Scope>
 
 const quiet = Effect.provideService(References.MinimumLogLevel, "None")
 
@@ -231,7 +243,7 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
     Effect.gen(function*() {
       const services = yield* makeServices
       const store = make(allResources).pipe(Layer.provide(services.layer)) as Layer.Layer<Store.Store>
-      return yield* body(services.journal.entries).pipe(Effect.provide(store))
+      return yield* body(services.journal.entries, services.gate).pipe(Effect.provide(store))
     }).pipe(quiet)
 
   /** An `it.effect` (or `it.live`), expected to fail when the layer is known to fail it. */
@@ -266,6 +278,58 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
             ["NotFound", "NotFound", "NotFound", "NotFound", "NotFound"]
           )
           assert.deepStrictEqual(yield* Store.read(Query.make(Traveller)), [])
+          // destroy frees the key
+          const again = yield* Store.create(Traveller, "create", { id: marty.id, name: "Marty", currentYear: 2015 })
+          assert.deepStrictEqual(yield* Store.get(Traveller, marty), again)
+        }))
+
+      test("records handed to callers are immutable: changing one changes nothing else", () =>
+        Effect.gen(function*() {
+          const marty = yield* Store.create(Traveller, "create", { id: "marty", name: "Marty", currentYear: 1985 })
+          const got = yield* Store.get(Traveller, marty)
+          const [read] = yield* Store.read(Query.make(Traveller))
+          const updated = yield* Store.update(Traveller, marty, "update", { nickname: "Calvin" })
+          for (const record of [marty, got, read, updated]) {
+            try {
+              ;(record as any).name = "Biff"
+              ;(record as any).id = "biff"
+            } catch {
+              // a frozen record refuses the change: as good
+            }
+          }
+          const expected = { id: "marty", name: "Marty", nickname: "Calvin", currentYear: 1985 }
+          assert.deepStrictEqual(yield* Store.get(Traveller, { id: "marty" }), expected)
+          assert.deepStrictEqual(yield* Store.read(Query.make(Traveller)), [expected])
+          assert.deepStrictEqual(
+            yield* Store.read(Query.make(Traveller).pipe(Query.filter(Filter.eq("name", "Marty")))),
+            [expected]
+          )
+          assert.strictEqual(yield* tagOf(Store.get(Traveller, { id: "biff" })), "NotFound")
+        }))
+
+      test("hooks call other records through the Store: the TimeTravel plot", () =>
+        Effect.gen(function*() {
+          const marty = yield* Store.create(Traveller, "create", { id: "marty", name: "Marty", currentYear: 1985 })
+          const doc = yield* Store.create(Traveller, "create", { id: "doc", name: "Doc", currentYear: 1985 })
+          const delorean = yield* Store.create(Machine, "create", { id: "delorean", name: "OUTATIME" })
+          assert.strictEqual(delorean.hasPower, false)
+          const refused = yield* Effect.flip(
+            Store.update(Machine, delorean, "travelInTime", { occupants: ["marty", "doc"], targetYear: 1955 })
+          )
+          assert.strictEqual(refused._tag, "ActionError")
+          assert.strictEqual((yield* Store.get(Traveller, marty)).currentYear, 1985)
+          yield* Store.update(Machine, delorean, "charge")
+          yield* Store.update(Machine, delorean, "travelInTime", { occupants: ["marty"], targetYear: 1955 })
+          assert.strictEqual((yield* Store.get(Traveller, marty)).currentYear, 1955)
+          assert.deepStrictEqual(yield* Store.get(Traveller, doc), doc)
+          assert.strictEqual((yield* Store.get(Machine, delorean)).hasPower, false)
+          // an occupant that does not exist fails the hook: the machine keeps its power
+          yield* Store.update(Machine, delorean, "charge")
+          const lost = yield* Effect.flip(
+            Store.update(Machine, delorean, "travelInTime", { occupants: ["jennifer"], targetYear: 2015 })
+          )
+          assert.strictEqual(lost._tag, "ActionError")
+          assert.strictEqual((yield* Store.get(Machine, delorean)).hasPower, true)
         }))
 
       test("default actions, declared actions with their hooks, and a declared destroy", (journal) =>
@@ -409,6 +473,26 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
           }))
       }
 
+      test(
+        "only committed state is visible: a pending update is unseen until it commits",
+        (_, gate) =>
+          Effect.gen(function*() {
+            const marty = yield* Store.create(Traveller, "create", { id: "marty", name: "Marty", currentYear: 1985 })
+            const pending = yield* Effect.forkChild(Store.update(Traveller, marty, "ponder"))
+            yield* Deferred.await(gate.entered)
+            assert.deepStrictEqual(yield* Store.get(Traveller, marty), marty)
+            assert.deepStrictEqual(yield* Store.read(Query.make(Traveller)), [marty])
+            assert.deepStrictEqual(
+              yield* Store.read(Query.make(Traveller).pipe(Query.filter(Filter.eq("name", "Pondering")))),
+              []
+            )
+            yield* Deferred.succeed(gate.release, undefined)
+            const done = yield* Fiber.join(pending)
+            assert.strictEqual(done.name, "Pondering")
+            assert.deepStrictEqual(yield* Store.get(Traveller, marty), done)
+          })
+      )
+
       test("a create whose new state is invalid leaves no record and publishes nothing", () =>
         Effect.gen(function*() {
           const events = yield* Store.subscribe
@@ -425,40 +509,93 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
     })
 
     describe("errors", () => {
-      test("bad input fails by tag and changes nothing", () =>
+      const untyped = Store as any
+
+      /** Each call fails with its tag; afterwards the record and the events are as they were. */
+      const refusesAll = (
+        cases: (
+          marty: Traveller
+        ) => ReadonlyArray<readonly [string, Effect.Effect<unknown, { readonly _tag: string }, any>]>
+      ) =>
         Effect.gen(function*() {
           const events = yield* Store.subscribe
           const marty = yield* Store.create(Traveller, "create", { id: "marty", name: "Marty", currentYear: 1985 })
           yield* drain(events)
-          const untyped = Store as any
-          const cases: ReadonlyArray<readonly [string, Effect.Effect<unknown, { readonly _tag: string }, any>]> = [
-            ["UnknownAction", untyped.create(Traveller, "fly", { name: "Marty", currentYear: 1 })],
-            ["UnknownAction", untyped.update(Traveller, marty, "fly", {})],
-            ["UnknownAction", untyped.destroy(Traveller, marty, "vanish")],
-            ["UnknownAction", untyped.create(Traveller, "travelInTime", { targetYear: 1 })],
-            ["ValidationError", untyped.create(Traveller, "create", { name: "Marty" })],
-            ["ValidationError", untyped.create(Traveller, "create", { name: 7, currentYear: 1985 })],
-            ["ValidationError", untyped.update(Traveller, marty, "travelInTime", { targetYear: "1955" })],
-            ["ValidationError", untyped.update(Traveller, marty, "travelInTime", {})],
-            ["ValidationError", untyped.update(Traveller, marty, "update", { currentYear: 1.5 })],
-            ["ValidationError", untyped.update(Traveller, marty, "update", { currentYear: -1 })],
-            ["ValidationError", untyped.get(Traveller, { id: 5 })],
-            ["ValidationError", untyped.get(Traveller, {})],
-            ["ValidationError", untyped.get(Traveller, "marty")],
-            ["ValidationError", untyped.keepAlive(Traveller, { id: null })],
-            ["ValidationError", untyped.update(Traveller, { id: 1 }, "update", { name: "x" })],
-            ["ValidationError", untyped.destroy(Traveller, {})],
-            ["ValidationError", untyped.get(Seat, { venue: "Hill Valley" })],
-            ["ValidationError", untyped.get(Seat, { venue: "Hill Valley", row: "1" })],
-            ["ValidationError", untyped.read(Query.make(Traveller).pipe(Query.filter(Filter.eq("warp" as never, 1))))],
-            ["ValidationError", untyped.read(Query.make(Traveller).pipe(Query.limit(-1)))]
-          ]
-          for (const [tag, effect] of cases) {
-            assert.strictEqual(yield* tagOf(effect), tag, `${tag}: ${String(effect)}`)
+          for (const [i, [tag, effect]] of cases(marty).entries()) {
+            assert.strictEqual(yield* tagOf(effect), tag, `case ${i}`)
           }
           assert.deepStrictEqual(yield* Store.get(Traveller, marty), marty)
           assert.deepStrictEqual(yield* Store.read(Query.make(Traveller)), [marty])
           assert.deepStrictEqual(yield* drain(events), [])
+        })
+
+      test("an unknown action is UnknownAction and changes nothing", () =>
+        refusesAll((marty) => [
+          ["UnknownAction", untyped.create(Traveller, "fly", { name: "Marty", currentYear: 1 })],
+          ["UnknownAction", untyped.update(Traveller, marty, "fly", {})],
+          ["UnknownAction", untyped.destroy(Traveller, marty, "vanish")],
+          ["UnknownAction", untyped.create(Traveller, "travelInTime", { targetYear: 1 })],
+          ["UnknownAction", untyped.update(Traveller, marty, "create", { name: "x" })],
+          ["UnknownAction", untyped.destroy(Traveller, marty, "travelInTime")]
+        ]))
+
+      test("invalid input is ValidationError and changes nothing", () =>
+        refusesAll((marty) => [
+          ["ValidationError", untyped.create(Traveller, "create", { name: "Marty" })],
+          ["ValidationError", untyped.create(Traveller, "create", { name: 7, currentYear: 1985 })],
+          ["ValidationError", untyped.create(Traveller, "create", "Marty")],
+          ["ValidationError", untyped.update(Traveller, marty, "travelInTime", { targetYear: "1955" })],
+          ["ValidationError", untyped.update(Traveller, marty, "travelInTime", {})],
+          ["ValidationError", untyped.update(Traveller, marty, "update", { currentYear: 1.5 })],
+          ["ValidationError", untyped.update(Traveller, marty, "update", { currentYear: -1 })],
+          ["ValidationError", untyped.read(Query.make(Traveller).pipe(Query.filter(Filter.eq("warp" as never, 1))))],
+          ["ValidationError", untyped.read(Query.make(Traveller).pipe(Query.limit(-1)))]
+        ]))
+
+      test("a malformed key is ValidationError and changes nothing", () =>
+        refusesAll(() => [
+          ["ValidationError", untyped.get(Traveller, { id: 5 })],
+          ["ValidationError", untyped.get(Traveller, {})],
+          ["ValidationError", untyped.get(Traveller, "marty")],
+          ["ValidationError", untyped.reload(Traveller, null)],
+          ["ValidationError", untyped.keepAlive(Traveller, { id: null })],
+          ["ValidationError", untyped.update(Traveller, { id: 1 }, "update", { name: "x" })],
+          ["ValidationError", untyped.destroy(Traveller, {})],
+          ["ValidationError", untyped.get(Seat, { venue: "Hill Valley" })],
+          ["ValidationError", untyped.get(Seat, { venue: "Hill Valley", row: "1" })]
+        ]))
+
+      test("every error and event a call produces round-trips through its JSON codec", () =>
+        Effect.gen(function*() {
+          const events = yield* Store.subscribe
+          const marty = yield* Store.create(Traveller, "create", { id: "marty", name: "Marty", currentYear: 1985 })
+          yield* Store.update(Traveller, marty, "travelInTime", { targetYear: 1955 })
+          const errors: ReadonlyArray<Errors.StoreError> = [
+            yield* Effect.flip(Store.get(Traveller, { id: "nobody" })),
+            yield* Effect.flip(Store.create(Traveller, "create", { id: "marty", name: "Again", currentYear: 1 })),
+            yield* Effect.flip(Store.update(Traveller, marty, "refuse")),
+            yield* Effect.flip(Store.update(Traveller, marty, "failBefore")),
+            yield* Effect.flip(Store.update(Traveller, marty, "corrupt")),
+            yield* Effect.flip(
+              untyped.update(Traveller, marty, "fly", {}) as Effect.Effect<unknown, Errors.StoreError>
+            ),
+            yield* Effect.flip(Store.update(Traveller, marty, "crash"))
+          ]
+          yield* Store.destroy(Traveller, marty)
+          const problems: Array<string> = []
+          const roundTrip = (schema: Schema.Top, value: unknown, what: string) => {
+            try {
+              const codec = Schema.toCodecJson(schema as Schema.Codec<unknown, unknown>)
+              const json = JSON.parse(JSON.stringify(Schema.encodeUnknownSync(codec)(value)))
+              const back = Schema.decodeUnknownSync(codec)(json)
+              assert.deepStrictEqual(Schema.encodeUnknownSync(codec)(back), json)
+            } catch (e) {
+              problems.push(`${what}: ${String(e).split("\n")[0]}`)
+            }
+          }
+          for (const e of errors) roundTrip((Errors as any)[e._tag], e, e._tag)
+          for (const e of yield* drain(events)) roundTrip(Event.Event, e, e._tag)
+          assert.deepStrictEqual(problems, [])
         }))
     })
 
