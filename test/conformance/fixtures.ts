@@ -13,6 +13,8 @@
  * - `Phoenix` / `Keeper` / `Mortal`: counters restarted `"initial"`,
  *   `"lastState"` and `"never"`, whose create writes `create <id>`.
  * - `Peer`: two records whose hooks call each other, met at a {@link Barrier}.
+ * - `Link` / `Child`: calls between records through a create, and a call
+ *   forked from a hook without waiting for it.
  */
 import { Context, Deferred, Effect, Layer, Schema } from "effect"
 import { Action, Changeset, Resource, Store } from "effect-gen-server"
@@ -125,6 +127,16 @@ export const Traveller = Resource.make("Traveller", {
             })
           )
         )
+    }),
+    /** A before hook that outlasts the inactivity timeout (11 s). */
+    linger: Action.update({
+      change: (cs) =>
+        cs.pipe(Changeset.set("name", "Lingered"), Changeset.before((cs) => Effect.as(Effect.sleep("11 seconds"), cs)))
+    }),
+    /** A create whose after hook outlasts the inactivity timeout (11 s). */
+    slowCreate: Action.create({
+      accept: ["id", "name", "currentYear"],
+      change: (cs) => Changeset.after(cs, (record: any) => Effect.as(Effect.sleep("11 seconds"), record))
     }),
     /** A new state the schema refuses (a negative year). */
     corrupt: Action.update({ change: (cs) => Changeset.set(cs, "currentYear", -1) }),
@@ -246,5 +258,89 @@ export const Peer = Resource.make("Peer", {
   }
 })
 
+/** Link's and Child's hooks call Links: annotated accessors keep their types from being circular. */
+const link = (): Resource.Any => Link
+const child = (): Resource.Any => Child
+
+export const Link = Resource.make("Link", {
+  fields: { id: Schema.String, pokes: Schema.Int },
+  primaryKey: ["id"],
+  actions: {
+    noop: Action.update({ change: (cs) => Changeset.set(cs, "pokes", Changeset.get(cs, "pokes") + 1) }),
+    /** At the barrier, then calls `target` directly. */
+    direct: Action.update({
+      arguments: { target: Schema.String },
+      change: (cs) =>
+        Changeset.before(cs, (cs) =>
+          Effect.gen(function*() {
+            yield* (yield* Barrier).arrive
+            yield* Store.update(link(), { id: cs.arguments.target } as never, "noop" as never)
+            return cs
+          }))
+    }),
+    /** At the barrier, then creates a Child whose create hook calls `target`. */
+    viaChild: Action.update({
+      arguments: { target: Schema.String },
+      change: (cs) =>
+        Changeset.before(cs, (cs) =>
+          Effect.gen(function*() {
+            yield* (yield* Barrier).arrive
+            yield* Store.create(
+              child(),
+              "create" as never,
+              { id: `child of ${cs.data.id}`, target: cs.arguments.target } as never
+            )
+            return cs
+          }))
+    }),
+    /** Forks a call to `target`'s `callBack` from its after hook, without waiting for it. */
+    fireAndForget: Action.update({
+      arguments: { target: Schema.String },
+      change: (cs) =>
+        Changeset.after(cs, (record: any) =>
+          Effect.as(
+            Effect.forkDetach(
+              Store.update(
+                link(),
+                { id: cs.arguments.target } as never,
+                "callBack" as never,
+                { target: record.id } as never
+              )
+            ),
+            record
+          ))
+    }),
+    /** Waits at the gate, then calls `target`; writes down how that call ended. */
+    callBack: Action.update({
+      arguments: { target: Schema.String },
+      change: (cs) =>
+        Changeset.before(cs, (cs) =>
+          Effect.gen(function*() {
+            yield* Deferred.await((yield* Gate).release)
+            const outcome = yield* Store.update(link(), { id: cs.arguments.target } as never, "noop" as never).pipe(
+              Effect.match({ onFailure: (e) => e._tag, onSuccess: () => "Success" })
+            )
+            yield* note(`callBack ${outcome}`)
+            return cs
+          }))
+    })
+  }
+})
+
+export const Child = Resource.make("Child", {
+  fields: { id: Schema.String, target: Schema.String },
+  primaryKey: ["id"],
+  actions: {
+    create: Action.create({
+      accept: ["id", "target"],
+      change: (cs) =>
+        Changeset.after(
+          cs,
+          (record: any) => Effect.as(Store.update(link(), { id: record.target } as never, "noop" as never), record)
+        )
+    })
+  }
+})
+
 /** Every resource of the suite. */
-export const allResources = [Traveller, Machine, Seat, Archive, Phoenix, Keeper, Mortal, Peer] as const
+export const allResources = [Traveller, Machine, Seat, Archive, Phoenix, Keeper, Mortal, Peer, Link, Child] as const

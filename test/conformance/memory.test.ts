@@ -12,6 +12,11 @@ conformance("memory", (rs) => Store.layer(rs, { dataLayer: "memory" }), { superv
     // each record's lock is held by its caller's fiber while its hook calls the other record: the
     // per-fiber chain of the memory layer does not see the cycle, both calls wait for ever
     "two records whose hooks call each other: one call is refused, none hangs",
+    // the same through a create made from a hook: all calls hang, the 2 s bound fails the test
+    "a cycle through a create made from a hook: one call is refused, none hangs",
+    // the forked fiber inherits the chain of the action that forked it (`MemoryChain`, a fiber
+    // reference): B's call to the idle A is refused with ReentrantCall
+    "a call forked from a hook without waiting does not make its record look busy",
     // a lazy expiry names its reason by the time of the touch that finds the record ("lifetime" once the
     // lifetime has passed too), not by the deadline that passed first
     "the reason is the deadline that passed first, even when the record is found after a later one"

@@ -24,6 +24,7 @@ import {
   Archive,
   type Gate,
   Keeper,
+  Link,
   Machine,
   makeServices,
   Mortal,
@@ -788,6 +789,42 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
           assert.deepStrictEqual(destroyed.map((e) => e._tag === "Destroyed" && e.reason), ["inactivity"])
         }))
 
+      test("an update committing after its record's deadline fails NotFound and publishes no Updated", () =>
+        Effect.gen(function*() {
+          const events = yield* Store.subscribe
+          const biff = yield* Store.create(Traveller, "create", { id: "biff", name: "Biff", currentYear: 2015 })
+          yield* drain(events)
+          // accepted at 0 (deadline 10 s); its before hook runs until 11 s
+          const lingering = yield* Effect.forkChild(Store.update(Traveller, biff, "linger"), { startImmediately: true })
+          yield* TestClock.adjust("11 seconds")
+          const exit = yield* Fiber.await(lingering)
+          assert.isTrue(
+            Exit.isFailure(exit) && (exit.cause.reasons[0] as any)?.error?._tag === "NotFound",
+            `the late update: ${JSON.stringify(exit)}`
+          )
+          assert.strictEqual(yield* tagOf(Store.get(Traveller, biff)), "NotFound")
+          const seen = yield* drain(events)
+          assert.deepStrictEqual(seen.filter((e) => e._tag === "Updated"), [])
+          assert.deepStrictEqual(seen.map((e) => e._tag === "Destroyed" && e.reason), ["inactivity"])
+        }))
+
+      test("a new record's inactivity counts from the moment its create commits", () =>
+        Effect.gen(function*() {
+          // the create's after hook runs from 0 to 11 s
+          const creating = yield* Effect.forkChild(
+            Store.create(Traveller, "slowCreate", { id: "biff", name: "Biff", currentYear: 2015 }),
+            { startImmediately: true }
+          )
+          yield* TestClock.adjust("11 seconds")
+          const biff = yield* Fiber.join(creating)
+          assert.strictEqual(biff.id, "biff")
+          assert.deepStrictEqual(yield* alive, ["biff"], "alive when its create returns")
+          yield* TestClock.adjust(9_999)
+          assert.deepStrictEqual(yield* alive, ["biff"])
+          yield* TestClock.adjust(1)
+          assert.deepStrictEqual(yield* alive, [])
+        }))
+
       test("keepAlive, get and reload extend inactivity", () =>
         Effect.gen(function*() {
           const biff = yield* Store.create(Traveller, "create", { id: "biff", name: "Biff", currentYear: 2015 })
@@ -1026,7 +1063,7 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
         Effect.gen(function*() {
           const marty = yield* Store.create(Traveller, "create", { id: "marty", name: "Marty", currentYear: 1985 })
           const after = yield* Store.update(Traveller, marty, "selfCall").pipe(
-            Effect.timeoutOrElse({ duration: "5 seconds", orElse: () => Effect.die("hung") })
+            Effect.timeoutOrElse({ duration: "2 seconds", orElse: () => Effect.die("hung") })
           )
           assert.deepStrictEqual(journal, ["inner ReentrantCall"])
           assert.deepStrictEqual(after, marty)
@@ -1041,7 +1078,7 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
             Effect.result(Store.update(Peer, { id: "a" }, "poke")),
             Effect.result(Store.update(Peer, { id: "b" }, "poke"))
           ], { concurrency: "unbounded" }).pipe(
-            Effect.timeoutOrElse({ duration: "5 seconds", orElse: () => Effect.die("deadlocked") })
+            Effect.timeoutOrElse({ duration: "2 seconds", orElse: () => Effect.die("deadlocked") })
           )
           const failures = [a, b].flatMap((r) => (r._tag === "Failure" ? [r.failure] : []))
           assert.strictEqual(failures.length, 1)
@@ -1053,6 +1090,41 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
           yield* Store.update(Peer, { id: "a" }, "noop")
           yield* Store.update(Peer, { id: "b" }, "noop")
         }), "live")
+    })
+
+    describe("re-entrancy through creates and forks", () => {
+      test("a cycle through a create made from a hook: one call is refused, none hangs", () =>
+        Effect.gen(function*() {
+          // A's hook creates a child whose create hook calls B, while B's hook calls A
+          yield* Store.create(Link, "create", { id: "a", pokes: 0 })
+          yield* Store.create(Link, "create", { id: "b", pokes: 0 })
+          const results = yield* Effect.all([
+            Effect.result(Store.update(Link, { id: "a" }, "viaChild", { target: "b" })),
+            Effect.result(Store.update(Link, { id: "b" }, "direct", { target: "a" }))
+          ], { concurrency: "unbounded" }).pipe(
+            Effect.timeoutOrElse({ duration: "2 seconds", orElse: () => Effect.die("deadlocked") })
+          )
+          assert.strictEqual(results.filter((r) => r._tag === "Failure").length, 1)
+          // both still serve calls
+          yield* Store.update(Link, { id: "a" }, "noop")
+          yield* Store.update(Link, { id: "b" }, "noop")
+        }), "live")
+
+      test(
+        "a call forked from a hook without waiting does not make its record look busy",
+        (journal, gate) =>
+          Effect.gen(function*() {
+            // A's after hook forks B.callBack and returns; B's hook then calls A, idle by then
+            yield* Store.create(Link, "create", { id: "a", pokes: 0 })
+            yield* Store.create(Link, "create", { id: "b", pokes: 0 })
+            yield* Store.update(Link, { id: "a" }, "fireAndForget", { target: "b" })
+            yield* Deferred.succeed(gate.release, undefined)
+            for (let i = 0; i < 500 && journal.length === 0; i++) yield* Effect.sleep("1 millis")
+            assert.deepStrictEqual(journal, ["callBack Success"])
+            assert.strictEqual((yield* Store.get(Link, { id: "a" })).pokes, 1)
+          }),
+        "live"
+      )
     })
 
     describe("closing", () => {
