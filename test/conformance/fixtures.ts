@@ -9,7 +9,7 @@
  * - `Machine`: charged, it takes its occupants through time from an after
  *   hook; uncharged, it refuses.
  * - `Seat`: a composite key (`venue`, `row`).
- * - `Archive`: a record with no timeouts, for queries.
+ * - `Archive`: a record with no timeouts and an indexed field, for queries.
  * - `Phoenix` / `Keeper` / `Mortal`: counters restarted `"initial"`,
  *   `"lastState"` and `"never"`, whose create writes `create <id>`.
  * - `Peer`: two records whose hooks call each other, met at a {@link Barrier}.
@@ -209,7 +209,9 @@ export const Archive = Resource.make("Archive", {
     year: Schema.Int,
     tags: Schema.Array(Schema.String)
   },
-  primaryKey: ["id"]
+  primaryKey: ["id"],
+  // an `eq` on `year` reads the index, on another field it scans: both must agree with a plain evaluation
+  indexes: ["year"]
 })
 export type Archive = Resource.Record<typeof Archive>
 

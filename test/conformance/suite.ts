@@ -698,14 +698,21 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
           })
         ))
 
-      test("read sees committed state after updates, key changes and destroys", () =>
+      test("read, by key, by an indexed field or by a scan, sees updates, key changes and destroys", () =>
         seeded((records) =>
           Effect.gen(function*() {
             yield* Store.update(Archive, records[0]!, "update", { year: 1955 })
             yield* Store.update(Archive, records[1]!, "update", { id: "a9" })
             yield* Store.destroy(Archive, records[2]!)
-            const now = yield* Store.read(Query.make(Archive).pipe(Query.filter(Filter.eq("year", 1955))))
-            assert.deepStrictEqual(byId(now).map((r) => r.id), ["a1", "a4", "a5", "a8", "a9"])
+            yield* Store.update(Archive, records[4]!, "update", { year: 2015 })
+            const in1955 = yield* Store.read(Query.make(Archive).pipe(Query.filter(Filter.eq("year", 1955))))
+            assert.deepStrictEqual(byId(in1955).map((r) => r.id), ["a1", "a4", "a8", "a9"])
+            const in2015 = yield* Store.read(Query.make(Archive).pipe(Query.filter(Filter.eq("year", 2015))))
+            assert.deepStrictEqual(byId(in2015).map((r) => r.id), ["a5"])
+            const byName = yield* Store.read(Query.make(Archive).pipe(Query.filter(Filter.eq("name", "Doc"))))
+            assert.deepStrictEqual(byName.map((r) => r.id), ["a9"])
+            const byKey = yield* Store.read(Query.make(Archive).pipe(Query.filter(Filter.eq("id", "a2"))))
+            assert.deepStrictEqual(byKey, [])
             assert.deepStrictEqual((yield* Store.read(Query.make(Archive))).length, 7)
           })
         ))
