@@ -5,7 +5,7 @@
  *
  * A data layer is given as a {@link Factory} from resources to a `Store`
  * layer; the suite provides the services its resources' hooks need (a
- * journal, a barrier). What legitimately differs between layers, by their
+ * journal, a barrier, a gate). What legitimately differs between layers, by their
  * documented Gotchas, is a {@link Capabilities} flag; everything else is
  * tested unconditionally. A test a layer is known to fail is named in
  * `knownFailures`: it still runs, and is expected to fail (`it.fails`), so
