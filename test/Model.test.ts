@@ -14,7 +14,9 @@
  * intensities. Failures shrink to a minimal sequence (fast-check arrays).
  *
  * CI runs 2,000 sequences of up to 25 commands (most of 5 to 25) with a fixed seed; `SOAK=1`
- * runs 50,000 (`NUM_RUNS` and `SEED` override both).
+ * runs 50,000 (`NUM_RUNS` and `SEED` override both). The first part runs against both data
+ * layers, the model told only what the memory layer's Gotchas set apart (see `Semantics` in the
+ * fixture); a layer's known failures are listed, each with the mismatch it must fail with.
  *
  * The second part: an expired record is never observable. A hand-driven
  * clock stands at the deadline without waking the expiry fiber, so "the
@@ -34,6 +36,7 @@ import {
   canonical,
   type Command,
   commands,
+  type DataLayerName,
   execute,
   Idle,
   makeJournal,
@@ -44,6 +47,7 @@ import {
   numRuns,
   resolve,
   seed,
+  semantics,
   show,
   viewEvent
 } from "./fixtures/Model.js"
@@ -53,12 +57,12 @@ const quiet = Effect.provideService(References.MinimumLogLevel, "Error")
 class Mismatch extends Error {}
 
 /** Runs one sequence against a fresh Store (on a fresh `TestClock`) and the model, comparing after every step. */
-const runSequence = (cmds: ReadonlyArray<Command>) =>
+const runSequence = (cmds: ReadonlyArray<Command>, dataLayer: DataLayerName) =>
   Effect.gen(function*() {
-    const { journal, layer } = makeLayer()
+    const { journal, layer } = makeLayer(dataLayer)
     yield* Effect.gen(function*() {
       const events = yield* Store.subscribe
-      const model = new Model()
+      const model = new Model(semantics[dataLayer])
       const trace: Array<string> = []
       const check = (what: string, actual: unknown, expected: unknown) => {
         if (isDeepStrictEqual(actual, expected)) return
@@ -90,13 +94,56 @@ const runSequence = (cmds: ReadonlyArray<Command>) =>
     }).pipe(Effect.scoped, Effect.provide(layer))
   }).pipe(Effect.provide(TestClock.layer()), quiet)
 
-describe("Model", () => {
-  it("random command sequences agree with the reference model after every step", async () => {
-    await fc.assert(
-      fc.asyncProperty(commands({ minLength: 5, maxLength: 25 }), (cmds) => Effect.runPromise(runSequence(cmds))),
-      { numRuns: numRuns(2_000, 50_000), seed: seed(1985) }
+/**
+ * Tests a data layer is known to fail, by title, each with the failure expected: the test still runs
+ * and must fail with exactly that mismatch, so another failure is not hidden behind a known one, and
+ * the list must shrink the day the layer is fixed.
+ */
+const knownFailures: { readonly [K in DataLayerName]: ReadonlyMap<string, RegExp> } = {
+  genServer: new Map(),
+  memory: new Map([
+    // the memory layer names the reason of a lazy expiry by the time of the touch that finds the record
+    // (`"lifetime"` once its lifetime has passed too), not by the deadline that passed first; with that
+    // one rule aligned, all 2,000 sequences agree
+    [
+      "random command sequences agree with the reference model after every step",
+      /the events differs[\s\S]*expected: \[\{"_tag":"Destroyed"[^\n]*"reason":"inactivity"\}\]\n\s*actual:\s+\[\{"_tag":"Destroyed"[^\n]*"reason":"lifetime"\}\]/
+    ],
+    [
+      "an expiry's reason is the deadline that passed first, even when found after a later one",
+      /the events differs after step 4[\s\S]*"reason":"inactivity"[\s\S]*"reason":"lifetime"/
+    ]
+  ])
+}
+
+describe.each(["genServer", "memory"] as const)("Model (%s data layer)", (dataLayer) => {
+  const test = (title: string, body: () => Promise<void>, timeout?: number) => {
+    const known = knownFailures[dataLayer].get(title)
+    it(
+      title,
+      known === undefined ? body : async () => {
+        const error = await body().then(() => undefined, (e: unknown) => e)
+        assert.isDefined(error, `${title}: a known failure passed, remove it from knownFailures`)
+        // fast-check's error names the counterexample; its cause is the mismatch
+        const text = (e: unknown): string => e instanceof Error ? `${e.message}\n${text(e.cause)}` : String(e)
+        assert.match(text(error), known)
+      },
+      timeout
     )
-  }, process.env["SOAK"] === "1" ? 3_600_000 : 120_000)
+  }
+
+  test(
+    "random command sequences agree with the reference model after every step",
+    () =>
+      fc.assert(
+        fc.asyncProperty(
+          commands({ minLength: 5, maxLength: 25 }),
+          (cmds) => Effect.runPromise(runSequence(cmds, dataLayer))
+        ),
+        { numRuns: numRuns(2_000, 50_000), seed: seed(1985) }
+      ),
+    process.env["SOAK"] === "1" ? 3_600_000 : 120_000
+  )
 
   // Fixed sequences that pin the rules the model encodes, so a change of rule
   // shows here by name and not only as a shrunk counterexample.
@@ -175,6 +222,12 @@ describe("Model", () => {
       { _tag: "Create", res: "Both", id: "k0", a: 0, label: "" },
       { _tag: "Advance", ms: 8_000 }
     ]],
+    ["an expiry's reason is the deadline that passed first, even when found after a later one", [
+      { _tag: "Create", res: "Mortal", id: "k0", a: 0, label: "" },
+      { _tag: "Advance", ms: 4_000 },
+      { _tag: "Advance", ms: 11_000 },
+      { _tag: "Update", res: "Mortal", id: "k0" }
+    ]],
     ["a record touched after another was created still expires at its own deadline", [
       { _tag: "Create", res: "Idle", id: "k0", a: 0, label: "x" },
       { _tag: "Advance", ms: 1_000 },
@@ -186,9 +239,7 @@ describe("Model", () => {
     ]]
   ]
 
-  it.each(pinned)("%s", async (_, cmds) => {
-    await Effect.runPromise(runSequence(cmds))
-  })
+  for (const [title, cmds] of pinned) test(title, () => Effect.runPromise(runSequence(cmds, dataLayer)))
 })
 
 // ---------------------------------------------------------------------------
