@@ -101,19 +101,7 @@ const runSequence = (cmds: ReadonlyArray<Command>, dataLayer: DataLayerName) =>
  */
 const knownFailures: { readonly [K in DataLayerName]: ReadonlyMap<string, RegExp> } = {
   genServer: new Map(),
-  memory: new Map([
-    // the memory layer names the reason of a lazy expiry by the time of the touch that finds the record
-    // (`"lifetime"` once its lifetime has passed too), not by the deadline that passed first; with that
-    // one rule aligned, all 2,000 sequences agree
-    [
-      "random command sequences agree with the reference model after every step",
-      /the events differs[\s\S]*expected: \[\{"_tag":"Destroyed"[^\n]*"reason":"inactivity"\}\]\n\s*actual:\s+\[\{"_tag":"Destroyed"[^\n]*"reason":"lifetime"\}\]/
-    ],
-    [
-      "an expiry's reason is the deadline that passed first, even when found after a later one",
-      /the events differs after step 4[\s\S]*"reason":"inactivity"[\s\S]*"reason":"lifetime"/
-    ]
-  ])
+  memory: new Map()
 }
 
 describe.each(["genServer", "memory"] as const)("Model (%s data layer)", (dataLayer) => {

@@ -59,13 +59,12 @@ export const make: DataLayer.Make = (resources, options) =>
     }
     const now = (resource: Compiled) => resource.hasTimeouts ? clock.currentTimeMillisUnsafe() : 0
 
-    /** Removes a record found past its deadline at `t`. */
-    const lapsed = (entry: Entry, t: number) => {
-      const { lifetimeMillis } = entry.resource
-      destroyed(
-        entry,
-        lifetimeMillis !== undefined && t >= entry.createdAt + lifetimeMillis ? "lifetime" : "inactivity"
-      )
+    /** Removes a record found past its deadline; the reason is the deadline that passed first (lifetime on a tie). */
+    const lapsed = (entry: Entry, _t: number) => {
+      const { idleMillis, lifetimeMillis } = entry.resource
+      const idle = idleMillis === undefined ? Infinity : entry.lastActivity + idleMillis
+      const lifetime = lifetimeMillis === undefined ? Infinity : entry.createdAt + lifetimeMillis
+      destroyed(entry, lifetime <= idle ? "lifetime" : "inactivity")
     }
 
     /** The record holding a key, unless it is past its deadline (then it is removed). */
