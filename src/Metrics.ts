@@ -183,6 +183,52 @@ export const mailboxDepth = Metric.histogram("effect_gen_server_mailbox_depth", 
 })
 
 /**
+ * Records hibernating now, per resource (`hibernateAfter`): no fiber, no
+ * mailbox, only their state and deadlines.
+ *
+ * **Example** (How many records sleep)
+ *
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { Metrics } from "effect-gen-server"
+ *
+ * const sleeping = Effect.map(
+ *   Metric.value(Metric.withAttributes(Metrics.hibernating, { resource: "Character" })),
+ *   (gauge) => gauge.value
+ * )
+ * ```
+ *
+ * @category metrics
+ * @since 0.2.0
+ */
+export const hibernating = Metric.gauge("effect_gen_server_hibernating", {
+  description: "Records hibernating (no fiber, no mailbox) per resource"
+})
+
+/**
+ * Hibernated records woken by a request, per resource.
+ *
+ * **Example** (Wake-ups so far)
+ *
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { Metrics } from "effect-gen-server"
+ *
+ * const woken = Effect.map(
+ *   Metric.value(Metric.withAttributes(Metrics.wakes, { resource: "Character" })),
+ *   (counter) => counter.count
+ * )
+ * ```
+ *
+ * @category metrics
+ * @since 0.2.0
+ */
+export const wakes = Metric.counter("effect_gen_server_wakes_total", {
+  description: "Hibernated records woken by a request",
+  incremental: true
+})
+
+/**
  * Time from a call's arrival in a mailbox to its reply, in milliseconds
  * (updates and destroys).
  *
@@ -231,6 +277,8 @@ export interface ResourceMetrics {
   readonly event: (event: Event.Event) => void
   readonly batch: (size: number) => void
   readonly call: (millis: number) => void
+  /** A record hibernated (`1`) or woke (`-1`). */
+  readonly sleep: (delta: 1 | -1) => void
 }
 
 /**
@@ -275,7 +323,10 @@ export const forResource = (resource: string, context: Context.Context<never>): 
   const failed = Metric.withAttributes(failures, attributes)
   const depth = Metric.withAttributes(mailboxDepth, attributes)
   const duration = Metric.withAttributes(callDuration, attributes)
+  const asleep = Metric.withAttributes(hibernating, attributes)
+  const woken = Metric.withAttributes(wakes, attributes)
   let count = 0
+  let sleeping = 0
   return {
     event: (event) => {
       switch (event._tag) {
@@ -300,6 +351,10 @@ export const forResource = (resource: string, context: Context.Context<never>): 
       }
     },
     batch: (size) => depth.updateUnsafe(size, context),
-    call: (millis) => duration.updateUnsafe(millis, context)
+    call: (millis) => duration.updateUnsafe(millis, context),
+    sleep: (delta) => {
+      asleep.updateUnsafe(sleeping += delta, context)
+      if (delta < 0) woken.updateUnsafe(1, context)
+    }
   }
 }

@@ -107,6 +107,7 @@ export interface Resource<
   readonly restartIntensity: { readonly maxRestarts: number; readonly within: Duration.Duration }
   readonly indexes: ReadonlyArray<string>
   readonly mailboxCapacity: number | undefined
+  readonly hibernateAfter: Duration.Duration | undefined
 }
 
 /**
@@ -366,6 +367,13 @@ export interface Options<
   readonly indexes?: ReadonlyArray<keyof Fields & string> | undefined
   /** Bound on each record's queue of pending requests; default unbounded. */
   readonly mailboxCapacity?: number | undefined
+  /**
+   * OTP's `hibernate_after`: a record with no direct activity for this long
+   * gives up its fiber and mailbox and keeps only its state and deadlines;
+   * the next request wakes it in a new fiber, invisibly to callers. Default:
+   * never.
+   */
+  readonly hibernateAfter?: Duration.Input | undefined
   readonly actions?: Actions | undefined
 }
 
@@ -493,7 +501,8 @@ export const make = <
     restart,
     restartIntensity: { maxRestarts, within },
     indexes: options.indexes ?? [],
-    mailboxCapacity
+    mailboxCapacity,
+    hibernateAfter: duration(name, "hibernateAfter", options.hibernateAfter)
   }
 }
 

@@ -9,7 +9,7 @@
  *
  * @internal
  */
-import { Clock, Context, Deferred, Effect, Queue } from "effect"
+import { Clock, Context, Deferred, Effect } from "effect"
 import type * as DataLayer from "../DataLayer.js"
 import {
   MailboxFull,
@@ -74,7 +74,7 @@ export const make: DataLayer.Make = (resources, options) =>
       const encoded = resource.encodeKey(k)
       const server = Registry.lookup(table, encoded) ?? ownPending(table, encoded, chain)
       if (server === undefined) return Effect.fail(Admission.notFound(resource, k))
-      if (!resource.hasTimeouts || server.status !== "live") return f(server)
+      if (!resource.tracksActivity || server.status !== "live") return f(server)
       const now = clock.currentTimeMillisUnsafe()
       if (Supervisor.isExpired(server, now)) return Effect.fail(Admission.notFound(resource, k))
       if (activity) Supervisor.touchUnsafe(server, now)
@@ -124,7 +124,7 @@ export const make: DataLayer.Make = (resources, options) =>
           )
         }
         const capacity = server.resource.resource.mailboxCapacity
-        if (capacity !== undefined && Queue.sizeUnsafe(server.mailbox) >= capacity) {
+        if (capacity !== undefined && Server.queued(server) >= capacity) {
           const key = Server.keyObject(server.resource, Server.committed(server))
           return Effect.fail(
             new MailboxFull({
@@ -138,7 +138,7 @@ export const make: DataLayer.Make = (resources, options) =>
         const reply = Deferred.makeUnsafe<any, StoreError>()
         // the wait-for edge goes in before the request: the record may serve it (and call back) at once
         const release = caller === undefined ? undefined : graph.wait(caller, server.id)
-        Queue.offerUnsafe(server.mailbox, make(reply, chain, Supervisor.millis(clock), callerSpan(fiber)))
+        Server.deliver(server, make(reply, chain, Supervisor.millis(clock), callerSpan(fiber)))
         return release === undefined
           ? Deferred.await(reply)
           : Effect.ensuring(Deferred.await(reply), Effect.sync(release))
@@ -159,7 +159,7 @@ export const make: DataLayer.Make = (resources, options) =>
             id,
             createInput,
             chain,
-            resource.hasTimeouts ? clock.currentTimeMillisUnsafe() : 0,
+            resource.tracksActivity ? clock.currentTimeMillisUnsafe() : 0,
             callerSpan(fiber)
           )
           if (caller === undefined) return spawned

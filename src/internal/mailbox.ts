@@ -37,12 +37,19 @@ const failPending = (server: Server.RecordServer, error: (server: Server.RecordS
     for (let i = server.next; i < server.batch.length; i++) pending.push(server.batch[i]!)
     server.batch = undefined
   }
-  for (let taken = Queue.takeUnsafe(server.mailbox); taken !== undefined && Exit.isSuccess(taken);) {
+  if (server.waking !== undefined) {
+    pending.push(...server.waking)
+    server.waking = undefined
+  }
+  const mailbox = server.mailbox
+  for (let taken = mailbox && Queue.takeUnsafe(mailbox); taken !== undefined && Exit.isSuccess(taken);) {
     pending.push(taken.value)
-    taken = Queue.takeUnsafe(server.mailbox)
+    taken = Queue.takeUnsafe(mailbox!)
   }
   for (const request of pending) {
-    if (request._tag !== "Expire") Deferred.doneUnsafe(request.reply, Exit.fail(error(server)))
+    if (request._tag !== "Expire" && request._tag !== "Hibernate") {
+      Deferred.doneUnsafe(request.reply, Exit.fail(error(server)))
+    }
   }
 }
 
@@ -64,6 +71,28 @@ export const run = (server: Server.RecordServer, first: Create): Effect.Effect<v
     }),
     () => onInterrupted(server)
   )
+}
+
+/**
+ * The fiber of a record waking from hibernation: a new mailbox, then the
+ * requests that arrived while it slept, in order, then the mailbox.
+ *
+ * @internal
+ */
+export const resume = (server: Server.RecordServer, mailbox: Queue.Queue<Server.Request>) =>
+  Effect.onInterrupt(
+    Effect.suspend(() => {
+      server.mailbox = mailbox
+      const batch = server.waking ?? []
+      server.waking = undefined
+      return batch.length === 0 ? serveMailbox(server) : serveBatch(server, batch)
+    }),
+    () => onInterrupted(server)
+  )
+
+/** Fails the requests a waking fiber never got to (it was interrupted before it ran). @internal */
+export const abandon = (server: Server.RecordServer): void => {
+  if (server.waking !== undefined && server.mailbox === undefined) failPending(server, closed)
 }
 
 const onInterrupted = (server: Server.RecordServer) =>
@@ -91,6 +120,8 @@ const serveMailbox = (server: Server.RecordServer): Effect.Effect<void, never, a
     failPending(server, Server.notFound)
     return Effect.void
   }
+  // hibernated while serving its last batch: the fiber ends here
+  if (server.mailbox === undefined) return Effect.void
   return Effect.flatMap(Queue.takeAll(server.mailbox), (batch) => serveBatch(server, batch))
 }
 
@@ -111,7 +142,13 @@ const drain = (
     const request = batch[i]!
     server.next = i + 1
     if (server.status !== "live") {
-      if (request._tag !== "Expire") Deferred.doneUnsafe(request.reply, Exit.fail(Server.notFound(server)))
+      if (request._tag !== "Expire" && request._tag !== "Hibernate") {
+        Deferred.doneUnsafe(request.reply, Exit.fail(Server.notFound(server)))
+      }
+      continue
+    }
+    if (request._tag === "Hibernate") {
+      hibernate(server, i + 1 === batch.length)
       continue
     }
     server.current = request
@@ -139,6 +176,8 @@ const serveOne = (
     case "Update":
     case "Destroy":
       return answer(server, request, Server.serve(server, request))
+    case "Hibernate":
+      return undefined
     case "Expire": {
       const step = Server.destroy(server, server.resource.primaryDestroy, request.reason, [], undefined)
       return Step.isEffect(step) ? Effect.asVoid(step) : undefined
@@ -171,4 +210,19 @@ const restart = (server: Server.RecordServer, cause: Cause.Cause<unknown>) => {
   Server.settle(server)
   server.pending = undefined
   return server.ctx.restart(server, cause)
+}
+
+/**
+ * Serves a hibernation request: when nothing waits behind it and the record
+ * had no activity for `hibernateAfter`, the record gives up its mailbox (its
+ * fiber ends once the batch is done); otherwise it stays awake and its
+ * hibernation deadline is tracked again.
+ */
+const hibernate = (server: Server.RecordServer, last: boolean) => {
+  const after = server.resource.hibernateMillis!
+  const idle = last && Queue.sizeUnsafe(server.mailbox!) === 0 && server.ctx.time() >= server.lastActivity + after
+  if (idle) {
+    server.mailbox = undefined
+    server.ctx.metrics.sleep(1)
+  } else server.ctx.stayAwake(server)
 }

@@ -34,6 +34,10 @@ export interface Compiled {
   readonly idleMillis: number | undefined
   readonly lifetimeMillis: number | undefined
   readonly hasTimeouts: boolean
+  /** How long a record stays awake without activity (`undefined`: for ever). */
+  readonly hibernateMillis: number | undefined
+  /** Whether direct activity is recorded: the resource has timeouts or hibernates. */
+  readonly tracksActivity: boolean
   readonly maxRestarts: number
   readonly withinMillis: number
   readonly indexes: ReadonlyArray<string>
@@ -313,6 +317,8 @@ export const compile = (resource: Resource.Any): Compiled => {
     idleMillis,
     lifetimeMillis,
     hasTimeouts: idleMillis !== undefined || lifetimeMillis !== undefined,
+    hibernateMillis: millis(resource.hibernateAfter),
+    tracksActivity: idleMillis !== undefined || lifetimeMillis !== undefined || resource.hibernateAfter !== undefined,
     maxRestarts: resource.restartIntensity.maxRestarts,
     withinMillis: Duration.toMillis(resource.restartIntensity.within),
     indexes: resource.indexes,

@@ -61,6 +61,10 @@ export interface ServerContext {
   readonly expired: (server: RecordServer) => boolean
   /** Called once the record is stopped, to forget its deadlines. */
   readonly stopped: (server: RecordServer) => void
+  /** Starts a new fiber for a hibernated record, serving what `waking` holds. */
+  readonly wake: (server: RecordServer) => void
+  /** Called when a hibernation request found the record busy: track its hibernation deadline again. */
+  readonly stayAwake: (server: RecordServer) => void
 }
 
 /** The input a create action ran with, kept for `restart: "initial"`. @internal */
@@ -91,6 +95,7 @@ export type Request =
   }
   | Call & { readonly _tag: "Destroy"; readonly action: string; readonly at: number }
   | { readonly _tag: "Expire"; readonly reason: "inactivity" | "lifetime" }
+  | { readonly _tag: "Hibernate" }
 
 /**
  * Builds a request: the one place a request's shape is decided.
@@ -119,7 +124,8 @@ export const request = {
     at: number,
     span: Tracer.AnySpan | undefined
   ): Request => ({ _tag: "Destroy", action, reply, chain, at, span }),
-  expire: (reason: "inactivity" | "lifetime"): Request => ({ _tag: "Expire", reason })
+  expire: (reason: "inactivity" | "lifetime"): Request => ({ _tag: "Expire", reason }),
+  hibernate: { _tag: "Hibernate" } as Request
 }
 
 // a class, so that every field is in the object itself and every server shares one shape
@@ -140,15 +146,19 @@ export class RecordServer implements Registry.Entry {
   /** The batch taken from the mailbox, and the index of its next request: not yet served. */
   batch: ReadonlyArray<Request> | undefined = undefined
   next = 0
+  /** Requests that arrived while the record was hibernated, for the fiber that wakes it. */
+  waking: Array<Request> | undefined = undefined
   /** Positions in the supervisor's deadline heaps and the registry's dense arrays (`-1`: absent). */
   idleSlot = -1
   lifetimeSlot = -1
+  hibernateSlot = -1
   liveSlot = -1
   constructor(
     /** The record's node in the wait-for graph: unique per record of a data layer. */
     readonly id: number,
     readonly resource: Compiled,
-    readonly mailbox: Queue.Queue<Request>,
+    /** The record's mailbox; `undefined` while it hibernates (no fiber). */
+    public mailbox: Queue.Queue<Request> | undefined,
     /** What the create action ran with; dropped once live unless `restart: "initial"`. */
     public createInput: CreateInput | undefined,
     readonly ctx: ServerContext,
@@ -370,7 +380,7 @@ export const create = (server: RecordServer, chain: Chain, span: Tracer.AnySpan 
   return Step.map(attempt(server, data, { action, input, chain, span }), (result) => {
     settle(server)
     if (result._tag !== "Ok") return result
-    if (server.status === "starting" && server.resource.hasTimeouts) {
+    if (server.status === "starting" && server.resource.tracksActivity) {
       // a new record's deadlines count from its commit
       server.createdAt = server.lastActivity = server.ctx.time()
     }
@@ -512,5 +522,31 @@ export const fail = (server: RecordServer): void => {
 export const expire = (server: RecordServer, reason: "inactivity" | "lifetime"): void => {
   // past its deadline, it is not observable: scans stop seeing it now, not when its fiber gets to it
   Registry.delistUnsafe(server.ctx.table, server)
-  Queue.offerUnsafe(server.mailbox, request.expire(reason))
+  deliver(server, request.expire(reason))
 }
+
+/**
+ * Hands a request to the record: to its mailbox when it is awake; when it
+ * hibernates, to the requests its waking fiber will serve first (starting
+ * that fiber for the first of them), in arrival order either way.
+ *
+ * @internal
+ */
+export const deliver = (server: RecordServer, req: Request): void => {
+  if (server.mailbox !== undefined) {
+    Queue.offerUnsafe(server.mailbox, req)
+  } else if (server.waking !== undefined) {
+    server.waking.push(req)
+  } else if (req._tag !== "Hibernate") {
+    server.waking = [req]
+    server.ctx.wake(server)
+  }
+}
+
+/** How many requests wait for the record. @internal */
+export const queued = (server: RecordServer): number =>
+  server.mailbox !== undefined ? Queue.sizeUnsafe(server.mailbox) : server.waking?.length ?? 0
+
+/** Whether the record hibernates: no fiber, no mailbox, nothing waking it. @internal */
+export const isHibernating = (server: RecordServer): boolean =>
+  server.mailbox === undefined && server.waking === undefined && server.status === "live"

@@ -81,6 +81,8 @@ export const touchUnsafe = (server: { lastActivity: number }, now: number): void
 interface Wheel {
   readonly idle: Deadlines<Server.RecordServer>
   readonly lifetime: Deadlines<Server.RecordServer>
+  /** Awake records, by the time they may hibernate (when the resource has `hibernateAfter`). */
+  readonly hibernate: Deadlines<Server.RecordServer>
   /** Completed to wake the expiry fiber early: a deadline earlier than the one it sleeps for arrived. */
   wake: Deferred.Deferred<void> | undefined
   /** The deadline the expiry fiber sleeps until (`Infinity`: until woken). */
@@ -93,6 +95,7 @@ export const millis = (clock: Clock.Clock): number => Number(clock.monotonicTime
 const wheelLoop = (resource: Compiled, wheel: Wheel, clock: Clock.Clock) =>
   Effect.gen(function*() {
     const idleMillis = resource.idleMillis ?? 0
+    const hibernateMillis = resource.hibernateMillis ?? 0
     while (true) {
       const now = clock.currentTimeMillisUnsafe()
       while ((wheel.lifetime.peek() ?? Infinity) <= now) {
@@ -106,7 +109,19 @@ const wheelLoop = (resource: Compiled, wheel: Wheel, clock: Clock.Clock) =>
         if (deadline <= now) Server.expire(server, "inactivity")
         else wheel.idle.push(server, deadline)
       }
-      const next = Math.min(wheel.idle.peek() ?? Infinity, wheel.lifetime.peek() ?? Infinity)
+      while ((wheel.hibernate.peek() ?? Infinity) <= now) {
+        const server = wheel.hibernate.pop()!
+        if (server.status !== "live" || server.mailbox === undefined) continue
+        const deadline = server.lastActivity + hibernateMillis
+        // served after what the mailbox holds: a busy record stays awake and is tracked again
+        if (deadline <= now) Server.deliver(server, Server.request.hibernate)
+        else wheel.hibernate.push(server, deadline)
+      }
+      const next = Math.min(
+        wheel.idle.peek() ?? Infinity,
+        wheel.lifetime.peek() ?? Infinity,
+        wheel.hibernate.peek() ?? Infinity
+      )
       const wake = Deferred.makeUnsafe<void>()
       wheel.wake = wake
       wheel.until = next
@@ -131,10 +146,11 @@ export const make = (options: {
     const runFork = yield* FiberSet.runtime(fibers)<never>()
     const wheels = new Map<string, Wheel>()
     for (const resource of options.resources) {
-      if (!resource.hasTimeouts) continue
+      if (!resource.hasTimeouts && resource.hibernateMillis === undefined) continue
       const wheel: Wheel = {
         idle: new Deadlines({ get: (s) => s.idleSlot, set: (s, i) => (s.idleSlot = i) }),
         lifetime: new Deadlines({ get: (s) => s.lifetimeSlot, set: (s, i) => (s.lifetimeSlot = i) }),
+        hibernate: new Deadlines({ get: (s) => s.hibernateSlot, set: (s, i) => (s.hibernateSlot = i) }),
         wake: undefined,
         until: Infinity
       }
@@ -155,6 +171,20 @@ export const make = (options: {
         wheel.idle.push(server, server.lastActivity + idleMillis)
         earliest = Math.min(earliest, server.lastActivity + idleMillis)
       }
+      earliest = Math.min(earliest, awake(wheel, server))
+      alarm(wheel, earliest)
+    }
+
+    /** Tracks when an awake record may hibernate; that time, or `Infinity`. */
+    const awake = (wheel: Wheel, server: Server.RecordServer): number => {
+      const { hibernateMillis } = server.resource
+      if (hibernateMillis === undefined) return Infinity
+      wheel.hibernate.push(server, server.lastActivity + hibernateMillis)
+      return server.lastActivity + hibernateMillis
+    }
+
+    /** Wakes the expiry fiber when `earliest` comes before the deadline it sleeps until. */
+    const alarm = (wheel: Wheel, earliest: number) => {
       const wake = wheel.wake
       if (earliest < wheel.until && wake !== undefined) {
         // cleared before waking: the expiry fiber runs at once, inside this call, and may go back
@@ -170,6 +200,23 @@ export const make = (options: {
       if (wheel === undefined) return
       wheel.idle.remove(server)
       wheel.lifetime.remove(server)
+      wheel.hibernate.remove(server)
+    }
+
+    const stayAwake = (server: Server.RecordServer) => {
+      const wheel = wheels.get(server.resource.name)
+      if (wheel !== undefined) alarm(wheel, awake(wheel, server))
+    }
+
+    /** A hibernated record's new fiber: a new mailbox, then what arrived while it slept. */
+    const wake = (server: Server.RecordServer) => {
+      server.ctx.metrics.sleep(-1)
+      const fiber = runRecord!(
+        Effect.flatMap(Queue.unbounded<Server.Request>(), (mailbox) => Mailbox.resume(server, mailbox))
+      )
+      // a fiber interrupted before it ran (the scope closing) never replies: its callers must not hang
+      fiber.addObserver(() => Mailbox.abandon(server))
+      stayAwake(server)
     }
 
     const time = () => options.clock.currentTimeMillisUnsafe()
@@ -212,7 +259,9 @@ export const make = (options: {
         now,
         time,
         expired,
-        stopped
+        stopped,
+        wake,
+        stayAwake
       })
     }
 
