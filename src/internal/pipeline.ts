@@ -9,7 +9,7 @@
  *
  * @internal
  */
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import * as Changeset from "../Changeset.js"
 import { ActionError, ValidationError } from "../Errors.js"
 import type { Compiled, CompiledAction, Decoded } from "./resource.js"
@@ -55,17 +55,40 @@ const refused = (resource: Compiled, action: CompiledAction, errors: ReadonlyArr
     ...(cause === undefined ? {} : { cause })
   })
 
+const declaredGuards = new WeakMap<Schema.Top, (u: unknown) => boolean>()
+
+/** Whether `e` is one of the action's declared errors (its `error` Schema accepts it). */
+const isDeclared = (action: CompiledAction, e: unknown): boolean => {
+  const schema = action.action.error
+  if (schema === undefined) return false
+  let guard = declaredGuards.get(schema)
+  if (guard === undefined) {
+    guard = Schema.is(schema as any) as (u: unknown) => boolean
+    declaredGuards.set(schema, guard)
+  }
+  return guard(e)
+}
+
+/** A failure of a change or hook: a declared error passes through as is, any other is an `ActionError`. */
 const hookFailed = (resource: Compiled, action: CompiledAction, stage: string) => (e: unknown) =>
-  refused(resource, action, [`${stage} failed: ${messageOf(e)}`], e)
+  isDeclared(action, e) ? e as ActionError : refused(resource, action, [`${stage} failed: ${messageOf(e)}`], e)
 
 const notAChangeset = (resource: Compiled, action: CompiledAction, what: string) =>
   new TypeError(`${resource.name}.${action.name}: ${what} did not return a Changeset`)
 
 const finish = (resource: Compiled, action: CompiledAction, cs: Changeset.Changeset.Any): Prepared | Refusal => {
   if (action.kind === "destroy") return { state: cs.data, afterHooks: cs.afterHooks }
-  const state = action.kind === "create"
-    ? resource.validate({ ...cs.data, ...cs.attributes })
-    : resource.validateChanges(cs.data, cs.attributes)
+  let state
+  if (cs.removed.length > 0) {
+    // `unset` fields: absent from the new state, which is validated whole
+    const next = { ...cs.data, ...cs.attributes }
+    for (const field of cs.removed) delete next[field]
+    state = resource.validate(next)
+  } else {
+    state = action.kind === "create"
+      ? resource.validate({ ...cs.data, ...cs.attributes })
+      : resource.validateChanges(cs.data, cs.attributes)
+  }
   if (state instanceof ValidationError) return state
   return { state, afterHooks: cs.afterHooks }
 }
