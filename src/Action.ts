@@ -252,13 +252,19 @@ interface NotAChangeset {
  * @category models
  * @since 0.2.0
  */
-export interface ConstructorOptions<A, Accept extends string, Args extends Schema.Struct.Fields, C, E> {
+export interface ConstructorOptions<
+  A,
+  Accept extends string,
+  Args extends Schema.Struct.Fields,
+  C,
+  S extends Schema.Top
+> {
   /** The record fields the input may set; none unless given. */
   readonly accept?: ReadonlyArray<Accept> | undefined
   /** Extra input, decoded with these Schema fields into `cs.arguments`. */
   readonly arguments?: Args | undefined
   /** The action's own failures, as a Schema: see {@link Options}. */
-  readonly error?: Schema.Schema<E> | undefined
+  readonly error?: S | undefined
   readonly change?: (C & ((cs: Changeset.Changeset<A, Arguments<Args>>) => any)) | undefined
 }
 
@@ -307,10 +313,10 @@ export type Constructor<K extends Kind, A> = <
   const Accept extends keyof A & string = never,
   const Args extends Schema.Struct.Fields = {},
   C = {},
-  E = never
+  S extends Schema.Top = never
 >(
-  options?: ConstructorOptions<A, Accept, Args, C, E>
-) => Action<K, A, NoInfer<Accept>, NoInfer<Args>, ServicesOf<NoInfer<C>>, NoInfer<E> | ActionError>
+  options?: ConstructorOptions<A, Accept, Args, C, S>
+) => Action<K, A, NoInfer<Accept>, NoInfer<Args>, ServicesOf<NoInfer<C>>, S["Type"] | ActionError>
 
 /** An action without a `change` has its services inferred as `any` from its context: it needs none. */
 type IsAny<T> = 0 extends 1 & T ? true : false
@@ -323,10 +329,10 @@ const make = <K extends Kind>(kind: K) =>
   const Accept extends keyof A & string = never,
   const Args extends Schema.Struct.Fields = {},
   C = {},
-  E = never
+  S extends Schema.Top = never
 >(
-  options: ConstructorOptions<A, Accept, Args, C, E> = {}
-): Action<K, A, NoInfer<Accept>, NoInfer<Args>, ServicesOf<NoInfer<C>>, NoInfer<E> | ActionError> => ({
+  options: ConstructorOptions<A, Accept, Args, C, S> = {}
+): Action<K, A, NoInfer<Accept>, NoInfer<Args>, ServicesOf<NoInfer<C>>, S["Type"] | ActionError> => ({
   [TypeId]: variance,
   kind,
   accept: options.accept ?? [],
