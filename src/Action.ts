@@ -3,11 +3,19 @@
  * resource.
  *
  * An action says which record fields its input may set (`accept`), which
- * extra `arguments` it takes (Schema fields, decoded from the input), and how
- * it builds its change (`change`, returning a `Changeset` or an Effect of
- * one). Every resource also has the default actions `create` and `update`
- * (accepting every field), `destroy` and `read`; declared actions add to them
- * or replace them by name.
+ * extra `arguments` it takes (Schema fields, decoded from the input), which
+ * failures of its own it declares (`error`, a Schema: they reach the caller
+ * as they are, typed), and how it builds its change (`change`, returning a
+ * `Changeset` or an Effect of one). Every resource also has the default
+ * actions `create` and `update` (accepting every field), `destroy` and `read`
+ * unless its `defaults` option lists fewer; declared actions add to them or
+ * replace them by name.
+ *
+ * Declare actions in the typed form, `actions: (Action) => ({ ... })`: the
+ * constructors handed in have the record type bound, so every change and
+ * hook sees the record (read-only) and the compiler checks field names and
+ * value types. The constructors of this module, used in an object of
+ * actions, see the record as `any`.
  *
  * An action runs inside the record's own fiber and is atomic: if its change,
  * one of its hooks or the validation of the new state fails, the record keeps
@@ -223,7 +231,28 @@ export interface Options<A, Accept extends string, Args extends Schema.Struct.Fi
  * change belongs to. This is what lets a hook call its own resource
  * (`Store.update(Room, ...)` inside `Room`'s definition).
  *
- * @category models
+ **Example** (The services of a typed action)
+ *
+ * ```ts
+ * import { Context, Effect, Schema } from "effect"
+ * import { type Action, Changeset, Resource } from "effect-gen-server"
+ *
+ * class Ledger extends Context.Service<Ledger, { readonly log: (n: number) => Effect.Effect<void> }>()("Ledger") {}
+ *
+ * const Counter = Resource.make("Counter", {
+ *   fields: { id: Schema.String, n: Schema.Int },
+ *   primaryKey: ["id"],
+ *   actions: (Action) => ({
+ *     bump: Action.update({
+ *       change: (cs) => Effect.as(Ledger.use((ledger) => ledger.log(cs.data.n)), Changeset.set(cs, "n", cs.data.n + 1))
+ *     })
+ *   })
+ * })
+ *
+ * type Needs = Action.Action.Services<typeof Counter.actions.bump> // Ledger
+ * ```
+ *
+ *  * @category models
  * @since 0.2.0
  */
 export interface ServicesOf<out C> {
@@ -249,7 +278,31 @@ interface NotAChangeset {
  * The options the constructors take: those of {@link Options}, with the
  * change known by its type `C` (see {@link ServicesOf}).
  *
- * @category models
+ **Example** (Options of a typed action)
+ *
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Changeset, Resource } from "effect-gen-server"
+ *
+ * class TooFar extends Schema.TaggedError<TooFar>()("TooFar", { year: Schema.Int }) {}
+ *
+ * const Traveller = Resource.make("Traveller", {
+ *   fields: { id: Schema.String, year: Schema.Int },
+ *   primaryKey: ["id"],
+ *   actions: (Action) => ({
+ *     travel: Action.update({
+ *       arguments: { year: Schema.Int },
+ *       error: TooFar,
+ *       change: (cs) =>
+ *         cs.arguments.year < 1885
+ *           ? Effect.fail(new TooFar({ year: cs.arguments.year }))
+ *           : Changeset.set(cs, "year", cs.arguments.year)
+ *     })
+ *   })
+ * })
+ * ```
+ *
+ *  * @category models
  * @since 0.2.0
  */
 export interface ConstructorOptions<
@@ -306,7 +359,24 @@ export interface Constructors<A> {
  * One constructor of {@link Constructors}: an action of kind `K` on records
  * of type `A`.
  *
- * @category models
+ **Example** (A constructor passed around)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { type Action, Changeset, Resource } from "effect-gen-server"
+ *
+ * type Lamp = { readonly id: string; readonly on: boolean }
+ * const toggle = (update: Action.Constructor<"update", Lamp>) =>
+ *   update({ change: (cs) => Changeset.set(cs, "on", !cs.data.on) })
+ *
+ * const Lamp = Resource.make("Lamp", {
+ *   fields: { id: Schema.String, on: Schema.Boolean },
+ *   primaryKey: ["id"],
+ *   actions: (Action) => ({ toggle: toggle(Action.update) })
+ * })
+ * ```
+ *
+ *  * @category models
  * @since 0.2.0
  */
 export type Constructor<K extends Kind, A> = <
@@ -348,18 +418,18 @@ const make = <K extends Kind>(kind: K) =>
  *
  * ```ts
  * import { Schema } from "effect"
- * import { Action, Changeset, Resource } from "effect-gen-server"
+ * import { Changeset, Resource } from "effect-gen-server"
  *
  * const Character = Resource.make("Character", {
  *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
  *   primaryKey: ["id"],
  *   generated: { id: () => crypto.randomUUID() },
- *   actions: {
+ *   actions: (Action) => ({
  *     arrive: Action.create({
  *       accept: ["name"],
  *       change: (cs) => Changeset.set(cs, "currentYear", 1985)
  *     })
- *   }
+ *   })
  * })
  * ```
  *
@@ -375,17 +445,17 @@ export const create = make("create")
  *
  * ```ts
  * import { Schema } from "effect"
- * import { Action, Changeset, Resource } from "effect-gen-server"
+ * import { Changeset, Resource } from "effect-gen-server"
  *
  * const Character = Resource.make("Character", {
  *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
  *   primaryKey: ["id"],
- *   actions: {
+ *   actions: (Action) => ({
  *     travelInTime: Action.update({
  *       arguments: { targetYear: Schema.Int },
  *       change: (cs) => Changeset.set(cs, "currentYear", cs.arguments.targetYear)
  *     })
- *   }
+ *   })
  * })
  * ```
  *
@@ -402,17 +472,21 @@ export const update = make("update")
  * **Example** (Refusing to destroy a powered machine)
  *
  * ```ts
- * import { Schema } from "effect"
- * import { Action, Changeset, Resource } from "effect-gen-server"
+ * import { Effect, Schema } from "effect"
+ * import { Changeset, Resource } from "effect-gen-server"
+ *
+ * class StillPowered extends Schema.TaggedError<StillPowered>()("StillPowered", { machine: Schema.String }) {}
  *
  * const Machine = Resource.make("Machine", {
  *   fields: { id: Schema.String, hasPower: Schema.Boolean },
  *   primaryKey: ["id"],
- *   actions: {
+ *   actions: (Action) => ({
+ *     // the caller can `Effect.catchTag("StillPowered", ...)`
  *     scrap: Action.destroy({
- *       change: (cs) => Changeset.get(cs, "hasPower") ? Changeset.addError(cs, "still powered") : cs
+ *       error: StillPowered,
+ *       change: (cs) => cs.data.hasPower ? Effect.fail(new StillPowered({ machine: cs.data.id })) : cs
  *     })
- *   }
+ *   })
  * })
  * ```
  *

@@ -12,6 +12,10 @@
  * the new state, the `after` hooks (each receives the new record), then the
  * commit. If any step fails nothing is committed.
  *
+ * In the typed form of a resource's actions, `A` is the resource's record
+ * (read-only): `get`, `set` and `unset` check field names and value types.
+ * An optional field is cleared with `unset`, not by setting `undefined`.
+ *
  * @since 0.1.0
  */
 import type { Effect } from "effect"
@@ -261,6 +265,15 @@ export const get: {
  * `undefined` an optional key adds (clear an optional field with
  * {@link unset}).
  *
+ * **Example** (The value of an optional field)
+ *
+ * ```ts
+ * import type { Changeset } from "effect-gen-server"
+ *
+ * type Character = { readonly name: string; readonly nickname?: string }
+ * const nickname: Changeset.Value<Character, "nickname"> = "Doc" // string, not string | undefined
+ * ```
+ *
  * @category models
  * @since 0.2.0
  */
@@ -268,6 +281,15 @@ export type Value<A, K extends keyof A> = Required<A>[K]
 
 /**
  * The optional fields of `A` (`Schema.optionalKey`), which {@link unset} removes.
+ *
+ * **Example** (The fields a change may clear)
+ *
+ * ```ts
+ * import type { Changeset } from "effect-gen-server"
+ *
+ * type Character = { readonly name: string; readonly nickname?: string }
+ * const clearable: Changeset.OptionalField<Character> = "nickname"
+ * ```
  *
  * @category models
  * @since 0.2.0
@@ -379,7 +401,8 @@ export const addError: {
 /**
  * Adds a hook that runs, inside the record's fiber, after the action's
  * `change` and before validation; it returns the changeset to continue with.
- * A failure of the hook refuses the action with an `ActionError`.
+ * A failure of the hook refuses the action: with the failure itself where the
+ * action declares it (its `error` Schema), otherwise with an `ActionError`.
  *
  * **Example** (Normalising a name before it is validated)
  *
@@ -411,8 +434,9 @@ export const before: {
  * Adds a hook that runs, inside the record's fiber, once the new state has
  * been validated; it receives the new record and returns the record handed
  * back to the caller. The new state is committed (visible to other callers)
- * only after every `after` hook succeeded; a failure refuses the action with
- * an `ActionError` and the record keeps its previous state.
+ * only after every `after` hook succeeded; a failure refuses the action (with
+ * the failure itself where the action declares it, otherwise an
+ * `ActionError`) and the record keeps its previous state.
  *
  * **Example** (Telling someone)
  *

@@ -6,8 +6,10 @@
  * `inactivityTimeout` and `maximumLifetime` (both default to never), the
  * `restart` policy applied when a record's fiber crashes, and the restart
  * intensity beyond which a crashing record is removed. The definition is
- * checked when it is made: an empty key, a key or generated field that is not
- * a field, or a bad duration throws `InvalidResource` at once.
+ * checked when it is made: a malformed definition (a missing or non-object
+ * part, a field or argument that is not a Schema, an action that is not an
+ * Action, an unknown default), an empty key, a key or generated field that
+ * is not a field, or a bad duration throws `InvalidResource` at once.
  *
  * A resource is only a description; records live in a `Store`.
  *
@@ -134,6 +136,17 @@ export type Any = Resource<string, any, string, string, any>
  * read only when the actions are needed, so that a hook may call its own
  * resource), `Defaults` the default actions it keeps.
  *
+ * **Example** (Reading a resource's actions)
+ *
+ * ```ts
+ * import type { Resource } from "effect-gen-server"
+ * import { Machine } from "./fixtures.js"
+ *
+ * // the fifth type argument of a resource is a Definition; Resource.Actions evaluates it
+ * type MachineActions = Resource.Actions<typeof Machine>
+ * const charge: MachineActions["charge"] = Machine.actions.charge
+ * ```
+ *
  * @category models
  * @since 0.2.0
  */
@@ -246,18 +259,18 @@ export type ActionName<R, K extends Action.Kind> = string extends keyof Actions<
  *
  * ```ts
  * import { Context, Effect, Schema } from "effect"
- * import { Action, Changeset, Resource, Store } from "effect-gen-server"
+ * import { Changeset, Resource, Store } from "effect-gen-server"
  *
  * class ClockTower extends Context.Service<ClockTower, { readonly strike: Effect.Effect<number> }>()("ClockTower") {}
  *
  * const Lightning = Resource.make("Lightning", {
  *   fields: { id: Schema.String, year: Schema.Int },
  *   primaryKey: ["id"],
- *   actions: {
+ *   actions: (Action) => ({
  *     strike: Action.update({
  *       change: (cs) => Effect.map(ClockTower.use((tower) => tower.strike), (year) => Changeset.set(cs, "year", year))
  *     })
- *   }
+ *   })
  * })
  *
  * type Needs = Resource.Services<typeof Lightning> // ClockTower
@@ -347,6 +360,24 @@ export type DefaultActions<A> = {
 
 /**
  * The name of a default action, as listed in the `defaults` option.
+ *
+ * **Example** (A rate limiter no caller can refill through `update`)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Changeset, Resource } from "effect-gen-server"
+ *
+ * const kept = ["create", "read", "destroy"] as const satisfies ReadonlyArray<Resource.DefaultAction>
+ * const Bucket = Resource.make("Bucket", {
+ *   fields: { id: Schema.String, tokens: Schema.Int },
+ *   primaryKey: ["id"],
+ *   defaults: kept,
+ *   actions: (Action) => ({
+ *     take: Action.update({ change: (cs) => Changeset.set(cs, "tokens", cs.data.tokens - 1) })
+ *   })
+ * })
+ * // Store.update(Bucket, key, "update", { tokens: 1_000_000 }) does not compile
+ * ```
  *
  * @category models
  * @since 0.2.0
@@ -444,11 +475,24 @@ const duration = (
 /**
  * Defines a resource.
  *
+ * **Details**
+ *
+ * - `actions` in the typed form, `(Action) => ({ ... })`, hands in the
+ *   action constructors with the record type bound: changes and hooks see
+ *   the record, read-only, with field names and value types checked. A
+ *   change or hook may call its own resource (`Store.update(Room, ...)`
+ *   inside `Room`'s definition). An object of `Action.update(...)` values
+ *   also works, but sees the record as `any`.
+ * - `defaults` lists the default actions the resource keeps (all four when
+ *   absent): leave out `"update"` where a declared action guards a field.
+ *
  * **Example** (The characters of the TimeTravel story)
  *
  * ```ts
- * import { Schema } from "effect"
- * import { Action, Changeset, Resource } from "effect-gen-server"
+ * import { Effect, Schema } from "effect"
+ * import { Changeset, Resource, Store } from "effect-gen-server"
+ *
+ * class Paradox extends Schema.TaggedError<Paradox>()("Paradox", { year: Schema.Int }) {}
  *
  * export const Character = Resource.make("Character", {
  *   fields: {
@@ -460,12 +504,28 @@ const duration = (
  *   primaryKey: ["id"],
  *   generated: { id: () => crypto.randomUUID() },
  *   inactivityTimeout: "1 minute",
- *   actions: {
+ *   // no blanket update: the year changes only by travelling
+ *   defaults: ["create", "read", "destroy"],
+ *   actions: (Action) => ({
  *     travelInTime: Action.update({
  *       arguments: { targetYear: Schema.Int },
- *       change: (cs) => Changeset.set(cs, "currentYear", cs.arguments.targetYear)
+ *       error: Paradox,
+ *       change: (cs) =>
+ *         cs.arguments.targetYear === cs.data.currentYear
+ *           ? Effect.fail(new Paradox({ year: cs.data.currentYear }))
+ *           : Changeset.set(cs, "currentYear", cs.arguments.targetYear)
+ *     }),
+ *     forgetNickname: Action.update({ change: (cs) => Changeset.unset(cs, "nickname") }),
+ *     // a hook calling its own resource (another record: a record calling itself is a ReentrantCall)
+ *     bringAlong: Action.update({
+ *       arguments: { companion: Schema.String },
+ *       change: (cs) =>
+ *         Changeset.after(cs, (character) =>
+ *           Store.update(Character, { id: cs.arguments.companion }, "travelInTime", {
+ *             targetYear: character.currentYear
+ *           }).pipe(Effect.as(character)))
  *     })
- *   }
+ *   })
  * })
  * export type Character = Resource.Record<typeof Character>
  * ```

@@ -96,6 +96,22 @@ type InputArgs<I> = {} extends I ? [input?: I] : [input: I]
  * `UnknownAction` when the resource's action names are not known to the
  * compiler (a `Resource.Any`).
  *
+ * **Example** (The errors a declared action adds)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Changeset, Resource, type Store } from "effect-gen-server"
+ *
+ * class NoPower extends Schema.TaggedError<NoPower>()("NoPower", {}) {}
+ * const Lamp = Resource.make("Lamp", {
+ *   fields: { id: Schema.String, on: Schema.Boolean },
+ *   primaryKey: ["id"],
+ *   actions: (Action) => ({ switchOn: Action.update({ error: NoPower, change: (cs) => Changeset.set(cs, "on", true) }) })
+ * })
+ * type SwitchOn = Store.ActionErrors<typeof Lamp, "switchOn"> // NoPower | ActionError
+ * type Update = Store.ActionErrors<typeof Lamp, "update"> // never: the default update has no change
+ * ```
+ *
  * @category models
  * @since 0.2.0
  */
@@ -112,6 +128,19 @@ type Untyped<N> = [N] extends [never] ? UnknownAction : 0 extends 1 & N ? Unknow
  * crashed the new record (`RecordCrashed`), the store is closed
  * (`StoreClosed`), or the action failed ({@link ActionErrors}).
  *
+ * **Example** (Handling a taken key)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const arrive: Effect.Effect<Character | undefined, Store.CreateError<typeof Character, "create">, Store.Store> =
+ *   Store.create(Character, "create", { id: "marty", name: "Marty", currentYear: 1985 }).pipe(
+ *     Effect.catchTag("AlreadyExists", () => Effect.undefined)
+ *   )
+ * ```
+ *
  * @category models
  * @since 0.2.0
  */
@@ -123,6 +152,15 @@ export type CreateError<R, N> = ValidationError | AlreadyExists | RecordCrashed 
  * `RecordCrashed`, `StoreClosed`), an invalid key, input or new state
  * (`ValidationError`), a new key that is taken (`AlreadyExists`), and the
  * action's own ({@link ActionErrors}).
+ *
+ * **Example** (Every error an update may meet)
+ *
+ * ```ts
+ * import { Store } from "effect-gen-server"
+ * import { Machine } from "./fixtures.js"
+ *
+ * const describe = (error: Store.UpdateError<typeof Machine, "charge">): string => error._tag
+ * ```
  *
  * @category models
  * @since 0.2.0
@@ -140,6 +178,16 @@ export type UpdateError<R, N> =
 /**
  * The errors of `Store.destroy` with the action `N`: those of a call to a
  * record's fiber, an invalid key, and the action's own ({@link ActionErrors}).
+ *
+ * **Example** (A destroy that tolerates a missing record)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const leave = Store.destroy(Character, { id: "marty" }).pipe(Effect.catchTag("NotFound", () => Effect.void))
+ * ```
  *
  * @category models
  * @since 0.2.0

@@ -92,7 +92,9 @@ export const Room = Resource.make("Room", {
         cs.pipe(
           Changeset.set("invited", cs.data.invited + 1),
           Changeset.after((room) =>
-            Store.update(Room, room, "join", { player: cs.arguments.player }).pipe(Effect.as(room))
+            Store.update(Room, { id: `${room.id}-overflow` }, "join", { player: cs.arguments.player }).pipe(
+              Effect.as(room)
+            )
           )
         )
     }),
@@ -149,7 +151,8 @@ export const unionDeclared = Resource.make("Union", {
 })
 export const unionCaught = Store.update(unionDeclared, { id: "1" }, "act").pipe(
   Effect.catchTag("Frozen", () => Effect.void),
-  Effect.catchTag("OutOfTokens", () => Effect.void)
+  // catchTag narrows a union of declared errors
+  Effect.catchTag("OutOfTokens", (e) => Effect.succeed(e.tokens))
 )
 
 type ErrorOf<T> = T extends Effect.Effect<any, infer E, any> ? E : never
