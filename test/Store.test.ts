@@ -5,9 +5,23 @@
  * bad input that fails with a typed error and changes nothing.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, type Context, Effect, Exit, Fiber, Layer, Option, Queue, Ref, Scope, Stream, Tracer } from "effect"
+import {
+  Cause,
+  type Context,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Option,
+  Queue,
+  Ref,
+  Schema,
+  Scope,
+  Stream,
+  Tracer
+} from "effect"
 import { TestClock } from "effect/testing"
-import { Query, Store } from "../src/index.js"
+import { Changeset, Query, Resource, Store } from "../src/index.js"
 import { drain, tags } from "./fixtures/Events.js"
 import {
   Badge,
@@ -575,5 +589,51 @@ describe("Store", () => {
         const biff = yield* Store.create(Character, "create", { id: "biff", name: "Biff", currentYear: 1955 })
         assert.deepStrictEqual(yield* Store.get(Character, { id: "biff" }), biff)
       }).pipe(Effect.provide(store())))
+  })
+
+  describe("declared errors on create and destroy", () => {
+    class Taken extends Schema.TaggedError<Taken>()("Taken", { name: Schema.String }) {}
+    class Occupied extends Schema.TaggedError<Occupied>()("Occupied", { guests: Schema.Int }) {}
+    const Room = Resource.make("Room", {
+      fields: { id: Schema.String, name: Schema.String, guests: Schema.Int },
+      primaryKey: ["id"],
+      defaults: ["read"],
+      actions: (Action) => ({
+        book: Action.create({
+          accept: ["id", "name"],
+          error: Taken,
+          change: (cs) =>
+            Changeset.get(cs, "name") === "Overlook"
+              ? Effect.fail(new Taken({ name: "Overlook" }))
+              : Changeset.set(cs, "guests", 0)
+        }),
+        checkIn: Action.update({ change: (cs) => Changeset.set(cs, "guests", cs.data.guests + 1) }),
+        close: Action.destroy({
+          error: Occupied,
+          change: (cs) =>
+            Changeset.after(
+              cs,
+              (room) => room.guests > 0 ? Effect.fail(new Occupied({ guests: room.guests })) : Effect.succeed(room)
+            )
+        })
+      })
+    })
+
+    for (const dataLayer of ["genServer", "memory"] as const) {
+      it.effect(`a create and a destroy fail with the error their action declares (${dataLayer})`, () =>
+        Effect.gen(function*() {
+          const taken = yield* Store.create(Room, "book", { id: "237", name: "Overlook" }).pipe(Effect.flip)
+          assert.deepStrictEqual(taken, new Taken({ name: "Overlook" }))
+          assert.strictEqual((yield* Store.get(Room, { id: "237" }).pipe(Effect.flip))._tag, "NotFound")
+
+          const room = yield* Store.create(Room, "book", { id: "1", name: "Stanley" })
+          yield* Store.update(Room, room, "checkIn")
+          const occupied = yield* Store.destroy(Room, room, "close").pipe(
+            Effect.catchTag("Occupied", (e) => Effect.succeed(e.guests))
+          )
+          assert.strictEqual(occupied, 1)
+          assert.strictEqual((yield* Store.get(Room, room)).guests, 1)
+        }).pipe(Effect.provide(Store.layer([Room], { dataLayer }))))
+    }
   })
 })
