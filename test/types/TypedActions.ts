@@ -5,7 +5,7 @@
  * working. Each mistake is one of issue 10's.
  */
 import { Context, Effect, type Layer, Schema } from "effect"
-import { Action, Changeset, type Errors, Resource, Store } from "../../src/index.js"
+import { Action, Changeset, type Errors, Filter, Query, Resource, Store } from "../../src/index.js"
 
 class OutOfTokens extends Schema.TaggedError<OutOfTokens>()("OutOfTokens", { tokens: Schema.Int }) {}
 class Frozen extends Schema.TaggedError<Frozen>()("Frozen", {}) {}
@@ -222,3 +222,12 @@ const NotAChange = Resource.make("NotAChange", {
 })
 // @ts-expect-error a change that returns no Changeset: no layer can run it
 export const notAChangeLayer: Layer.Layer<Store.Store> = Store.layer([NotAChange])
+
+// --- a filter mistake is reported at the filter, not at Store.read --------------------------------
+
+const accounts = Query.make(Account)
+// @ts-expect-error a field that does not exist, reported at Query.filter without any Store.read
+export const filterTypo = accounts.pipe(Query.filter(Filter.eq("cuont", 1)))
+// @ts-expect-error a value of the wrong type, reported at the filter itself in the data-first form
+export const filterWrongType = Query.filter(accounts, Filter.eq("count", "1"))
+export const filterOk = accounts.pipe(Query.filter(Filter.and(Filter.eq("count", 1), Filter.isNil("lobby"))))
