@@ -441,6 +441,15 @@ export const create = make("create")
 /**
  * Defines an update action.
  *
+ * **Gotchas**
+ *
+ * - Outside the typed form the record is `any`: prefer
+ *   `actions: (Action) => ({ ... })`. Giving the record type explicitly,
+ *   `Action.update<Character>({ arguments, change })`, turns off the
+ *   inference of the other type parameters (TypeScript infers all of a
+ *   call's type arguments or none), so `cs.arguments` is then `{}`; the typed
+ *   form needs no type argument and keeps the arguments' types.
+ *
  * **Example** (Travelling in time)
  *
  * ```ts
