@@ -7,6 +7,14 @@
  * field types, key shapes) and again at run time, so untyped callers get a
  * `ValidationError` or `UnknownAction` instead of a corrupted record.
  *
+ * Each operation's error channel names only the errors it can fail with:
+ * `get`, `reload` and `keepAlive` fail with `NotFound`, `ValidationError`
+ * or `StoreClosed`; `create`, `update` and `destroy` with those their step
+ * can meet ({@link CreateError}, {@link UpdateError}, {@link DestroyError})
+ * plus the named action's own: its declared `error` and `ActionError`
+ * (none for a default action). `UnknownAction` appears only where the
+ * action's name is not checked by the compiler (a `Resource.Any`, a cast).
+ *
  * Changes and hooks run with the layer's services and with `Store` itself, so
  * a hook can call the Store. The services they require surface in the type of
  * `Store.layer` and are provided once, to the layer.
