@@ -231,3 +231,44 @@ export const filterTypo = accounts.pipe(Query.filter(Filter.eq("cuont", 1)))
 // @ts-expect-error a value of the wrong type, reported at the filter itself in the data-first form
 export const filterWrongType = Query.filter(accounts, Filter.eq("count", "1"))
 export const filterOk = accounts.pipe(Query.filter(Filter.and(Filter.eq("count", 1), Filter.isNil("lobby"))))
+
+// --- issue 10's circularity: a hook annotated with its own resource's record type -----------------
+
+export const Lobby = Resource.make("Lobby", {
+  fields: { id: Schema.String, n: Schema.Int },
+  primaryKey: ["id"],
+  actions: (Action) => ({
+    join: Action.update({ change: (cs) => Changeset.set(cs, "n", cs.data.n + 1) }),
+    annotated: Action.update({
+      change: (cs) =>
+        Changeset.after(
+          cs,
+          (lobby: Resource.Record<typeof Lobby>) => Store.update(Lobby, { id: "other" }, "join").pipe(Effect.as(lobby))
+        )
+    })
+  })
+})
+// the object form too
+export const Hall = Resource.make("Hall", {
+  fields: { id: Schema.String, n: Schema.Int },
+  primaryKey: ["id"],
+  actions: {
+    join: Action.update({ change: (cs) => Changeset.set(cs, "n", 1) }),
+    annotated: Action.update({
+      change: (cs) =>
+        Changeset.after(
+          cs,
+          (hall: Resource.Record<typeof Hall>) => Store.update(Hall, { id: "other" }, "join").pipe(Effect.as(hall))
+        )
+    })
+  }
+})
+// every Store call on them still compiles
+export const lobbyCalls = Effect.gen(function*() {
+  const lobby = yield* Store.create(Lobby, "create", { id: "l", n: 0 })
+  yield* Store.update(Lobby, lobby, "annotated")
+  const hall = yield* Store.create(Hall, "create", { id: "h", n: 0 })
+  yield* Store.update(Hall, hall, "annotated")
+})
+// @ts-expect-error and still refuse a wrong action name
+export const lobbyTypo = Store.update(Lobby, { id: "l" }, "annotate")
