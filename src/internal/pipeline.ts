@@ -46,13 +46,55 @@ const messageOf = (u: unknown): string => {
   return String(u)
 }
 
+const codecs = new WeakMap<object, (u: unknown) => unknown>()
+
+/**
+ * The failure of a change or hook as a JSON value, so that the `ActionError`
+ * carrying it is Schema-encodable (`Schema.toCodecJson`): a Schema class
+ * instance (a `Schema.TaggedError`, one of the library's errors) is encoded
+ * with its own codec, another `Error` becomes `{ name, message }` (with its
+ * `_tag` if it has one), anything else a JSON copy or its string.
+ */
+const encodeCause = (u: unknown): unknown => {
+  if (u === null || typeof u === "string" || typeof u === "boolean") return u
+  if (typeof u === "number") return Number.isFinite(u) ? u : String(u)
+  if (typeof u === "object") {
+    const constructor = (u as { readonly constructor?: unknown }).constructor
+    if (typeof constructor === "function" && Schema.isSchema(constructor)) {
+      let encode = codecs.get(constructor)
+      if (encode === undefined) {
+        encode = Schema.encodeUnknownSync(Schema.toCodecJson(constructor as Schema.Top) as any)
+        codecs.set(constructor, encode)
+      }
+      try {
+        return encode(u)
+      } catch {
+        // not encodable by its own Schema: described below
+      }
+    }
+    if (u instanceof Error) {
+      const tag = (u as { readonly _tag?: unknown })._tag
+      return typeof tag === "string"
+        ? { _tag: tag, name: u.name, message: u.message }
+        : { name: u.name, message: u.message }
+    }
+  }
+  try {
+    const json = JSON.stringify(u)
+    if (json !== undefined) return JSON.parse(json)
+  } catch {
+    // cycles, bigints: its string below
+  }
+  return String(u)
+}
+
 const refused = (resource: Compiled, action: CompiledAction, errors: ReadonlyArray<string>, cause?: unknown) =>
   new ActionError({
     resource: resource.name,
     action: action.name,
     errors,
     message: `${resource.name}.${action.name} refused: ${errors.join("; ")}`,
-    ...(cause === undefined ? {} : { cause })
+    ...(cause === undefined ? {} : { cause: encodeCause(cause) })
   })
 
 const declaredGuards = new WeakMap<Schema.Top, (u: unknown) => boolean>()
