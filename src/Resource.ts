@@ -438,7 +438,10 @@ export interface Options<
   /**
    * The default actions the resource has; all four when absent. A resource
    * whose declared actions guard a field leaves out `"update"` (and
-   * `"create"`) so that no caller can write that field around them.
+   * `"create"`) so that no caller can write that field around them. An
+   * action left out does not compile at the Store call and is
+   * `UnknownAction` for an untyped caller. Expiry still destroys a record of
+   * a resource with no destroy action at all (running no hook).
    */
   readonly defaults?: ReadonlyArray<Defaults> | undefined
   /**
