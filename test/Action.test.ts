@@ -5,6 +5,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, PubSub, Schema } from "effect"
+import { TestClock } from "effect/testing"
 import { Action, Changeset, Errors, Query, Resource, Store } from "../src/index.js"
 
 const fields = { id: Schema.String, name: Schema.String, count: Schema.Int }
@@ -505,6 +506,22 @@ describe("typed actions", () => {
         "NaN"
       ])
     }))
+
+  it.effect("a resource without any destroy action still expires", () => {
+    const Ephemeral = Resource.make("Ephemeral", {
+      fields: { id: Schema.String },
+      primaryKey: ["id"],
+      defaults: ["create"],
+      inactivityTimeout: "1 minute"
+    })
+    return Effect.gen(function*() {
+      const e = yield* Store.create(Ephemeral, "create", { id: "e" })
+      const refused = yield* Store.destroy(Ephemeral, e, "destroy" as never).pipe(Effect.flip)
+      assert.strictEqual(refused._tag, "UnknownAction")
+      yield* TestClock.adjust("1 minute")
+      assert.strictEqual((yield* Store.get(Ephemeral, e).pipe(Effect.flip))._tag, "NotFound")
+    }).pipe(Effect.provide(Store.layer([Ephemeral])))
+  })
 
   it("an action without an error schema passes nothing through", () => {
     assert.isUndefined(Action.update().error)
