@@ -9,7 +9,7 @@
  * Run with `npm start`.
  */
 import { Console, Effect, Fiber, Schema, Stream } from "effect"
-import { Action, Changeset, Filter, Query, Resource, Store } from "effect-gen-server"
+import { Changeset, Filter, Query, Resource, Store } from "effect-gen-server"
 
 const Character = Resource.make("Character", {
   fields: {
@@ -22,14 +22,17 @@ const Character = Resource.make("Character", {
   generated: { id: () => crypto.randomUUID() },
   // short enough to watch a character fade away during the story
   inactivityTimeout: "300 millis",
-  actions: {
+  // the typed form: every change and hook sees Character's record, read-only
+  actions: (Action) => ({
     travelInTime: Action.update({
       arguments: { targetYear: Schema.Int },
       change: (cs) => Changeset.set(cs, "currentYear", cs.arguments.targetYear)
     })
-  }
+  })
 })
-type Character = Resource.Record<typeof Character>
+
+// the DeLorean's own failure, declared by the action that fails with it
+class NoPower extends Schema.TaggedError<NoPower>()("NoPower", { machine: Schema.String }) {}
 
 const Machine = Resource.make("Machine", {
   fields: {
@@ -42,7 +45,9 @@ const Machine = Resource.make("Machine", {
   generated: { id: () => crypto.randomUUID(), hasPower: () => false },
   // a crash keeps the machine as it was last committed
   restart: "lastState",
-  actions: {
+  // no blanket `update`: power comes only from `charge` and goes only by travelling
+  defaults: ["create", "read", "destroy"],
+  actions: (Action) => ({
     charge: Action.update({ change: (cs) => Changeset.set(cs, "hasPower", true) }),
     retrofit: Action.update({
       arguments: { powerSource: Schema.String },
@@ -57,21 +62,22 @@ const Machine = Resource.make("Machine", {
     }),
     travelInTime: Action.update({
       arguments: { occupants: Schema.Array(Character.schema), targetYear: Schema.Int },
+      error: NoPower,
       change: (cs) =>
-        Changeset.get(cs, "hasPower")
+        cs.data.hasPower
           ? cs.pipe(
             Changeset.set("hasPower", false),
             // runs inside the machine's fiber, after its new state is validated
             Changeset.after((machine) =>
-              Effect.forEach(cs.arguments.occupants, (c: Character) =>
+              Effect.forEach(cs.arguments.occupants, (c) =>
                 Store.update(Character, c, "travelInTime", { targetYear: cs.arguments.targetYear })).pipe(
                   Effect.as(machine)
                 )
             )
           )
-          : Changeset.addError(cs, "Power source needs topping up")
+          : Effect.fail(new NoPower({ machine: cs.data.name }))
     })
-  }
+  })
 })
 
 const describe = (event: Store.Event): string => {
@@ -109,10 +115,10 @@ const story = Effect.gen(function*() {
   const delorean = yield* Store.create(Machine, "create", { name: "OUTATIME" })
 
   yield* Console.log("The DeLorean will not go anywhere without power:")
-  const refused = yield* Effect.flip(
-    Store.update(Machine, delorean, "travelInTime", { occupants: [marty], targetYear: 1955 })
+  yield* Store.update(Machine, delorean, "travelInTime", { occupants: [marty], targetYear: 1955 }).pipe(
+    // typed: the action declares NoPower
+    Effect.catchTag("NoPower", (e) => Console.log(`  NoPower: ${e.machine} needs power`))
   )
-  yield* Console.log(`  ${refused._tag}: ${refused.message}`)
 
   yield* Console.log("Plutonium, then: charged, Marty goes back to 1955.")
   yield* Store.update(Machine, delorean, "retrofit", { powerSource: "Plutonium" })

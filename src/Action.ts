@@ -3,11 +3,19 @@
  * resource.
  *
  * An action says which record fields its input may set (`accept`), which
- * extra `arguments` it takes (Schema fields, decoded from the input), and how
- * it builds its change (`change`, returning a `Changeset` or an Effect of
- * one). Every resource also has the default actions `create` and `update`
- * (accepting every field), `destroy` and `read`; declared actions add to them
- * or replace them by name.
+ * extra `arguments` it takes (Schema fields, decoded from the input), which
+ * failures of its own it declares (`error`, a Schema: they reach the caller
+ * as they are, typed), and how it builds its change (`change`, returning a
+ * `Changeset` or an Effect of one). Every resource also has the default
+ * actions `create` and `update` (accepting every field), `destroy` and `read`
+ * unless its `defaults` option lists fewer; declared actions add to them or
+ * replace them by name.
+ *
+ * Declare actions in the typed form, `actions: (Action) => ({ ... })`: the
+ * constructors handed in have the record type bound, so every change and
+ * hook sees the record (read-only) and the compiler checks field names and
+ * value types. The constructors of this module, used in an object of
+ * actions, see the record as `any`.
  *
  * An action runs inside the record's own fiber and is atomic: if its change,
  * one of its hooks or the validation of the new state fails, the record keeps
@@ -17,6 +25,7 @@
  */
 import type { Effect, Schema } from "effect"
 import type * as Changeset from "./Changeset.js"
+import type { ActionError } from "./Errors.js"
 
 /**
  * The identifier of actions: every `Action` carries it as a key, which is what
@@ -128,12 +137,21 @@ export type Change<A, Args extends Schema.Struct.Fields, R> = (
  * @category models
  * @since 0.1.0
  */
-export interface Action<out K extends Kind, in out A, Accept extends string, Args extends Schema.Struct.Fields, R> {
-  readonly [TypeId]: { readonly _R: (_: never) => R; readonly _A: (_: A) => A }
+export interface Action<
+  out K extends Kind,
+  in out A,
+  Accept extends string,
+  Args extends Schema.Struct.Fields,
+  R,
+  out E = never
+> {
+  readonly [TypeId]: { readonly _R: (_: never) => R; readonly _A: (_: A) => A; readonly _E: (_: never) => E }
   readonly kind: K
   /** `"*"`: every field of the resource. */
   readonly accept: ReadonlyArray<Accept> | "*"
   readonly arguments: Args
+  /** The Schema of the action's own failures (its `error` option), if any. */
+  readonly error: Schema.Top | undefined
   readonly change: Change<A, Args, R> | undefined
 }
 
@@ -149,14 +167,26 @@ export declare namespace Action {
    * @category models
    * @since 0.1.0
    */
-  export type Any = Action<Kind, any, string, any, any>
+  export type Any = Action<Kind, any, string, any, any, any>
   /**
    * The services an action requires.
    *
    * @category models
    * @since 0.1.0
    */
-  export type Services<T> = T extends Action<any, any, any, any, infer R> ? IsAny<R> extends true ? never : R
+  export type Services<T> = T extends Action<any, any, any, any, infer R, any>
+    ? IsAny<R> extends true ? never : R extends ServicesOf<infer C> ? ChangeServices<C> : R
+    : never
+  /**
+   * The errors an action's own change and hooks can make a Store call fail
+   * with: its declared `error` and `ActionError` (an `addError` message or
+   * any undeclared failure). Default actions have none. For an action whose
+   * type is not known (`Action.Any`) it is `unknown`.
+   *
+   * @category models
+   * @since 0.2.0
+   */
+  export type Error<T> = T extends Action<any, any, any, any, any, infer E> ? IsAny<E> extends true ? unknown : E
     : never
 }
 
@@ -179,30 +209,207 @@ export declare namespace Action {
  * @category models
  * @since 0.1.0
  */
-export interface Options<A, Accept extends string, Args extends Schema.Struct.Fields, R> {
+export interface Options<A, Accept extends string, Args extends Schema.Struct.Fields, R, E = never> {
   /** The record fields the input may set; none unless given. */
   readonly accept?: ReadonlyArray<Accept> | undefined
   /** Extra input, decoded with these Schema fields into `cs.arguments`. */
   readonly arguments?: Args | undefined
+  /**
+   * The action's own failures, as a Schema (a `Schema.TaggedError` class, a
+   * `Schema.Union` of them): a change or hook failing with a value it accepts
+   * fails the Store call with exactly that value, typed in the call's error
+   * channel. Any other failure is an `ActionError`.
+   */
+  readonly error?: Schema.Schema<E> | undefined
   readonly change?: Change<A, Args, R> | undefined
 }
+
+/**
+ * The services of an action, known by the type `C` of its `change`: read
+ * from `C`'s result only when they are needed (by `Store.layer`), so that the
+ * compiler need not look into a change while it types the resource the
+ * change belongs to. This is what lets a hook call its own resource
+ * (`Store.update(Room, ...)` inside `Room`'s definition).
+ *
+ **Example** (The services of a typed action)
+ *
+ * ```ts
+ * import { Context, Effect, Schema } from "effect"
+ * import { type Action, Changeset, Resource } from "effect-gen-server"
+ *
+ * class Ledger extends Context.Service<Ledger, { readonly log: (n: number) => Effect.Effect<void> }>()("Ledger") {}
+ *
+ * const Counter = Resource.make("Counter", {
+ *   fields: { id: Schema.String, n: Schema.Int },
+ *   primaryKey: ["id"],
+ *   actions: (Action) => ({
+ *     bump: Action.update({
+ *       change: (cs) => Effect.as(Ledger.use((ledger) => ledger.log(cs.data.n)), Changeset.set(cs, "n", cs.data.n + 1))
+ *     })
+ *   })
+ * })
+ *
+ * type Needs = Action.Action.Services<typeof Counter.actions.bump> // Ledger
+ * ```
+ *
+ *  * @category models
+ * @since 0.2.0
+ */
+export interface ServicesOf<out C> {
+  readonly "~change": C
+}
+
+/** The services a change of type `C` requires, read from what it returns. */
+type ChangeServices<C> = C extends (cs: any) => infer X ? ResultServices<X> : never
+
+type ResultServices<X> = X extends Effect.Effect<infer CS, any, infer R> ? R | Changeset.Changeset.Services<CS>
+  : X extends Changeset.Changeset<any, any, infer R> ? R
+  : NotAChangeset
+
+/**
+ * What a change that returns neither a `Changeset` nor an Effect of one
+ * requires: no layer provides it, so `Store.layer` reports the mistake.
+ */
+interface NotAChangeset {
+  readonly "a change must return a Changeset or an Effect of one": unique symbol
+}
+
+/**
+ * The options the constructors take: those of {@link Options}, with the
+ * change known by its type `C` (see {@link ServicesOf}).
+ *
+ **Example** (Options of a typed action)
+ *
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Changeset, Resource } from "effect-gen-server"
+ *
+ * class TooFar extends Schema.TaggedError<TooFar>()("TooFar", { year: Schema.Int }) {}
+ *
+ * const Traveller = Resource.make("Traveller", {
+ *   fields: { id: Schema.String, year: Schema.Int },
+ *   primaryKey: ["id"],
+ *   actions: (Action) => ({
+ *     travel: Action.update({
+ *       arguments: { year: Schema.Int },
+ *       error: TooFar,
+ *       change: (cs) =>
+ *         cs.arguments.year < 1885
+ *           ? Effect.fail(new TooFar({ year: cs.arguments.year }))
+ *           : Changeset.set(cs, "year", cs.arguments.year)
+ *     })
+ *   })
+ * })
+ * ```
+ *
+ *  * @category models
+ * @since 0.2.0
+ */
+export interface ConstructorOptions<
+  A,
+  Accept extends string,
+  Args extends Schema.Struct.Fields,
+  C,
+  S extends Schema.Top
+> {
+  /** The record fields the input may set; none unless given. */
+  readonly accept?: ReadonlyArray<Accept> | undefined
+  /** Extra input, decoded with these Schema fields into `cs.arguments`. */
+  readonly arguments?: Args | undefined
+  /** The action's own failures, as a Schema: see {@link Options}. */
+  readonly error?: S | undefined
+  readonly change?: (C & ((cs: Changeset.Changeset<A, Arguments<Args>>) => any)) | undefined
+}
+
+/**
+ * The constructors handed to the typed form of a resource's `actions`
+ * (`actions: (Action) => ({ ... })`), with the record type `A` bound: every
+ * `change`, `before` and `after` hook sees `A` (read-only), and
+ * `Changeset.get / set / unset` check field names and value types against it.
+ *
+ * **Example** (The typed form)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Changeset, Resource } from "effect-gen-server"
+ *
+ * const Counter = Resource.make("Counter", {
+ *   fields: { id: Schema.String, count: Schema.Int },
+ *   primaryKey: ["id"],
+ *   actions: (Action) => ({
+ *     add: Action.update({
+ *       arguments: { amount: Schema.Int },
+ *       // cs.data is { readonly id: string; readonly count: number }
+ *       change: (cs) => Changeset.set(cs, "count", cs.data.count + cs.arguments.amount)
+ *     })
+ *   })
+ * })
+ * ```
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface Constructors<A> {
+  readonly create: Constructor<"create", A>
+  readonly update: Constructor<"update", A>
+  readonly destroy: Constructor<"destroy", A>
+}
+
+/**
+ * One constructor of {@link Constructors}: an action of kind `K` on records
+ * of type `A`.
+ *
+ **Example** (A constructor passed around)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { type Action, Changeset, Resource } from "effect-gen-server"
+ *
+ * type Lamp = { readonly id: string; readonly on: boolean }
+ * const toggle = (update: Action.Constructor<"update", Lamp>) =>
+ *   update({ change: (cs) => Changeset.set(cs, "on", !cs.data.on) })
+ *
+ * const Lamp = Resource.make("Lamp", {
+ *   fields: { id: Schema.String, on: Schema.Boolean },
+ *   primaryKey: ["id"],
+ *   actions: (Action) => ({ toggle: toggle(Action.update) })
+ * })
+ * ```
+ *
+ *  * @category models
+ * @since 0.2.0
+ */
+export type Constructor<K extends Kind, A> = <
+  const Accept extends keyof A & string = never,
+  const Args extends Schema.Struct.Fields = {},
+  C = {},
+  S extends Schema.Top = never
+>(
+  options?: ConstructorOptions<A, Accept, Args, C, S>
+) => Action<K, A, NoInfer<Accept>, NoInfer<Args>, ServicesOf<NoInfer<C>>, S["Type"] | ActionError>
 
 /** An action without a `change` has its services inferred as `any` from its context: it needs none. */
 type IsAny<T> = 0 extends 1 & T ? true : false
 
-const variance: any = { _R: (_: never) => _, _A: (_: unknown) => _ }
+const variance: any = { _R: (_: never) => _, _A: (_: unknown) => _, _E: (_: never) => _ }
 
-const make =
-  <K extends Kind>(kind: K) =>
-  <A = any, const Accept extends keyof A & string = never, const Args extends Schema.Struct.Fields = {}, R = never>(
-    options: Options<A, Accept, Args, R> = {}
-  ): Action<K, A, NoInfer<Accept>, NoInfer<Args>, R> => ({
-    [TypeId]: variance,
-    kind,
-    accept: options.accept ?? [],
-    arguments: options.arguments ?? ({} as Args),
-    change: options.change
-  })
+const make = <K extends Kind>(kind: K) =>
+<
+  A = any,
+  const Accept extends keyof A & string = never,
+  const Args extends Schema.Struct.Fields = {},
+  C = {},
+  S extends Schema.Top = never
+>(
+  options: ConstructorOptions<A, Accept, Args, C, S> = {}
+): Action<K, A, NoInfer<Accept>, NoInfer<Args>, ServicesOf<NoInfer<C>>, S["Type"] | ActionError> => ({
+  [TypeId]: variance,
+  kind,
+  accept: options.accept ?? [],
+  arguments: options.arguments ?? ({} as Args),
+  error: options.error,
+  change: options.change as any
+})
 
 /**
  * Defines a create action.
@@ -211,18 +418,18 @@ const make =
  *
  * ```ts
  * import { Schema } from "effect"
- * import { Action, Changeset, Resource } from "effect-gen-server"
+ * import { Changeset, Resource } from "effect-gen-server"
  *
  * const Character = Resource.make("Character", {
  *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
  *   primaryKey: ["id"],
  *   generated: { id: () => crypto.randomUUID() },
- *   actions: {
+ *   actions: (Action) => ({
  *     arrive: Action.create({
  *       accept: ["name"],
  *       change: (cs) => Changeset.set(cs, "currentYear", 1985)
  *     })
- *   }
+ *   })
  * })
  * ```
  *
@@ -234,21 +441,30 @@ export const create = make("create")
 /**
  * Defines an update action.
  *
+ * **Gotchas**
+ *
+ * - Outside the typed form the record is `any`: prefer
+ *   `actions: (Action) => ({ ... })`. Giving the record type explicitly,
+ *   `Action.update<Character>({ arguments, change })`, turns off the
+ *   inference of the other type parameters (TypeScript infers all of a
+ *   call's type arguments or none), so `cs.arguments` is then `{}`; the typed
+ *   form needs no type argument and keeps the arguments' types.
+ *
  * **Example** (Travelling in time)
  *
  * ```ts
  * import { Schema } from "effect"
- * import { Action, Changeset, Resource } from "effect-gen-server"
+ * import { Changeset, Resource } from "effect-gen-server"
  *
  * const Character = Resource.make("Character", {
  *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
  *   primaryKey: ["id"],
- *   actions: {
+ *   actions: (Action) => ({
  *     travelInTime: Action.update({
  *       arguments: { targetYear: Schema.Int },
  *       change: (cs) => Changeset.set(cs, "currentYear", cs.arguments.targetYear)
  *     })
- *   }
+ *   })
  * })
  * ```
  *
@@ -265,17 +481,21 @@ export const update = make("update")
  * **Example** (Refusing to destroy a powered machine)
  *
  * ```ts
- * import { Schema } from "effect"
- * import { Action, Changeset, Resource } from "effect-gen-server"
+ * import { Effect, Schema } from "effect"
+ * import { Changeset, Resource } from "effect-gen-server"
+ *
+ * class StillPowered extends Schema.TaggedError<StillPowered>()("StillPowered", { machine: Schema.String }) {}
  *
  * const Machine = Resource.make("Machine", {
  *   fields: { id: Schema.String, hasPower: Schema.Boolean },
  *   primaryKey: ["id"],
- *   actions: {
+ *   actions: (Action) => ({
+ *     // the caller can `Effect.catchTag("StillPowered", ...)`
  *     scrap: Action.destroy({
- *       change: (cs) => Changeset.get(cs, "hasPower") ? Changeset.addError(cs, "still powered") : cs
+ *       error: StillPowered,
+ *       change: (cs) => cs.data.hasPower ? Effect.fail(new StillPowered({ machine: cs.data.id })) : cs
  *     })
- *   }
+ *   })
  * })
  * ```
  *
@@ -302,8 +522,15 @@ export const isAction = (u: unknown): u is Action.Any => typeof u === "object" &
 
 /** @internal */
 export const defaults = {
-  create: { [TypeId]: variance, kind: "create", accept: "*", arguments: {}, change: undefined },
-  update: { [TypeId]: variance, kind: "update", accept: "*", arguments: {}, change: undefined },
-  destroy: { [TypeId]: variance, kind: "destroy", accept: [], arguments: {}, change: undefined },
-  read: { [TypeId]: variance, kind: "read", accept: [], arguments: {}, change: undefined }
+  create: { [TypeId]: variance, kind: "create", accept: "*", arguments: {}, error: undefined, change: undefined },
+  update: { [TypeId]: variance, kind: "update", accept: "*", arguments: {}, error: undefined, change: undefined },
+  destroy: { [TypeId]: variance, kind: "destroy", accept: [], arguments: {}, error: undefined, change: undefined },
+  read: { [TypeId]: variance, kind: "read", accept: [], arguments: {}, error: undefined, change: undefined }
 } as const satisfies Record<string, Action.Any>
+
+/**
+ * The constructors handed to the typed form of `actions`.
+ *
+ * @internal
+ */
+export const constructors: Constructors<any> = { create, update, destroy }

@@ -12,6 +12,10 @@
  * the new state, the `after` hooks (each receives the new record), then the
  * commit. If any step fails nothing is committed.
  *
+ * In the typed form of a resource's actions, `A` is the resource's record
+ * (read-only): `get`, `set` and `unset` check field names and value types.
+ * An optional field is cleared with `unset`, not by setting `undefined`.
+ *
  * @since 0.1.0
  */
 import type { Effect } from "effect"
@@ -87,6 +91,8 @@ export interface Changeset<A, Args = {}, R = never> extends Pipeable {
   readonly kind: Kind
   readonly data: A
   readonly attributes: Partial<A>
+  /** The optional fields removed by `unset`: absent from the new state. */
+  readonly removed: ReadonlyArray<string>
   readonly arguments: Args
   readonly errors: ReadonlyArray<string>
   readonly beforeHooks: ReadonlyArray<
@@ -131,6 +137,7 @@ class ChangesetImpl<A, Args> {
     readonly kind: Kind,
     readonly data: A,
     readonly attributes: Partial<A>,
+    readonly removed: ReadonlyArray<string>,
     args: Args,
     readonly errors: ReadonlyArray<string>,
     readonly beforeHooks: ReadonlyArray<
@@ -156,6 +163,7 @@ const copy = <A, Args, R>(
     self.kind,
     self.data,
     patch.attributes ?? self.attributes,
+    patch.removed ?? self.removed,
     self.arguments,
     patch.errors ?? self.errors,
     patch.beforeHooks ?? self.beforeHooks,
@@ -215,6 +223,7 @@ export const make = <A, Args = {}>(options: {
     options.kind,
     options.data,
     options.attributes ?? {},
+    empty,
     options.arguments,
     empty,
     empty,
@@ -223,7 +232,8 @@ export const make = <A, Args = {}>(options: {
 
 /**
  * The value a field will have if the changeset is applied: the pending
- * attribute when one is set, otherwise the record's current value.
+ * attribute when one is set, `undefined` when it was `unset`, otherwise the
+ * record's current value.
  *
  * **Example** (Branching on the current value)
  *
@@ -245,11 +255,53 @@ export const get: {
   <A, Args, R, K extends keyof A>(self: Changeset<A, Args, R>, field: K): A[K] =>
     Object.prototype.hasOwnProperty.call(self.attributes, field)
       ? (self.attributes as A)[field]
+      : self.removed.length > 0 && self.removed.includes(field as string)
+      ? undefined as A[K]
       : (self.data as A)[field]
 )
 
 /**
- * Sets a field in the pending change.
+ * The value `set` takes for the field `K` of `A`: its type without the
+ * `undefined` an optional key adds (clear an optional field with
+ * {@link unset}).
+ *
+ * **Example** (The value of an optional field)
+ *
+ * ```ts
+ * import type { Changeset } from "effect-gen-server"
+ *
+ * type Character = { readonly name: string; readonly nickname?: string }
+ * const nickname: Changeset.Value<Character, "nickname"> = "Doc" // string, not string | undefined
+ * ```
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type Value<A, K extends keyof A> = Required<A>[K]
+
+/**
+ * The optional fields of `A` (`Schema.optionalKey`), which {@link unset} removes.
+ *
+ * **Example** (The fields a change may clear)
+ *
+ * ```ts
+ * import type { Changeset } from "effect-gen-server"
+ *
+ * type Character = { readonly name: string; readonly nickname?: string }
+ * const clearable: Changeset.OptionalField<Character> = "nickname"
+ * ```
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type OptionalField<A> = { [K in keyof A]-?: {} extends Pick<A, K> ? K : never }[keyof A]
+
+/** Makes the changeset argument of the piped form fail where the field is not one of the record's. */
+type CheckField<A, K> = [K] extends [keyof A] ? unknown : { readonly "unknown field": K; readonly fields: keyof A }
+
+/**
+ * Sets a field in the pending change. The value's type is the field's: an
+ * optional field cannot be set to `undefined`; use {@link unset} to clear it.
  *
  * **Example** (Charging a machine)
  *
@@ -267,13 +319,58 @@ export const set: {
   <const K extends PropertyKey, V>(
     field: K,
     value: V
-  ): <A extends { readonly [P in K]?: V }, Args, R>(self: Changeset<A, Args, R>) => Changeset<A, Args, R>
-  <A, Args, R, K extends keyof A>(self: Changeset<A, Args, R>, field: K, value: A[K]): Changeset<A, Args, R>
+  ): <A extends { readonly [P in K]?: V }, Args, R>(
+    self: Changeset<A, Args, R> & CheckField<A, K>
+  ) => Changeset<A, Args, R>
+  <A, Args, R, K extends keyof A>(self: Changeset<A, Args, R>, field: K, value: Value<A, K>): Changeset<A, Args, R>
 } = dual(
   3,
-  <A, Args, R, K extends keyof A>(self: Changeset<A, Args, R>, field: K, value: A[K]) =>
-    copy<A, Args, R>(self, { attributes: { ...self.attributes, [field]: value } as Partial<A> })
+  <A, Args, R, K extends keyof A>(self: Changeset<A, Args, R>, field: K, value: Value<A, K>) =>
+    copy<A, Args, R>(self, {
+      attributes: { ...self.attributes, [field]: value } as Partial<A>,
+      ...(self.removed.length > 0 && self.removed.includes(field as string)
+        ? { removed: self.removed.filter((f) => f !== field) }
+        : {})
+    })
 )
+
+/** Makes the changeset argument of the piped form fail where the field is not an optional one. */
+type CheckOptional<A, K> = [K] extends [OptionalField<A>] ? unknown
+  : { readonly "not an optional field": K; readonly optional: OptionalField<A> }
+
+/**
+ * Clears an optional field (`Schema.optionalKey`): the key is absent from
+ * the new state. Only optional fields can be cleared; the compiler refuses
+ * the others.
+ *
+ * **Example** (Forgetting a nickname)
+ *
+ * ```ts
+ * import { Changeset } from "effect-gen-server"
+ *
+ * declare const cs: Changeset.Changeset<{ readonly name: string; readonly nickname?: string }>
+ * const plain = Changeset.unset(cs, "nickname")
+ * Changeset.get(plain, "nickname") // => undefined
+ * ```
+ *
+ * @category combinators
+ * @since 0.2.0
+ */
+export const unset: {
+  <const K extends PropertyKey>(
+    field: K
+  ): <A extends { readonly [P in K]?: unknown }, Args, R>(
+    self: Changeset<A, Args, R> & CheckOptional<A, K>
+  ) => Changeset<A, Args, R>
+  <A, Args, R, K extends OptionalField<A>>(self: Changeset<A, Args, R>, field: K): Changeset<A, Args, R>
+} = dual(2, <A, Args, R, K extends OptionalField<A>>(self: Changeset<A, Args, R>, field: K) => {
+  const attributes = { ...self.attributes }
+  delete attributes[field]
+  return copy<A, Args, R>(self, {
+    attributes,
+    removed: self.removed.includes(field as string) ? self.removed : [...self.removed, field as string]
+  })
+})
 
 /**
  * Adds a validation message. A changeset with errors is not applied: the
@@ -304,7 +401,8 @@ export const addError: {
 /**
  * Adds a hook that runs, inside the record's fiber, after the action's
  * `change` and before validation; it returns the changeset to continue with.
- * A failure of the hook refuses the action with an `ActionError`.
+ * A failure of the hook refuses the action: with the failure itself where the
+ * action declares it (its `error` Schema), otherwise with an `ActionError`.
  *
  * **Example** (Normalising a name before it is validated)
  *
@@ -336,8 +434,9 @@ export const before: {
  * Adds a hook that runs, inside the record's fiber, once the new state has
  * been validated; it receives the new record and returns the record handed
  * back to the caller. The new state is committed (visible to other callers)
- * only after every `after` hook succeeded; a failure refuses the action with
- * an `ActionError` and the record keeps its previous state.
+ * only after every `after` hook succeeded; a failure refuses the action (with
+ * the failure itself where the action declares it, otherwise an
+ * `ActionError`) and the record keeps its previous state.
  *
  * **Example** (Telling someone)
  *

@@ -27,7 +27,7 @@
  * @since 0.1.0
  * @module
  */
-import { Schema, SchemaTransformation } from "effect"
+import { Schema } from "effect"
 import * as Json from "./internal/json.js"
 
 /**
@@ -66,58 +66,6 @@ export const Issue = Schema.Struct({
  * @since 0.2.0
  */
 export type Issue = typeof Issue.Type
-
-const tags = new Set([
-  "NotFound",
-  "AlreadyExists",
-  "ValidationError",
-  "ActionError",
-  "RecordCrashed",
-  "UnknownAction",
-  "ReentrantCall",
-  "StoreClosed",
-  "MailboxFull"
-])
-
-interface CauseCodecs {
-  readonly encodeError: (error: unknown) => Schema.Json
-  readonly decodeError: (json: unknown) => unknown
-  readonly encodeDefect: (defect: unknown) => Schema.Json
-  readonly decodeDefect: (json: unknown) => unknown
-}
-
-let codecs: CauseCodecs | undefined
-
-const causeCodecs = (): CauseCodecs =>
-  codecs ??= {
-    encodeError: Schema.encodeSync(Schema.toCodecJson(StoreError)) as (error: unknown) => Schema.Json,
-    decodeError: Schema.decodeUnknownSync(Schema.toCodecJson(StoreError)),
-    encodeDefect: Schema.encodeSync(Schema.Defect()),
-    decodeDefect: Schema.decodeUnknownSync(Schema.Defect())
-  }
-
-const isStoreError = (u: unknown): boolean =>
-  u instanceof NotFound || u instanceof AlreadyExists || u instanceof ValidationError || u instanceof ActionError ||
-  u instanceof RecordCrashed || u instanceof UnknownAction || u instanceof ReentrantCall ||
-  u instanceof StoreClosed || u instanceof MailboxFull
-
-const isTaggedJson = (json: Schema.Json): boolean => {
-  if (typeof json !== "object" || json === null || Array.isArray(json)) return false
-  const tag = (json as Schema.JsonObject)._tag
-  return typeof tag === "string" && tags.has(tag)
-}
-
-/**
- * The cause of an `ActionError`: one of the store's own errors (a hook's call
- * that failed) crosses as itself, anything else as a defect (`Schema.Defect`).
- */
-const Cause: Schema.decodeTo<Schema.Unknown, typeof Schema.Json> = Schema.Json.pipe(Schema.decodeTo(
-  Schema.Unknown,
-  SchemaTransformation.transform<unknown, Schema.Json>({
-    decode: (json) => isTaggedJson(json) ? causeCodecs().decodeError(json) : causeCodecs().decodeDefect(json),
-    encode: (cause) => isStoreError(cause) ? causeCodecs().encodeError(cause) : causeCodecs().encodeDefect(cause)
-  })
-))
 
 /**
  * No live record of the resource has the given primary key: it was never
@@ -252,7 +200,7 @@ export class ActionError extends Schema.TaggedError<ActionError>()("ActionError"
   action: Schema.String,
   errors: Schema.Array(Schema.String),
   message: Schema.String,
-  cause: Schema.optionalKey(Cause)
+  cause: Schema.optionalKey(Schema.Json)
 }) {}
 
 /**

@@ -141,6 +141,16 @@ export type Checked<A, F> = [A] extends [Filter.Filter.Fits<A, F>] ? Query<A>
     readonly requires: F
   }
 
+/**
+ * Makes the argument of `filter` fail to compile where the filter does not
+ * fit the records: the mistake is reported at the `filter` call (at the
+ * filter itself in the data-first form), not later at `Store.read`.
+ */
+type Fits<A, F> = [A] extends [Filter.Filter.Fits<A, F>] ? unknown : {
+  readonly "~error": "a field is not one of the resource's fields, or a value does not fit its field"
+  readonly requires: F
+}
+
 const Proto = {
   [TypeId]: { _A: (_: never) => _ },
   pipe() {
@@ -218,8 +228,8 @@ export const make = <Res extends Resource.Any>(resource: Res): Query<Resource.Re
  * @since 0.1.0
  */
 export const filter: {
-  <F>(filter: Filter.Filter<F>): <A>(self: Query<A>) => Checked<A, F>
-  <A, F>(self: Query<A>, filter: Filter.Filter<F>): Checked<A, F>
+  <F>(filter: Filter.Filter<F>): <A>(self: Query<A> & Fits<A, F>) => Query<A>
+  <A, F>(self: Query<A>, filter: Filter.Filter<F> & Fits<A, F>): Query<A>
 } = dual(2, <A>(self: Query<A>, filter: Filter.Expr): Query<A> =>
   copy(self, {
     filter: self.filter === undefined

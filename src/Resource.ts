@@ -6,8 +6,10 @@
  * `inactivityTimeout` and `maximumLifetime` (both default to never), the
  * `restart` policy applied when a record's fiber crashes, and the restart
  * intensity beyond which a crashing record is removed. The definition is
- * checked when it is made: an empty key, a key or generated field that is not
- * a field, or a bad duration throws `InvalidResource` at once.
+ * checked when it is made: a malformed definition (a missing or non-object
+ * part, a field or argument that is not a Schema, an action that is not an
+ * Action, an unknown default), an empty key, a key or generated field that
+ * is not a field, or a bad duration throws `InvalidResource` at once.
  *
  * A resource is only a description; records live in a `Store`.
  *
@@ -91,7 +93,7 @@ export interface Resource<
   in out Fields extends Schema.Struct.Fields,
   out Key extends string,
   Generated extends string,
-  out Actions
+  Actions
 > {
   readonly [TypeId]: typeof TypeId
   readonly name: Name
@@ -100,7 +102,8 @@ export interface Resource<
   readonly fields: Fields
   readonly primaryKey: ReadonlyArray<Key>
   readonly generated: { readonly [K in Generated]: () => unknown }
-  readonly actions: Actions
+  /** Every action of the resource, the default ones included. */
+  readonly actions: Evaluate<Actions, Schema.Struct.Type<Fields>>
   readonly inactivityTimeout: Duration.Duration | undefined
   readonly maximumLifetime: Duration.Duration | undefined
   readonly restart: RestartPolicy
@@ -126,7 +129,43 @@ export interface Resource<
  * @category models
  * @since 0.1.0
  */
-export type Any = Resource<string, any, string, string, { readonly [name: string]: Action.Action.Any }>
+export type Any = Resource<string, any, string, string, any>
+
+/**
+ * The actions of a resource as its definition gave them: `Declared` is the
+ * object of actions or the type of the typed form's function (whose result is
+ * read only when the actions are needed, so that a hook may call its own
+ * resource), `Defaults` the default actions it keeps.
+ *
+ * **Example** (Reading a resource's actions)
+ *
+ * ```ts
+ * import type { Resource } from "effect-gen-server"
+ * import { Machine } from "./fixtures.js"
+ *
+ * // the fifth type argument of a resource is a Definition; Resource.Actions evaluates it
+ * type MachineActions = Resource.Actions<typeof Machine>
+ * const charge: MachineActions["charge"] = Machine.actions.charge
+ * ```
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface Definition<out Declared, out Defaults extends string> {
+  readonly declared: Declared
+  readonly defaults: Defaults
+}
+
+type IsAny<T> = 0 extends 1 & T ? true : false
+
+type DeclaredActions<D> = D extends (Action: any) => infer X ? X : D
+
+/** The actions described by a resource's 5th type argument. */
+type Evaluate<S, A> = IsAny<S> extends true ? { readonly [name: string]: Action.Action.Any }
+  : S extends Definition<infer D, infer Df> ? Simplify<
+      Omit<Pick<DefaultActions<A>, Df & keyof DefaultActions<A>>, keyof DeclaredActions<D>> & DeclaredActions<D>
+    >
+  : S
 
 /**
  * The record type of a resource.
@@ -187,7 +226,8 @@ export type Key<R> = R extends Resource<any, infer F, infer K, any, any>
  * @category models
  * @since 0.1.0
  */
-export type Actions<R> = R extends Resource<any, any, any, any, infer A> ? A : never
+export type Actions<R> = R extends Resource<any, infer F, any, any, infer S> ? Evaluate<S, Schema.Struct.Type<F>>
+  : never
 
 /**
  * The names of a resource's actions of kind `K`.
@@ -207,9 +247,9 @@ export type Actions<R> = R extends Resource<any, any, any, any, infer A> ? A : n
  * @category models
  * @since 0.1.0
  */
-export type ActionName<R, K extends Action.Kind> =
+export type ActionName<R, K extends Action.Kind> = string extends keyof Actions<R> ? string :
   & {
-    [N in keyof Actions<R>]: Actions<R>[N] extends Action.Action<K, any, any, any, any> ? N : never
+    [N in keyof Actions<R>]: Actions<R>[N] extends Action.Action<K, any, any, any, any, any> ? N : never
   }[keyof Actions<R>]
   & string
 
@@ -220,18 +260,18 @@ export type ActionName<R, K extends Action.Kind> =
  *
  * ```ts
  * import { Context, Effect, Schema } from "effect"
- * import { Action, Changeset, Resource, Store } from "effect-gen-server"
+ * import { Changeset, Resource, Store } from "effect-gen-server"
  *
  * class ClockTower extends Context.Service<ClockTower, { readonly strike: Effect.Effect<number> }>()("ClockTower") {}
  *
  * const Lightning = Resource.make("Lightning", {
  *   fields: { id: Schema.String, year: Schema.Int },
  *   primaryKey: ["id"],
- *   actions: {
+ *   actions: (Action) => ({
  *     strike: Action.update({
  *       change: (cs) => Effect.map(ClockTower.use((tower) => tower.strike), (year) => Changeset.set(cs, "year", year))
  *     })
- *   }
+ *   })
  * })
  *
  * type Needs = Resource.Services<typeof Lightning> // ClockTower
@@ -241,15 +281,17 @@ export type ActionName<R, K extends Action.Kind> =
  * @category models
  * @since 0.1.0
  */
-export type Services<R> = R extends Resource<any, any, any, any, infer A> ? Action.Action.Services<A[keyof A]> : never
+export type Services<R> = R extends Resource<any, any, any, any, any> ?
+  Action.Action.Services<Actions<R>[keyof Actions<R>]>
+  : never
 
 type OptionalKeys<A> = { [K in keyof A]-?: {} extends Pick<A, K> ? K : never }[keyof A]
 
-type Accepted<R, Act> = Act extends Action.Action<any, any, infer Accept, any, any>
+type Accepted<R, Act> = Act extends Action.Action<any, any, infer Accept, any, any, any>
   ? string extends Accept ? keyof Record<R> : Accept & keyof Record<R>
   : never
 
-type ArgsInput<Act> = Act extends Action.Action<any, any, any, infer Args, any> ? Schema.Struct.Encoded<Args> : {}
+type ArgsInput<Act> = Act extends Action.Action<any, any, any, infer Args, any, any> ? Schema.Struct.Encoded<Args> : {}
 
 type Generated<R> = R extends Resource<any, any, any, infer G, any> ? G : never
 
@@ -276,7 +318,7 @@ type Generated<R> = R extends Resource<any, any, any, infer G, any> ? G : never
  * @since 0.1.0
  */
 export type Input<R, N extends keyof Actions<R>> = NoFields<
-  Actions<R>[N] extends Action.Action<"create", any, any, any, any> ? Simplify<
+  Actions<R>[N] extends Action.Action<"create", any, any, any, any, any> ? Simplify<
       & {
         readonly [K in Exclude<Accepted<R, Actions<R>[N]>, OptionalKeys<Record<R>> | Generated<R>>]: Record<R>[K]
       }
@@ -318,6 +360,32 @@ export type DefaultActions<A> = {
 }
 
 /**
+ * The name of a default action, as listed in the `defaults` option.
+ *
+ * **Example** (A rate limiter no caller can refill through `update`)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Changeset, Resource } from "effect-gen-server"
+ *
+ * const kept = ["create", "read", "destroy"] as const satisfies ReadonlyArray<Resource.DefaultAction>
+ * const Bucket = Resource.make("Bucket", {
+ *   fields: { id: Schema.String, tokens: Schema.Int },
+ *   primaryKey: ["id"],
+ *   defaults: kept,
+ *   actions: (Action) => ({
+ *     take: Action.update({ change: (cs) => Changeset.set(cs, "tokens", cs.data.tokens - 1) })
+ *   })
+ * })
+ * // Store.update(Bucket, key, "update", { tokens: 1_000_000 }) does not compile
+ * ```
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type DefaultAction = "create" | "update" | "destroy" | "read"
+
+/**
  * The options of {@link make}.
  *
  * **Example** (Options shared by two resources)
@@ -346,7 +414,8 @@ export interface Options<
   Fields extends Schema.Struct.Fields,
   PK extends ReadonlyArray<keyof Fields & string>,
   Gen extends keyof Fields & string,
-  Actions
+  Actions,
+  Defaults extends DefaultAction = DefaultAction
 > {
   readonly fields: Fields
   /** At least one field; several make a composite key. */
@@ -374,7 +443,27 @@ export interface Options<
    * never.
    */
   readonly hibernateAfter?: Duration.Input | undefined
-  readonly actions?: Actions | undefined
+  /**
+   * The default actions the resource has; all four when absent. A resource
+   * whose declared actions guard a field leaves out `"update"` (and
+   * `"create"`) so that no caller can write that field around them. An
+   * action left out does not compile at the Store call and is
+   * `UnknownAction` for an untyped caller. Expiry still destroys a record of
+   * a resource with no destroy action at all (running no hook).
+   */
+  readonly defaults?: ReadonlyArray<Defaults> | undefined
+  /**
+   * The declared actions: either the typed form, a function receiving the
+   * action constructors with the record type bound (every change and hook
+   * then sees the record, read-only, and field names and value types are
+   * checked), or an object of `Action.create / update / destroy` values.
+   */
+  readonly actions?:
+    | (Actions & ((Action: Action.Constructors<Schema.Struct.Type<Fields>>) => any))
+    | (Actions & {
+      readonly [name: string]: Action.Action<Action.Kind, Schema.Struct.Type<Fields>, any, any, any, any>
+    })
+    | undefined
 }
 
 const fail = (resource: string, message: string): never => {
@@ -397,11 +486,24 @@ const duration = (
 /**
  * Defines a resource.
  *
+ * **Details**
+ *
+ * - `actions` in the typed form, `(Action) => ({ ... })`, hands in the
+ *   action constructors with the record type bound: changes and hooks see
+ *   the record, read-only, with field names and value types checked. A
+ *   change or hook may call its own resource (`Store.update(Room, ...)`
+ *   inside `Room`'s definition). An object of `Action.update(...)` values
+ *   also works, but sees the record as `any`.
+ * - `defaults` lists the default actions the resource keeps (all four when
+ *   absent): leave out `"update"` where a declared action guards a field.
+ *
  * **Example** (The characters of the TimeTravel story)
  *
  * ```ts
- * import { Schema } from "effect"
- * import { Action, Changeset, Resource } from "effect-gen-server"
+ * import { Effect, Schema } from "effect"
+ * import { Changeset, Resource, Store } from "effect-gen-server"
+ *
+ * class Paradox extends Schema.TaggedError<Paradox>()("Paradox", { year: Schema.Int }) {}
  *
  * export const Character = Resource.make("Character", {
  *   fields: {
@@ -413,12 +515,28 @@ const duration = (
  *   primaryKey: ["id"],
  *   generated: { id: () => crypto.randomUUID() },
  *   inactivityTimeout: "1 minute",
- *   actions: {
+ *   // no blanket update: the year changes only by travelling
+ *   defaults: ["create", "read", "destroy"],
+ *   actions: (Action) => ({
  *     travelInTime: Action.update({
  *       arguments: { targetYear: Schema.Int },
- *       change: (cs) => Changeset.set(cs, "currentYear", cs.arguments.targetYear)
+ *       error: Paradox,
+ *       change: (cs) =>
+ *         cs.arguments.targetYear === cs.data.currentYear
+ *           ? Effect.fail(new Paradox({ year: cs.data.currentYear }))
+ *           : Changeset.set(cs, "currentYear", cs.arguments.targetYear)
+ *     }),
+ *     forgetNickname: Action.update({ change: (cs) => Changeset.unset(cs, "nickname") }),
+ *     // a hook calling its own resource (another record: a record calling itself is a ReentrantCall)
+ *     bringAlong: Action.update({
+ *       arguments: { companion: Schema.String },
+ *       change: (cs) =>
+ *         Changeset.after(cs, (character) =>
+ *           Store.update(Character, { id: cs.arguments.companion }, "travelInTime", {
+ *             targetYear: character.currentYear
+ *           }).pipe(Effect.as(character)))
  *     })
- *   }
+ *   })
  * })
  * export type Character = Resource.Record<typeof Character>
  * ```
@@ -431,21 +549,19 @@ export const make = <
   const Fields extends Schema.Struct.Fields,
   const PK extends ReadonlyArray<keyof Fields & string>,
   Gen extends keyof Fields & string = never,
-  Actions extends {
-    readonly [name: string]: Action.Action<Action.Kind, Schema.Struct.Type<Fields>, any, any, any>
-  } = {}
+  Actions = {},
+  const Defaults extends DefaultAction = DefaultAction
 >(
   name: Name,
-  options: Options<Fields, PK, Gen, Actions>
-): Resource<
-  Name,
-  Fields,
-  PK[number],
-  Gen,
-  Simplify<Omit<DefaultActions<Schema.Struct.Type<Fields>>, keyof Actions> & Actions>
-> => {
-  const fieldNames = new Set(Object.keys(options.fields))
+  options: Options<Fields, PK, Gen, Actions, Defaults>
+): Resource<Name, Fields, PK[number], Gen, Definition<Actions, Defaults>> => {
   if (typeof name !== "string" || name.length === 0) fail(String(name), "the name must be a non-empty string")
+  if (!isObject(options)) fail(name, `the definition must be an object, got ${describe(options)}`)
+  if (!isObject(options.fields)) fail(name, `fields must be an object of Schemas, got ${describe(options.fields)}`)
+  for (const [k, field] of Object.entries(options.fields)) {
+    if (!Schema.isSchema(field)) fail(name, `field ${JSON.stringify(k)} is not a Schema, got ${describe(field)}`)
+  }
+  const fieldNames = new Set(Object.keys(options.fields))
   if (!Array.isArray(options.primaryKey) || options.primaryKey.length === 0) {
     fail(name, "the primary key needs at least one field")
   }
@@ -453,8 +569,15 @@ export const make = <
   for (const k of options.primaryKey) {
     if (!fieldNames.has(k)) fail(name, `primary key field ${JSON.stringify(k)} is not one of its fields`)
   }
-  for (const k of Object.keys(options.generated ?? {})) {
+  if (options.generated !== undefined && !isObject(options.generated)) {
+    fail(name, `generated must be an object of functions, got ${describe(options.generated)}`)
+  }
+  for (const [k, generate] of Object.entries(options.generated ?? {})) {
     if (!fieldNames.has(k)) fail(name, `generated field ${JSON.stringify(k)} is not one of its fields`)
+    if (typeof generate !== "function") fail(name, `generated field ${JSON.stringify(k)} is not a function`)
+  }
+  if (options.indexes !== undefined && !Array.isArray(options.indexes)) {
+    fail(name, `indexes must be an array of field names, got ${describe(options.indexes)}`)
   }
   for (const k of options.indexes ?? []) {
     if (!fieldNames.has(k)) fail(name, `indexed field ${JSON.stringify(k)} is not one of its fields`)
@@ -462,6 +585,9 @@ export const make = <
   const restart = options.restart ?? "initial"
   if (restart !== "initial" && restart !== "lastState" && restart !== "never") {
     fail(name, `restart must be "initial", "lastState" or "never", got ${JSON.stringify(restart)}`)
+  }
+  if (options.restartIntensity !== undefined && !isObject(options.restartIntensity)) {
+    fail(name, `restartIntensity must be an object, got ${describe(options.restartIntensity)}`)
   }
   const maxRestarts = options.restartIntensity?.maxRestarts ?? 3
   if (!Number.isInteger(maxRestarts) || maxRestarts < 0) {
@@ -473,20 +599,49 @@ export const make = <
   if (mailboxCapacity !== undefined && (!Number.isInteger(mailboxCapacity) || mailboxCapacity < 1)) {
     fail(name, "mailboxCapacity must be a positive integer")
   }
-  const actions: { [name: string]: Action.Action.Any } = { ...Action.defaults }
-  for (const [actionName, action] of Object.entries(options.actions ?? {})) {
-    if (!Action.isAction(action)) fail(name, `action ${actionName} is not an Action`)
-    if (action.accept !== "*") {
-      for (const k of action.accept) {
+  const defaults: ReadonlyArray<string> = options.defaults ?? allDefaults
+  if (!Array.isArray(defaults)) fail(name, `defaults must be an array, got ${describe(defaults)}`)
+  const actions: { [name: string]: Action.Action.Any } = {}
+  for (const d of defaults) {
+    if (!allDefaults.includes(d)) {
+      fail(
+        name,
+        `defaults lists ${JSON.stringify(d)}, which is not one of ${allDefaults.map((d) => `"${d}"`).join(", ")}`
+      )
+    }
+    actions[d] = Action.defaults[d as DefaultAction]
+  }
+  const declared = typeof options.actions === "function"
+    ? (options.actions as (Action: Action.Constructors<any>) => unknown)(Action.constructors)
+    : options.actions ?? {}
+  if (!isObject(declared)) fail(name, `actions must be an object of actions, got ${describe(declared)}`)
+  for (const [actionName, action] of Object.entries(declared as { readonly [name: string]: unknown })) {
+    if (!Action.isAction(action)) fail(name, `action ${actionName} is not an Action, got ${describe(action)}`)
+    const checked = action as Action.Action.Any
+    if (checked.accept !== "*" && !Array.isArray(checked.accept)) {
+      fail(name, `action ${actionName}: accept must be an array of field names`)
+    }
+    if (!isObject(checked.arguments)) fail(name, `action ${actionName}: arguments must be an object of Schemas`)
+    for (const [k, argument] of Object.entries(checked.arguments)) {
+      if (!Schema.isSchema(argument)) fail(name, `action ${actionName}: argument ${JSON.stringify(k)} is not a Schema`)
+    }
+    if (checked.error !== undefined && !Schema.isSchema(checked.error)) {
+      fail(name, `action ${actionName}: error must be a Schema, got ${describe(checked.error)}`)
+    }
+    if (checked.change !== undefined && typeof checked.change !== "function") {
+      fail(name, `action ${actionName}: change must be a function, got ${describe(checked.change)}`)
+    }
+    if (checked.accept !== "*") {
+      for (const k of checked.accept) {
         if (!fieldNames.has(k)) fail(name, `action ${actionName} accepts ${JSON.stringify(k)}, which is not a field`)
       }
     }
-    for (const k of Object.keys(action.arguments)) {
-      if (action.accept !== "*" && (action.accept as ReadonlyArray<string>).includes(k)) {
+    for (const k of Object.keys(checked.arguments)) {
+      if (checked.accept !== "*" && (checked.accept as ReadonlyArray<string>).includes(k)) {
         fail(name, `action ${actionName} has an argument ${JSON.stringify(k)} that is also an accepted field`)
       }
     }
-    actions[actionName] = action
+    actions[actionName] = checked
   }
   return {
     [TypeId]: TypeId,
@@ -505,6 +660,14 @@ export const make = <
     hibernateAfter: duration(name, "hibernateAfter", options.hibernateAfter)
   }
 }
+
+const allDefaults: ReadonlyArray<string> = ["create", "update", "destroy", "read"]
+
+const isObject = (u: unknown): u is { readonly [k: string]: unknown } =>
+  typeof u === "object" && u !== null && !Array.isArray(u)
+
+const describe = (u: unknown): string =>
+  u === null ? "null" : Array.isArray(u) ? "an array" : typeof u === "object" ? "an object" : typeof u
 
 /**
  * Returns `true` if the value is a {@link Resource}.

@@ -7,6 +7,14 @@
  * field types, key shapes) and again at run time, so untyped callers get a
  * `ValidationError` or `UnknownAction` instead of a corrupted record.
  *
+ * Each operation's error channel names only the errors it can fail with:
+ * `get`, `reload` and `keepAlive` fail with `NotFound`, `ValidationError`
+ * or `StoreClosed`; `create`, `update` and `destroy` with those their step
+ * can meet ({@link CreateError}, {@link UpdateError}, {@link DestroyError})
+ * plus the named action's own: its declared `error` and `ActionError`
+ * (none for a default action). `UnknownAction` appears only where the
+ * action's name is not checked by the compiler (a `Resource.Any`, a cast).
+ *
  * Changes and hooks run with the layer's services and with `Store` itself, so
  * a hook can call the Store. The services they require surface in the type of
  * `Store.layer` and are provided once, to the layer.
@@ -14,8 +22,18 @@
  * @since 0.1.0
  */
 import { Context, Effect, Layer, type PubSub, type Scope, Stream } from "effect"
+import type * as Action from "./Action.js"
 import * as DataLayer from "./DataLayer.js"
-import type { NotFound, StoreClosed, StoreError, ValidationError } from "./Errors.js"
+import type {
+  AlreadyExists,
+  MailboxFull,
+  NotFound,
+  RecordCrashed,
+  ReentrantCall,
+  StoreClosed,
+  UnknownAction,
+  ValidationError
+} from "./Errors.js"
 import type * as LifecycleEvent from "./Event.js"
 import { checkReadable } from "./internal/query.js"
 import { spanned } from "./internal/tracing.js"
@@ -113,6 +131,120 @@ export type Event = LifecycleEvent.Event
 type InputArgs<I> = {} extends I ? [input?: I] : [input: I]
 
 /**
+ * The errors the action `N` of resource `R` itself can fail with: its
+ * declared `error` and `ActionError` (none for a default action), plus
+ * `UnknownAction` when the resource's action names are not known to the
+ * compiler (a `Resource.Any`).
+ *
+ * **Example** (The errors a declared action adds)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Changeset, Resource, type Store } from "effect-gen-server"
+ *
+ * class NoPower extends Schema.TaggedError<NoPower>()("NoPower", {}) {}
+ * const Lamp = Resource.make("Lamp", {
+ *   fields: { id: Schema.String, on: Schema.Boolean },
+ *   primaryKey: ["id"],
+ *   actions: (Action) => ({ switchOn: Action.update({ error: NoPower, change: (cs) => Changeset.set(cs, "on", true) }) })
+ * })
+ * type SwitchOn = Store.ActionErrors<typeof Lamp, "switchOn"> // NoPower | ActionError
+ * type Update = Store.ActionErrors<typeof Lamp, "update"> // never: the default update has no change
+ * ```
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type ActionErrors<R, N> =
+  | (N extends keyof Resource.Actions<R> ? Action.Action.Error<Resource.Actions<R>[N]> : never)
+  | (string extends keyof Resource.Actions<R> ? UnknownAction : Untyped<N>)
+
+/** An action name typed `never` or `any` (a cast) may name no action at all. */
+type Untyped<N> = [N] extends [never] ? UnknownAction : 0 extends 1 & N ? UnknownAction : never
+
+/**
+ * The errors of `Store.create` with the action `N`: the input is invalid
+ * (`ValidationError`), the key is taken (`AlreadyExists`), the create action
+ * crashed the new record (`RecordCrashed`), the store is closed
+ * (`StoreClosed`), or the action failed ({@link ActionErrors}).
+ *
+ * **Example** (Handling a taken key)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const arrive: Effect.Effect<Character | undefined, Store.CreateError<typeof Character, "create">, Store.Store> =
+ *   Store.create(Character, "create", { id: "marty", name: "Marty", currentYear: 1985 }).pipe(
+ *     Effect.catchTag("AlreadyExists", () => Effect.undefined)
+ *   )
+ * ```
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type CreateError<R, N> = ValidationError | AlreadyExists | RecordCrashed | StoreClosed | ActionErrors<R, N>
+
+/**
+ * The errors of `Store.update` with the action `N`: those of a call to a
+ * record's fiber (`NotFound`, `ReentrantCall`, `MailboxFull`,
+ * `RecordCrashed`, `StoreClosed`), an invalid key, input or new state
+ * (`ValidationError`), a new key that is taken (`AlreadyExists`), and the
+ * action's own ({@link ActionErrors}).
+ *
+ * **Example** (Every error an update may meet)
+ *
+ * ```ts
+ * import { Store } from "effect-gen-server"
+ * import { Machine } from "./fixtures.js"
+ *
+ * const describe = (error: Store.UpdateError<typeof Machine, "charge">): string => error._tag
+ * ```
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type UpdateError<R, N> =
+  | NotFound
+  | ValidationError
+  | AlreadyExists
+  | RecordCrashed
+  | ReentrantCall
+  | MailboxFull
+  | StoreClosed
+  | ActionErrors<R, N>
+
+/**
+ * The errors of `Store.destroy` with the action `N`: those of a call to a
+ * record's fiber, an invalid key, and the action's own ({@link ActionErrors}).
+ *
+ * **Example** (A destroy that tolerates a missing record)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Store } from "effect-gen-server"
+ * import { Character } from "./fixtures.js"
+ *
+ * const leave = Store.destroy(Character, { id: "marty" }).pipe(Effect.catchTag("NotFound", () => Effect.void))
+ * ```
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type DestroyError<R, N> =
+  | NotFound
+  | ValidationError
+  | RecordCrashed
+  | ReentrantCall
+  | MailboxFull
+  | StoreClosed
+  | ActionErrors<R, N>
+
+/** `destroy`'s action is optional only where the resource has the default `"destroy"` action. */
+type DestroyArgs<R, N> = "destroy" extends Resource.ActionName<R, "destroy"> ? [action?: N] : [action: N]
+
+/**
  * Runs a create action; the created record is returned once its create
  * pipeline has committed inside its new fiber.
  *
@@ -133,7 +265,7 @@ export const create: <R extends Resource.Any, const N extends Resource.ActionNam
   resource: R,
   action: N,
   ...input: InputArgs<Resource.Input<R, N>>
-) => Effect.Effect<Resource.Record<R>, StoreError, Store> =
+) => Effect.Effect<Resource.Record<R>, CreateError<R, N>, Store> =
   ((resource: Resource.Any, action: string, input?: unknown) =>
     spanned(
       Store.use(({ dataLayer }) => dataLayer.create(resource.name, action, input)),
@@ -163,7 +295,7 @@ export const update: <R extends Resource.Any, const N extends Resource.ActionNam
   recordOrKey: Resource.Key<R>,
   action: N,
   ...args: InputArgs<Resource.Input<R, N>>
-) => Effect.Effect<Resource.Record<R>, StoreError, Store> =
+) => Effect.Effect<Resource.Record<R>, UpdateError<R, N>, Store> =
   ((resource: Resource.Any, key: unknown, action: string, input?: unknown) =>
     spanned(
       Store.use(({ dataLayer }) => dataLayer.update(resource.name, key, action, input)),
@@ -187,16 +319,17 @@ export const update: <R extends Resource.Any, const N extends Resource.ActionNam
  * @category operations
  * @since 0.1.0
  */
-export const destroy: <R extends Resource.Any, const N extends Resource.ActionName<R, "destroy">>(
+export const destroy: <R extends Resource.Any, const N extends Resource.ActionName<R, "destroy"> = never>(
   resource: R,
   recordOrKey: Resource.Key<R>,
-  action?: N
-) => Effect.Effect<void, StoreError, Store> = ((resource: Resource.Any, key: unknown, action?: string) =>
-  spanned(
-    Store.use(({ dataLayer }) => dataLayer.destroy(resource.name, key, action ?? "destroy")),
-    "Store.destroy",
-    { resource: resource.name, action: action ?? "destroy" }
-  )) as any
+  ...action: DestroyArgs<R, N>
+) => Effect.Effect<void, DestroyError<R, [N] extends [never] ? "destroy" : N>, Store> =
+  ((resource: Resource.Any, key: unknown, action?: string) =>
+    spanned(
+      Store.use(({ dataLayer }) => dataLayer.destroy(resource.name, key, action ?? "destroy")),
+      "Store.destroy",
+      { resource: resource.name, action: action ?? "destroy" }
+    )) as any
 
 /**
  * Gets a record by its full primary key: the fast path, read from the

@@ -5,6 +5,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, PubSub, Schema } from "effect"
+import { TestClock } from "effect/testing"
 import { Action, Changeset, Errors, Query, Resource, Store } from "../src/index.js"
 
 const fields = { id: Schema.String, name: Schema.String, count: Schema.Int }
@@ -326,12 +327,204 @@ describe("Action", () => {
     it.effect("an unknown resource is refused", () =>
       Effect.gen(function*() {
         const error = yield* Store.create(Plain, "create", { id: "a", name: "A", count: 1 }).pipe(Effect.flip)
-        assert.isTrue(error._tag === "ValidationError" || error._tag === "UnknownAction")
+        assert.include(["ValidationError", "UnknownAction"], error._tag)
       }).pipe(Effect.provide(counters())))
   })
 
   it("UnknownAction is a tagged error class", () => {
     const e = new Errors.UnknownAction({ resource: "R", action: "a", message: "m" })
     assert.strictEqual(e._tag, "UnknownAction")
+  })
+})
+
+// --- the typed form, declared errors, defaults --------------------------------------------------
+
+class OutOfTokens extends Schema.TaggedError<OutOfTokens>()("OutOfTokens", { tokens: Schema.Int }) {}
+class Frozen extends Schema.TaggedError<Frozen>()("Frozen", { bucket: Schema.String }) {}
+
+// a rate limiter whose tokens only its declared actions may change
+const Bucket = Resource.make("Bucket", {
+  fields: { id: Schema.String, tokens: Schema.Int, frozen: Schema.Boolean },
+  primaryKey: ["id"],
+  defaults: ["create", "read", "destroy"],
+  actions: (Action) => ({
+    take: Action.update({
+      arguments: { n: Schema.Int, stage: Schema.optionalKey(Schema.Literals(["change", "before", "after"])) },
+      error: Schema.Union([OutOfTokens, Frozen]),
+      change: (cs) => {
+        const left = cs.data.tokens - cs.arguments.n
+        const refuse: Effect.Effect<never, OutOfTokens | Frozen> | undefined = left < 0
+          ? Effect.fail(new OutOfTokens({ tokens: cs.data.tokens }))
+          : cs.data.frozen
+          ? Effect.fail(new Frozen({ bucket: cs.data.id }))
+          : undefined
+        const next = Changeset.set(cs, "tokens", left)
+        if (refuse === undefined) return next
+        switch (cs.arguments.stage ?? "change") {
+          case "change":
+            return Effect.as(refuse, next)
+          case "before":
+            return Changeset.before(next, () => Effect.as(refuse, next))
+          case "after":
+            return Changeset.after(next, (bucket) => Effect.as(refuse, bucket))
+        }
+      }
+    }),
+    // fails with something that is not declared: an ActionError
+    jam: Action.update({ error: OutOfTokens, change: () => Effect.fail("jammed") }),
+    // a hook calling its own resource
+    refill: Action.update({
+      arguments: { n: Schema.Int },
+      change: (cs) =>
+        Changeset.after(
+          cs,
+          (bucket) =>
+            Store.update(Bucket, { id: `${bucket.id}-spare` }, "take", { n: cs.arguments.n }).pipe(
+              Effect.as({ ...bucket, tokens: bucket.tokens + cs.arguments.n })
+            )
+        )
+    }),
+    freeze: Action.update({ change: (cs) => Changeset.set(cs, "frozen", true) })
+  })
+})
+
+const buckets = (dataLayer: "genServer" | "memory") => Store.layer([Bucket], { dataLayer })
+
+describe("typed actions", () => {
+  for (const dataLayer of ["genServer", "memory"] as const) {
+    describe(dataLayer, () => {
+      it.effect("a declared error reaches the caller as is, from a change and from either hook", () =>
+        Effect.gen(function*() {
+          const b = yield* Store.create(Bucket, "create", { id: "b", tokens: 2, frozen: false })
+          for (const stage of ["change", "before", "after"] as const) {
+            const error = yield* Store.update(Bucket, b, "take", { n: 3, stage }).pipe(Effect.flip)
+            assert.instanceOf(error, OutOfTokens, stage)
+            assert.deepStrictEqual(error, new OutOfTokens({ tokens: 2 }), stage)
+            assert.deepStrictEqual(yield* Store.get(Bucket, b), b, stage)
+          }
+          // catchTag works on it, the other declared error stays in the channel
+          const caught = yield* Store.update(Bucket, b, "take", { n: 5 }).pipe(
+            Effect.catchTag("OutOfTokens", (e) => Effect.succeed(e.tokens))
+          )
+          assert.strictEqual(caught, 2)
+          yield* Store.update(Bucket, b, "freeze")
+          const frozen = yield* Store.update(Bucket, b, "take", { n: 1, stage: "after" }).pipe(Effect.flip)
+          assert.deepStrictEqual(frozen, new Frozen({ bucket: "b" }))
+          assert.strictEqual((yield* Store.get(Bucket, b)).tokens, 2)
+        }).pipe(Effect.provide(buckets(dataLayer))))
+
+      it.effect("a failure the action does not declare is an ActionError", () =>
+        Effect.gen(function*() {
+          const b = yield* Store.create(Bucket, "create", { id: "b", tokens: 2, frozen: false })
+          const error = yield* Store.update(Bucket, b, "jam").pipe(Effect.flip)
+          assert.instanceOf(error, Errors.ActionError)
+          assert.strictEqual(error._tag, "ActionError")
+          if (error._tag === "ActionError") assert.strictEqual(error.cause, "jammed")
+        }).pipe(Effect.provide(buckets(dataLayer))))
+
+      it.effect("a declared error of another record's action, met in a hook, is this action's ActionError", () =>
+        Effect.gen(function*() {
+          const b = yield* Store.create(Bucket, "create", { id: "b", tokens: 0, frozen: false })
+          yield* Store.create(Bucket, "create", { id: "b-spare", tokens: 1, frozen: false })
+          // refill declares nothing: the spare's OutOfTokens is refill's ActionError
+          const error = yield* Store.update(Bucket, b, "refill", { n: 5 }).pipe(Effect.flip)
+          assert.strictEqual(error._tag, "ActionError")
+          // the cause is encoded: the ActionError crosses a process boundary as it is
+          if (error._tag === "ActionError") assert.deepStrictEqual(error.cause, { _tag: "OutOfTokens", tokens: 1 })
+          assert.strictEqual((yield* Store.get(Bucket, b)).tokens, 0)
+          // the hook calls its own resource
+          const refilled = yield* Store.update(Bucket, b, "refill", { n: 1 })
+          assert.strictEqual(refilled.tokens, 1)
+          assert.strictEqual((yield* Store.get(Bucket, { id: "b-spare" })).tokens, 0)
+        }).pipe(Effect.provide(buckets(dataLayer))))
+
+      it.effect("a default action left out by defaults is UnknownAction for an untyped caller", () =>
+        Effect.gen(function*() {
+          const b = yield* Store.create(Bucket, "create", { id: "b", tokens: 2, frozen: false })
+          const error = yield* Store.update(Bucket, b, "update" as never, { tokens: 1_000_000 } as never).pipe(
+            Effect.flip
+          )
+          assert.strictEqual(error._tag, "UnknownAction")
+          assert.strictEqual((yield* Store.get(Bucket, b)).tokens, 2)
+          // the defaults it keeps are there
+          assert.deepStrictEqual(Object.keys(Bucket.actions).sort(), [
+            "create",
+            "destroy",
+            "freeze",
+            "jam",
+            "read",
+            "refill",
+            "take"
+          ])
+          yield* Store.destroy(Bucket, b)
+          assert.strictEqual((yield* Store.get(Bucket, b).pipe(Effect.flip))._tag, "NotFound")
+        }).pipe(Effect.provide(buckets(dataLayer))))
+    })
+  }
+
+  it.effect("an ActionError's cause is a JSON value: the error round-trips through its JSON codec", () =>
+    Effect.gen(function*() {
+      const cyclic: { self?: unknown } = {}
+      cyclic.self = cyclic
+      const Failing = Resource.make("Failing", {
+        fields: { id: Schema.String },
+        primaryKey: ["id"],
+        actions: (Action) => ({
+          fail: Action.update({
+            arguments: { with: Schema.Literals(["tagged", "error", "bigint", "cyclic", "number"]) },
+            change: (cs) =>
+              Effect.fail(
+                {
+                  tagged: new Frozen({ bucket: "b" }),
+                  error: new TypeError("boom"),
+                  bigint: { n: 1n },
+                  cyclic,
+                  number: NaN
+                }[cs.arguments.with]
+              )
+          })
+        })
+      })
+      const codec = Schema.toCodecJson(Errors.ActionError)
+      const causes = yield* Effect.forEach(
+        ["tagged", "error", "bigint", "cyclic", "number"] as const,
+        (kind) =>
+          Effect.gen(function*() {
+            const f = yield* Store.create(Failing, "create", { id: kind })
+            const error = yield* Store.update(Failing, f, "fail", { with: kind }).pipe(Effect.flip)
+            assert.strictEqual(error._tag, "ActionError")
+            const json = JSON.parse(JSON.stringify(Schema.encodeSync(codec)(error as Errors.ActionError)))
+            assert.deepStrictEqual(Schema.decodeSync(codec)(json), error)
+            return (error as Errors.ActionError).cause
+          })
+      ).pipe(Effect.provide(Store.layer([Failing])))
+      assert.deepStrictEqual(causes, [
+        { _tag: "Frozen", bucket: "b" },
+        { name: "TypeError", message: "boom" },
+        "[object Object]",
+        "[object Object]",
+        "NaN"
+      ])
+    }))
+
+  it.effect("a resource without any destroy action still expires", () => {
+    const Ephemeral = Resource.make("Ephemeral", {
+      fields: { id: Schema.String },
+      primaryKey: ["id"],
+      defaults: ["create"],
+      inactivityTimeout: "1 minute"
+    })
+    return Effect.gen(function*() {
+      const e = yield* Store.create(Ephemeral, "create", { id: "e" })
+      const refused = yield* Store.destroy(Ephemeral, e, "destroy" as never).pipe(Effect.flip)
+      assert.strictEqual(refused._tag, "UnknownAction")
+      yield* TestClock.adjust("1 minute")
+      assert.strictEqual((yield* Store.get(Ephemeral, e).pipe(Effect.flip))._tag, "NotFound")
+    }).pipe(Effect.provide(Store.layer([Ephemeral])))
+  })
+
+  it("an action without an error schema passes nothing through", () => {
+    assert.isUndefined(Action.update().error)
+    assert.strictEqual(Bucket.actions.jam.error, OutOfTokens)
   })
 })

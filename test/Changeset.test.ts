@@ -191,6 +191,30 @@ describe("Changeset", () => {
       assert.strictEqual(Changeset.get(named, "nickname"), "Doc")
     })
 
+    it("unset clears an optional field; a later set brings it back", () => {
+      const named = Changeset.set(make(), "nickname", "Doc")
+      const plain = Changeset.unset(named, "nickname")
+      assert.isUndefined(Changeset.get(plain, "nickname"))
+      assert.isFalse("nickname" in plain.attributes)
+      assert.deepStrictEqual(plain.removed, ["nickname"])
+      assert.strictEqual(Changeset.get(named, "nickname"), "Doc")
+      const piped = named.pipe(Changeset.unset("nickname"), Changeset.unset("nickname"))
+      assert.deepStrictEqual(piped.removed, ["nickname"])
+      const again = Changeset.set(plain, "nickname", "Emmett")
+      assert.strictEqual(Changeset.get(again, "nickname"), "Emmett")
+      assert.deepStrictEqual(again.removed, [])
+      // the record's own value is hidden too
+      const withNickname = Changeset.make({
+        resource: "Character",
+        action: "travel",
+        kind: "update",
+        data: { ...doc, nickname: "Doc" } as Doc,
+        arguments: {}
+      })
+      const cleared = Changeset.unset(withNickname, "nickname")
+      assert.isUndefined(Changeset.get(cleared, "nickname"))
+    })
+
     it("get, data-last", () => {
       const cs = Changeset.set(make(), "year", 1955)
       assert.strictEqual(Changeset.get<Doc, "year">("year")(cs), 1955)
@@ -389,5 +413,40 @@ describe("Changeset", () => {
         const published = yield* PubSub.takeUpTo(events, 100)
         assert.deepStrictEqual(published.map((e) => [e._tag, e.record]), [["Updated", committed]])
       }).pipe(Effect.provide(layer())))
+  })
+
+  describe("unset", () => {
+    const Player = Resource.make("Player", {
+      fields: { id: Schema.String, lobby: Schema.optionalKey(Schema.String), score: Schema.Int },
+      primaryKey: ["id"],
+      actions: (Action) => ({
+        leave: Action.update({ change: (cs) => Changeset.unset(cs, "lobby") }),
+        move: Action.update({
+          arguments: { to: Schema.String },
+          change: (cs) => cs.pipe(Changeset.unset("lobby"), Changeset.set("lobby", cs.arguments.to))
+        }),
+        join: Action.create({
+          accept: ["id", "lobby"],
+          change: (cs) => cs.pipe(Changeset.set("score", 0), Changeset.unset("lobby"))
+        })
+      })
+    })
+
+    for (const dataLayer of ["genServer", "memory"] as const) {
+      it.effect(`the key is absent from the committed state (${dataLayer})`, () =>
+        Effect.gen(function*() {
+          const p = yield* Store.create(Player, "create", { id: "p", lobby: "main", score: 1 })
+          const left = yield* Store.update(Player, p, "leave")
+          assert.deepStrictEqual(left, { id: "p", score: 1 })
+          assert.isFalse("lobby" in left)
+          const got = yield* Store.get(Player, p)
+          assert.isFalse("lobby" in got)
+          const moved = yield* Store.update(Player, p, "move", { to: "side" })
+          assert.deepStrictEqual(moved, { id: "p", lobby: "side", score: 1 })
+          // on create, an unset accepted field is not in the new record
+          const joined = yield* Store.create(Player, "join", { id: "q", lobby: "main" })
+          assert.deepStrictEqual(joined, { id: "q", score: 0 })
+        }).pipe(Effect.provide(Store.layer([Player], { dataLayer }))))
+    }
   })
 })

@@ -342,7 +342,7 @@ describe("Concurrency", () => {
         const exits = yield* Effect.forEach(
           Array.from({ length: 40 }, (_, i) => i),
           (i) =>
-            Effect.exit(
+            Effect.exit<unknown, Errors.StoreError, Store.Store>(
               i === 20
                 ? Store.destroy(Pair, { id: "p0" })
                 : Store.update(Pair, { id: "p0" }, "move", { n: 1, y: i % 3 })

@@ -8,7 +8,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Option, type Scope } from "effect"
 import { HttpServer } from "effect/http"
+import * as Resources from "../examples/http-session-store/resources.js"
 import * as Server from "../examples/http-session-store/server.js"
+import { Store } from "../src/index.js"
 
 // -----------------------------------------------------------------------------
 // helpers
@@ -367,4 +369,22 @@ describe("HttpSessionStore", () => {
           assert.strictEqual((yield* client.call("GET", `/sessions/${session.id}`)).status, 200)
         }
       })))
+
+  it.effect("the resources keep no blanket create or update: the checked fields change only through their actions", () => {
+    const { Cart, Session } = Resources.make()
+    return Effect.gen(function*() {
+      const session = yield* Store.create(Session, "login", { userId: "  Marty " })
+      assert.strictEqual(session.userId, "marty")
+      const forged = yield* Store.update(Session, session, "update" as never, { userId: "Biff!" } as never).pipe(
+        Effect.flip
+      )
+      assert.strictEqual(forged._tag, "UnknownAction")
+      const created = yield* Store.create(Session, "create" as never, { userId: "Biff!" } as never).pipe(Effect.flip)
+      assert.strictEqual(created._tag, "UnknownAction")
+      const cart = yield* Store.create(Cart, "open", { id: session.id })
+      const total = yield* Store.update(Cart, cart, "update" as never, { total: -1 } as never).pipe(Effect.flip)
+      assert.strictEqual(total._tag, "UnknownAction")
+      assert.strictEqual((yield* Store.get(Cart, cart)).total, 0)
+    }).pipe(Effect.provide(Store.layer([Session, Cart])))
+  })
 })

@@ -369,6 +369,53 @@ describe("Resource", () => {
       assert.instanceOf(e, Errors.InvalidResource)
     })
 
+    it("a malformed definition: missing or non-object parts are InvalidResource, never a TypeError", () => {
+      const make = (options: unknown) => () => Resource.make("Broken", options as any)
+      assertInvalid(make({ primaryKey: ["id"] }), "fields")
+      assertInvalid(make(undefined), "definition")
+      assertInvalid(make(null), "definition")
+      assertInvalid(make("fields"), "definition")
+      assertInvalid(make({ fields: null, primaryKey: ["id"] }), "fields")
+      assertInvalid(make({ fields: [Schema.String], primaryKey: ["0"] }), "fields")
+      assertInvalid(make({ fields: { id: "string" }, primaryKey: ["id"] }), "id")
+      assertInvalid(make({ fields }), "primary key")
+      assertInvalid(make({ fields, primaryKey: "id" }), "primary key")
+      assertInvalid(make({ fields, primaryKey: ["id"], generated: "id" }), "generated")
+      assertInvalid(make({ fields, primaryKey: ["id"], generated: { id: "x" } }), "generated")
+      assertInvalid(make({ fields, primaryKey: ["id"], indexes: "name" }), "indexes")
+      assertInvalid(make({ fields, primaryKey: ["id"], restartIntensity: 3 }), "restartIntensity")
+    })
+
+    it("bad action values are InvalidResource", () => {
+      const make = (actions: unknown) => () => Resource.make("Broken", { fields, primaryKey: ["id"], actions } as any)
+      assertInvalid(make({ rename: null }), "rename")
+      assertInvalid(make({ rename: 42 }), "rename")
+      assertInvalid(make("rename"), "actions")
+      assertInvalid(make(() => null), "actions")
+      assertInvalid(make(() => ({ rename: { kind: "update" } })), "rename")
+      const action = (patch: object) => ({ ...Action.update(), ...patch })
+      assertInvalid(make({ rename: action({ accept: "name" }) }), "accept")
+      assertInvalid(make({ rename: action({ arguments: null }) }), "arguments")
+      assertInvalid(make({ rename: action({ arguments: { to: 1 } }) }), "to")
+      assertInvalid(make({ rename: action({ error: "NoPower" }) }), "error")
+      assertInvalid(make({ rename: action({ change: "set" }) }), "change")
+    })
+
+    it("bad defaults are InvalidResource", () => {
+      const make = (defaults: unknown) => () => Resource.make("Broken", { fields, primaryKey: ["id"], defaults } as any)
+      assertInvalid(make("create"), "defaults")
+      assertInvalid(make(["create", "upsert"]), "upsert")
+      assert.isUndefined(thrown(make([])))
+      assert.deepStrictEqual(
+        Object.keys(Resource.make("Fine", { fields, primaryKey: ["id"], defaults: [] }).actions),
+        []
+      )
+      assert.deepStrictEqual(
+        Object.keys(Resource.make("Fine", { fields, primaryKey: ["id"], defaults: ["read", "create"] }).actions),
+        ["read", "create"]
+      )
+    })
+
     it("valid definitions do not throw", () => {
       assert.isUndefined(thrown(() => Resource.make("Fine", { fields, primaryKey: ["id", "name"] })))
       assert.isUndefined(

@@ -829,4 +829,49 @@ describe.each([["genServer"], ["memory"]] as const)("values that cross the data 
       assert.strictEqual((yield* Effect.flip(Store.get(Nest, { id: "n" })))._tag, "NotFound")
       assert.notInclude(tags(yield* drain(events)), "Updated")
     })))
+  describe("declared errors on create and destroy", () => {
+    class Taken extends Schema.TaggedError<Taken>()("Taken", { name: Schema.String }) {}
+    class Occupied extends Schema.TaggedError<Occupied>()("Occupied", { guests: Schema.Int }) {}
+    const Room = Resource.make("Room", {
+      fields: { id: Schema.String, name: Schema.String, guests: Schema.Int },
+      primaryKey: ["id"],
+      defaults: ["read"],
+      actions: (Action) => ({
+        book: Action.create({
+          accept: ["id", "name"],
+          error: Taken,
+          change: (cs) =>
+            Changeset.get(cs, "name") === "Overlook"
+              ? Effect.fail(new Taken({ name: "Overlook" }))
+              : Changeset.set(cs, "guests", 0)
+        }),
+        checkIn: Action.update({ change: (cs) => Changeset.set(cs, "guests", cs.data.guests + 1) }),
+        close: Action.destroy({
+          error: Occupied,
+          change: (cs) =>
+            Changeset.after(
+              cs,
+              (room) => room.guests > 0 ? Effect.fail(new Occupied({ guests: room.guests })) : Effect.succeed(room)
+            )
+        })
+      })
+    })
+
+    for (const dataLayer of ["genServer", "memory"] as const) {
+      it.effect(`a create and a destroy fail with the error their action declares (${dataLayer})`, () =>
+        Effect.gen(function*() {
+          const taken = yield* Store.create(Room, "book", { id: "237", name: "Overlook" }).pipe(Effect.flip)
+          assert.deepStrictEqual(taken, new Taken({ name: "Overlook" }))
+          assert.strictEqual((yield* Store.get(Room, { id: "237" }).pipe(Effect.flip))._tag, "NotFound")
+
+          const room = yield* Store.create(Room, "book", { id: "1", name: "Stanley" })
+          yield* Store.update(Room, room, "checkIn")
+          const occupied = yield* Store.destroy(Room, room, "close").pipe(
+            Effect.catchTag("Occupied", (e) => Effect.succeed(e.guests))
+          )
+          assert.strictEqual(occupied, 1)
+          assert.strictEqual((yield* Store.get(Room, room)).guests, 1)
+        }).pipe(Effect.provide(Store.layer([Room], { dataLayer }))))
+    }
+  })
 })

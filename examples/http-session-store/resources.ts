@@ -17,7 +17,7 @@
  * themselves are made by {@link make}, which takes the inactivity timeouts.
  */
 import { Clock, type Duration, Effect, Schema } from "effect"
-import { Action, Changeset, Resource, Store } from "effect-gen-server"
+import { Changeset, Resource, Store } from "effect-gen-server"
 
 // -----------------------------------------------------------------------------
 // schemas shared with the HTTP API
@@ -169,14 +169,15 @@ export const make = (options: Options = {}) => {
     generated: { items: () => [], total: () => 0 },
     inactivityTimeout: options.cartTimeout ?? "30 minutes",
     mailboxCapacity,
-    actions: {
-      // opens an empty cart for a session (the cart's `id` is the session's);
-      // the explicit type arguments keep `Store.layer`'s requirements `never`
-      // (inferred from `Resource.make`'s constraint, they would be `any`)
-      open: Action.create<Cart, "id">({ accept: ["id"] }),
+    // no default `create` or `update`: the lines and the total change only
+    // through `addItem`, which checks them
+    defaults: ["read", "destroy"],
+    actions: (Action) => ({
+      // opens an empty cart for a session (the cart's `id` is the session's)
+      open: Action.create({ accept: ["id"] }),
       addItem: Action.update({
         arguments: AddItemFields,
-        change: (cs: Changeset.Changeset<Cart, Action.Arguments<typeof AddItemFields>>) =>
+        change: (cs) =>
           // the work is done in the cart's fiber, against its current lines
           Changeset.before(cs, (cs) => {
             const added = addLine(Changeset.get(cs, "items"), cs.arguments)
@@ -190,7 +191,7 @@ export const make = (options: Options = {}) => {
             )
           })
       })
-    }
+    })
   })
 
   const Session = Resource.make("Session", {
@@ -199,13 +200,15 @@ export const make = (options: Options = {}) => {
     generated: { id: () => crypto.randomUUID(), data: () => ({}) },
     inactivityTimeout: options.sessionTimeout ?? "30 minutes",
     mailboxCapacity,
-    actions: {
-      // the create action of the API: only `userId` and `data` come from the
-      // caller (the default `create` and `update`, which accept every field
-      // and run no hook, stay available to trusted code)
+    // no default `create` or `update`, which accept every field and run no
+    // hook: `userId` is always normalised by `login`, `lastSeen` moves only
+    // by `touch`
+    defaults: ["read"],
+    actions: (Action) => ({
+      // the create action of the API: only `userId` and `data` come from the caller
       login: Action.create({
         accept: ["userId", "data"],
-        change: (cs: Changeset.Changeset<Session>) =>
+        change: (cs) =>
           Effect.map(Clock.currentTimeMillis, (now) =>
             cs.pipe(
               Changeset.set("createdAt", now),
@@ -224,21 +227,20 @@ export const make = (options: Options = {}) => {
             ))
       }),
       touch: Action.update({
-        change: (cs: Changeset.Changeset<Session>) =>
-          Effect.map(Clock.currentTimeMillis, (now) => Changeset.set(cs, "lastSeen", now))
+        change: (cs) => Effect.map(Clock.currentTimeMillis, (now) => Changeset.set(cs, "lastSeen", now))
       }),
       // replaces the default `destroy`; expiry runs it too, so an expired
       // session takes its cart with it
       destroy: Action.destroy({
-        change: (cs: Changeset.Changeset<Session>) =>
-          Changeset.after(cs, (session: Session) =>
+        change: (cs) =>
+          Changeset.after(cs, (session) =>
             Store.destroy(Cart, { id: session.id }).pipe(
               // no cart yet, or it expired on its own
               Effect.catchTag("NotFound", () => Effect.void),
               Effect.as(session)
             ))
       })
-    }
+    })
   })
 
   return { Session, Cart } as const

@@ -9,7 +9,7 @@
  *
  * @internal
  */
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import * as Changeset from "../Changeset.js"
 import { ActionError, ValidationError } from "../Errors.js"
 import type { Compiled, CompiledAction, Decoded } from "./resource.js"
@@ -46,26 +46,91 @@ const messageOf = (u: unknown): string => {
   return String(u)
 }
 
+const codecs = new WeakMap<object, (u: unknown) => unknown>()
+
+/**
+ * The failure of a change or hook as a JSON value, so that the `ActionError`
+ * carrying it is Schema-encodable (`Schema.toCodecJson`): a Schema class
+ * instance (a `Schema.TaggedError`, one of the library's errors) is encoded
+ * with its own codec, another `Error` becomes `{ name, message }` (with its
+ * `_tag` if it has one), anything else a JSON copy or its string.
+ */
+const encodeCause = (u: unknown): unknown => {
+  if (u === null || typeof u === "string" || typeof u === "boolean") return u
+  if (typeof u === "number") return Number.isFinite(u) ? u : String(u)
+  if (typeof u === "object") {
+    const constructor = (u as { readonly constructor?: unknown }).constructor
+    if (typeof constructor === "function" && Schema.isSchema(constructor)) {
+      let encode = codecs.get(constructor)
+      if (encode === undefined) {
+        encode = Schema.encodeUnknownSync(Schema.toCodecJson(constructor as Schema.Top) as any)
+        codecs.set(constructor, encode)
+      }
+      try {
+        return encode(u)
+      } catch {
+        // not encodable by its own Schema: described below
+      }
+    }
+    if (u instanceof Error) {
+      const tag = (u as { readonly _tag?: unknown })._tag
+      return typeof tag === "string"
+        ? { _tag: tag, name: u.name, message: u.message }
+        : { name: u.name, message: u.message }
+    }
+  }
+  try {
+    const json = JSON.stringify(u)
+    if (json !== undefined) return JSON.parse(json)
+  } catch {
+    // cycles, bigints: its string below
+  }
+  return String(u)
+}
+
 const refused = (resource: Compiled, action: CompiledAction, errors: ReadonlyArray<string>, cause?: unknown) =>
   new ActionError({
     resource: resource.name,
     action: action.name,
     errors,
     message: `${resource.name}.${action.name} refused: ${errors.join("; ")}`,
-    ...(cause === undefined ? {} : { cause })
+    ...(cause === undefined ? {} : { cause: encodeCause(cause) })
   })
 
+const declaredGuards = new WeakMap<Schema.Top, (u: unknown) => boolean>()
+
+/** Whether `e` is one of the action's declared errors (its `error` Schema accepts it). */
+const isDeclared = (action: CompiledAction, e: unknown): boolean => {
+  const schema = action.action.error
+  if (schema === undefined) return false
+  let guard = declaredGuards.get(schema)
+  if (guard === undefined) {
+    guard = Schema.is(schema as any) as (u: unknown) => boolean
+    declaredGuards.set(schema, guard)
+  }
+  return guard(e)
+}
+
+/** A failure of a change or hook: a declared error passes through as is, any other is an `ActionError`. */
 const hookFailed = (resource: Compiled, action: CompiledAction, stage: string) => (e: unknown) =>
-  refused(resource, action, [`${stage} failed: ${messageOf(e)}`], e)
+  isDeclared(action, e) ? e as ActionError : refused(resource, action, [`${stage} failed: ${messageOf(e)}`], e)
 
 const notAChangeset = (resource: Compiled, action: CompiledAction, what: string) =>
   new TypeError(`${resource.name}.${action.name}: ${what} did not return a Changeset`)
 
 const finish = (resource: Compiled, action: CompiledAction, cs: Changeset.Changeset.Any): Prepared | Refusal => {
   if (action.kind === "destroy") return { state: cs.data, afterHooks: cs.afterHooks }
-  const state = action.kind === "create"
-    ? resource.validate({ ...cs.data, ...cs.attributes })
-    : resource.validateChanges(cs.data, cs.attributes)
+  let state
+  if (cs.removed.length > 0) {
+    // `unset` fields: absent from the new state, which is validated whole
+    const next = { ...cs.data, ...cs.attributes }
+    for (const field of cs.removed) delete next[field]
+    state = resource.validate(next)
+  } else {
+    state = action.kind === "create"
+      ? resource.validate({ ...cs.data, ...cs.attributes })
+      : resource.validateChanges(cs.data, cs.attributes)
+  }
   if (state instanceof ValidationError) return state
   return { state, afterHooks: cs.afterHooks }
 }
