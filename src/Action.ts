@@ -22,6 +22,7 @@
  * its previous state and the caller gets a typed error.
  *
  * @since 0.1.0
+ * @module
  */
 import type { Effect, Schema } from "effect"
 import type * as Changeset from "./Changeset.js"

@@ -17,6 +17,7 @@
  * An optional field is cleared with `unset`, not by setting `undefined`.
  *
  * @since 0.1.0
+ * @module
  */
 import type { Effect } from "effect"
 import { dual } from "effect/Function"

@@ -14,6 +14,7 @@
  * A resource is only a description; records live in a `Store`.
  *
  * @since 0.1.0
+ * @module
  */
 import { Duration, Schema } from "effect"
 import type { Simplify } from "effect/Types"

@@ -20,6 +20,7 @@
  * `Store.layer` and are provided once, to the layer.
  *
  * @since 0.1.0
+ * @module
  */
 import { Context, Effect, Layer, type PubSub, type Scope, Stream } from "effect"
 import type * as Action from "./Action.js"
