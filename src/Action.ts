@@ -22,6 +22,7 @@
  * its previous state and the caller gets a typed error.
  *
  * @since 0.1.0
+ * @module
  */
 import type { Effect, Schema } from "effect"
 import type * as Changeset from "./Changeset.js"
@@ -34,8 +35,17 @@ import type { ActionError } from "./Errors.js"
  * **Example** (Recognising an action)
  *
  * ```ts
- * import { Action } from "effect-gen-server"
- * import { Machine } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Action, Changeset, Resource } from "effect-gen-server"
+ *
+ * const Machine = Resource.make("Machine", {
+ *   fields: { id: Schema.String, name: Schema.String, hasPower: Schema.Boolean },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID(), hasPower: () => false },
+ *   actions: (Action) => ({
+ *     charge: Action.update({ change: (cs) => Changeset.set(cs, "hasPower", true) })
+ *   })
+ * })
  *
  * Action.TypeId in Machine.actions.charge // => true
  * ```
@@ -51,11 +61,21 @@ export const TypeId = "~effect-gen-server/Action" as const
  * **Example** (Counting the actions that write)
  *
  * ```ts
- * import type { Action } from "effect-gen-server"
- * import { Machine } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { type Action, Changeset, Resource } from "effect-gen-server"
+ *
+ * const Machine = Resource.make("Machine", {
+ *   fields: { id: Schema.String, name: Schema.String, hasPower: Schema.Boolean },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID(), hasPower: () => false },
+ *   actions: (Action) => ({
+ *     charge: Action.update({ change: (cs) => Changeset.set(cs, "hasPower", true) })
+ *   })
+ * })
  *
  * const writes = (kind: Action.Kind) => kind !== "read"
- * Object.values(Machine.actions).filter((action) => writes(action.kind)).length // => 6
+ * // create, update, destroy and charge
+ * Object.values(Machine.actions).filter((action) => writes(action.kind)).length // => 4
  * ```
  *
  * @category models
@@ -70,8 +90,7 @@ export type Kind = "create" | "update" | "destroy" | "read"
  *
  * ```ts
  * import { Schema } from "effect"
- * import { Action, Changeset } from "effect-gen-server"
- * import type { Character } from "./fixtures.js"
+ * import { type Action, Changeset, Resource } from "effect-gen-server"
  *
  * const travelArguments = { targetYear: Schema.Int }
  *
@@ -79,7 +98,13 @@ export type Kind = "create" | "update" | "destroy" | "read"
  * const travel = (cs: Changeset.Changeset<Character, Action.Arguments<typeof travelArguments>>) =>
  *   Changeset.set(cs, "currentYear", cs.arguments.targetYear)
  *
- * const travelInTime = Action.update({ arguments: travelArguments, change: travel })
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() },
+ *   actions: (Action) => ({ travelInTime: Action.update({ arguments: travelArguments, change: travel }) })
+ * })
+ * type Character = Resource.Record<typeof Character>
  * ```
  *
  * @category models
@@ -94,9 +119,12 @@ export type Arguments<Args extends Schema.Struct.Fields> = Schema.Struct.Type<Ar
  * **Example** (Refusing with a failed Effect)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { Action, Changeset } from "effect-gen-server"
- * import type { Machine } from "./fixtures.js"
+ * import { Effect, Schema } from "effect"
+ * import { type Action, Changeset, Resource } from "effect-gen-server"
+ *
+ * const fields = { id: Schema.String, powerSource: Schema.optionalKey(Schema.String), hasPower: Schema.Boolean }
+ * // the record type, from the fields (`Resource.Record<typeof Machine>` would be circular here)
+ * type Machine = Schema.Struct.Type<typeof fields>
  *
  * // a failure refuses the action: the caller gets an ActionError, the record is unchanged
  * const charge: Action.Change<Machine, {}, never> = (cs) =>
@@ -104,7 +132,11 @@ export type Arguments<Args extends Schema.Struct.Fields> = Schema.Struct.Type<Ar
  *     ? Effect.fail("no power source fitted")
  *     : Effect.succeed(Changeset.set(cs, "hasPower", true))
  *
- * const chargeAction = Action.update({ change: charge })
+ * const Machine = Resource.make("Machine", {
+ *   fields,
+ *   primaryKey: ["id"],
+ *   actions: (Action) => ({ charge: Action.update({ change: charge }) })
+ * })
  * ```
  *
  * @category models
@@ -124,14 +156,25 @@ export type Change<A, Args extends Schema.Struct.Fields, R> = (
  * **Example** (Listing a resource's actions)
  *
  * ```ts
- * import type { Action } from "effect-gen-server"
- * import { Machine } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { type Action, Changeset, Resource } from "effect-gen-server"
+ *
+ * const Machine = Resource.make("Machine", {
+ *   fields: { id: Schema.String, name: Schema.String, hasPower: Schema.Boolean },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID(), hasPower: () => false },
+ *   actions: (Action) => ({
+ *     charge: Action.update({ change: (cs) => Changeset.set(cs, "hasPower", true) })
+ *   })
+ * })
  *
  * const describe = (name: string, action: Action.Action.Any) =>
- *   `${name} (${action.kind}): accepts ${action.accept === "*" ? "every field" : action.accept.join(", ") || "nothing"}`
+ *   `${name} (${action.kind}): accepts ${
+ *     action.accept === "*" ? "every field" : action.accept.join(", ") || "nothing"
+ *   }`
  *
  * Object.entries(Machine.actions).map(([name, action]) => describe(name, action))
- * // => ["create (create): accepts every field", ..., "charge (update): accepts nothing", ...]
+ * // => ["create (create): accepts every field", ..., "charge (update): accepts nothing"]
  * ```
  *
  * @category models
@@ -196,14 +239,24 @@ export declare namespace Action {
  * **Example** (Options written apart from the action)
  *
  * ```ts
- * import { Action, Changeset } from "effect-gen-server"
- * import type { Character } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { type Action, Changeset, Resource } from "effect-gen-server"
+ *
+ * const fields = { id: Schema.String, name: Schema.String, nickname: Schema.optionalKey(Schema.String) }
+ * // the record type, from the fields (`Resource.Record<typeof Character>` would be circular here)
+ * type Character = Schema.Struct.Type<typeof fields>
  *
  * const renameOptions: Action.Options<Character, "nickname", {}, never> = {
  *   accept: ["nickname"],
- *   change: (cs) => Changeset.get(cs, "nickname") === "Chicken" ? Changeset.addError(cs, "Nobody calls me chicken") : cs
+ *   change: (cs) =>
+ *     Changeset.get(cs, "nickname") === "Chicken" ? Changeset.addError(cs, "Nobody calls me chicken") : cs
  * }
- * const rename = Action.update(renameOptions)
+ *
+ * const Character = Resource.make("Character", {
+ *   fields,
+ *   primaryKey: ["id"],
+ *   actions: (Action) => ({ rename: Action.update(renameOptions) })
+ * })
  * ```
  *
  * @category models
@@ -231,7 +284,7 @@ export interface Options<A, Accept extends string, Args extends Schema.Struct.Fi
  * change belongs to. This is what lets a hook call its own resource
  * (`Store.update(Room, ...)` inside `Room`'s definition).
  *
- **Example** (The services of a typed action)
+ * **Example** (The services of a typed action)
  *
  * ```ts
  * import { Context, Effect, Schema } from "effect"
@@ -252,7 +305,7 @@ export interface Options<A, Accept extends string, Args extends Schema.Struct.Fi
  * type Needs = Action.Action.Services<typeof Counter.actions.bump> // Ledger
  * ```
  *
- *  * @category models
+ * @category models
  * @since 0.2.0
  */
 export interface ServicesOf<out C> {
@@ -278,7 +331,7 @@ interface NotAChangeset {
  * The options the constructors take: those of {@link Options}, with the
  * change known by its type `C` (see {@link ServicesOf}).
  *
- **Example** (Options of a typed action)
+ * **Example** (Options of a typed action)
  *
  * ```ts
  * import { Effect, Schema } from "effect"
@@ -302,7 +355,7 @@ interface NotAChangeset {
  * })
  * ```
  *
- *  * @category models
+ * @category models
  * @since 0.2.0
  */
 export interface ConstructorOptions<
@@ -359,7 +412,7 @@ export interface Constructors<A> {
  * One constructor of {@link Constructors}: an action of kind `K` on records
  * of type `A`.
  *
- **Example** (A constructor passed around)
+ * **Example** (A constructor passed around)
  *
  * ```ts
  * import { Schema } from "effect"
@@ -376,7 +429,7 @@ export interface Constructors<A> {
  * })
  * ```
  *
- *  * @category models
+ * @category models
  * @since 0.2.0
  */
 export type Constructor<K extends Kind, A> = <

@@ -17,6 +17,7 @@
  * An optional field is cleared with `unset`, not by setting `undefined`.
  *
  * @since 0.1.0
+ * @module
  */
 import type { Effect } from "effect"
 import { dual } from "effect/Function"
@@ -31,7 +32,13 @@ import { type Pipeable, pipeArguments } from "effect/Pipeable"
  * ```ts
  * import { Changeset } from "effect-gen-server"
  *
- * const cs = Changeset.make({ resource: "Machine", action: "charge", kind: "update", data: { hasPower: false }, arguments: {} })
+ * const cs = Changeset.make({
+ *   resource: "Machine",
+ *   action: "charge",
+ *   kind: "update",
+ *   data: { hasPower: false },
+ *   arguments: {}
+ * })
  * Changeset.TypeId in cs // => true
  * ```
  *
@@ -71,12 +78,23 @@ export type Kind = "create" | "update" | "destroy"
  * **Example** (A change shared by several actions)
  *
  * ```ts
- * import { Changeset } from "effect-gen-server"
- * import type { Character } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Changeset, Resource } from "effect-gen-server"
  *
  * // fits any action of Character, whatever its arguments and the services of its hooks
  * const backTo1985 = <Args, R>(cs: Changeset.Changeset<Character, Args, R>) =>
  *   cs.data.currentYear === 1985 ? cs : cs.pipe(Changeset.set("currentYear", 1985))
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() },
+ *   actions: (Action) => ({
+ *     arrive: Action.create({ accept: ["name"], change: backTo1985 }),
+ *     goHome: Action.update({ change: backTo1985 })
+ *   })
+ * })
+ * type Character = Resource.Record<typeof Character>
  * ```
  *
  * @category models
@@ -308,7 +326,13 @@ type CheckField<A, K> = [K] extends [keyof A] ? unknown : { readonly "unknown fi
  * ```ts
  * import { Changeset } from "effect-gen-server"
  *
- * const cs = Changeset.make({ resource: "M", action: "charge", kind: "update", data: { hasPower: false }, arguments: {} })
+ * const cs = Changeset.make({
+ *   resource: "M",
+ *   action: "charge",
+ *   kind: "update",
+ *   data: { hasPower: false },
+ *   arguments: {}
+ * })
  * const charged = cs.pipe(Changeset.set("hasPower", true))
  * ```
  *

@@ -14,6 +14,7 @@
  * A resource is only a description; records live in a `Store`.
  *
  * @since 0.1.0
+ * @module
  */
 import { Duration, Schema } from "effect"
 import type { Simplify } from "effect/Types"
@@ -27,8 +28,14 @@ import { InvalidResource } from "./Errors.js"
  * **Example** (Recognising a resource)
  *
  * ```ts
+ * import { Schema } from "effect"
  * import { Resource } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * Character[Resource.TypeId] === Resource.TypeId // => true
  * ```
@@ -74,12 +81,23 @@ export type RestartPolicy = "initial" | "lastState" | "never"
  *
  * ```ts
  * import { Schema } from "effect"
- * import type { Resource } from "effect-gen-server"
- * import { Character, Machine } from "./fixtures.js"
+ * import { Resource } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
+ * const Machine = Resource.make("Machine", {
+ *   fields: { id: Schema.String, name: Schema.String, hasPower: Schema.Boolean },
+ *   primaryKey: ["id"],
+ *   restart: "lastState"
+ * })
  *
  * const describe = (resource: Resource.Any) =>
  *   `${resource.name}: keyed by ${resource.primaryKey.join(", ")}, restart ${resource.restart}`
- * ;[Character, Machine].map(describe) // => ["Character: keyed by id, restart initial", ...]
+ * ;[Character, Machine].map(describe)
+ * // => ["Character: keyed by id, restart initial", "Machine: keyed by id, restart lastState"]
  *
  * // `schema` is an ordinary Schema, usable in other schemas
  * const Party = Schema.Struct({ members: Schema.Array(Character.schema) })
@@ -119,8 +137,18 @@ export interface Resource<
  * **Example** (A function over every resource)
  *
  * ```ts
- * import type { Resource } from "effect-gen-server"
- * import { Character, Machine } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Resource } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
+ * const Machine = Resource.make("Machine", {
+ *   fields: { id: Schema.String, hasPower: Schema.Boolean },
+ *   primaryKey: ["id"]
+ * })
  *
  * const names = (resources: ReadonlyArray<Resource.Any>) => resources.map((resource) => resource.name)
  * names([Character, Machine]) // => ["Character", "Machine"]
@@ -140,8 +168,17 @@ export type Any = Resource<string, any, string, string, any>
  * **Example** (Reading a resource's actions)
  *
  * ```ts
- * import type { Resource } from "effect-gen-server"
- * import { Machine } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Changeset, Resource } from "effect-gen-server"
+ *
+ * const Machine = Resource.make("Machine", {
+ *   fields: { id: Schema.String, name: Schema.String, hasPower: Schema.Boolean },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID(), hasPower: () => false },
+ *   actions: (Action) => ({
+ *     charge: Action.update({ change: (cs) => Changeset.set(cs, "hasPower", true) })
+ *   })
+ * })
  *
  * // the fifth type argument of a resource is a Definition; Resource.Actions evaluates it
  * type MachineActions = Resource.Actions<typeof Machine>
@@ -192,8 +229,14 @@ export type Record<R> = R extends Resource<any, infer F, any, any, any> ? Schema
  * **Example** (A key, typed)
  *
  * ```ts
- * import { type Resource, Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * type CharacterKey = Resource.Key<typeof Character> // { readonly id: string }
  *
@@ -214,11 +257,20 @@ export type Key<R> = R extends Resource<any, infer F, infer K, any, any>
  * **Example** (The names of every action)
  *
  * ```ts
- * import type { Resource } from "effect-gen-server"
- * import { Machine } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Changeset, Resource } from "effect-gen-server"
+ *
+ * const Machine = Resource.make("Machine", {
+ *   fields: { id: Schema.String, name: Schema.String, hasPower: Schema.Boolean },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID(), hasPower: () => false },
+ *   actions: (Action) => ({
+ *     charge: Action.update({ change: (cs) => Changeset.set(cs, "hasPower", true) })
+ *   })
+ * })
  *
  * type MachineAction = keyof Resource.Actions<typeof Machine>
- * // "create" | "update" | "destroy" | "read" | "charge" | "retrofit" | "travelInTime"
+ * // "create" | "update" | "destroy" | "read" | "charge"
  *
  * const names = Object.keys(Machine.actions) as Array<MachineAction>
  * ```
@@ -235,13 +287,23 @@ export type Actions<R> = R extends Resource<any, infer F, any, any, infer S> ? E
  * **Example** (The commands a user interface offers)
  *
  * ```ts
- * import type { Resource } from "effect-gen-server"
- * import { Machine } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Changeset, Resource } from "effect-gen-server"
+ *
+ * const Machine = Resource.make("Machine", {
+ *   fields: { id: Schema.String, name: Schema.String, hasPower: Schema.Boolean },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID(), hasPower: () => false },
+ *   actions: (Action) => ({
+ *     charge: Action.update({ change: (cs) => Changeset.set(cs, "hasPower", true) }),
+ *     scrap: Action.destroy()
+ *   })
+ * })
  *
  * type MachineUpdate = Resource.ActionName<typeof Machine, "update">
- * // "update" | "charge" | "retrofit" | "travelInTime"
+ * // "update" | "charge": not "scrap", a destroy action
  *
- * const commands: ReadonlyArray<MachineUpdate> = ["charge", "retrofit", "travelInTime"]
+ * const commands: ReadonlyArray<MachineUpdate> = ["update", "charge"]
  * ```
  *
  * @category models
@@ -303,8 +365,20 @@ type Generated<R> = R extends Resource<any, any, any, infer G, any> ? G : never
  * **Example** (Inputs, typed)
  *
  * ```ts
- * import { type Resource, Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Changeset, Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() },
+ *   actions: (Action) => ({
+ *     travelInTime: Action.update({
+ *       arguments: { targetYear: Schema.Int },
+ *       change: (cs) => Changeset.set(cs, "currentYear", cs.arguments.targetYear)
+ *     })
+ *   })
+ * })
  *
  * // on create, required fields are required; generated and optional ones are not
  * const marty: Resource.Input<typeof Character, "create"> = { name: "Marty", currentYear: 1985 }
@@ -342,8 +416,15 @@ type NoFields<T> = [keyof T] extends [never] ? { readonly [field: string]: never
  * **Example** (The default destroy action of a resource)
  *
  * ```ts
- * import type { Resource } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Resource } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
+ * type Character = Resource.Record<typeof Character>
  *
  * const destroy: Resource.DefaultActions<Character>["destroy"] = Character.actions.destroy
  * destroy.kind // => "destroy"
@@ -694,7 +775,10 @@ export const isResource = (u: unknown): u is Any => typeof u === "object" && u !
  * import { Schema } from "effect"
  * import { Resource } from "effect-gen-server"
  *
- * const Character = Resource.make("Character", { fields: { id: Schema.String, name: Schema.String }, primaryKey: ["id"] })
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String },
+ *   primaryKey: ["id"]
+ * })
  * Resource.keyOf(Character, { id: "1", name: "Marty" }) // => { id: "1" }
  * ```
  *

@@ -20,6 +20,7 @@
  * `Store.layer` and are provided once, to the layer.
  *
  * @since 0.1.0
+ * @module
  */
 import { Context, Effect, Layer, type PubSub, type Scope, Stream } from "effect"
 import type * as Action from "./Action.js"
@@ -46,9 +47,15 @@ import type * as Resource from "./Resource.js"
  * **Example** (The Store in a program's requirements)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { type Errors, Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Schema } from "effect"
+ * import { type Errors, Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
+ * type Character = Resource.Record<typeof Character>
  *
  * const arrive = (name: string): Effect.Effect<Character, Errors.StoreError, Store.Store> =>
  *   Store.create(Character, "create", { name, currentYear: 1985 })
@@ -146,7 +153,9 @@ type InputArgs<I> = {} extends I ? [input?: I] : [input: I]
  * const Lamp = Resource.make("Lamp", {
  *   fields: { id: Schema.String, on: Schema.Boolean },
  *   primaryKey: ["id"],
- *   actions: (Action) => ({ switchOn: Action.update({ error: NoPower, change: (cs) => Changeset.set(cs, "on", true) }) })
+ *   actions: (Action) => ({
+ *     switchOn: Action.update({ error: NoPower, change: (cs) => Changeset.set(cs, "on", true) })
+ *   })
  * })
  * type SwitchOn = Store.ActionErrors<typeof Lamp, "switchOn"> // NoPower | ActionError
  * type Update = Store.ActionErrors<typeof Lamp, "update"> // never: the default update has no change
@@ -171,9 +180,15 @@ type Untyped<N> = [N] extends [never] ? UnknownAction : 0 extends 1 & N ? Unknow
  * **Example** (Handling a taken key)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
+ * type Character = Resource.Record<typeof Character>
  *
  * const arrive: Effect.Effect<Character | undefined, Store.CreateError<typeof Character, "create">, Store.Store> =
  *   Store.create(Character, "create", { id: "marty", name: "Marty", currentYear: 1985 }).pipe(
@@ -196,9 +211,20 @@ export type CreateError<R, N> = ValidationError | AlreadyExists | RecordCrashed 
  * **Example** (Every error an update may meet)
  *
  * ```ts
- * import { Store } from "effect-gen-server"
- * import { Machine } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Changeset, Resource, type Store } from "effect-gen-server"
  *
+ * const Machine = Resource.make("Machine", {
+ *   fields: { id: Schema.String, name: Schema.String, hasPower: Schema.Boolean },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID(), hasPower: () => false },
+ *   actions: (Action) => ({
+ *     charge: Action.update({ change: (cs) => Changeset.set(cs, "hasPower", true) })
+ *   })
+ * })
+ *
+ * // NotFound, ValidationError, AlreadyExists, RecordCrashed, ReentrantCall, MailboxFull, StoreClosed,
+ * // or the ActionError of `charge`'s change
  * const describe = (error: Store.UpdateError<typeof Machine, "charge">): string => error._tag
  * ```
  *
@@ -222,9 +248,14 @@ export type UpdateError<R, N> =
  * **Example** (A destroy that tolerates a missing record)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const leave = Store.destroy(Character, { id: "marty" }).pipe(Effect.catchTag("NotFound", () => Effect.void))
  * ```
@@ -251,10 +282,16 @@ type DestroyArgs<R, N> = "destroy" extends Resource.ActionName<R, "destroy"> ? [
  * **Example** (Marty arrives)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
  *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
+ *
+ * // the id is generated
  * const marty = Store.create(Character, "create", { name: "Marty", currentYear: 1985 })
  * ```
  *
@@ -280,9 +317,17 @@ export const create: <R extends Resource.Any, const N extends Resource.ActionNam
  * **Example** (Charging the DeLorean)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { Store } from "effect-gen-server"
- * import { Machine } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Changeset, Resource, Store } from "effect-gen-server"
+ *
+ * const Machine = Resource.make("Machine", {
+ *   fields: { id: Schema.String, name: Schema.String, hasPower: Schema.Boolean },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID(), hasPower: () => false },
+ *   actions: (Action) => ({
+ *     charge: Action.update({ change: (cs) => Changeset.set(cs, "hasPower", true) })
+ *   })
+ * })
  *
  * const charge = (id: string) => Store.update(Machine, { id }, "charge")
  * ```
@@ -310,8 +355,14 @@ export const update: <R extends Resource.Any, const N extends Resource.ActionNam
  * **Example** (Marty leaves)
  *
  * ```ts
- * import { Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const leave = (id: string) => Store.destroy(Character, { id })
  * ```
@@ -338,8 +389,14 @@ export const destroy: <R extends Resource.Any, const N extends Resource.ActionNa
  * **Example** (Where is Marty now?)
  *
  * ```ts
- * import { Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const whereIs = (id: string) => Store.get(Character, { id })
  * ```
@@ -362,8 +419,15 @@ export const get: <R extends Resource.Any>(
  * **Example** (Refreshing a stale copy)
  *
  * ```ts
- * import { Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
+ * type Character = Resource.Record<typeof Character>
  *
  * declare const marty: Character
  * const fresh = Store.reload(Character, marty)
@@ -383,8 +447,14 @@ export const reload: <R extends Resource.Any>(
  * **Example** (Who is in 1955, by name)
  *
  * ```ts
- * import { Filter, Query, Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Filter, Query, Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const in1955 = Store.read(
  *   Query.make(Character).pipe(Query.filter(Filter.eq("currentYear", 1955)), Query.sort("name"))
@@ -418,11 +488,17 @@ export const read: <A>(
  * **Example** (A heartbeat)
  *
  * ```ts
- * import { Effect, Schedule } from "effect"
- * import { Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Schedule, Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
  *
- * const heartbeat = (id: string) => Store.keepAlive(Character, { id }).pipe(Effect.repeat(Schedule.spaced("30 seconds")))
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
+ *
+ * const heartbeat = (id: string) =>
+ *   Store.keepAlive(Character, { id }).pipe(Effect.repeat(Schedule.spaced("30 seconds")))
  * ```
  *
  * @category operations
@@ -507,9 +583,14 @@ export const subscribe: Effect.Effect<PubSub.Subscription<Event>, never, Store |
  * **Example** (Where each character travels)
  *
  * ```ts
- * import { Effect, Stream } from "effect"
- * import { Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Schema, Stream } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const travels = Store.eventsOf(Character).pipe(
  *   Stream.filter((e) => e._tag === "Updated"),
@@ -535,9 +616,20 @@ export const eventsOf = <R extends Resource.Any>(resource: R): Stream.Stream<Lif
  * **Example** (Seeing the events of the operations that follow)
  *
  * ```ts
- * import { Effect, Fiber, Stream } from "effect"
- * import { Store } from "effect-gen-server"
- * import { Character } from "./fixtures.js"
+ * import { Effect, Fiber, Schema, Stream } from "effect"
+ * import { Changeset, Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() },
+ *   actions: (Action) => ({
+ *     travelInTime: Action.update({
+ *       arguments: { targetYear: Schema.Int },
+ *       change: (cs) => Changeset.set(cs, "currentYear", cs.arguments.targetYear)
+ *     })
+ *   })
+ * })
  *
  * const program = Effect.scoped(Effect.gen(function*() {
  *   const events = yield* Store.subscribeTo(Character)
@@ -570,11 +662,17 @@ export const subscribeTo = <R extends Resource.Any>(
  * **Example** (Tracing reads too)
  *
  * ```ts
- * import { Store } from "effect-gen-server"
- * import { Character, Machine } from "./fixtures.js"
+ * import { Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
  *
  * const options: Store.LayerOptions = { traceReads: true }
- * const StoreLive = Store.layer([Character, Machine], options)
+ * const StoreLive = Store.layer([Character], options)
  * ```
  *
  * @category layers
@@ -614,9 +712,18 @@ export interface LayerOptions {
  * **Example** (Providing the store)
  *
  * ```ts
- * import { Effect } from "effect"
- * import { Store } from "effect-gen-server"
- * import { Character, Machine } from "./fixtures.js"
+ * import { Effect, Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
+ * const Machine = Resource.make("Machine", {
+ *   fields: { id: Schema.String, hasPower: Schema.Boolean },
+ *   primaryKey: ["id"]
+ * })
  *
  * const program = Store.create(Character, "create", { name: "Marty", currentYear: 1985 }).pipe(
  *   Effect.provide(Store.layer([Character, Machine]))
