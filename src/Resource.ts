@@ -17,33 +17,35 @@
  * @module
  */
 import { Duration, Schema } from "effect"
+import { Inspectable, Pipeable, Predicate } from "effect"
 import type { Simplify } from "effect/Types"
 import * as Action from "./Action.js"
 import { InvalidResource } from "./Errors.js"
 
-/**
- * The identifier of resources: every `Resource` carries it, which is what
- * {@link isResource} checks.
- *
- * **Example** (Recognising a resource)
- *
- * ```ts
- * import { Schema } from "effect"
- * import { Resource } from "effect-gen-server"
- *
- * const Character = Resource.make("Character", {
- *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
- *   primaryKey: ["id"],
- *   generated: { id: () => crypto.randomUUID() }
- * })
- *
- * Character[Resource.TypeId] === Resource.TypeId // => true
- * ```
- *
- * @category type ids
- * @since 0.1.0
- */
-export const TypeId = "~effect-gen-server/Resource" as const
+const TypeId = "~effect-gen-server/Resource" as const
+
+/** What every resource shares: its identifier, `pipe`, and how it prints. */
+const Proto = {
+  [TypeId]: TypeId,
+  pipe() {
+    return Pipeable.pipeArguments(this, arguments)
+  },
+  toJSON(this: Any) {
+    return {
+      _id: "Resource",
+      name: this.name,
+      primaryKey: this.primaryKey,
+      fields: Object.keys(this.fields),
+      actions: Object.keys(this.actions)
+    }
+  },
+  toString(this: Any) {
+    return Inspectable.toStringUnknown(this.toJSON())
+  },
+  [Inspectable.NodeInspectSymbol](this: Any) {
+    return this.toJSON()
+  }
+}
 
 /**
  * What happens to a record whose fiber crashed:
@@ -112,7 +114,7 @@ export interface Resource<
   out Key extends string,
   Generated extends string,
   Actions
-> {
+> extends Pipeable.Pipeable, Inspectable.Inspectable {
   readonly [TypeId]: typeof TypeId
   readonly name: Name
   /** The record's schema, usable inside other schemas. */
@@ -724,8 +726,7 @@ export const make = <
     }
     actions[actionName] = checked
   }
-  return {
-    [TypeId]: TypeId,
+  return Object.assign(Object.create(Proto), {
     name,
     schema: Schema.Struct(options.fields),
     fields: options.fields,
@@ -739,7 +740,7 @@ export const make = <
     indexes: options.indexes ?? [],
     mailboxCapacity,
     hibernateAfter: duration(name, "hibernateAfter", options.hibernateAfter)
-  }
+  })
 }
 
 const allDefaults: ReadonlyArray<string> = ["create", "update", "destroy", "read"]
@@ -764,7 +765,7 @@ const describe = (u: unknown): string =>
  * @category guards
  * @since 0.1.0
  */
-export const isResource = (u: unknown): u is Any => typeof u === "object" && u !== null && (u as any)[TypeId] === TypeId
+export const isResource = (u: unknown): u is Any => Predicate.hasProperty(u, TypeId)
 
 /**
  * The primary key of a record (or of any object holding the key fields).

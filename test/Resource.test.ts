@@ -435,4 +435,32 @@ describe("Resource", () => {
       )
     })
   })
+
+  describe("values", () => {
+    const Clock = Resource.make("ClockTower", {
+      fields: { id: Schema.String, strikes: Schema.Int },
+      primaryKey: ["id"]
+    })
+
+    it("a resource pipes, and prints as its name, key, fields and actions", () => {
+      assert.strictEqual(Clock.pipe((r) => r.name), "ClockTower")
+      const summary = {
+        _id: "Resource",
+        name: "ClockTower",
+        primaryKey: ["id"],
+        fields: ["id", "strikes"],
+        actions: ["create", "update", "destroy", "read"]
+      }
+      assert.deepStrictEqual(Clock.toJSON(), summary)
+      assert.deepStrictEqual(JSON.parse(JSON.stringify(Clock)), summary)
+      assert.include(String(Clock), "ClockTower")
+    })
+
+    it("isResource tells a resource from a look-alike", () => {
+      assert.isTrue(Resource.isResource(Clock))
+      assert.isFalse(Resource.isResource({ ...Clock }))
+      assert.isFalse(Resource.isResource({ name: "ClockTower", primaryKey: ["id"] }))
+      assert.isFalse(Resource.isResource(null))
+    })
+  })
 })
