@@ -10,6 +10,9 @@
  * entry per part. Merge commits and `chore(release)` commits are left out;
  * subjects that are not Conventional Commits land under "Other changes".
  *
+ * A release's hand-written migration guide, `migrations/<version>.md`, is
+ * printed first under its heading when it exists.
+ *
  * The output depends only on the history, so running it twice gives the same
  * file. Run it when cutting a release, before tagging.
  *
@@ -59,6 +62,8 @@ interface Entry {
 
 interface Release {
   readonly title: string
+  /** The version, unless the release is "Unreleased" past the package's tagged version. */
+  readonly version: string | undefined
   readonly entries: ReadonlyArray<Entry>
 }
 
@@ -113,17 +118,19 @@ const releases = (): ReadonlyArray<Release> => {
   const tagged = new Set([...tags.values()].map((tag) => tag.version))
   const result: Array<Release> = []
   let title = tagged.has(manifest.version) ? "Unreleased" : `${manifest.version} (unreleased)`
+  let version: string | undefined = tagged.has(manifest.version) ? undefined : manifest.version
   let entries: Array<Entry> = []
   for (const commit of readCommits()) {
     const tag = tags.get(commit.hash)
     if (tag !== undefined) {
-      if (entries.length > 0) result.push({ title, entries })
+      if (entries.length > 0) result.push({ title, version, entries })
       title = `${tag.version} (${tag.date})`
+      version = tag.version
       entries = []
     }
     entries.push(...parse(commit))
   }
-  if (entries.length > 0) result.push({ title, entries })
+  if (entries.length > 0) result.push({ title, version, entries })
   return result
 }
 
@@ -155,6 +162,9 @@ const render = (): string => {
   ]
   for (const release of releases()) {
     out.push(`## ${release.title}`, "")
+    // a release's migration guide, written by hand: migrations/<version>.md
+    const guide = release.version === undefined ? undefined : Path.join(root, "migrations", `${release.version}.md`)
+    if (guide !== undefined && Fs.existsSync(guide)) out.push(Fs.readFileSync(guide, "utf8").trim(), "")
     const breaking = release.entries.filter((entry) => entry.breaking !== undefined)
     if (breaking.length > 0) {
       out.push("### Breaking changes", "")
