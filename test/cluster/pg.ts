@@ -46,11 +46,13 @@ export const schemaScoped = (schema: string) =>
     () => Effect.ignore(withAdmin((sql) => sql.unsafe(`DROP SCHEMA "${schema}" CASCADE`)))
   )
 
-/** A `SqlClient` over a fresh schema, dropped when the layer closes. */
-export const layer = (label: string, schema = freshSchema(label)) =>
-  Layer.unwrap(
-    Effect.as(
-      schemaScoped(schema),
-      PgClient.layer({ ...pgConfig, maxConnections: 8, startupParameters: { search_path: schema } }).pipe(Layer.orDie)
-    )
+/**
+ * A `SqlClient` over a fresh schema, dropped when the layer closes; with
+ * `own: false`, over an existing schema (created and dropped by the caller).
+ */
+export const layer = (label: string, schema = freshSchema(label), own = true) => {
+  const client = PgClient.layer({ ...pgConfig, maxConnections: 8, startupParameters: { search_path: schema } }).pipe(
+    Layer.orDie
   )
+  return own ? Layer.unwrap(Effect.as(schemaScoped(schema), client)) : client
+}
