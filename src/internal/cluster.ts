@@ -21,7 +21,7 @@
  * @internal
  */
 import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Schedule, Schema, type Scope } from "effect"
-import { Entity } from "effect/cluster"
+import { Entity, Singleton } from "effect/cluster"
 import type { Sharding } from "effect/cluster/Sharding"
 import { Rpc } from "effect/rpc"
 import { SqlClient } from "effect/sql"
@@ -60,6 +60,11 @@ export interface Options {
   readonly maxIdleTime?: Duration.Input | undefined
   /** How many times a call failing for a reason of the cluster is re-sent. Default 10 (about 15 s). */
   readonly retries?: number | undefined
+  /**
+   * How often the expiry sweeper (a cluster `Singleton`, running on one
+   * runner) looks for records past their stored deadline. Default 1 second.
+   */
+  readonly sweepInterval?: Duration.Input | undefined
 }
 
 /**
@@ -73,8 +78,8 @@ export const CurrentCallers = Context.Reference<ReadonlyArray<string>>("effect-g
   defaultValue: () => []
 })
 
-/** The entity protocol of one resource. */
-const protocolOf = (resource: Compiled) =>
+/** The entity protocol of one resource. @internal */
+export const protocolOf = (resource: Compiled) =>
   Entity.make(resource.name, [
     Rpc.make("Create", {
       payload: {
@@ -738,16 +743,32 @@ export const make = (
         const t = clock.currentTimeMillisUnsafe()
         const due = yield* Effect.orDie(state.due(t, limit))
         let expired = 0
-        for (const { key, resource: name } of due) {
+        yield* Effect.forEach(due, ({ key, resource: name }) => {
           const resource = compiled.get(name)
-          if (resource === undefined) continue
-          const done = yield* Effect.exit(
-            send(resource, key, clients.get(name)!(SqlState.escapeKey(key)).Expire({ now: t }))
+          if (resource === undefined) return Effect.void
+          return Effect.map(
+            Effect.exit(send(resource, key, clients.get(name)!(SqlState.escapeKey(key)).Expire({ now: t }))),
+            (done) => {
+              if (Exit.isSuccess(done) && done.value === true) expired++
+            }
           )
-          if (Exit.isSuccess(done) && done.value === true) expired++
-        }
+        }, { concurrency: 16, discard: true })
         return expired
       })
+
+    if (clusterOptions.runner !== false && [...compiled.values()].some((r) => r.hasTimeouts)) {
+      const interval = clusterOptions.sweepInterval ?? "1 second"
+      const sweeper = Effect.forever(
+        sweep(256).pipe(
+          Effect.catchCause((cause) => Effect.logWarning("effect-gen-server: the expiry sweep failed", cause)),
+          Effect.andThen(Effect.sleep(interval))
+        )
+      )
+      yield* Layer.buildWithScope(
+        Singleton.make(`effect-gen-server/sweeper/${state.table}`, sweeper) as Layer.Layer<never, never, Sharding>,
+        yield* Effect.scope
+      )
+    }
 
     const self: DataLayer.Service & { readonly sweep: typeof sweep } = {
       create,

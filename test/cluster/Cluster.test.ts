@@ -1,7 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Layer, Ref, Schema, Stream } from "effect"
 import { TestRunner } from "effect/cluster"
+import { SqlClient } from "effect/sql"
 import { Action, Changeset, Cluster, Filter, Query, Resource, Store } from "../../src/index.js"
+import { protocolOf } from "../../src/internal/cluster.js"
+import { compile } from "../../src/internal/resource.js"
 import { Character, Machine } from "../fixtures/TimeTravel.js"
 import * as Pg from "./pg.js"
 
@@ -13,6 +16,7 @@ const Counter = Resource.make("Counter", {
   primaryKey: ["id"],
   indexes: ["tag"],
   actions: {
+    inc: Action.update({ change: (cs) => Changeset.set(cs, "n", Changeset.get(cs, "n") + 1) }),
     crash: Action.update({ change: () => Effect.die("boom") }),
     refuse: Action.update({
       change: (cs) => Changeset.addError(Changeset.set(cs, "n", 99), "no")
@@ -32,11 +36,39 @@ const Counter = Resource.make("Counter", {
   }
 })
 
-const resources = [Character, Machine, Counter] as const
+/** How many times Ephemeral's destroy action ran, by reason of the call. */
+const destroyed = { count: 0 }
 
-/** A single-process cluster (TestRunner) over the given SqlClient layer. */
-const cluster = (sql: Layer.Layer<any>) =>
-  Cluster.layer(resources, { tablePrefix: "c_" }).pipe(Layer.provide(TestRunner.layer), Layer.provide(sql))
+const Ephemeral = Resource.make("Ephemeral", {
+  fields: { id: Schema.String },
+  primaryKey: ["id"],
+  inactivityTimeout: "1 second",
+  actions: {
+    destroy: Action.destroy({
+      change: (cs) =>
+        Changeset.after(cs, (record) =>
+          Effect.sync(() => {
+            destroyed.count++
+            return record
+          }))
+    })
+  }
+})
+
+const Mayfly = Resource.make("Mayfly", {
+  fields: { id: Schema.String },
+  primaryKey: ["id"],
+  maximumLifetime: "1 second"
+})
+
+const resources = [Character, Machine, Counter, Ephemeral, Mayfly] as const
+
+/** A single-process cluster (TestRunner) over the given SqlClient layer; Sharding and the SqlClient exposed. */
+const cluster = (sql: Layer.Layer<SqlClient.SqlClient>) =>
+  Cluster.layer(resources, { tablePrefix: "c_", sweepInterval: "100 millis" }).pipe(
+    Layer.provideMerge(TestRunner.layer),
+    Layer.provideMerge(sql)
+  )
 
 const fresh = () => cluster(Pg.layer("cluster"))
 
@@ -174,4 +206,104 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
       }).pipe(Effect.scoped),
     { timeout: 30_000 }
   )
+
+  it.effect("a retried write (same operation id) is applied once", () =>
+    Effect.gen(function*() {
+      yield* Store.create(Counter, "create", { id: "c", n: 0 })
+      const client = yield* protocolOf(compile(Counter)).client
+      const payload = { action: "inc", op: "op-1", input: { attributes: {}, arguments: {} }, callers: [] }
+      yield* client("c").Update(payload)
+      yield* client("c").Update({ ...payload, op: "op-2" })
+      yield* client("c").Update(payload)
+      assert.strictEqual((yield* Store.get(Counter, { id: "c" })).n, 2)
+    }).pipe(Effect.provide(fresh())), { timeout: 30_000 })
+
+  it.effect(
+    "fencing: a commit over a row another owner changed is refused, and the record reloads",
+    () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* Store.create(Counter, "create", { id: "c", n: 0 })
+        yield* Store.update(Counter, { id: "c" }, "inc")
+        // another owner commits (the shard moved and came back): version and state change under this one
+        yield* sql.unsafe(
+          `UPDATE c_records SET version = version + 1, state = jsonb_set(state, '{n}', '10') WHERE key = 'c'`
+        )
+        const fenced = yield* Effect.flip(Store.update(Counter, { id: "c" }, "inc"))
+        assert.strictEqual(fenced._tag, "RecordCrashed")
+        assert.include(fenced.message, "another runner committed")
+        assert.strictEqual((yield* Store.get(Counter, { id: "c" })).n, 10)
+        assert.strictEqual((yield* Store.update(Counter, { id: "c" }, "inc")).n, 11)
+      }).pipe(Effect.provide(fresh())),
+    { timeout: 30_000 }
+  )
+
+  it.live("events: each write's event, after its commit", () =>
+    Effect.gen(function*() {
+      const store = yield* Store.Store
+      const seen = yield* Ref.make<Array<string>>([])
+      yield* store.dataLayer.events.pipe(
+        Stream.runForEach((e) => Ref.update(seen, (xs) => [...xs, `${e._tag}:${(e.record as any).n}`])),
+        Effect.forkScoped
+      )
+      yield* Effect.sleep("50 millis")
+      yield* Store.create(Counter, "create", { id: "c", n: 0 })
+      yield* Store.update(Counter, { id: "c" }, "inc")
+      yield* Effect.flip(Store.update(Counter, { id: "c" }, "refuse"))
+      yield* Store.destroy(Counter, { id: "c" })
+      yield* Effect.sleep("50 millis")
+      assert.deepStrictEqual(yield* Ref.get(seen), ["Created:0", "Updated:1", "Destroyed:1"])
+    }).pipe(Effect.scoped, Effect.provide(fresh())), { timeout: 30_000 })
+
+  it.live(
+    "expiry: inactivity destroys once through the destroy action; activity keeps a record",
+    () =>
+      Effect.gen(function*() {
+        destroyed.count = 0
+        const reasons = yield* Ref.make<Array<string>>([])
+        const store = yield* Store.Store
+        yield* store.dataLayer.events.pipe(
+          Stream.runForEach((e) =>
+            e._tag === "Destroyed" ? Ref.update(reasons, (xs) => [...xs, `${(e.key as any).id}:${e.reason}`]) : Effect.void
+          ),
+          Effect.forkScoped
+        )
+        yield* Store.create(Ephemeral, "create", { id: "idle" })
+        yield* Store.create(Ephemeral, "create", { id: "busy" })
+        yield* Store.create(Mayfly, "create", { id: "m" })
+        for (let i = 0; i < 8; i++) {
+          yield* Effect.sleep("250 millis")
+          yield* Store.keepAlive(Ephemeral, { id: "busy" })
+        }
+        assert.deepStrictEqual((yield* Store.read(Query.make(Ephemeral))).map((r) => r.id), ["busy"])
+        assert.deepStrictEqual(yield* Store.read(Query.make(Mayfly)), [])
+        assert.strictEqual((yield* Effect.flip(Store.get(Ephemeral, { id: "idle" })))._tag, "NotFound")
+        yield* Effect.sleep("500 millis")
+        assert.strictEqual(destroyed.count, 1)
+        assert.deepStrictEqual((yield* Ref.get(reasons)).sort(), ["idle:inactivity", "m:lifetime"])
+      }).pipe(Effect.scoped, Effect.provide(fresh())),
+    { timeout: 30_000 }
+  )
+
+  it.live("expiry of a record whose deadline passed while the cluster was down", () =>
+    Effect.gen(function*() {
+      destroyed.count = 0
+      const schema = Pg.freshSchema("down")
+      yield* Pg.schemaScoped(schema)
+      const sql = Pg.layer("down", schema, false)
+      // sweeping every 10 s: nothing expires while this runner is up
+      const slow = Cluster.layer(resources, { tablePrefix: "c_", sweepInterval: "10 seconds" }).pipe(
+        Layer.provide(TestRunner.layer),
+        Layer.provide(sql)
+      )
+      yield* Effect.scoped(Effect.provide(Store.create(Ephemeral, "create", { id: "e" }), slow))
+      yield* Effect.sleep("1500 millis")
+      yield* Effect.scoped(
+        Effect.gen(function*() {
+          yield* Effect.sleep("500 millis")
+          assert.deepStrictEqual(yield* Store.read(Query.make(Ephemeral)), [])
+          assert.strictEqual(destroyed.count, 1)
+        }).pipe(Effect.provide(cluster(sql)))
+      )
+    }).pipe(Effect.scoped), { timeout: 30_000 })
 })
