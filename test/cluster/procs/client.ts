@@ -1,0 +1,45 @@
+/**
+ * The client-only load process: `node --import tsx client.ts <schema> <records> <seconds> <callers>`.
+ * Creates the records, then appends unique tokens for `seconds`; prints
+ * `ACK <id> <token>` for every acknowledged append, `FAIL <id> <token> <tag>`
+ * for every failed one, and `DONE <acks> <fails> <longestStallMs>` at the end.
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Clock, Effect } from "effect"
+import { Store } from "../../../src/index.js"
+import { Ledger, storeLayer } from "./domain.js"
+
+const [schema, records, seconds, callers] = process.argv.slice(2)
+const out = (line: string) => Effect.sync(() => process.stdout.write(line + "\n"))
+
+const main = Effect.gen(function*() {
+  const ids = Array.from({ length: Number(records) }, (_, i) => `L${i}`)
+  yield* Effect.forEach(ids, (id) => Store.create(Ledger, "create", { id, tokens: [] }), { concurrency: 8 })
+  yield* out("STARTED")
+  const end = (yield* Clock.currentTimeMillis) + Number(seconds) * 1000
+  let acks = 0
+  let fails = 0
+  let stall = 0
+  let seq = 0
+  yield* Effect.forEach(Array.from({ length: Number(callers) }, (_, c) => c), (c) =>
+    Effect.gen(function*() {
+      while ((yield* Clock.currentTimeMillis) < end) {
+        const id = ids[(seq++ * 7 + c) % ids.length]!
+        const token = `${c}-${seq}`
+        const start = yield* Clock.currentTimeMillis
+        const exit = yield* Effect.exit(Store.update(Ledger, { id }, "append", { token }))
+        const took = (yield* Clock.currentTimeMillis) - start
+        if (took > stall) stall = took
+        if (exit._tag === "Success") {
+          acks++
+          yield* out(`ACK ${id} ${token}`)
+        } else {
+          fails++
+          yield* out(`FAIL ${id} ${token} ${JSON.stringify(String(exit.cause)).slice(0, 200)}`)
+        }
+      }
+    }), { concurrency: "unbounded", discard: true })
+  yield* out(`DONE ${acks} ${fails} ${stall}`)
+}).pipe(Effect.provide(storeLayer(schema!, undefined)))
+
+NodeRuntime.runMain(main)
