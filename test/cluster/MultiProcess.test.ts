@@ -89,7 +89,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 /** Runs the load against 3 runners, disturbing runner 2 with `disturb` after 3 s; checks the invariants. */
 const scenario = (
   label: string,
-  disturb: (runners: Array<Proc>, ports: Array<number>, schema: string) => Promise<void>
+  disturb: (runners: Array<Proc>, ports: Array<number>, schema: string) => Promise<void>,
+  seconds = loadSeconds
 ) =>
   Effect.gen(function*() {
     const schema = Pg.freshSchema(label)
@@ -99,11 +100,11 @@ const scenario = (
     const result = yield* Effect.promise(async () => {
       const runners = ports.map((port) => start("runner.ts", [schema, String(port)]))
       await Promise.all(runners.map((r) => r.waitFor("READY", 60_000)))
-      const client = start("client.ts", [schema, "16", String(loadSeconds), "32"])
+      const client = start("client.ts", [schema, "16", String(seconds), "32"])
       await client.waitFor("STARTED", 60_000)
       await sleep(3000)
       await disturb(runners, ports, schema)
-      const done = await client.waitFor("DONE", (loadSeconds + 60) * 1000)
+      const done = await client.waitFor("DONE", (seconds + 60) * 1000)
       return { client, done }
     })
     const [, acks, fails, stall] = result.done.split(" ").map(Number)
@@ -125,6 +126,17 @@ const scenario = (
     assert.isAbove(acks!, 100)
     assert.deepStrictEqual(lost, [], "acknowledged but not applied")
     assert.deepStrictEqual(twice, [], "applied twice")
+    // without failures, the database holds exactly the acknowledged tokens
+    if (fails === 0) assert.strictEqual(seen.size, acks)
+    // each caller is sequential: its tokens appear in each record in the order it sent them
+    for (const [id, tokens] of stored) {
+      const last = new Map<string, number>()
+      for (const t of tokens) {
+        const [caller, seq] = t.split("-")
+        assert.isAbove(Number(seq), last.get(caller!) ?? -1, `${id}: ${t} out of order`)
+        last.set(caller!, Number(seq))
+      }
+    }
     return { acks: acks!, fails: fails!, failed, stall: stall! }
   }).pipe(Effect.scoped, Effect.ensuring(Effect.sync(killAll)))
 
@@ -143,6 +155,30 @@ describe("Cluster, 3 runner processes and a client (PostgreSQL)", () => {
       const { failed } = yield* scenario("term", async (runners) => {
         runners[1]!.child.kill("SIGTERM")
         await runners[1]!.exited
+      })
+      assert.deepStrictEqual(failed, [])
+    }), { timeout: 170_000 })
+
+  it.live("a rolling restart of every runner under load: no call fails", () =>
+    Effect.gen(function*() {
+      const { failed } = yield* scenario("rolling", async (runners, ports, schema) => {
+        for (let i = 0; i < runners.length; i++) {
+          runners[i]!.child.kill("SIGTERM")
+          await runners[i]!.exited
+          runners[i] = start("runner.ts", [schema, String(ports[i])])
+          await runners[i]!.waitFor("READY", 60_000)
+          await sleep(1000)
+        }
+      }, long ? 60 : 25)
+      assert.deepStrictEqual(failed, [])
+    }), { timeout: 170_000 })
+
+  it.live("a runner joining under load: no call fails", () =>
+    Effect.gen(function*() {
+      const { failed } = yield* scenario("join", async (runners, ports, schema) => {
+        const port = ports[2]! + 1
+        runners.push(start("runner.ts", [schema, String(port)]))
+        await runners[3]!.waitFor("READY", 60_000)
       })
       assert.deepStrictEqual(failed, [])
     }), { timeout: 170_000 })
