@@ -64,6 +64,14 @@ import type * as Resource from "./Resource.js"
 /**
  * Options of {@link layer} and {@link make}.
  *
+ * **Example** (A client-only process, with its own table prefix)
+ *
+ * ```ts
+ * import { Cluster } from "effect-gen-server"
+ *
+ * const options: Cluster.Options = { runner: false, tablePrefix: "shop_", retries: 20 }
+ * ```
+ *
  * @category models
  * @since 0.3.0
  */
@@ -75,7 +83,18 @@ export interface Options extends internal.Options {
 /**
  * The cluster data layer service, with `sweep`: sends every record past its
  * stored deadline (at most `limit` of them) an expire message, so its owner
- * runs its destroy action; returns how many were destroyed.
+ * runs its destroy action; returns how many were destroyed. Runners sweep by
+ * themselves (one of them, a cluster `Singleton`, every `sweepInterval`).
+ *
+ * **Example** (Sweeping now)
+ *
+ * ```ts
+ * import type { Cluster } from "effect-gen-server"
+ *
+ * declare const dataLayer: Cluster.Service
+ *
+ * const expiredNow = dataLayer.sweep(1000)
+ * ```
  *
  * @category models
  * @since 0.3.0

@@ -347,6 +347,17 @@ export const make = (
           )))
         }
 
+        // leaving this runner (passivation, a shard moving, shutdown): write back activity not yet written
+        yield* Effect.addFinalizer(() => {
+          if (held === undefined || resource.idleMillis === undefined || held.flushed >= held.lastActivity) {
+            return Effect.void
+          }
+          const current = held
+          return Effect.ignore(
+            state.write({ _tag: "Touch", resource, key, expected: current.version, lastActivity: current.lastActivity })
+          )
+        })
+
         /** The record, unless it is absent or past its deadline (then it is expired first). */
         const live = (t: number) =>
           Effect.flatMap(
