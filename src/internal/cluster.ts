@@ -256,6 +256,8 @@ export const make = (
           flushed: row.lastActivity,
           ops: row.ops
         }
+        /** What the record's create ran with (JSON), for `restart: "initial"`. */
+        let initial: unknown = row !== undefined && row.alive ? row.initial : undefined
         /** The version and ops of the row, alive or tombstone, for the next insert. */
         let tombstoneOps: ReadonlyArray<string> = row !== undefined && !row.alive ? row.ops : []
 
@@ -275,11 +277,109 @@ export const make = (
             const error = Cause.findErrorOption(cause)
             if (error._tag === "Some" && !Cause.hasDies(cause)) return Effect.fail(error.value)
             if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
-            return Effect.fail(crashed(resource, keyOf(), cause))
+            const answer = crashed(resource, keyOf(), cause)
+            return Effect.andThen(afterCrash, Effect.fail(answer))
           })
+
+        /** Crash times within the restart intensity's window (this activation's only). */
+        let restarts: Array<number> = []
+
+        /** Removes a crashed record: tombstone, `Failed` with its last state. */
+        const failRecord = (current: Held, t: number) =>
+          Effect.gen(function*() {
+            const op = `failed:${t}`
+            const outcome = yield* state.write({
+              _tag: "Tombstone",
+              resource,
+              key,
+              expected: current.version,
+              state: undefined,
+              lastActivity: t,
+              op,
+              ops: current.ops
+            })
+            if (outcome === "conflict") return
+            tombstoneOps = [...current.ops, op].slice(-SqlState.rememberedOps)
+            held = undefined
+            publish({
+              _tag: "Failed",
+              resource: resource.name,
+              key: keyObject(resource, current.state),
+              record: current.state
+            })
+          })
+
+        /** `restart: "initial"`: runs the create action again with its stored input, commits, `Restarted`. */
+        const recreate = (current: Held) =>
+          Effect.gen(function*() {
+            const stored = initial as { readonly action: string; readonly data: unknown; readonly input: unknown }
+            if (stored === undefined || stored === null) return yield* Effect.die("no stored create input")
+            const createAction = resource.action(stored.action, "create")
+            if (createAction instanceof UnknownAction) return yield* Effect.die(createAction)
+            const decoded = codecs.decodeInput(createAction, stored.input)
+            const prepared = yield* toEffect(prepare(resource, createAction, codecs.decodeData(stored.data), decoded))
+            if (resource.encodeKey(prepared.state) !== key) return yield* Effect.die("the create changed the key")
+            yield* runAfter(resource, createAction, prepared)
+            const t = now()
+            const op = `restart:${t}`
+            const outcome = yield* state.write({
+              _tag: "Update",
+              resource,
+              key,
+              expected: current.version,
+              createdAt: current.createdAt,
+              state: prepared.state,
+              lastActivity: t,
+              op,
+              ops: current.ops
+            })
+            if (outcome === "conflict") return yield* Effect.die("fenced")
+            held = {
+              version: outcome,
+              state: prepared.state,
+              createdAt: current.createdAt,
+              lastActivity: t,
+              flushed: t,
+              ops: [...current.ops, op].slice(-SqlState.rememberedOps)
+            }
+            publish({
+              _tag: "Restarted",
+              resource: resource.name,
+              key: keyObject(resource, prepared.state),
+              record: prepared.state
+            })
+          }).pipe((e) => asRecord([], e))
+
+        /**
+         * After a defect in an action: the restart policy and intensity. The
+         * record's last committed state is untouched by the failed action.
+         */
+        const afterCrash: Effect.Effect<void> = Effect.suspend(() => {
+          if (held === undefined) return Effect.void
+          const current = held
+          const t = now()
+          restarts = restarts.filter((x) => t - x < resource.withinMillis)
+          restarts.push(t)
+          const policy = resource.resource.restart
+          if (policy === "never" || restarts.length > resource.maxRestarts) {
+            return Effect.ignoreCause(failRecord(current, t))
+          }
+          if (policy === "lastState") {
+            return Effect.sync(() =>
+              publish({
+                _tag: "Restarted",
+                resource: resource.name,
+                key: keyObject(resource, current.state),
+                record: current.state
+              })
+            )
+          }
+          return Effect.ignoreCause(Effect.catchCause(recreate(current), () => failRecord(current, now())))
+        })
 
         const fenced = () =>
           Effect.flatMap(Effect.orDie(state.load(resource, key)), (fresh) => {
+            initial = fresh !== undefined && fresh.alive ? fresh.initial : undefined
             held = fresh === undefined || !fresh.alive ? undefined : {
               version: fresh.version,
               state: fresh.state,
@@ -384,6 +484,7 @@ export const make = (
               const compiledAction = yield* action(payload.action, "create")
               const decoded = codecs.decodeInput(compiledAction, payload.input)
               const data = codecs.decodeData(payload.data)
+              const created = { action: payload.action, data: payload.data, input: payload.input }
               const record = yield* asRecord(
                 payload.callers,
                 Effect.gen(function*() {
@@ -398,11 +499,12 @@ export const make = (
                     state: prepared.state,
                     createdAt: committedAt,
                     lastActivity: committedAt,
-                    initial: prepared.state,
+                    initial: created,
                     op: payload.op,
                     ops: tombstoneOps
                   }))
                   if (outcome === "conflict") return yield* alreadyExists(resource, keyObject(resource, prepared.state))
+                  initial = created
                   held = {
                     version: outcome,
                     state: prepared.state,

@@ -62,7 +62,7 @@ export interface Row {
   readonly lastActivity: number
   readonly inactivityDeadline: number | undefined
   readonly lifetimeDeadline: number | undefined
-  /** The decoded create state, for `restart: "initial"`. */
+  /** What the create ran with, as the writer stored it (JSON), for `restart: "initial"`. */
   readonly initial: unknown
   readonly ops: ReadonlyArray<string>
 }
@@ -80,7 +80,12 @@ export interface Put {
 
 /** A write of the group commit. @internal */
 export type Write =
-  | (Put & { readonly _tag: "Insert"; readonly createdAt: number; readonly initial: unknown })
+  | (Put & {
+    readonly _tag: "Insert"
+    readonly createdAt: number
+    /** What the create ran with, as JSON, kept for `restart: "initial"`. */
+    readonly initial: unknown
+  })
   | (Put & { readonly _tag: "Update"; readonly expected: number; readonly createdAt: number })
   | (Put & { readonly _tag: "Tombstone"; readonly expected: number })
   | {
@@ -344,7 +349,7 @@ export const make = (
         lastActivity: Number(r.last_activity),
         inactivityDeadline: num(r.inactivity_deadline),
         lifetimeDeadline: num(r.lifetime_deadline),
-        initial: r.initial === null || r.initial === undefined ? undefined : codecs.decode(r.initial),
+        initial: r.initial ?? undefined,
         ops: r.ops
       }
     }
@@ -384,7 +389,7 @@ export const make = (
                 created_at: w.createdAt,
                 last_activity: w.lastActivity,
                 ...deadlines(w.resource, w.createdAt, w.lastActivity),
-                initial: codecsOf(w.resource).encode(w.initial),
+                initial: w.initial,
                 ops: [w.op]
               })
               break

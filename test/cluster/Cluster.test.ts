@@ -61,7 +61,19 @@ const Mayfly = Resource.make("Mayfly", {
   maximumLifetime: "1 second"
 })
 
-const resources = [Character, Machine, Counter, Ephemeral, Mayfly] as const
+const crashable = (name: string, restart: "initial" | "lastState" | "never") =>
+  Resource.make(name, {
+    fields: { id: Schema.String, n: Schema.Int },
+    primaryKey: ["id"],
+    restart,
+    restartIntensity: { maxRestarts: 1, within: "1 minute" },
+    actions: { crash: Action.update({ change: () => Effect.die("boom") }) }
+  })
+const Phoenix = crashable("Phoenix", "initial")
+const Cat = crashable("Cat", "lastState")
+const Mortal = crashable("Mortal", "never")
+
+const resources = [Character, Machine, Counter, Ephemeral, Mayfly, Phoenix, Cat, Mortal] as const
 
 /** A single-process cluster (TestRunner) over the given SqlClient layer; Sharding and the SqlClient exposed. */
 const cluster = (sql: Layer.Layer<SqlClient.SqlClient>) =>
@@ -264,7 +276,9 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
         const store = yield* Store.Store
         yield* store.dataLayer.events.pipe(
           Stream.runForEach((e) =>
-            e._tag === "Destroyed" ? Ref.update(reasons, (xs) => [...xs, `${(e.key as any).id}:${e.reason}`]) : Effect.void
+            e._tag === "Destroyed"
+              ? Ref.update(reasons, (xs) => [...xs, `${(e.key as any).id}:${e.reason}`])
+              : Effect.void
           ),
           Effect.forkScoped
         )
@@ -306,4 +320,38 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
         }).pipe(Effect.provide(cluster(sql)))
       )
     }).pipe(Effect.scoped), { timeout: 30_000 })
+
+  it.live("restart policies and intensity: initial, lastState, never", () =>
+    Effect.gen(function*() {
+      const store = yield* Store.Store
+      const seen = yield* Ref.make<Array<string>>([])
+      yield* store.dataLayer.events.pipe(
+        Stream.runForEach((e) =>
+          e._tag === "Restarted" || e._tag === "Failed"
+            ? Ref.update(seen, (xs) => [...xs, `${e.resource}:${e._tag}:${(e.record as any).n}`])
+            : Effect.void
+        ),
+        Effect.forkScoped
+      )
+      yield* Effect.sleep("50 millis")
+      for (const resource of [Phoenix, Cat, Mortal]) {
+        yield* Store.create(resource, "create", { id: "x", n: 1 })
+        yield* Store.update(resource, { id: "x" }, "update", { n: 5 })
+        assert.strictEqual((yield* Effect.flip(Store.update(resource, { id: "x" }, "crash")))._tag, "RecordCrashed")
+      }
+      // initial: the create ran again; lastState: the last committed state; never: gone
+      assert.strictEqual((yield* Store.get(Phoenix, { id: "x" })).n, 1)
+      assert.strictEqual((yield* Store.get(Cat, { id: "x" })).n, 5)
+      assert.strictEqual((yield* Effect.flip(Store.get(Mortal, { id: "x" })))._tag, "NotFound")
+      // a second crash within the window is beyond the intensity (1 restart): the record fails
+      yield* Effect.flip(Store.update(Cat, { id: "x" }, "crash"))
+      assert.strictEqual((yield* Effect.flip(Store.get(Cat, { id: "x" })))._tag, "NotFound")
+      yield* Effect.sleep("50 millis")
+      assert.deepStrictEqual(yield* Ref.get(seen), [
+        "Phoenix:Restarted:1",
+        "Cat:Restarted:5",
+        "Mortal:Failed:5",
+        "Cat:Failed:5"
+      ])
+    }).pipe(Effect.scoped, Effect.provide(fresh())), { timeout: 30_000 })
 })
