@@ -20,7 +20,7 @@
  *
  * @internal
  */
-import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Schedule, Schema, type Scope } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Queue, Schedule, Schema, type Scope } from "effect"
 import { Entity, Singleton } from "effect/cluster"
 import type { Sharding } from "effect/cluster/Sharding"
 import { Rpc } from "effect/rpc"
@@ -169,6 +169,7 @@ interface Held {
 }
 
 const isStoreError = Schema.is(StoreError)
+const encoder = new TextEncoder()
 
 /**
  * The cluster data layer over `resources`. Requires `Sharding` and a
@@ -238,6 +239,78 @@ export const make = (
         ? "lifetime"
         : "inactivity"
 
+    // ---------------------------------------------------------------- events
+
+    /**
+     * Events cross the cluster as PostgreSQL notifications sent in the
+     * transaction of their commit (in commit order, only if it commits), and
+     * every process publishes what it hears: each event once, in per-record
+     * order. Without a PostgreSQL client (no `listen`), or for an event
+     * larger than a notification holds, the event is published in the
+     * owner's process only.
+     */
+    const pg = sql as unknown as {
+      readonly listen?: (
+        channel: string
+      ) => Effect.Effect<Queue.Dequeue<{ readonly payload: string }, unknown>, unknown, Scope.Scope>
+    }
+    const notifying = typeof pg.listen === "function"
+    const noticeOf = (event: Event.Event): string | undefined => {
+      if (!notifying) return undefined
+      const resource = compiled.get(event.resource)!
+      const text = JSON.stringify({
+        _tag: event._tag,
+        resource: event.resource,
+        record: SqlState.codecsOf(resource).encode(event.record),
+        ...(event._tag === "Destroyed" ? { reason: event.reason } : {})
+      })
+      return encoder.encode(text).length < 7900 ? text : undefined
+    }
+    /** Publishes an event here, unless its notice carries it to every process. */
+    const published = (event: Event.Event, notice: string | undefined) => {
+      if (notice === undefined) publish(event)
+    }
+    /** An event without a commit. */
+    const announce = (event: Event.Event): Effect.Effect<void> => {
+      const notice = noticeOf(event)
+      if (notice === undefined) return Effect.sync(() => publish(event))
+      return Effect.ignore(sql.unsafe(`SELECT pg_notify($1, $2)`, [state.channel, notice]))
+    }
+    const heard = (payload: string) => {
+      try {
+        const notice = JSON.parse(payload)
+        const resource = compiled.get(notice.resource)
+        if (resource === undefined) return
+        const record = SqlState.codecsOf(resource).decode(notice.record)
+        const key = keyObject(resource, record)
+        publish(
+          notice._tag === "Destroyed"
+            ? { _tag: "Destroyed", resource: resource.name, key, record, reason: notice.reason }
+            : { _tag: notice._tag, resource: resource.name, key, record }
+        )
+      } catch {
+        // a notice of another version of the resources: not ours to publish
+      }
+    }
+    if (notifying) {
+      // listening before the first write, so this process hears its own events
+      const first = yield* Effect.orDie(pg.listen!(state.channel))
+      const drain = (queue: Queue.Dequeue<{ readonly payload: string }, unknown>) =>
+        Effect.forever(Effect.map(Queue.take(queue), (n) => heard(n.payload)))
+      yield* drain(first).pipe(
+        Effect.catchCause((cause) =>
+          Effect.logWarning("effect-gen-server: the cluster event listener stopped; listening again", cause).pipe(
+            Effect.andThen(
+              Effect.scoped(Effect.flatMap(pg.listen!(state.channel), drain)).pipe(
+                Effect.retry(Schedule.spaced("1 second"))
+              )
+            )
+          )
+        ),
+        Effect.forkScoped
+      )
+    }
+
     // ---------------------------------------------------------------- the owner
 
     /** The handlers of one record, built on its activation from its row. */
@@ -288,6 +361,13 @@ export const make = (
         const failRecord = (current: Held, t: number) =>
           Effect.gen(function*() {
             const op = `failed:${t}`
+            const event: Event.Event = {
+              _tag: "Failed",
+              resource: resource.name,
+              key: keyObject(resource, current.state),
+              record: current.state
+            }
+            const notice = noticeOf(event)
             const outcome = yield* state.write({
               _tag: "Tombstone",
               resource,
@@ -296,17 +376,13 @@ export const make = (
               state: undefined,
               lastActivity: t,
               op,
-              ops: current.ops
+              ops: current.ops,
+              notify: notice
             })
             if (outcome === "conflict") return
             tombstoneOps = [...current.ops, op].slice(-SqlState.rememberedOps)
             held = undefined
-            publish({
-              _tag: "Failed",
-              resource: resource.name,
-              key: keyObject(resource, current.state),
-              record: current.state
-            })
+            published(event, notice)
           })
 
         /** `restart: "initial"`: runs the create action again with its stored input, commits, `Restarted`. */
@@ -322,6 +398,13 @@ export const make = (
             yield* runAfter(resource, createAction, prepared)
             const t = now()
             const op = `restart:${t}`
+            const event: Event.Event = {
+              _tag: "Restarted",
+              resource: resource.name,
+              key: keyObject(resource, prepared.state),
+              record: prepared.state
+            }
+            const notice = noticeOf(event)
             const outcome = yield* state.write({
               _tag: "Update",
               resource,
@@ -331,7 +414,8 @@ export const make = (
               state: prepared.state,
               lastActivity: t,
               op,
-              ops: current.ops
+              ops: current.ops,
+              notify: notice
             })
             if (outcome === "conflict") return yield* Effect.die("fenced")
             held = {
@@ -342,12 +426,7 @@ export const make = (
               flushed: t,
               ops: [...current.ops, op].slice(-SqlState.rememberedOps)
             }
-            publish({
-              _tag: "Restarted",
-              resource: resource.name,
-              key: keyObject(resource, prepared.state),
-              record: prepared.state
-            })
+            published(event, notice)
           }).pipe((e) => asRecord([], e))
 
         /**
@@ -365,14 +444,12 @@ export const make = (
             return Effect.ignoreCause(failRecord(current, t))
           }
           if (policy === "lastState") {
-            return Effect.sync(() =>
-              publish({
-                _tag: "Restarted",
-                resource: resource.name,
-                key: keyObject(resource, current.state),
-                record: current.state
-              })
-            )
+            return announce({
+              _tag: "Restarted",
+              resource: resource.name,
+              key: keyObject(resource, current.state),
+              record: current.state
+            })
           }
           return Effect.ignoreCause(Effect.catchCause(recreate(current), () => failRecord(current, now())))
         })
@@ -411,6 +488,14 @@ export const make = (
           return Effect.gen(function*() {
             const prepared = yield* toEffect(prepare(resource, action, current.state, Admission.noInput))
             yield* runAfter(resource, action, prepared)
+            const event: Event.Event = {
+              _tag: "Destroyed",
+              resource: resource.name,
+              key: keyObject(resource, current.state),
+              record: current.state,
+              reason
+            }
+            const notice = noticeOf(event)
             const outcome = yield* Effect.orDie(state.write({
               _tag: "Tombstone",
               resource,
@@ -419,18 +504,13 @@ export const make = (
               state: undefined,
               lastActivity: t,
               op: `expire:${t}`,
-              ops: current.ops
+              ops: current.ops,
+              notify: notice
             }))
             if (outcome === "conflict") return yield* fenced()
             tombstoneOps = [...current.ops, `expire:${t}`]
             held = undefined
-            publish({
-              _tag: "Destroyed",
-              resource: resource.name,
-              key: keyObject(resource, current.state),
-              record: current.state,
-              reason
-            })
+            published(event, notice)
             return true
           }).pipe((e) => asRecord([], e), guard)
         }
@@ -492,6 +572,13 @@ export const make = (
                   if (resource.encodeKey(prepared.state) !== key) return yield* keyChanged(resource, payload.action)
                   const reply = yield* runAfter(resource, compiledAction, prepared)
                   const committedAt = now()
+                  const event: Event.Event = {
+                    _tag: "Created",
+                    resource: resource.name,
+                    key: keyObject(resource, prepared.state),
+                    record: prepared.state
+                  }
+                  const notice = noticeOf(event)
                   const outcome = yield* Effect.orDie(state.write({
                     _tag: "Insert",
                     resource,
@@ -501,7 +588,8 @@ export const make = (
                     lastActivity: committedAt,
                     initial: created,
                     op: payload.op,
-                    ops: tombstoneOps
+                    ops: tombstoneOps,
+                    notify: notice
                   }))
                   if (outcome === "conflict") return yield* alreadyExists(resource, keyObject(resource, prepared.state))
                   initial = created
@@ -513,12 +601,7 @@ export const make = (
                     flushed: committedAt,
                     ops: [payload.op]
                   }
-                  publish({
-                    _tag: "Created",
-                    resource: resource.name,
-                    key: keyObject(resource, prepared.state),
-                    record: prepared.state
-                  })
+                  published(event, notice)
                   return reply
                 })
               )
@@ -543,6 +626,13 @@ export const make = (
                     yield* expireIfDue(t)
                     return yield* Admission.notFound(resource, key)
                   }
+                  const event: Event.Event = {
+                    _tag: "Updated",
+                    resource: resource.name,
+                    key: keyObject(resource, prepared.state),
+                    record: prepared.state
+                  }
+                  const notice = noticeOf(event)
                   const outcome = yield* Effect.orDie(state.write({
                     _tag: "Update",
                     resource,
@@ -552,7 +642,8 @@ export const make = (
                     state: prepared.state,
                     lastActivity: t,
                     op: payload.op,
-                    ops: current.ops
+                    ops: current.ops,
+                    notify: notice
                   }))
                   if (outcome === "conflict") return yield* fenced()
                   held = {
@@ -563,12 +654,7 @@ export const make = (
                     flushed: t,
                     ops: [...current.ops, payload.op].slice(-SqlState.rememberedOps)
                   }
-                  publish({
-                    _tag: "Updated",
-                    resource: resource.name,
-                    key: keyObject(resource, prepared.state),
-                    record: prepared.state
-                  })
+                  published(event, notice)
                   return reply
                 })
               )
@@ -587,6 +673,14 @@ export const make = (
                   const prepared = yield* toEffect(prepare(resource, compiledAction, current.state, Admission.noInput))
                   yield* runAfter(resource, compiledAction, prepared)
                   const t = now()
+                  const event: Event.Event = {
+                    _tag: "Destroyed",
+                    resource: resource.name,
+                    key: keyObject(resource, current.state),
+                    record: current.state,
+                    reason: "action"
+                  }
+                  const notice = noticeOf(event)
                   const outcome = yield* Effect.orDie(state.write({
                     _tag: "Tombstone",
                     resource,
@@ -595,18 +689,13 @@ export const make = (
                     state: undefined,
                     lastActivity: t,
                     op: payload.op,
-                    ops: current.ops
+                    ops: current.ops,
+                    notify: notice
                   }))
                   if (outcome === "conflict") return yield* fenced()
                   tombstoneOps = [...current.ops, payload.op].slice(-SqlState.rememberedOps)
                   held = undefined
-                  publish({
-                    _tag: "Destroyed",
-                    resource: resource.name,
-                    key: keyObject(resource, current.state),
-                    record: current.state,
-                    reason: "action"
-                  })
+                  published(event, notice)
                 })
               )
             }).pipe(guard, Effect.uninterruptible),

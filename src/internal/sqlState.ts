@@ -78,23 +78,32 @@ export interface Put {
   readonly ops: ReadonlyArray<string>
 }
 
-/** A write of the group commit. @internal */
+/**
+ * A write of the group commit. `notify`: a payload sent with `pg_notify` on
+ * the store's channel in the same transaction, if the write succeeds (so
+ * listeners see it once it is committed, in commit order).
+ *
+ * @internal
+ */
 export type Write =
-  | (Put & {
-    readonly _tag: "Insert"
-    readonly createdAt: number
-    /** What the create ran with, as JSON, kept for `restart: "initial"`. */
-    readonly initial: unknown
-  })
-  | (Put & { readonly _tag: "Update"; readonly expected: number; readonly createdAt: number })
-  | (Put & { readonly _tag: "Tombstone"; readonly expected: number })
-  | {
-    readonly _tag: "Touch"
-    readonly resource: Compiled
-    readonly key: string
-    readonly expected: number
-    readonly lastActivity: number
-  }
+  & (
+    | (Put & {
+      readonly _tag: "Insert"
+      readonly createdAt: number
+      /** What the create ran with, as JSON, kept for `restart: "initial"`. */
+      readonly initial: unknown
+    })
+    | (Put & { readonly _tag: "Update"; readonly expected: number; readonly createdAt: number })
+    | (Put & { readonly _tag: "Tombstone"; readonly expected: number })
+    | {
+      readonly _tag: "Touch"
+      readonly resource: Compiled
+      readonly key: string
+      readonly expected: number
+      readonly lastActivity: number
+    }
+  )
+  & { readonly notify?: string | undefined }
 
 /**
  * What a write came to: the new version, or `"conflict"` (an insert over a
@@ -108,6 +117,8 @@ export type Outcome = number | "conflict"
 /** @internal */
 export interface SqlState {
   readonly table: string
+  /** The channel `notify` payloads are sent on. */
+  readonly channel: string
   readonly load: (resource: Compiled, key: string) => Effect.Effect<Row | undefined, SqlError>
   readonly write: (write: Write) => Effect.Effect<Outcome, SqlError>
   /** The rows whose deadline is at or before `now`, earliest first. */
@@ -302,6 +313,7 @@ export const make = (
     const name = `${options.prefix ?? "effect_gen_server_"}records`
     const table = quoteIdent(name)
     const maxBatch = options.maxBatch ?? 256
+    const channel = channelOf(name)
     yield* sql.withTransaction(Effect.gen(function*() {
       // concurrent processes creating the same table would race on the catalog
       yield* sql.unsafe(`SELECT pg_advisory_xact_lock(hashtext($1))`, [name])
@@ -479,6 +491,14 @@ export const make = (
           )
           for (const r of rows as Array<any>) outcomes[indexOf(r)] = Number(r.version)
         }
+        const notices = writes.flatMap((w, i) => w.notify !== undefined && outcomes[i] !== "conflict" ? [w.notify] : [])
+        if (notices.length > 0) {
+          yield* sql.unsafe(
+            `SELECT pg_notify($1, v.payload) FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS v(payload, n)
+             ORDER BY v.n`,
+            [channel, JSON.stringify(notices)]
+          )
+        }
         return outcomes
       })
 
@@ -563,7 +583,7 @@ export const make = (
           rows.length
       )
 
-    return { table: name, load, write, due, read, purge }
+    return { table: name, channel, load, write, due, read, purge }
   })
 
 /** The encoded key a filter pins with `eq` on every key field, if it does. */
@@ -580,6 +600,10 @@ const keyPinned = (resource: Compiled, filter: Filter.Expr): string | undefined 
   const checked = resource.checkKey(key)
   return checked instanceof ValidationError ? undefined : resource.encodeKey(checked)
 }
+
+/** A channel name (at most 63 bytes, lower case) for a table. @internal */
+export const channelOf = (table: string): string =>
+  `${table.toLowerCase().replace(/[^a-z0-9_]/g, "_").slice(0, 40)}_events_${hash(table)}`
 
 const hash = (s: string): string => {
   let h = 2166136261

@@ -100,7 +100,7 @@ const scenario = (
     const result = yield* Effect.promise(async () => {
       const runners = ports.map((port) => start("runner.ts", [schema, String(port)]))
       await Promise.all(runners.map((r) => r.waitFor("READY", 60_000)))
-      const client = start("client.ts", [schema, "16", String(seconds), "32"])
+      const client = start("client.ts", [schema, "64", String(seconds), "32"])
       await client.waitFor("STARTED", 60_000)
       await sleep(3000)
       await disturb(runners, ports, schema)
@@ -128,6 +128,13 @@ const scenario = (
     assert.deepStrictEqual(twice, [], "applied twice")
     // without failures, the database holds exactly the acknowledged tokens
     if (fails === 0) assert.strictEqual(seen.size, acks)
+    // events: every applied update heard once by the client-only process, in each record's order
+    const events = new Map<string, Array<string>>()
+    for (const line of result.client.lines.filter((l) => l.startsWith("EVT "))) {
+      const [, id, token] = line.split(" ")
+      events.set(id!, [...(events.get(id!) ?? []), token!])
+    }
+    for (const [id, tokens] of stored) assert.deepStrictEqual(events.get(id) ?? [], tokens, `events of ${id}`)
     // each caller is sequential: its tokens appear in each record in the order it sent them
     for (const [id, tokens] of stored) {
       const last = new Map<string, number>()

@@ -2,10 +2,12 @@
  * The client-only load process: `node --import tsx client.ts <schema> <records> <seconds> <callers>`.
  * Creates the records, then appends unique tokens for `seconds`; prints
  * `ACK <id> <token>` for every acknowledged append, `FAIL <id> <token> <tag>`
- * for every failed one, and `DONE <acks> <fails> <longestStallMs>` at the end.
+ * for every failed one, `EVT <id> <token>` for every `Updated` event it
+ * hears (the token the update appended), and `DONE <acks> <fails> <longestStallMs>`
+ * at the end, a second after the last call.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Clock, Effect } from "effect"
+import { Clock, Effect, Stream } from "effect"
 import { Store } from "../../../src/index.js"
 import { Ledger, storeLayer } from "./domain.js"
 
@@ -13,6 +15,15 @@ const [schema, records, seconds, callers] = process.argv.slice(2)
 const out = (line: string) => Effect.sync(() => process.stdout.write(line + "\n"))
 
 const main = Effect.gen(function*() {
+  const store = yield* Store.Store
+  yield* store.dataLayer.events.pipe(
+    Stream.runForEach((e) => {
+      if (e._tag !== "Updated") return Effect.void
+      const record = e.record as { readonly id: string; readonly tokens: ReadonlyArray<string> }
+      return out(`EVT ${record.id} ${record.tokens[record.tokens.length - 1]}`)
+    }),
+    Effect.forkScoped
+  )
   const ids = Array.from({ length: Number(records) }, (_, i) => `L${i}`)
   yield* Effect.forEach(ids, (id) => Store.create(Ledger, "create", { id, tokens: [] }), { concurrency: 8 })
   yield* out("STARTED")
@@ -39,7 +50,8 @@ const main = Effect.gen(function*() {
         }
       }
     }), { concurrency: "unbounded", discard: true })
+  yield* Effect.sleep("1 second")
   yield* out(`DONE ${acks} ${fails} ${stall}`)
-}).pipe(Effect.provide(storeLayer(schema!, undefined)))
+}).pipe(Effect.scoped, Effect.provide(storeLayer(schema!, undefined)))
 
 NodeRuntime.runMain(main)
