@@ -40,16 +40,31 @@
  *   killed after a hook ran and before its commit runs it again on the retry.
  * - A record's primary key must be known when it is created (in the input or
  *   a generated field) and cannot change.
- * - Events: `Store.events` in a process sees the events of the records that
- *   process owns, not the cluster's.
- * - A defect in an action is answered as `RecordCrashed` and the record keeps
- *   its last committed state, whatever its `restart` policy.
+ * - Events: `Store.events` in any process sees every record's events, each
+ *   once, in per-record order: they are PostgreSQL notifications sent in the
+ *   transaction of their commit. A process hears them only while it is
+ *   connected (nothing is replayed), and an event whose JSON exceeds ~7.9 kB
+ *   (a notification's limit) is published in its owner's process only.
+ * - A defect in an action is answered as `RecordCrashed`, then the record's
+ *   `restart` policy applies (`"initial"` re-runs its create action with the
+ *   stored input, `"lastState"` keeps the last committed state, `"never"`
+ *   removes it, with `Failed`); the restart intensity is counted per
+ *   activation (it starts again when the record moves to another runner).
+ * - A hook calling `get` on its own record reads the last committed state
+ *   (its row), not the state its running action is building.
+ * - Messages are volatile (not stored by `effect/cluster`): what makes a
+ *   retry safe is the operation ids kept in the record's row.
  * - Activity (get, keepAlive) is kept in the owner's memory and written to the
  *   row at most once per quarter of the inactivity timeout: a record can look
  *   expired to `read` up to that much early, and if its owner dies, activity
  *   not yet written is lost (it expires up to that much early).
  * - PostgreSQL only for now (the state table uses `jsonb`); strings holding
  *   `\u0000` cannot be stored.
+ * - Expiry: a sweeper (a cluster `Singleton`, every `sweepInterval`) sends
+ *   each record past its stored deadline an expire message; its owner runs
+ *   its destroy action (hooks run), also for records whose deadline passed
+ *   while the cluster was down. A record expires up to `sweepInterval` (plus
+ *   the message's trip) late, or when next touched.
  *
  * @since 0.3.0
  */

@@ -16,7 +16,17 @@
  * - `read` runs in SQL from any process and never activates an entity; `get`
  *   and `keepAlive` read the row, except on resources with an inactivity
  *   timeout, where they are messages to the owner (activity is kept in the
- *   owner's memory and written back at most once per quarter of the timeout).
+ *   owner's memory and written back at most once per quarter of the timeout,
+ *   and when the record leaves the runner).
+ * - Expiry: a cluster `Singleton` sweeper finds rows past their stored
+ *   deadline and sends each owner an `Expire` message; the owner checks its
+ *   in-memory activity and runs the destroy action, or writes its activity
+ *   back. A record touched past its deadline is expired on the spot.
+ * - Events: sent as PostgreSQL notifications in the commit's transaction and
+ *   published by every process that hears them.
+ * - A defect: `RecordCrashed` to the caller, then the restart policy
+ *   (`initial` re-runs the stored create, `lastState`, `never`) and intensity
+ *   (counted per activation).
  *
  * @internal
  */
@@ -78,6 +88,17 @@ export const CurrentCallers = Context.Reference<ReadonlyArray<string>>("effect-g
   defaultValue: () => []
 })
 
+/**
+ * The errors a record's messages can fail with, decoded on the caller's side
+ * into the same classes. The hook for declared action errors: once a
+ * resource declares its actions' errors, union their schemas here (they then
+ * cross the wire like the `StoreError`s) and let `send` pass them through
+ * as it passes `StoreError`s (`isStoreError`).
+ *
+ * @internal
+ */
+export const errorSchemaOf = (_resource: Compiled) => StoreError
+
 /** The entity protocol of one resource. @internal */
 export const protocolOf = (resource: Compiled) =>
   Entity.make(resource.name, [
@@ -90,7 +111,7 @@ export const protocolOf = (resource: Compiled) =>
         callers: Schema.Array(Schema.String)
       },
       success: Schema.Unknown,
-      error: StoreError
+      error: errorSchemaOf(resource)
     }),
     Rpc.make("Update", {
       payload: {
@@ -100,14 +121,18 @@ export const protocolOf = (resource: Compiled) =>
         callers: Schema.Array(Schema.String)
       },
       success: Schema.Unknown,
-      error: StoreError
+      error: errorSchemaOf(resource)
     }),
     Rpc.make("Destroy", {
       payload: { action: Schema.String, op: Schema.String, callers: Schema.Array(Schema.String) },
-      error: StoreError
+      error: errorSchemaOf(resource)
     }),
-    Rpc.make("Get", { payload: { callers: Schema.Array(Schema.String) }, success: Schema.Unknown, error: StoreError }),
-    Rpc.make("Expire", { payload: { now: Schema.Number }, success: Schema.Boolean, error: StoreError })
+    Rpc.make("Get", {
+      payload: { callers: Schema.Array(Schema.String) },
+      success: Schema.Unknown,
+      error: errorSchemaOf(resource)
+    }),
+    Rpc.make("Expire", { payload: { now: Schema.Number }, success: Schema.Boolean, error: errorSchemaOf(resource) })
   ])
 
 type Protocol = ReturnType<typeof protocolOf>

@@ -16,7 +16,8 @@
  * Writes go through a group commit: concurrent writes are batched, one
  * transaction and one statement per kind (insert, update, tombstone, touch)
  * per batch; no caller is answered before the transaction holding its write
- * commits. Two writes to the same row never share a batch.
+ * commits. Two writes to the same row never share a batch. A write may carry
+ * a notice, sent with `pg_notify` in the same transaction if it succeeds.
  *
  * `read` translates the part of a filter SQL can decide to a `WHERE` clause
  * that keeps a superset of the matching rows (see `translate`), then finishes
