@@ -30,7 +30,7 @@
  *
  * @internal
  */
-import { Deferred, Effect, Queue, Schema, type Scope } from "effect"
+import { Deferred, Effect, Queue, Schema, SchemaAST, type Scope } from "effect"
 import type { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import type { QueryData } from "../DataLayer.js"
@@ -557,6 +557,7 @@ export const make = (
         const params: Array<unknown> = [resource.name, now]
         let where = `resource = $1 AND alive AND (LEAST(inactivity_deadline, lifetime_deadline) IS NULL OR ` +
           `LEAST(inactivity_deadline, lifetime_deadline) > $2)`
+        let exact = true
         if (query.filter !== undefined) {
           const pinnedKey = keyPinned(resource, query.filter)
           if (pinnedKey !== undefined) {
@@ -564,12 +565,42 @@ export const make = (
             where += ` AND key = $${params.length}`
           }
           const condition = translate(resource, query.filter, params)
+          exact = condition.exact
           if (condition.sql !== "TRUE") {
             where += ` AND ${condition.sql}`
           }
         }
-        const rows = yield* sql.unsafe(`SELECT state FROM ${table} WHERE ${where} ORDER BY seq`, params)
         const decode = codecsOf(resource).decode
+        if (
+          exact && query.sort.every((k) =>
+            isSortable(resource, k.field)
+          )
+        ) {
+          // SQL decides everything: the order of `Query.sort`, ties in creation order, offset, limit
+          const order = query.sort.flatMap(({ direction, field }) => {
+            params.push(field)
+            const x = `state->$${params.length}::text`
+            const dir = direction === "asc" ? "ASC" : "DESC"
+            return [
+              `(CASE WHEN ${x} IS NULL OR jsonb_typeof(${x}) = 'null' THEN 0 WHEN jsonb_typeof(${x}) = 'boolean' ` +
+              `THEN 1 WHEN ${x} = '"NaN"'::jsonb THEN 3 ELSE 2 END) ${dir}`,
+              `(CASE WHEN jsonb_typeof(${x}) = 'boolean' THEN (${x})::boolean END) ${dir}`,
+              `(CASE WHEN jsonb_typeof(${x}) = 'number' THEN (${x})::float8 WHEN ${x} = '"Infinity"'::jsonb ` +
+              `THEN 'Infinity'::float8 WHEN ${x} = '"-Infinity"'::jsonb THEN '-Infinity'::float8 END) ${dir}`
+            ]
+          })
+          params.push(query.offset)
+          let text = `SELECT state FROM ${table} WHERE ${where} ORDER BY ${
+            [...order, "seq"].join(", ")
+          } OFFSET $${params.length}`
+          if (query.limit !== undefined) {
+            params.push(query.limit)
+            text += ` LIMIT $${params.length}`
+          }
+          const rows = yield* sql.unsafe(text, params)
+          return (rows as Array<any>).map((r) => decode(r.state))
+        }
+        const rows = yield* sql.unsafe(`SELECT state FROM ${table} WHERE ${where} ORDER BY seq`, params)
         const collected = Query.collector(query)
         for (const r of rows as Array<any>) {
           collected.add(decode(r.state))
@@ -580,12 +611,48 @@ export const make = (
     const purge: SqlState["purge"] = (before) =>
       Effect.map(
         sql.unsafe(`DELETE FROM ${table} WHERE NOT alive AND last_activity < $1 RETURNING key`, [before]),
-        (rows) =>
-          rows.length
+        (rows) => rows.length
       )
 
     return { table: name, channel, load, write, due, read, purge }
   })
+
+const sortableCache = new WeakMap<Compiled, Map<string, boolean>>()
+
+/**
+ * Whether SQL can sort on a field exactly as `Query.sort` does: its values
+ * are numbers (JSON numbers, or the strings of NaN and +-Infinity), booleans,
+ * null or absent, with no transformation. Strings are not (JavaScript
+ * compares UTF-16 code units), nor dates, nor anything transformed.
+ *
+ * @internal
+ */
+export const isSortable = (resource: Compiled, field: string): boolean => {
+  let cache = sortableCache.get(resource)
+  if (cache === undefined) sortableCache.set(resource, cache = new Map())
+  const cached = cache.get(field)
+  if (cached !== undefined) return cached
+  const schema = (resource.resource.fields as Schema.Struct.Fields)[field]
+  const go = (ast: SchemaAST.AST): boolean => {
+    if (ast.encoding !== undefined) return false
+    switch (ast._tag) {
+      case "Number":
+      case "Boolean":
+      case "Undefined":
+      case "Null":
+        return true
+      case "Literal":
+        return typeof ast.literal === "number" || typeof ast.literal === "boolean"
+      case "Union":
+        return ast.types.every(go)
+      default:
+        return false
+    }
+  }
+  const out = schema !== undefined && go(schema.ast)
+  cache.set(field, out)
+  return out
+}
 
 /** The encoded key a filter pins with `eq` on every key field, if it does. */
 const keyPinned = (resource: Compiled, filter: Filter.Expr): string | undefined => {
