@@ -23,9 +23,12 @@
  *   twice. After `retries` the call fails with `RecordCrashed` saying the write
  *   may have been applied.
  * - `Store.read` runs in SQL from any process, never activates a record, and
- *   returns what the in-memory evaluator returns on the same records
- *   (filters are pushed to SQL where SQL decides them exactly, and finished
- *   in memory; sort, offset and limit run in memory).
+ *   returns what the in-memory evaluator returns on the same records. The
+ *   filter runs in SQL where SQL decides it exactly (equality, `in`, `isNil`,
+ *   number comparisons, `and`/`or`/`not` of those), and sort, offset and limit
+ *   too when the filter does and the sort keys are numeric or boolean fields;
+ *   the rest (string and date comparisons and sorts, `contains`) finishes in
+ *   memory on the rows SQL narrowed down. `indexes` become SQL indexes.
  * - `get` and `keepAlive` read the row (read-your-writes, no message), except
  *   on resources with an inactivity timeout, where they are messages to the
  *   owner so that they count as activity.

@@ -20,10 +20,15 @@
  * a notice, sent with `pg_notify` in the same transaction if it succeeds.
  *
  * `read` translates the part of a filter SQL can decide to a `WHERE` clause
- * that keeps a superset of the matching rows (see `translate`), then finishes
- * in memory with `Query.collector` on the decoded records, in creation order:
- * the results are those of the in-memory evaluator by construction. Sort,
- * offset and limit run in memory (no ORDER BY / LIMIT push-down yet).
+ * that keeps a superset of the matching rows (see `translate`). When SQL
+ * decides the whole filter exactly and every sort key is on a numeric or
+ * boolean field (`isSortable`), the sort (the total order of `Query.sort`,
+ * ties in creation order), offset and limit run in SQL too. Otherwise it
+ * finishes in memory with `Query.collector` on the decoded records, in
+ * creation order: the results are those of the in-memory evaluator by
+ * construction. Not pushed down: comparisons and sorts on strings
+ * (JavaScript compares UTF-16 code units, PostgreSQL code points or a
+ * collation), dates, transformed fields.
  *
  * **Dialect**: PostgreSQL (jsonb). Strings holding `\u0000` cannot be stored
  * (jsonb refuses them).
