@@ -401,6 +401,7 @@ export const make = (
           switch (w._tag) {
             case "Insert":
               inserts.push({
+                notice: w.notify ?? null,
                 resource,
                 key,
                 state: codecsOf(w.resource).encode(w.state),
@@ -413,6 +414,7 @@ export const make = (
               break
             case "Update":
               updates.push({
+                notice: w.notify ?? null,
                 resource,
                 key,
                 expected: w.expected,
@@ -424,6 +426,7 @@ export const make = (
               break
             case "Tombstone":
               tombstones.push({
+                notice: w.notify ?? null,
                 resource,
                 key,
                 expected: w.expected,
@@ -433,6 +436,7 @@ export const make = (
               break
             case "Touch":
               touches.push({
+                notice: w.notify ?? null,
                 resource,
                 key,
                 expected: w.expected,
@@ -442,8 +446,24 @@ export const make = (
               break
           }
         }
+        /** A statement and its notices: one round trip; the notices only for the rows it wrote. */
+        const statements: Array<Effect.Effect<void, SqlError>> = []
+        const run = (dml: string, rows: ReadonlyArray<unknown>) =>
+          statements.push(Effect.map(
+            sql.unsafe(
+              `WITH w AS (${dml})
+               SELECT w.resource, w.key, w.version,
+                 CASE WHEN n.notice IS NOT NULL THEN pg_notify($2, n.notice) END AS notified
+               FROM w JOIN jsonb_to_recordset($1::jsonb) AS n(resource text, key text, notice text)
+                 ON n.resource = w.resource AND n.key = w.key`,
+              [JSON.stringify(rows), channel]
+            ),
+            (written) => {
+              for (const r of written as Array<any>) outcomes[indexOf(r)] = Number(r.version)
+            }
+          ))
         if (inserts.length > 0) {
-          const rows = yield* sql.unsafe(
+          run(
             `INSERT INTO ${table} AS t (resource, key, version, alive, state, created_at, last_activity,
                inactivity_deadline, lifetime_deadline, initial, ops)
              SELECT v.resource, v.key, 1, TRUE, v.state, v.created_at, v.last_activity, v.inactivity_deadline,
@@ -458,53 +478,44 @@ export const make = (
             }', 'seq'))
              WHERE NOT t.alive
              RETURNING t.resource, t.key, t.version`,
-            [JSON.stringify(inserts)]
+            inserts
           )
-          for (const r of rows as Array<any>) outcomes[indexOf(r)] = Number(r.version)
         }
         if (updates.length > 0) {
-          const rows = yield* sql.unsafe(
+          run(
             `UPDATE ${table} AS t SET version = t.version + 1, state = v.state, last_activity = v.last_activity,
                inactivity_deadline = v.inactivity_deadline, ops = v.ops
              FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, expected bigint, state jsonb,
                last_activity bigint, inactivity_deadline bigint, ops jsonb)
              WHERE t.resource = v.resource AND t.key = v.key AND t.version = v.expected AND t.alive
              RETURNING t.resource, t.key, t.version`,
-            [JSON.stringify(updates)]
+            updates
           )
-          for (const r of rows as Array<any>) outcomes[indexOf(r)] = Number(r.version)
         }
         if (tombstones.length > 0) {
-          const rows = yield* sql.unsafe(
+          run(
             `UPDATE ${table} AS t SET version = t.version + 1, alive = FALSE, state = NULL, initial = NULL,
                last_activity = v.last_activity, inactivity_deadline = NULL, lifetime_deadline = NULL, ops = v.ops
              FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, expected bigint, last_activity bigint,
                ops jsonb)
              WHERE t.resource = v.resource AND t.key = v.key AND t.version = v.expected AND t.alive
              RETURNING t.resource, t.key, t.version`,
-            [JSON.stringify(tombstones)]
+            tombstones
           )
-          for (const r of rows as Array<any>) outcomes[indexOf(r)] = Number(r.version)
         }
         if (touches.length > 0) {
-          const rows = yield* sql.unsafe(
+          run(
             `UPDATE ${table} AS t SET last_activity = v.last_activity, inactivity_deadline = v.inactivity_deadline
              FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, expected bigint, last_activity bigint,
                inactivity_deadline bigint)
              WHERE t.resource = v.resource AND t.key = v.key AND t.version = v.expected AND t.alive
              RETURNING t.resource, t.key, t.version`,
-            [JSON.stringify(touches)]
-          )
-          for (const r of rows as Array<any>) outcomes[indexOf(r)] = Number(r.version)
-        }
-        const notices = writes.flatMap((w, i) => w.notify !== undefined && outcomes[i] !== "conflict" ? [w.notify] : [])
-        if (notices.length > 0) {
-          yield* sql.unsafe(
-            `SELECT pg_notify($1, v.payload) FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS v(payload, n)
-             ORDER BY v.n`,
-            [channel, JSON.stringify(notices)]
+            touches
           )
         }
+        // one statement is atomic by itself; several share a transaction
+        if (statements.length === 1) yield* statements[0]!
+        else yield* sql.withTransaction(Effect.forEach(statements, (st) => st, { discard: true }))
         return outcomes
       })
 
@@ -531,7 +542,7 @@ export const make = (
           batch.push(p)
         }
       }
-      const exit = yield* Effect.exit(sql.withTransaction(runBatch(batch.map((p) => p.write))))
+      const exit = yield* Effect.exit(runBatch(batch.map((p) => p.write)))
       if (exit._tag === "Success") batch.forEach((p, i) => Deferred.doneUnsafe(p.done, Effect.succeed(exit.value[i]!)))
       else batch.forEach((p) => Deferred.doneUnsafe(p.done, Effect.failCause(exit.cause)))
     })
