@@ -56,7 +56,10 @@
  * - A hook calling `get` on its own record reads the last committed state
  *   (its row), not the state its running action is building.
  * - Messages are volatile (not stored by `effect/cluster`): what makes a
- *   retry safe is the operation ids kept in the record's row.
+ *   retry safe is the operation ids kept in the record's row, its last 16: a
+ *   retry arriving after 16 later writes to the same record is not
+ *   recognised (a create then answers `AlreadyExists`, an update applies
+ *   again). Retries come within seconds, so this takes a very hot record.
  * - Activity (get, keepAlive) is kept in the owner's memory and written to the
  *   row at most once per quarter of the inactivity timeout: a record can look
  *   expired to `read` up to that much early, and if its owner dies, activity

@@ -736,7 +736,8 @@ export const make = (
 
           Expire: ({ payload }) =>
             Effect.gen(function*() {
-              const t = Math.max(now(), payload.now)
+              // the owner's clock decides, not the sweeper's
+              const t = now()
               const expired = yield* expireIfDue(t)
               // not due in memory (activity not yet written back): write it back, so the sweeper stops finding it
               if (
