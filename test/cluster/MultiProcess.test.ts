@@ -135,6 +135,15 @@ const scenario = (
       events.set(id!, [...(events.get(id!) ?? []), token!])
     }
     for (const [id, tokens] of stored) assert.deepStrictEqual(events.get(id) ?? [], tokens, `events of ${id}`)
+    // expiry: every session (2 s of inactivity) destroyed once, through its destroy action, its event heard once
+    // (not after a SIGKILL: a destroy action's hooks run at least once across a crash)
+    if (label !== "kill") {
+      const log = yield* Pg.withAdmin((sql) => sql.unsafe(`SELECT id FROM "${schema}".expired_log ORDER BY id`))
+      const sessions = Array.from({ length: 20 }, (_, i) => `S${i}`).sort()
+      assert.deepStrictEqual((log as Array<any>).map((r) => r.id), sessions, "destroy actions run")
+      const expired = result.client.lines.filter((l) => l.startsWith("EXPIRED ")).map((l) => l.split(" ")[1]).sort()
+      assert.deepStrictEqual(expired, sessions, "expiry events heard")
+    }
     // each caller is sequential: its tokens appear in each record in the order it sent them
     for (const [id, tokens] of stored) {
       const last = new Map<string, number>()

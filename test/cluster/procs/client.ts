@@ -8,8 +8,9 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Clock, Effect, Stream } from "effect"
+import { SqlClient } from "effect/sql"
 import { Store } from "../../../src/index.js"
-import { Ledger, storeLayer } from "./domain.js"
+import { Ledger, Session, storeLayer } from "./domain.js"
 
 const [schema, records, seconds, callers] = process.argv.slice(2)
 const out = (line: string) => Effect.sync(() => process.stdout.write(line + "\n"))
@@ -18,6 +19,9 @@ const main = Effect.gen(function*() {
   const store = yield* Store.Store
   yield* store.dataLayer.events.pipe(
     Stream.runForEach((e) => {
+      if (e._tag === "Destroyed" && e.resource === "Session") {
+        return out(`EXPIRED ${(e.record as { readonly id: string }).id} ${e.reason}`)
+      }
       if (e._tag !== "Updated") return Effect.void
       const record = e.record as { readonly id: string; readonly tokens: ReadonlyArray<string> }
       return out(`EVT ${record.id} ${record.tokens[record.tokens.length - 1]}`)
@@ -26,6 +30,16 @@ const main = Effect.gen(function*() {
   )
   const ids = Array.from({ length: Number(records) }, (_, i) => `L${i}`)
   yield* Effect.forEach(ids, (id) => Store.create(Ledger, "create", { id, tokens: [] }), { concurrency: 8 })
+  // sessions nobody touches: each must expire once, through its destroy action
+  const sql = yield* SqlClient.SqlClient
+  yield* sql.unsafe(`CREATE TABLE IF NOT EXISTS expired_log (id text NOT NULL)`)
+  yield* Effect.forEach(
+    Array.from({ length: 20 }, (_, i) => `S${i}`),
+    (id) => Store.create(Session, "create", { id }),
+    {
+      concurrency: 8
+    }
+  )
   yield* out("STARTED")
   const end = (yield* Clock.currentTimeMillis) + Number(seconds) * 1000
   let acks = 0

@@ -5,8 +5,9 @@
  */
 import { NodeClusterSocket } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
-import { Layer, Option, Schema } from "effect"
+import { Effect, Layer, Option, Schema } from "effect"
 import { RunnerAddress } from "effect/cluster"
+import { SqlClient } from "effect/sql"
 import { Action, Changeset, Cluster, Resource } from "../../../src/index.js"
 
 export const Ledger = Resource.make("Ledger", {
@@ -16,6 +17,24 @@ export const Ledger = Resource.make("Ledger", {
     append: Action.update({
       arguments: { token: Schema.String },
       change: (cs) => Changeset.set(cs, "tokens", [...Changeset.get(cs, "tokens"), cs.arguments.token])
+    })
+  }
+})
+
+/** A session that expires after 2 s of inactivity; its destroy action logs each run in `expired_log`. */
+export const Session = Resource.make("Session", {
+  fields: { id: Schema.String },
+  primaryKey: ["id"],
+  inactivityTimeout: "2 seconds",
+  actions: {
+    destroy: Action.destroy({
+      change: (cs) =>
+        Changeset.after(cs, (record) =>
+          Effect.gen(function*() {
+            const sql = yield* SqlClient.SqlClient
+            yield* Effect.orDie(sql.unsafe(`INSERT INTO expired_log (id) VALUES ($1)`, [record.id]))
+            return record
+          }))
     })
   }
 })
@@ -46,7 +65,7 @@ export const storeLayer = (schema: string, port: number | undefined) => {
       storage: "sql",
       shardingConfig: { ...shardingConfig, runnerAddress: Option.some(RunnerAddress.make("127.0.0.1", port)) }
     })
-  return Cluster.layer([Ledger], { tablePrefix: "mp_", runner: port !== undefined, retries: 30 }).pipe(
+  return Cluster.layer([Ledger, Session], { tablePrefix: "mp_", runner: port !== undefined, retries: 30 }).pipe(
     Layer.provideMerge(Layer.orDie(runtime)),
     Layer.provideMerge(sql)
   )
