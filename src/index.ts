@@ -7,6 +7,10 @@ export * as Action from "./Action.js"
  */
 export * as Changeset from "./Changeset.js"
 /**
+ * @since 0.3.0
+ */
+export * as Cluster from "./Cluster.js"
+/**
  * @since 0.1.0
  */
 export * as DataLayer from "./DataLayer.js"

@@ -1,0 +1,216 @@
+/**
+ * Records on a cluster: the same resources and the same `Store` API, with
+ * every record an `effect/cluster` entity on the runner that owns its shard
+ * and its committed state in a SQL table, so records move with their shards
+ * (a deploy, a runner dying) and resume from their last committed state.
+ *
+ * ```text
+ *  client process            runner processes (effect/cluster)        SQL
+ *  Store.update ──message──▶ record entity: pipeline, hooks ──commit──▶ state table
+ *  Store.read   ─────────────────────── SELECT ─────────────────────▶ (one row per record)
+ * ```
+ *
+ * - Each resource is an entity type named after it; each record an entity
+ *   whose id is its encoded primary key. Its hooks run on its owner.
+ * - create, update and destroy are admitted in the caller's process (bad input
+ *   never leaves it), run on the owner, and **committed to the state table
+ *   before the caller is answered** (concurrent commits share a transaction:
+ *   group commit). A commit names the row's version it read: a stale owner
+ *   (its shard moved) cannot overwrite a newer state.
+ * - Every write carries an operation id; a call failing for a reason of the
+ *   cluster (a shard moving, a runner gone) is re-sent with the same id, and
+ *   the row remembers its last 16 operation ids, so a retry is never applied
+ *   twice. After `retries` the call fails with `RecordCrashed` saying the write
+ *   may have been applied.
+ * - `Store.read` runs in SQL from any process, never activates a record, and
+ *   returns what the in-memory evaluator returns on the same records. The
+ *   filter runs in SQL where SQL decides it exactly (equality, `in`, `isNil`,
+ *   number comparisons, `and`/`or`/`not` of those), and sort, offset and limit
+ *   too when the filter does and the sort keys are numeric or boolean fields;
+ *   the rest (string and date comparisons and sorts, `contains`) finishes in
+ *   memory on the rows SQL narrowed down. `indexes` become SQL indexes.
+ * - `get` and `keepAlive` read the row (read-your-writes, no message), except
+ *   on resources with an inactivity timeout, where they are messages to the
+ *   owner so that they count as activity.
+ *
+ * **Costs**: a write is a message to the owner plus one (shared) SQL
+ * transaction; a read by key, one `SELECT` by primary key; a query, one
+ * `SELECT` of the resource's rows its filter keeps, decoded in the caller.
+ *
+ * **Gotchas**
+ *
+ * - Side effects in hooks run **at least once** across a failure: an owner
+ *   killed after a hook ran and before its commit runs it again on the retry.
+ * - A record's primary key must be known when it is created (in the input or
+ *   a generated field) and cannot change.
+ * - Events: `Store.events` in any process sees every record's events, each
+ *   once, in per-record order: they are PostgreSQL notifications sent in the
+ *   transaction of their commit. A process hears them only while it is
+ *   connected (nothing is replayed), and an event whose JSON exceeds ~7.9 kB
+ *   (a notification's limit) is published in its owner's process only.
+ * - A defect in an action is answered as `RecordCrashed`, then the record's
+ *   `restart` policy applies (`"initial"` re-runs its create action with the
+ *   stored input, `"lastState"` keeps the last committed state, `"never"`
+ *   removes it, with `Failed`); the restart intensity is counted per
+ *   activation (it starts again when the record moves to another runner).
+ * - A hook calling `get` on its own record reads the last committed state
+ *   (its row), not the state its running action is building.
+ * - Messages are volatile (not stored by `effect/cluster`): what makes a
+ *   retry safe is the operation ids kept in the record's row, its last 16: a
+ *   retry arriving after 16 later writes to the same record is not
+ *   recognised (a create then answers `AlreadyExists`, an update applies
+ *   again). Retries come within seconds, so this takes a very hot record.
+ * - Activity (get, keepAlive) is kept in the owner's memory and written to the
+ *   row at most once per quarter of the inactivity timeout: a record can look
+ *   expired to `read` up to that much early, and if its owner dies, activity
+ *   not yet written is lost (it expires up to that much early).
+ * - PostgreSQL only for now (the state table uses `jsonb`); strings holding
+ *   `\u0000` cannot be stored.
+ * - Expiry: a sweeper (a cluster `Singleton`, every `sweepInterval`) sends
+ *   each record past its stored deadline an expire message; its owner runs
+ *   its destroy action (hooks run), also for records whose deadline passed
+ *   while the cluster was down. A record expires up to `sweepInterval` (plus
+ *   the message's trip) late, or when next touched.
+ *
+ * @since 0.3.0
+ */
+import { Context, Effect, Layer, type Scope } from "effect"
+import type { Sharding } from "effect/cluster/Sharding"
+import type { SqlClient } from "effect/sql/SqlClient"
+import * as DataLayer from "./DataLayer.js"
+import * as internal from "./internal/cluster.js"
+import { Store } from "./internal/store.js"
+import type * as Resource from "./Resource.js"
+
+/**
+ * Options of {@link layer} and {@link make}.
+ *
+ * **Example** (A client-only process, with its own table prefix)
+ *
+ * ```ts
+ * import { Cluster } from "effect-gen-server"
+ *
+ * const options: Cluster.Options = { runner: false, tablePrefix: "shop_", retries: 20 }
+ * ```
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export interface Options extends internal.Options {
+  /** See `DataLayer.Options.eventBuffer`. */
+  readonly eventBuffer?: number | undefined
+}
+
+/**
+ * The cluster data layer service, with `sweep`: sends every record past its
+ * stored deadline (at most `limit` of them) an expire message, so its owner
+ * runs its destroy action; returns how many were destroyed. Runners sweep by
+ * themselves (one of them, a cluster `Singleton`, every `sweepInterval`).
+ *
+ * **Example** (Sweeping now)
+ *
+ * ```ts
+ * import type { Cluster } from "effect-gen-server"
+ *
+ * declare const dataLayer: Cluster.Service
+ *
+ * const expiredNow = dataLayer.sweep(1000)
+ * ```
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export interface Service extends DataLayer.Service {
+  readonly sweep: (limit: number) => Effect.Effect<number>
+}
+
+/**
+ * The cluster data layer over `resources`, like a `DataLayer.Make` but
+ * requiring `effect/cluster`'s `Sharding` and a `SqlClient`. Registers one
+ * entity type per resource (unless `runner: false`) and creates the state
+ * table if missing.
+ *
+ * **Example** (The cluster data layer by names)
+ *
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Cluster, Resource } from "effect-gen-server"
+ *
+ * const Counter = Resource.make("Counter", {
+ *   fields: { id: Schema.String, count: Schema.Int },
+ *   primaryKey: ["id"]
+ * })
+ *
+ * const program = Effect.scoped(Effect.gen(function*() {
+ *   const dataLayer = yield* Cluster.make([Counter], {})
+ *   return yield* dataLayer.create("Counter", "create", { id: "a", count: 0 })
+ * }))
+ * ```
+ *
+ * @category constructors
+ * @since 0.3.0
+ */
+export const make = (
+  resources: ReadonlyArray<Resource.Any>,
+  options: DataLayer.Options & Options
+): Effect.Effect<Service, never, Scope.Scope | Sharding | SqlClient> =>
+  internal.make(resources, options, options) as Effect.Effect<Service, never, Scope.Scope | Sharding | SqlClient>
+
+/**
+ * The `Store` over records on a cluster, in every process of it, runners and
+ * clients alike (`runner: false` for a client-only process). Provide
+ * `effect/cluster`'s runtime (e.g. `NodeClusterSocket.layer` from
+ * `@effect/platform-node`, or `TestRunner.layer` in tests) and a
+ * `SqlClient` (e.g. `PgClient.layer` from `@effect/sql-pg`).
+ *
+ * **Example** (A runner process)
+ *
+ * ```ts
+ * import { Layer, Schema } from "effect"
+ * import type { Sharding } from "effect/cluster/Sharding"
+ * import type { SqlClient } from "effect/sql/SqlClient"
+ * import { Cluster, Resource } from "effect-gen-server"
+ *
+ * const Counter = Resource.make("Counter", {
+ *   fields: { id: Schema.String, count: Schema.Int },
+ *   primaryKey: ["id"]
+ * })
+ *
+ * declare const runtime: Layer.Layer<Sharding | SqlClient>
+ *
+ * const StoreLive = Cluster.layer([Counter]).pipe(Layer.provide(runtime))
+ * ```
+ *
+ * @category layers
+ * @since 0.3.0
+ */
+export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
+  resources: Resources,
+  options: Options = {}
+): Layer.Layer<
+  Store | DataLayer.DataLayer,
+  never,
+  Sharding | SqlClient | Exclude<Resource.Services<Resources[number]>, Store | DataLayer.DataLayer>
+> => {
+  const dataLayer = Layer.effect(
+    DataLayer.DataLayer,
+    Effect.flatMap(
+      Effect.context<never>(),
+      (own) =>
+        make(resources, {
+          ...options,
+          context: (self) =>
+            Context.add(
+              Context.add(own, DataLayer.DataLayer, self),
+              Store,
+              Store.of({ dataLayer: self, traceReads: false })
+            ) as Context.Context<never>
+        })
+    )
+  )
+  return Layer.effect(
+    Store,
+    Effect.map(DataLayer.DataLayer, (self) => Store.of({ dataLayer: self, traceReads: false }))
+  )
+    .pipe(Layer.provideMerge(dataLayer)) as any
+}

@@ -1,0 +1,1022 @@
+/**
+ * The cluster data layer: every resource an `effect/cluster` entity type,
+ * every record an entity whose id is its encoded primary key, its committed
+ * state in the SQL state store (`sqlState.ts`).
+ *
+ * - A write (create, update, destroy) is admitted in the caller's process
+ *   (resource, action, input decoded: bad input never leaves it), sent to the
+ *   record's entity with an operation id, run there through the pipeline
+ *   (hooks run on the owner), committed to SQL (group commit, fenced by the
+ *   row's version) and only then answered and published.
+ * - Retries: a call that fails for a reason of the cluster (a shard moving,
+ *   a runner gone, an interrupted reply) is re-sent with the same operation
+ *   id; the row remembers its last operation ids, so a write applied before
+ *   the failure is not applied again (the retry answers with the current
+ *   record).
+ * - `read` runs in SQL from any process and never activates an entity; `get`
+ *   and `keepAlive` read the row, except on resources with an inactivity
+ *   timeout, where they are messages to the owner (activity is kept in the
+ *   owner's memory and written back at most once per quarter of the timeout,
+ *   and when the record leaves the runner).
+ * - Expiry: a cluster `Singleton` sweeper finds rows past their stored
+ *   deadline and sends each owner an `Expire` message; the owner checks its
+ *   in-memory activity and runs the destroy action, or writes its activity
+ *   back. A record touched past its deadline is expired on the spot.
+ * - Events: sent as PostgreSQL notifications in the commit's transaction and
+ *   published by every process that hears them.
+ * - A defect: `RecordCrashed` to the caller, then the restart policy
+ *   (`initial` re-runs the stored create, `lastState`, `never`) and intensity
+ *   (counted per activation).
+ *
+ * @internal
+ */
+import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Queue, Schedule, Schema, type Scope } from "effect"
+import { Entity, Singleton } from "effect/cluster"
+import type { Sharding } from "effect/cluster/Sharding"
+import { Rpc } from "effect/rpc"
+import { SqlClient } from "effect/sql"
+import type * as DataLayer from "../DataLayer.js"
+import {
+  AlreadyExists,
+  MailboxFull,
+  NotFound,
+  RecordCrashed,
+  ReentrantCall,
+  type StoreClosed,
+  StoreError,
+  UnknownAction,
+  ValidationError
+} from "../Errors.js"
+import type * as Event from "../Event.js"
+import type * as Resource from "../Resource.js"
+import * as Admission from "./admission.js"
+import * as Events from "./events.js"
+import { prepare, runAfter, toEffect } from "./pipeline.js"
+import { checkQuery, invalidQuery } from "./query.js"
+import type { Compiled, CompiledAction, Decoded } from "./resource.js"
+import { keyObject } from "./server.js"
+import * as SqlState from "./sqlState.js"
+
+/** Options of the cluster data layer. @internal */
+export interface Options {
+  /** Prepended to the state table's name. Default `"effect_gen_server_"`. */
+  readonly tablePrefix?: string | undefined
+  /**
+   * Whether this process runs records (registers the entity types); `false`
+   * for a client-only process. Default `true`.
+   */
+  readonly runner?: boolean | undefined
+  /** How long a record stays in a runner's memory without a message. Default 1 minute. */
+  readonly maxIdleTime?: Duration.Input | undefined
+  /** How many times a call failing for a reason of the cluster is re-sent. Default 10 (about 15 s). */
+  readonly retries?: number | undefined
+  /**
+   * How often the expiry sweeper (a cluster `Singleton`, running on one
+   * runner) looks for records past their stored deadline. Default 1 second.
+   */
+  readonly sweepInterval?: Duration.Input | undefined
+}
+
+/**
+ * The records a call runs on behalf of (`"Resource/entityId"`), outermost
+ * first: carried with every message, so a cycle through records on any
+ * runner is refused with `ReentrantCall` instead of deadlocking.
+ *
+ * @internal
+ */
+export const CurrentCallers = Context.Reference<ReadonlyArray<string>>("effect-gen-server/cluster/CurrentCallers", {
+  defaultValue: () => []
+})
+
+/**
+ * The errors a record's messages can fail with, decoded on the caller's side
+ * into the same classes. The hook for declared action errors: once a
+ * resource declares its actions' errors, union their schemas here (they then
+ * cross the wire like the `StoreError`s) and let `send` pass them through
+ * as it passes `StoreError`s (`isStoreError`).
+ *
+ * @internal
+ */
+export const errorSchemaOf = (_resource: Compiled) => StoreError
+
+/** The entity protocol of one resource. @internal */
+export const protocolOf = (resource: Compiled) =>
+  Entity.make(resource.name, [
+    Rpc.make("Create", {
+      payload: {
+        action: Schema.String,
+        op: Schema.String,
+        data: Schema.Unknown,
+        input: Schema.Unknown,
+        callers: Schema.Array(Schema.String)
+      },
+      success: Schema.Unknown,
+      error: errorSchemaOf(resource)
+    }),
+    Rpc.make("Update", {
+      payload: {
+        action: Schema.String,
+        op: Schema.String,
+        input: Schema.Unknown,
+        callers: Schema.Array(Schema.String)
+      },
+      success: Schema.Unknown,
+      error: errorSchemaOf(resource)
+    }),
+    Rpc.make("Destroy", {
+      payload: { action: Schema.String, op: Schema.String, callers: Schema.Array(Schema.String) },
+      error: errorSchemaOf(resource)
+    }),
+    Rpc.make("Get", {
+      payload: { callers: Schema.Array(Schema.String) },
+      success: Schema.Unknown,
+      error: errorSchemaOf(resource)
+    }),
+    Rpc.make("Expire", { payload: { now: Schema.Number }, success: Schema.Boolean, error: errorSchemaOf(resource) })
+  ])
+
+type Protocol = ReturnType<typeof protocolOf>
+
+/** JSON codecs of what crosses the wire besides records: a decoded input, a create's initial data. */
+interface WireCodecs {
+  readonly encodeInput: (action: CompiledAction, decoded: Decoded) => unknown
+  readonly decodeInput: (action: CompiledAction, json: unknown) => Decoded
+  readonly encodeData: (data: unknown) => unknown
+  readonly decodeData: (json: unknown) => any
+}
+
+const json = <A>(schema: Schema.Top) => {
+  const codec = Schema.toCodecJson(schema) as unknown as Schema.Codec<A, unknown>
+  return { encode: Schema.encodeUnknownSync(codec), decode: Schema.decodeUnknownSync(codec) }
+}
+
+const wireCodecs = (resource: Compiled): WireCodecs => {
+  const fields = resource.resource.fields as Schema.Struct.Fields
+  const data = json(
+    Schema.Struct(Object.fromEntries(Object.entries(fields).map(([k, f]) => [k, Schema.optionalKey(Schema.toType(f))])))
+  )
+  const inputs = new Map<CompiledAction, ReturnType<typeof json>>()
+  const inputOf = (action: CompiledAction) => {
+    let codec = inputs.get(action)
+    if (codec === undefined) {
+      const accepted = action.action.accept === "*" ? [...resource.fieldNames] : action.action.accept
+      codec = json(Schema.Struct({
+        attributes: Schema.Struct(
+          Object.fromEntries(accepted.map((k: string) => [k, Schema.optionalKey(Schema.toType(fields[k]!))]))
+        ),
+        arguments: Schema.Struct(
+          Object.fromEntries(
+            Object.entries(action.action.arguments as Schema.Struct.Fields).map(([k, s]) => [k, Schema.toType(s)])
+          )
+        )
+      }))
+      inputs.set(action, codec)
+    }
+    return codec
+  }
+  return {
+    encodeInput: (action, decoded) => inputOf(action).encode(decoded),
+    decodeInput: (action, u) => inputOf(action).decode(u) as Decoded,
+    encodeData: data.encode,
+    decodeData: data.decode
+  }
+}
+
+/** The record a row holds in a runner's memory. */
+interface Held {
+  version: number
+  state: any
+  createdAt: number
+  lastActivity: number
+  /** The last activity written to the row. */
+  flushed: number
+  ops: ReadonlyArray<string>
+}
+
+const isStoreError = Schema.is(StoreError)
+const encoder = new TextEncoder()
+
+/**
+ * The cluster data layer over `resources`. Requires `Sharding` and a
+ * `SqlClient`; registers the entity types unless `runner: false`.
+ *
+ * @internal
+ */
+export const make = (
+  resources: ReadonlyArray<Resource.Any>,
+  options: DataLayer.Options,
+  clusterOptions: Options = {}
+): Effect.Effect<DataLayer.Service, never, Scope.Scope | Sharding | SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const admission = Admission.make(resources)
+    if (!Admission.isAdmission(admission)) return yield* Effect.die(admission)
+    const { admit, admitRead, compiled, gate, initialData } = admission
+    const own = yield* Effect.context<never>()
+    const clock = Context.get(own, Clock.Clock)
+    const sql = yield* SqlClient.SqlClient
+    const state = yield* Effect.orDie(SqlState.make(sql, compiled.values(), { prefix: clusterOptions.tablePrefix }))
+    const { events, publish, subscribe } = yield* Events.make(compiled.keys(), options.eventBuffer, own)
+    yield* Effect.addFinalizer(() => Effect.sync(() => (gate.closed = true)))
+    const retries = clusterOptions.retries ?? 10
+    let context = own
+
+    const entities = new Map<string, { readonly protocol: Protocol; readonly codecs: WireCodecs }>()
+    for (const resource of compiled.values()) {
+      entities.set(resource.name, { protocol: protocolOf(resource), codecs: wireCodecs(resource) })
+    }
+
+    const crashed = (resource: Compiled, key: unknown, cause: Cause.Cause<unknown>) => {
+      const defect = Cause.squash(cause)
+      return new RecordCrashed({
+        resource: resource.name,
+        key,
+        message: `${resource.name} record crashed: ${defect instanceof Error ? defect.message : String(defect)}`,
+        defect
+      })
+    }
+    const reentrant = (resource: Compiled, key: unknown, action: string) =>
+      new ReentrantCall({
+        resource: resource.name,
+        key,
+        action,
+        message: `${resource.name} ${
+          JSON.stringify(key)
+        }: calling ${action} would deadlock: that record is waiting, through records' hooks, on the caller`
+      })
+    const alreadyExists = (resource: Compiled, key: unknown) =>
+      new AlreadyExists({
+        resource: resource.name,
+        key,
+        message: `${resource.name} ${JSON.stringify(key)} already exists`
+      })
+    const keyChanged = (resource: Compiled, action: string) =>
+      new ValidationError({
+        resource: resource.name,
+        message: `${resource.name}.${action}: the cluster data layer cannot change a record's primary key`
+      })
+    const deadlineOf = (resource: Compiled, held: Held) =>
+      Math.min(
+        resource.idleMillis === undefined ? Infinity : held.lastActivity + resource.idleMillis,
+        resource.lifetimeMillis === undefined ? Infinity : held.createdAt + resource.lifetimeMillis
+      )
+    const expiryReason = (resource: Compiled, held: Held, t: number): Event.DestroyReason =>
+      resource.lifetimeMillis !== undefined && t >= held.createdAt + resource.lifetimeMillis
+        ? "lifetime"
+        : "inactivity"
+
+    // ---------------------------------------------------------------- events
+
+    /**
+     * Events cross the cluster as PostgreSQL notifications sent in the
+     * transaction of their commit (in commit order, only if it commits), and
+     * every process publishes what it hears: each event once, in per-record
+     * order. Without a PostgreSQL client (no `listen`), or for an event
+     * larger than a notification holds, the event is published in the
+     * owner's process only.
+     */
+    const pg = sql as unknown as {
+      readonly listen?: (
+        channel: string
+      ) => Effect.Effect<Queue.Dequeue<{ readonly payload: string }, unknown>, unknown, Scope.Scope>
+    }
+    const notifying = typeof pg.listen === "function"
+    const noticeOf = (event: Event.Event): string | undefined => {
+      if (!notifying) return undefined
+      const resource = compiled.get(event.resource)!
+      const text = JSON.stringify({
+        _tag: event._tag,
+        resource: event.resource,
+        record: SqlState.codecsOf(resource).encode(event.record),
+        ...(event._tag === "Destroyed" ? { reason: event.reason } : {})
+      })
+      return encoder.encode(text).length < 7900 ? text : undefined
+    }
+    /** Publishes an event here, unless its notice carries it to every process. */
+    const published = (event: Event.Event, notice: string | undefined) => {
+      if (notice === undefined) publish(event)
+    }
+    /** An event without a commit. */
+    const announce = (event: Event.Event): Effect.Effect<void> => {
+      const notice = noticeOf(event)
+      if (notice === undefined) return Effect.sync(() => publish(event))
+      return Effect.ignore(sql.unsafe(`SELECT pg_notify($1, $2)`, [state.channel, notice]))
+    }
+    const heard = (payload: string) => {
+      try {
+        const notice = JSON.parse(payload)
+        const resource = compiled.get(notice.resource)
+        if (resource === undefined) return
+        const record = SqlState.codecsOf(resource).decode(notice.record)
+        const key = keyObject(resource, record)
+        publish(
+          notice._tag === "Destroyed"
+            ? { _tag: "Destroyed", resource: resource.name, key, record, reason: notice.reason }
+            : { _tag: notice._tag, resource: resource.name, key, record }
+        )
+      } catch {
+        // a notice of another version of the resources: not ours to publish
+      }
+    }
+    if (notifying) {
+      // listening before the first write, so this process hears its own events
+      const first = yield* Effect.orDie(pg.listen!(state.channel))
+      const drain = (queue: Queue.Dequeue<{ readonly payload: string }, unknown>) =>
+        Effect.forever(Effect.map(Queue.take(queue), (n) => heard(n.payload)))
+      yield* drain(first).pipe(
+        Effect.catchCause((cause) =>
+          Effect.logWarning("effect-gen-server: the cluster event listener stopped; listening again", cause).pipe(
+            Effect.andThen(
+              Effect.scoped(Effect.flatMap(pg.listen!(state.channel), drain)).pipe(
+                Effect.retry(Schedule.spaced("1 second"))
+              )
+            )
+          )
+        ),
+        Effect.forkScoped
+      )
+    }
+
+    // ---------------------------------------------------------------- the owner
+
+    /** The handlers of one record, built on its activation from its row. */
+    const handlersOf = (resource: Compiled, protocol: Protocol, codecs: WireCodecs) =>
+      Effect.gen(function*() {
+        const address = yield* Entity.CurrentAddress
+        const entityId = address.entityId as string
+        const key = SqlState.unescapeKey(entityId)
+        const self = `${resource.name}/${entityId}`
+        const row = yield* Effect.orDie(state.load(resource, key))
+        let held: Held | undefined = row === undefined || !row.alive ? undefined : {
+          version: row.version,
+          state: row.state,
+          createdAt: row.createdAt,
+          lastActivity: row.lastActivity,
+          flushed: row.lastActivity,
+          ops: row.ops
+        }
+        /** What the record's create ran with (JSON), for `restart: "initial"`. */
+        let initial: unknown = row !== undefined && row.alive ? row.initial : undefined
+        /** The version and ops of the row, alive or tombstone, for the next insert. */
+        let tombstoneOps: ReadonlyArray<string> = row !== undefined && !row.alive ? row.ops : []
+
+        const keyOf = () => held === undefined ? key : keyObject(resource, held.state)
+        const now = () => clock.currentTimeMillisUnsafe()
+
+        /** Runs `effect` as the record: its hooks see it in `CurrentCallers`, with the layer's services. */
+        const asRecord = <A, E>(callers: ReadonlyArray<string>, effect: Effect.Effect<A, E, any>) =>
+          effect.pipe(
+            Effect.provideService(CurrentCallers, [...callers, self]),
+            Effect.provideContext(context)
+          ) as Effect.Effect<A, E>
+
+        /** Answers a defect with `RecordCrashed`: the record keeps its last committed state. */
+        const guard = <A>(effect: Effect.Effect<A, StoreError>): Effect.Effect<A, StoreError> =>
+          Effect.catchCause(effect, (cause): Effect.Effect<A, StoreError> => {
+            const error = Cause.findErrorOption(cause)
+            if (error._tag === "Some" && !Cause.hasDies(cause)) return Effect.fail(error.value)
+            if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+            const answer = crashed(resource, keyOf(), cause)
+            return Effect.andThen(afterCrash, Effect.fail(answer))
+          })
+
+        /** Crash times within the restart intensity's window (this activation's only). */
+        let restarts: Array<number> = []
+
+        /** Removes a crashed record: tombstone, `Failed` with its last state. */
+        const failRecord = (current: Held, t: number) =>
+          Effect.gen(function*() {
+            const op = `failed:${t}`
+            const event: Event.Event = {
+              _tag: "Failed",
+              resource: resource.name,
+              key: keyObject(resource, current.state),
+              record: current.state
+            }
+            const notice = noticeOf(event)
+            const outcome = yield* state.write({
+              _tag: "Tombstone",
+              resource,
+              key,
+              expected: current.version,
+              state: undefined,
+              lastActivity: t,
+              op,
+              ops: current.ops,
+              notify: notice
+            })
+            if (outcome === "conflict") return
+            tombstoneOps = [...current.ops, op].slice(-SqlState.rememberedOps)
+            held = undefined
+            published(event, notice)
+          })
+
+        /** `restart: "initial"`: runs the create action again with its stored input, commits, `Restarted`. */
+        const recreate = (current: Held) =>
+          Effect.gen(function*() {
+            const stored = initial as { readonly action: string; readonly data: unknown; readonly input: unknown }
+            if (stored === undefined || stored === null) return yield* Effect.die("no stored create input")
+            const createAction = resource.action(stored.action, "create")
+            if (createAction instanceof UnknownAction) return yield* Effect.die(createAction)
+            const decoded = codecs.decodeInput(createAction, stored.input)
+            const prepared = yield* toEffect(prepare(resource, createAction, codecs.decodeData(stored.data), decoded))
+            if (resource.encodeKey(prepared.state) !== key) return yield* Effect.die("the create changed the key")
+            yield* runAfter(resource, createAction, prepared)
+            const t = now()
+            const op = `restart:${t}`
+            const event: Event.Event = {
+              _tag: "Restarted",
+              resource: resource.name,
+              key: keyObject(resource, prepared.state),
+              record: prepared.state
+            }
+            const notice = noticeOf(event)
+            const outcome = yield* state.write({
+              _tag: "Update",
+              resource,
+              key,
+              expected: current.version,
+              createdAt: current.createdAt,
+              state: prepared.state,
+              lastActivity: t,
+              op,
+              ops: current.ops,
+              notify: notice
+            })
+            if (outcome === "conflict") return yield* Effect.die("fenced")
+            held = {
+              version: outcome,
+              state: prepared.state,
+              createdAt: current.createdAt,
+              lastActivity: t,
+              flushed: t,
+              ops: [...current.ops, op].slice(-SqlState.rememberedOps)
+            }
+            published(event, notice)
+          }).pipe((e) => asRecord([], e))
+
+        /**
+         * After a defect in an action: the restart policy and intensity. The
+         * record's last committed state is untouched by the failed action.
+         */
+        const afterCrash: Effect.Effect<void> = Effect.suspend(() => {
+          if (held === undefined) return Effect.void
+          const current = held
+          const t = now()
+          restarts = restarts.filter((x) => t - x < resource.withinMillis)
+          restarts.push(t)
+          const policy = resource.resource.restart
+          if (policy === "never" || restarts.length > resource.maxRestarts) {
+            return Effect.ignoreCause(failRecord(current, t))
+          }
+          if (policy === "lastState") {
+            return announce({
+              _tag: "Restarted",
+              resource: resource.name,
+              key: keyObject(resource, current.state),
+              record: current.state
+            })
+          }
+          return Effect.ignoreCause(Effect.catchCause(recreate(current), () => failRecord(current, now())))
+        })
+
+        const fenced = () =>
+          Effect.flatMap(Effect.orDie(state.load(resource, key)), (fresh) => {
+            initial = fresh !== undefined && fresh.alive ? fresh.initial : undefined
+            held = fresh === undefined || !fresh.alive ? undefined : {
+              version: fresh.version,
+              state: fresh.state,
+              createdAt: fresh.createdAt,
+              lastActivity: fresh.lastActivity,
+              flushed: fresh.lastActivity,
+              ops: fresh.ops
+            }
+            return Effect.fail(
+              new RecordCrashed({
+                resource: resource.name,
+                key: keyOf(),
+                message: `${resource.name} ${
+                  JSON.stringify(keyOf())
+                }: another runner committed a newer state (the shard moved); the write was not applied`,
+                defect: undefined
+              })
+            )
+          })
+
+        /** Expires the record if it is past its deadline at `t`: runs its destroy action, commits, publishes. */
+        const expireIfDue = (t: number): Effect.Effect<boolean, StoreError> => {
+          if (held === undefined || !resource.hasTimeouts || t < deadlineOf(resource, held)) {
+            return Effect.succeed(false)
+          }
+          const current = held
+          const reason = expiryReason(resource, current, t)
+          const action = resource.primaryDestroy
+          return Effect.gen(function*() {
+            const prepared = yield* toEffect(prepare(resource, action, current.state, Admission.noInput))
+            yield* runAfter(resource, action, prepared)
+            const event: Event.Event = {
+              _tag: "Destroyed",
+              resource: resource.name,
+              key: keyObject(resource, current.state),
+              record: current.state,
+              reason
+            }
+            const notice = noticeOf(event)
+            const outcome = yield* Effect.orDie(state.write({
+              _tag: "Tombstone",
+              resource,
+              key,
+              expected: current.version,
+              state: undefined,
+              lastActivity: t,
+              op: `expire:${t}`,
+              ops: current.ops,
+              notify: notice
+            }))
+            if (outcome === "conflict") return yield* fenced()
+            tombstoneOps = [...current.ops, `expire:${t}`]
+            held = undefined
+            published(event, notice)
+            return true
+          }).pipe((e) => asRecord([], e), guard)
+        }
+
+        /** Activity: in memory, written back once a quarter of the inactivity timeout has passed. */
+        const touch = (t: number): Effect.Effect<void> => {
+          if (held === undefined || resource.idleMillis === undefined) return Effect.void
+          held.lastActivity = t
+          if (t - held.flushed < resource.idleMillis / 4) return Effect.void
+          const current = held
+          return Effect.asVoid(Effect.orDie(Effect.tap(
+            state.write({ _tag: "Touch", resource, key, expected: current.version, lastActivity: t }),
+            (outcome) => Effect.sync(() => outcome !== "conflict" && (current.flushed = t))
+          )))
+        }
+
+        // leaving this runner (passivation, a shard moving, shutdown): write back activity not yet written
+        yield* Effect.addFinalizer(() => {
+          if (held === undefined || resource.idleMillis === undefined || held.flushed >= held.lastActivity) {
+            return Effect.void
+          }
+          const current = held
+          return Effect.ignore(
+            state.write({ _tag: "Touch", resource, key, expected: current.version, lastActivity: current.lastActivity })
+          )
+        })
+
+        /** The record, unless it is absent or past its deadline (then it is expired first). */
+        const live = (t: number) =>
+          Effect.flatMap(
+            expireIfDue(t),
+            () => held === undefined ? Effect.fail(Admission.notFound(resource, key)) : Effect.succeed(held)
+          )
+
+        const action = (name: string, kind: "create" | "update" | "destroy") => {
+          const found = resource.action(name, kind)
+          return found instanceof UnknownAction ? Effect.fail(found) : Effect.succeed(found)
+        }
+
+        return protocol.of({
+          Create: ({ payload }) =>
+            Effect.gen(function*() {
+              if (payload.callers.includes(self)) return yield* reentrant(resource, key, payload.action)
+              const t = now()
+              yield* expireIfDue(t)
+              if (held !== undefined) {
+                // a retry of this very create answers with the record
+                if (held.ops.includes(payload.op)) return codecs.encodeData(held.state)
+                return yield* alreadyExists(resource, keyOf())
+              }
+              const compiledAction = yield* action(payload.action, "create")
+              const decoded = codecs.decodeInput(compiledAction, payload.input)
+              const data = codecs.decodeData(payload.data)
+              const created = { action: payload.action, data: payload.data, input: payload.input }
+              const record = yield* asRecord(
+                payload.callers,
+                Effect.gen(function*() {
+                  const prepared = yield* toEffect(prepare(resource, compiledAction, data, decoded))
+                  if (resource.encodeKey(prepared.state) !== key) return yield* keyChanged(resource, payload.action)
+                  const reply = yield* runAfter(resource, compiledAction, prepared)
+                  const committedAt = now()
+                  const event: Event.Event = {
+                    _tag: "Created",
+                    resource: resource.name,
+                    key: keyObject(resource, prepared.state),
+                    record: prepared.state
+                  }
+                  const notice = noticeOf(event)
+                  const outcome = yield* Effect.orDie(state.write({
+                    _tag: "Insert",
+                    resource,
+                    key,
+                    state: prepared.state,
+                    createdAt: committedAt,
+                    lastActivity: committedAt,
+                    initial: created,
+                    op: payload.op,
+                    ops: tombstoneOps,
+                    notify: notice
+                  }))
+                  if (outcome === "conflict") return yield* alreadyExists(resource, keyObject(resource, prepared.state))
+                  initial = created
+                  held = {
+                    version: outcome,
+                    state: prepared.state,
+                    createdAt: committedAt,
+                    lastActivity: committedAt,
+                    flushed: committedAt,
+                    ops: [payload.op]
+                  }
+                  published(event, notice)
+                  return reply
+                })
+              )
+              return codecs.encodeData(record)
+            }).pipe(guard, Effect.uninterruptible),
+
+          Update: ({ payload }) =>
+            Effect.gen(function*() {
+              if (payload.callers.includes(self)) return yield* reentrant(resource, keyOf(), payload.action)
+              const current = yield* live(now())
+              if (current.ops.includes(payload.op)) return codecs.encodeData(current.state)
+              const compiledAction = yield* action(payload.action, "update")
+              const decoded = codecs.decodeInput(compiledAction, payload.input)
+              const record = yield* asRecord(
+                payload.callers,
+                Effect.gen(function*() {
+                  const prepared = yield* toEffect(prepare(resource, compiledAction, current.state, decoded))
+                  if (resource.encodeKey(prepared.state) !== key) return yield* keyChanged(resource, payload.action)
+                  const reply = yield* runAfter(resource, compiledAction, prepared)
+                  const t = now()
+                  if (t >= deadlineOf(resource, current)) {
+                    yield* expireIfDue(t)
+                    return yield* Admission.notFound(resource, key)
+                  }
+                  const event: Event.Event = {
+                    _tag: "Updated",
+                    resource: resource.name,
+                    key: keyObject(resource, prepared.state),
+                    record: prepared.state
+                  }
+                  const notice = noticeOf(event)
+                  const outcome = yield* Effect.orDie(state.write({
+                    _tag: "Update",
+                    resource,
+                    key,
+                    expected: current.version,
+                    createdAt: current.createdAt,
+                    state: prepared.state,
+                    lastActivity: t,
+                    op: payload.op,
+                    ops: current.ops,
+                    notify: notice
+                  }))
+                  if (outcome === "conflict") return yield* fenced()
+                  held = {
+                    version: outcome,
+                    state: prepared.state,
+                    createdAt: current.createdAt,
+                    lastActivity: t,
+                    flushed: t,
+                    ops: [...current.ops, payload.op].slice(-SqlState.rememberedOps)
+                  }
+                  published(event, notice)
+                  return reply
+                })
+              )
+              return codecs.encodeData(record)
+            }).pipe(guard, Effect.uninterruptible),
+
+          Destroy: ({ payload }) =>
+            Effect.gen(function*() {
+              if (payload.callers.includes(self)) return yield* reentrant(resource, keyOf(), payload.action)
+              if (held === undefined && tombstoneOps.includes(payload.op)) return
+              const current = yield* live(now())
+              const compiledAction = yield* action(payload.action, "destroy")
+              yield* asRecord(
+                payload.callers,
+                Effect.gen(function*() {
+                  const prepared = yield* toEffect(prepare(resource, compiledAction, current.state, Admission.noInput))
+                  yield* runAfter(resource, compiledAction, prepared)
+                  const t = now()
+                  const event: Event.Event = {
+                    _tag: "Destroyed",
+                    resource: resource.name,
+                    key: keyObject(resource, current.state),
+                    record: current.state,
+                    reason: "action"
+                  }
+                  const notice = noticeOf(event)
+                  const outcome = yield* Effect.orDie(state.write({
+                    _tag: "Tombstone",
+                    resource,
+                    key,
+                    expected: current.version,
+                    state: undefined,
+                    lastActivity: t,
+                    op: payload.op,
+                    ops: current.ops,
+                    notify: notice
+                  }))
+                  if (outcome === "conflict") return yield* fenced()
+                  tombstoneOps = [...current.ops, payload.op].slice(-SqlState.rememberedOps)
+                  held = undefined
+                  published(event, notice)
+                })
+              )
+            }).pipe(guard, Effect.uninterruptible),
+
+          Get: ({ payload }) =>
+            Effect.gen(function*() {
+              if (payload.callers.includes(self)) return yield* reentrant(resource, keyOf(), "get")
+              const t = now()
+              const current = yield* live(t)
+              yield* touch(t)
+              return codecs.encodeData(current.state)
+            }).pipe(guard),
+
+          Expire: ({ payload }) =>
+            Effect.gen(function*() {
+              // the owner's clock decides, not the sweeper's
+              const t = now()
+              const expired = yield* expireIfDue(t)
+              // not due in memory (activity not yet written back): write it back, so the sweeper stops finding it
+              if (
+                !expired && held !== undefined && resource.idleMillis !== undefined && held.flushed < held.lastActivity
+              ) {
+                held.flushed = 0
+                yield* touch(held.lastActivity)
+              }
+              return expired
+            }).pipe(guard, Effect.uninterruptible)
+        })
+      })
+
+    if (clusterOptions.runner !== false) {
+      const scope = yield* Effect.scope
+      for (const resource of compiled.values()) {
+        const { codecs, protocol } = entities.get(resource.name)!
+        yield* Layer.buildWithScope(
+          protocol.toLayer(handlersOf(resource, protocol, codecs), {
+            disableFatalDefects: true,
+            maxIdleTime: clusterOptions.maxIdleTime ?? "1 minute"
+          }) as Layer.Layer<never, never, Sharding>,
+          scope
+        )
+      }
+    }
+
+    // --------------------------------------------------------------- the caller
+
+    const clients = new Map<string, (entityId: string) => any>()
+    for (const resource of compiled.values()) {
+      clients.set(resource.name, yield* entities.get(resource.name)!.protocol.client)
+    }
+
+    /**
+     * Sends a message to a record, re-sending it (same operation id) while it
+     * fails for a reason of the cluster; a cluster `MailboxFull` is ours.
+     */
+    const send = <A>(
+      resource: Compiled,
+      key: unknown,
+      call: Effect.Effect<A, unknown>
+    ): Effect.Effect<A, StoreError> => {
+      const attempt = Effect.catchCause(call, (cause): Effect.Effect<A, StoreError | Retry> => {
+        const error = Cause.findErrorOption(cause)
+        if (error._tag === "Some") {
+          const e = error.value as { readonly _tag?: string }
+          if (isStoreError(e)) return Effect.fail(e as StoreError)
+          if (e._tag === "MailboxFull") {
+            return Effect.fail(
+              new MailboxFull({
+                resource: resource.name,
+                key,
+                capacity: 0,
+                message: `${resource.name} ${JSON.stringify(key)}: the runner holds too many records`
+              })
+            )
+          }
+          return Effect.fail(new Retry({ cause }))
+        }
+        if (Cause.hasInterruptsOnly(cause)) return Effect.fail(new Retry({ cause }))
+        return Effect.fail(crashed(resource, key, cause))
+      })
+      return attempt.pipe(
+        Effect.retry({
+          while: (e) => e instanceof Retry,
+          schedule: Schedule.exponential("50 millis", 1.5).pipe(
+            Schedule.modifyDelay((meta) => Effect.succeed(Duration.min(meta.duration, Duration.seconds(2))))
+          ),
+          times: retries
+        }),
+        Effect.catchIf(
+          (e): e is Retry => e instanceof Retry,
+          (e) =>
+            Effect.fail(
+              new RecordCrashed({
+                resource: resource.name,
+                key,
+                message: `${resource.name} ${
+                  JSON.stringify(key)
+                }: the cluster did not answer after ${retries} retries; the write may have been applied`,
+                defect: Cause.squash(e.cause)
+              })
+            )
+        )
+      ) as Effect.Effect<A, StoreError>
+    }
+
+    const op = () => crypto.randomUUID()
+
+    const entityOf = (
+      resource: Compiled,
+      key: unknown
+    ): { readonly id: string; readonly key: unknown } | StoreError => {
+      const k = resource.checkKey(key)
+      if (k instanceof ValidationError) return k
+      return { id: SqlState.escapeKey(resource.encodeKey(k)), key: k }
+    }
+
+    /**
+     * The record a write goes to, unless the call runs on behalf of that very
+     * record (its entity is busy running the caller: waiting would deadlock).
+     */
+    const writeTarget = (
+      resource: Compiled,
+      key: unknown,
+      action: string,
+      callers: ReadonlyArray<string>
+    ): { readonly id: string; readonly key: unknown } | StoreError => {
+      const target = entityOf(resource, key)
+      if (!("id" in target)) return target
+      return callers.includes(`${resource.name}/${target.id}`) ? reentrant(resource, target.key, action) : target
+    }
+
+    const decodeRecord = (resource: Compiled, u: unknown) => entities.get(resource.name)!.codecs.decodeData(u)
+
+    const create: DataLayer.Service["create"] = (resourceName, actionName, input) =>
+      Effect.withFiber((fiber) => {
+        const admitted = admit(resourceName, actionName, "create", input)
+        if (!Admission.isAdmitted(admitted)) return Effect.fail(admitted)
+        const { action, decoded, resource } = admitted
+        const data = initialData(resource, decoded)
+        const target = writeTarget(resource, data, action.name, fiber.getRef(CurrentCallers))
+        if (target instanceof ReentrantCall) return Effect.fail(target)
+        if (!("id" in target)) {
+          return Effect.fail(
+            new ValidationError({
+              resource: resource.name,
+              message: `${resource.name}.${action.name}: the cluster data layer needs a create's primary key (${
+                resource.keyFields.join(", ")
+              }) in its input or generated fields: ${target.message}`
+            })
+          )
+        }
+        const { codecs } = entities.get(resource.name)!
+        const payload = {
+          action: action.name,
+          op: op(),
+          data: codecs.encodeData(data),
+          input: codecs.encodeInput(action, decoded),
+          callers: fiber.getRef(CurrentCallers)
+        }
+        return Effect.map(
+          send(resource, target.key, clients.get(resource.name)!(target.id).Create(payload)),
+          (u) => decodeRecord(resource, u)
+        )
+      })
+
+    const update: DataLayer.Service["update"] = (resourceName, key, actionName, input) =>
+      Effect.withFiber((fiber) => {
+        const admitted = admit(resourceName, actionName, "update", input)
+        if (!Admission.isAdmitted(admitted)) return Effect.fail(admitted)
+        const { action, decoded, resource } = admitted
+        const target = writeTarget(resource, key, action.name, fiber.getRef(CurrentCallers))
+        if (!("id" in target)) return Effect.fail(target)
+        const payload = {
+          action: action.name,
+          op: op(),
+          input: entities.get(resource.name)!.codecs.encodeInput(action, decoded),
+          callers: fiber.getRef(CurrentCallers)
+        }
+        return Effect.map(
+          send(resource, target.key, clients.get(resource.name)!(target.id).Update(payload)),
+          (u) => decodeRecord(resource, u)
+        )
+      })
+
+    const destroy: DataLayer.Service["destroy"] = (resourceName, key, actionName) =>
+      Effect.withFiber((fiber) => {
+        const admitted = admit(resourceName, actionName, "destroy", undefined)
+        if (!Admission.isAdmitted(admitted)) return Effect.fail(admitted)
+        const { action, resource } = admitted
+        const target = writeTarget(resource, key, action.name, fiber.getRef(CurrentCallers))
+        if (!("id" in target)) return Effect.fail(target)
+        const payload = { action: action.name, op: op(), callers: fiber.getRef(CurrentCallers) }
+        return Effect.asVoid(send(resource, target.key, clients.get(resource.name)!(target.id).Destroy(payload)))
+      })
+
+    /** A record by key from its row: read-your-writes, no message. */
+    const fromRow = (resource: Compiled, target: { readonly id: string; readonly key: unknown }) =>
+      Effect.flatMap(Effect.orDie(state.load(resource, SqlState.unescapeKey(target.id))), (row) => {
+        const t = clock.currentTimeMillisUnsafe()
+        if (
+          row === undefined || !row.alive ||
+          (row.inactivityDeadline !== undefined && t >= row.inactivityDeadline) ||
+          (row.lifetimeDeadline !== undefined && t >= row.lifetimeDeadline)
+        ) return Effect.fail(Admission.notFound(resource, target.key))
+        return Effect.succeed(row.state)
+      })
+
+    const byKey = (
+      resourceName: string,
+      key: unknown,
+      callers: ReadonlyArray<string>
+    ): Effect.Effect<unknown, NotFound | ValidationError | StoreClosed> => {
+      const resource = admitRead(resourceName)
+      if (!Admission.isCompiled(resource)) return Effect.fail(resource)
+      const target = entityOf(resource, key)
+      if (!("id" in target)) return Effect.fail(target as ValidationError)
+      // a record calling itself reads its row: its entity is busy running the caller
+      if (resource.idleMillis === undefined || callers.includes(`${resource.name}/${target.id}`)) {
+        return fromRow(resource, target)
+      }
+      return Effect.map(
+        send(resource, target.key, clients.get(resource.name)!(target.id).Get({ callers })),
+        (u) => decodeRecord(resource, u)
+      ) as Effect.Effect<unknown, NotFound | ValidationError>
+    }
+
+    const get: DataLayer.Service["get"] = (resourceName, key) =>
+      Effect.withFiber((fiber) => byKey(resourceName, key, fiber.getRef(CurrentCallers))) as any
+
+    const keepAlive: DataLayer.Service["keepAlive"] = (resourceName, key) =>
+      Effect.asVoid(Effect.withFiber((fiber) => byKey(resourceName, key, fiber.getRef(CurrentCallers)))) as any
+
+    const read: DataLayer.Service["read"] = (query) =>
+      Effect.suspend(() => {
+        const resource = admitRead((query as DataLayer.QueryData | null)?.resource ?? "")
+        if (!Admission.isCompiled(resource)) return Effect.fail(resource)
+        const problem = checkQuery(resource, query)
+        if (problem !== undefined) return Effect.fail(invalidQuery(resource.name, problem))
+        return Effect.orDie(state.read(resource, query, clock.currentTimeMillisUnsafe()))
+      })
+
+    /**
+     * Sends every record past its stored deadline an `Expire` message: its
+     * owner runs the destroy action, or writes back activity it had in memory.
+     */
+    const sweep = (limit: number) =>
+      Effect.gen(function*() {
+        const t = clock.currentTimeMillisUnsafe()
+        const due = yield* Effect.orDie(state.due(t, limit))
+        let expired = 0
+        yield* Effect.forEach(due, ({ key, resource: name }) => {
+          const resource = compiled.get(name)
+          if (resource === undefined) return Effect.void
+          return Effect.map(
+            Effect.exit(send(resource, key, clients.get(name)!(SqlState.escapeKey(key)).Expire({ now: t }))),
+            (done) => {
+              if (Exit.isSuccess(done) && done.value === true) expired++
+            }
+          )
+        }, { concurrency: 16, discard: true })
+        return expired
+      })
+
+    if (clusterOptions.runner !== false && [...compiled.values()].some((r) => r.hasTimeouts)) {
+      const interval = clusterOptions.sweepInterval ?? "1 second"
+      const sweeper = Effect.forever(
+        sweep(256).pipe(
+          Effect.catchCause((cause) => Effect.logWarning("effect-gen-server: the expiry sweep failed", cause)),
+          Effect.andThen(Effect.sleep(interval))
+        )
+      )
+      yield* Layer.buildWithScope(
+        Singleton.make(`effect-gen-server/sweeper/${state.table}`, sweeper) as Layer.Layer<never, never, Sharding>,
+        yield* Effect.scope
+      )
+    }
+
+    const self: DataLayer.Service & { readonly sweep: typeof sweep } = {
+      create,
+      update,
+      destroy,
+      get,
+      read,
+      keepAlive,
+      events,
+      subscribe,
+      sweep
+    }
+    if (options.context !== undefined) context = options.context(self)
+    return self
+  })
+
+/** A failure of the cluster, not of the record: the message is re-sent. */
+class Retry {
+  constructor(readonly props: { readonly cause: Cause.Cause<unknown> }) {}
+  get cause() {
+    return this.props.cause
+  }
+}

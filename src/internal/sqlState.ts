@@ -1,0 +1,696 @@
+/**
+ * The SQL state store: one table holding one row per record of every
+ * resource of a store, for the data layers that keep their committed state in
+ * SQL (the cluster layer; later, durable resources on one process).
+ *
+ * A row holds the resource name, the encoded key (`\u0000` escaped, as
+ * PostgreSQL text cannot hold it), a version (bumped by every commit: a
+ * commit names the version it read, so a stale owner fails, "fencing"), the
+ * state as JSON (the resource's `Schema.toCodecJson` encoding), created_at,
+ * last_activity, the inactivity and lifetime deadlines (epoch millis), the
+ * create state (for `restart: "initial"`), the ids of the last few operations
+ * applied (retries are de-duplicated) and a sequence number giving creation
+ * order. A destroyed record leaves a tombstone (`alive = false`, no state) so
+ * a retried destroy is recognised; a create over a tombstone reuses its row.
+ *
+ * Writes go through a group commit: concurrent writes are batched, one
+ * transaction and one statement per kind (insert, update, tombstone, touch)
+ * per batch; no caller is answered before the transaction holding its write
+ * commits. Two writes to the same row never share a batch. A write may carry
+ * a notice, sent with `pg_notify` in the same transaction if it succeeds.
+ *
+ * `read` translates the part of a filter SQL can decide to a `WHERE` clause
+ * that keeps a superset of the matching rows (see `translate`). When SQL
+ * decides the whole filter exactly and every sort key is on a numeric or
+ * boolean field (`isSortable`), the sort (the total order of `Query.sort`,
+ * ties in creation order), offset and limit run in SQL too. Otherwise it
+ * finishes in memory with `Query.collector` on the decoded records, in
+ * creation order: the results are those of the in-memory evaluator by
+ * construction. Not pushed down: comparisons and sorts on strings
+ * (JavaScript compares UTF-16 code units, PostgreSQL code points or a
+ * collation), dates, transformed fields.
+ *
+ * **Dialect**: PostgreSQL (jsonb). Strings holding `\u0000` cannot be stored
+ * (jsonb refuses them).
+ *
+ * @internal
+ */
+import { Deferred, Effect, Queue, Schema, SchemaAST, type Scope } from "effect"
+import type { SqlClient } from "effect/sql"
+import type { SqlError } from "effect/sql/SqlError"
+import type { QueryData } from "../DataLayer.js"
+import { ValidationError } from "../Errors.js"
+import type * as Filter from "../Filter.js"
+import * as Query from "../Query.js"
+import { type Compiled } from "./resource.js"
+
+/** How many operation ids a row remembers for de-duplicating retries. @internal */
+export const rememberedOps = 16
+
+/** @internal */
+export interface Options {
+  /** Prepended to the table's name (`<prefix>records`). Default `"effect_gen_server_"`. */
+  readonly prefix?: string | undefined
+  /** The largest batch of a group commit. Default 256. */
+  readonly maxBatch?: number | undefined
+}
+
+/** A stored record, as loaded. @internal */
+export interface Row {
+  readonly resource: string
+  /** The encoded key (`Compiled.encodeKey`), unescaped. */
+  readonly key: string
+  readonly version: number
+  readonly alive: boolean
+  /** The decoded state; `undefined` for a tombstone. */
+  readonly state: unknown
+  readonly createdAt: number
+  readonly lastActivity: number
+  readonly inactivityDeadline: number | undefined
+  readonly lifetimeDeadline: number | undefined
+  /** What the create ran with, as the writer stored it (JSON), for `restart: "initial"`. */
+  readonly initial: unknown
+  readonly ops: ReadonlyArray<string>
+}
+
+/** What a write stores (times in epoch millis). @internal */
+export interface Put {
+  readonly resource: Compiled
+  readonly key: string
+  readonly state: unknown
+  readonly lastActivity: number
+  readonly op: string
+  /** The ops the row held, for an update or destroy (the new one is appended). */
+  readonly ops: ReadonlyArray<string>
+}
+
+/**
+ * A write of the group commit. `notify`: a payload sent with `pg_notify` on
+ * the store's channel in the same transaction, if the write succeeds (so
+ * listeners see it once it is committed, in commit order).
+ *
+ * @internal
+ */
+export type Write =
+  & (
+    | (Put & {
+      readonly _tag: "Insert"
+      readonly createdAt: number
+      /** What the create ran with, as JSON, kept for `restart: "initial"`. */
+      readonly initial: unknown
+    })
+    | (Put & { readonly _tag: "Update"; readonly expected: number; readonly createdAt: number })
+    | (Put & { readonly _tag: "Tombstone"; readonly expected: number })
+    | {
+      readonly _tag: "Touch"
+      readonly resource: Compiled
+      readonly key: string
+      readonly expected: number
+      readonly lastActivity: number
+    }
+  )
+  & { readonly notify?: string | undefined }
+
+/**
+ * What a write came to: the new version, or `"conflict"` (an insert over a
+ * live row: the key is taken; an update, tombstone or touch whose expected
+ * version is no longer the row's: a newer owner committed, "fenced").
+ *
+ * @internal
+ */
+export type Outcome = number | "conflict"
+
+/** @internal */
+export interface SqlState {
+  readonly table: string
+  /** The channel `notify` payloads are sent on. */
+  readonly channel: string
+  readonly load: (resource: Compiled, key: string) => Effect.Effect<Row | undefined, SqlError>
+  readonly write: (write: Write) => Effect.Effect<Outcome, SqlError>
+  /** The rows whose deadline is at or before `now`, earliest first. */
+  readonly due: (
+    now: number,
+    limit: number
+  ) => Effect.Effect<
+    ReadonlyArray<{ readonly resource: string; readonly key: string; readonly deadline: number }>,
+    SqlError
+  >
+  /** The live records a query selects, not past their stored deadlines at `now`. */
+  readonly read: (resource: Compiled, query: QueryData, now: number) => Effect.Effect<ReadonlyArray<unknown>, SqlError>
+  /** Deletes tombstones whose last commit is older than `before`. */
+  readonly purge: (before: number) => Effect.Effect<number, SqlError>
+}
+
+/** `\u0000` cannot be stored in PostgreSQL text: an injective escape. @internal */
+export const escapeKey = (key: string): string =>
+  key.includes("\u0000") || key.includes("\\") ? key.replace(/\\/g, "\\\\").replace(/\u0000/g, "\\0") : key
+
+/** @internal */
+export const unescapeKey = (key: string): string =>
+  key.includes("\\") ? key.replace(/\\(\\|0)/g, (_, c) => c === "0" ? "\u0000" : "\\") : key
+
+const quoteIdent = (name: string) => `"${name.replace(/"/g, "\"\"")}"`
+
+/** The JSON codecs of a resource's records and of each of its fields. */
+interface Codecs {
+  readonly encode: (record: unknown) => unknown
+  readonly decode: (json: unknown) => unknown
+  readonly encodeField: (field: string, value: unknown) => { readonly json: unknown } | undefined
+}
+
+const codecsCache = new WeakMap<Compiled, Codecs>()
+
+/** @internal */
+export const codecsOf = (resource: Compiled): Codecs => {
+  const cached = codecsCache.get(resource)
+  if (cached !== undefined) return cached
+  const codec = Schema.toCodecJson(resource.resource.schema as Schema.Top) as unknown as Schema.Codec<unknown, unknown>
+  const fields = resource.resource.fields as Schema.Struct.Fields
+  const fieldEncoders = new Map<string, (u: unknown) => unknown>()
+  for (const [name, field] of Object.entries(fields)) {
+    fieldEncoders.set(
+      name,
+      Schema.encodeUnknownSync(Schema.toCodecJson(field as Schema.Top) as unknown as Schema.Codec<unknown>)
+    )
+  }
+  const out: Codecs = {
+    encode: Schema.encodeUnknownSync(codec),
+    decode: Schema.decodeUnknownSync(codec),
+    encodeField: (field, value) => {
+      try {
+        return { json: fieldEncoders.get(field)!(value) }
+      } catch {
+        return undefined
+      }
+    }
+  }
+  codecsCache.set(resource, out)
+  return out
+}
+
+/** A condition over the `state` column: it holds for every row the filter selects (a superset). */
+interface Condition {
+  readonly sql: string
+  /** It holds exactly for the rows the filter selects (then it may be negated). */
+  readonly exact: boolean
+}
+
+const always: Condition = { sql: "TRUE", exact: false }
+
+const isPrimitive = (u: unknown) => u === null || (typeof u !== "object" && typeof u !== "function")
+
+/**
+ * Translates a filter to a SQL condition over the JSON state, pushing its
+ * parameters on `params`. The result keeps every row the filter keeps
+ * (`Filter.toPredicate` finishes the job in memory); it is `exact` when it
+ * keeps no other, which is what a `Not` needs. Exact atoms: `eq`/`neq`/`in` on
+ * a non-nil primitive (the field's JSON codec is injective: it round-trips),
+ * `isNil`, and `gt`/`gte`/`lt`/`lte` on a finite number whose encoding is a
+ * JSON number (non-finite numbers are stored as strings and handled). Not
+ * translated (always true, inexact): comparisons of strings (JavaScript
+ * compares UTF-16 code units, PostgreSQL code points or a collation), of
+ * dates, of objects; `contains` (only narrowed to strings and arrays).
+ *
+ * @internal
+ */
+export const translate = (
+  resource: Compiled,
+  filter: Filter.Expr,
+  params: Array<unknown>
+): Condition => {
+  const codecs = codecsOf(resource)
+  const param = (value: unknown, cast: string) => {
+    params.push(value)
+    return `$${params.length}::${cast}`
+  }
+  /** Drops the parameters of a condition given up for `always`. */
+  const discard = (mark: number): Condition => {
+    params.length = mark
+    return always
+  }
+  const field = (f: string) => `state->${param(f, "text")}`
+  const exactly = (sql: string): Condition => ({ sql: `COALESCE(${sql}, FALSE)`, exact: true })
+  const eq = (f: string, value: unknown): Condition => {
+    if (value === undefined || value === null || !isPrimitive(value)) return always
+    const encoded = codecs.encodeField(f, value)
+    if (encoded === undefined) return always
+    return exactly(`${field(f)} = ${param(JSON.stringify(encoded.json), "jsonb")}`)
+  }
+  const compare = (f: string, value: unknown, op: string): Condition => {
+    if (typeof value !== "number" || !Number.isFinite(value)) return always
+    const encoded = codecs.encodeField(f, value)
+    if (encoded === undefined || typeof encoded.json !== "number") return always
+    // the field encodes finite numbers as JSON numbers; +-Infinity are stored as strings
+    const infinity = op[0] === ">" ? "\"Infinity\"" : "\"-Infinity\""
+    const x = field(f)
+    return exactly(
+      `(CASE WHEN jsonb_typeof(${x}) = 'number' THEN (${x})::numeric ${op} ${param(value, "numeric")} ` +
+        `ELSE ${x} = ${param(infinity, "jsonb")} END)`
+    )
+  }
+  const go = (f: Filter.Expr): Condition => {
+    switch (f._tag) {
+      case "Eq":
+        return eq(f.field, f.value)
+      case "Neq": {
+        const mark = params.length
+        const c = eq(f.field, f.value)
+        return c.exact ? { sql: `NOT ${c.sql}`, exact: true } : discard(mark)
+      }
+      case "Gt":
+        return compare(f.field, f.value, ">")
+      case "Gte":
+        return compare(f.field, f.value, ">=")
+      case "Lt":
+        return compare(f.field, f.value, "<")
+      case "Lte":
+        return compare(f.field, f.value, "<=")
+      case "In": {
+        if (f.values.length === 0) return { sql: "FALSE", exact: true }
+        return go({ _tag: "Or", filters: f.values.map((value) => ({ _tag: "Eq", field: f.field, value })) })
+      }
+      case "IsNil":
+        // absent, or JSON null (an optional field holding `undefined` is encoded as null)
+        return { sql: `COALESCE(${field(f.field)} = 'null'::jsonb, TRUE)`, exact: true }
+      case "Contains": {
+        const x = field(f.field)
+        return typeof f.value === "string"
+          ? { sql: `COALESCE(jsonb_typeof(${x}) IN ('string', 'array'), FALSE)`, exact: false }
+          : { sql: `COALESCE(jsonb_typeof(${x}) = 'array', FALSE)`, exact: false }
+      }
+      case "And": {
+        const parts = f.filters.map(go)
+        const kept = parts.filter((c) => c !== always)
+        if (kept.length === 0) return parts.length === 0 ? { sql: "TRUE", exact: true } : always
+        return { sql: `(${kept.map((c) => c.sql).join(" AND ")})`, exact: parts.every((c) => c.exact) }
+      }
+      case "Or": {
+        if (f.filters.length === 0) return { sql: "FALSE", exact: true }
+        const mark = params.length
+        const parts = f.filters.map(go)
+        if (parts.some((c) => c === always)) return discard(mark)
+        return { sql: `(${parts.map((c) => c.sql).join(" OR ")})`, exact: parts.every((c) => c.exact) }
+      }
+      case "Not": {
+        const mark = params.length
+        const c = go(f.filter)
+        return c.exact ? { sql: `NOT ${c.sql}`, exact: true } : discard(mark)
+      }
+    }
+  }
+  return go(filter)
+}
+
+const num = (u: unknown): number | undefined => u === null || u === undefined ? undefined : Number(u)
+
+/**
+ * The state store over the current `SqlClient`: creates its table (and the
+ * resources' indexes) if missing, and runs its group commit until the scope
+ * closes.
+ *
+ * @internal
+ */
+export const make = (
+  sql: SqlClient.SqlClient,
+  resources: Iterable<Compiled>,
+  options: Options = {}
+): Effect.Effect<SqlState, SqlError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const name = `${options.prefix ?? "effect_gen_server_"}records`
+    const table = quoteIdent(name)
+    const maxBatch = options.maxBatch ?? 256
+    const channel = channelOf(name)
+    yield* sql.withTransaction(Effect.gen(function*() {
+      // concurrent processes creating the same table would race on the catalog
+      yield* sql.unsafe(`SELECT pg_advisory_xact_lock(hashtext($1))`, [name])
+      yield* sql.unsafe(`CREATE TABLE IF NOT EXISTS ${table} (
+        resource text NOT NULL,
+        key text NOT NULL,
+        version bigint NOT NULL,
+        alive boolean NOT NULL,
+        state jsonb,
+        created_at bigint NOT NULL,
+        last_activity bigint NOT NULL,
+        inactivity_deadline bigint,
+        lifetime_deadline bigint,
+        initial jsonb,
+        ops jsonb NOT NULL,
+        seq bigserial NOT NULL,
+        PRIMARY KEY (resource, key)
+      )`)
+      yield* sql.unsafe(
+        `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${name}_due`)} ON ${table} ` +
+          `((LEAST(inactivity_deadline, lifetime_deadline))) WHERE alive`
+      )
+      for (const resource of resources) {
+        for (const field of resource.indexes) {
+          const index = `${name}_${resource.name}_${field}`.replace(/[^A-Za-z0-9_]/g, "_").slice(0, 50) +
+            `_${hash(`${resource.name}\u0000${field}`)}`
+          yield* sql.unsafe(
+            `CREATE INDEX IF NOT EXISTS ${quoteIdent(index)} ON ${table} ((state->'${
+              field.replace(/'/g, "''")
+            }')) WHERE resource = '${resource.name.replace(/'/g, "''")}' AND alive`
+          )
+        }
+      }
+    }))
+
+    const toRow = (resource: Compiled, r: any): Row => {
+      const codecs = codecsOf(resource)
+      return {
+        resource: r.resource,
+        key: unescapeKey(r.key),
+        version: Number(r.version),
+        alive: r.alive,
+        state: r.alive ? codecs.decode(r.state) : undefined,
+        createdAt: Number(r.created_at),
+        lastActivity: Number(r.last_activity),
+        inactivityDeadline: num(r.inactivity_deadline),
+        lifetimeDeadline: num(r.lifetime_deadline),
+        initial: r.initial ?? undefined,
+        ops: r.ops
+      }
+    }
+
+    const load: SqlState["load"] = (resource, key) =>
+      Effect.map(
+        sql.unsafe(`SELECT * FROM ${table} WHERE resource = $1 AND key = $2`, [resource.name, escapeKey(key)]),
+        (rows) => rows.length === 0 ? undefined : toRow(resource, rows[0])
+      )
+
+    const deadlines = (resource: Compiled, createdAt: number, lastActivity: number) => ({
+      inactivity_deadline: resource.idleMillis === undefined ? null : lastActivity + resource.idleMillis,
+      lifetime_deadline: resource.lifetimeMillis === undefined ? null : createdAt + resource.lifetimeMillis
+    })
+    const opsAfter = (ops: ReadonlyArray<string>, op: string) => [...ops, op].slice(-rememberedOps)
+
+    /** One statement per kind of write; returns the outcome of each write, in order. */
+    const runBatch = (writes: ReadonlyArray<Write>): Effect.Effect<Array<Outcome>, SqlError> =>
+      Effect.gen(function*() {
+        const outcomes: Array<Outcome> = writes.map(() => "conflict")
+        const ids = new Map<string, number>()
+        writes.forEach((w, i) => ids.set(`${w.resource.name}\u0000${w.key}`, i))
+        const indexOf = (r: any) => ids.get(`${r.resource}\u0000${unescapeKey(r.key)}`)!
+        const inserts: Array<any> = []
+        const updates: Array<any> = []
+        const tombstones: Array<any> = []
+        const touches: Array<any> = []
+        for (const w of writes) {
+          const resource = w.resource.name
+          const key = escapeKey(w.key)
+          switch (w._tag) {
+            case "Insert":
+              inserts.push({
+                notice: w.notify ?? null,
+                resource,
+                key,
+                state: codecsOf(w.resource).encode(w.state),
+                created_at: w.createdAt,
+                last_activity: w.lastActivity,
+                ...deadlines(w.resource, w.createdAt, w.lastActivity),
+                initial: w.initial,
+                ops: [w.op]
+              })
+              break
+            case "Update":
+              updates.push({
+                notice: w.notify ?? null,
+                resource,
+                key,
+                expected: w.expected,
+                state: codecsOf(w.resource).encode(w.state),
+                last_activity: w.lastActivity,
+                inactivity_deadline: deadlines(w.resource, w.createdAt, w.lastActivity).inactivity_deadline,
+                ops: opsAfter(w.ops, w.op)
+              })
+              break
+            case "Tombstone":
+              tombstones.push({
+                notice: w.notify ?? null,
+                resource,
+                key,
+                expected: w.expected,
+                last_activity: w.lastActivity,
+                ops: opsAfter(w.ops, w.op)
+              })
+              break
+            case "Touch":
+              touches.push({
+                notice: w.notify ?? null,
+                resource,
+                key,
+                expected: w.expected,
+                last_activity: w.lastActivity,
+                inactivity_deadline: w.resource.idleMillis === undefined ? null : w.lastActivity + w.resource.idleMillis
+              })
+              break
+          }
+        }
+        /** A statement and its notices: one round trip; the notices only for the rows it wrote. */
+        const statements: Array<Effect.Effect<void, SqlError>> = []
+        const run = (dml: string, rows: ReadonlyArray<unknown>) =>
+          statements.push(Effect.map(
+            sql.unsafe(
+              `WITH w AS (${dml})
+               SELECT w.resource, w.key, w.version,
+                 CASE WHEN n.notice IS NOT NULL THEN pg_notify($2, n.notice) END AS notified
+               FROM w JOIN jsonb_to_recordset($1::jsonb) AS n(resource text, key text, notice text)
+                 ON n.resource = w.resource AND n.key = w.key`,
+              [JSON.stringify(rows), channel]
+            ),
+            (written) => {
+              for (const r of written as Array<any>) outcomes[indexOf(r)] = Number(r.version)
+            }
+          ))
+        if (inserts.length > 0) {
+          run(
+            `INSERT INTO ${table} AS t (resource, key, version, alive, state, created_at, last_activity,
+               inactivity_deadline, lifetime_deadline, initial, ops)
+             SELECT v.resource, v.key, 1, TRUE, v.state, v.created_at, v.last_activity, v.inactivity_deadline,
+               v.lifetime_deadline, v.initial, v.ops
+             FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, state jsonb, created_at bigint,
+               last_activity bigint, inactivity_deadline bigint, lifetime_deadline bigint, initial jsonb, ops jsonb)
+             ON CONFLICT (resource, key) DO UPDATE SET version = t.version + 1, alive = TRUE, state = EXCLUDED.state,
+               created_at = EXCLUDED.created_at, last_activity = EXCLUDED.last_activity,
+               inactivity_deadline = EXCLUDED.inactivity_deadline, lifetime_deadline = EXCLUDED.lifetime_deadline,
+               initial = EXCLUDED.initial, ops = EXCLUDED.ops, seq = nextval(pg_get_serial_sequence('${
+              name.replace(/'/g, "''")
+            }', 'seq'))
+             WHERE NOT t.alive
+             RETURNING t.resource, t.key, t.version`,
+            inserts
+          )
+        }
+        if (updates.length > 0) {
+          run(
+            `UPDATE ${table} AS t SET version = t.version + 1, state = v.state, last_activity = v.last_activity,
+               inactivity_deadline = v.inactivity_deadline, ops = v.ops
+             FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, expected bigint, state jsonb,
+               last_activity bigint, inactivity_deadline bigint, ops jsonb)
+             WHERE t.resource = v.resource AND t.key = v.key AND t.version = v.expected AND t.alive
+             RETURNING t.resource, t.key, t.version`,
+            updates
+          )
+        }
+        if (tombstones.length > 0) {
+          run(
+            `UPDATE ${table} AS t SET version = t.version + 1, alive = FALSE, state = NULL, initial = NULL,
+               last_activity = v.last_activity, inactivity_deadline = NULL, lifetime_deadline = NULL, ops = v.ops
+             FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, expected bigint, last_activity bigint,
+               ops jsonb)
+             WHERE t.resource = v.resource AND t.key = v.key AND t.version = v.expected AND t.alive
+             RETURNING t.resource, t.key, t.version`,
+            tombstones
+          )
+        }
+        if (touches.length > 0) {
+          run(
+            `UPDATE ${table} AS t SET last_activity = v.last_activity, inactivity_deadline = v.inactivity_deadline
+             FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, expected bigint, last_activity bigint,
+               inactivity_deadline bigint)
+             WHERE t.resource = v.resource AND t.key = v.key AND t.version = v.expected AND t.alive
+             RETURNING t.resource, t.key, t.version`,
+            touches
+          )
+        }
+        // one statement is atomic by itself; several share a transaction
+        if (statements.length === 1) yield* statements[0]!
+        else yield* sql.withTransaction(Effect.forEach(statements, (st) => st, { discard: true }))
+        return outcomes
+      })
+
+    interface Pending {
+      readonly write: Write
+      readonly done: Deferred.Deferred<Outcome, SqlError>
+    }
+    const queue = yield* Queue.unbounded<Pending>()
+    /** Writes held back because their row already has a write in the current batch. */
+    let held: Array<Pending> = []
+    const drain = Effect.gen(function*() {
+      const taken = held.length > 0 ? held : []
+      held = []
+      const more = taken.length > 0
+        ? yield* Queue.takeBetween(queue, 0, maxBatch)
+        : yield* Queue.takeBetween(queue, 1, maxBatch)
+      const batch: Array<Pending> = []
+      const seen = new Set<string>()
+      for (const p of [...taken, ...more]) {
+        const id = `${p.write.resource.name}\u0000${p.write.key}`
+        if (seen.has(id)) held.push(p)
+        else {
+          seen.add(id)
+          batch.push(p)
+        }
+      }
+      const exit = yield* Effect.exit(runBatch(batch.map((p) => p.write)))
+      if (exit._tag === "Success") batch.forEach((p, i) => Deferred.doneUnsafe(p.done, Effect.succeed(exit.value[i]!)))
+      else batch.forEach((p) => Deferred.doneUnsafe(p.done, Effect.failCause(exit.cause)))
+    })
+    yield* Effect.forkScoped(Effect.forever(drain))
+
+    const write: SqlState["write"] = (w) =>
+      Effect.flatMap(Deferred.make<Outcome, SqlError>(), (done) =>
+        Effect.flatMap(Queue.offer(queue, { write: w, done }), () => Deferred.await(done)))
+
+    const due: SqlState["due"] = (now, limit) =>
+      Effect.map(
+        sql.unsafe(
+          `SELECT resource, key, LEAST(inactivity_deadline, lifetime_deadline) AS deadline FROM ${table}
+           WHERE alive AND LEAST(inactivity_deadline, lifetime_deadline) <= $1
+           ORDER BY LEAST(inactivity_deadline, lifetime_deadline) LIMIT $2`,
+          [now, limit]
+        ),
+        (rows) =>
+          (rows as Array<any>).map((r) => ({
+            resource: r.resource,
+            key: unescapeKey(r.key),
+            deadline: Number(r.deadline)
+          }))
+      )
+
+    const read: SqlState["read"] = (resource, query, now) =>
+      Effect.gen(function*() {
+        const params: Array<unknown> = [resource.name, now]
+        let where = `resource = $1 AND alive AND (LEAST(inactivity_deadline, lifetime_deadline) IS NULL OR ` +
+          `LEAST(inactivity_deadline, lifetime_deadline) > $2)`
+        let exact = true
+        if (query.filter !== undefined) {
+          const pinnedKey = keyPinned(resource, query.filter)
+          if (pinnedKey !== undefined) {
+            params.push(escapeKey(pinnedKey))
+            where += ` AND key = $${params.length}`
+          }
+          const condition = translate(resource, query.filter, params)
+          exact = condition.exact
+          if (condition.sql !== "TRUE") {
+            where += ` AND ${condition.sql}`
+          }
+        }
+        const decode = codecsOf(resource).decode
+        if (
+          exact && query.sort.every((k) =>
+            isSortable(resource, k.field)
+          )
+        ) {
+          // SQL decides everything: the order of `Query.sort`, ties in creation order, offset, limit
+          const order = query.sort.flatMap(({ direction, field }) => {
+            params.push(field)
+            const x = `state->$${params.length}::text`
+            const dir = direction === "asc" ? "ASC" : "DESC"
+            return [
+              `(CASE WHEN ${x} IS NULL OR jsonb_typeof(${x}) = 'null' THEN 0 WHEN jsonb_typeof(${x}) = 'boolean' ` +
+              `THEN 1 WHEN ${x} = '"NaN"'::jsonb THEN 3 ELSE 2 END) ${dir}`,
+              `(CASE WHEN jsonb_typeof(${x}) = 'boolean' THEN (${x})::boolean END) ${dir}`,
+              `(CASE WHEN jsonb_typeof(${x}) = 'number' THEN (${x})::float8 WHEN ${x} = '"Infinity"'::jsonb ` +
+              `THEN 'Infinity'::float8 WHEN ${x} = '"-Infinity"'::jsonb THEN '-Infinity'::float8 END) ${dir}`
+            ]
+          })
+          params.push(query.offset)
+          let text = `SELECT state FROM ${table} WHERE ${where} ORDER BY ${
+            [...order, "seq"].join(", ")
+          } OFFSET $${params.length}`
+          if (query.limit !== undefined) {
+            params.push(query.limit)
+            text += ` LIMIT $${params.length}`
+          }
+          const rows = yield* sql.unsafe(text, params)
+          return (rows as Array<any>).map((r) => decode(r.state))
+        }
+        const rows = yield* sql.unsafe(`SELECT state FROM ${table} WHERE ${where} ORDER BY seq`, params)
+        const collected = Query.collector(query)
+        for (const r of rows as Array<any>) {
+          collected.add(decode(r.state))
+        }
+        return collected.done()
+      })
+
+    const purge: SqlState["purge"] = (before) =>
+      Effect.map(
+        sql.unsafe(`DELETE FROM ${table} WHERE NOT alive AND last_activity < $1 RETURNING key`, [before]),
+        (rows) => rows.length
+      )
+
+    return { table: name, channel, load, write, due, read, purge }
+  })
+
+const sortableCache = new WeakMap<Compiled, Map<string, boolean>>()
+
+/**
+ * Whether SQL can sort on a field exactly as `Query.sort` does: its values
+ * are numbers (JSON numbers, or the strings of NaN and +-Infinity), booleans,
+ * null or absent, with no transformation. Strings are not (JavaScript
+ * compares UTF-16 code units), nor dates, nor anything transformed.
+ *
+ * @internal
+ */
+export const isSortable = (resource: Compiled, field: string): boolean => {
+  let cache = sortableCache.get(resource)
+  if (cache === undefined) sortableCache.set(resource, cache = new Map())
+  const cached = cache.get(field)
+  if (cached !== undefined) return cached
+  const schema = (resource.resource.fields as Schema.Struct.Fields)[field]
+  const go = (ast: SchemaAST.AST): boolean => {
+    if (ast.encoding !== undefined) return false
+    switch (ast._tag) {
+      case "Number":
+      case "Boolean":
+      case "Undefined":
+      case "Null":
+        return true
+      case "Literal":
+        return typeof ast.literal === "number" || typeof ast.literal === "boolean"
+      case "Union":
+        return ast.types.every(go)
+      default:
+        return false
+    }
+  }
+  const out = schema !== undefined && go(schema.ast)
+  cache.set(field, out)
+  return out
+}
+
+/** The encoded key a filter pins with `eq` on every key field, if it does. */
+const keyPinned = (resource: Compiled, filter: Filter.Expr): string | undefined => {
+  const eqs = new Map<string, unknown>()
+  const go = (f: Filter.Expr): void => {
+    if (f._tag === "And") f.filters.forEach(go)
+    else if (f._tag === "Eq" && !eqs.has(f.field)) eqs.set(f.field, f.value)
+  }
+  go(filter)
+  if (!resource.keyFields.every((k) => eqs.has(k))) return undefined
+  const key: { [k: string]: unknown } = {}
+  for (const k of resource.keyFields) key[k] = eqs.get(k)
+  const checked = resource.checkKey(key)
+  return checked instanceof ValidationError ? undefined : resource.encodeKey(checked)
+}
+
+/** A channel name (at most 63 bytes, lower case) for a table. @internal */
+export const channelOf = (table: string): string =>
+  `${table.toLowerCase().replace(/[^a-z0-9_]/g, "_").slice(0, 40)}_events_${hash(table)}`
+
+const hash = (s: string): string => {
+  let h = 2166136261
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619)
+  return (h >>> 0).toString(36)
+}

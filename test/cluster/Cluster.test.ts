@@ -1,0 +1,357 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer, Ref, Schema, Stream } from "effect"
+import { TestRunner } from "effect/cluster"
+import { SqlClient } from "effect/sql"
+import { Action, Changeset, Cluster, Filter, Query, Resource, Store } from "../../src/index.js"
+import { protocolOf } from "../../src/internal/cluster.js"
+import { compile } from "../../src/internal/resource.js"
+import { Character, Machine } from "../fixtures/TimeTravel.js"
+import * as Pg from "./pg.js"
+
+// a hook of Counter calls Counter: an annotated accessor keeps the type from being circular
+const self = (): Resource.Any => Counter
+
+const Counter = Resource.make("Counter", {
+  fields: { id: Schema.String, n: Schema.Int, tag: Schema.optionalKey(Schema.String) },
+  primaryKey: ["id"],
+  indexes: ["tag"],
+  actions: {
+    inc: Action.update({ change: (cs) => Changeset.set(cs, "n", Changeset.get(cs, "n") + 1) }),
+    crash: Action.update({ change: () => Effect.die("boom") }),
+    refuse: Action.update({
+      change: (cs) => Changeset.addError(Changeset.set(cs, "n", 99), "no")
+    }),
+    failAfter: Action.update({
+      change: (cs) => Changeset.after(Changeset.set(cs, "n", 42), () => Effect.fail("after hook failed"))
+    }),
+    rekey: Action.update({ change: (cs) => Changeset.set(cs, "id", "other") }),
+    selfUpdate: Action.update({
+      change: (cs) =>
+        cs.pipe(
+          Changeset.after((record) =>
+            Effect.as(Store.update(self(), record as never, "update" as never, { n: 0 } as never), record)
+          )
+        )
+    })
+  }
+})
+
+/** How many times Ephemeral's destroy action ran, by reason of the call. */
+const destroyed = { count: 0 }
+
+const Ephemeral = Resource.make("Ephemeral", {
+  fields: { id: Schema.String },
+  primaryKey: ["id"],
+  inactivityTimeout: "1 second",
+  actions: {
+    destroy: Action.destroy({
+      change: (cs) =>
+        Changeset.after(cs, (record) =>
+          Effect.sync(() => {
+            destroyed.count++
+            return record
+          }))
+    })
+  }
+})
+
+const Mayfly = Resource.make("Mayfly", {
+  fields: { id: Schema.String },
+  primaryKey: ["id"],
+  maximumLifetime: "1 second"
+})
+
+const crashable = (name: string, restart: "initial" | "lastState" | "never") =>
+  Resource.make(name, {
+    fields: { id: Schema.String, n: Schema.Int },
+    primaryKey: ["id"],
+    restart,
+    restartIntensity: { maxRestarts: 1, within: "1 minute" },
+    actions: { crash: Action.update({ change: () => Effect.die("boom") }) }
+  })
+const Phoenix = crashable("Phoenix", "initial")
+const Cat = crashable("Cat", "lastState")
+const Mortal = crashable("Mortal", "never")
+
+const resources = [Character, Machine, Counter, Ephemeral, Mayfly, Phoenix, Cat, Mortal] as const
+
+/** A single-process cluster (TestRunner) over the given SqlClient layer; Sharding and the SqlClient exposed. */
+const cluster = (sql: Layer.Layer<SqlClient.SqlClient>) =>
+  Cluster.layer(resources, { tablePrefix: "c_", sweepInterval: "100 millis" }).pipe(
+    Layer.provideMerge(TestRunner.layer),
+    Layer.provideMerge(sql)
+  )
+
+const fresh = () => cluster(Pg.layer("cluster"))
+
+describe("Cluster (TestRunner, PostgreSQL)", () => {
+  it.effect(
+    "plays the TimeTravel plot: create, get, update through hooks, read, destroy",
+    () =>
+      Effect.gen(function*() {
+        const marty = yield* Store.create(Character, "create", { name: "Marty", currentYear: 1985 })
+        const delorean = yield* Store.create(Machine, "create", { name: "OUTATIME" })
+        const refused = yield* Effect.flip(
+          Store.update(Machine, delorean, "travelInTime", { occupants: [marty], targetYear: 1955 })
+        )
+        assert.strictEqual(refused._tag, "ActionError")
+        yield* Store.update(Machine, delorean, "charge")
+        yield* Store.update(Machine, delorean, "travelInTime", { occupants: [marty], targetYear: 1955 })
+        assert.strictEqual((yield* Store.get(Character, marty)).currentYear, 1955)
+        assert.strictEqual((yield* Store.get(Machine, delorean)).hasPower, false)
+        const found = yield* Store.read(Query.make(Character).pipe(Query.filter(Filter.eq("currentYear", 1955))))
+        assert.deepStrictEqual(found.map((c) => c.id), [marty.id])
+        yield* Store.destroy(Character, marty)
+        assert.strictEqual((yield* Effect.flip(Store.get(Character, marty)))._tag, "NotFound")
+        assert.deepStrictEqual(yield* Store.read(Query.make(Character)), [])
+        // the key is free again
+        const again = yield* Store.create(Character, "create", { id: marty.id, name: "Marty", currentYear: 1985 })
+        assert.strictEqual(again.currentYear, 1985)
+      }).pipe(Effect.provide(fresh())),
+    { timeout: 30_000 }
+  )
+
+  it.effect("typed errors through the wire; a refused action leaves the row unchanged", () =>
+    Effect.gen(function*() {
+      yield* Store.create(Counter, "create", { id: "c", n: 1 })
+      const exists = yield* Effect.flip(Store.create(Counter, "create", { id: "c", n: 2 }))
+      assert.strictEqual(exists._tag, "AlreadyExists")
+      assert.deepStrictEqual((exists as any).key, { id: "c" })
+      const refused = yield* Effect.flip(Store.update(Counter, { id: "c" }, "refuse"))
+      assert.strictEqual(refused._tag, "ActionError")
+      assert.deepStrictEqual((refused as any).errors, ["no"])
+      const afterFailed = yield* Effect.flip(Store.update(Counter, { id: "c" }, "failAfter"))
+      assert.strictEqual(afterFailed._tag, "ActionError")
+      const crashed = yield* Effect.flip(Store.update(Counter, { id: "c" }, "crash"))
+      assert.strictEqual(crashed._tag, "RecordCrashed")
+      const rekeyed = yield* Effect.flip(Store.update(Counter, { id: "c" }, "rekey"))
+      assert.strictEqual(rekeyed._tag, "ValidationError")
+      const invalid = yield* Effect.flip(Store.update(Counter, { id: "c" }, "update", { n: "x" } as never))
+      assert.strictEqual(invalid._tag, "ValidationError")
+      const reentrant = yield* Effect.flip(Store.update(Counter, { id: "c" }, "selfUpdate"))
+      assert.strictEqual(reentrant._tag, "ActionError") // the after hook's ReentrantCall refuses the action
+      assert.include(reentrant.message, "would deadlock")
+      const missing = yield* Effect.flip(Store.update(Counter, { id: "nope" }, "update", { n: 1 }))
+      assert.strictEqual(missing._tag, "NotFound")
+      // nothing of the above was committed, and the record still works
+      assert.strictEqual((yield* Store.get(Counter, { id: "c" })).n, 1)
+      assert.deepStrictEqual((yield* Store.read(Query.make(Counter))).map((c) => c.n), [1])
+      assert.strictEqual((yield* Store.update(Counter, { id: "c" }, "update", { n: 5 })).n, 5)
+      assert.strictEqual((yield* Store.get(Counter, { id: "c" })).n, 5)
+    }).pipe(Effect.provide(fresh())), { timeout: 30_000 })
+
+  it.effect("serialises a record's writes: concurrent updates all apply", () =>
+    Effect.gen(function*() {
+      yield* Store.create(Counter, "create", { id: "c", n: 0 })
+      const Inc = Counter
+      yield* Effect.forEach(
+        Array.from({ length: 30 }, (_, i) => i),
+        (i) => Store.update(Inc, { id: "c" }, "update", { tag: `t${i}` }),
+        { concurrency: "unbounded" }
+      )
+      yield* Effect.forEach(
+        Array.from({ length: 50 }, (_, i) => i),
+        (i) => Store.create(Counter, "create", { id: `k${i}`, n: i, tag: i % 2 === 0 ? "even" : "odd" }),
+        { concurrency: "unbounded" }
+      )
+      assert.strictEqual(
+        (yield* Store.read(Query.make(Counter).pipe(Query.filter(Filter.eq("tag", "even"))))).length,
+        25
+      )
+    }).pipe(Effect.provide(fresh())), { timeout: 30_000 })
+
+  it.effect("queries equal the GenServer layer's on the same data", () =>
+    Effect.gen(function*() {
+      const data = Array.from({ length: 40 }, (_, i) => ({
+        id: `r${(i * 7) % 40}`,
+        n: (i * 13) % 9 - 4,
+        ...(i % 3 === 0 ? {} : { tag: ["a", "b", "ab", ""][i % 4]! })
+      }))
+      const queries = [
+        Query.make(Counter),
+        Query.make(Counter).pipe(Query.sort("n", "desc")),
+        Query.make(Counter).pipe(Query.sort("tag"), Query.sort("n", "desc"), Query.offset(3), Query.limit(10)),
+        Query.make(Counter).pipe(Query.filter(Filter.gt("n", 0)), Query.sort("id")),
+        Query.make(Counter).pipe(Query.filter(Filter.isNil("tag")), Query.sort("n")),
+        Query.make(Counter).pipe(Query.filter(Filter.not(Filter.in("tag", ["a", "b"]))), Query.sort("tag", "desc")),
+        Query.make(Counter).pipe(Query.filter(Filter.or(Filter.contains("tag", "a"), Filter.lte("n", -3)))),
+        Query.make(Counter).pipe(Query.filter(Filter.eq("id", "r3")))
+      ]
+      const run = Effect.gen(function*() {
+        for (const record of data) yield* Store.create(Counter, "create", record)
+        return yield* Effect.forEach(queries, (q) => Store.read(q))
+      })
+      const onCluster = yield* run.pipe(Effect.provide(fresh()))
+      const onGenServer = yield* run.pipe(Effect.provide(Store.layer(resources)))
+      assert.deepStrictEqual(onCluster, onGenServer)
+    }), { timeout: 30_000 })
+
+  it.effect(
+    "a record resumes from SQL on a new runner: close the runner, open another over the same schema",
+    () =>
+      Effect.gen(function*() {
+        const schema = Pg.freshSchema("restart")
+        yield* Pg.schemaScoped(schema)
+        const sql = Pg.layer("restart", schema, false)
+        const first = yield* Effect.scoped(
+          Effect.gen(function*() {
+            const a = yield* Store.create(Counter, "create", { id: "a", n: 1 })
+            yield* Store.update(Counter, a, "update", { n: 2 })
+            const marty = yield* Store.create(Character, "create", { name: "Marty", currentYear: 1985 })
+            yield* Store.update(Character, marty, "travelInTime", { targetYear: 2015 })
+            return marty
+          }).pipe(Effect.provide(cluster(sql)))
+        )
+        yield* Effect.scoped(
+          Effect.gen(function*() {
+            assert.strictEqual((yield* Store.get(Counter, { id: "a" })).n, 2)
+            // Character has an inactivity timeout: get is a message to the (new) owner, which loads the row
+            assert.strictEqual((yield* Store.get(Character, first)).currentYear, 2015)
+            assert.strictEqual((yield* Store.update(Counter, { id: "a" }, "update", { n: 3 })).n, 3)
+            assert.strictEqual(
+              (yield* Effect.flip(Store.create(Counter, "create", { id: "a", n: 0 })))._tag,
+              "AlreadyExists"
+            )
+            assert.deepStrictEqual((yield* Store.read(Query.make(Counter))).map((c) => c.n), [3])
+          }).pipe(Effect.provide(cluster(sql)))
+        )
+      }).pipe(Effect.scoped),
+    { timeout: 30_000 }
+  )
+
+  it.effect("a retried write (same operation id) is applied once", () =>
+    Effect.gen(function*() {
+      yield* Store.create(Counter, "create", { id: "c", n: 0 })
+      const client = yield* protocolOf(compile(Counter)).client
+      const payload = { action: "inc", op: "op-1", input: { attributes: {}, arguments: {} }, callers: [] }
+      yield* client("c").Update(payload)
+      yield* client("c").Update({ ...payload, op: "op-2" })
+      yield* client("c").Update(payload)
+      assert.strictEqual((yield* Store.get(Counter, { id: "c" })).n, 2)
+    }).pipe(Effect.provide(fresh())), { timeout: 30_000 })
+
+  it.effect(
+    "fencing: a commit over a row another owner changed is refused, and the record reloads",
+    () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* Store.create(Counter, "create", { id: "c", n: 0 })
+        yield* Store.update(Counter, { id: "c" }, "inc")
+        // another owner commits (the shard moved and came back): version and state change under this one
+        yield* sql.unsafe(
+          `UPDATE c_records SET version = version + 1, state = jsonb_set(state, '{n}', '10') WHERE key = 'c'`
+        )
+        const fenced = yield* Effect.flip(Store.update(Counter, { id: "c" }, "inc"))
+        assert.strictEqual(fenced._tag, "RecordCrashed")
+        assert.include(fenced.message, "another runner committed")
+        assert.strictEqual((yield* Store.get(Counter, { id: "c" })).n, 10)
+        assert.strictEqual((yield* Store.update(Counter, { id: "c" }, "inc")).n, 11)
+      }).pipe(Effect.provide(fresh())),
+    { timeout: 30_000 }
+  )
+
+  it.live("events: each write's event, after its commit", () =>
+    Effect.gen(function*() {
+      const store = yield* Store.Store
+      const seen = yield* Ref.make<Array<string>>([])
+      yield* store.dataLayer.events.pipe(
+        Stream.runForEach((e) => Ref.update(seen, (xs) => [...xs, `${e._tag}:${(e.record as any).n}`])),
+        Effect.forkScoped
+      )
+      yield* Effect.sleep("50 millis")
+      yield* Store.create(Counter, "create", { id: "c", n: 0 })
+      yield* Store.update(Counter, { id: "c" }, "inc")
+      yield* Effect.flip(Store.update(Counter, { id: "c" }, "refuse"))
+      yield* Store.destroy(Counter, { id: "c" })
+      yield* Effect.sleep("50 millis")
+      assert.deepStrictEqual(yield* Ref.get(seen), ["Created:0", "Updated:1", "Destroyed:1"])
+    }).pipe(Effect.scoped, Effect.provide(fresh())), { timeout: 30_000 })
+
+  it.live(
+    "expiry: inactivity destroys once through the destroy action; activity keeps a record",
+    () =>
+      Effect.gen(function*() {
+        destroyed.count = 0
+        const reasons = yield* Ref.make<Array<string>>([])
+        const store = yield* Store.Store
+        yield* store.dataLayer.events.pipe(
+          Stream.runForEach((e) =>
+            e._tag === "Destroyed"
+              ? Ref.update(reasons, (xs) => [...xs, `${(e.key as any).id}:${e.reason}`])
+              : Effect.void
+          ),
+          Effect.forkScoped
+        )
+        yield* Store.create(Ephemeral, "create", { id: "idle" })
+        yield* Store.create(Ephemeral, "create", { id: "busy" })
+        yield* Store.create(Mayfly, "create", { id: "m" })
+        for (let i = 0; i < 8; i++) {
+          yield* Effect.sleep("250 millis")
+          yield* Store.keepAlive(Ephemeral, { id: "busy" })
+        }
+        assert.deepStrictEqual((yield* Store.read(Query.make(Ephemeral))).map((r) => r.id), ["busy"])
+        assert.deepStrictEqual(yield* Store.read(Query.make(Mayfly)), [])
+        assert.strictEqual((yield* Effect.flip(Store.get(Ephemeral, { id: "idle" })))._tag, "NotFound")
+        yield* Effect.sleep("500 millis")
+        assert.strictEqual(destroyed.count, 1)
+        assert.deepStrictEqual((yield* Ref.get(reasons)).sort(), ["idle:inactivity", "m:lifetime"])
+      }).pipe(Effect.scoped, Effect.provide(fresh())),
+    { timeout: 30_000 }
+  )
+
+  it.live("expiry of a record whose deadline passed while the cluster was down", () =>
+    Effect.gen(function*() {
+      destroyed.count = 0
+      const schema = Pg.freshSchema("down")
+      yield* Pg.schemaScoped(schema)
+      const sql = Pg.layer("down", schema, false)
+      // sweeping every 10 s: nothing expires while this runner is up
+      const slow = Cluster.layer(resources, { tablePrefix: "c_", sweepInterval: "10 seconds" }).pipe(
+        Layer.provide(TestRunner.layer),
+        Layer.provide(sql)
+      )
+      yield* Effect.scoped(Effect.provide(Store.create(Ephemeral, "create", { id: "e" }), slow))
+      yield* Effect.sleep("1500 millis")
+      yield* Effect.scoped(
+        Effect.gen(function*() {
+          yield* Effect.sleep("500 millis")
+          assert.deepStrictEqual(yield* Store.read(Query.make(Ephemeral)), [])
+          assert.strictEqual(destroyed.count, 1)
+        }).pipe(Effect.provide(cluster(sql)))
+      )
+    }).pipe(Effect.scoped), { timeout: 30_000 })
+
+  it.live("restart policies and intensity: initial, lastState, never", () =>
+    Effect.gen(function*() {
+      const store = yield* Store.Store
+      const seen = yield* Ref.make<Array<string>>([])
+      yield* store.dataLayer.events.pipe(
+        Stream.runForEach((e) =>
+          e._tag === "Restarted" || e._tag === "Failed"
+            ? Ref.update(seen, (xs) => [...xs, `${e.resource}:${e._tag}:${(e.record as any).n}`])
+            : Effect.void
+        ),
+        Effect.forkScoped
+      )
+      yield* Effect.sleep("50 millis")
+      for (const resource of [Phoenix, Cat, Mortal]) {
+        yield* Store.create(resource, "create", { id: "x", n: 1 })
+        yield* Store.update(resource, { id: "x" }, "update", { n: 5 })
+        assert.strictEqual((yield* Effect.flip(Store.update(resource, { id: "x" }, "crash")))._tag, "RecordCrashed")
+      }
+      // initial: the create ran again; lastState: the last committed state; never: gone
+      assert.strictEqual((yield* Store.get(Phoenix, { id: "x" })).n, 1)
+      assert.strictEqual((yield* Store.get(Cat, { id: "x" })).n, 5)
+      assert.strictEqual((yield* Effect.flip(Store.get(Mortal, { id: "x" })))._tag, "NotFound")
+      // a second crash within the window is beyond the intensity (1 restart): the record fails
+      yield* Effect.flip(Store.update(Cat, { id: "x" }, "crash"))
+      assert.strictEqual((yield* Effect.flip(Store.get(Cat, { id: "x" })))._tag, "NotFound")
+      yield* Effect.sleep("50 millis")
+      assert.deepStrictEqual(yield* Ref.get(seen), [
+        "Phoenix:Restarted:1",
+        "Cat:Restarted:5",
+        "Mortal:Failed:5",
+        "Cat:Failed:5"
+      ])
+    }).pipe(Effect.scoped, Effect.provide(fresh())), { timeout: 30_000 })
+})

@@ -1,0 +1,72 @@
+/**
+ * The domain and the cluster runtime of the multi-process tests: a Ledger
+ * whose `append` action adds a unique token to the record's list, so the
+ * database tells what was applied, and how many times.
+ */
+import { NodeClusterSocket } from "@effect/platform-node"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Layer, Option, Schema } from "effect"
+import { RunnerAddress } from "effect/cluster"
+import { SqlClient } from "effect/sql"
+import { Action, Changeset, Cluster, Resource } from "../../../src/index.js"
+
+export const Ledger = Resource.make("Ledger", {
+  fields: { id: Schema.String, tokens: Schema.Array(Schema.String) },
+  primaryKey: ["id"],
+  actions: {
+    append: Action.update({
+      arguments: { token: Schema.String },
+      change: (cs) => Changeset.set(cs, "tokens", [...Changeset.get(cs, "tokens"), cs.arguments.token])
+    })
+  }
+})
+
+/** A session that expires after 2 s of inactivity; its destroy action logs each run in `expired_log`. */
+export const Session = Resource.make("Session", {
+  fields: { id: Schema.String },
+  primaryKey: ["id"],
+  inactivityTimeout: "2 seconds",
+  actions: {
+    destroy: Action.destroy({
+      change: (cs) =>
+        Changeset.after(cs, (record) =>
+          Effect.gen(function*() {
+            const sql = yield* SqlClient.SqlClient
+            yield* Effect.orDie(sql.unsafe(`INSERT INTO expired_log (id) VALUES ($1)`, [record.id]))
+            return record
+          }))
+    })
+  }
+})
+
+export const shardingConfig = {
+  shardsPerGroup: 32,
+  shardLockExpiration: "4 seconds",
+  shardLockRefreshInterval: "1 second",
+  refreshAssignmentsInterval: "500 millis",
+  entityMessagePollInterval: "500 millis",
+  entityReplyPollInterval: "100 millis",
+  runnerHealthCheckInterval: "2 seconds"
+} as const
+
+/** The Store of a process of the test cluster: a runner on `port`, or a client when `port` is undefined. */
+export const storeLayer = (schema: string, port: number | undefined) => {
+  const sql = PgClient.layer({
+    host: process.env.PGHOST ?? "127.0.0.1",
+    port: Number(process.env.PGPORT ?? 5432),
+    username: process.env.PGUSER ?? "postgres",
+    database: process.env.PGDATABASE ?? "test",
+    maxConnections: 8,
+    startupParameters: { search_path: schema }
+  }).pipe(Layer.orDie)
+  const runtime = port === undefined
+    ? NodeClusterSocket.layer({ clientOnly: true, storage: "sql", shardingConfig })
+    : NodeClusterSocket.layer({
+      storage: "sql",
+      shardingConfig: { ...shardingConfig, runnerAddress: Option.some(RunnerAddress.make("127.0.0.1", port)) }
+    })
+  return Cluster.layer([Ledger, Session], { tablePrefix: "mp_", runner: port !== undefined, retries: 30 }).pipe(
+    Layer.provideMerge(Layer.orDie(runtime)),
+    Layer.provideMerge(sql)
+  )
+}
