@@ -79,8 +79,8 @@ import type { Sharding } from "effect/cluster/Sharding"
 import type { SqlClient } from "effect/sql/SqlClient"
 import * as DataLayer from "./DataLayer.js"
 import * as internal from "./internal/cluster.js"
-import { Store } from "./internal/store.js"
 import type * as Resource from "./Resource.js"
+import * as Store from "./Store.js"
 
 /**
  * Options of {@link layer} and {@link make}.
@@ -188,9 +188,9 @@ export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
   resources: Resources,
   options: Options = {}
 ): Layer.Layer<
-  Store | DataLayer.DataLayer,
+  Store.Store,
   never,
-  Sharding | SqlClient | Exclude<Resource.Services<Resources[number]>, Store | DataLayer.DataLayer>
+  Sharding | SqlClient | Exclude<Resource.Services<Resources[number]>, Store.Store | DataLayer.DataLayer>
 > => {
   const dataLayer = Layer.effect(
     DataLayer.DataLayer,
@@ -199,18 +199,11 @@ export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
       (own) =>
         make(resources, {
           ...options,
+          // record actions run with the data layer and a Store over it: hooks can call the Store
           context: (self) =>
-            Context.add(
-              Context.add(own, DataLayer.DataLayer, self),
-              Store,
-              Store.of({ dataLayer: self, traceReads: false })
-            ) as Context.Context<never>
+            Context.merge(Context.add(own, DataLayer.DataLayer, self), Store.contextOf(self)) as Context.Context<never>
         })
     )
   )
-  return Layer.effect(
-    Store,
-    Effect.map(DataLayer.DataLayer, (self) => Store.of({ dataLayer: self, traceReads: false }))
-  )
-    .pipe(Layer.provideMerge(dataLayer)) as any
+  return Store.fromDataLayer().pipe(Layer.provide(dataLayer)) as any
 }
