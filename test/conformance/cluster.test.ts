@@ -1,0 +1,16 @@
+import { Layer } from "effect"
+import { TestRunner } from "effect/cluster"
+import { Cluster } from "effect-gen-server"
+import * as Pg from "../cluster/pg.js"
+import { conformance } from "./suite.js"
+
+// a single-process cluster (TestRunner) with its state in a fresh PostgreSQL schema per test
+conformance(
+  "cluster",
+  (rs) =>
+    Cluster.layer(rs, { tablePrefix: "conf_", sweepInterval: "100 millis" }).pipe(
+      Layer.provideMerge(TestRunner.layer),
+      Layer.provideMerge(Pg.layer("conf"))
+    ),
+  { supervision: true, eagerExpiry: true }
+)
