@@ -72,7 +72,7 @@
  *   while the cluster was down. A record expires up to `sweepInterval` (plus
  *   the message's trip) late, or when next touched.
  *
- * @since 0.3.0
+ * @since 0.2.0
  */
 import { Context, Effect, Layer, type Scope } from "effect"
 import type { Sharding } from "effect/cluster/Sharding"
@@ -94,7 +94,7 @@ import * as Store from "./Store.js"
  * ```
  *
  * @category models
- * @since 0.3.0
+ * @since 0.2.0
  */
 export interface Options extends internal.Options {
   /** See `DataLayer.Options.eventBuffer`. */
@@ -118,7 +118,7 @@ export interface Options extends internal.Options {
  * ```
  *
  * @category models
- * @since 0.3.0
+ * @since 0.2.0
  */
 export interface Service extends DataLayer.Service {
   readonly sweep: (limit: number) => Effect.Effect<number>
@@ -148,7 +148,7 @@ export interface Service extends DataLayer.Service {
  * ```
  *
  * @category constructors
- * @since 0.3.0
+ * @since 0.2.0
  */
 export const make = (
   resources: ReadonlyArray<Resource.Any>,
@@ -182,7 +182,7 @@ export const make = (
  * ```
  *
  * @category layers
- * @since 0.3.0
+ * @since 0.2.0
  */
 export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
   resources: Resources,

@@ -7,7 +7,7 @@ export * as Action from "./Action.js"
  */
 export * as Changeset from "./Changeset.js"
 /**
- * @since 0.3.0
+ * @since 0.2.0
  */
 export * as Cluster from "./Cluster.js"
 /**
