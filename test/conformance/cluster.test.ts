@@ -1,7 +1,7 @@
 import { describe, it } from "@effect/vitest"
 import { Layer } from "effect"
-import { TestRunner } from "effect/cluster"
 import { Cluster } from "effect-gen-server"
+import { TestRunner } from "effect/cluster"
 import * as Pg from "../cluster/pg.js"
 import { conformance } from "./suite.js"
 
