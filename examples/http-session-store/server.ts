@@ -30,7 +30,17 @@ export interface Options extends Resources.Options {
   readonly logRequests?: boolean | undefined
   /** Log the address listened on. Default: `true`. */
   readonly logAddress?: boolean | undefined
+  /**
+   * The Store over the resources. Default: `Store.layer` (every record in a
+   * fiber of this process); `cluster-runner.ts` passes `Cluster.layer`.
+   */
+  readonly store?: ((resources: Resources.Resources) => Layer.Layer<Store.Store>) | undefined
 }
+
+/** The Store of one process: every record in a fiber of its own. */
+const localStore = (resources: Resources.Resources) =>
+  // an SSE client that stops reading holds at most 10,000 events, the oldest dropped first
+  Store.layer([resources.Session, resources.Cart], { eventBuffer: 10_000 })
 
 /** The only interface the server listens on. */
 export const host = "127.0.0.1"
@@ -163,14 +173,13 @@ const EventsLive = HttpApiBuilder.group(Api.Api, "events", (handlers) =>
  * The HTTP routes of the API over a Store of the given resources (no
  * server): useful with `HttpRouter.toWebHandler` too.
  */
-export const routes = (resources: Resources.Resources) =>
+export const routes = (resources: Resources.Resources, store = localStore) =>
   HttpApiBuilder.layer(Api.Api, { openapiPath: "/openapi.json" }).pipe(
     Layer.provide([
       SessionsLive(resources).pipe(Layer.provide(RequestValidationLive)),
       EventsLive.pipe(Layer.provide(RequestValidationLive))
     ]),
-    // an SSE client that stops reading holds at most 10,000 events, the oldest dropped first
-    Layer.provide(Store.layer([resources.Session, resources.Cart], { eventBuffer: 10_000 }))
+    Layer.provide(store(resources))
   )
 
 /**
@@ -192,7 +201,7 @@ export const routes = (resources: Resources.Resources) =>
  */
 export const layer = (options: Options = {}) => {
   const resources = Resources.make(options)
-  return HttpRouter.serve(routes(resources), {
+  return HttpRouter.serve(routes(resources, options.store), {
     disableLogger: options.logRequests !== true,
     disableListenLog: options.logAddress === false
   }).pipe(
