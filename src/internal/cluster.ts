@@ -269,10 +269,12 @@ export const make = (
     /**
      * Events cross the cluster as PostgreSQL notifications sent in the
      * transaction of their commit (in commit order, only if it commits), and
-     * every process publishes what it hears: each event once, in per-record
-     * order. Without a PostgreSQL client (no `listen`), or for an event
-     * larger than a notification holds, the event is published in the
-     * owner's process only.
+     * every other process publishes what it hears: each event once, in
+     * per-record order. The owner's process publishes its own events as soon
+     * as they commit, before the call is answered (a notice names the process
+     * it came from, which skips it). Without a PostgreSQL client (no
+     * `listen`), or for an event larger than a notification holds, the event
+     * is published in the owner's process only.
      */
     const pg = sql as unknown as {
       readonly listen?: (
@@ -280,10 +282,13 @@ export const make = (
       ) => Effect.Effect<Queue.Dequeue<{ readonly payload: string }, unknown>, unknown, Scope.Scope>
     }
     const notifying = typeof pg.listen === "function"
+    /** This process's instance of the data layer: its own notices are published when committed, not when heard. */
+    const origin = crypto.randomUUID()
     const noticeOf = (event: Event.Event): string | undefined => {
       if (!notifying) return undefined
       const resource = compiled.get(event.resource)!
       const text = JSON.stringify({
+        origin,
         _tag: event._tag,
         resource: event.resource,
         record: SqlState.codecsOf(resource).encode(event.record),
@@ -291,19 +296,22 @@ export const make = (
       })
       return encoder.encode(text).length < 7900 ? text : undefined
     }
-    /** Publishes an event here, unless its notice carries it to every process. */
-    const published = (event: Event.Event, notice: string | undefined) => {
-      if (notice === undefined) publish(event)
+    /** Publishes a committed event here; its notice, if any, carried it to every other process. */
+    const published = (event: Event.Event, _notice: string | undefined) => {
+      publish(event)
     }
     /** An event without a commit. */
     const announce = (event: Event.Event): Effect.Effect<void> => {
       const notice = noticeOf(event)
-      if (notice === undefined) return Effect.sync(() => publish(event))
+      publish(event)
+      if (notice === undefined) return Effect.void
       return Effect.ignore(sql.unsafe(`SELECT pg_notify($1, $2)`, [state.channel, notice]))
     }
     const heard = (payload: string) => {
       try {
         const notice = JSON.parse(payload)
+        // published here when it committed
+        if (notice.origin === origin) return
         const resource = compiled.get(notice.resource)
         if (resource === undefined) return
         const record = SqlState.codecsOf(resource).decode(notice.record)
