@@ -273,8 +273,11 @@ export const make = (
         resource.idleMillis === undefined ? Infinity : held.lastActivity + resource.idleMillis,
         resource.lifetimeMillis === undefined ? Infinity : held.createdAt + resource.lifetimeMillis
       )
-    const expiryReason = (resource: Compiled, held: Held, t: number): Event.DestroyReason =>
-      resource.lifetimeMillis !== undefined && t >= held.createdAt + resource.lifetimeMillis
+    /** The deadline that passed first (lifetime on a tie), whenever the record is found past it. */
+    const expiryReason = (resource: Compiled, held: Held): Event.DestroyReason =>
+      resource.lifetimeMillis !== undefined &&
+        (resource.idleMillis === undefined ||
+          held.createdAt + resource.lifetimeMillis <= held.lastActivity + resource.idleMillis)
         ? "lifetime"
         : "inactivity"
 
@@ -596,7 +599,7 @@ export const make = (
             return Effect.succeed(false)
           }
           const current = held
-          const reason = expiryReason(resource, current, t)
+          const reason = expiryReason(resource, current)
           const action = resource.primaryDestroy
           return Effect.gen(function*() {
             const prepared = yield* toEffect(prepare(resource, action, current.state, Admission.noInput))
