@@ -26,7 +26,8 @@ conformance(
       "read, by key, by an indexed field or by a scan, sees updates, key changes and destroys",
       "Created, Updated and Destroyed, in per-record order, with key and record",
       // the create reaches its owner (activation loads the row from SQL) after the test's TestClock.adjust: its
-      // after hook's 11 s sleep is never woken, and the test hangs (bounded by the suite to 5 s)
+      // after hook's 11 s sleep is never woken, and the test hangs (bounded by the suite to 2 s, then up to 10 s of
+      // vitest's hook timeout while the Store closes around the stuck action)
       "a new record's inactivity counts from the moment its create commits",
       // a create under the expired key must commit within the 50 yields of the hand-driven clock's wake: it needs a
       // PostgreSQL round trip (it fails in a run of the whole file; alone, it may win the race)

@@ -250,13 +250,13 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
   /**
    * An `it.effect` (or `it.live`), expected to fail when the layer is known to
    * fail it; a known failure may hang (a sleeper the test clock never wakes):
-   * it is given 5 seconds.
+   * it is given 2 seconds.
    */
   const test = <A, E>(title: string, body: Body<A, E>, clock: "test" | "live" = "test") => {
     const fails = known.has(title)
     if (fails) used.add(title)
     const tester = clock === "live" ? it.live : it.effect
-    if (fails) tester.fails(title, () => withStore(body), 5_000)
+    if (fails) tester.fails(title, () => withStore(body), 2_000)
     else tester(title, () => withStore(body))
   }
 
