@@ -31,7 +31,8 @@
  *   memory on the rows SQL narrowed down. `indexes` become SQL indexes.
  * - `get` and `keepAlive` read the row (read-your-writes, no message), except
  *   on resources with an inactivity timeout, where they are messages to the
- *   owner so that they count as activity.
+ *   owner so that they count as activity (answered with the committed state,
+ *   without waiting for an action the record is running).
  *
  * **Costs**: a write is a message to the owner plus one (shared) SQL
  * transaction; a read by key, one `SELECT` by primary key; a query, one
@@ -55,6 +56,12 @@
  *   activation (it starts again when the record moves to another runner).
  * - A hook calling `get` on its own record reads the last committed state
  *   (its row), not the state its running action is building.
+ * - Re-entrancy: a call that would close a cycle of records waiting on each
+ *   other is refused with `ReentrantCall`. A cycle along one chain of calls
+ *   (A's hook calls B, whose hook calls A) is refused on any runners; two
+ *   independent chains crossing (A's hook calls B while B's hook calls A) are
+ *   seen only when those records run in the same process: across runners
+ *   they wait on each other.
  * - Messages are volatile (not stored by `effect/cluster`): what makes a
  *   retry safe is the operation ids kept in the record's row, its last 16: a
  *   retry arriving after 16 later writes to the same record is not

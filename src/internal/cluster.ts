@@ -30,7 +30,20 @@
  *
  * @internal
  */
-import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Queue, Schedule, Schema, type Scope } from "effect"
+import {
+  Cause,
+  Clock,
+  Context,
+  Duration,
+  Effect,
+  Exit,
+  Layer,
+  Queue,
+  Schedule,
+  Schema,
+  type Scope,
+  Semaphore
+} from "effect"
 import { Entity, Singleton } from "effect/cluster"
 import type { Sharding } from "effect/cluster/Sharding"
 import { Rpc } from "effect/rpc"
@@ -78,9 +91,10 @@ export interface Options {
 }
 
 /**
- * The records a call runs on behalf of (`"Resource/entityId"`), outermost
- * first: carried with every message, so a cycle through records on any
- * runner is refused with `ReentrantCall` instead of deadlocking.
+ * The calls of records a call runs on behalf of (run tokens,
+ * `"Resource/entityId#<process>:<n>"`), outermost first: carried with every
+ * message, so a cycle through records' running calls on any runner is refused
+ * with `ReentrantCall` instead of deadlocking.
  *
  * @internal
  */
@@ -259,8 +273,11 @@ export const make = (
         resource.idleMillis === undefined ? Infinity : held.lastActivity + resource.idleMillis,
         resource.lifetimeMillis === undefined ? Infinity : held.createdAt + resource.lifetimeMillis
       )
-    const expiryReason = (resource: Compiled, held: Held, t: number): Event.DestroyReason =>
-      resource.lifetimeMillis !== undefined && t >= held.createdAt + resource.lifetimeMillis
+    /** The deadline that passed first (lifetime on a tie), whenever the record is found past it. */
+    const expiryReason = (resource: Compiled, held: Held): Event.DestroyReason =>
+      resource.lifetimeMillis !== undefined &&
+        (resource.idleMillis === undefined ||
+          held.createdAt + resource.lifetimeMillis <= held.lastActivity + resource.idleMillis)
         ? "lifetime"
         : "inactivity"
 
@@ -269,10 +286,12 @@ export const make = (
     /**
      * Events cross the cluster as PostgreSQL notifications sent in the
      * transaction of their commit (in commit order, only if it commits), and
-     * every process publishes what it hears: each event once, in per-record
-     * order. Without a PostgreSQL client (no `listen`), or for an event
-     * larger than a notification holds, the event is published in the
-     * owner's process only.
+     * every other process publishes what it hears: each event once, in
+     * per-record order. The owner's process publishes its own events as soon
+     * as they commit, before the call is answered (a notice names the process
+     * it came from, which skips it). Without a PostgreSQL client (no
+     * `listen`), or for an event larger than a notification holds, the event
+     * is published in the owner's process only.
      */
     const pg = sql as unknown as {
       readonly listen?: (
@@ -280,10 +299,13 @@ export const make = (
       ) => Effect.Effect<Queue.Dequeue<{ readonly payload: string }, unknown>, unknown, Scope.Scope>
     }
     const notifying = typeof pg.listen === "function"
+    /** This process's instance of the data layer: its own notices are published when committed, not when heard. */
+    const origin = crypto.randomUUID()
     const noticeOf = (event: Event.Event): string | undefined => {
       if (!notifying) return undefined
       const resource = compiled.get(event.resource)!
       const text = JSON.stringify({
+        origin,
         _tag: event._tag,
         resource: event.resource,
         record: SqlState.codecsOf(resource).encode(event.record),
@@ -291,19 +313,22 @@ export const make = (
       })
       return encoder.encode(text).length < 7900 ? text : undefined
     }
-    /** Publishes an event here, unless its notice carries it to every process. */
-    const published = (event: Event.Event, notice: string | undefined) => {
-      if (notice === undefined) publish(event)
+    /** Publishes a committed event here; its notice, if any, carried it to every other process. */
+    const published = (event: Event.Event, _notice: string | undefined) => {
+      publish(event)
     }
     /** An event without a commit. */
     const announce = (event: Event.Event): Effect.Effect<void> => {
       const notice = noticeOf(event)
-      if (notice === undefined) return Effect.sync(() => publish(event))
+      publish(event)
+      if (notice === undefined) return Effect.void
       return Effect.ignore(sql.unsafe(`SELECT pg_notify($1, $2)`, [state.channel, notice]))
     }
     const heard = (payload: string) => {
       try {
         const notice = JSON.parse(payload)
+        // published here when it committed
+        if (notice.origin === origin) return
         const resource = compiled.get(notice.resource)
         if (resource === undefined) return
         const record = SqlState.codecsOf(resource).decode(notice.record)
@@ -338,6 +363,45 @@ export const make = (
 
     // ---------------------------------------------------------------- the owner
 
+    /**
+     * The wait-for graph of this process: the call each record runs (a run
+     * token, `"Resource/entityId#<process>:<n>"`, the last entry of the
+     * `CurrentCallers` its hooks carry), and the records each run has sent a
+     * message to and waits on. A message arriving at a record is refused with
+     * `ReentrantCall` when waiting for that record would close a cycle: the
+     * record's run (or a run it waits on, through this process's records) is
+     * one of the message's callers. A record that runs nothing on behalf of
+     * the callers is waited for, even if they passed through it before (a
+     * call forked from a hook).
+     */
+    const runningIn = new Map<string, string>()
+    const waitingOn = new Map<string, Array<string>>()
+    let runs = 0
+    const wouldDeadlock = (target: string, callers: ReadonlyArray<string>): boolean => {
+      const seen = new Set<string>()
+      const visit = (record: string): boolean => {
+        if (seen.has(record)) return false
+        seen.add(record)
+        const run = runningIn.get(record)
+        if (run === undefined) return false
+        if (callers.includes(run)) return true
+        return (waitingOn.get(run) ?? []).some(visit)
+      }
+      return visit(target)
+    }
+    const addEdge = (run: string, record: string) => {
+      const targets = waitingOn.get(run)
+      if (targets === undefined) waitingOn.set(run, [record])
+      else targets.push(record)
+    }
+    const removeEdge = (run: string, record: string) => {
+      const targets = waitingOn.get(run)
+      if (targets === undefined) return
+      const i = targets.indexOf(record)
+      if (i >= 0) targets.splice(i, 1)
+      if (targets.length === 0) waitingOn.delete(run)
+    }
+
     /** The handlers of one record, built on its activation from its row. */
     const handlersOf = (resource: Compiled, protocol: Protocol, codecs: WireCodecs) =>
       Effect.gen(function*() {
@@ -361,13 +425,40 @@ export const make = (
 
         const keyOf = () => held === undefined ? key : keyObject(resource, held.state)
         const now = () => clock.currentTimeMillisUnsafe()
+        /** One call at a time changes the record; `get` reads its committed state without waiting. */
+        const lock = Semaphore.makeUnsafe(1)
+        let currentRun = `${self}#${origin}:0`
 
-        /** Runs `effect` as the record: its hooks see it in `CurrentCallers`, with the layer's services. */
+        /** Runs `effect` as the record: its hooks see its run in `CurrentCallers`, with the layer's services. */
         const asRecord = <A, E>(callers: ReadonlyArray<string>, effect: Effect.Effect<A, E, any>) =>
           effect.pipe(
-            Effect.provideService(CurrentCallers, [...callers, self]),
+            Effect.provideService(CurrentCallers, [...callers, currentRun]),
             Effect.provideContext(context)
           ) as Effect.Effect<A, E>
+
+        /**
+         * Runs `body` as the record's one running call, after the calls before
+         * it; refused with `ReentrantCall` if waiting would deadlock.
+         */
+        const exclusive = <A>(
+          callers: ReadonlyArray<string>,
+          action: string,
+          body: Effect.Effect<A, StoreError>
+        ): Effect.Effect<A, StoreError> =>
+          Effect.suspend(() => {
+            if (wouldDeadlock(self, callers)) return Effect.fail(reentrant(resource, keyOf(), action))
+            const caller = callers.at(-1)
+            if (caller !== undefined) addEdge(caller, self)
+            return lock.withPermits(1)(Effect.suspend(() => {
+              const run = `${self}#${origin}:${++runs}`
+              currentRun = run
+              runningIn.set(self, run)
+              return Effect.ensuring(
+                body,
+                Effect.sync(() => runningIn.get(self) === run && runningIn.delete(self))
+              )
+            })).pipe(Effect.ensuring(Effect.sync(() => caller !== undefined && removeEdge(caller, self))))
+          })
 
         /** Answers a defect with `RecordCrashed`: the record keeps its last committed state. */
         const guard = <A>(effect: Effect.Effect<A, StoreError>): Effect.Effect<A, StoreError> =>
@@ -508,7 +599,7 @@ export const make = (
             return Effect.succeed(false)
           }
           const current = held
-          const reason = expiryReason(resource, current, t)
+          const reason = expiryReason(resource, current)
           const action = resource.primaryDestroy
           return Effect.gen(function*() {
             const prepared = yield* toEffect(prepare(resource, action, current.state, Admission.noInput))
@@ -578,7 +669,6 @@ export const make = (
         return protocol.of({
           Create: ({ payload }) =>
             Effect.gen(function*() {
-              if (payload.callers.includes(self)) return yield* reentrant(resource, key, payload.action)
               const t = now()
               yield* expireIfDue(t)
               if (held !== undefined) {
@@ -631,11 +721,10 @@ export const make = (
                 })
               )
               return codecs.encodeData(record)
-            }).pipe(guard, Effect.uninterruptible),
+            }).pipe(guard, Effect.uninterruptible, (body) => exclusive(payload.callers, payload.action, body)),
 
           Update: ({ payload }) =>
             Effect.gen(function*() {
-              if (payload.callers.includes(self)) return yield* reentrant(resource, keyOf(), payload.action)
               const current = yield* live(now())
               if (current.ops.includes(payload.op)) return codecs.encodeData(current.state)
               const compiledAction = yield* action(payload.action, "update")
@@ -684,11 +773,10 @@ export const make = (
                 })
               )
               return codecs.encodeData(record)
-            }).pipe(guard, Effect.uninterruptible),
+            }).pipe(guard, Effect.uninterruptible, (body) => exclusive(payload.callers, payload.action, body)),
 
           Destroy: ({ payload }) =>
             Effect.gen(function*() {
-              if (payload.callers.includes(self)) return yield* reentrant(resource, keyOf(), payload.action)
               if (held === undefined && tombstoneOps.includes(payload.op)) return
               const current = yield* live(now())
               const compiledAction = yield* action(payload.action, "destroy")
@@ -723,16 +811,24 @@ export const make = (
                   published(event, notice)
                 })
               )
-            }).pipe(guard, Effect.uninterruptible),
+            }).pipe(guard, Effect.uninterruptible, (body) => exclusive(payload.callers, payload.action, body)),
 
           Get: ({ payload }) =>
-            Effect.gen(function*() {
-              if (payload.callers.includes(self)) return yield* reentrant(resource, keyOf(), "get")
+            Effect.suspend(() => {
               const t = now()
-              const current = yield* live(t)
-              yield* touch(t)
-              return codecs.encodeData(current.state)
-            }).pipe(guard),
+              // the committed state, without waiting for a running call
+              if (held === undefined) return Effect.fail(Admission.notFound(resource, key))
+              if (!resource.hasTimeouts || t < deadlineOf(resource, held)) {
+                const committed = held.state
+                return Effect.as(touch(t), codecs.encodeData(committed))
+              }
+              // past its deadline: expired first, in turn
+              return Effect.gen(function*() {
+                const current = yield* live(t)
+                yield* touch(t)
+                return codecs.encodeData(current.state)
+              }).pipe(guard, Effect.uninterruptible, (body) => exclusive(payload.callers, "get", body))
+            }),
 
           Expire: ({ payload }) =>
             Effect.gen(function*() {
@@ -747,7 +843,7 @@ export const make = (
                 yield* touch(held.lastActivity)
               }
               return expired
-            }).pipe(guard, Effect.uninterruptible)
+            }).pipe(guard, Effect.uninterruptible, (body) => exclusive([], "expire", body))
         })
       })
 
@@ -758,6 +854,8 @@ export const make = (
         yield* Layer.buildWithScope(
           protocol.toLayer(handlersOf(resource, protocol, codecs), {
             disableFatalDefects: true,
+            // calls queue on the record's own lock (`exclusive`): a `get` does not wait for a running action
+            concurrency: "unbounded",
             maxIdleTime: clusterOptions.maxIdleTime ?? "1 minute"
           }) as Layer.Layer<never, never, Sharding>,
           scope
@@ -837,21 +935,6 @@ export const make = (
       return { id: SqlState.escapeKey(resource.encodeKey(k)), key: k }
     }
 
-    /**
-     * The record a write goes to, unless the call runs on behalf of that very
-     * record (its entity is busy running the caller: waiting would deadlock).
-     */
-    const writeTarget = (
-      resource: Compiled,
-      key: unknown,
-      action: string,
-      callers: ReadonlyArray<string>
-    ): { readonly id: string; readonly key: unknown } | StoreError => {
-      const target = entityOf(resource, key)
-      if (!("id" in target)) return target
-      return callers.includes(`${resource.name}/${target.id}`) ? reentrant(resource, target.key, action) : target
-    }
-
     const decodeRecord = (resource: Compiled, u: unknown) => entities.get(resource.name)!.codecs.decodeData(u)
 
     const create: DataLayer.Service["create"] = (resourceName, actionName, input) =>
@@ -860,8 +943,8 @@ export const make = (
         if (!Admission.isAdmitted(admitted)) return Effect.fail(admitted)
         const { action, decoded, resource } = admitted
         const data = initialData(resource, decoded)
-        const target = writeTarget(resource, data, action.name, fiber.getRef(CurrentCallers))
-        if (target instanceof ReentrantCall) return Effect.fail(target)
+        // a call on behalf of the record itself is refused by its owner, which knows whether it is busy
+        const target = entityOf(resource, data)
         if (!("id" in target)) {
           return Effect.fail(
             new ValidationError({
@@ -891,7 +974,7 @@ export const make = (
         const admitted = admit(resourceName, actionName, "update", input)
         if (!Admission.isAdmitted(admitted)) return Effect.fail(admitted)
         const { action, decoded, resource } = admitted
-        const target = writeTarget(resource, key, action.name, fiber.getRef(CurrentCallers))
+        const target = entityOf(resource, key)
         if (!("id" in target)) return Effect.fail(target)
         const payload = {
           action: action.name,
@@ -910,7 +993,7 @@ export const make = (
         const admitted = admit(resourceName, actionName, "destroy", undefined)
         if (!Admission.isAdmitted(admitted)) return Effect.fail(admitted)
         const { action, resource } = admitted
-        const target = writeTarget(resource, key, action.name, fiber.getRef(CurrentCallers))
+        const target = entityOf(resource, key)
         if (!("id" in target)) return Effect.fail(target)
         const payload = { action: action.name, op: op(), callers: fiber.getRef(CurrentCallers) }
         return Effect.asVoid(send(resource, target.key, clients.get(resource.name)!(target.id).Destroy(payload)))
@@ -938,7 +1021,9 @@ export const make = (
       const target = entityOf(resource, key)
       if (!("id" in target)) return Effect.fail(target as ValidationError)
       // a record calling itself reads its row: its entity is busy running the caller
-      if (resource.idleMillis === undefined || callers.includes(`${resource.name}/${target.id}`)) {
+      if (
+        resource.idleMillis === undefined || callers.some((run) => recordOfRun(run) === `${resource.name}/${target.id}`)
+      ) {
         return fromRow(resource, target)
       }
       return Effect.map(
@@ -1012,6 +1097,9 @@ export const make = (
     if (options.context !== undefined) context = options.context(self)
     return self
   })
+
+/** The record (`"Resource/entityId"`) of a run token (`"Resource/entityId#<process>:<n>"`). */
+const recordOfRun = (run: string) => run.slice(0, run.lastIndexOf("#"))
 
 /** A failure of the cluster, not of the record: the message is re-sent. */
 class Retry {

@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Ref, Schema, Stream } from "effect"
+import { Effect, Layer, PubSub, Ref, Schema, Stream } from "effect"
 import { TestRunner } from "effect/cluster"
 import { SqlClient } from "effect/sql"
+import { TestClock } from "effect/testing"
 import { Action, Changeset, Cluster, Filter, Query, Resource, Store } from "../../src/index.js"
 import { protocolOf } from "../../src/internal/cluster.js"
 import { compile } from "../../src/internal/resource.js"
@@ -59,6 +60,14 @@ const Mayfly = Resource.make("Mayfly", {
   fields: { id: Schema.String },
   primaryKey: ["id"],
   maximumLifetime: "1 second"
+})
+
+/** Idle for 1 s or alive for 2 s, whichever passes first. */
+const Hourglass = Resource.make("Hourglass", {
+  fields: { id: Schema.String },
+  primaryKey: ["id"],
+  inactivityTimeout: "1 second",
+  maximumLifetime: "2 seconds"
 })
 
 const crashable = (name: string, restart: "initial" | "lastState" | "never") =>
@@ -354,4 +363,22 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
         "Cat:Failed:5"
       ])
     }).pipe(Effect.scoped, Effect.provide(fresh())), { timeout: 30_000 })
+
+  it.effect("the expiry reason is the deadline that passed first, however late the record is found", () =>
+    Effect.gen(function*() {
+      const events = yield* Store.subscribe
+      yield* Store.create(Hourglass, "create", { id: "h" })
+      // idle since 0: past its inactivity deadline at 1 s, its lifetime at 2 s; found at 3 s (no sweep ran)
+      yield* TestClock.adjust("3 seconds")
+      assert.strictEqual((yield* Effect.flip(Store.get(Hourglass, { id: "h" })))._tag, "NotFound")
+      const seen = yield* PubSub.takeUpTo(events, 100)
+      assert.deepStrictEqual(seen.flatMap((e) => (e._tag === "Destroyed" ? [e.reason] : [])), ["inactivity"])
+    }).pipe(
+      Effect.provide(
+        Cluster.layer([Hourglass], { tablePrefix: "h_", sweepInterval: "1 hour" }).pipe(
+          Layer.provide(TestRunner.layer),
+          Layer.provide(Pg.layer("hourglass"))
+        )
+      )
+    ))
 })

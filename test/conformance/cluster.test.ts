@@ -1,24 +1,39 @@
-import { describe, it } from "@effect/vitest"
 import { Layer } from "effect"
 import { Cluster } from "effect-gen-server"
 import { TestRunner } from "effect/cluster"
 import * as Pg from "../cluster/pg.js"
 import { conformance } from "./suite.js"
 
-// a single-process cluster (TestRunner) with its state in a fresh PostgreSQL schema per test;
-// not yet part of `npm test`: CLUSTER_CONFORMANCE=1 runs it (about half of the suite fails today)
-if (process.env.CLUSTER_CONFORMANCE === "1") {
-  conformance(
-    "cluster",
-    (rs) =>
-      Cluster.layer(rs, { tablePrefix: "conf_", sweepInterval: "100 millis" }).pipe(
-        Layer.provideMerge(TestRunner.layer),
-        Layer.provideMerge(Pg.layer("conf"))
-      ),
-    { supervision: true, eagerExpiry: true }
-  )
-} else {
-  describe("conformance (cluster)", () => {
-    it.skip("runs with CLUSTER_CONFORMANCE=1", () => {})
-  })
-}
+// a single-process cluster (TestRunner, fresh for every Store a test builds) with its state in a fresh
+// PostgreSQL schema per Store
+conformance(
+  "cluster",
+  (rs) =>
+    Cluster.layer(rs, { tablePrefix: "conf_", sweepInterval: "100 millis" }).pipe(
+      Layer.provideMerge(Layer.fresh(TestRunner.layer)),
+      Layer.provideMerge(Pg.layer("conf"))
+    ),
+  // eagerExpiry: false: a sweeper expires records (every sweepInterval, then SQL and a message), up to sweepInterval
+  // late on the live clock; after a TestClock.adjust it may or may not have run when the test looks (a race with real
+  // IO). What is certain is what the flag's absence describes: a record past its deadline is invisible to read at
+  // once, and a direct access expires it on the spot (its destroy action, its Destroyed event). The sweeper itself
+  // is tested in test/cluster (Cluster.test.ts, MultiProcess.test.ts).
+  { supervision: true, eagerExpiry: false },
+  {
+    knownFailures: [
+      // a primary key cannot change on the cluster (each record is an entity named by its key): ValidationError
+      "a key change re-registers the record: the old key is free, the new one found",
+      "read, by key, by an indexed field or by a scan, sees updates, key changes and destroys",
+      "Created, Updated and Destroyed, in per-record order, with key and record",
+      // the create reaches its owner (activation loads the row from SQL) after the test's TestClock.adjust: its
+      // after hook's 11 s sleep is never woken, and the test hangs (bounded by the suite to 2 s, then up to 10 s of
+      // vitest's hook timeout while the Store closes around the stuck action)
+      "a new record's inactivity counts from the moment its create commits"
+    ],
+    skipped: [
+      // a create under the expired key must commit within the 50 yields of the hand-driven clock's wake: it needs a
+      // PostgreSQL round trip, so it fails in most runs of the whole file and passes in some (a race with real IO)
+      "past its deadline, before any expiry fiber ran, a record is NotFound everywhere and absent from read"
+    ]
+  }
+)
