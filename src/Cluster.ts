@@ -80,6 +80,7 @@
  *   the message's trip) late, or when next touched.
  *
  * @since 0.2.0
+ * @module
  */
 import { Context, Effect, Layer, type Scope } from "effect"
 import type { Sharding } from "effect/cluster/Sharding"
