@@ -104,14 +104,37 @@ export const CurrentCallers = Context.Reference<ReadonlyArray<string>>("effect-g
 
 /**
  * The errors a record's messages can fail with, decoded on the caller's side
- * into the same classes. The hook for declared action errors: once a
- * resource declares its actions' errors, union their schemas here (they then
- * cross the wire like the `StoreError`s) and let `send` pass them through
- * as it passes `StoreError`s (`isStoreError`).
+ * into the same classes: the store's own, and every error an action of the
+ * resource declares (`error`), so that a declared error reaches a caller in
+ * another process as itself, `catchTag`-able.
  *
  * @internal
  */
-export const errorSchemaOf = (_resource: Compiled) => StoreError
+// typed as the store's errors: the declared ones are the action's own types, checked at the Store call
+export const errorSchemaOf = (resource: Compiled): typeof StoreError => {
+  const cached = errorSchemas.get(resource)
+  if (cached !== undefined) return cached as typeof StoreError
+  const declared = [
+    ...new Set(
+      [...resource.actions.values()].map((action) => action.action.error as Schema.Top | undefined).filter((
+        error
+      ): error is Schema.Top => error !== undefined)
+    )
+  ]
+  const schema = declared.length === 0 ? StoreError : Schema.Union([StoreError, ...declared])
+  errorSchemas.set(resource, schema)
+  return schema as typeof StoreError
+}
+
+const errorSchemas = new WeakMap<Compiled, Schema.Top>()
+
+/** Whether a failure crosses the wire as itself: a store error or one an action of the resource declares. */
+const knownErrors = new WeakMap<Compiled, (u: unknown) => boolean>()
+const isKnownError = (resource: Compiled, u: unknown): boolean => {
+  let is = knownErrors.get(resource)
+  if (is === undefined) knownErrors.set(resource, is = Schema.is(errorSchemaOf(resource)) as (u: unknown) => boolean)
+  return is(u)
+}
 
 /** The entity protocol of one resource. @internal */
 export const protocolOf = (resource: Compiled) =>
@@ -207,7 +230,6 @@ interface Held {
   ops: ReadonlyArray<string>
 }
 
-const isStoreError = Schema.is(StoreError)
 const encoder = new TextEncoder()
 
 /**
@@ -883,7 +905,7 @@ export const make = (
         const error = Cause.findErrorOption(cause)
         if (error._tag === "Some") {
           const e = error.value as { readonly _tag?: string }
-          if (isStoreError(e)) return Effect.fail(e as StoreError)
+          if (isKnownError(resource, e)) return Effect.fail(e as StoreError)
           if (e._tag === "MailboxFull") {
             return Effect.fail(
               new MailboxFull({

@@ -37,6 +37,24 @@ const Counter = Resource.make("Counter", {
   }
 })
 
+// an action's own failure, declared: it crosses the wire as itself
+class Meltdown extends Schema.TaggedError<Meltdown>()("Meltdown", { core: Schema.String }) {}
+
+const Reactor = Resource.make("Reactor", {
+  fields: { id: Schema.String, heat: Schema.Int },
+  primaryKey: ["id"],
+  actions: (Action) => ({
+    overload: Action.update({
+      error: Meltdown,
+      change: (cs) =>
+        Changeset.before(
+          cs,
+          (cs) => cs.data.heat > 9 ? Effect.fail(new Meltdown({ core: cs.data.id })) : Effect.succeed(cs)
+        )
+    })
+  })
+})
+
 /** How many times Ephemeral's destroy action ran, by reason of the call. */
 const destroyed = { count: 0 }
 
@@ -82,7 +100,7 @@ const Phoenix = crashable("Phoenix", "initial")
 const Cat = crashable("Cat", "lastState")
 const Mortal = crashable("Mortal", "never")
 
-const resources = [Character, Machine, Counter, Ephemeral, Mayfly, Phoenix, Cat, Mortal] as const
+const resources = [Character, Machine, Counter, Ephemeral, Mayfly, Phoenix, Cat, Mortal, Reactor] as const
 
 /** A single-process cluster (TestRunner) over the given SqlClient layer; Sharding and the SqlClient exposed. */
 const cluster = (sql: Layer.Layer<SqlClient.SqlClient>) =>
@@ -225,6 +243,20 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
           }).pipe(Effect.provide(cluster(sql)))
         )
       }).pipe(Effect.scoped),
+    { timeout: 30_000 }
+  )
+
+  it.effect(
+    "an action's declared error reaches the caller as itself, catchTag-able, and changes nothing",
+    () =>
+      Effect.gen(function*() {
+        yield* Store.create(Reactor, "create", { id: "mr-fusion", heat: 10 })
+        const melted = yield* Store.update(Reactor, { id: "mr-fusion" }, "overload").pipe(
+          Effect.catchTag("Meltdown", (e) => Effect.succeed(e.core))
+        )
+        assert.strictEqual(melted, "mr-fusion")
+        assert.strictEqual((yield* Store.get(Reactor, { id: "mr-fusion" })).heat, 10)
+      }).pipe(Effect.provide(fresh())),
     { timeout: 30_000 }
   )
 
