@@ -7,6 +7,7 @@
  *
  * @internal
  */
+import { Clock, Context, Effect } from "effect"
 import { InvalidResource, NotFound, StoreClosed, type StoreError, UnknownAction, ValidationError } from "../Errors.js"
 import type * as Resource from "../Resource.js"
 import { compile, type Compiled, type CompiledAction, type Decoded } from "./resource.js"
@@ -97,3 +98,18 @@ export const make = (resources: Iterable<Resource.Any>): Admission | InvalidReso
   }
   return { compiled, gate, resourceOf, admit, admitRead, initialData }
 }
+
+/**
+ * What every data layer starts from: its resources admitted (dying with
+ * `InvalidResource` when two share a name), the context it is built in, and
+ * that context's clock, the one clock of callers, records and expiry.
+ *
+ * @internal
+ */
+export const start = (resources: Iterable<Resource.Any>) =>
+  Effect.gen(function*() {
+    const admission = make(resources)
+    if (!isAdmission(admission)) return yield* Effect.die(admission)
+    const own = yield* Effect.context<never>()
+    return { ...admission, own, clock: Context.get(own, Clock.Clock) }
+  })

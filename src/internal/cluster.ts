@@ -30,20 +30,7 @@
  *
  * @internal
  */
-import {
-  Cause,
-  Clock,
-  Context,
-  Duration,
-  Effect,
-  Exit,
-  Layer,
-  Queue,
-  Schedule,
-  Schema,
-  type Scope,
-  Semaphore
-} from "effect"
+import { Cause, Context, Duration, Effect, Exit, Layer, Queue, Schedule, Schema, type Scope, Semaphore } from "effect"
 import { Entity, Singleton } from "effect/cluster"
 import type { Sharding } from "effect/cluster/Sharding"
 import { Rpc } from "effect/rpc"
@@ -244,11 +231,7 @@ export const make = (
   clusterOptions: Options = {}
 ): Effect.Effect<DataLayer.Service, never, Scope.Scope | Sharding | SqlClient.SqlClient> =>
   Effect.gen(function*() {
-    const admission = Admission.make(resources)
-    if (!Admission.isAdmission(admission)) return yield* Effect.die(admission)
-    const { admit, admitRead, compiled, gate, initialData } = admission
-    const own = yield* Effect.context<never>()
-    const clock = Context.get(own, Clock.Clock)
+    const { admit, admitRead, clock, compiled, gate, initialData, own } = yield* Admission.start(resources)
     const sql = yield* SqlClient.SqlClient
     const state = yield* Effect.orDie(SqlState.make(sql, compiled.values(), { prefix: clusterOptions.tablePrefix }))
     const { events, publish, subscribe } = yield* Events.make(compiled.keys(), options.eventBuffer, own)

@@ -9,7 +9,7 @@
  *
  * @internal
  */
-import { Clock, Context, Deferred, Effect } from "effect"
+import { Deferred, Effect } from "effect"
 import type * as DataLayer from "../DataLayer.js"
 import {
   MailboxFull,
@@ -33,12 +33,7 @@ import { callerSpan } from "./tracing.js"
 /** @internal */
 export const make: DataLayer.Make = (resources, options) =>
   Effect.gen(function*() {
-    const admission = Admission.make(resources)
-    if (!Admission.isAdmission(admission)) return yield* Effect.die(admission)
-    const { admit, admitRead, compiled, gate, initialData } = admission
-    const own = yield* Effect.context<never>()
-    // one clock for callers, record fibers and expiry: the layer's
-    const clock = Context.get(own, Clock.Clock)
+    const { admit, admitRead, clock, compiled, gate, initialData, own } = yield* Admission.start(resources)
     const { events, metrics, publish, subscribe } = yield* Events.make(compiled.keys(), options.eventBuffer, own)
     const registry = Registry.make<Server.RecordServer>(
       [...compiled.values()].map((c) => ({ name: c.name, indexes: c.indexes }))

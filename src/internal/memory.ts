@@ -6,7 +6,7 @@
  *
  * @internal
  */
-import { Cause, Clock, Context, Effect, Semaphore } from "effect"
+import { Cause, Effect, Semaphore } from "effect"
 import type * as DataLayer from "../DataLayer.js"
 import { AlreadyExists, RecordCrashed, ReentrantCall, type StoreError, ValidationError } from "../Errors.js"
 import type * as Event from "../Event.js"
@@ -37,11 +37,7 @@ interface Entry {
 /** @internal */
 export const make: DataLayer.Make = (resources, options) =>
   Effect.gen(function*() {
-    const admission = Admission.make(resources)
-    if (!Admission.isAdmission(admission)) return yield* Effect.die(admission)
-    const { admit, admitRead, compiled, gate, initialData } = admission
-    const own = yield* Effect.context<never>()
-    const clock = Context.get(own, Clock.Clock)
+    const { admit, admitRead, clock, compiled, gate, initialData, own } = yield* Admission.start(resources)
     const { events, publish, subscribe } = yield* Events.make(compiled.keys(), options.eventBuffer, own)
     const tables = new Map([...compiled.keys()].map((name) => [name, new Map<string, Entry>()]))
     /** Keys held by running actions, not yet committed (a create, a key change). */

@@ -314,13 +314,15 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
       Effect.gen(function*() {
         destroyed.count = 0
         const reasons = yield* Ref.make<Array<string>>([])
-        const store = yield* Store.Store
-        yield* store.dataLayer.events.pipe(
-          Stream.runForEach((e) =>
+        // a subscription is live once it returns (a stream would subscribe when first pulled)
+        const events = yield* Store.subscribe
+        yield* PubSub.take(events).pipe(
+          Effect.flatMap((e) =>
             e._tag === "Destroyed"
               ? Ref.update(reasons, (xs) => [...xs, `${(e.key as any).id}:${e.reason}`])
               : Effect.void
           ),
+          Effect.forever,
           Effect.forkScoped
         )
         yield* Store.create(Ephemeral, "create", { id: "idle" })
