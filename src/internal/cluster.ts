@@ -318,10 +318,6 @@ export const make = (
       })
       return encoder.encode(text).length < 7900 ? text : undefined
     }
-    /** Publishes a committed event here; its notice, if any, carried it to every other process. */
-    const published = (event: Event.Event, _notice: string | undefined) => {
-      publish(event)
-    }
     /** An event without a commit. */
     const announce = (event: Event.Event): Effect.Effect<void> => {
       const notice = noticeOf(event)
@@ -478,18 +474,54 @@ export const make = (
         /** Crash times within the restart intensity's window (this activation's only). */
         let restarts: Array<number> = []
 
-        /** Removes a crashed record: tombstone, `Failed` with its last state. */
-        const failRecord = (current: Held, t: number) =>
+        /**
+         * Commits `next` over `current` under the operation `op`, with its
+         * event (`Updated`, or `Restarted` for a restart) in the same
+         * statement; `false` when another owner committed first (fenced).
+         */
+        const commitUpdate = (current: Held, next: any, t: number, op: string, tag: "Updated" | "Restarted") =>
           Effect.gen(function*() {
-            const op = `failed:${t}`
             const event: Event.Event = {
-              _tag: "Failed",
+              _tag: tag,
               resource: resource.name,
-              key: keyObject(resource, current.state),
-              record: current.state
+              key: keyObject(resource, next),
+              record: next
             }
             const notice = noticeOf(event)
-            const outcome = yield* state.write({
+            const outcome = yield* Effect.orDie(state.write({
+              _tag: "Update",
+              resource,
+              key,
+              expected: current.version,
+              createdAt: current.createdAt,
+              state: next,
+              lastActivity: t,
+              op,
+              ops: current.ops,
+              notify: notice
+            }))
+            if (outcome === "conflict") return false
+            held = {
+              version: outcome,
+              state: next,
+              createdAt: current.createdAt,
+              lastActivity: t,
+              flushed: t,
+              ops: [...current.ops, op].slice(-SqlState.rememberedOps)
+            }
+            publish(event)
+            return true
+          })
+
+        /**
+         * Removes the record under the operation `op`, with its event
+         * (`Destroyed` or `Failed`, of its last state) in the same statement;
+         * `false` when another owner committed first (fenced).
+         */
+        const commitRemoval = (current: Held, t: number, op: string, event: Event.Event) =>
+          Effect.gen(function*() {
+            const notice = noticeOf(event)
+            const outcome = yield* Effect.orDie(state.write({
               _tag: "Tombstone",
               resource,
               key,
@@ -499,12 +531,34 @@ export const make = (
               op,
               ops: current.ops,
               notify: notice
-            })
-            if (outcome === "conflict") return
+            }))
+            if (outcome === "conflict") return false
             tombstoneOps = [...current.ops, op].slice(-SqlState.rememberedOps)
             held = undefined
-            published(event, notice)
+            publish(event)
+            return true
           })
+
+        /** The `Destroyed` or `Failed` event of the record's last state. */
+        const removal = (current: Held, reason: Event.DestroyReason | "failed"): Event.Event =>
+          reason === "failed"
+            ? {
+              _tag: "Failed",
+              resource: resource.name,
+              key: keyObject(resource, current.state),
+              record: current.state
+            }
+            : {
+              _tag: "Destroyed",
+              resource: resource.name,
+              key: keyObject(resource, current.state),
+              record: current.state,
+              reason
+            }
+
+        /** Removes a crashed record: tombstone, `Failed` with its last state. */
+        const failRecord = (current: Held, t: number) =>
+          Effect.asVoid(commitRemoval(current, t, `failed:${t}`, removal(current, "failed")))
 
         /** `restart: "initial"`: runs the create action again with its stored input, commits, `Restarted`. */
         const recreate = (current: Held) =>
@@ -518,36 +572,9 @@ export const make = (
             if (resource.encodeKey(prepared.state) !== key) return yield* Effect.die("the create changed the key")
             yield* runAfter(resource, createAction, prepared)
             const t = now()
-            const op = `restart:${t}`
-            const event: Event.Event = {
-              _tag: "Restarted",
-              resource: resource.name,
-              key: keyObject(resource, prepared.state),
-              record: prepared.state
+            if (!(yield* commitUpdate(current, prepared.state, t, `restart:${t}`, "Restarted"))) {
+              return yield* Effect.die("fenced")
             }
-            const notice = noticeOf(event)
-            const outcome = yield* state.write({
-              _tag: "Update",
-              resource,
-              key,
-              expected: current.version,
-              createdAt: current.createdAt,
-              state: prepared.state,
-              lastActivity: t,
-              op,
-              ops: current.ops,
-              notify: notice
-            })
-            if (outcome === "conflict") return yield* Effect.die("fenced")
-            held = {
-              version: outcome,
-              state: prepared.state,
-              createdAt: current.createdAt,
-              lastActivity: t,
-              flushed: t,
-              ops: [...current.ops, op].slice(-SqlState.rememberedOps)
-            }
-            published(event, notice)
           }).pipe((e) => asRecord([], e))
 
         /**
@@ -609,29 +636,7 @@ export const make = (
           return Effect.gen(function*() {
             const prepared = yield* toEffect(prepare(resource, action, current.state, Admission.noInput))
             yield* runAfter(resource, action, prepared)
-            const event: Event.Event = {
-              _tag: "Destroyed",
-              resource: resource.name,
-              key: keyObject(resource, current.state),
-              record: current.state,
-              reason
-            }
-            const notice = noticeOf(event)
-            const outcome = yield* Effect.orDie(state.write({
-              _tag: "Tombstone",
-              resource,
-              key,
-              expected: current.version,
-              state: undefined,
-              lastActivity: t,
-              op: `expire:${t}`,
-              ops: current.ops,
-              notify: notice
-            }))
-            if (outcome === "conflict") return yield* fenced()
-            tombstoneOps = [...current.ops, `expire:${t}`]
-            held = undefined
-            published(event, notice)
+            if (!(yield* commitRemoval(current, t, `expire:${t}`, removal(current, reason)))) return yield* fenced()
             return true
           }).pipe((e) => asRecord([], e), guard)
         }
@@ -721,7 +726,7 @@ export const make = (
                     flushed: committedAt,
                     ops: [payload.op]
                   }
-                  published(event, notice)
+                  publish(event)
                   return reply
                 })
               )
@@ -745,35 +750,7 @@ export const make = (
                     yield* expireIfDue(t)
                     return yield* Admission.notFound(resource, key)
                   }
-                  const event: Event.Event = {
-                    _tag: "Updated",
-                    resource: resource.name,
-                    key: keyObject(resource, prepared.state),
-                    record: prepared.state
-                  }
-                  const notice = noticeOf(event)
-                  const outcome = yield* Effect.orDie(state.write({
-                    _tag: "Update",
-                    resource,
-                    key,
-                    expected: current.version,
-                    createdAt: current.createdAt,
-                    state: prepared.state,
-                    lastActivity: t,
-                    op: payload.op,
-                    ops: current.ops,
-                    notify: notice
-                  }))
-                  if (outcome === "conflict") return yield* fenced()
-                  held = {
-                    version: outcome,
-                    state: prepared.state,
-                    createdAt: current.createdAt,
-                    lastActivity: t,
-                    flushed: t,
-                    ops: [...current.ops, payload.op].slice(-SqlState.rememberedOps)
-                  }
-                  published(event, notice)
+                  if (!(yield* commitUpdate(current, prepared.state, t, payload.op, "Updated"))) return yield* fenced()
                   return reply
                 })
               )
@@ -791,29 +768,9 @@ export const make = (
                   const prepared = yield* toEffect(prepare(resource, compiledAction, current.state, Admission.noInput))
                   yield* runAfter(resource, compiledAction, prepared)
                   const t = now()
-                  const event: Event.Event = {
-                    _tag: "Destroyed",
-                    resource: resource.name,
-                    key: keyObject(resource, current.state),
-                    record: current.state,
-                    reason: "action"
-                  }
-                  const notice = noticeOf(event)
-                  const outcome = yield* Effect.orDie(state.write({
-                    _tag: "Tombstone",
-                    resource,
-                    key,
-                    expected: current.version,
-                    state: undefined,
-                    lastActivity: t,
-                    op: payload.op,
-                    ops: current.ops,
-                    notify: notice
-                  }))
-                  if (outcome === "conflict") return yield* fenced()
-                  tombstoneOps = [...current.ops, payload.op].slice(-SqlState.rememberedOps)
-                  held = undefined
-                  published(event, notice)
+                  if (
+                    !(yield* commitRemoval(current, t, payload.op, removal(current, "action")))
+                  ) return yield* fenced()
                 })
               )
             }).pipe(guard, Effect.uninterruptible, (body) => exclusive(payload.callers, payload.action, body)),
