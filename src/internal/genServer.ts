@@ -9,7 +9,7 @@
  *
  * @internal
  */
-import { Deferred, Effect } from "effect"
+import { Deferred, Effect, type Fiber } from "effect"
 import type * as DataLayer from "../DataLayer.js"
 import {
   MailboxFull,
@@ -87,57 +87,57 @@ export const make: DataLayer.Make = (resources, options) =>
 
     /** Queues a request to a record, unless it would deadlock, the store is closed or the mailbox is full. */
     const call = (
+      fiber: Fiber.Fiber<unknown, unknown>,
       server: Server.RecordServer,
       action: string,
       make: (reply: Deferred.Deferred<any, StoreError>, chain: Chain, at: number, span: any) => Server.Request
-    ): Effect.Effect<any, StoreError> =>
-      Effect.withFiber((fiber) => {
-        const chain = graph.attached(fiber.getRef(CurrentChain))
-        const caller = graph.caller(chain)
-        if (caller !== undefined && graph.wouldDeadlock(caller, server.id)) {
-          const key = Server.keyObject(server.resource, Server.committed(server))
-          return Effect.fail(
-            new ReentrantCall({
-              resource: server.resource.name,
-              key,
-              action,
-              message: caller.id === server.id
-                ? `${server.resource.name} ${
-                  JSON.stringify(key)
-                }: a hook of this record called ${action} on the same record, which would wait on its own mailbox`
-                : `${server.resource.name} ${
-                  JSON.stringify(key)
-                }: calling ${action} would deadlock: that record is waiting, through other records' hooks, on the caller`
-            })
-          )
-        }
-        if (gate.closed) return Effect.fail(Admission.storeClosed())
-        // the record may have stopped since it was looked up (this fiber can be preempted in between)
-        if (server.status !== "live") {
-          return Effect.fail(
-            Admission.notFound(server.resource, Server.keyObject(server.resource, Server.committed(server)))
-          )
-        }
-        const capacity = server.resource.resource.mailboxCapacity
-        if (capacity !== undefined && Server.queued(server) >= capacity) {
-          const key = Server.keyObject(server.resource, Server.committed(server))
-          return Effect.fail(
-            new MailboxFull({
-              resource: server.resource.name,
-              key,
-              capacity,
-              message: `${server.resource.name} ${JSON.stringify(key)}: mailbox full (${capacity} pending requests)`
-            })
-          )
-        }
-        const reply = Deferred.makeUnsafe<any, StoreError>()
-        // the wait-for edge goes in before the request: the record may serve it (and call back) at once
-        const release = caller === undefined ? undefined : graph.wait(caller, server.id)
-        Server.deliver(server, make(reply, chain, Supervisor.millis(clock), callerSpan(fiber)))
-        return release === undefined
-          ? Deferred.await(reply)
-          : Effect.ensuring(Deferred.await(reply), Effect.sync(release))
-      })
+    ): Effect.Effect<any, StoreError> => {
+      const chain = graph.attached(fiber.getRef(CurrentChain))
+      const caller = graph.caller(chain)
+      if (caller !== undefined && graph.wouldDeadlock(caller, server.id)) {
+        const key = Server.keyObject(server.resource, Server.committed(server))
+        return Effect.fail(
+          new ReentrantCall({
+            resource: server.resource.name,
+            key,
+            action,
+            message: caller.id === server.id
+              ? `${server.resource.name} ${
+                JSON.stringify(key)
+              }: a hook of this record called ${action} on the same record, which would wait on its own mailbox`
+              : `${server.resource.name} ${
+                JSON.stringify(key)
+              }: calling ${action} would deadlock: that record is waiting, through other records' hooks, on the caller`
+          })
+        )
+      }
+      if (gate.closed) return Effect.fail(Admission.storeClosed())
+      // the record may have stopped since it was looked up (this fiber can be preempted in between)
+      if (server.status !== "live") {
+        return Effect.fail(
+          Admission.notFound(server.resource, Server.keyObject(server.resource, Server.committed(server)))
+        )
+      }
+      const capacity = server.resource.resource.mailboxCapacity
+      if (capacity !== undefined && Server.queued(server) >= capacity) {
+        const key = Server.keyObject(server.resource, Server.committed(server))
+        return Effect.fail(
+          new MailboxFull({
+            resource: server.resource.name,
+            key,
+            capacity,
+            message: `${server.resource.name} ${JSON.stringify(key)}: mailbox full (${capacity} pending requests)`
+          })
+        )
+      }
+      const reply = Deferred.makeUnsafe<any, StoreError>()
+      // the wait-for edge goes in before the request: the record may serve it (and call back) at once
+      const release = caller === undefined ? undefined : graph.wait(caller, server.id)
+      Server.deliver(server, make(reply, chain, Supervisor.millis(clock), callerSpan(fiber)))
+      return release === undefined
+        ? Deferred.await(reply)
+        : Effect.ensuring(Deferred.await(reply), Effect.sync(release))
+    }
 
     const create: DataLayer.Service["create"] = (resourceName, actionName, input) =>
       Effect.suspend(() => {
@@ -171,6 +171,7 @@ export const make: DataLayer.Make = (resources, options) =>
         const { action, decoded, resource } = admitted
         return locate(resource, key, true, fiber.getRef(CurrentChain), (server) =>
           call(
+            fiber,
             server,
             action.name,
             (reply, chain, at, span) => Server.request.update(action.name, decoded, reply, chain, at, span)
@@ -184,6 +185,7 @@ export const make: DataLayer.Make = (resources, options) =>
         const { action, resource } = admitted
         return locate(resource, key, true, fiber.getRef(CurrentChain), (server) =>
           call(
+            fiber,
             server,
             action.name,
             (reply, chain, at, span) => Server.request.destroy(action.name, reply, chain, at, span)
