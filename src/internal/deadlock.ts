@@ -105,6 +105,17 @@ export class WaitGraph {
     return i === 0 ? chain : chain.slice(i)
   }
 
+  /**
+   * Whether a fiber running for `chain` runs on behalf of `activation`: it is
+   * in the attached part of the chain. What may see that action's pending
+   * state.
+   */
+  runsFor(chain: Chain, activation: Activation | undefined): boolean {
+    if (activation === undefined || chain.length === 0) return false
+    for (const a of this.attached(chain)) if (a.id === activation.id && a.seq === activation.seq) return true
+    return false
+  }
+
   /** The activation a call from a fiber with `chain` is made by, if it still runs. */
   caller(chain: Chain): Activation | undefined {
     const last = chain.length === 0 ? undefined : chain[chain.length - 1]!

@@ -74,11 +74,7 @@ export const make: DataLayer.Make = (resources, options) =>
     }
 
     /** Whether a fiber running for `chain` runs on behalf of the entry's running action. */
-    const isOwn = (entry: Entry, chain: Chain) => {
-      const activation = entry.activation
-      if (activation === undefined || chain.length === 0) return false
-      return graph.attached(chain).some((a) => a.id === activation.id && a.seq === activation.seq)
-    }
+    const isOwn = (entry: Entry, chain: Chain) => graph.runsFor(chain, entry.activation)
 
     const locate = (
       resource: Compiled,

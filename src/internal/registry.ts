@@ -174,7 +174,3 @@ export const removeUnsafe = <E extends Entry>(table: Table<E>, entry: E, state: 
     }
   }
 }
-
-/** The number of keys held (committed or reserved) for a resource. @internal */
-export const size = <E extends Entry>(registry: Registry<E>, resource: string): number =>
-  registry.tables.get(resource)?.servers.size ?? 0

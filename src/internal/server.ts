@@ -184,14 +184,10 @@ export const committed = (server: RecordServer): any => server.state.ref.current
  *
  * @internal
  */
-export const visible = (server: RecordServer, chain: Chain): any => {
-  const activation = server.activation
-  if (server.pending === undefined || activation === undefined || chain.length === 0) return committed(server)
-  for (const a of server.ctx.graph.attached(chain)) {
-    if (a.id === activation.id && a.seq === activation.seq) return server.pending
-  }
-  return committed(server)
-}
+export const visible = (server: RecordServer, chain: Chain): any =>
+  server.pending !== undefined && server.ctx.graph.runsFor(chain, server.activation)
+    ? server.pending
+    : committed(server)
 
 /** The key object of a record. @internal */
 export const keyObject = (resource: Compiled, record: any): { readonly [field: string]: unknown } => {
@@ -546,7 +542,3 @@ export const deliver = (server: RecordServer, req: Request): void => {
 /** How many requests wait for the record. @internal */
 export const queued = (server: RecordServer): number =>
   server.mailbox !== undefined ? Queue.sizeUnsafe(server.mailbox) : server.waking?.length ?? 0
-
-/** Whether the record hibernates: no fiber, no mailbox, nothing waking it. @internal */
-export const isHibernating = (server: RecordServer): boolean =>
-  server.mailbox === undefined && server.waking === undefined && server.status === "live"
