@@ -16,9 +16,10 @@
  * clock to bound a call that might hang.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, PubSub, References, Schema, Scope } from "effect"
+import { Clock, Deferred, Effect, Exit, Fiber, Layer, PubSub, References, Schema, Scope } from "effect"
 import { Errors, Event, Filter, Query, type Resource, Store } from "effect-gen-server"
 import { TestClock } from "effect/testing"
+import { makeManualClock } from "../fixtures/Model.js"
 import {
   allResources,
   Archive,
@@ -79,49 +80,6 @@ const tags = (events: ReadonlyArray<Store.Event>) => events.map((e) => e._tag)
 
 const byId = <A extends { readonly id: string }>(records: ReadonlyArray<A>) =>
   [...records].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0))
-
-/**
- * A clock moved by hand whose sleepers wake only when told: `set` moves time
- * without waking anyone, so a test can stand past a deadline before any
- * expiry fiber has run.
- */
-const manualClock = () => {
-  let now = 0
-  const sleepers = new Set<{ readonly at: number; readonly resume: () => void }>()
-  const nanos = () => BigInt(now) * BigInt(1_000_000)
-  const clock: Clock.Clock = {
-    currentTimeMillisUnsafe: () => now,
-    currentTimeMillis: Effect.sync(() => now),
-    currentTimeNanosUnsafe: nanos,
-    currentTimeNanos: Effect.sync(nanos),
-    monotonicTimeNanosUnsafe: nanos,
-    monotonicTimeNanos: Effect.sync(nanos),
-    sleep: (duration) =>
-      Effect.callback<void>((resume) => {
-        const entry = { at: now + Duration.toMillis(duration), resume: () => resume(Effect.void) }
-        sleepers.add(entry)
-        return Effect.sync(() => {
-          sleepers.delete(entry)
-        })
-      })
-  }
-  return {
-    clock,
-    set: (t: number) =>
-      Effect.sync(() => {
-        now = t
-      }),
-    wake: Effect.gen(function*() {
-      for (const entry of [...sleepers]) {
-        if (entry.at <= now) {
-          sleepers.delete(entry)
-          entry.resume()
-        }
-      }
-      for (let i = 0; i < 50; i++) yield* Effect.yieldNow
-    })
-  }
-}
 
 // ---------------------------------------------------------------------------
 // A plain evaluation of queries, written from the documentation of Filter and Query
@@ -875,7 +833,7 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
       test("past its deadline, before any expiry fiber ran, a record is NotFound everywhere and absent from read", () =>
         Effect.gen(function*() {
           // a Store of its own, built on the hand-driven clock
-          const manual = manualClock()
+          const manual = makeManualClock()
           const services = yield* makeServices
           const store = make(allResources).pipe(Layer.provide(services.layer)) as Layer.Layer<Store.Store>
           yield* Effect.gen(function*() {
@@ -904,7 +862,7 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
               Store.create(Traveller, "create", { id: "biff", name: "Griff", currentYear: 2015 }),
               { startImmediately: true }
             )
-            yield* manual.wake
+            yield* manual.wake()
             if (caps.eagerExpiry) assert.deepStrictEqual(services.journal.entries, ["destroy biff"])
             const exit = again.pollUnsafe()
             assert.isTrue(
