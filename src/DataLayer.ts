@@ -54,7 +54,7 @@
  * @since 0.1.0
  * @module
  */
-import { Context, Effect, Layer, type PubSub, type Scope, type Stream } from "effect"
+import { Context, type Duration, Effect, Layer, type PubSub, type Scope, type Stream } from "effect"
 import type { NotFound, StoreClosed, StoreError, ValidationError } from "./Errors.js"
 import type * as Event from "./Event.js"
 import type * as Filter from "./Filter.js"
@@ -190,6 +190,47 @@ export interface Options {
    * unbounded: no event is ever dropped.
    */
   readonly eventBuffer?: number | undefined
+  /** Where and how durable resources keep their records (see {@link DurableOptions}). */
+  readonly durable?: DurableOptions | undefined
+}
+
+/**
+ * Options of the storage of durable resources (`durable: true`), which the
+ * GenServer data layer keeps in the `SqlClient` of its context.
+ *
+ * **Example** (Tables named after the application)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Resource, SqliteClient, Store } from "effect-gen-server"
+ * import { Layer } from "effect"
+ *
+ * const Cart = Resource.make("Cart", {
+ *   fields: { id: Schema.String, items: Schema.Array(Schema.String) },
+ *   primaryKey: ["id"],
+ *   durable: true
+ * })
+ *
+ * const StoreLive = Store.layer([Cart], { durable: { tablePrefix: "shop_", activityFlush: "10 seconds" } }).pipe(
+ *   Layer.provide(SqliteClient.layer({ filename: "shop.db" }))
+ * )
+ * ```
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export interface DurableOptions {
+  /** Prepended to the names of the tables (`<prefix>records`, `<prefix>quarantine`). Default `"effect_gen_server_"`. */
+  readonly tablePrefix?: string | undefined
+  /**
+   * How often the activity of records that were only read (get, keepAlive)
+   * is written, which their inactivity deadline counts from after a restart:
+   * after a crash, a record may expire up to this much early. Default 5
+   * seconds.
+   */
+  readonly activityFlush?: Duration.Input | undefined
+  /** The most writes one statement of the group commit holds. Default 256. */
+  readonly maxBatch?: number | undefined
 }
 
 /**
@@ -302,6 +343,8 @@ export interface LayerOptions {
   readonly make?: Make | undefined
   /** See {@link Options}. */
   readonly eventBuffer?: number | undefined
+  /** See {@link Options}. */
+  readonly durable?: DurableOptions | undefined
   /**
    * Further services record actions (changes and hooks) run with, given the
    * data layer being built: `Store.layer` passes `Store.contextOf`, a Store
@@ -346,6 +389,7 @@ export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
       (own) =>
         (options.make ?? genServer)(resources, {
           eventBuffer: options.eventBuffer,
+          durable: options.durable,
           context: (self) => {
             const context = Context.add(own, DataLayer, self)
             return options.services === undefined ? context : Context.merge(context, options.services(self))

@@ -229,6 +229,31 @@ export const wakes = Metric.counter("effect_gen_server_wakes_total", {
 })
 
 /**
+ * Stored records of a durable resource that could not be loaded (not
+ * decodable, no migration, a migration that failed) and were moved to the
+ * quarantine table, per resource.
+ *
+ * **Example** (Alerting on quarantined records)
+ *
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { Metrics } from "effect-gen-server"
+ *
+ * const quarantined = Effect.map(
+ *   Metric.value(Metric.withAttributes(Metrics.quarantined, { resource: "Cart" })),
+ *   (counter) => counter.count
+ * )
+ * ```
+ *
+ * @category metrics
+ * @since 0.3.0
+ */
+export const quarantined = Metric.counter("effect_gen_server_quarantined_total", {
+  description: "Stored records that could not be loaded and were moved to the quarantine table",
+  incremental: true
+})
+
+/**
  * Time from a call's arrival in a mailbox to its reply, in milliseconds
  * (updates and destroys).
  *
@@ -279,6 +304,10 @@ export interface ResourceMetrics {
   readonly call: (millis: number) => void
   /** A record hibernated (`1`) or woke (`-1`). */
   readonly sleep: (delta: 1 | -1) => void
+  /** A stored record was loaded (it is live, with no `Created`). */
+  readonly restored: () => void
+  /** A stored record could not be loaded and was quarantined. */
+  readonly quarantined: () => void
 }
 
 /**
@@ -325,6 +354,7 @@ export const forResource = (resource: string, context: Context.Context<never>): 
   const duration = Metric.withAttributes(callDuration, attributes)
   const asleep = Metric.withAttributes(hibernating, attributes)
   const woken = Metric.withAttributes(wakes, attributes)
+  const quarantine = Metric.withAttributes(quarantined, attributes)
   let count = 0
   let sleeping = 0
   return {
@@ -355,6 +385,8 @@ export const forResource = (resource: string, context: Context.Context<never>): 
     sleep: (delta) => {
       asleep.updateUnsafe(sleeping += delta, context)
       if (delta < 0) woken.updateUnsafe(1, context)
-    }
+    },
+    restored: () => live.updateUnsafe(++count, context),
+    quarantined: () => quarantine.updateUnsafe(1, context)
   }
 }

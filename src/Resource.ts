@@ -18,6 +18,7 @@
  */
 import { Duration, Schema } from "effect"
 import { Inspectable, Pipeable, Predicate } from "effect"
+import type { SqlClient } from "effect/sql"
 import type { Simplify } from "effect/Types"
 import * as Action from "./Action.js"
 import { InvalidResource } from "./Errors.js"
@@ -131,6 +132,12 @@ export interface Resource<
   readonly indexes: ReadonlyArray<string>
   readonly mailboxCapacity: number | undefined
   readonly hibernateAfter: Duration.Duration | undefined
+  /** Whether committed state is kept in SQL, and so survives the end of the process (see {@link Options}). */
+  readonly durable: boolean
+  /** The version of the stored state; a row of an older version is migrated when loaded. */
+  readonly version: number
+  /** How a record stored by an older version becomes a record of this one, by version. */
+  readonly migrations: { readonly [version: number]: Migration<any> }
 }
 
 /**
@@ -190,9 +197,10 @@ export type Any = Resource<string, any, string, string, any>
  * @category models
  * @since 0.2.0
  */
-export interface Definition<out Declared, out Defaults extends string> {
+export interface Definition<out Declared, out Defaults extends string, out Durable extends boolean = false> {
   readonly declared: Declared
   readonly defaults: Defaults
+  readonly durable: Durable
 }
 
 type IsAny<T> = 0 extends 1 & T ? true : false
@@ -201,7 +209,7 @@ type DeclaredActions<D> = D extends (Action: any) => infer X ? X : D
 
 /** The actions described by a resource's 5th type argument. */
 type Evaluate<S, A> = IsAny<S> extends true ? { readonly [name: string]: Action.Action.Any }
-  : S extends Definition<infer D, infer Df> ? Simplify<
+  : S extends Definition<infer D, infer Df, any> ? Simplify<
       Omit<Pick<DefaultActions<A>, Df & keyof DefaultActions<A>>, keyof DeclaredActions<D>> & DeclaredActions<D>
     >
   : S
@@ -342,11 +350,19 @@ export type ActionName<R, K extends Action.Kind> = string extends keyof Actions<
  * const layer = Store.layer([Lightning]) // Layer<Store, never, ClockTower>
  * ```
  *
+ * A durable resource (`durable: true`) also requires the `SqlClient` its
+ * state is kept with.
+ *
  * @category models
  * @since 0.1.0
  */
 export type Services<R> = R extends Resource<any, any, any, any, any> ?
-  Action.Action.Services<Actions<R>[keyof Actions<R>]>
+  Action.Action.Services<Actions<R>[keyof Actions<R>]> | DurableServices<R>
+  : never
+
+type DurableServices<R> = R extends Resource<any, infer _F, any, any, infer D> ? IsAny<D> extends true ? never
+  : D extends Definition<any, any, infer Durable> ? true extends Durable ? SqlClient.SqlClient : never
+  : never
   : never
 
 type OptionalKeys<A> = { [K in keyof A]-?: {} extends Pick<A, K> ? K : never }[keyof A]
@@ -498,7 +514,8 @@ export interface Options<
   PK extends ReadonlyArray<keyof Fields & string>,
   Gen extends keyof Fields & string,
   Actions,
-  Defaults extends DefaultAction = DefaultAction
+  Defaults extends DefaultAction = DefaultAction,
+  Durable extends boolean = false
 > {
   readonly fields: Fields
   /** At least one field; several make a composite key. */
@@ -526,6 +543,28 @@ export interface Options<
    * never.
    */
   readonly hibernateAfter?: Duration.Input | undefined
+  /**
+   * Keeps every record's committed state (and deadlines, and its create's
+   * input) in a SQL table, written before the caller is answered, so that
+   * records survive the end of the process: a new process with the same
+   * database serves them with their last committed state. The Store's layer
+   * then requires a `SqlClient` (`SqliteClient.layer` for an embedded file,
+   * or any other, such as `@effect/sql-pg`). Default: `false`.
+   */
+  readonly durable?: Durable | undefined
+  /**
+   * The version of the state a durable resource stores (a positive integer,
+   * default 1). Raise it when a change of `fields` makes stored records
+   * undecodable, and give a migration from each older version still stored.
+   */
+  readonly version?: number | undefined
+  /**
+   * How a record stored by an older version becomes a record of this one,
+   * by the version that stored it (see {@link migration}). A stored record
+   * that no migration turns into a valid record is quarantined: kept aside,
+   * reported, never dropped.
+   */
+  readonly migrations?: { readonly [version: number]: Migration<Schema.Struct.Type<Fields>> } | undefined
   /**
    * The default actions the resource has; all four when absent. A resource
    * whose declared actions guard a field leaves out `"update"` (and
@@ -633,11 +672,12 @@ export const make = <
   const PK extends ReadonlyArray<keyof Fields & string>,
   Gen extends keyof Fields & string = never,
   Actions = {},
-  const Defaults extends DefaultAction = DefaultAction
+  const Defaults extends DefaultAction = DefaultAction,
+  const Durable extends boolean = false
 >(
   name: Name,
-  options: Options<Fields, PK, Gen, Actions, Defaults>
-): Resource<Name, Fields, PK[number], Gen, Definition<Actions, Defaults>> => {
+  options: Options<Fields, PK, Gen, Actions, Defaults, Durable>
+): Resource<Name, Fields, PK[number], Gen, Definition<Actions, Defaults, Durable>> => {
   if (typeof name !== "string" || name.length === 0) fail(String(name), "the name must be a non-empty string")
   if (!isObject(options)) fail(name, `the definition must be an object, got ${describe(options)}`)
   if (!isObject(options.fields)) fail(name, `fields must be an object of Schemas, got ${describe(options.fields)}`)
@@ -681,6 +721,26 @@ export const make = <
   const mailboxCapacity = options.mailboxCapacity
   if (mailboxCapacity !== undefined && (!Number.isInteger(mailboxCapacity) || mailboxCapacity < 1)) {
     fail(name, "mailboxCapacity must be a positive integer")
+  }
+  if (options.durable !== undefined && typeof options.durable !== "boolean") {
+    fail(name, `durable must be a boolean, got ${describe(options.durable)}`)
+  }
+  const version = options.version ?? 1
+  if (!Number.isSafeInteger(version) || version < 1) {
+    fail(name, `version must be a positive integer, got ${JSON.stringify(version)}`)
+  }
+  if (options.migrations !== undefined && !isObject(options.migrations)) {
+    fail(name, `migrations must be an object of migrations by version, got ${describe(options.migrations)}`)
+  }
+  for (const [from, m] of Object.entries(options.migrations ?? {})) {
+    const n = Number(from)
+    if (!Number.isSafeInteger(n) || n < 1 || n >= version) {
+      fail(name, `migrations has a migration from version ${from}: versions are integers from 1 to ${version - 1}`)
+    }
+    if (!isMigration(m)) fail(name, `the migration from version ${from} is not a Resource.migration`)
+  }
+  if ((options.version !== undefined || options.migrations !== undefined) && options.durable !== true) {
+    fail(name, "version and migrations are for durable resources (durable: true)")
   }
   const defaults: ReadonlyArray<string> = options.defaults ?? allDefaults
   if (!Array.isArray(defaults)) fail(name, `defaults must be an array, got ${describe(defaults)}`)
@@ -739,9 +799,68 @@ export const make = <
     restartIntensity: { maxRestarts, within },
     indexes: options.indexes ?? [],
     mailboxCapacity,
-    hibernateAfter: duration(name, "hibernateAfter", options.hibernateAfter)
+    hibernateAfter: duration(name, "hibernateAfter", options.hibernateAfter),
+    durable: options.durable === true,
+    version,
+    migrations: { ...options.migrations }
   })
 }
+
+const MigrationTypeId = "~effect-gen-server/Migration" as const
+
+/**
+ * How a record stored by an older version of a durable resource becomes a
+ * record of the current version: the schema of what that version stored
+ * (its JSON encoding is what the row holds) and a function to the current
+ * record. Build one with {@link migration}.
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export interface Migration<out A> {
+  readonly [MigrationTypeId]: typeof MigrationTypeId
+  /** The record as the older version stored it. */
+  readonly schema: Schema.Top
+  /** The current record made from the decoded older one. */
+  readonly migrate: (stored: any) => A
+}
+
+/**
+ * A migration from an older version of a durable resource: `schema` decodes
+ * what that version stored, `migrate` makes the current record from it. The
+ * result is checked against the resource's schema; a row that fails to
+ * decode, throws in `migrate` or gives an invalid record is quarantined.
+ *
+ * **Example** (Version 2 of a cart adds a currency)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Resource } from "effect-gen-server"
+ *
+ * const CartV1 = Schema.Struct({ id: Schema.String, items: Schema.Array(Schema.String) })
+ *
+ * const Cart = Resource.make("Cart", {
+ *   fields: { id: Schema.String, items: Schema.Array(Schema.String), currency: Schema.String },
+ *   primaryKey: ["id"],
+ *   durable: true,
+ *   version: 2,
+ *   migrations: {
+ *     1: Resource.migration(CartV1, (v1) => ({ ...v1, currency: "EUR" }))
+ *   }
+ * })
+ * ```
+ *
+ * @category constructors
+ * @since 0.3.0
+ */
+export const migration = <S extends Schema.Top, A>(
+  schema: S,
+  migrate: (stored: S["Type"]) => A
+): Migration<A> => ({ [MigrationTypeId]: MigrationTypeId, schema, migrate })
+
+const isMigration = (u: unknown): u is Migration<unknown> =>
+  Predicate.hasProperty(u, MigrationTypeId) && Schema.isSchema((u as any).schema) &&
+  typeof (u as any).migrate === "function"
 
 const allDefaults: ReadonlyArray<string> = ["create", "update", "destroy", "read"]
 

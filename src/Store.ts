@@ -701,6 +701,8 @@ export interface LayerOptions {
    * unbounded: no event is ever dropped.
    */
   readonly eventBuffer?: number | undefined
+  /** Where and how durable resources keep their records (see `DataLayer.DurableOptions`). */
+  readonly durable?: DataLayer.DurableOptions | undefined
 }
 
 /**
@@ -747,6 +749,7 @@ export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
       DataLayer.layer(resources, {
         make,
         eventBuffer: options?.eventBuffer,
+        durable: options?.durable,
         services: (self) => contextOf(self, options) as Context.Context<never>
       })
     )

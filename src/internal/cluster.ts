@@ -53,7 +53,7 @@ import * as Admission from "./admission.js"
 import * as Events from "./events.js"
 import { prepare, runAfter, toEffect } from "./pipeline.js"
 import { checkQuery, invalidQuery } from "./query.js"
-import type { Compiled, CompiledAction, Decoded } from "./resource.js"
+import type { Compiled } from "./resource.js"
 import { keyObject } from "./server.js"
 import * as SqlState from "./sqlState.js"
 
@@ -161,51 +161,6 @@ export const protocolOf = (resource: Compiled) =>
 
 type Protocol = ReturnType<typeof protocolOf>
 
-/** JSON codecs of what crosses the wire besides records: a decoded input, a create's initial data. */
-interface WireCodecs {
-  readonly encodeInput: (action: CompiledAction, decoded: Decoded) => unknown
-  readonly decodeInput: (action: CompiledAction, json: unknown) => Decoded
-  readonly encodeData: (data: unknown) => unknown
-  readonly decodeData: (json: unknown) => any
-}
-
-const json = <A>(schema: Schema.Top) => {
-  const codec = Schema.toCodecJson(schema) as unknown as Schema.Codec<A, unknown>
-  return { encode: Schema.encodeUnknownSync(codec), decode: Schema.decodeUnknownSync(codec) }
-}
-
-const wireCodecs = (resource: Compiled): WireCodecs => {
-  const fields = resource.resource.fields as Schema.Struct.Fields
-  const data = json(
-    Schema.Struct(Object.fromEntries(Object.entries(fields).map(([k, f]) => [k, Schema.optionalKey(Schema.toType(f))])))
-  )
-  const inputs = new Map<CompiledAction, ReturnType<typeof json>>()
-  const inputOf = (action: CompiledAction) => {
-    let codec = inputs.get(action)
-    if (codec === undefined) {
-      const accepted = action.action.accept === "*" ? [...resource.fieldNames] : action.action.accept
-      codec = json(Schema.Struct({
-        attributes: Schema.Struct(
-          Object.fromEntries(accepted.map((k: string) => [k, Schema.optionalKey(Schema.toType(fields[k]!))]))
-        ),
-        arguments: Schema.Struct(
-          Object.fromEntries(
-            Object.entries(action.action.arguments as Schema.Struct.Fields).map(([k, s]) => [k, Schema.toType(s)])
-          )
-        )
-      }))
-      inputs.set(action, codec)
-    }
-    return codec
-  }
-  return {
-    encodeInput: (action, decoded) => inputOf(action).encode(decoded),
-    decodeInput: (action, u) => inputOf(action).decode(u) as Decoded,
-    encodeData: data.encode,
-    decodeData: data.decode
-  }
-}
-
 /** The record a row holds in a runner's memory. */
 interface Held {
   version: number
@@ -239,9 +194,9 @@ export const make = (
     const retries = clusterOptions.retries ?? 10
     let context = own
 
-    const entities = new Map<string, { readonly protocol: Protocol; readonly codecs: WireCodecs }>()
+    const entities = new Map<string, { readonly protocol: Protocol; readonly codecs: SqlState.WireCodecs }>()
     for (const resource of compiled.values()) {
-      entities.set(resource.name, { protocol: protocolOf(resource), codecs: wireCodecs(resource) })
+      entities.set(resource.name, { protocol: protocolOf(resource), codecs: SqlState.wireCodecs(resource) })
     }
 
     const crashed = (resource: Compiled, key: unknown, cause: Cause.Cause<unknown>) => {
@@ -404,7 +359,7 @@ export const make = (
     }
 
     /** The handlers of one record, built on its activation from its row. */
-    const handlersOf = (resource: Compiled, protocol: Protocol, codecs: WireCodecs) =>
+    const handlersOf = (resource: Compiled, protocol: Protocol, codecs: SqlState.WireCodecs) =>
       Effect.gen(function*() {
         const address = yield* Entity.CurrentAddress
         const entityId = address.entityId as string

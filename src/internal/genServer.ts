@@ -9,9 +9,11 @@
  *
  * @internal
  */
-import { Deferred, Effect, type Fiber } from "effect"
+import { Context, Deferred, Effect, type Fiber } from "effect"
+import { SqlClient } from "effect/sql"
 import type * as DataLayer from "../DataLayer.js"
 import {
+  InvalidResource,
   MailboxFull,
   type NotFound,
   ReentrantCall,
@@ -22,6 +24,7 @@ import {
 import * as Query from "../Query.js"
 import * as Admission from "./admission.js"
 import { type Chain, CurrentChain, WaitGraph } from "./deadlock.js"
+import * as Durable from "./durable.js"
 import * as Events from "./events.js"
 import { checkQuery, invalidQuery, pinned } from "./query.js"
 import * as Registry from "./registry.js"
@@ -39,13 +42,15 @@ export const make: DataLayer.Make = (resources, options) =>
       [...compiled.values()].map((c) => ({ name: c.name, indexes: c.indexes }))
     )
     const graph = new WaitGraph()
+    const durable = yield* storage(compiled, own, options.durable, registry, metrics, clock)
     const supervisor = yield* Supervisor.make({
       registry,
       graph,
       resources: [...compiled.values()],
       publish,
       clock,
-      metrics
+      metrics,
+      persist: durable?.persist
     })
     // runs before the supervisor's fibers are interrupted (finalizers run in reverse)
     yield* Effect.addFinalizer(() => Effect.sync(() => (gate.closed = true)))
@@ -252,5 +257,31 @@ export const make: DataLayer.Make = (resources, options) =>
 
     const self: DataLayer.Service = { create, update, destroy, get, read, keepAlive, events, subscribe }
     yield* supervisor.provide(options.context?.(self) ?? own)
+    // stored records come back hibernated, once record fibers can run (a past deadline wakes one at once)
+    if (durable !== undefined) yield* durable.restore(supervisor, () => ++ids)
     return self
   })
+
+/** The storage of the durable resources, over the `SqlClient` of the layer's context; none without them. */
+const storage = (
+  compiled: ReadonlyMap<string, Compiled>,
+  own: Context.Context<never>,
+  options: DataLayer.DurableOptions | undefined,
+  registry: Registry.Registry<Server.RecordServer>,
+  metrics: Parameters<typeof Durable.make>[4],
+  clock: { readonly currentTimeMillisUnsafe: () => number }
+) => {
+  const durables = [...compiled.values()].filter((c) => c.resource.durable)
+  if (durables.length === 0) return Effect.succeed(undefined)
+  const sql = Context.getOption(own, SqlClient.SqlClient)
+  if (sql._tag === "None") {
+    return Effect.die(
+      new InvalidResource({
+        resource: durables[0]!.name,
+        message: `Resource ${durables[0]!.name} is durable: the Store's layer needs a SqlClient (SqliteClient.layer, ` +
+          `PgClient.layer, ...)`
+      })
+    )
+  }
+  return Durable.make(sql.value, durables, options ?? {}, registry, metrics, () => clock.currentTimeMillisUnsafe())
+}

@@ -8,7 +8,14 @@
  */
 import { Cause, Effect, Semaphore } from "effect"
 import type * as DataLayer from "../DataLayer.js"
-import { AlreadyExists, RecordCrashed, ReentrantCall, type StoreError, ValidationError } from "../Errors.js"
+import {
+  AlreadyExists,
+  InvalidResource,
+  RecordCrashed,
+  ReentrantCall,
+  type StoreError,
+  ValidationError
+} from "../Errors.js"
 import type * as Event from "../Event.js"
 import * as Query from "../Query.js"
 import * as Admission from "./admission.js"
@@ -38,6 +45,16 @@ interface Entry {
 export const make: DataLayer.Make = (resources, options) =>
   Effect.gen(function*() {
     const { admit, admitRead, clock, compiled, gate, initialData, own } = yield* Admission.start(resources)
+    for (const resource of compiled.values()) {
+      if (resource.resource.durable) {
+        return yield* Effect.die(
+          new InvalidResource({
+            resource: resource.name,
+            message: `Resource ${resource.name} is durable: the memory data layer keeps nothing; use the genServer one`
+          })
+        )
+      }
+    }
     const { events, publish, subscribe } = yield* Events.make(compiled.keys(), options.eventBuffer, own)
     const tables = new Map([...compiled.keys()].map((name) => [name, new Map<string, Entry>()]))
     /** Keys held by running actions, not yet committed (a create, a key change). */

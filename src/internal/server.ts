@@ -65,6 +65,24 @@ export interface ServerContext {
   readonly wake: (server: RecordServer) => void
   /** Called when a hibernation request found the record busy: track its hibernation deadline again. */
   readonly stayAwake: (server: RecordServer) => void
+  /** Where a durable resource's records keep their committed state; `undefined` for the others. */
+  readonly persist: Persistence | undefined
+}
+
+/**
+ * The storage of a durable resource's records: each write completes (is
+ * durable) before the commit it stores, and so before any caller sees it.
+ * A write that fails leaves the record as it was; its error is the caller's.
+ *
+ * @internal
+ */
+export interface Persistence {
+  /** Stores a new record (and its create input, for `restart: "initial"`). */
+  readonly created: (server: RecordServer, state: unknown) => Effect.Effect<void, StoreError>
+  /** Stores a record's new state (an update, a key change, a restart from the initial input). */
+  readonly updated: (server: RecordServer, state: unknown, key: string) => Effect.Effect<void, StoreError>
+  /** Removes a record from storage (destroy, expiry, failure). */
+  readonly removed: (server: RecordServer) => Effect.Effect<void, StoreError>
 }
 
 /** The input a create action ran with, kept for `restart: "initial"`. @internal */
@@ -153,6 +171,9 @@ export class RecordServer implements Registry.Entry {
   lifetimeSlot = -1
   hibernateSlot = -1
   liveSlot = -1
+  /** Durable resources: the version of the stored row (`0`: none yet), and the activity it holds. */
+  stored = 0
+  storedActivity = 0
   constructor(
     /** The record's node in the wait-for graph: unique per record of a data layer. */
     readonly id: number,
@@ -373,17 +394,45 @@ const lapsed = (server: RecordServer, key: string): Step.Outcome<never> | undefi
  */
 export const create = (server: RecordServer, chain: Chain, span: Tracer.AnySpan | undefined): Step.Step<any> => {
   const { action, data, input } = server.createInput!
-  return Step.map(attempt(server, data, { action, input, chain, span }), (result) => {
+  return Step.flatMap(attempt(server, data, { action, input, chain, span }), (result) => {
     settle(server)
     if (result._tag !== "Ok") return result
-    if (server.status === "starting" && server.resource.tracksActivity) {
+    const starting = server.status === "starting"
+    if (starting && server.resource.tracksActivity) {
       // a new record's deadlines count from its commit
       server.createdAt = server.lastActivity = server.ctx.time()
     }
-    commit(server, result.value.prepared.state, result.value.key)
-    return Step.ok(result.value.reply)
+    const { key, prepared, reply } = result.value
+    const persist = server.ctx.persist
+    if (persist === undefined) {
+      commit(server, prepared.state, key)
+      return Step.ok(reply)
+    }
+    const write = starting ? persist.created(server, prepared.state) : persist.updated(server, prepared.state, key)
+    return durably(server, write, key, () => {
+      commit(server, prepared.state, key)
+      return Step.ok(reply)
+    })
   })
 }
+
+/**
+ * Runs a durable resource's write, then `then` (the commit); without a
+ * write, `then` at once. A failed write gives back the key it reserved and
+ * refuses the request: the record stays as it was.
+ */
+const durably = <A>(
+  server: RecordServer,
+  write: Effect.Effect<void, StoreError>,
+  key: string,
+  then: () => Step.Step<A>
+): Step.Step<A> =>
+  Effect.flatMap(Effect.exit(write), (exit) => {
+    if (Exit.isSuccess(exit)) return Step.toEffect(then())
+    Registry.releaseUnsafe(server.ctx.table, key, server)
+    const error = Cause.findErrorOption(exit.cause)
+    return Effect.succeed(error._tag === "Some" ? Step.refused(error.value) : Step.crashed(exit.cause))
+  })
 
 /**
  * Serves an update: runs the action on the committed state and commits the
@@ -396,18 +445,32 @@ export const update = (
   req: Extract<Request, { readonly _tag: "Update" }>
 ): Step.Step<any> => {
   const action = server.resource.actions.get(req.action)!
-  return Step.map(
+  return Step.flatMap(
     attempt(server, committed(server), { action, input: req.input, chain: req.chain, span: req.span }),
     (result) => {
       settle(server)
       if (result._tag !== "Ok") return result
-      const late = lapsed(server, result.value.key)
+      const { key, prepared, reply } = result.value
+      const late = lapsed(server, key)
       if (late !== undefined) return late
-      commit(server, result.value.prepared.state, result.value.key)
-      server.ctx.publish(event("Updated", server, result.value.prepared.state))
-      return Step.ok(result.value.reply)
+      const persist = server.ctx.persist
+      return persist === undefined
+        ? updated(server, prepared.state, key, reply)
+        : durably(
+          server,
+          persist.updated(server, prepared.state, key),
+          key,
+          () => updated(server, prepared.state, key, reply)
+        )
     }
   )
+}
+
+/** The end of an update: the commit, `Updated`. */
+const updated = (server: RecordServer, state: any, key: string, reply: any): Step.Outcome<any> => {
+  commit(server, state, key)
+  server.ctx.publish(event("Updated", server, state))
+  return Step.ok(reply)
 }
 
 const noInput: Decoded = { attributes: {}, arguments: {} }
@@ -435,23 +498,47 @@ export const destroy = (
       const late = lapsed(server, server.key)
       if (late !== undefined) return late
     }
-    stop(server)
-    server.ctx.publish({
-      _tag: "Destroyed",
-      resource: server.resource.name,
-      key: keyObject(server.resource, record),
-      record,
-      reason
-    })
-    if (result._tag === "Ok") return Step.ok(undefined)
-    return Effect.as(
-      Effect.logWarning(`${server.resource.name} expired (${reason}) but its destroy action failed`).pipe(
-        Effect.annotateLogs({ resource: server.resource.name, key: server.key }),
-        Effect.annotateLogs("cause", result._tag === "Refused" ? result.error : Cause.pretty(result.cause))
-      ),
-      Step.ok(undefined)
-    )
+    const persist = server.ctx.persist
+    if (persist === undefined) return removed(server, record, reason, result)
+    if (reason === "action") {
+      return durably(server, persist.removed(server), server.key, () => removed(server, record, reason, result))
+    }
+    // an expiry removes the record at once, then its stored row; should that fail, the row (past its deadline)
+    // is dead to a create under its key, and the next start expires it again
+    return Step.flatMap(removed(server, record, reason, result), (done) =>
+      Effect.as(
+        Effect.catchCause(persist.removed(server), (cause) =>
+          Effect.logWarning(`${server.resource.name} expired (${reason}) but its stored row could not be removed`).pipe(
+            Effect.annotateLogs({ resource: server.resource.name, key: server.key, cause: Cause.pretty(cause) })
+          )),
+        done
+      ))
   })
+}
+
+/** The end of a destroy: the record stops, `Destroyed` is published. */
+const removed = (
+  server: RecordServer,
+  record: any,
+  reason: Event.DestroyReason,
+  result: Step.Outcome<Attempted>
+): Step.Step<void> => {
+  stop(server)
+  server.ctx.publish({
+    _tag: "Destroyed",
+    resource: server.resource.name,
+    key: keyObject(server.resource, record),
+    record,
+    reason
+  })
+  if (result._tag === "Ok") return Step.ok(undefined)
+  return Effect.as(
+    Effect.logWarning(`${server.resource.name} expired (${reason}) but its destroy action failed`).pipe(
+      Effect.annotateLogs({ resource: server.resource.name, key: server.key }),
+      Effect.annotateLogs("cause", result._tag === "Refused" ? result.error : Cause.pretty(result.cause))
+    ),
+    Step.ok(undefined)
+  )
 }
 
 /** Serves an update or destroy request. @internal */
@@ -484,6 +571,24 @@ export const live = (server: RecordServer): void => {
   if (server.resource.resource.restart !== "initial") server.createInput = undefined
   Registry.enlistUnsafe(server.ctx.table, server, committed(server))
   server.ctx.publish(event("Created", server, committed(server)))
+  server.ctx.started(server)
+}
+
+/**
+ * Makes a stored record live without a fiber, hibernated, as a durable
+ * resource's records are when the process starts: registered and listed
+ * with its committed state, its deadlines tracked (a deadline already past
+ * expires it through its destroy action), no event. Its first request
+ * wakes it.
+ *
+ * @internal
+ */
+export const restore = (server: RecordServer, state: any, key: string): void => {
+  server.state.ref.current = freeze(state)
+  Registry.commitUnsafe(server.ctx.table, server, undefined, state, key)
+  server.status = "live"
+  Registry.enlistUnsafe(server.ctx.table, server, state)
+  server.ctx.metrics.sleep(1)
   server.ctx.started(server)
 }
 

@@ -11,7 +11,9 @@
  * create state (for `restart: "initial"`), the ids of the last few operations
  * applied (retries are de-duplicated) and a sequence number giving creation
  * order. A destroyed record leaves a tombstone (`alive = false`, no state) so
- * a retried destroy is recognised; a create over a tombstone reuses its row.
+ * a retried destroy is recognised; a create over a tombstone reuses its row,
+ * as does a create over a row past its stored deadline (its record is dead:
+ * the expiry's own write, later, is fenced).
  *
  * Writes go through a group commit: concurrent writes are batched, one
  * transaction and one statement per kind (insert, update, tombstone, touch)
@@ -30,8 +32,16 @@
  * (JavaScript compares UTF-16 code units, PostgreSQL code points or a
  * collation), dates, transformed fields.
  *
- * **Dialect**: PostgreSQL (jsonb). Strings holding `\u0000` cannot be stored
- * (jsonb refuses them).
+ * A row also holds the version of the resource that stored it
+ * (`schema_version`): loading an older row migrates it with the resource's
+ * migration (`decodeStored`); a row that cannot be decoded or migrated is
+ * moved to the quarantine table (`quarantine`), never dropped.
+ *
+ * **Dialects**: PostgreSQL (jsonb) for everything; SQLite (JSON as text) for
+ * what a durable resource on one process needs: the table, the group
+ * commit, `load`, `loadAll`, `quarantine` and `purge` (no `read`, `due` or
+ * notices, which the cluster layer uses). Strings holding `\u0000` cannot be
+ * stored in PostgreSQL (jsonb refuses them).
  *
  * @internal
  */
@@ -42,7 +52,7 @@ import type { QueryData } from "../DataLayer.js"
 import { ValidationError } from "../Errors.js"
 import type * as Filter from "../Filter.js"
 import * as Query from "../Query.js"
-import { type Compiled } from "./resource.js"
+import { type Compiled, type CompiledAction, type Decoded } from "./resource.js"
 
 /** How many operation ids a row remembers for de-duplicating retries. @internal */
 export const rememberedOps = 16
@@ -71,6 +81,19 @@ export interface Row {
   /** What the create ran with, as the writer stored it (JSON), for `restart: "initial"`. */
   readonly initial: unknown
   readonly ops: ReadonlyArray<string>
+}
+
+/** A live row as stored: its state still JSON, of the version that wrote it. @internal */
+export interface StoredRow {
+  readonly resource: string
+  readonly key: string
+  readonly version: number
+  readonly schemaVersion: number
+  /** The state as JSON (parsed). */
+  readonly json: unknown
+  readonly createdAt: number
+  readonly lastActivity: number
+  readonly initial: unknown
 }
 
 /** What a write stores (times in epoch millis). @internal */
@@ -139,7 +162,66 @@ export interface SqlState {
   readonly read: (resource: Compiled, query: QueryData, now: number) => Effect.Effect<ReadonlyArray<unknown>, SqlError>
   /** Deletes tombstones whose last commit is older than `before`. */
   readonly purge: (before: number) => Effect.Effect<number, SqlError>
+  /** The live rows of a resource, a page at a time in key order, after `after` (an escaped key). */
+  readonly page: (
+    resource: Compiled,
+    after: string | undefined,
+    limit: number
+  ) => Effect.Effect<{ readonly rows: ReadonlyArray<StoredRow>; readonly last: string | undefined }, SqlError>
+  /**
+   * Moves a row that cannot be loaded to the quarantine table (with the
+   * reason), unless a newer version of it was written since it was read.
+   */
+  readonly quarantine: (row: StoredRow, reason: string, at: number) => Effect.Effect<boolean, SqlError>
+  readonly dialect: Dialect
 }
+
+/** The SQL dialects the state store speaks. @internal */
+export type Dialect = "pg" | "sqlite"
+
+/** The error a row that cannot be loaded gives: why, for the quarantine table. @internal */
+export class Undecodable extends Error {}
+
+/**
+ * Decodes a stored state with the resource's current codec, migrating it
+ * first when an older version stored it. Throws {@link Undecodable} saying
+ * why when it cannot.
+ *
+ * @internal
+ */
+export const decodeStored = (resource: Compiled, json: unknown, schemaVersion: number): unknown => {
+  const current = resource.resource.version
+  const codecs = codecsOf(resource)
+  if (schemaVersion === current) {
+    try {
+      return codecs.decode(json)
+    } catch (e) {
+      throw new Undecodable(`cannot decode version ${schemaVersion}: ${messageOf(e)}`)
+    }
+  }
+  if (schemaVersion > current) {
+    throw new Undecodable(`stored by version ${schemaVersion}, newer than this resource's ${current}`)
+  }
+  const migration = resource.resource.migrations[schemaVersion]
+  if (migration === undefined) throw new Undecodable(`no migration from version ${schemaVersion} to ${current}`)
+  let migrated: unknown
+  try {
+    const old = Schema.decodeUnknownSync(
+      Schema.toCodecJson(migration.schema) as unknown as Schema.Codec<unknown, unknown>
+    )(json)
+    migrated = migration.migrate(old)
+  } catch (e) {
+    throw new Undecodable(`cannot migrate from version ${schemaVersion}: ${messageOf(e)}`)
+  }
+  try {
+    // through the current codec both ways: the result is a valid record of this version
+    return codecs.decode(codecs.encode(migrated))
+  } catch (e) {
+    throw new Undecodable(`the migration from version ${schemaVersion} made an invalid record: ${messageOf(e)}`)
+  }
+}
+
+const messageOf = (e: unknown) => e instanceof Error ? e.message : String(e)
 
 /** `\u0000` cannot be stored in PostgreSQL text: an injective escape. @internal */
 export const escapeKey = (key: string): string =>
@@ -186,6 +268,51 @@ export const codecsOf = (resource: Compiled): Codecs => {
   }
   codecsCache.set(resource, out)
   return out
+}
+
+/** JSON codecs of what is stored and sent besides records: a decoded input, a create's initial data. @internal */
+export interface WireCodecs {
+  readonly encodeInput: (action: CompiledAction, decoded: Decoded) => unknown
+  readonly decodeInput: (action: CompiledAction, json: unknown) => Decoded
+  readonly encodeData: (data: unknown) => unknown
+  readonly decodeData: (json: unknown) => any
+}
+
+const json = <A>(schema: Schema.Top) => {
+  const codec = Schema.toCodecJson(schema) as unknown as Schema.Codec<A, unknown>
+  return { encode: Schema.encodeUnknownSync(codec), decode: Schema.decodeUnknownSync(codec) }
+}
+
+export const wireCodecs = (resource: Compiled): WireCodecs => {
+  const fields = resource.resource.fields as Schema.Struct.Fields
+  const data = json(
+    Schema.Struct(Object.fromEntries(Object.entries(fields).map(([k, f]) => [k, Schema.optionalKey(Schema.toType(f))])))
+  )
+  const inputs = new Map<CompiledAction, ReturnType<typeof json>>()
+  const inputOf = (action: CompiledAction) => {
+    let codec = inputs.get(action)
+    if (codec === undefined) {
+      const accepted = action.action.accept === "*" ? [...resource.fieldNames] : action.action.accept
+      codec = json(Schema.Struct({
+        attributes: Schema.Struct(
+          Object.fromEntries(accepted.map((k: string) => [k, Schema.optionalKey(Schema.toType(fields[k]!))]))
+        ),
+        arguments: Schema.Struct(
+          Object.fromEntries(
+            Object.entries(action.action.arguments as Schema.Struct.Fields).map(([k, s]) => [k, Schema.toType(s)])
+          )
+        )
+      }))
+      inputs.set(action, codec)
+    }
+    return codec
+  }
+  return {
+    encodeInput: (action, decoded) => inputOf(action).encode(decoded),
+    decodeInput: (action, u) => inputOf(action).decode(u) as Decoded,
+    encodeData: data.encode,
+    decodeData: data.decode
+  }
 }
 
 /** A condition over the `state` column: it holds for every row the filter selects (a superset). */
@@ -304,7 +431,7 @@ export const translate = (
 const num = (u: unknown): number | undefined => u === null || u === undefined ? undefined : Number(u)
 
 /**
- * The state store over the current `SqlClient`: creates its table (and the
+ * The state store over the current `SqlClient`: creates its tables (and the
  * resources' indexes) if missing, and runs its group commit until the scope
  * closes.
  *
@@ -316,32 +443,63 @@ export const make = (
   options: Options = {}
 ): Effect.Effect<SqlState, SqlError, Scope.Scope> =>
   Effect.gen(function*() {
+    const dialect: Dialect = sql.onDialectOrElse({
+      pg: () => "pg" as const,
+      sqlite: () => "sqlite" as const,
+      orElse: () => {
+        throw new Error("the SQL state store runs on PostgreSQL or SQLite")
+      }
+    })
+    const pg = dialect === "pg"
     const name = `${options.prefix ?? "effect_gen_server_"}records`
     const table = quoteIdent(name)
+    const quarantineTable = quoteIdent(`${options.prefix ?? "effect_gen_server_"}quarantine`)
     const maxBatch = options.maxBatch ?? 256
     const channel = channelOf(name)
     yield* sql.withTransaction(Effect.gen(function*() {
-      // concurrent processes creating the same table would race on the catalog
-      yield* sql.unsafe(`SELECT pg_advisory_xact_lock(hashtext($1))`, [name])
+      if (pg) {
+        // concurrent processes creating the same table would race on the catalog
+        yield* sql.unsafe(`SELECT pg_advisory_xact_lock(hashtext($1))`, [name])
+      }
+      const json = pg ? "jsonb" : "text"
+      const int = pg ? "bigint" : "integer"
       yield* sql.unsafe(`CREATE TABLE IF NOT EXISTS ${table} (
         resource text NOT NULL,
         key text NOT NULL,
-        version bigint NOT NULL,
+        version ${int} NOT NULL,
         alive boolean NOT NULL,
-        state jsonb,
-        created_at bigint NOT NULL,
-        last_activity bigint NOT NULL,
-        inactivity_deadline bigint,
-        lifetime_deadline bigint,
-        initial jsonb,
-        ops jsonb NOT NULL,
-        seq bigserial NOT NULL,
+        state ${json},
+        created_at ${int} NOT NULL,
+        last_activity ${int} NOT NULL,
+        inactivity_deadline ${int},
+        lifetime_deadline ${int},
+        initial ${json},
+        ops ${json} NOT NULL,
+        schema_version integer NOT NULL DEFAULT 1,
+        ${pg ? "seq bigserial NOT NULL," : ""}
         PRIMARY KEY (resource, key)
+      )`)
+      if (pg) {
+        // tables made by 0.2 have no schema_version: their rows are version 1
+        yield* sql.unsafe(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS schema_version integer NOT NULL DEFAULT 1`)
+      }
+      yield* sql.unsafe(`CREATE TABLE IF NOT EXISTS ${quarantineTable} (
+        resource text NOT NULL,
+        key text NOT NULL,
+        version ${int} NOT NULL,
+        schema_version integer NOT NULL,
+        state text,
+        created_at ${int} NOT NULL,
+        last_activity ${int} NOT NULL,
+        initial text,
+        reason text NOT NULL,
+        quarantined_at ${int} NOT NULL
       )`)
       yield* sql.unsafe(
         `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${name}_due`)} ON ${table} ` +
-          `((LEAST(inactivity_deadline, lifetime_deadline))) WHERE alive`
+          `((${pg ? "LEAST" : "MIN"}(inactivity_deadline, lifetime_deadline))) WHERE alive`
       )
+      if (!pg) return
       for (const resource of resources) {
         for (const field of resource.indexes) {
           const index = `${name}_${resource.name}_${field}`.replace(/[^A-Za-z0-9_]/g, "_").slice(0, 50) +
@@ -355,26 +513,46 @@ export const make = (
       }
     }))
 
+    /** A JSON column as read: PostgreSQL parses jsonb, SQLite gives text. */
+    const parsed = (u: unknown): any => pg || u === null || u === undefined ? u : JSON.parse(u as string)
+
+    const toStored = (r: any): StoredRow => ({
+      resource: r.resource,
+      key: unescapeKey(r.key),
+      version: Number(r.version),
+      schemaVersion: Number(r.schema_version ?? 1),
+      json: parsed(r.state),
+      createdAt: Number(r.created_at),
+      lastActivity: Number(r.last_activity),
+      initial: parsed(r.initial) ?? undefined
+    })
+
     const toRow = (resource: Compiled, r: any): Row => {
-      const codecs = codecsOf(resource)
+      const alive = r.alive === true || r.alive === 1
       return {
         resource: r.resource,
         key: unescapeKey(r.key),
         version: Number(r.version),
-        alive: r.alive,
-        state: r.alive ? codecs.decode(r.state) : undefined,
+        alive,
+        state: alive ? decodeStored(resource, parsed(r.state), Number(r.schema_version ?? 1)) : undefined,
         createdAt: Number(r.created_at),
         lastActivity: Number(r.last_activity),
         inactivityDeadline: num(r.inactivity_deadline),
         lifetimeDeadline: num(r.lifetime_deadline),
-        initial: r.initial ?? undefined,
-        ops: r.ops
+        initial: parsed(r.initial) ?? undefined,
+        ops: parsed(r.ops)
       }
     }
 
+    /** `$n` placeholders: PostgreSQL's; SQLite reads `?n`. */
+    const p = (n: number) => pg ? `$${n}` : `?${n}`
+
     const load: SqlState["load"] = (resource, key) =>
       Effect.map(
-        sql.unsafe(`SELECT * FROM ${table} WHERE resource = $1 AND key = $2`, [resource.name, escapeKey(key)]),
+        sql.unsafe(`SELECT * FROM ${table} WHERE resource = ${p(1)} AND key = ${p(2)}`, [
+          resource.name,
+          escapeKey(key)
+        ]),
         (rows) => rows.length === 0 ? undefined : toRow(resource, rows[0])
       )
 
@@ -408,8 +586,9 @@ export const make = (
                 created_at: w.createdAt,
                 last_activity: w.lastActivity,
                 ...deadlines(w.resource, w.createdAt, w.lastActivity),
-                initial: w.initial,
-                ops: [w.op]
+                initial: w.initial ?? null,
+                ops: [w.op],
+                schema_version: w.resource.resource.version
               })
               break
             case "Update":
@@ -421,7 +600,8 @@ export const make = (
                 state: codecsOf(w.resource).encode(w.state),
                 last_activity: w.lastActivity,
                 inactivity_deadline: deadlines(w.resource, w.createdAt, w.lastActivity).inactivity_deadline,
-                ops: opsAfter(w.ops, w.op)
+                ops: opsAfter(w.ops, w.op),
+                schema_version: w.resource.resource.version
               })
               break
             case "Tombstone":
@@ -446,78 +626,156 @@ export const make = (
               break
           }
         }
-        /** A statement and its notices: one round trip; the notices only for the rows it wrote. */
         const statements: Array<Effect.Effect<void, SqlError>> = []
-        const run = (dml: string, rows: ReadonlyArray<unknown>) =>
-          statements.push(Effect.map(
-            sql.unsafe(
-              `WITH w AS (${dml})
-               SELECT w.resource, w.key, w.version,
-                 CASE WHEN n.notice IS NOT NULL THEN pg_notify($2, n.notice) END AS notified
-               FROM w JOIN jsonb_to_recordset($1::jsonb) AS n(resource text, key text, notice text)
-                 ON n.resource = w.resource AND n.key = w.key`,
-              [JSON.stringify(rows), channel]
-            ),
-            (written) => {
-              for (const r of written as Array<any>) outcomes[indexOf(r)] = Number(r.version)
-            }
-          ))
-        if (inserts.length > 0) {
-          run(
-            `INSERT INTO ${table} AS t (resource, key, version, alive, state, created_at, last_activity,
-               inactivity_deadline, lifetime_deadline, initial, ops)
-             SELECT v.resource, v.key, 1, TRUE, v.state, v.created_at, v.last_activity, v.inactivity_deadline,
-               v.lifetime_deadline, v.initial, v.ops
-             FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, state jsonb, created_at bigint,
-               last_activity bigint, inactivity_deadline bigint, lifetime_deadline bigint, initial jsonb, ops jsonb)
-             ON CONFLICT (resource, key) DO UPDATE SET version = t.version + 1, alive = TRUE, state = EXCLUDED.state,
-               created_at = EXCLUDED.created_at, last_activity = EXCLUDED.last_activity,
-               inactivity_deadline = EXCLUDED.inactivity_deadline, lifetime_deadline = EXCLUDED.lifetime_deadline,
-               initial = EXCLUDED.initial, ops = EXCLUDED.ops, seq = nextval(pg_get_serial_sequence('${
-              name.replace(/'/g, "''")
-            }', 'seq'))
-             WHERE NOT t.alive
-             RETURNING t.resource, t.key, t.version`,
-            inserts
-          )
+        const written = (rows: ReadonlyArray<unknown>) => {
+          for (const r of rows as Array<any>) outcomes[indexOf(r)] = Number(r.version)
         }
-        if (updates.length > 0) {
-          run(
-            `UPDATE ${table} AS t SET version = t.version + 1, state = v.state, last_activity = v.last_activity,
-               inactivity_deadline = v.inactivity_deadline, ops = v.ops
-             FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, expected bigint, state jsonb,
-               last_activity bigint, inactivity_deadline bigint, ops jsonb)
-             WHERE t.resource = v.resource AND t.key = v.key AND t.version = v.expected AND t.alive
-             RETURNING t.resource, t.key, t.version`,
-            updates
-          )
-        }
-        if (tombstones.length > 0) {
-          run(
-            `UPDATE ${table} AS t SET version = t.version + 1, alive = FALSE, state = NULL, initial = NULL,
-               last_activity = v.last_activity, inactivity_deadline = NULL, lifetime_deadline = NULL, ops = v.ops
-             FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, expected bigint, last_activity bigint,
-               ops jsonb)
-             WHERE t.resource = v.resource AND t.key = v.key AND t.version = v.expected AND t.alive
-             RETURNING t.resource, t.key, t.version`,
-            tombstones
-          )
-        }
-        if (touches.length > 0) {
-          run(
-            `UPDATE ${table} AS t SET last_activity = v.last_activity, inactivity_deadline = v.inactivity_deadline
-             FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, expected bigint, last_activity bigint,
-               inactivity_deadline bigint)
-             WHERE t.resource = v.resource AND t.key = v.key AND t.version = v.expected AND t.alive
-             RETURNING t.resource, t.key, t.version`,
-            touches
-          )
-        }
+        if (pg) pgStatements(inserts, updates, tombstones, touches, statements, written)
+        else sqliteStatements(inserts, updates, tombstones, touches, statements, written)
         // one statement is atomic by itself; several share a transaction
         if (statements.length === 1) yield* statements[0]!
         else yield* sql.withTransaction(Effect.forEach(statements, (st) => st, { discard: true }))
         return outcomes
       })
+
+    /** PostgreSQL: each statement and its notices in one round trip; the notices only for the rows it wrote. */
+    const pgStatements = (
+      inserts: ReadonlyArray<unknown>,
+      updates: ReadonlyArray<unknown>,
+      tombstones: ReadonlyArray<unknown>,
+      touches: ReadonlyArray<unknown>,
+      statements: Array<Effect.Effect<void, SqlError>>,
+      written: (rows: ReadonlyArray<unknown>) => void
+    ) => {
+      const run = (dml: string, rows: ReadonlyArray<unknown>) =>
+        statements.push(Effect.map(
+          sql.unsafe(
+            `WITH w AS (${dml})
+             SELECT w.resource, w.key, w.version,
+               CASE WHEN n.notice IS NOT NULL THEN pg_notify($2, n.notice) END AS notified
+             FROM w JOIN jsonb_to_recordset($1::jsonb) AS n(resource text, key text, notice text)
+               ON n.resource = w.resource AND n.key = w.key`,
+            [JSON.stringify(rows), channel]
+          ),
+          written
+        ))
+      if (inserts.length > 0) {
+        run(
+          `INSERT INTO ${table} AS t (resource, key, version, alive, state, created_at, last_activity,
+             inactivity_deadline, lifetime_deadline, initial, ops, schema_version)
+           SELECT v.resource, v.key, 1, TRUE, v.state, v.created_at, v.last_activity, v.inactivity_deadline,
+             v.lifetime_deadline, v.initial, v.ops, v.schema_version
+           FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, state jsonb, created_at bigint,
+             last_activity bigint, inactivity_deadline bigint, lifetime_deadline bigint, initial jsonb, ops jsonb,
+             schema_version integer)
+           ON CONFLICT (resource, key) DO UPDATE SET version = t.version + 1, alive = TRUE, state = EXCLUDED.state,
+             created_at = EXCLUDED.created_at, last_activity = EXCLUDED.last_activity,
+             inactivity_deadline = EXCLUDED.inactivity_deadline, lifetime_deadline = EXCLUDED.lifetime_deadline,
+             initial = EXCLUDED.initial, ops = EXCLUDED.ops, schema_version = EXCLUDED.schema_version,
+             seq = nextval(pg_get_serial_sequence('${name.replace(/'/g, "''")}', 'seq'))
+           WHERE NOT t.alive OR LEAST(t.inactivity_deadline, t.lifetime_deadline) <= EXCLUDED.last_activity
+           RETURNING t.resource, t.key, t.version`,
+          inserts
+        )
+      }
+      if (updates.length > 0) {
+        run(
+          `UPDATE ${table} AS t SET version = t.version + 1, state = v.state, last_activity = v.last_activity,
+             inactivity_deadline = v.inactivity_deadline, ops = v.ops, schema_version = v.schema_version
+           FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, expected bigint, state jsonb,
+             last_activity bigint, inactivity_deadline bigint, ops jsonb, schema_version integer)
+           WHERE t.resource = v.resource AND t.key = v.key AND t.version = v.expected AND t.alive
+           RETURNING t.resource, t.key, t.version`,
+          updates
+        )
+      }
+      if (tombstones.length > 0) {
+        run(
+          `UPDATE ${table} AS t SET version = t.version + 1, alive = FALSE, state = NULL, initial = NULL,
+             last_activity = v.last_activity, inactivity_deadline = NULL, lifetime_deadline = NULL, ops = v.ops
+           FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, expected bigint, last_activity bigint,
+             ops jsonb)
+           WHERE t.resource = v.resource AND t.key = v.key AND t.version = v.expected AND t.alive
+           RETURNING t.resource, t.key, t.version`,
+          tombstones
+        )
+      }
+      if (touches.length > 0) {
+        run(
+          `UPDATE ${table} AS t SET last_activity = v.last_activity, inactivity_deadline = v.inactivity_deadline
+           FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, expected bigint, last_activity bigint,
+             inactivity_deadline bigint)
+           WHERE t.resource = v.resource AND t.key = v.key AND t.version = v.expected AND t.alive
+           RETURNING t.resource, t.key, t.version`,
+          touches
+        )
+      }
+    }
+
+    /** SQLite: the same statements over `json_each` of one parameter (no notices). */
+    const sqliteStatements = (
+      inserts: ReadonlyArray<unknown>,
+      updates: ReadonlyArray<unknown>,
+      tombstones: ReadonlyArray<unknown>,
+      touches: ReadonlyArray<unknown>,
+      statements: Array<Effect.Effect<void, SqlError>>,
+      written: (rows: ReadonlyArray<unknown>) => void
+    ) => {
+      const run = (dml: string, rows: ReadonlyArray<unknown>) =>
+        statements.push(Effect.map(sql.unsafe(dml, [JSON.stringify(rows)]), written))
+      const v = (field: string) => `v.value->>'${field}'`
+      const matches = `${table}.resource = ${v("resource")} AND ${table}.key = ${v("key")} AND ${table}.version = ${
+        v("expected")
+      } AND ${table}.alive`
+      if (inserts.length > 0) {
+        run(
+          `INSERT INTO ${table} (resource, key, version, alive, state, created_at, last_activity,
+             inactivity_deadline, lifetime_deadline, initial, ops, schema_version)
+           SELECT ${v("resource")}, ${v("key")}, 1, 1, v.value->'state', ${v("created_at")}, ${v("last_activity")},
+             ${v("inactivity_deadline")}, ${v("lifetime_deadline")},
+             CASE WHEN json_type(v.value, '$.initial') = 'null' THEN NULL ELSE v.value->'initial' END,
+             v.value->'ops', ${v("schema_version")}
+           FROM json_each(?1) AS v WHERE TRUE
+           ON CONFLICT (resource, key) DO UPDATE SET version = version + 1, alive = 1, state = excluded.state,
+             created_at = excluded.created_at, last_activity = excluded.last_activity,
+             inactivity_deadline = excluded.inactivity_deadline, lifetime_deadline = excluded.lifetime_deadline,
+             initial = excluded.initial, ops = excluded.ops, schema_version = excluded.schema_version
+           WHERE NOT alive OR MIN(COALESCE(inactivity_deadline, lifetime_deadline),
+             COALESCE(lifetime_deadline, inactivity_deadline)) <= excluded.last_activity
+           RETURNING resource, key, version`,
+          inserts
+        )
+      }
+      if (updates.length > 0) {
+        run(
+          `UPDATE ${table} SET version = ${table}.version + 1, state = v.value->'state',
+             last_activity = ${v("last_activity")}, inactivity_deadline = ${v("inactivity_deadline")},
+             ops = v.value->'ops', schema_version = ${v("schema_version")}
+           FROM json_each(?1) AS v WHERE ${matches}
+           RETURNING resource, key, version`,
+          updates
+        )
+      }
+      if (tombstones.length > 0) {
+        run(
+          `UPDATE ${table} SET version = ${table}.version + 1, alive = 0, state = NULL, initial = NULL,
+             last_activity = ${v("last_activity")}, inactivity_deadline = NULL, lifetime_deadline = NULL,
+             ops = v.value->'ops'
+           FROM json_each(?1) AS v WHERE ${matches}
+           RETURNING resource, key, version`,
+          tombstones
+        )
+      }
+      if (touches.length > 0) {
+        run(
+          `UPDATE ${table} SET last_activity = ${v("last_activity")},
+             inactivity_deadline = ${v("inactivity_deadline")}
+           FROM json_each(?1) AS v WHERE ${matches}
+           RETURNING resource, key, version`,
+          touches
+        )
+      }
+    }
 
     interface Pending {
       readonly write: Write
@@ -626,11 +884,56 @@ export const make = (
 
     const purge: SqlState["purge"] = (before) =>
       Effect.map(
-        sql.unsafe(`DELETE FROM ${table} WHERE NOT alive AND last_activity < $1 RETURNING key`, [before]),
+        sql.unsafe(`DELETE FROM ${table} WHERE NOT alive AND last_activity < ${p(1)} RETURNING key`, [before]),
         (rows) => rows.length
       )
 
-    return { table: name, channel, load, write, due, read, purge }
+    const page: SqlState["page"] = (resource, after, limit) =>
+      Effect.map(
+        after === undefined
+          ? sql.unsafe(
+            `SELECT * FROM ${table} WHERE resource = ${p(1)} AND alive ORDER BY key LIMIT ${p(2)}`,
+            [resource.name, limit]
+          )
+          : sql.unsafe(
+            `SELECT * FROM ${table} WHERE resource = ${p(1)} AND alive AND key > ${p(2)} ORDER BY key LIMIT ${p(3)}`,
+            [resource.name, after, limit]
+          ),
+        (rows) => ({
+          rows: (rows as Array<any>).map(toStored),
+          last: rows.length < limit ? undefined : (rows[rows.length - 1] as any).key
+        })
+      )
+
+    const quarantine: SqlState["quarantine"] = (row, reason, at) =>
+      sql.withTransaction(Effect.gen(function*() {
+        const key = escapeKey(row.key)
+        const moved = yield* sql.unsafe(
+          `DELETE FROM ${table} WHERE resource = ${p(1)} AND key = ${p(2)} AND version = ${p(3)} RETURNING key`,
+          [row.resource, key, row.version]
+        )
+        if (moved.length === 0) return false
+        yield* sql.unsafe(
+          `INSERT INTO ${quarantineTable} (resource, key, version, schema_version, state, created_at, last_activity,
+             initial, reason, quarantined_at)
+           VALUES (${[1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(p).join(", ")})`,
+          [
+            row.resource,
+            key,
+            row.version,
+            row.schemaVersion,
+            JSON.stringify(row.json),
+            row.createdAt,
+            row.lastActivity,
+            row.initial === undefined ? null : JSON.stringify(row.initial),
+            reason,
+            at
+          ]
+        )
+        return true
+      }))
+
+    return { table: name, channel, dialect, load, write, due, read, purge, page, quarantine }
   })
 
 const sortableCache = new WeakMap<Compiled, Map<string, boolean>>()

@@ -11,7 +11,7 @@
  * @internal
  */
 import {
-  type Cause,
+  Cause,
   type Clock,
   Context,
   Deferred,
@@ -52,6 +52,11 @@ export interface Supervisor {
     /** The caller's span, which the create action's span continues. */
     span: Tracer.AnySpan | undefined
   ) => Effect.Effect<any, StoreError>
+  /**
+   * Registers a stored record of a durable resource, hibernated (no fiber):
+   * what a data layer does with each stored record when it starts.
+   */
+  readonly restore: (resource: Compiled, id: number, stored: Stored) => void
   /** The number of record fibers running. */
   readonly size: Effect.Effect<number>
   /**
@@ -61,6 +66,17 @@ export interface Supervisor {
    * left the registry's scans.
    */
   readonly nextDeadline: (resource: string) => number
+}
+
+/** A stored record, decoded. @internal */
+export interface Stored {
+  readonly key: string
+  readonly state: unknown
+  readonly createdAt: number
+  readonly lastActivity: number
+  /** The version of its stored row. */
+  readonly version: number
+  readonly createInput: Server.CreateInput | undefined
 }
 
 /** Whether a record is past its inactivity or lifetime deadline at `now`. @internal */
@@ -140,6 +156,8 @@ export const make = (options: {
   /** The clock of deadlines and restart intensity. */
   readonly clock: Clock.Clock
   readonly metrics: ReadonlyMap<string, Metrics.ResourceMetrics>
+  /** Where each durable resource keeps its records (`undefined` for the others). */
+  readonly persist?: ((resource: Compiled) => Server.Persistence | undefined) | undefined
 }): Effect.Effect<Supervisor, never, Scope.Scope> =>
   Effect.gen(function*() {
     const fibers = yield* FiberSet.make<void, never>()
@@ -231,22 +249,36 @@ export const make = (options: {
         recent.push(now)
         server.restarts = recent
         if (resource.resource.restart === "never" || recent.length > resource.maxRestarts) {
+          yield* unstore(server)
           Server.fail(server)
           return false
         }
-        if (resource.resource.restart === "lastState") {
+        // a durable record loaded without a create input it can decode resumes its last state
+        if (resource.resource.restart === "lastState" || server.createInput === undefined) {
           Server.resumed(server)
           return true
         }
         const result = yield* Server.recreate(server)
         if (result._tag === "Ok") return true
         if (result._tag === "Crashed") return yield* restart(server, result.cause)
+        yield* unstore(server)
         Server.fail(server)
         return false
       }) as Effect.Effect<boolean>
 
+    /** A durable record removed after a crash leaves storage too (else the next start would bring it back). */
+    const unstore = (server: Server.RecordServer): Effect.Effect<void> => {
+      const persist = server.ctx.persist
+      if (persist === undefined) return Effect.void
+      return Effect.catchCause(persist.removed(server), (cause) =>
+        Effect.logWarning(`${server.resource.name} failed and its stored row could not be removed`).pipe(
+          Effect.annotateLogs({ resource: server.resource.name, key: server.key, cause: Cause.pretty(cause) })
+        ))
+    }
+
     // one context per resource, shared by its record servers
-    const now = () => millis(options.clock)
+    const now = () =>
+      millis(options.clock)
     const contexts = new Map<string, Server.ServerContext>()
     for (const resource of options.resources) {
       contexts.set(resource.name, {
@@ -261,7 +293,8 @@ export const make = (options: {
         expired,
         stopped,
         wake,
-        stayAwake
+        stayAwake,
+        persist: options.persist?.(resource)
       })
     }
 
@@ -301,7 +334,9 @@ export const make = (options: {
           )
         )
         // a fiber interrupted before it ran (the scope closing) never replies: the caller must not hang
-        const forget = fiber.addObserver(() => Deferred.doneUnsafe(deferred, closedWhileCreating()))
+        const forget = fiber.addObserver(() =>
+          Deferred.doneUnsafe(deferred, closedWhileCreating())
+        )
         return Effect.ensuring(Deferred.await(deferred), Effect.sync(forget))
       })
 
@@ -311,9 +346,24 @@ export const make = (options: {
       return wheel === undefined ? Infinity : Math.min(wheel.idle.peek() ?? Infinity, wheel.lifetime.peek() ?? Infinity)
     }
 
+    const restore: Supervisor["restore"] = (resource, id, stored) => {
+      const server = new Server.RecordServer(
+        id,
+        resource,
+        undefined,
+        stored.createInput,
+        contexts.get(resource.name)!,
+        stored.createdAt
+      )
+      server.lastActivity = server.storedActivity = stored.lastActivity
+      server.stored = stored.version
+      Server.restore(server, stored.state, stored.key)
+    }
+
     return {
       provide,
       spawn,
+      restore,
       nextDeadline,
       size: FiberSet.size(fibers)
     }
