@@ -449,7 +449,7 @@ export const make = (
       isTransaction: (conn) => conn.db.isOpen && conn.db.isTransaction
     })
     const client = yield* SqlClient.make({
-      driver: "sqlite-node-builtin",
+      driver: "node-sqlite",
       acquirer: acquirers.acquirer,
       borrower: acquirers.borrower,
       transactionAcquirer: acquirers.transactionAcquirer,

@@ -204,6 +204,40 @@ describe("SqliteClient", () => {
         assert.deepStrictEqual(log, ["writer done", "reader ran"])
       }))
 
+    it.effect("an interrupted transaction rolls back and frees the connection", () =>
+      Effect.gen(function*() {
+        const sql = yield* memory()
+        yield* sql`CREATE TABLE t (id INTEGER PRIMARY KEY)`
+        const inside = yield* Deferred.make<void>()
+        const stuck = yield* sql.withTransaction(
+          Effect.andThen(
+            sql`INSERT INTO t VALUES (1)`,
+            Effect.andThen(Deferred.succeed(inside, undefined), Effect.never)
+          )
+        ).pipe(Effect.forkChild)
+        yield* Deferred.await(inside)
+        yield* Fiber.interrupt(stuck)
+        assert.deepStrictEqual(yield* sql`SELECT count(*) AS n FROM t`, [{ n: 0 }])
+        yield* sql.withTransaction(sql`INSERT INTO t VALUES (2)`)
+        assert.deepStrictEqual(yield* sql`SELECT id FROM t`, [{ id: 2 }])
+      }))
+
+    it.effect("a COMMIT that fails (deferred foreign key) is a SqlError and leaves no transaction open", () =>
+      Effect.gen(function*() {
+        const sql = yield* memory()
+        yield* sql`CREATE TABLE parent (id INTEGER PRIMARY KEY)`
+        yield* sql`CREATE TABLE child (id INTEGER PRIMARY KEY,
+          parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)`
+        const error = failure(yield* Effect.exit(sql.withTransaction(sql`INSERT INTO child VALUES (1, 42)`)))
+        assert.strictEqual(error.reason._tag, "ConstraintError")
+        assert.match(error.message, /FOREIGN KEY constraint failed/)
+        assert.deepStrictEqual(yield* sql`SELECT count(*) AS n FROM child`, [{ n: 0 }])
+        yield* sql.withTransaction(
+          Effect.andThen(sql`INSERT INTO parent VALUES (42)`, sql`INSERT INTO child VALUES (1, 42)`)
+        )
+        assert.deepStrictEqual(yield* sql`SELECT id, parent FROM child`, [{ id: 1, parent: 42 }])
+      }))
+
     it.effect("the project's multi-row upsert inserts new rows and updates existing ones", () =>
       Effect.gen(function*() {
         const sql = yield* memory()
@@ -328,6 +362,23 @@ describe("SqliteClient", () => {
           yield* normal.pipe(Effect.provide(SqliteClient.layer({ filename, synchronous: "NORMAL" }))),
           [{ synchronous: 1 }]
         )
+      }))
+
+    it.effect("another process's write lock is a LockTimeoutError once busyTimeout passes, and the client recovers", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const filename = Path.join(dir, "records.db")
+        const sql = yield* SqliteClient.make({ filename, busyTimeout: 0 }).pipe(Effect.provide(Reactivity.layer))
+        yield* sql`CREATE TABLE t (id INTEGER)`
+        const other = new DatabaseSync(filename)
+        yield* Effect.addFinalizer(() => Effect.sync(() => other.isOpen && other.close()))
+        other.exec("BEGIN IMMEDIATE")
+        const error = failure(yield* Effect.exit(sql.withTransaction(sql`INSERT INTO t VALUES (1)`)))
+        assert.strictEqual(error.reason._tag, "LockTimeoutError")
+        assert.match(error.message, /database is locked/)
+        other.exec("ROLLBACK")
+        yield* sql.withTransaction(sql`INSERT INTO t VALUES (2)`)
+        assert.deepStrictEqual(yield* sql`SELECT id FROM t`, [{ id: 2 }])
       }))
 
     it.effect("a readonly client reads and refuses to write", () =>
