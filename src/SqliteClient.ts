@@ -20,9 +20,11 @@
  * **Gotchas**
  *
  * - Node 22 prints `ExperimentalWarning: SQLite is an experimental feature`
- *   once, the first time a database is opened. This module does not silence
- *   it (that would hide every other warning); start Node with
- *   `--disable-warning=ExperimentalWarning` to hide it.
+ *   once, the first time a database is opened (`node:sqlite` is loaded then,
+ *   not when the package is imported). This module does not silence it (that
+ *   would hide every other warning); start Node with
+ *   `--disable-warning=ExperimentalWarning` to hide it. On a Node without
+ *   `node:sqlite` (before 22.13), opening fails with a `SqlError`.
  * - With `synchronous: "NORMAL"` in WAL mode, a committed transaction
  *   survives a crash of the process (even `SIGKILL`) but **may be lost on
  *   power loss or an operating system crash**. The default, `"FULL"`, syncs
@@ -60,7 +62,7 @@ import {
   UnknownError
 } from "effect/sql/SqlError"
 import * as Statement from "effect/sql/Statement"
-import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite"
+import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite"
 
 const TypeId = "~effect-gen-server/SqliteClient"
 
@@ -376,11 +378,25 @@ class SqliteConnection implements Connection {
 // Constructors
 // ---------------------------------------------------------------------------
 
+/**
+ * `node:sqlite`, loaded when the first database is opened rather than when this
+ * module is imported: importing the package must neither print Node's
+ * ExperimentalWarning nor fail on a Node without `node:sqlite` (22.12 has it
+ * only behind `--experimental-sqlite`).
+ */
+const loadSqlite = (): typeof import("node:sqlite") => {
+  const sqlite = process.getBuiltinModule("node:sqlite")
+  if (sqlite === undefined) {
+    throw new Error(`node:sqlite is not available in Node ${process.version}: SqliteClient needs Node 22.13 or later`)
+  }
+  return sqlite
+}
+
 const openDatabase = (config: SqliteClientConfig) =>
   Effect.acquireRelease(
     Effect.try({
       try: () => {
-        const db = new DatabaseSync(config.filename, {
+        const db = new (loadSqlite().DatabaseSync)(config.filename, {
           readOnly: config.readonly === true,
           timeout: Duration.toMillis(config.busyTimeout ?? Duration.seconds(5))
         })

@@ -12,6 +12,7 @@ import { Reactivity } from "effect/reactivity"
 import { SqlClient } from "effect/sql"
 import { SqlError } from "effect/sql/SqlError"
 import * as fc from "fast-check"
+import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -318,6 +319,32 @@ describe("SqliteClient", () => {
         assert.strictEqual(missing.reason._tag, "UnknownError")
         assert.strictEqual(missing.message, "no such table: nowhere")
       }))
+
+    it.effect("on a Node without node:sqlite, opening fails with a SqlError saying so", () =>
+      Effect.gen(function*() {
+        const original = process.getBuiltinModule
+        yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            process.getBuiltinModule = ((id: string) =>
+              id === "node:sqlite" ? undefined : original(id)) as typeof process.getBuiltinModule
+          }),
+          () => Effect.sync(() => (process.getBuiltinModule = original))
+        )
+        const error = failure(yield* Effect.exit(memory()))
+        assert.match(error.message, /node:sqlite is not available in Node v\d+.*needs Node 22\.13 or later/)
+      }))
+
+    it("importing the package loads no node:sqlite, so prints no ExperimentalWarning", () => {
+      const root = Path.join(import.meta.dirname, "..")
+      const child = ChildProcess.spawnSync(
+        process.execPath,
+        ["--import", "tsx", "-e", "import('./src/index.ts').then((m) => console.log(typeof m.SqliteClient.make))"],
+        { cwd: root, encoding: "utf8", timeout: 60_000 }
+      )
+      assert.strictEqual(child.status, 0, child.stderr)
+      assert.strictEqual(child.stdout.trim(), "function")
+      assert.notMatch(child.stderr, /ExperimentalWarning/)
+    }, 60_000)
 
     it.effect("opening a file that cannot exist fails with a SqlError", () =>
       Effect.gen(function*() {
