@@ -39,6 +39,10 @@ export * as Query from "./Query.js"
  */
 export * as Resource from "./Resource.js"
 /**
+ * @since 0.2.0
+ */
+export * as SqliteClient from "./SqliteClient.js"
+/**
  * @since 0.1.0
  */
 export * as Store from "./Store.js"
