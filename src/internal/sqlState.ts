@@ -45,9 +45,9 @@
  *
  * @internal
  */
-import { Deferred, Effect, Queue, Schema, SchemaAST, type Scope } from "effect"
+import { type Cause, Deferred, Effect, Fiber, Queue, Schema, SchemaAST, type Scope } from "effect"
 import type { SqlClient } from "effect/sql"
-import type { SqlError } from "effect/sql/SqlError"
+import { ConnectionError, SqlError } from "effect/sql/SqlError"
 import type { QueryData } from "../DataLayer.js"
 import { ValidationError } from "../Errors.js"
 import type * as Filter from "../Filter.js"
@@ -781,14 +781,15 @@ export const make = (
       readonly write: Write
       readonly done: Deferred.Deferred<Outcome, SqlError>
     }
-    const queue = yield* Queue.unbounded<Pending>()
+    const queue = yield* Queue.unbounded<Pending, Cause.Done>()
     /** Writes held back because their row already has a write in the current batch. */
     let held: Array<Pending> = []
     const drain = Effect.gen(function*() {
       const taken = held.length > 0 ? held : []
       held = []
       const more = taken.length > 0
-        ? yield* Queue.takeBetween(queue, 0, maxBatch)
+        // the queue ended (the store closing): what was held back still goes
+        ? yield* Effect.catch(Queue.takeBetween(queue, 0, maxBatch), () => Effect.succeed([]))
         : yield* Queue.takeBetween(queue, 1, maxBatch)
       const batch: Array<Pending> = []
       const seen = new Set<string>()
@@ -804,11 +805,19 @@ export const make = (
       if (exit._tag === "Success") batch.forEach((p, i) => Deferred.doneUnsafe(p.done, Effect.succeed(exit.value[i]!)))
       else batch.forEach((p) => Deferred.doneUnsafe(p.done, Effect.failCause(exit.cause)))
     })
-    yield* Effect.forkScoped(Effect.forever(drain))
+    const drainer = yield* Effect.forkScoped(Effect.forever(drain))
+    // closing: no new write is taken, and every write already taken or queued is written before the scope ends
+    yield* Effect.addFinalizer(() => Effect.andThen(Queue.end(queue), Fiber.await(drainer)))
 
+    const closed = new SqlError({
+      reason: new ConnectionError({ cause: undefined, message: "the state store is closed" })
+    })
     const write: SqlState["write"] = (w) =>
       Effect.flatMap(Deferred.make<Outcome, SqlError>(), (done) =>
-        Effect.flatMap(Queue.offer(queue, { write: w, done }), () => Deferred.await(done)))
+        Effect.flatMap(
+          Queue.offer(queue, { write: w, done }),
+          (offered) => offered ? Deferred.await(done) : Effect.fail(closed)
+        ))
 
     const due: SqlState["due"] = (now, limit) =>
       Effect.map(
@@ -846,9 +855,7 @@ export const make = (
         }
         const decode = codecsOf(resource).decode
         if (
-          exact && query.sort.every((k) =>
-            isSortable(resource, k.field)
-          )
+          exact && query.sort.every((k) => isSortable(resource, k.field))
         ) {
           // SQL decides everything: the order of `Query.sort`, ties in creation order, offset, limit
           const order = query.sort.flatMap(({ direction, field }) => {
