@@ -15,9 +15,10 @@
  * is killed (SIGKILL) under a light load (8 callers updating the records in
  * turn) and the longest call is compared with the shard lock expiration.
  *
- * `tx/op`: PostgreSQL transactions committed per operation in the database
- * (`pg_stat_database`, less the rate measured idle before), when figures run
- * 1 s or more: for `Cluster update` its inverse is the group commit's batch.
+ * The SQL profile of each figure, counted by every process's `SqlClient`
+ * (`bench/cluster/domain.ts`), less the rate counted idle before: statements
+ * and explicit transactions per operation, and for the state store's group
+ * commit the writes per batch statement and how long one ran.
  *
  * Every wait is bounded; every runner is killed at the end, on failure and on
  * SIGINT/SIGTERM, and ends by itself if this process dies; every schema is
@@ -27,6 +28,9 @@
  * npm run bench:cluster                         # 3 s per figure, 1 and 3 runners, the stall; ~4 minutes
  * npm run bench:cluster -- --time=200           # the smoke run CI runs (well under a minute)
  * npm run bench:cluster -- --runners=3 --no-stall
+ * # CPU profiles of the runners during one figure, then where their time went:
+ * npm run bench:cluster -- --runners=1 --no-stall --only="Cluster update" --profile=/tmp/prof
+ * npx tsx bench/cluster/profile.ts /tmp/prof
  * ```
  */
 import { PgClient } from "@effect/sql-pg"
@@ -35,20 +39,24 @@ import { SqlClient } from "effect/sql"
 import { execSync } from "node:child_process"
 import { loadavg } from "node:os"
 import { Filter, Query, Store } from "../src/index.js"
-import { clientLayer, Counter, pgConfig, Plain, shardLockExpirationMillis } from "./cluster/domain.js"
+import { clientLayer, Counter, pgConfig, Plain, shardLockExpirationMillis, sqlCounters } from "./cluster/domain.js"
 import { freePorts, killAll, type Runner, startRunner } from "./cluster/procs.js"
 
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
 const time = Number(arg("time") ?? 3000)
 const runnerCounts = (arg("runners") ?? "1,3").split(",").map(Number)
 const stallWanted = !process.argv.includes("--no-stall")
+const only = arg("only")
+const profileDir = arg("profile")
 const records = 64
 const callerCounts = [1, 64]
-const countTransactions = time >= 1000
+const idleWindow = Math.min(2000, Math.max(300, time))
 const callTimeout = "30 seconds"
 
 if (!(time > 0) || runnerCounts.some((n) => !Number.isInteger(n) || n < 1 || n > 8)) {
-  console.error("usage: npm run bench:cluster -- [--time=ms] [--runners=1,3] [--no-stall]")
+  console.error(
+    "usage: npm run bench:cluster -- [--time=ms] [--runners=1,3] [--no-stall] [--only=name] [--profile=dir]"
+  )
   process.exit(2)
 }
 
@@ -75,9 +83,25 @@ const admin = <A>(f: (sql: SqlClient.SqlClient) => Effect.Effect<A, unknown>) =>
     Effect.orDie
   )
 
-const transactions = admin((sql) =>
-  sql.unsafe(`SELECT xact_commit::float8 AS n FROM pg_stat_database WHERE datname = current_database()`)
-).pipe(Effect.map((rows) => Number((rows as Array<any>)[0].n)))
+/** The SQL counters of this process and of every runner still up, summed. */
+const counters = (runners: ReadonlyArray<Runner>) =>
+  Effect.map(
+    Effect.forEach(runners, (r) => r.stats, { concurrency: "unbounded" }),
+    (all) =>
+      [...all, { ...sqlCounters }].reduce((a, b) => ({
+        statements: a.statements + b.statements,
+        transactions: a.transactions + b.transactions,
+        batches: a.batches + b.batches,
+        batchRows: a.batchRows + b.batchRows,
+        batchMillis: a.batchMillis + b.batchMillis
+      }))
+  )
+
+/** The counters' rates per second with no load (heartbeats, shard locks, polling). */
+interface Idle {
+  readonly statements: number
+  readonly transactions: number
+}
 
 interface Figure {
   readonly runners: number
@@ -87,7 +111,12 @@ interface Figure {
   readonly p50: number
   readonly p99: number
   readonly errors: number
-  readonly txPerOp: number | undefined
+  /** SQL statements per operation, every process (less the idle rate). */
+  readonly statementsPerOp: number
+  /** Explicit SQL transactions per operation (a statement outside one is its own). */
+  readonly transactionsPerOp: number
+  /** The state store's group commit: writes per batch statement, and how long one ran. */
+  readonly batch: { readonly rows: number; readonly millis: number } | undefined
 }
 
 const percentile = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.floor(sorted.length * p)] ?? 0
@@ -115,33 +144,37 @@ const load = <R>(callers: number, ms: number, op: (caller: number, i: number) =>
     return { latencies, errors, firstError, elapsed }
   })
 
-const interval = (ms: number) => Effect.sleep(ms)
-
 const makeMeasure =
-  (runners: number, idleRate: number) =>
+  (runners: ReadonlyArray<Runner>, idle: Idle) =>
   <R>(name: string, callers: number, op: (caller: number, i: number) => Effect.Effect<unknown, unknown, R>) =>
     Effect.gen(function*() {
-      // statistics reach pg_stat_database within a second of a transaction's end
-      const before = countTransactions ? yield* Effect.andThen(interval(1100), transactions) : 0
+      if (only !== undefined && !name.includes(only)) return undefined
+      const before = yield* counters(runners)
       const t0 = yield* Clock.currentTimeMillis
       const run = yield* load(callers, time, op)
-      const after = countTransactions ? yield* Effect.andThen(interval(1100), transactions) : 0
-      const window = (yield* Clock.currentTimeMillis) - t0
-      const count = run.latencies.length
+      const after = yield* counters(runners)
+      const window = ((yield* Clock.currentTimeMillis) - t0) / 1000
+      const count = run.latencies.length + run.errors
+      const perOp = (k: "statements" | "transactions") =>
+        count === 0 ? 0 : Math.max(0, after[k] - before[k] - idle[k] * window) / count
+      const batches = after.batches - before.batches
       const figure: Figure = {
-        runners,
+        runners: runners.length,
         name,
         callers,
         perSecond: Math.round((count * 1000) / run.elapsed),
         p50: percentile(run.latencies, 0.5),
         p99: percentile(run.latencies, 0.99),
         errors: run.errors,
-        txPerOp: countTransactions && count > 0
-          ? Math.max(0, after - before - (idleRate * window) / 1000) / count
-          : undefined
+        statementsPerOp: perOp("statements"),
+        transactionsPerOp: perOp("transactions"),
+        batch: batches === 0 ? undefined : {
+          rows: (after.batchRows - before.batchRows) / batches,
+          millis: (after.batchMillis - before.batchMillis) / batches
+        }
       }
       log(
-        `${runners} runner(s): ${name} x${callers}: ${figure.perSecond}/s p50 ${figure.p50.toFixed(2)} ms` +
+        `${runners.length} runner(s): ${name} x${callers}: ${figure.perSecond}/s p50 ${figure.p50.toFixed(2)} ms` +
           (run.errors > 0 ? `, ${run.errors} errors, first: ${String(run.firstError).slice(0, 300)}` : "")
       )
       return figure
@@ -218,7 +251,16 @@ const prepare = (runnerCount: number) =>
       () => Effect.ignore(admin((sql) => sql.unsafe(`DROP SCHEMA "${schema}" CASCADE`)))
     )
     const ports = yield* freePorts(runnerCount)
-    const runners = yield* Effect.forEach(ports, (port) => startRunner(schema, port), { concurrency: "unbounded" })
+    const runners = yield* Effect.forEach(
+      ports,
+      (port) =>
+        startRunner(
+          schema,
+          port,
+          profileDir === undefined ? {} : { nodeFlags: ["--cpu-prof", `--cpu-prof-dir=${profileDir}`], graceful: true }
+        ),
+      { concurrency: "unbounded" }
+    )
     log(`${runnerCount} runner(s) ready on ports ${ports.join(", ")} (schema ${schema})`)
     return { schema, runners }
   })
@@ -240,15 +282,16 @@ const phase = (runnerCount: number, { runners, schema }: Effect.Success<ReturnTy
         Store.update(Counter, ids[(c + i) % records]!, "inc"),
         Store.get(Counter, ids[(c + i) % records]!)
       ][i % 4]!)
-    let idleRate = 0
-    if (countTransactions) {
-      yield* interval(1100)
-      const a = yield* transactions
-      yield* interval(2000)
-      idleRate = ((yield* transactions) - a) / 2
+    const idleBefore = yield* counters(runners)
+    yield* Effect.sleep(idleWindow)
+    const idleAfter = yield* counters(runners)
+    const idle: Idle = {
+      statements: ((idleAfter.statements - idleBefore.statements) * 1000) / idleWindow,
+      transactions: ((idleAfter.transactions - idleBefore.transactions) * 1000) / idleWindow
     }
-    const measure = makeMeasure(runnerCount, idleRate)
-    const figures: Array<Figure> = []
+    const measure = makeMeasure(runners, idle)
+    const measured: Array<Figure | undefined> = []
+    const figures = { push: (f: Figure | undefined) => measured.push(f) }
     for (const callers of callerCounts) {
       const key = (c: number, i: number) => (c + i * callers) % records
       figures.push(yield* measure("plain entity, volatile call", callers, (c, i) => plain(`p${key(c, i)}`).Call()))
@@ -283,7 +326,7 @@ const phase = (runnerCount: number, { runners, schema }: Effect.Success<ReturnTy
       )
     }
     const stallFigure = stallWanted && runnerCount >= 2 ? yield* stall(runners[1]!) : undefined
-    return { figures, stall: stallFigure }
+    return { figures: measured.filter((f) => f !== undefined), stall: stallFigure }
   }).pipe(Effect.provide(clientLayer(schema)))
 
 const fmt = (n: number, digits = 0) =>
@@ -333,9 +376,10 @@ const main = Effect.gen(function*() {
   )
   console.log("")
   console.log(
-    "| runners | operation | callers | ops/s | p50 ms | p99 ms | tx/op | errors | against | ratio | target | distance |"
+    "| runners | operation | callers | ops/s | p50 ms | p99 ms | errors | SQL stmts/op | SQL tx/op | rows/batch | ms/batch " +
+      "| against | ratio | target | distance |"
   )
-  console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |")
+  console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |")
   const missed: Array<string> = []
   for (const { figures, stall: s } of results) {
     for (const f of figures) {
@@ -351,11 +395,13 @@ const main = Effect.gen(function*() {
         }
       }
       console.log(
-        `| ${f.runners} | ${f.name} | ${f.callers} | ${fmt(f.perSecond)} | ${fmt(f.p50, 2)} | ${fmt(f.p99, 2)} | ${
-          f.txPerOp === undefined ? "" : f.txPerOp.toFixed(2)
-        } | ${f.errors} | ${cmp ? short[cmp.base] : ""} | ${ratio === undefined ? "" : ratio.toFixed(2) + "x"} | ${
-          cmp?.target === undefined ? "" : `>= ${cmp.target}x`
-        } | ${distance} |`
+        `| ${f.runners} | ${f.name} | ${f.callers} | ${fmt(f.perSecond)} | ${fmt(f.p50, 2)} | ${
+          fmt(f.p99, 2)
+        } | ${f.errors} | ${f.statementsPerOp.toFixed(2)} | ${f.transactionsPerOp.toFixed(2)} | ${
+          f.batch === undefined ? "" : f.batch.rows.toFixed(1)
+        } | ${f.batch === undefined ? "" : f.batch.millis.toFixed(2)} | ${cmp ? short[cmp.base] : ""} | ${
+          ratio === undefined ? "" : ratio.toFixed(2) + "x"
+        } | ${cmp?.target === undefined ? "" : `>= ${cmp.target}x`} | ${distance} |`
       )
     }
     if (s !== undefined) {
@@ -368,7 +414,7 @@ const main = Effect.gen(function*() {
         `| ${figures[0]!.runners} | stall of a killed runner's records (SIGKILL; longest call; ${s.stalled} records ` +
           `stalled > 1 s, all answered ${fmt(s.recovered)} ms after the kill) | ${s.callers} | | | ${
             fmt(s.longest)
-          } ms | | ${s.failed} | shard lock expiration ${fmt(shardLockExpirationMillis)} ms | | <= ${
+          } ms | ${s.failed} | | | | | shard lock expiration ${fmt(shardLockExpirationMillis)} ms | | <= ${
             fmt(limit)
           } ms | ${distance} |`
       )

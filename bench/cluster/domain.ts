@@ -74,8 +74,62 @@ export const pgConfig = {
 
 export const tablePrefix = "bench_"
 
+/** What went through this process's `SqlClient` (see `counting`). */
+export const sqlCounters = { statements: 0, transactions: 0, batches: 0, batchRows: 0, batchMillis: 0 }
+export type SqlCounters = typeof sqlCounters
+
+/**
+ * The profile of the SQL work: `client` counting every statement built
+ * through it (template and `unsafe`), every `withTransaction`, and the state
+ * store's group commit statements (`WITH w AS (...) ... jsonb_to_recordset`):
+ * how many, how many rows each, how long each ran.
+ */
+const counting = (client: SqlClient.SqlClient): SqlClient.SqlClient =>
+  new Proxy(client, {
+    apply(target, self, args) {
+      sqlCounters.statements++
+      return Reflect.apply(target, self, args)
+    },
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver)
+      if (prop === "unsafe") {
+        return (statement: string, params?: ReadonlyArray<unknown>) => {
+          sqlCounters.statements++
+          const built = (value as any).call(receiver, statement, params)
+          if (!statement.trimStart().startsWith("WITH w AS (") || !statement.includes("jsonb_to_recordset")) {
+            return built
+          }
+          sqlCounters.batches++
+          sqlCounters.batchRows += JSON.parse(String(params?.[0] ?? "[]")).length
+          return Effect.suspend(() => {
+            const start = performance.now()
+            return Effect.ensuring(
+              built,
+              Effect.sync(() => {
+                sqlCounters.batchMillis += performance.now() - start
+              })
+            )
+          })
+        }
+      }
+      if (prop === "withTransaction") {
+        return (effect: Effect.Effect<unknown, unknown, unknown>) => {
+          sqlCounters.transactions++
+          return (value as any).call(receiver, effect)
+        }
+      }
+      if (prop === "withoutTransforms") return () => counting((value as any).call(receiver))
+      if (prop === "safe") return counting(value as any)
+      return value
+    }
+  })
+
 const sqlLayer = (schema: string) =>
-  PgClient.layer({ ...pgConfig, maxConnections: 8, startupParameters: { search_path: schema } }).pipe(Layer.orDie)
+  Layer.effect(SqlClient.SqlClient)(Effect.map(Effect.service(SqlClient.SqlClient), counting)).pipe(
+    Layer.provideMerge(
+      PgClient.layer({ ...pgConfig, maxConnections: 8, startupParameters: { search_path: schema } }).pipe(Layer.orDie)
+    )
+  )
 
 /**
  * `SqlRunnerStorage` and `SqlMessageStorage` with the schema's name as their

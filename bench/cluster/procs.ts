@@ -9,6 +9,7 @@ import { Effect } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { createServer } from "node:net"
 import { fileURLToPath } from "node:url"
+import type { SqlCounters } from "./domain.js"
 
 const root = fileURLToPath(new URL("../../", import.meta.url))
 const started = new Set<ChildProcess>()
@@ -57,21 +58,37 @@ export interface Runner {
   readonly exited: Promise<number | null>
   /** Kills the runner (SIGKILL) and waits (at most 10 s) for it to be gone. */
   readonly kill: Effect.Effect<void>
+  /** Its SQL counters (zeros once it is gone; waits at most 5 s). */
+  readonly stats: Effect.Effect<SqlCounters>
 }
+
+const zero: SqlCounters = { statements: 0, transactions: 0, batches: 0, batchRows: 0, batchMillis: 0 }
 
 /**
  * Starts a runner on `port` over `schema` and waits, at most `timeoutMs`, for
  * its READY; fails with its last standard error if it exits or times out first.
  * The runner is killed when the scope closes.
  */
-export const startRunner = (schema: string, port: number, timeoutMs = 90_000) =>
+export const startRunner = (
+  schema: string,
+  port: number,
+  options: { readonly nodeFlags?: ReadonlyArray<string>; readonly graceful?: boolean } = {},
+  timeoutMs = 90_000
+) =>
   Effect.acquireRelease(
     Effect.tryPromise({
       try: () =>
         new Promise<Runner>((resolve, reject) => {
           const child = spawn(
             process.execPath,
-            ["--import", "tsx", fileURLToPath(new URL("./runner.ts", import.meta.url)), schema, String(port)],
+            [
+              ...(options.nodeFlags ?? []),
+              "--import",
+              "tsx",
+              fileURLToPath(new URL("./runner.ts", import.meta.url)),
+              schema,
+              String(port)
+            ],
             { stdio: ["pipe", "pipe", "pipe"], cwd: root }
           )
           started.add(child)
@@ -88,14 +105,32 @@ export const startRunner = (schema: string, port: number, timeoutMs = 90_000) =>
             killChild(child)
             reject(new Error(`runner on port ${port}: no READY within ${timeoutMs} ms; stderr: ${stderr}`))
           }, timeoutMs)
+          const statsWaiters: Array<(s: SqlCounters) => void> = []
+          const stats = Effect.promise(() =>
+            new Promise<SqlCounters>((done) => {
+              if (child.exitCode !== null || child.signalCode !== null || !child.stdin!.writable) return done(zero)
+              const timer = setTimeout(() => done(zero), 5000)
+              statsWaiters.push((s) => {
+                clearTimeout(timer)
+                done(s)
+              })
+              child.stdin!.write("stats\n")
+            })
+          )
           let stdout = ""
           child.stdout!.on("data", (chunk) => {
             stdout += chunk.toString()
-            if (stdout.includes("READY\n")) {
-              clearTimeout(timer)
-              resolve({ port, child, exited, kill })
+            let i: number
+            while ((i = stdout.indexOf("\n")) >= 0) {
+              const line = stdout.slice(0, i)
+              stdout = stdout.slice(i + 1)
+              if (line === "READY") {
+                clearTimeout(timer)
+                resolve({ port, child, exited, kill, stats })
+              } else if (line.startsWith("STATS ")) statsWaiters.shift()?.(JSON.parse(line.slice(6)))
             }
           })
+          child.stdin!.on("error", () => {})
           void exited.then((code) => {
             clearTimeout(timer)
             reject(new Error(`runner on port ${port} exited (${code}) before READY; stderr: ${stderr}`))
@@ -103,5 +138,15 @@ export const startRunner = (schema: string, port: number, timeoutMs = 90_000) =>
         }),
       catch: (e) => e as Error
     }),
-    (runner) => Effect.andThen(runner.kill, Effect.sync(() => started.delete(runner.child)))
+    (runner) =>
+      Effect.andThen(
+        // graceful: SIGTERM first (a CPU profile is written on exit), at most 20 s
+        options.graceful === true
+          ? Effect.promise(() => {
+            if (runner.child.exitCode === null && runner.child.signalCode === null) runner.child.kill("SIGTERM")
+            return Promise.race([runner.exited, new Promise((done) => setTimeout(done, 20_000))])
+          })
+          : Effect.void,
+        Effect.andThen(runner.kill, Effect.sync(() => started.delete(runner.child)))
+      )
   )
