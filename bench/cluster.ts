@@ -28,7 +28,7 @@
  * npm run bench:cluster                         # 3 s per figure, 1 and 3 runners, the stall; ~4 minutes
  * npm run bench:cluster -- --time=200           # the smoke run CI runs (well under a minute)
  * npm run bench:cluster -- --runners=3 --no-stall
- * # CPU profiles of the runners during one figure, then where their time went:
+ * # CPU profiles of the runners and of this process during each figure run, then where their time went:
  * npm run bench:cluster -- --runners=1 --no-stall --only="Cluster update" --profile=/tmp/prof
  * npx tsx bench/cluster/profile.ts /tmp/prof
  * ```
@@ -37,8 +37,10 @@ import { PgClient } from "@effect/sql-pg"
 import { Clock, Effect, Exit, Fiber } from "effect"
 import { SqlClient } from "effect/sql"
 import { execSync } from "node:child_process"
+import { mkdirSync } from "node:fs"
 import { loadavg } from "node:os"
 import { Filter, Query, Store } from "../src/index.js"
+import * as CpuProfile from "./cluster/cpuProfile.js"
 import { clientLayer, Counter, pgConfig, Plain, shardLockExpirationMillis, sqlCounters } from "./cluster/domain.js"
 import { freePorts, killAll, type Runner, startRunner } from "./cluster/procs.js"
 
@@ -48,6 +50,7 @@ const runnerCounts = (arg("runners") ?? "1,3").split(",").map(Number)
 const stallWanted = !process.argv.includes("--no-stall")
 const only = arg("only")
 const profileDir = arg("profile")
+if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true })
 const records = 64
 const callerCounts = [1, 64]
 const idleWindow = Math.min(2000, Math.max(300, time))
@@ -149,10 +152,25 @@ const makeMeasure =
   <R>(name: string, callers: number, op: (caller: number, i: number) => Effect.Effect<unknown, unknown, R>) =>
     Effect.gen(function*() {
       if (only !== undefined && !name.includes(only)) return undefined
+      const profile = profileDir === undefined
+        ? undefined
+        : `${profileDir}/${runners.length}r-${name.replace(/[^A-Za-z0-9]+/g, "-")}-x${callers}`
+      if (profile !== undefined) {
+        yield* Effect.forEach(runners, (r) => r.command("profile start", "PROFILING"), { discard: true })
+        yield* Effect.promise(() => CpuProfile.start())
+      }
       const before = yield* counters(runners)
       const t0 = yield* Clock.currentTimeMillis
       const run = yield* load(callers, time, op)
       const after = yield* counters(runners)
+      if (profile !== undefined) {
+        yield* Effect.promise(() => CpuProfile.stop(`${profile}-client.cpuprofile`))
+        yield* Effect.forEach(
+          runners,
+          (r, i) => r.command(`profile stop ${profile}-runner${i + 1}.cpuprofile`, "PROFILED"),
+          { discard: true }
+        )
+      }
       const window = ((yield* Clock.currentTimeMillis) - t0) / 1000
       const count = run.latencies.length + run.errors
       const perOp = (k: "statements" | "transactions") =>
@@ -251,16 +269,7 @@ const prepare = (runnerCount: number) =>
       () => Effect.ignore(admin((sql) => sql.unsafe(`DROP SCHEMA "${schema}" CASCADE`)))
     )
     const ports = yield* freePorts(runnerCount)
-    const runners = yield* Effect.forEach(
-      ports,
-      (port) =>
-        startRunner(
-          schema,
-          port,
-          profileDir === undefined ? {} : { nodeFlags: ["--cpu-prof", `--cpu-prof-dir=${profileDir}`], graceful: true }
-        ),
-      { concurrency: "unbounded" }
-    )
+    const runners = yield* Effect.forEach(ports, (port) => startRunner(schema, port), { concurrency: "unbounded" })
     log(`${runnerCount} runner(s) ready on ports ${ports.join(", ")} (schema ${schema})`)
     return { schema, runners }
   })

@@ -60,6 +60,8 @@ export interface Runner {
   readonly kill: Effect.Effect<void>
   /** Its SQL counters (zeros once it is gone; waits at most 5 s). */
   readonly stats: Effect.Effect<SqlCounters>
+  /** Sends `command` (`profile start`, `profile stop <path>`) and waits, at most 30 s, for a line starting with `answer`. */
+  readonly command: (command: string, answer: string) => Effect.Effect<void>
 }
 
 const zero: SqlCounters = { statements: 0, transactions: 0, batches: 0, batchRows: 0, batchMillis: 0 }
@@ -69,12 +71,7 @@ const zero: SqlCounters = { statements: 0, transactions: 0, batches: 0, batchRow
  * its READY; fails with its last standard error if it exits or times out first.
  * The runner is killed when the scope closes.
  */
-export const startRunner = (
-  schema: string,
-  port: number,
-  options: { readonly nodeFlags?: ReadonlyArray<string>; readonly graceful?: boolean } = {},
-  timeoutMs = 90_000
-) =>
+export const startRunner = (schema: string, port: number, timeoutMs = 90_000) =>
   Effect.acquireRelease(
     Effect.tryPromise({
       try: () =>
@@ -82,7 +79,6 @@ export const startRunner = (
           const child = spawn(
             process.execPath,
             [
-              ...(options.nodeFlags ?? []),
               "--import",
               "tsx",
               fileURLToPath(new URL("./runner.ts", import.meta.url)),
@@ -117,6 +113,22 @@ export const startRunner = (
               child.stdin!.write("stats\n")
             })
           )
+          const waiters: Array<{ readonly answer: string; readonly done: () => void }> = []
+          const command = (line: string, answer: string) =>
+            Effect.promise(() =>
+              new Promise<void>((done) => {
+                if (child.exitCode !== null || child.signalCode !== null || !child.stdin!.writable) return done()
+                const timer = setTimeout(done, 30_000)
+                waiters.push({
+                  answer,
+                  done: () => {
+                    clearTimeout(timer)
+                    done()
+                  }
+                })
+                child.stdin!.write(line + "\n")
+              })
+            )
           let stdout = ""
           child.stdout!.on("data", (chunk) => {
             stdout += chunk.toString()
@@ -126,8 +138,12 @@ export const startRunner = (
               stdout = stdout.slice(i + 1)
               if (line === "READY") {
                 clearTimeout(timer)
-                resolve({ port, child, exited, kill, stats })
+                resolve({ port, child, exited, kill, stats, command })
               } else if (line.startsWith("STATS ")) statsWaiters.shift()?.(JSON.parse(line.slice(6)))
+              else {
+                const w = waiters.findIndex((w) => line.startsWith(w.answer))
+                if (w >= 0) waiters.splice(w, 1)[0]!.done()
+              }
             }
           })
           child.stdin!.on("error", () => {})
@@ -138,15 +154,5 @@ export const startRunner = (
         }),
       catch: (e) => e as Error
     }),
-    (runner) =>
-      Effect.andThen(
-        // graceful: SIGTERM first (a CPU profile is written on exit), at most 20 s
-        options.graceful === true
-          ? Effect.promise(() => {
-            if (runner.child.exitCode === null && runner.child.signalCode === null) runner.child.kill("SIGTERM")
-            return Promise.race([runner.exited, new Promise((done) => setTimeout(done, 20_000))])
-          })
-          : Effect.void,
-        Effect.andThen(runner.kill, Effect.sync(() => started.delete(runner.child)))
-      )
+    (runner) => Effect.andThen(runner.kill, Effect.sync(() => started.delete(runner.child)))
   )
