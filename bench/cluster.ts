@@ -34,7 +34,7 @@
  * ```
  */
 import { PgClient } from "@effect/sql-pg"
-import { Clock, Effect, Exit, Fiber } from "effect"
+import { Cause, Clock, Effect, Exit, Fiber } from "effect"
 import { SqlClient } from "effect/sql"
 import { execSync } from "node:child_process"
 import { mkdirSync } from "node:fs"
@@ -435,11 +435,20 @@ const main = Effect.gen(function*() {
   )
 })
 
-Effect.runPromise(main).then(() => {
+const fiber = Effect.runFork(main)
+// SIGINT/SIGTERM: interrupted, so its finalizers run (runners killed, schemas dropped), at most 20 s
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping`)
+    setTimeout(() => {
+      killAll()
+      process.exit(130)
+    }, 20_000).unref()
+    fiber.interruptUnsafe()
+  })
+}
+fiber.addObserver((exit) => {
+  if (Exit.isFailure(exit)) console.error(Cause.pretty(exit.cause))
   killAll()
-  process.exit(0)
-}, (e) => {
-  console.error(e)
-  killAll()
-  process.exit(1)
+  process.exit(Exit.isSuccess(exit) ? 0 : Cause.hasInterruptsOnly(exit.cause) ? 130 : 1)
 })

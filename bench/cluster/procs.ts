@@ -1,7 +1,8 @@
 /**
  * Child processes of `npm run bench:cluster`: runner processes started on
  * loopback ports picked by the OS, every wait bounded, every child killed
- * when the bench ends (normally, on failure, on SIGINT/SIGTERM) and, should
+ * when the bench ends (normally, on failure, on SIGINT/SIGTERM: see
+ * `cluster.ts`) and, should
  * the bench process die without cleaning up, ended by its standard input
  * closing (see `runner.ts`).
  */
@@ -24,12 +25,6 @@ export const killAll = () => {
   started.clear()
 }
 process.once("exit", killAll)
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    killAll()
-    process.exit(130)
-  })
-}
 
 /** `n` free loopback ports (listened on once by this process, then released). */
 export const freePorts = (n: number) =>
