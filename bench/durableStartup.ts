@@ -101,7 +101,10 @@ const postgres = Effect.gen(function*() {
     Effect.provide(Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`CREATE SCHEMA "${schema}"`)), admin),
     () =>
       Effect.ignore(
-        Effect.provide(Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`DROP SCHEMA "${schema}" CASCADE`)), admin)
+        Effect.provide(
+          Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`DROP SCHEMA "${schema}" CASCADE`)),
+          admin
+        )
       )
   )
   const client = PgClient.layer({
