@@ -140,7 +140,11 @@ const main = Effect.gen(function*() {
           })
         )
       )
-      for (const result of results) entry(result.workload, size).ours = result.measurement
+      for (const result of results) {
+        if (result.baseline !== undefined) {
+          entry(result.workload, size).baselines.push({ ...result.measurement, name: result.baseline })
+        } else entry(result.workload, size).ours = result.measurement
+      }
     }
   }
 
