@@ -131,7 +131,7 @@ describe("hibernation", () => {
         yield* Store.create(Tower, "create", { id: "hill-valley", strikes: 0 })
         yield* later("10 seconds")
         // the first call wakes the record (its new fiber runs at once, with Effect's default scheduler);
-        // the rest reach its new mailbox: for calls buffered while it wakes, see the tests below
+        // the rest find it awake: for calls buffered while it wakes, see the tests below
         const calls = []
         for (let i = 0; i < 5; i++) {
           calls.push(
