@@ -1,15 +1,24 @@
 /**
  * effect-gen-server's own workloads, measured on the same records, keys and
- * query as the baselines. `run.ts` imports this module, which registers one
- * suite: per size it creates the records (heap per record and create rate),
- * then measures gets, updates, latency, the filtered read and the expiry of
- * idle records.
+ * query as the baselines. `run.ts` imports this module, which registers two
+ * suites: per size the first creates the records (heap per record and create
+ * rate), then measures gets, updates, latency, the filtered read and the
+ * expiry of idle records; the second does the same with `hibernateAfter`
+ * (heap per sleeping record, an update that wakes one, update latency).
  *
  * @since 0.1.0
  */
-import { Deferred, Effect, Fiber, PubSub } from "effect"
-import { Filter, Query, Resource, Store } from "effect-gen-server"
-import { collectGarbage, measureHeap, measureLatency, type Measurement, measureOps, percentile } from "./harness.js"
+import { Deferred, Effect, Fiber, Metric, PubSub } from "effect"
+import { Filter, Metrics, Query, Resource, Store } from "effect-gen-server"
+import {
+  canMeasureHeap,
+  collectGarbage,
+  measureHeap,
+  measureLatency,
+  type Measurement,
+  measureOps,
+  percentile
+} from "./harness.js"
 import {
   Character,
   characterFields,
@@ -155,4 +164,131 @@ registerOurs({
       collectGarbage()
       return results
     }).pipe(Effect.scoped, Effect.provide(Store.layer([Character, Expiring])))
+})
+
+/**
+ * The records of the hibernation workloads: the benchmark's Character with
+ * `hibernateAfter` and `restart: "lastState"` (no create input kept).
+ */
+const sleepy = (hibernateMillis: number) =>
+  Resource.make("Sleepy", {
+    fields: characterFields,
+    primaryKey: ["id"],
+    inactivityTimeout: "1 hour",
+    restart: "lastState",
+    hibernateAfter: `${hibernateMillis} millis`
+  })
+
+/** heapUsed after collections until it stops falling (at most four). */
+const settledHeap = () => {
+  let used = Infinity
+  for (let i = 0; i < 4; i++) {
+    collectGarbage()
+    const now = process.memoryUsage().heapUsed
+    if (now >= used) break
+    used = now
+  }
+  return used
+}
+
+const gauge = (resource: string) =>
+  Effect.map(Metric.value(Metric.withAttributes(Metrics.hibernating, { resource })), (g) => g.value)
+const wakeCount = (resource: string) =>
+  Effect.map(Metric.value(Metric.withAttributes(Metrics.wakes, { resource })), (c) => c.count)
+
+registerOurs({
+  name: "effect-gen-server hibernateAfter",
+  run: (size, options) => {
+    // long enough that the records an update round woke are still awake when the awake round
+    // reaches them (each round lasts at most the budget's time), short enough to wait for
+    const hibernateMillis = options.smoke ? 200 : 2_000
+    const Sleepy = sleepy(hibernateMillis)
+    return Effect.gen(function*() {
+      const results: Array<OursResult> = []
+      const { budget, callers } = options
+      const asleep = gauge(Sleepy.name)
+      const wakes = wakeCount(Sleepy.name)
+
+      // what the previous suite's records left (interrupted fibers, their finalizers) goes first: a
+      // full collection right after closing a store of a million records does not free all of it
+      yield* Effect.sleep("200 millis")
+      settledHeap()
+      const own = yield* ownData(size)
+      const before = settledHeap()
+      for (let i = 0; i < size; i++) yield* Store.create(Sleepy, "create", makeRecord(i))
+      // idle until every record sleeps (bounded: a record that never sleeps shows in the note)
+      const deadline = performance.now() + hibernateMillis + 60_000
+      while ((yield* asleep) < size && performance.now() < deadline) yield* Effect.sleep("50 millis")
+      const sleeping = yield* asleep
+      const perRecord = (settledHeap() - before) / size
+      results.push({
+        workload: Workload.memoryHibernated.name,
+        measurement: {
+          value: canMeasureHeap() ? perRecord - own.bytesPerItem.value : Number.NaN,
+          unit: "B/item",
+          higherIsBetter: false,
+          note: `${perRecord.toFixed(0)} B per record less ${
+            own.bytesPerItem.value.toFixed(0)
+          } B of its own data; ${sleeping} of ${size} asleep (hibernateAfter ${hibernateMillis} ms, restart lastState)`
+        }
+      })
+
+      const update = (i: number) =>
+        Store.update(Sleepy, { id: keyOf(indexFor(i, size)) }, "update", { currentYear: 1900 + (i % 100) })
+      /** `count` updates from the `from`-th key on (each key once while `count` <= size), within the budget's time. */
+      const round = (from: number, count: number, timeMs: number) =>
+        Effect.gen(function*() {
+          const woke = yield* wakes
+          const started = performance.now()
+          const deadline = started + timeMs
+          let done = 0
+          while (done < count && ((done & 15) !== 0 || performance.now() < deadline)) yield* update(from + done++)
+          const ms = performance.now() - started
+          return { done, ms, rate: done / (ms / 1000), woke: (yield* wakes) - woke }
+        })
+      const warm = Math.min(Math.floor(size / 10), budget.warmupMaxOps)
+      yield* round(0, warm, budget.warmupMs)
+      const limit = Math.min(size - warm, budget.maxOps)
+      const first = yield* round(warm, limit, budget.timeMs)
+      // the same records again, awake now (woken less than hibernateAfter ago)
+      const second = yield* round(warm, first.done, Infinity)
+      results.push({
+        workload: Workload.update1Hibernated.name,
+        measurement: {
+          value: first.rate,
+          unit: "ops/s",
+          higherIsBetter: true,
+          note: `${first.done} updates in ${
+            first.ms.toFixed(0)
+          } ms, each on another record, ${first.woke} of them woke it`
+        }
+      })
+      results.push({
+        workload: Workload.update1Hibernated.name,
+        baseline: "effect-gen-server awake (same records)",
+        measurement: {
+          value: second.rate,
+          unit: "ops/s",
+          higherIsBetter: true,
+          note: `the same ${second.done} updates right after, in ${
+            second.ms.toFixed(0)
+          } ms; ${second.woke} woke a record`
+        }
+      })
+
+      // 64 callers on keys no round touched yet: the records asleep at the start, woken as they are called
+      const offset = warm + first.done
+      const woke = yield* wakes
+      const latency = yield* measureLatency((i) => update(offset + i), { budget, callers })
+      const woken = (yield* wakes) - woke
+      const note = (m: Measurement) => ({
+        ...m,
+        note: `${m.note}; hibernateAfter ${hibernateMillis} ms, ${woken} records woken (warm-up included)`
+      })
+      results.push({ workload: Workload.updateP50Hibernated.name, measurement: note(latency.p50) })
+      results.push({ workload: Workload.updateP99Hibernated.name, measurement: note(latency.p99) })
+      collectGarbage()
+      return results
+    }).pipe(Effect.scoped, Effect.provide(Store.layer([Sleepy])))
+  }
 })

@@ -3,7 +3,8 @@
  * size, then prints one table of ratios.
  *
  * Usage: `npm run bench -- [--smoke] [--sizes=10000,100000] [--time=1500]
- * [--only=effect,rcmap,cluster,otp,ours] [--notes] [--limit=900]`. Progress
+ * [--only=effect,rcmap,cluster,otp,ours,hibernation] [--notes] [--limit=900]`
+ * (`hibernation`: only the library's `hibernateAfter` suite). Progress
  * goes to stderr, the report to stdout; `--notes` adds how each figure was
  * obtained; `--limit` bounds each baseline module and each suite, per size, in
  * seconds. Heap figures need node's `--expose-gc`, which the npm script passes.
@@ -121,8 +122,9 @@ const main = Effect.gen(function*() {
       for (const result of report.results) entry(result.workload, result.size).baselines.push(result.baseline)
       notes.push(...report.notes)
     }
-    if (!selected("ours")) continue
     for (const suite of oursSuites) {
+      // `--only=hibernation` runs the hibernateAfter suite alone
+      if (!selected("ours") && !(suite.name.endsWith("hibernateAfter") && selected("hibernation"))) continue
       yield* progress(`effect-gen-server ${suite.name} at ${size}`)
       collectGarbage()
       const results = yield* suite.run(size, options).pipe(
@@ -140,7 +142,11 @@ const main = Effect.gen(function*() {
           })
         )
       )
-      for (const result of results) entry(result.workload, size).ours = result.measurement
+      for (const result of results) {
+        if (result.baseline !== undefined) {
+          entry(result.workload, size).baselines.push({ ...result.measurement, name: result.baseline })
+        } else entry(result.workload, size).ours = result.measurement
+      }
     }
   }
 

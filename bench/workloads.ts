@@ -34,6 +34,12 @@ import { measureHeap } from "./harness.js"
  *   entry; effect-gen-server: the last create) until the last of them has
  *   expired and been finalized (the last `Destroyed` event), less the 50 ms:
  *   the expiry backlog. 0 is perfect.
+ * - `memory/record hibernated`: `memory/record` of records asleep
+ *   (`hibernateAfter`; OTP: `gen_server:start` with `{hibernate_after, 0}`).
+ * - `update x1 hibernated`: an update that wakes a sleeping record (OTP: a
+ *   call to a hibernated process, which hibernates again once it replied).
+ * - `update p50 x64 hibernated` / `update p99 x64 hibernated`: update latency
+ *   under 64 callers with hibernation on, the records asleep at the start.
  *
  * @category workloads
  * @since 0.1.0
@@ -50,7 +56,11 @@ export const Workload = {
   updateP99: { name: "update p99 x64", unit: "µs", higherIsBetter: false },
   memory: { name: "memory/record", unit: "B/item", higherIsBetter: false },
   read: { name: "read filter+sort+10", unit: "ops/s", higherIsBetter: true },
-  expiry: { name: "idle expiry drain", unit: "ms", higherIsBetter: false }
+  expiry: { name: "idle expiry drain", unit: "ms", higherIsBetter: false },
+  memoryHibernated: { name: "memory/record hibernated", unit: "B/item", higherIsBetter: false },
+  update1Hibernated: { name: "update x1 hibernated", unit: "ops/s", higherIsBetter: true },
+  updateP50Hibernated: { name: "update p50 x64 hibernated", unit: "µs", higherIsBetter: false },
+  updateP99Hibernated: { name: "update p99 x64 hibernated", unit: "µs", higherIsBetter: false }
 } as const
 
 /**
@@ -200,6 +210,8 @@ export const filteredQuery = {
 export interface OursResult {
   readonly workload: WorkloadName | (string & {})
   readonly measurement: Measurement
+  /** When set, the figure is a baseline of the workload under this name (e.g. the library without an option). */
+  readonly baseline?: string | undefined
 }
 
 /**

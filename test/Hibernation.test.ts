@@ -8,7 +8,7 @@
  * `Metrics.wakes`), each test on resources of its own names.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Metric, Ref, Schema, Scope } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Metric, Ref, Scheduler, Schema, Scope } from "effect"
 import { Changeset, Errors, Metrics, Resource, Store } from "effect-gen-server"
 import { TestClock } from "effect/testing"
 import { drain, tags } from "./fixtures/Events.js"
@@ -73,12 +73,15 @@ const later = (duration: Parameters<typeof TestClock.adjust>[0]) => Effect.andTh
 
 const withTower = <A, E, R>(
   Tower: Resource.Any,
-  body: Effect.Effect<A, E, R>
+  body: Effect.Effect<A, E, R>,
+  /** The scheduler of the store's record fibers (Effect's default unless given). */
+  scheduler?: Scheduler.Scheduler
 ) =>
   body.pipe(
     Effect.provide(
       Store.layer([Tower]).pipe(
-        Layer.provideMerge(Layer.effect(Journal, Ref.make<ReadonlyArray<string>>([])))
+        Layer.provideMerge(Layer.effect(Journal, Ref.make<ReadonlyArray<string>>([]))),
+        Layer.provide(scheduler === undefined ? Layer.empty : Layer.succeed(Scheduler.Scheduler, scheduler))
       )
     )
   )
@@ -127,7 +130,8 @@ describe("hibernation", () => {
       Effect.gen(function*() {
         yield* Store.create(Tower, "create", { id: "hill-valley", strikes: 0 })
         yield* later("10 seconds")
-        // each call reaches the sleeping record before the fiber that wakes it has run
+        // the first call wakes the record (its new fiber runs at once, with Effect's default scheduler);
+        // the rest find it awake: for calls buffered while it wakes, see the tests below
         const calls = []
         for (let i = 0; i < 5; i++) {
           calls.push(
@@ -263,3 +267,141 @@ describe("hibernation", () => {
     )
   })
 })
+
+/**
+ * A scheduler that starts every fiber on its next task instead of at once
+ * (Effect's default scheduler otherwise): a woken record's fiber has not run
+ * yet when the next calls arrive, so they wait in the record's `waking`
+ * requests. (With Effect 4's default scheduler a forked fiber runs at once,
+ * inside the call that wakes the record, and has its mailbox before the
+ * next call.)
+ */
+const startingLater = (): Scheduler.Scheduler => {
+  const parent = new Scheduler.MixedScheduler("async")
+  const started = new WeakSet<object>()
+  return {
+    executionMode: parent.executionMode,
+    shouldYield: (fiber) => {
+      if (started.has(fiber)) return parent.shouldYield(fiber)
+      started.add(fiber)
+      return true
+    },
+    makeDispatcher: () => parent.makeDispatcher()
+  }
+}
+
+/** What a caller saw: the strikes of the record it got back, or its error's tag. */
+const outcome = (exit: Exit.Exit<{ readonly strikes: number }, { readonly _tag: string }>) =>
+  Exit.isSuccess(exit) ? exit.value.strikes : (exit.cause.reasons[0] as any)?.error?._tag ?? "defect"
+
+/**
+ * Makes every call to record `id` at once, each forked and run until it
+ * waits; then what each caller saw, in call order, and the events of that
+ * record (tag and strikes), in publication order.
+ */
+const together = (Tower: Resource.Any, id: string, actions: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const events = yield* Store.subscribe
+    const calls = []
+    for (const action of actions) {
+      calls.push(
+        yield* Effect.forkChild(Store.update(Tower, { id } as never, action as never), { startImmediately: true })
+      )
+    }
+    const exits = []
+    for (const call of calls) exits.push(outcome((yield* Fiber.await(call)) as never))
+    yield* settle
+    const published = (yield* drain(events))
+      .filter((e) => (e.key as { id?: string }).id === id)
+      .map((e) => `${e._tag} ${"record" in e ? (e.record as { strikes?: number } | undefined)?.strikes : ""}`)
+    return { exits, published }
+  })
+
+/** The largest batch a record of the resource took at once (from its mailbox, or the calls that woke it). */
+const largestBatch = (resource: Resource.Any) =>
+  Effect.map(Metric.value(Metric.withAttributes(Metrics.mailboxDepth, { resource: resource.name })), (h) => h.max)
+
+/**
+ * Runs the same concurrent calls on a record asleep and on one awake (made
+ * after the first fell asleep, so it has not been idle for long), both with
+ * one strike already, and returns both sides. With `buffered`, checks the
+ * sleeping one took every call in the batch that woke it: they all arrived
+ * while it was waking.
+ */
+const sleepingVersusAwake = (Tower: Resource.Any, actions: ReadonlyArray<string>, buffered: boolean) =>
+  Effect.gen(function*() {
+    yield* Store.create(Tower, "create", { id: "asleep", strikes: 0 })
+    yield* Store.update(Tower, { id: "asleep" }, "strike")
+    yield* later("10 seconds")
+    assert.strictEqual(yield* sleeping(Tower), 1)
+    const asleep = yield* together(Tower, "asleep", actions)
+    assert.strictEqual(yield* woken(Tower), 1)
+    if (buffered) assert.strictEqual(yield* largestBatch(Tower), actions.length)
+    yield* Store.create(Tower, "create", { id: "awake", strikes: 0 })
+    yield* Store.update(Tower, { id: "awake" }, "strike")
+    const awake = yield* together(Tower, "awake", actions)
+    assert.strictEqual(yield* woken(Tower), 1, "the awake record did not sleep")
+    return { asleep, awake }
+  })
+
+for (
+  const [schedule, scheduler] of [
+    ["fibers starting at once (Effect's default)", undefined],
+    ["fibers starting on their next task", startingLater]
+  ] as const
+) {
+  const buffered = scheduler !== undefined
+  describe(`hibernation: calls that arrive while a record wakes, ${schedule}`, () => {
+    it.effect("are served in arrival order: the same results and events as on an awake record", () => {
+      const Tower = makeTower()
+      return withTower(
+        Tower,
+        Effect.gen(function*() {
+          const { asleep, awake } = yield* sleepingVersusAwake(
+            Tower,
+            ["strike", "strike", "update", "strike", "strike"],
+            buffered
+          )
+          assert.deepStrictEqual(asleep.exits, [2, 3, 3, 4, 5])
+          assert.deepStrictEqual(asleep.published, ["Updated 2", "Updated 3", "Updated 3", "Updated 4", "Updated 5"])
+          assert.deepStrictEqual(asleep, awake)
+        }),
+        scheduler?.()
+      )
+    })
+
+    it.effect("a crash on the first one restarts the record (lastState) before the queued ones are served", () => {
+      const Tower = makeTower({ restart: "lastState" })
+      return withTower(
+        Tower,
+        Effect.gen(function*() {
+          const { asleep, awake } = yield* sleepingVersusAwake(
+            Tower,
+            ["lightning", "strike", "strike", "lightning"],
+            buffered
+          )
+          assert.deepStrictEqual(asleep.exits, ["RecordCrashed", 2, 3, "RecordCrashed"])
+          assert.deepStrictEqual(asleep.published, ["Restarted 1", "Updated 2", "Updated 3", "Restarted 3"])
+          assert.deepStrictEqual(asleep, awake)
+          assert.strictEqual((yield* Store.update(Tower, { id: "asleep" }, "strike")).strikes, 4)
+        }),
+        scheduler?.()
+      )
+    })
+
+    it.effect("a crash on the first one with restart never: the queued callers get NotFound", () => {
+      const Tower = makeTower({ restart: "never" })
+      return withTower(
+        Tower,
+        Effect.gen(function*() {
+          const { asleep, awake } = yield* sleepingVersusAwake(Tower, ["lightning", "strike", "strike"], buffered)
+          assert.deepStrictEqual(asleep.exits, ["RecordCrashed", "NotFound", "NotFound"])
+          assert.deepStrictEqual(asleep.published, ["Failed 1"])
+          assert.deepStrictEqual(asleep, awake)
+          assert.strictEqual((yield* Effect.flip(Store.get(Tower, { id: "asleep" })))._tag, "NotFound")
+        }),
+        scheduler?.()
+      )
+    })
+  })
+}

@@ -89,7 +89,52 @@ main(Args) ->
                           end,
     emit(<<"read filter+sort+10">>, Size, QueryOps / (QueryMs / 1000), <<"ops/s">>, true,
          io_lib:format("~b queries in ~b ms, each calls ~b servers", [QueryOps, round(QueryMs), Size])),
+    hibernated(Size, Callers, Budget),
     halt(0).
+
+%% ---------------------------------------------------------------------------
+%% Hibernated records: Size more gen_servers started with {hibernate_after, 0},
+%% so each hibernates as soon as its mailbox is empty (its heap compacted to
+%% its state, its stack dropped) and every call wakes one.
+
+hibernated(Size, Callers, Budget) ->
+    Tab = ets:new(sleepers, [set, public, {read_concurrency, true}]),
+    %% the callers of the workloads above are gone and every heap is collected before the reading
+    timer:sleep(100),
+    [erlang:garbage_collect(P) || P <- processes()],
+    Mem0 = erlang:memory(processes),
+    start_hibernating(Tab, 0, Size),
+    Pid = fun(I) -> [{_, P}] = ets:lookup(Tab, key_at(index(I, Size))), P end,
+    Asleep = await_hibernated(Tab, Size, 0),
+    erlang:garbage_collect(),
+    Mem1 = erlang:memory(processes),
+    Sample = lists:usort([(I * Size) div 1000 || I <- lists:seq(0, 999)]),
+    Data = lists:sum([erts_debug:flat_size(record(I)) || I <- Sample]) / length(Sample)
+        * erlang:system_info(wordsize),
+    PerProcess = (Mem1 - Mem0) / Size,
+    emit(<<"memory/record hibernated">>, Size, PerProcess - Data, <<"B/item">>, false,
+         io_lib:format("~b B per hibernated process less ~b B of state map; ~b of ~b sampled processes in erlang:hibernate",
+                       [round(PerProcess), round(Data), Asleep, 100])),
+    Update = fun(I) -> gen_server:call(Pid(I), {update, current_year, 1900 + I rem 100}) end,
+    ops(<<"update x1 hibernated">>, Size, Update, 1, Budget),
+    latency(<<"update">>, <<" hibernated">>, Size, Update, Callers, Budget).
+
+start_hibernating(_Tab, Size, Size) -> ok;
+start_hibernating(Tab, I, Size) ->
+    {ok, Pid} = gen_server:start(?MODULE, record(I), [{hibernate_after, 0}]),
+    true = ets:insert(Tab, {key_at(I), Pid}),
+    start_hibernating(Tab, I + 1, Size).
+
+%% Waits (at most 10 s) until 100 processes spread over the table are in
+%% erlang:hibernate; how many are.
+await_hibernated(Tab, Size, Tries) ->
+    Pids = [P || I <- lists:seq(0, 99), [{_, P}] <- [ets:lookup(Tab, key_at((I * Size) div 100))]],
+    Asleep = length([P || P <- Pids,
+                          process_info(P, current_function) =:= {current_function, {erlang, hibernate, 3}}]),
+    case Asleep =:= length(Pids) orelse Tries >= 100 of
+        true -> Asleep;
+        false -> timer:sleep(100), await_hibernated(Tab, Size, Tries + 1)
+    end.
 
 %% ---------------------------------------------------------------------------
 %% Workloads
@@ -123,7 +168,9 @@ ops(Name, Size, Op, Callers, #{time := TimeMs, max := Max, warmup := WarmupMs, w
     emit(Name, Size, Ops / (Ms / 1000), <<"ops/s">>, true,
          io_lib:format("~b calls in ~b ms, ~b caller~s", [Ops, round(Ms), Callers, plural(Callers)])).
 
-latency(Name, Size, Op, Callers, #{time := TimeMs, max := Max, warmup := WarmupMs, warmup_max := WarmupMax}) ->
+latency(Name, Size, Op, Callers, Budget) -> latency(Name, <<>>, Size, Op, Callers, Budget).
+
+latency(Name, Suffix, Size, Op, Callers, #{time := TimeMs, max := Max, warmup := WarmupMs, warmup_max := WarmupMax}) ->
     run_for(Op, Callers, WarmupMs, WarmupMax, 15),
     {Samples, Ms} = collect_for(Op, Callers, TimeMs, Max),
     Sorted = list_to_tuple(lists:sort(Samples)),
@@ -133,8 +180,8 @@ latency(Name, Size, Op, Callers, #{time := TimeMs, max := Max, warmup := WarmupM
                          [N, round(Ms), Callers, round(Mean), round(to_us(percentile(Sorted, 0.999))),
                           round(to_us(element(N, Sorted)))]),
     C = integer_to_binary(Callers),
-    emit(<<Name/binary, " p50 x", C/binary>>, Size, to_us(percentile(Sorted, 0.5)), <<"us">>, false, Note),
-    emit(<<Name/binary, " p99 x", C/binary>>, Size, to_us(percentile(Sorted, 0.99)), <<"us">>, false, Note).
+    emit(<<Name/binary, " p50 x", C/binary, Suffix/binary>>, Size, to_us(percentile(Sorted, 0.5)), <<"us">>, false, Note),
+    emit(<<Name/binary, " p99 x", C/binary, Suffix/binary>>, Size, to_us(percentile(Sorted, 0.99)), <<"us">>, false, Note).
 
 percentile(Sorted, Q) ->
     N = tuple_size(Sorted),

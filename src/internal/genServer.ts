@@ -26,6 +26,7 @@ import * as Admission from "./admission.js"
 import { type Chain, CurrentChain, WaitGraph } from "./deadlock.js"
 import * as Durable from "./durable.js"
 import * as Events from "./events.js"
+import * as Mailbox from "./mailbox.js"
 import { checkQuery, invalidQuery, pinned } from "./query.js"
 import * as Registry from "./registry.js"
 import type { Compiled } from "./resource.js"
@@ -138,7 +139,8 @@ export const make: DataLayer.Make = (resources, options) =>
       const reply = Deferred.makeUnsafe<any, StoreError>()
       // the wait-for edge goes in before the request: the record may serve it (and call back) at once
       const release = caller === undefined ? undefined : graph.wait(caller, server.id)
-      Server.deliver(server, make(reply, chain, Supervisor.millis(clock), callerSpan(fiber)))
+      const request = make(reply, chain, Supervisor.millis(clock), callerSpan(fiber))
+      if (!Mailbox.serveNow(server, request)) Server.deliver(server, request)
       return release === undefined
         ? Deferred.await(reply)
         : Effect.ensuring(Deferred.await(reply), Effect.sync(release))

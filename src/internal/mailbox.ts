@@ -47,10 +47,45 @@ const failPending = (server: Server.RecordServer, error: (server: Server.RecordS
     taken = Queue.takeUnsafe(mailbox!)
   }
   for (const request of pending) {
-    if (request._tag !== "Expire" && request._tag !== "Hibernate") {
-      Deferred.doneUnsafe(request.reply, Exit.fail(error(server)))
-    }
+    const deferred = replyOf(request)
+    if (deferred !== undefined) Deferred.doneUnsafe(deferred, Exit.fail(error(server)))
   }
+}
+
+/** Where a request is answered; `undefined` for the record's own requests. */
+const replyOf = (request: Server.Request): Deferred.Deferred<any, StoreError> | undefined =>
+  request._tag === "Expire" || request._tag === "Hibernate"
+    ? undefined
+    : request._tag === "Continue"
+    ? request.call.reply
+    : request.reply
+
+/**
+ * Serves an update in its caller's fiber when the record is idle: its fiber
+ * waits on an empty mailbox, so nothing is before the call. A step that
+ * finishes synchronously is answered at once (no trip through the record's
+ * fiber); one that needs the record's fiber (hooks, an effectful change, a
+ * restart after a crash) is handed to it, first in its mailbox. `false`
+ * when the record is not idle, or for a destroy (which ends the record's
+ * fiber): the call goes to the mailbox.
+ *
+ * @internal
+ */
+export const serveNow = (server: Server.RecordServer, request: Server.Request): boolean => {
+  const mailbox = server.mailbox
+  if (
+    request._tag !== "Update" || mailbox === undefined ||
+    server.status !== "live" || mailbox.state._tag !== "Open" || mailbox.state.takers.size === 0 ||
+    mailbox.messages.length !== 0
+  ) return false
+  const step = Server.serve(server, request)
+  if (Step.isEffect(step) || step._tag === "Crashed") {
+    Queue.offerUnsafe(mailbox, { _tag: "Continue", call: request, step })
+  } else {
+    reply(request.reply, step, server)
+    server.ctx.metrics.call(server.ctx.now() - request.at)
+  }
+  return true
 }
 
 /**
@@ -142,9 +177,8 @@ const drain = (
     const request = batch[i]!
     server.next = i + 1
     if (server.status !== "live") {
-      if (request._tag !== "Expire" && request._tag !== "Hibernate") {
-        Deferred.doneUnsafe(request.reply, Exit.fail(Server.notFound(server)))
-      }
+      const deferred = replyOf(request)
+      if (deferred !== undefined) Deferred.doneUnsafe(deferred, Exit.fail(Server.notFound(server)))
       continue
     }
     if (request._tag === "Hibernate") {
@@ -178,6 +212,8 @@ const serveOne = (
       return answer(server, request, Server.serve(server, request))
     case "Hibernate":
       return undefined
+    case "Continue":
+      return answer(server, request.call, request.step)
     case "Expire": {
       const step = Server.destroy(server, server.resource.primaryDestroy, request.reason, [], undefined)
       return Step.isEffect(step) ? Effect.asVoid(step) : undefined

@@ -118,6 +118,12 @@ export type Request =
   | Call & { readonly _tag: "Destroy"; readonly action: string; readonly at: number }
   | { readonly _tag: "Expire"; readonly reason: "inactivity" | "lifetime" }
   | { readonly _tag: "Hibernate" }
+  /** A call its caller began serving on an idle record, for the record's fiber to finish (hooks, an effectful change, a restart). */
+  | {
+    readonly _tag: "Continue"
+    readonly call: Extract<Request, { readonly _tag: "Update" | "Destroy" }>
+    readonly step: Step.Step<any>
+  }
 
 /**
  * Builds a request: the one place a request's shape is decided.
