@@ -9,9 +9,14 @@
  *
  * **Who writes what**
  *
- * - The committed state (`state`) is written only by a step running in the
- *   record's own fiber, in {@link commit}, in the same synchronous step as the
- *   registry's dense arrays and indexes. Every other reader goes through
+ * - The committed state (`state`) is written only by a step of the record's
+ *   one running request, in {@link commit}, in the same synchronous step as
+ *   the registry's dense arrays and indexes. That step runs in the record's
+ *   own fiber, or, for an update to an idle record (its fiber waiting on an
+ *   empty mailbox, so no other request can run), synchronously in the
+ *   caller's fiber (`Mailbox.serveNow`), which hands anything asynchronous
+ *   (hooks, an effectful change, a durable write) to the record's fiber
+ *   ahead of every later request. Every other reader goes through
  *   {@link committed}: a direct read of the `Ref` is safe because a commit is
  *   one synchronous step (no reader can see half of it) and a committed
  *   record is deeply frozen (no reader can change it).
