@@ -48,12 +48,28 @@ process.once("exit", killAll)
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Counts the `A ` lines of the log. */
-const ackCount = (logFile: string) => {
-  const text = Fs.readFileSync(logFile, "utf8")
-  let n = 0
-  for (let i = text.indexOf("\nA "); i >= 0; i = text.indexOf("\nA ", i + 1)) n++
-  return n + (text.startsWith("A ") ? 1 : 0)
+/** Counts the `A ` lines of the log, reading only what was appended since the last call. */
+const ackCounter = (logFile: string) => {
+  let offset = 0
+  let count = 0
+  let partial = ""
+  return () => {
+    const fd = Fs.openSync(logFile, "r")
+    try {
+      const size = Fs.fstatSync(fd).size
+      if (size > offset) {
+        const buffer = Buffer.alloc(size - offset)
+        Fs.readSync(fd, buffer, 0, buffer.length, offset)
+        offset = size
+        const lines = (partial + buffer.toString("utf8")).split("\n")
+        partial = lines.pop()!
+        for (const line of lines) if (line.startsWith("A ")) count++
+      }
+      return count
+    } finally {
+      Fs.closeSync(fd)
+    }
+  }
 }
 
 /**
@@ -91,13 +107,14 @@ const round = async (kind: string, where: string, n: number, logFile: string, ac
       await sleep(20)
     }
   }
+  const ackCount = ackCounter(logFile)
   try {
     await until(() => stdout.includes("READY"), 60_000, "READY")
-    const before = ackCount(logFile)
-    await until(() => ackCount(logFile) >= before + acks, 60_000, `${acks} acknowledgements`)
+    const before = ackCount()
+    await until(() => ackCount() >= before + acks, 60_000, `${acks} acknowledgements`)
     child.kill("SIGKILL")
     await Promise.race([exited, sleep(10_000).then(() => Promise.reject(fail("still running 10 s after SIGKILL")))])
-    return ackCount(logFile) - before
+    return ackCount() - before
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
   }
