@@ -190,8 +190,9 @@ const extractExamples = (sourceFile: ts.SourceFile): ReadonlyArray<Example> => {
         if (heading !== null) title = heading[1] ?? ""
         if (/^```(?:ts|typescript)\b/.test(line)) start = i + 1
       } else if (/^```\s*$/.test(line)) {
-        const n = (counts.get(owner) ?? 0) + 1
-        counts.set(owner, n)
+        // counted without case: `Migration` and `migration` must not name the same file on a case-insensitive disk
+        const n = (counts.get(owner.toLowerCase()) ?? 0) + 1
+        counts.set(owner.toLowerCase(), n)
         examples.push({
           module,
           owner,

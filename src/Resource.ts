@@ -814,6 +814,21 @@ const MigrationTypeId = "~effect-gen-server/Migration" as const
  * (its JSON encoding is what the row holds) and a function to the current
  * record. Build one with {@link migration}.
  *
+ * **Example** (A migration, typed by the record it makes)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Resource } from "effect-gen-server"
+ *
+ * const V1 = Schema.Struct({ id: Schema.String, name: Schema.String })
+ *
+ * const fromV1: Resource.Migration<{ readonly id: string; readonly first: string; readonly last: string }> =
+ *   Resource.migration(V1, (v1) => {
+ *     const [first = "", ...rest] = v1.name.split(" ")
+ *     return { id: v1.id, first, last: rest.join(" ") }
+ *   })
+ * ```
+ *
  * @category models
  * @since 0.3.0
  */

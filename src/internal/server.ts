@@ -19,6 +19,10 @@
  *   run; only the action's own chain sees it ({@link visible}).
  * - `lastActivity` is written by callers through the supervisor's `touch`
  *   (a number, never decreasing); everything else is the fiber's own.
+ * - A durable resource's record writes its new state to storage
+ *   (`ctx.persist`) before the commit, in its own fiber, the request
+ *   waiting: the stored state is never behind what a caller saw, and a
+ *   failed write commits nothing.
  *
  * **Gotchas**
  *
@@ -417,9 +421,9 @@ export const create = (server: RecordServer, chain: Chain, span: Tracer.AnySpan 
 }
 
 /**
- * Runs a durable resource's write, then `then` (the commit); without a
- * write, `then` at once. A failed write gives back the key it reserved and
- * refuses the request: the record stays as it was.
+ * Runs a durable resource's write, then `then` (the commit). A failed write
+ * gives back the key the action reserved and refuses the request (a defect
+ * of the write crashes it): the record stays as it was.
  */
 const durably = <A>(
   server: RecordServer,

@@ -626,42 +626,24 @@ export const make = (
               break
           }
         }
-        const statements: Array<Effect.Effect<void, SqlError>> = []
-        const written = (rows: ReadonlyArray<unknown>) => {
-          for (const r of rows as Array<any>) outcomes[indexOf(r)] = Number(r.version)
-        }
-        if (pg) pgStatements(inserts, updates, tombstones, touches, statements, written)
-        else sqliteStatements(inserts, updates, tombstones, touches, statements, written)
+        const statements = ([["insert", inserts], ["update", updates], ["tombstone", tombstones], [
+          "touch",
+          touches
+        ]] as const).filter(([, rows]) => rows.length > 0).map(([kind, rows]) =>
+          Effect.map(runDml(dml[kind], rows), (written) => {
+            for (const r of written as Array<any>) outcomes[indexOf(r)] = Number(r.version)
+          })
+        )
         // one statement is atomic by itself; several share a transaction
         if (statements.length === 1) yield* statements[0]!
         else yield* sql.withTransaction(Effect.forEach(statements, (st) => st, { discard: true }))
         return outcomes
       })
 
-    /** PostgreSQL: each statement and its notices in one round trip; the notices only for the rows it wrote. */
-    const pgStatements = (
-      inserts: ReadonlyArray<unknown>,
-      updates: ReadonlyArray<unknown>,
-      tombstones: ReadonlyArray<unknown>,
-      touches: ReadonlyArray<unknown>,
-      statements: Array<Effect.Effect<void, SqlError>>,
-      written: (rows: ReadonlyArray<unknown>) => void
-    ) => {
-      const run = (dml: string, rows: ReadonlyArray<unknown>) =>
-        statements.push(Effect.map(
-          sql.unsafe(
-            `WITH w AS (${dml})
-             SELECT w.resource, w.key, w.version,
-               CASE WHEN n.notice IS NOT NULL THEN pg_notify($2, n.notice) END AS notified
-             FROM w JOIN jsonb_to_recordset($1::jsonb) AS n(resource text, key text, notice text)
-               ON n.resource = w.resource AND n.key = w.key`,
-            [JSON.stringify(rows), channel]
-          ),
-          written
-        ))
-      if (inserts.length > 0) {
-        run(
-          `INSERT INTO ${table} AS t (resource, key, version, alive, state, created_at, last_activity,
+    /** The statement of each kind of write, over one parameter: the batch's rows of that kind, as JSON. */
+    const dml: { readonly [K in "insert" | "update" | "tombstone" | "touch"]: string } = pg
+      ? {
+        insert: `INSERT INTO ${table} AS t (resource, key, version, alive, state, created_at, last_activity,
              inactivity_deadline, lifetime_deadline, initial, ops, schema_version)
            SELECT v.resource, v.key, 1, TRUE, v.state, v.created_at, v.last_activity, v.inactivity_deadline,
              v.lifetime_deadline, v.initial, v.ops, v.schema_version
@@ -675,107 +657,38 @@ export const make = (
              seq = nextval(pg_get_serial_sequence('${name.replace(/'/g, "''")}', 'seq'))
            WHERE NOT t.alive OR LEAST(t.inactivity_deadline, t.lifetime_deadline) <= EXCLUDED.last_activity
            RETURNING t.resource, t.key, t.version`,
-          inserts
-        )
-      }
-      if (updates.length > 0) {
-        run(
-          `UPDATE ${table} AS t SET version = t.version + 1, state = v.state, last_activity = v.last_activity,
+        update: `UPDATE ${table} AS t SET version = t.version + 1, state = v.state, last_activity = v.last_activity,
              inactivity_deadline = v.inactivity_deadline, ops = v.ops, schema_version = v.schema_version
            FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, expected bigint, state jsonb,
              last_activity bigint, inactivity_deadline bigint, ops jsonb, schema_version integer)
            WHERE t.resource = v.resource AND t.key = v.key AND t.version = v.expected AND t.alive
            RETURNING t.resource, t.key, t.version`,
-          updates
-        )
-      }
-      if (tombstones.length > 0) {
-        run(
-          `UPDATE ${table} AS t SET version = t.version + 1, alive = FALSE, state = NULL, initial = NULL,
+        tombstone: `UPDATE ${table} AS t SET version = t.version + 1, alive = FALSE, state = NULL, initial = NULL,
              last_activity = v.last_activity, inactivity_deadline = NULL, lifetime_deadline = NULL, ops = v.ops
            FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, expected bigint, last_activity bigint,
              ops jsonb)
            WHERE t.resource = v.resource AND t.key = v.key AND t.version = v.expected AND t.alive
            RETURNING t.resource, t.key, t.version`,
-          tombstones
-        )
-      }
-      if (touches.length > 0) {
-        run(
-          `UPDATE ${table} AS t SET last_activity = v.last_activity, inactivity_deadline = v.inactivity_deadline
+        touch: `UPDATE ${table} AS t SET last_activity = v.last_activity, inactivity_deadline = v.inactivity_deadline
            FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, expected bigint, last_activity bigint,
              inactivity_deadline bigint)
            WHERE t.resource = v.resource AND t.key = v.key AND t.version = v.expected AND t.alive
-           RETURNING t.resource, t.key, t.version`,
-          touches
-        )
+           RETURNING t.resource, t.key, t.version`
       }
-    }
+      : sqliteDml(table)
 
-    /** SQLite: the same statements over `json_each` of one parameter (no notices). */
-    const sqliteStatements = (
-      inserts: ReadonlyArray<unknown>,
-      updates: ReadonlyArray<unknown>,
-      tombstones: ReadonlyArray<unknown>,
-      touches: ReadonlyArray<unknown>,
-      statements: Array<Effect.Effect<void, SqlError>>,
-      written: (rows: ReadonlyArray<unknown>) => void
-    ) => {
-      const run = (dml: string, rows: ReadonlyArray<unknown>) =>
-        statements.push(Effect.map(sql.unsafe(dml, [JSON.stringify(rows)]), written))
-      const v = (field: string) => `v.value->>'${field}'`
-      const matches = `${table}.resource = ${v("resource")} AND ${table}.key = ${v("key")} AND ${table}.version = ${
-        v("expected")
-      } AND ${table}.alive`
-      if (inserts.length > 0) {
-        run(
-          `INSERT INTO ${table} (resource, key, version, alive, state, created_at, last_activity,
-             inactivity_deadline, lifetime_deadline, initial, ops, schema_version)
-           SELECT ${v("resource")}, ${v("key")}, 1, 1, v.value->'state', ${v("created_at")}, ${v("last_activity")},
-             ${v("inactivity_deadline")}, ${v("lifetime_deadline")},
-             CASE WHEN json_type(v.value, '$.initial') = 'null' THEN NULL ELSE v.value->'initial' END,
-             v.value->'ops', ${v("schema_version")}
-           FROM json_each(?1) AS v WHERE TRUE
-           ON CONFLICT (resource, key) DO UPDATE SET version = version + 1, alive = 1, state = excluded.state,
-             created_at = excluded.created_at, last_activity = excluded.last_activity,
-             inactivity_deadline = excluded.inactivity_deadline, lifetime_deadline = excluded.lifetime_deadline,
-             initial = excluded.initial, ops = excluded.ops, schema_version = excluded.schema_version
-           WHERE NOT alive OR MIN(COALESCE(inactivity_deadline, lifetime_deadline),
-             COALESCE(lifetime_deadline, inactivity_deadline)) <= excluded.last_activity
-           RETURNING resource, key, version`,
-          inserts
+    /** Runs one statement of a batch: on PostgreSQL with its notices, in the same round trip, for the rows it wrote. */
+    const runDml = (text: string, rows: ReadonlyArray<unknown>) =>
+      pg
+        ? sql.unsafe(
+          `WITH w AS (${text})
+           SELECT w.resource, w.key, w.version,
+             CASE WHEN n.notice IS NOT NULL THEN pg_notify($2, n.notice) END AS notified
+           FROM w JOIN jsonb_to_recordset($1::jsonb) AS n(resource text, key text, notice text)
+             ON n.resource = w.resource AND n.key = w.key`,
+          [JSON.stringify(rows), channel]
         )
-      }
-      if (updates.length > 0) {
-        run(
-          `UPDATE ${table} SET version = ${table}.version + 1, state = v.value->'state',
-             last_activity = ${v("last_activity")}, inactivity_deadline = ${v("inactivity_deadline")},
-             ops = v.value->'ops', schema_version = ${v("schema_version")}
-           FROM json_each(?1) AS v WHERE ${matches}
-           RETURNING resource, key, version`,
-          updates
-        )
-      }
-      if (tombstones.length > 0) {
-        run(
-          `UPDATE ${table} SET version = ${table}.version + 1, alive = 0, state = NULL, initial = NULL,
-             last_activity = ${v("last_activity")}, inactivity_deadline = NULL, lifetime_deadline = NULL,
-             ops = v.value->'ops'
-           FROM json_each(?1) AS v WHERE ${matches}
-           RETURNING resource, key, version`,
-          tombstones
-        )
-      }
-      if (touches.length > 0) {
-        run(
-          `UPDATE ${table} SET last_activity = ${v("last_activity")},
-             inactivity_deadline = ${v("inactivity_deadline")}
-           FROM json_each(?1) AS v WHERE ${matches}
-           RETURNING resource, key, version`,
-          touches
-        )
-      }
-    }
+        : sql.unsafe(text, [JSON.stringify(rows)])
 
     interface Pending {
       readonly write: Write
@@ -993,6 +906,43 @@ const keyPinned = (resource: Compiled, filter: Filter.Expr): string | undefined 
   for (const k of resource.keyFields) key[k] = eqs.get(k)
   const checked = resource.checkKey(key)
   return checked instanceof ValidationError ? undefined : resource.encodeKey(checked)
+}
+
+/** SQLite: the statements of each kind of write, over `json_each` of one parameter (no notices). */
+const sqliteDml = (table: string) => {
+  const v = (field: string) => `v.value->>'${field}'`
+  const matches = `${table}.resource = ${v("resource")} AND ${table}.key = ${v("key")} AND ${table}.version = ${
+    v("expected")
+  } AND ${table}.alive`
+  return {
+    insert: `INSERT INTO ${table} (resource, key, version, alive, state, created_at, last_activity,
+        inactivity_deadline, lifetime_deadline, initial, ops, schema_version)
+      SELECT ${v("resource")}, ${v("key")}, 1, 1, v.value->'state', ${v("created_at")}, ${v("last_activity")},
+        ${v("inactivity_deadline")}, ${v("lifetime_deadline")},
+        CASE WHEN json_type(v.value, '$.initial') = 'null' THEN NULL ELSE v.value->'initial' END,
+        v.value->'ops', ${v("schema_version")}
+      FROM json_each(?1) AS v WHERE TRUE
+      ON CONFLICT (resource, key) DO UPDATE SET version = version + 1, alive = 1, state = excluded.state,
+        created_at = excluded.created_at, last_activity = excluded.last_activity,
+        inactivity_deadline = excluded.inactivity_deadline, lifetime_deadline = excluded.lifetime_deadline,
+        initial = excluded.initial, ops = excluded.ops, schema_version = excluded.schema_version
+      WHERE NOT alive OR MIN(COALESCE(inactivity_deadline, lifetime_deadline),
+        COALESCE(lifetime_deadline, inactivity_deadline)) <= excluded.last_activity
+      RETURNING resource, key, version`,
+    update: `UPDATE ${table} SET version = ${table}.version + 1, state = v.value->'state',
+        last_activity = ${v("last_activity")}, inactivity_deadline = ${v("inactivity_deadline")},
+        ops = v.value->'ops', schema_version = ${v("schema_version")}
+      FROM json_each(?1) AS v WHERE ${matches}
+      RETURNING resource, key, version`,
+    tombstone: `UPDATE ${table} SET version = ${table}.version + 1, alive = 0, state = NULL, initial = NULL,
+        last_activity = ${v("last_activity")}, inactivity_deadline = NULL, lifetime_deadline = NULL,
+        ops = v.value->'ops'
+      FROM json_each(?1) AS v WHERE ${matches}
+      RETURNING resource, key, version`,
+    touch: `UPDATE ${table} SET last_activity = ${v("last_activity")}, inactivity_deadline = ${v("inactivity_deadline")}
+      FROM json_each(?1) AS v WHERE ${matches}
+      RETURNING resource, key, version`
+  }
 }
 
 /** A channel name (at most 63 bytes, lower case) for a table. @internal */
