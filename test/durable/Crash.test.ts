@@ -1,13 +1,14 @@
 /**
  * Crash consistency of durable resources: a child process under load
- * (`procs/crash.ts`: 32 callers creating and appending to durable ledgers,
+ * (`procs/crash.ts`: 32 callers creating, appending to and destroying durable ledgers,
  * every write with a unique operation id, logged before it is sent and once
  * it is acknowledged) is killed with SIGKILL after a random number of
  * acknowledgements, restarted on the same database (it restores what the
  * last one left and goes on), killed again; then a Store in this process
  * reads every record and checks them against the log:
  *
- * - **0 lost**: every acknowledged write is in its record;
+ * - **0 lost**: every acknowledged write is in its record, and every record
+ *   whose destroy was acknowledged is gone;
  * - **0 torn**: every record is the sequential application of whole writes
  *   that were sent to it (acknowledged, or in flight at a kill), each once,
  *   in an order consistent with real time (a write acknowledged before
@@ -122,6 +123,8 @@ const round = async (kind: string, where: string, n: number, logFile: string, ac
 
 interface Verdict {
   readonly acknowledged: number
+  /** Records whose destroy was acknowledged. */
+  readonly destroyed: number
   readonly records: number
   readonly lost: ReadonlyArray<string>
   readonly torn: ReadonlyArray<string>
@@ -132,20 +135,37 @@ interface Verdict {
 
 /** Checks the records against the log (see the module's comment). */
 export const verify = (log: string, records: ReadonlyArray<Entry>): Verdict => {
-  const sent = new Map<string, { readonly id: string; readonly line: number }>()
+  const sent = new Map<string, { readonly id: string; readonly kind: string; readonly line: number }>()
   const acked = new Map<string, number>()
+  /** The line of the first destroy sent to each record. */
+  const destroySent = new Map<string, number>()
+  const destroyAcked = new Set<string>()
   const failed: Array<string> = []
   log.split("\n").forEach((text, line) => {
-    const [tag, op, id] = text.split(" ")
-    if (tag === "S") sent.set(op!, { id: id!, line })
-    else if (tag === "A") acked.set(op!, line)
-    else if (tag === "F") failed.push(text)
+    const [tag, op, id, kind] = text.split(" ")
+    if (tag === "S") {
+      sent.set(op!, { id: id!, kind: kind!, line })
+      if (kind === "D" && !destroySent.has(id!)) destroySent.set(id!, line)
+    } else if (tag === "A") {
+      acked.set(op!, line)
+      if (sent.get(op!)?.kind === "D") destroyAcked.add(sent.get(op!)!.id)
+    } else if (tag === "F") {
+      // only a write to a record whose destroy was sent before the failure may fail
+      const target = sent.get(op!)?.id
+      if (target === undefined || !((destroySent.get(target) ?? Infinity) < line)) failed.push(text)
+    }
   })
   const byId = new Map(records.map((r) => [r.id, r]))
   const lost: Array<string> = []
   for (const op of acked.keys()) {
-    const record = byId.get(sent.get(op)!.id)
-    if (record === undefined || !record.ops.includes(op)) lost.push(op)
+    const { id, kind } = sent.get(op)!
+    const record = byId.get(id)
+    if (kind === "D") {
+      if (record !== undefined) lost.push(`${op} (destroy of ${id})`)
+    } else if (record === undefined) {
+      // gone only through a destroy sent to it
+      if (!destroySent.has(id)) lost.push(op)
+    } else if (!record.ops.includes(op)) lost.push(op)
   }
   const torn: Array<string> = []
   const applied = new Set<string>()
@@ -153,22 +173,25 @@ export const verify = (log: string, records: ReadonlyArray<Entry>): Verdict => {
     const where = `${r.id} ${JSON.stringify(r)}`
     if (r.n !== r.ops.length || r.last !== r.ops[r.ops.length - 1]) torn.push(`${where}: n or last disagree with ops`)
     if (r.ops[0] !== r.id) torn.push(`${where}: not its create first`)
-    // the latest acknowledgement of the writes after each one: it must come after that one was sent
+    // the earliest acknowledgement of the writes after each one: it must come after that one was sent
     let ackAfter = Infinity
     for (let i = r.ops.length - 1; i >= 0; i--) {
       const op = r.ops[i]!
       const send = sent.get(op)
-      if (send === undefined || send.id !== r.id) torn.push(`${where}: ${op} was never sent to it`)
+      if (send === undefined || send.id !== r.id || send.kind === "D") torn.push(`${where}: ${op} was never sent to it`)
       else if (ackAfter < send.line) torn.push(`${where}: ${op} after a write acknowledged before it was sent`)
       if (applied.has(op)) torn.push(`${where}: ${op} applied twice`)
       applied.add(op)
       ackAfter = Math.min(ackAfter, acked.get(op) ?? Infinity)
     }
   }
+  // a destroy is applied when its record is gone
+  for (const [op, { id, kind }] of sent) if (kind === "D" && !byId.has(id)) applied.add(op)
   const inFlight = [...sent.keys()].filter((op) => !acked.has(op))
   const inFlightApplied = inFlight.filter((op) => applied.has(op)).length
   return {
     acknowledged: acked.size,
+    destroyed: destroyAcked.size,
     records: records.length,
     lost,
     torn,
@@ -205,27 +228,30 @@ const targets: ReadonlyArray<Target> = [
 
 describe("the crash tests' check", () => {
   const entry = (id: string, ops: Array<string>): Entry => ({ id, ops, n: ops.length, last: ops[ops.length - 1]! })
-  const log = ["S a a", "A a", "S b a", "S c a", "A b", "S d a", ""].join("\n")
+  const log = ["S a a C", "A a", "S b a U", "S c a U", "A b", "S d a U", "S e e C", "A e", "S f e D", "A f", ""]
+    .join("\n")
 
-  it("passes a record holding its acknowledged writes and some in flight", () => {
+  it("passes records holding their acknowledged writes and some in flight, without those destroyed", () => {
     const verdict = verify(log, [entry("a", ["a", "b", "c"])])
-    assert.deepStrictEqual([verdict.lost, verdict.torn, verdict.inFlightApplied, verdict.inFlightAbsent], [
-      [],
-      [],
-      1,
-      1
-    ])
+    assert.deepStrictEqual([verdict.lost, verdict.torn, verdict.failed], [[], [], []])
+    assert.deepStrictEqual([verdict.inFlightApplied, verdict.inFlightAbsent, verdict.destroyed], [1, 1, 1])
   })
 
   it("finds an acknowledged write missing, a partial one, one applied twice or out of order, one never sent", () => {
     assert.deepStrictEqual(verify(log, [entry("a", ["a", "c"])]).lost, ["b"])
     assert.deepStrictEqual(verify(log, []).lost, ["a", "b"])
+    assert.deepStrictEqual(verify(log, [entry("a", ["a", "b"]), entry("e", ["e"])]).lost, ["f (destroy of e)"])
     assert.strictEqual(verify(log, [{ ...entry("a", ["a", "b"]), n: 3 }]).torn.length, 1)
     assert.strictEqual(verify(log, [{ ...entry("a", ["a", "b"]), last: "a" }]).torn.length, 1)
     assert.strictEqual(verify(log, [entry("a", ["a", "b", "b"])]).torn.length, 1)
     assert.strictEqual(verify(log, [entry("a", ["b", "a"])]).torn.length, 2)
     assert.strictEqual(verify(log, [entry("a", ["a", "d", "b"])]).torn.length, 1)
     assert.strictEqual(verify(log, [entry("a", ["a", "b", "x"])]).torn.length, 1)
+  })
+
+  it("allows a failure only of a write to a record whose destroy was sent before", () => {
+    assert.deepStrictEqual(verify(log + "F c NotFound\n", [entry("a", ["a", "b"])]).failed, ["F c NotFound"])
+    assert.deepStrictEqual(verify(log + "S g e U\nF g NotFound\n", [entry("a", ["a", "b"])]).failed, [])
   })
 })
 
@@ -259,7 +285,7 @@ for (const target of targets) {
           const verdict = verify(Fs.readFileSync(logFile, "utf8"), records)
           console.log(
             `${target.name}: ${rounds} SIGKILLs after ${acksPerRound.join(", ")} acknowledgements; ` +
-              `${verdict.acknowledged} acknowledged writes over ${verdict.records} records; ` +
+              `${verdict.acknowledged} acknowledged writes, ${verdict.records} records left, ${verdict.destroyed} destroyed; ` +
               `lost ${verdict.lost.length}, torn ${verdict.torn.length}; writes in flight at the kills: ` +
               `${verdict.inFlightApplied} applied, ${verdict.inFlightAbsent} absent`
           )

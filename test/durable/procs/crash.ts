@@ -4,9 +4,10 @@
  *
  * Opens a Store over the durable {@link Ledger} on the database (restoring
  * what an earlier round left), then `callers` sequential callers each create
- * records and append to records (their own and others'), every write with a
- * unique operation id `<round>.<caller>.<seq>`. Each write is logged, with
- * `fs.writeSync` to `log` (appended), before it is sent (`S <op> <id>`) and
+ * records (1 in 8), destroy records (1 in 16) and append to records (their
+ * own and others'), every write with a unique operation id
+ * `<round>.<caller>.<seq>`. Each write is logged, with `fs.writeSync` to
+ * `log` (appended), before it is sent (`S <op> <id> <C|U|D>`) and
  * once the Store answered (`A <op>`, or `F <op> <error>`): a line is on
  * disk before the next call of its caller starts. Prints `READY <records>`
  * once the Store is open, and ends by itself after 120 s (the test kills it
@@ -30,17 +31,22 @@ const main = Effect.gen(function*() {
     Effect.gen(function*() {
       for (let seq = 0;; seq++) {
         const op = `${round}.${c}.${seq}`
-        const create = known.length < 8 || (yield* Random.nextIntBetween(0, 8, { halfOpen: true })) === 0
-        const id = create ? op : known[yield* Random.nextIntBetween(0, known.length, { halfOpen: true })]!
-        line(`S ${op} ${id}`)
-        const exit = yield* Effect.exit(
-          create
+        const dice = yield* Random.nextIntBetween(0, 16, { halfOpen: true })
+        const kind = known.length < 16 || dice < 2 ? "C" : dice === 2 ? "D" : "U"
+        const id = kind === "C" ? op : known[yield* Random.nextIntBetween(0, known.length, { halfOpen: true })]!
+        // a record is not picked again once its destroy is sent (writes to it already sent may fail: NotFound)
+        if (kind === "D") known.splice(known.indexOf(id), 1)
+        line(`S ${op} ${id} ${kind}`)
+        const exit = yield* Effect.exit<unknown, unknown, Store.Store>(
+          kind === "C"
             ? Store.create(Ledger, "create", { id, ops: [op], n: 1, last: op })
+            : kind === "D"
+            ? Store.destroy(Ledger, { id })
             : Store.update(Ledger, { id }, "append", { op })
         )
         if (exit._tag === "Success") {
           line(`A ${op}`)
-          if (create) known.push(id)
+          if (kind === "C") known.push(id)
         } else {
           line(`F ${op} ${JSON.stringify(String(exit.cause)).slice(0, 300)}`)
         }
