@@ -66,6 +66,8 @@ const fromStoreError = (error: Errors.StoreError): Effect.Effect<never, Api.Stor
       return Effect.fail(new Api.MailboxFull({ message: error.message }))
     case "StoreClosed":
       return Effect.fail(new Api.StoreClosed({ message: error.message }))
+    case "Unavailable":
+      return Effect.fail(new Api.Unavailable({ message: error.message, applied: error.applied }))
     case "RecordCrashed":
       return Effect.fail(new Api.RecordCrashed({ message: error.message }))
     case "AlreadyExists":
