@@ -335,12 +335,23 @@ export const make = (
       ) => Effect.Effect<Queue.Dequeue<{ readonly payload: string }, unknown>, unknown, Scope.Scope>
     }
     const notifying = typeof pg.listen === "function"
+    /**
+     * Notifications are database-wide, their channel named after the table
+     * alone: a notice names its schema and table, and a notice of another
+     * (another cluster in another schema of the database) is not ours.
+     */
+    const space = notifying
+      ? `${
+        (yield* Effect.orDie(sql.unsafe<{ readonly schema: string }>(`SELECT current_schema() AS schema`)))[0]?.schema
+      }.${state.table}`
+      : ""
     /** This process's instance of the data layer: its own notices are published when committed, not when heard. */
     const origin = crypto.randomUUID()
     const noticeOf = (event: Event.Event): string | undefined => {
       if (!notifying) return undefined
       const resource = compiled.get(event.resource)!
       const text = JSON.stringify({
+        space,
         origin,
         _tag: event._tag,
         resource: event.resource,
@@ -359,8 +370,8 @@ export const make = (
     const heard = (payload: string) => {
       try {
         const notice = JSON.parse(payload)
-        // published here when it committed
-        if (notice.origin === origin) return
+        // published here when it committed; or another cluster's
+        if (notice.origin === origin || notice.space !== space) return
         const resource = compiled.get(notice.resource)
         if (resource === undefined) return
         const record = SqlState.codecsOf(resource).decode(notice.record)
@@ -938,7 +949,7 @@ export const make = (
                   } after ${attempts} attempt${attempts === 1 ? "" : "s"}; ${
                     reached
                       ? "it may have been applied (at most once)"
-                      : "it was not applied (no attempt reached the record's owner)"
+                      : "it was not applied (every attempt was refused before the owner's commit)"
                   }`,
                   lastFailure: describeFailure(e.cause)
                 })

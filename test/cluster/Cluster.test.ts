@@ -312,6 +312,22 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
     }).pipe(Effect.scoped, Effect.provide(fresh())), { timeout: 30_000 })
 
   it.live(
+    "events: a cluster hears only its own, not another's in another schema with the same table names",
+    () =>
+      Effect.gen(function*() {
+        // another cluster (its own runtime) over another schema, with the same table prefix
+        const other = yield* Layer.buildWithMemoMap(fresh(), yield* Layer.makeMemoMap, yield* Effect.scope)
+        const heard = yield* Store.subscribe
+        yield* Store.create(Counter, "create", { id: "theirs", n: 1 }).pipe(Effect.provideContext(other))
+        yield* Store.create(Counter, "create", { id: "mine", n: 2 })
+        yield* Effect.sleep("300 millis")
+        const events = yield* PubSub.takeAll(heard)
+        assert.deepStrictEqual(events.map((e) => `${e._tag}:${(e.record as any).id}`), ["Created:mine"])
+      }).pipe(Effect.scoped, Effect.provide(fresh())),
+    { timeout: 30_000 }
+  )
+
+  it.live(
     "expiry: inactivity destroys once through the destroy action; activity keeps a record",
     () =>
       Effect.gen(function*() {
