@@ -53,6 +53,9 @@
  *   transaction of their commit. A process hears them only while it is
  *   connected (nothing is replayed), and an event whose JSON exceeds ~7.9 kB
  *   (a notification's limit) is published in its owner's process only.
+ *   Notifications are database-wide: each notice names its schema and table,
+ *   so clusters in different schemas of one database hear only their own,
+ *   but each process still receives the others' notices, and drops them.
  * - A defect in an action is answered as `RecordCrashed`, then the record's
  *   `restart` policy applies (`"initial"` re-runs its create action with the
  *   stored input, `"lastState"` keeps the last committed state, `"never"`
