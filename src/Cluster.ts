@@ -18,10 +18,14 @@
  *   group commit). A commit names the row's version it read: a stale owner
  *   (its shard moved) cannot overwrite a newer state.
  * - Every write carries an operation id; a call failing for a reason of the
- *   cluster (a shard moving, a runner gone) is re-sent with the same id, and
- *   the row remembers its last 16 operation ids, so a retry is never applied
- *   twice. After `retries` the call fails with `RecordCrashed` saying the write
- *   may have been applied.
+ *   cluster (a shard moving, a runner gone, a reply lost, a commit fenced by a
+ *   newer owner) is re-sent with the same id, and the row remembers its last
+ *   16 operation ids, so a retry is never applied twice. After `retries` (or
+ *   when the caller's own store closes) the call fails with `Unavailable`,
+ *   whose `applied` says whether the write may have happened: `"no"` when no
+ *   attempt reached the owner's commit (safe to call again), `"unknown"` when
+ *   one may have (then it was applied at most once). A call never fails
+ *   silently and is never applied twice.
  * - `Store.read` runs in SQL from any process, never activates a record, and
  *   returns what the in-memory evaluator returns on the same records. The
  *   filter runs in SQL where SQL decides it exactly (equality, `in`, `isNil`,
@@ -49,6 +53,9 @@
  *   transaction of their commit. A process hears them only while it is
  *   connected (nothing is replayed), and an event whose JSON exceeds ~7.9 kB
  *   (a notification's limit) is published in its owner's process only.
+ *   Notifications are database-wide: each notice names its schema and table,
+ *   so clusters in different schemas of one database hear only their own,
+ *   but each process still receives the others' notices, and drops them.
  * - A defect in an action is answered as `RecordCrashed`, then the record's
  *   `restart` policy applies (`"initial"` re-runs its create action with the
  *   stored input, `"lastState"` keeps the last committed state, `"never"`

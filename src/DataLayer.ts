@@ -55,7 +55,7 @@
  * @module
  */
 import { Context, type Duration, Effect, Layer, type PubSub, type Scope, type Stream } from "effect"
-import type { NotFound, StoreClosed, StoreError, ValidationError } from "./Errors.js"
+import type { NotFound, StoreClosed, StoreError, Unavailable, ValidationError } from "./Errors.js"
 import type * as Event from "./Event.js"
 import type * as Filter from "./Filter.js"
 import * as GenServer from "./internal/genServer.js"
@@ -122,9 +122,15 @@ export interface Service {
     input: unknown
   ) => Effect.Effect<unknown, StoreError>
   readonly destroy: (resource: string, key: unknown, action: string) => Effect.Effect<void, StoreError>
-  readonly get: (resource: string, key: unknown) => Effect.Effect<unknown, NotFound | ValidationError | StoreClosed>
+  readonly get: (
+    resource: string,
+    key: unknown
+  ) => Effect.Effect<unknown, NotFound | ValidationError | StoreClosed | Unavailable>
   readonly read: (query: QueryData) => Effect.Effect<ReadonlyArray<unknown>, ValidationError | StoreClosed>
-  readonly keepAlive: (resource: string, key: unknown) => Effect.Effect<void, NotFound | ValidationError | StoreClosed>
+  readonly keepAlive: (
+    resource: string,
+    key: unknown
+  ) => Effect.Effect<void, NotFound | ValidationError | StoreClosed | Unavailable>
   /** Every event published after the stream starts being pulled. */
   readonly events: Stream.Stream<Event.Event>
   /** A subscription receiving every event published after it is made. */

@@ -4,8 +4,10 @@
  * Every failure a caller can see is one of these `Schema.TaggedError` classes,
  * so it can be matched with `Effect.catchTag` and encoded across a process
  * boundary. Bad input never changes state: whenever one of these is returned,
- * the store is as it was before the call (the one exception, documented on
- * {@link RecordCrashed}, is that the crashed record may have been restarted).
+ * the store is as it was before the call (the exceptions: a crashed record
+ * may have been restarted, see {@link RecordCrashed}; and a cluster call
+ * answered {@link Unavailable} with `applied: "unknown"` may have been
+ * applied, once).
  *
  * Each class's JSON codec (`Schema.toCodecJson(NotFound)`, or
  * `Schema.toCodecJson(StoreError)` for any of them) round-trips it: encoded,
@@ -362,6 +364,67 @@ export class MailboxFull extends Schema.TaggedError<MailboxFull>()("MailboxFull"
 }) {}
 
 /**
+ * The cluster could not get an answer from the record's owner: a call kept
+ * failing for a reason of the cluster (its shard moving, a runner stopping or
+ * gone, a reply lost, another runner committing first) until its retries
+ * (`Cluster.Options.retries`) ran out. Only the `Cluster` data layer fails
+ * with it; a store in one process never does.
+ *
+ * `applied` says what the caller may assume about the write:
+ *
+ * - `"no"`: no attempt reached the owner's commit (each one was refused
+ *   before a handler ran, or fenced by a newer owner), so nothing was
+ *   applied: calling again is safe.
+ * - `"unknown"`: at least one attempt may have reached the owner and been
+ *   applied before its answer was lost (an interrupted reply, a runner that
+ *   stopped while serving it). Every attempt carried the same operation id,
+ *   so the write was applied **at most once**; read the record to find out,
+ *   or call again only if the write is idempotent (it sets rather than adds).
+ *
+ * For `get` and `keepAlive` (messages to the owner on resources with an
+ * inactivity timeout), `applied` is about the activity they record.
+ * `attempts` counts the sends; `lastFailure` says, in words, the last
+ * failure seen (`EntityNotAssignedToRunner: ...`, `interrupted: ...`,
+ * `fenced: ...`).
+ *
+ * **Example** (Retrying a write that certainly did not happen)
+ *
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Resource, Store } from "effect-gen-server"
+ *
+ * const Character = Resource.make("Character", {
+ *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
+ *   primaryKey: ["id"],
+ *   generated: { id: () => crypto.randomUUID() }
+ * })
+ *
+ * const travel = Store.update(Character, { id: "marty" }, "update", { currentYear: 1955 })
+ * const safely = travel.pipe(
+ *   Effect.catchTag("Unavailable", (e) =>
+ *     e.applied === "no"
+ *       ? travel // nothing happened: try again
+ *       : Effect.flatMap(Store.get(Character, { id: "marty" }), (marty) =>
+ *         // setting a year is idempotent: applying it again changes nothing
+ *         marty.currentYear === 1955 ? Effect.succeed(marty) : travel))
+ * )
+ * ```
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", {
+  resource: Schema.String,
+  key: Json.Value,
+  /** The action, or `"get"` / `"keepAlive"`. */
+  action: Schema.String,
+  applied: Schema.Literals(["no", "unknown"]),
+  attempts: Schema.Number,
+  message: Schema.String,
+  lastFailure: Schema.String
+}) {}
+
+/**
  * A resource definition is inconsistent: a primary key field that is not a
  * field, an empty primary key, an unknown field in `accept`, `generated` or
  * `indexes`, a bad duration. Thrown by `Resource.make`, at definition time.
@@ -416,7 +479,8 @@ export const StoreError = Schema.Union([
   UnknownAction,
   ReentrantCall,
   StoreClosed,
-  MailboxFull
+  MailboxFull,
+  Unavailable
 ])
 
 /**
@@ -463,3 +527,4 @@ export type StoreError =
   | ReentrantCall
   | StoreClosed
   | MailboxFull
+  | Unavailable

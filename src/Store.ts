@@ -12,8 +12,10 @@
  * or `StoreClosed`; `create`, `update` and `destroy` with those their step
  * can meet ({@link CreateError}, {@link UpdateError}, {@link DestroyError})
  * plus the named action's own: its declared `error` and `ActionError`
- * (none for a default action). `UnknownAction` appears only where the
- * action's name is not checked by the compiler (a `Resource.Any`, a cast).
+ * (none for a default action). These six can also fail with
+ * `Unavailable` on a cluster (`Cluster.layer`), never in one process.
+ * `UnknownAction` appears only where the action's name is not checked by the
+ * compiler (a `Resource.Any`, a cast).
  *
  * Changes and hooks run with the layer's services and with `Store` itself, so
  * a hook can call the Store. The services they require surface in the type of
@@ -32,6 +34,7 @@ import type {
   RecordCrashed,
   ReentrantCall,
   StoreClosed,
+  Unavailable,
   UnknownAction,
   ValidationError
 } from "./Errors.js"
@@ -175,7 +178,9 @@ type Untyped<N> = [N] extends [never] ? UnknownAction : 0 extends 1 & N ? Unknow
  * The errors of `Store.create` with the action `N`: the input is invalid
  * (`ValidationError`), the key is taken (`AlreadyExists`), the create action
  * crashed the new record (`RecordCrashed`), the store is closed
- * (`StoreClosed`), or the action failed ({@link ActionErrors}).
+ * (`StoreClosed`), the cluster's owner of the record did not answer
+ * (`Unavailable`, the `Cluster` layer only), or the action failed
+ * ({@link ActionErrors}).
  *
  * **Example** (Handling a taken key)
  *
@@ -199,12 +204,19 @@ type Untyped<N> = [N] extends [never] ? UnknownAction : 0 extends 1 & N ? Unknow
  * @category models
  * @since 0.2.0
  */
-export type CreateError<R, N> = ValidationError | AlreadyExists | RecordCrashed | StoreClosed | ActionErrors<R, N>
+export type CreateError<R, N> =
+  | ValidationError
+  | AlreadyExists
+  | RecordCrashed
+  | StoreClosed
+  | Unavailable
+  | ActionErrors<R, N>
 
 /**
  * The errors of `Store.update` with the action `N`: those of a call to a
  * record's fiber (`NotFound`, `ReentrantCall`, `MailboxFull`,
- * `RecordCrashed`, `StoreClosed`), an invalid key, input or new state
+ * `RecordCrashed`, `StoreClosed`, and `Unavailable` on a cluster), an
+ * invalid key, input or new state
  * (`ValidationError`), a new key that is taken (`AlreadyExists`), and the
  * action's own ({@link ActionErrors}).
  *
@@ -224,7 +236,7 @@ export type CreateError<R, N> = ValidationError | AlreadyExists | RecordCrashed 
  * })
  *
  * // NotFound, ValidationError, AlreadyExists, RecordCrashed, ReentrantCall, MailboxFull, StoreClosed,
- * // or the ActionError of `charge`'s change
+ * // Unavailable, or the ActionError of `charge`'s change
  * const describe = (error: Store.UpdateError<typeof Machine, "charge">): string => error._tag
  * ```
  *
@@ -239,6 +251,7 @@ export type UpdateError<R, N> =
   | ReentrantCall
   | MailboxFull
   | StoreClosed
+  | Unavailable
   | ActionErrors<R, N>
 
 /**
@@ -270,6 +283,7 @@ export type DestroyError<R, N> =
   | ReentrantCall
   | MailboxFull
   | StoreClosed
+  | Unavailable
   | ActionErrors<R, N>
 
 /** `destroy`'s action is optional only where the resource has the default `"destroy"` action. */
@@ -407,7 +421,7 @@ export const destroy: <R extends Resource.Any, const N extends Resource.ActionNa
 export const get: <R extends Resource.Any>(
   resource: R,
   key: Resource.Key<R>
-) => Effect.Effect<Resource.Record<R>, NotFound | ValidationError | StoreClosed, Store> =
+) => Effect.Effect<Resource.Record<R>, NotFound | ValidationError | StoreClosed | Unavailable, Store> =
   ((resource: Resource.Any, key: unknown) =>
     Store.use(({ dataLayer, traceReads }) =>
       tracedRead(traceReads, dataLayer.get(resource.name, key), "Store.get", resource.name)
@@ -439,7 +453,7 @@ export const get: <R extends Resource.Any>(
 export const reload: <R extends Resource.Any>(
   resource: R,
   record: Resource.Key<R>
-) => Effect.Effect<Resource.Record<R>, NotFound | ValidationError | StoreClosed, Store> = get
+) => Effect.Effect<Resource.Record<R>, NotFound | ValidationError | StoreClosed | Unavailable, Store> = get
 
 /**
  * Runs a query. Never messages a record and is not activity.
@@ -507,7 +521,7 @@ export const read: <A>(
 export const keepAlive: <R extends Resource.Any>(
   resource: R,
   key: Resource.Key<R>
-) => Effect.Effect<void, NotFound | ValidationError | StoreClosed, Store> =
+) => Effect.Effect<void, NotFound | ValidationError | StoreClosed | Unavailable, Store> =
   ((resource: Resource.Any, key: unknown) =>
     Store.use(({ dataLayer, traceReads }) =>
       tracedRead(traceReads, dataLayer.keepAlive(resource.name, key), "Store.keepAlive", resource.name)

@@ -12,6 +12,7 @@ import { Arbitrary, Context, Deferred, Effect, Equal, Exit, Fiber, Layer, PubSub
 import { TestClock } from "effect/testing"
 import { Action, Changeset, Errors, Event, Resource, Store, Testing } from "../src/index.js"
 import { seed } from "./fixtures/Model.js"
+import { assertRoundTrip, clusterOnlyTags, send, storeErrorTags } from "./fixtures/RoundTrip.js"
 import { Character, Machine } from "./fixtures/TimeTravel.js"
 
 class Gate extends Context.Service<Gate, {
@@ -65,24 +66,6 @@ const Almanac = Resource.make("Almanac", {
 })
 
 const resources = [Character, Machine, ClockTower, Almanac] as const
-
-/** Encode with the JSON codec, send as a string, parse and decode. */
-const send = <T>(schema: Schema.Codec<T, any>, value: T): { readonly json: unknown; readonly received: T } => {
-  const codec = Schema.toCodecJson(schema)
-  const json = JSON.parse(JSON.stringify(Schema.encodeSync(codec)(value)))
-  return { json, received: Schema.decodeUnknownSync(codec)(json) }
-}
-
-/** The error received equals the error sent: same class, same fields, same JSON once encoded again. */
-const assertRoundTrip = (error: Errors.StoreError) => {
-  const classes = [error.constructor as Schema.Codec<Errors.StoreError>, Errors.StoreError]
-  for (const schema of classes) {
-    const { json, received } = send(schema, error)
-    assert.strictEqual(received.constructor, error.constructor, error._tag)
-    assert.isTrue(Equal.equals(received, error), `${error._tag} ${JSON.stringify(json)}`)
-    assert.deepStrictEqual(send(schema, received).json, json, error._tag)
-  }
-}
 
 const errorOf = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.flip(effect)
 
@@ -161,6 +144,8 @@ describe("Codec", () => {
         "UnknownAction",
         "ValidationError"
       ])
+      // every error of the union is driven here, or, for those only a cluster produces, in test/cluster/
+      assert.deepStrictEqual([...seen.keys(), ...clusterOnlyTags].sort(), [...storeErrorTags()].sort())
       for (const errors of seen.values()) for (const error of errors) assertRoundTrip(error)
     }))
 

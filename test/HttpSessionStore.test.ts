@@ -6,11 +6,12 @@
  * every wait is bounded.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Option, type Scope } from "effect"
+import { Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Schedule, Scope } from "effect"
 import { HttpServer } from "effect/http"
+import * as Net from "node:net"
 import * as Resources from "../examples/http-session-store/resources.js"
 import * as Server from "../examples/http-session-store/server.js"
-import { Store } from "../src/index.js"
+import { DataLayer, Store } from "../src/index.js"
 
 // -----------------------------------------------------------------------------
 // helpers
@@ -386,5 +387,170 @@ describe("HttpSessionStore", () => {
       assert.strictEqual(total._tag, "UnknownAction")
       assert.strictEqual((yield* Store.get(Cart, cart)).total, 0)
     }).pipe(Effect.provide(Store.layer([Session, Cart])))
+  })
+
+  describe("draining (closing the server: SIGTERM, Ctrl-C)", () => {
+    /**
+     * A server whose `GET /sessions/:id` waits at a gate once `hold` is set:
+     * a request held in flight while the server closes.
+     */
+    const heldServer = (gracefulShutdownTimeout: Duration.Input) =>
+      Effect.gen(function*() {
+        const entered = yield* Deferred.make<void>()
+        const gate = yield* Deferred.make<void>()
+        const hold = { on: false }
+        const slow: DataLayer.Make = (resources, options) =>
+          Effect.map(DataLayer.genServer(resources, options), (inner) => ({
+            ...inner,
+            get: (resource, key) =>
+              hold.on
+                ? Effect.andThen(Deferred.succeed(entered, undefined), Deferred.await(gate)).pipe(
+                  Effect.andThen(inner.get(resource, key))
+                )
+                : inner.get(resource, key)
+          }))
+        const scope = yield* Scope.make()
+        const context = yield* Layer.buildWithScope(
+          Server.layer({
+            port: 0,
+            logAddress: false,
+            gracefulShutdownTimeout,
+            store: (resources) => Store.layer([resources.Session, resources.Cart], { dataLayer: slow })
+          }),
+          scope
+        )
+        const { address } = Context.get(context, HttpServer.HttpServer)
+        const url = HttpServer.formatAddress(address)
+        const { port } = address as { readonly port: number }
+        return { entered, gate, hold, scope, url, port }
+      })
+
+    /** A raw connection: what it received, and whether the server closed it. */
+    const connect = (port: number) =>
+      Effect.callback<{ readonly socket: Net.Socket; readonly received: () => string; readonly ended: Promise<void> }>(
+        (resume) => {
+          const socket = Net.connect(port, "127.0.0.1")
+          let data = ""
+          socket.setEncoding("utf8")
+          socket.on("data", (chunk: string) => (data += chunk))
+          socket.on("error", () => {})
+          const ended = new Promise<void>((done) => socket.once("close", () => done()))
+          socket.once("connect", () => resume(Effect.succeed({ socket, received: () => data, ended })))
+        }
+      )
+
+    const waitFor = (what: string, done: () => boolean) =>
+      Effect.suspend(() => done() ? Effect.void : Effect.fail(what)).pipe(
+        Effect.retry({ times: 100, schedule: Schedule.spaced("20 millis") }),
+        Effect.orDie
+      )
+
+    it.live(
+      "a request in flight is answered (Connection: close); one arriving meanwhile gets 503 Draining",
+      () =>
+        Effect.gen(function*() {
+          const { entered, gate, hold, port, scope, url } = yield* heldServer("10 seconds")
+          const session = yield* Effect.promise(() =>
+            fetch(`${url}/sessions`, {
+              method: "POST",
+              headers: { "content-type": "application/json" },
+              body: JSON.stringify({ userId: "marty" })
+            }).then((r) => r.json() as Promise<{ readonly id: string }>)
+          )
+          hold.on = true
+          const request = `GET /sessions/${session.id} HTTP/1.1\r\nHost: 127.0.0.1\r\n`
+          // in flight: held at the gate
+          const inFlight = yield* connect(port)
+          inFlight.socket.write(request + "\r\n")
+          yield* Deferred.await(entered)
+          // arriving: its headers started before the drain (not an idle connection), finished after it
+          const arriving = yield* connect(port)
+          arriving.socket.write(request)
+          const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+          yield* Effect.sleep("200 millis")
+          // no new connection is accepted
+          const refused = yield* Effect.promise(() =>
+            fetch(`${url}/openapi.json`).then(() => "answered", () => "refused")
+          )
+          assert.strictEqual(refused, "refused")
+          arriving.socket.write("\r\n")
+          yield* Effect.promise(() => arriving.ended)
+          const [head, body] = arriving.received().split("\r\n\r\n")
+          assert.match(head!, /^HTTP\/1\.1 503 /)
+          assert.match(head!, /\r\nretry-after: 1\r\n/i)
+          assert.match(head!, /\r\nconnection: close\r\n/i)
+          assert.strictEqual(JSON.parse(body!)._tag, "Draining")
+          // the request in flight is still waiting, and the drain waits for it
+          assert.strictEqual(inFlight.received(), "")
+          assert.isUndefined(closing.pollUnsafe())
+          yield* Deferred.succeed(gate, undefined)
+          yield* Effect.promise(() => inFlight.ended)
+          assert.match(inFlight.received(), /^HTTP\/1\.1 200 /)
+          assert.match(inFlight.received(), /\r\nconnection: close\r\n/i)
+          assert.strictEqual(JSON.parse(inFlight.received().split("\r\n\r\n")[1]!).id, session.id)
+          yield* Fiber.join(closing).pipe(Effect.timeout("5 seconds"))
+        }),
+      { timeout: 30_000 }
+    )
+
+    it.live(
+      "the server listens only once its Store is ready: no connection is accepted before its routes exist",
+      () =>
+        Effect.gen(function*() {
+          const port = yield* Effect.callback<number>((resume) => {
+            const probe = Net.createServer().listen(0, "127.0.0.1", () => {
+              const { port } = probe.address() as Net.AddressInfo
+              probe.close(() => resume(Effect.succeed(port)))
+            })
+          })
+          const ready = yield* Deferred.make<void>()
+          // a Store that takes its time to start, as a cluster runner joining does
+          const slowStore = (resources: Resources.Resources) =>
+            Layer.unwrap(Effect.as(Deferred.await(ready), Store.layer([resources.Session, resources.Cart])))
+          const scope = yield* Scope.make()
+          const building = yield* Effect.forkChild(
+            Layer.buildWithScope(Server.layer({ port, logAddress: false, store: slowStore }), scope)
+          )
+          yield* Effect.sleep("300 millis")
+          const early = yield* Effect.promise(() =>
+            fetch(`http://127.0.0.1:${port}/openapi.json`, { signal: AbortSignal.timeout(2000) }).then(
+              () => "answered",
+              (e: Error) => e.name === "TimeoutError" ? "hung" : "refused"
+            )
+          )
+          assert.strictEqual(early, "refused")
+          yield* Deferred.succeed(ready, undefined)
+          yield* Fiber.join(building)
+          const later = yield* Effect.promise(() => fetch(`http://127.0.0.1:${port}/openapi.json`))
+          assert.strictEqual(later.status, 200)
+          yield* Scope.close(scope, Exit.void)
+        }),
+      { timeout: 30_000 }
+    )
+
+    it.live(
+      "the drain is bounded: a request that never ends has its connection closed at the bound",
+      () =>
+        Effect.gen(function*() {
+          const { entered, hold, port, scope, url } = yield* heldServer("300 millis")
+          const session = yield* Effect.promise(() =>
+            fetch(`${url}/sessions`, {
+              method: "POST",
+              headers: { "content-type": "application/json" },
+              body: JSON.stringify({ userId: "marty" })
+            }).then((r) => r.json() as Promise<{ readonly id: string }>)
+          )
+          hold.on = true
+          const stuck = yield* connect(port)
+          stuck.socket.write(`GET /sessions/${session.id} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`)
+          yield* Deferred.await(entered)
+          const started = Date.now()
+          yield* Scope.close(scope, Exit.void).pipe(Effect.timeout("5 seconds"))
+          yield* Effect.promise(() => stuck.ended)
+          assert.isBelow(Date.now() - started, 3000)
+          yield* waitFor("closed", () => stuck.socket.destroyed)
+        }),
+      { timeout: 30_000 }
+    )
   })
 })

@@ -15,7 +15,9 @@
  * Errors are JSON bodies `{ "_tag", "message", ... }` named after the
  * library's errors: `NotFound` 404, `ValidationError` 400 (a request that does
  * not match its schema), `ActionError` 422 (refused by an action's rules),
- * `MailboxFull` and `StoreClosed` 503, `RecordCrashed` 500.
+ * `MailboxFull`, `StoreClosed` and `Unavailable` (a cluster's record owner did
+ * not answer; `applied` says whether the request may have taken effect) 503,
+ * `RecordCrashed` 500.
  */
 import { Schema } from "effect"
 import { Event } from "effect-gen-server"
@@ -52,13 +54,31 @@ export class StoreClosed extends Schema.TaggedError<StoreClosed>()("StoreClosed"
   message: Schema.String
 }, { httpApiStatus: 503 }) {}
 
+/**
+ * 503: on a cluster, the runner owning the record did not answer in time (a
+ * shard moving, a runner stopping). `applied: "no"`: nothing happened, the
+ * request can be sent again; `"unknown"`: it may have been applied, once.
+ */
+export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", {
+  message: Schema.String,
+  applied: Schema.Literals(["no", "unknown"])
+}, { httpApiStatus: 503 }) {}
+
 /** 500: the record's fiber crashed while serving the request; the supervisor restarted it. */
 export class RecordCrashed extends Schema.TaggedError<RecordCrashed>()("RecordCrashed", {
   message: Schema.String
 }, { httpApiStatus: 500 }) {}
 
 /** Every error a store call can answer with. */
-export const StoreErrors = [NotFound, ValidationError, ActionError, MailboxFull, StoreClosed, RecordCrashed] as const
+export const StoreErrors = [
+  NotFound,
+  ValidationError,
+  ActionError,
+  MailboxFull,
+  StoreClosed,
+  Unavailable,
+  RecordCrashed
+] as const
 export type StoreError = InstanceType<typeof StoreErrors[number]>
 
 /**

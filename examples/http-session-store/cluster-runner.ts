@@ -2,8 +2,9 @@
  * One runner of the HTTP session store as a cluster: the same HTTP API as
  * `main.ts`, over `Cluster.layer` (records as `effect/cluster` entities,
  * their state in PostgreSQL), in a process that is also an `effect/cluster`
- * runner. `cluster.ts` starts three of them; SIGTERM hands its records to
- * the others (effect/cluster moves its shards) and stops serving.
+ * runner. `cluster.ts` starts three of them; SIGTERM drains its HTTP server
+ * (see `server.ts`), then hands its records to the others (effect/cluster
+ * moves its shards).
  *
  * Configured from the environment: `PORT` (HTTP), `RUNNER_PORT` (the
  * cluster's socket), `PG_SCHEMA` (the PostgreSQL schema of the state and the
@@ -48,15 +49,18 @@ const main = Effect.gen(function*() {
     storage: "sql",
     shardingConfig: { ...shardingConfig, runnerAddress: Option.some(RunnerAddress.make("127.0.0.1", runnerPort)) }
   }).pipe(Layer.orDie)
+  // a call re-sent while a shard moves gives up after 20 retries, about 26 s (5.7 s for the first 10, then 2 s
+  // each): an answer (503 Unavailable, saying whether it was applied) before a client's 30 s timeout
   const store = (resources: Resources.Resources) =>
-    Cluster.layer([resources.Session, resources.Cart], { tablePrefix: "shop_", eventBuffer: 10_000, retries: 30 }).pipe(
+    Cluster.layer([resources.Session, resources.Cart], { tablePrefix: "shop_", eventBuffer: 10_000, retries: 20 }).pipe(
       Layer.provide(runtime),
       Layer.provide(sql)
     )
-  // on SIGTERM the HTTP server stops accepting and lets calls in flight finish (a shard moving can hold
-  // one for a few seconds) before the runner hands its shards over
+  // the HTTP server listens once this runner has joined the cluster; on SIGTERM it drains (stops accepting,
+  // closes idle connections, refuses new requests with 503 Draining, lets calls in flight finish, bounded
+  // above the calls' own retries) before the runner hands its shards over
   return yield* Layer.launch(
-    Server.layer({ port, sessionTimeout, cartTimeout, store, gracefulShutdownTimeout: "15 seconds", logAddress: false })
+    Server.layer({ port, sessionTimeout, cartTimeout, store, gracefulShutdownTimeout: "30 seconds", logAddress: false })
   )
 })
 

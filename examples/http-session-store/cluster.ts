@@ -8,11 +8,16 @@
  *   npm run example:http:cluster -- --rolling    # start, then a rolling restart under load
  *
  * With `--rolling`, `WORKERS` clients (default 32) create sessions and add
- * items for `DURATION` seconds (default 30) through the runners in turn (a
- * runner that refuses a connection is skipped, as a load balancer would),
- * while each runner in turn is stopped with SIGTERM and started again. It
- * prints the requests, the errors (any answer but the expected one), the
- * longest call, and checks that every acknowledged item is in its cart.
+ * items through the runners in turn for at least `DURATION` seconds (default
+ * 30), and until `DURATION / 6` after the last runner is back, while each
+ * runner in turn, `DURATION / 6` apart, is stopped with SIGTERM and started
+ * again. A request a runner refused before handling it (connection refused
+ * or closed by a runner draining, `503 Draining`) or answered `Unavailable`
+ * with `applied: "no"` is sent again, to the next runner, as a load balancer
+ * would. It prints the requests, the errors (any other answer than the
+ * expected one: a timeout, a bare 503 of an interrupted request, an
+ * `Unavailable` that may have been applied), the longest call, and checks
+ * that every acknowledged item is in its cart.
  * Every process it started is killed when it ends, on failure too.
  *
  * Needs PostgreSQL at 127.0.0.1:5432 (`PGHOST`, `PGPORT`, `PGUSER`,
@@ -93,11 +98,11 @@ const start = async (runner: Runner) => {
   throw new Error(`runner on ${runner.http} did not answer within 60 s`)
 }
 
-/** SIGTERM, then SIGKILL after 20 s; resolves once the process is gone. */
+/** SIGTERM, then SIGKILL after 45 s (past a runner's drain bound); resolves once the process is gone. */
 const stop = (child: ChildProcess | undefined) =>
   new Promise<void>((resolve) => {
     if (child === undefined || child.exitCode !== null || child.signalCode !== null) return resolve()
-    const kill = setTimeout(() => child.kill("SIGKILL"), 20_000)
+    const kill = setTimeout(() => child.kill("SIGKILL"), 45_000)
     child.once("exit", () => {
       clearTimeout(kill)
       resolve()
@@ -113,7 +118,10 @@ const cleanup = async () => {
 interface Stats {
   requests: number
   errors: number
+  /** Requests refused before they were handled (connection refused or closed, 503 `Draining`), sent again. */
   rerouted: number
+  /** Requests answered `Unavailable` with `applied: "no"` (nothing happened), sent again. */
+  resent: number
   longest: number
   readonly acknowledged: Map<string, number>
   readonly errorSamples: Array<string>
@@ -136,16 +144,22 @@ const call = async (
         signal: AbortSignal.timeout(30_000)
       })
       const body: any = await response.json().catch(() => undefined)
-      if (response.status === 503 && body === undefined) {
+      if (response.status === 503 && body?._tag === "Draining") {
         // a runner shutting down refused the request before handling it: as a load balancer would, the next one
         stats.rerouted++
+        continue
+      }
+      if (response.status === 503 && body?._tag === "Unavailable" && body.applied === "no") {
+        // the cluster did not reach the record's owner in time, and says nothing was applied: safe to send again
+        stats.resent++
         continue
       }
       stats.longest = Math.max(stats.longest, performance.now() - started)
       return { status: response.status, body }
     } catch (error) {
       if ((error as Error).name === "TimeoutError") throw error
-      // connection refused or reset: a runner restarting; the next one
+      // connection refused, or an idle keep-alive connection closed by a runner draining (the request was not
+      // read): the next one
       stats.rerouted++
       if (attempt % runners.length === runners.length - 1) await new Promise((r) => setTimeout(r, 100))
     }
@@ -181,9 +195,9 @@ const expect = async (
   return undefined
 }
 
-const worker = async (runners: ReadonlyArray<Runner>, w: number, until: number, stats: Stats) => {
+const worker = async (runners: ReadonlyArray<Runner>, w: number, load: { until: number }, stats: Stats) => {
   let turn = w
-  while (Date.now() < until) {
+  while (Date.now() < load.until) {
     const created = await expect(
       stats,
       "create",
@@ -192,7 +206,7 @@ const worker = async (runners: ReadonlyArray<Runner>, w: number, until: number, 
     )
     if (created === undefined) continue
     const id = created.body.id as string
-    for (let i = 0; i < 5 && Date.now() < until; i++) {
+    for (let i = 0; i < 5 && Date.now() < load.until; i++) {
       const item = json({ sku: `sku-${i}`, quantity: 1, price: 1 })
       const added = await expect(
         stats,
@@ -222,18 +236,34 @@ const main = async () => {
     await new Promise<void>((resolve) => process.once("SIGINT", () => resolve()))
     return
   }
-  const stats: Stats = { requests: 0, errors: 0, rerouted: 0, longest: 0, acknowledged: new Map(), errorSamples: [] }
-  const until = Date.now() + duration
-  const load = Promise.all(Array.from({ length: workers }, (_, w) => worker(runners, w, until, stats)))
+  const stats: Stats = {
+    requests: 0,
+    errors: 0,
+    rerouted: 0,
+    resent: 0,
+    longest: 0,
+    acknowledged: new Map(),
+    errorSamples: []
+  }
+  const began = Date.now()
+  const window = { until: began + duration }
+  const load = Promise.all(Array.from({ length: workers }, (_, w) => worker(runners, w, window, stats)))
   // a rolling restart: each runner in turn, a third of the way apart
   for (const runner of runners) {
     await new Promise((resolve) => setTimeout(resolve, duration / 6))
-    const stopped = performance.now()
+    const stopping = performance.now()
     await stop(runner.child)
+    const stopped = performance.now()
     await start(runner)
-    console.log(`restarted the runner on ${runner.http} in ${((performance.now() - stopped) / 1000).toFixed(1)} s`)
+    console.log(
+      `restarted the runner on ${runner.http}: stopped in ${((stopped - stopping) / 1000).toFixed(1)} s ` +
+        `(SIGTERM to exit), serving again ${((performance.now() - stopped) / 1000).toFixed(1)} s later`
+    )
   }
+  // the load goes on until a while after the last runner is back
+  window.until = Math.max(window.until, Date.now() + duration / 6)
   await load
+  const loadSeconds = (Date.now() - began) / 1000
   // every acknowledged addition is in its cart
   let missing = 0
   let unreadable = 0
@@ -251,8 +281,9 @@ const main = async () => {
     else if (stored > count) unacknowledged++
   }
   console.log(
-    `rolling restart under load (${workers} workers, ${duration / 1000} s): ${stats.requests} requests, ` +
+    `rolling restart under load (${workers} workers, ${loadSeconds.toFixed(0)} s): ${stats.requests} requests, ` +
       `${stats.errors} errors, ${stats.rerouted} requests refused by a runner restarting and sent to another, ` +
+      `${stats.resent} answered Unavailable (not applied) and sent again, ` +
       `longest call ${
         stats.longest.toFixed(0)
       } ms; ${stats.acknowledged.size} carts checked, ${missing} missing an acknowledged item, ` +

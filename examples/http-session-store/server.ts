@@ -5,15 +5,24 @@
  * `layer(options)` is the whole application as one `Layer`: building it
  * starts the Store, then listens on `127.0.0.1:<port>` (port `0` picks a
  * free one; read it from `HttpServer.HttpServer`'s `address`); closing its
- * scope stops serving, then closes the Store, which interrupts every record
- * fiber and ends the event streams.
+ * scope (SIGTERM, Ctrl-C) drains the server, then closes the Store, which
+ * interrupts every record fiber (or, on a cluster, hands them over).
+ *
+ * Draining, bounded by `gracefulShutdownTimeout`: the server stops accepting
+ * connections and closes its idle keep-alive connections at once; requests in
+ * flight finish, answered with `Connection: close`; a request arriving on an
+ * open connection meanwhile is refused before it is handled, with a `503`
+ * `Draining` (`Retry-After: 1`, `Connection: close`), so a client or load
+ * balancer sends it to another server; event streams end. At the bound, the
+ * connections still open are closed. Only then does the Store close, so every
+ * request handled gets its answer.
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { Clock, type Duration, Effect, Layer, SchemaIssue, Stream } from "effect"
+import { Clock, Deferred, type Duration, Effect, Layer, Schedule, SchemaIssue, Stream } from "effect"
 import { type Errors, Store } from "effect-gen-server"
-import { HttpRouter } from "effect/http"
+import { HttpRouter, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiMiddleware } from "effect/http-api"
-import { createServer } from "node:http"
+import { createServer, type Server as NodeServer } from "node:http"
 import * as Api from "./api.js"
 import * as Resources from "./resources.js"
 
@@ -22,8 +31,8 @@ export interface Options extends Resources.Options {
   /** The TCP port on 127.0.0.1; `0` picks a free one. Default: 3000. */
   readonly port?: number | undefined
   /**
-   * How long closing the server waits for open connections (event streams
-   * included) before it interrupts them. Default: 2 seconds.
+   * How long closing the server waits for the requests in flight (see
+   * draining, above) before it closes their connections. Default: 2 seconds.
    */
   readonly gracefulShutdownTimeout?: Duration.Input | undefined
   /** Log every request. Default: `false`. */
@@ -66,6 +75,8 @@ const fromStoreError = (error: Errors.StoreError): Effect.Effect<never, Api.Stor
       return Effect.fail(new Api.MailboxFull({ message: error.message }))
     case "StoreClosed":
       return Effect.fail(new Api.StoreClosed({ message: error.message }))
+    case "Unavailable":
+      return Effect.fail(new Api.Unavailable({ message: error.message, applied: error.applied }))
     case "RecordCrashed":
       return Effect.fail(new Api.RecordCrashed({ message: error.message }))
     case "AlreadyExists":
@@ -140,30 +151,93 @@ export const eventBuffer = 4096
 
 /**
  * The lifecycle events as SSE: a `ready` event once the subscription is
- * live, then every event, until the client goes away or the Store closes.
+ * live, then every event, until the client goes away, the server drains or
+ * the Store closes.
  */
-const events: Stream.Stream<Api.SseEvent, never, Store.Store> = Stream.unwrap(
-  Effect.gen(function*() {
-    const subscription = yield* Store.subscribe
-    const at = yield* Clock.currentTimeMillis
-    return Stream.make<Array<Api.SseEvent>>({ event: "ready", data: { at } }).pipe(
-      Stream.concat(
-        Stream.fromSubscription(subscription).pipe(
-          // the store's PubSub is unbounded: a client that stops reading loses
-          // its oldest events instead of growing the server's memory
-          Stream.buffer({ capacity: eventBuffer, strategy: "sliding" }),
-          Stream.map((event): Api.SseEvent => ({ event: "message", data: event }))
-        )
+const events = (drain: Drain): Stream.Stream<Api.SseEvent, never, Store.Store> =>
+  Stream.unwrap(
+    Effect.gen(function*() {
+      const subscription = yield* Store.subscribe
+      const at = yield* Clock.currentTimeMillis
+      return Stream.make<Array<Api.SseEvent>>({ event: "ready", data: { at } }).pipe(
+        Stream.concat(
+          Stream.fromSubscription(subscription).pipe(
+            // the store's PubSub is unbounded: a client that stops reading loses
+            // its oldest events instead of growing the server's memory
+            Stream.buffer({ capacity: eventBuffer, strategy: "sliding" }),
+            Stream.map((event): Api.SseEvent => ({ event: "message", data: event }))
+          )
+        ),
+        Stream.interruptWhen(Deferred.await(drain.started))
       )
-    )
-  })
-)
+    })
+  )
 
-const EventsLive = HttpApiBuilder.group(Api.Api, "events", (handlers) =>
-  Effect.gen(function*() {
-    const store = yield* Store.Store
-    return handlers.handle("stream", () => Effect.succeed(Stream.provideService(events, Store.Store, store)))
-  }))
+const EventsLive = (drain: Drain) =>
+  HttpApiBuilder.group(Api.Api, "events", (handlers) =>
+    Effect.gen(function*() {
+      const store = yield* Store.Store
+      return handlers.handle("stream", () => Effect.succeed(Stream.provideService(events(drain), Store.Store, store)))
+    }))
+
+// -----------------------------------------------------------------------------
+// draining
+// -----------------------------------------------------------------------------
+
+/** The drain of one server: its Node server, and whether it is draining. */
+interface Drain {
+  server: NodeServer | undefined
+  draining: boolean
+  /** Completed when draining starts: event streams end. */
+  readonly started: Deferred.Deferred<void>
+}
+
+/** The answer to a request that arrives while the server drains: it was not handled. */
+const drainingResponse = () =>
+  HttpServerResponse.jsonUnsafe(
+    { _tag: "Draining", message: "this server is shutting down and did not handle the request: send it to another" },
+    { status: 503, headers: { "retry-after": "1", connection: "close" } }
+  )
+
+/**
+ * While the server drains: a new request is refused unhandled (`503`
+ * `Draining`), and a request in flight is answered with `Connection: close`,
+ * so its connection closes once it is answered.
+ */
+const DrainMiddleware = (drain: Drain) =>
+  HttpRouter.middleware((httpEffect) =>
+    Effect.suspend(() => {
+      if (drain.draining) return Effect.succeed(drainingResponse())
+      return Effect.map(
+        httpEffect,
+        (response) => drain.draining ? HttpServerResponse.setHeader(response, "connection", "close") : response
+      )
+    }), { global: true })
+
+/**
+ * The drain itself, the first thing that happens when the server's scope
+ * closes: stop listening, close idle connections (again as requests in flight
+ * finish and leave theirs idle), wait for every connection to close, at most
+ * `timeout`, then close what is left.
+ */
+const drainOnClose = (drain: Drain, timeout: Duration.Input) =>
+  Layer.effectDiscard(Effect.addFinalizer(() =>
+    Effect.gen(function*() {
+      const server = drain.server
+      if (server === undefined || !server.listening) return
+      drain.draining = true
+      yield* Deferred.succeed(drain.started, undefined)
+      const closed = Effect.callback<void>((resume) => {
+        server.close(() => resume(Effect.void))
+      })
+      const closeIdle = Effect.sync(() => server.closeIdleConnections()).pipe(
+        Effect.repeat(Schedule.spaced("20 millis")),
+        Effect.asVoid
+      )
+      yield* Effect.raceFirst(closed, closeIdle).pipe(Effect.timeoutOption(timeout))
+      server.closeAllConnections()
+    })
+  ))
 
 // -----------------------------------------------------------------------------
 // the application
@@ -173,14 +247,17 @@ const EventsLive = HttpApiBuilder.group(Api.Api, "events", (handlers) =>
  * The HTTP routes of the API over a Store of the given resources (no
  * server): useful with `HttpRouter.toWebHandler` too.
  */
-export const routes = (resources: Resources.Resources, store = localStore) =>
-  HttpApiBuilder.layer(Api.Api, { openapiPath: "/openapi.json" }).pipe(
-    Layer.provide([
-      SessionsLive(resources).pipe(Layer.provide(RequestValidationLive)),
-      EventsLive.pipe(Layer.provide(RequestValidationLive))
-    ]),
-    Layer.provide(store(resources))
-  )
+export const routes = (resources: Resources.Resources, store = localStore, drain?: Drain) =>
+  Effect.gen(function*() {
+    const draining: Drain = drain ?? { server: undefined, draining: false, started: yield* Deferred.make<void>() }
+    return HttpApiBuilder.layer(Api.Api, { openapiPath: "/openapi.json" }).pipe(
+      Layer.provide([
+        SessionsLive(resources).pipe(Layer.provide(RequestValidationLive)),
+        EventsLive(draining).pipe(Layer.provide(RequestValidationLive))
+      ]),
+      Layer.provide(store(resources))
+    )
+  }).pipe(Layer.unwrap)
 
 /**
  * The whole server: Store, routes, and a Node HTTP server on
@@ -199,16 +276,26 @@ export const routes = (resources: Resources.Resources, store = localStore) =>
  * }).pipe(Effect.provide(Server.layer({ port: 0, sessionTimeout: "200 millis" })))
  * ```
  */
-export const layer = (options: Options = {}) => {
-  const resources = Resources.make(options)
-  return HttpRouter.serve(routes(resources, options.store), {
-    disableLogger: options.logRequests !== true,
-    disableListenLog: options.logAddress === false
-  }).pipe(
-    Layer.provideMerge(NodeHttpServer.layer(createServer, {
+export const layer = (options: Options = {}) =>
+  Effect.gen(function*() {
+    const resources = Resources.make(options)
+    const drain: Drain = { server: undefined, draining: false, started: yield* Deferred.make<void>() }
+    const timeout = options.gracefulShutdownTimeout ?? "2 seconds"
+    // one Store (a layer is built once however often it is named), used by the routes
+    const store = (options.store ?? localStore)(resources)
+    const serve = HttpRouter.serve(Layer.merge(routes(resources, () => store, drain), DrainMiddleware(drain)), {
+      disableLogger: options.logRequests !== true,
+      disableListenLog: options.logAddress === false
+    })
+    const nodeServer = () => (drain.server = createServer())
+    // the Store is ready before the server listens: a request accepted before its routes existed would never be
+    // answered (a cluster runner takes seconds to join)
+    const listen = NodeHttpServer.layer(nodeServer, {
       port: options.port ?? 3000,
       host,
-      gracefulShutdownTimeout: options.gracefulShutdownTimeout ?? "2 seconds"
-    }))
-  )
-}
+      gracefulShutdownTimeout: timeout
+    })
+      .pipe(Layer.provide(store))
+    // built last, closed first: the drain runs before serving stops and the Store closes
+    return drainOnClose(drain, timeout).pipe(Layer.provideMerge(serve), Layer.provideMerge(listen))
+  }).pipe(Layer.unwrap)

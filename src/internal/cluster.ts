@@ -12,7 +12,9 @@
  *   a runner gone, an interrupted reply) is re-sent with the same operation
  *   id; the row remembers its last operation ids, so a write applied before
  *   the failure is not applied again (the retry answers with the current
- *   record).
+ *   record). A call that gives up fails with `Unavailable`, saying whether
+ *   any attempt may have reached the owner (`applied: "unknown"`) or none did
+ *   (`"no"`: refused by routing, or fenced on the owner).
  * - `read` runs in SQL from any process and never activates an entity; `get`
  *   and `keepAlive` read the row, except on resources with an inactivity
  *   timeout, where they are messages to the owner (activity is kept in the
@@ -44,6 +46,7 @@ import {
   ReentrantCall,
   type StoreClosed,
   StoreError,
+  Unavailable,
   UnknownAction,
   ValidationError
 } from "../Errors.js"
@@ -68,7 +71,12 @@ export interface Options {
   readonly runner?: boolean | undefined
   /** How long a record stays in a runner's memory without a message. Default 1 minute. */
   readonly maxIdleTime?: Duration.Input | undefined
-  /** How many times a call failing for a reason of the cluster is re-sent. Default 10 (about 15 s). */
+  /**
+   * How many times a call failing for a reason of the cluster is re-sent
+   * (same operation id) before it fails with `Unavailable`. Default 10: the
+   * waits between sends grow from 50 ms by half each time, capped at 2 s,
+   * so 10 retries wait about 5.7 s in all, and each retry beyond that 2 s.
+   */
   readonly retries?: number | undefined
   /**
    * How often the expiry sweeper (a cluster `Singleton`, running on one
@@ -123,6 +131,27 @@ const isKnownError = (resource: Compiled, u: unknown): boolean => {
   return is(u)
 }
 
+/**
+ * The owner's answer when its commit was fenced: another runner committed a
+ * newer state of the record (its shard moved), so nothing was applied. Never
+ * seen by a Store caller: the caller re-sends the call (same operation id),
+ * which reaches the new owner, and counts the attempt as not applied.
+ */
+const fencedTag = "effect-gen-server/cluster/Fenced"
+class Fenced extends Schema.TaggedError<Fenced>()(fencedTag, {
+  message: Schema.String
+}) {}
+
+/** What a record's messages can fail with on the wire: the store's errors, the declared ones, `Fenced`. */
+type WireError = StoreError | Fenced
+
+const wireErrors = new WeakMap<Compiled, Schema.Top>()
+const wireErrorsOf = (resource: Compiled): Schema.Codec<WireError, unknown> => {
+  let schema = wireErrors.get(resource)
+  if (schema === undefined) wireErrors.set(resource, schema = Schema.Union([errorSchemaOf(resource), Fenced]))
+  return schema as unknown as Schema.Codec<WireError, unknown>
+}
+
 /** The entity protocol of one resource. @internal */
 export const protocolOf = (resource: Compiled) =>
   Entity.make(resource.name, [
@@ -135,7 +164,7 @@ export const protocolOf = (resource: Compiled) =>
         callers: Schema.Array(Schema.String)
       },
       success: Schema.Unknown,
-      error: errorSchemaOf(resource)
+      error: wireErrorsOf(resource)
     }),
     Rpc.make("Update", {
       payload: {
@@ -145,18 +174,18 @@ export const protocolOf = (resource: Compiled) =>
         callers: Schema.Array(Schema.String)
       },
       success: Schema.Unknown,
-      error: errorSchemaOf(resource)
+      error: wireErrorsOf(resource)
     }),
     Rpc.make("Destroy", {
       payload: { action: Schema.String, op: Schema.String, callers: Schema.Array(Schema.String) },
-      error: errorSchemaOf(resource)
+      error: wireErrorsOf(resource)
     }),
     Rpc.make("Get", {
       payload: { callers: Schema.Array(Schema.String) },
       success: Schema.Unknown,
-      error: errorSchemaOf(resource)
+      error: wireErrorsOf(resource)
     }),
-    Rpc.make("Expire", { payload: { now: Schema.Number }, success: Schema.Boolean, error: errorSchemaOf(resource) })
+    Rpc.make("Expire", { payload: { now: Schema.Number }, success: Schema.Boolean, error: wireErrorsOf(resource) })
   ])
 
 type Protocol = ReturnType<typeof protocolOf>
@@ -192,6 +221,8 @@ export const make = (
     const { events, publish, subscribe } = yield* Events.make(compiled.keys(), options.eventBuffer, own)
     yield* Effect.addFinalizer(() => Effect.sync(() => (gate.closed = true)))
     const retries = clusterOptions.retries ?? 10
+    /** Set first when the layer's scope closes (its last finalizer): calls in flight stop re-sending. */
+    let closing = false
     let context = own
 
     const entities = new Map<string, { readonly protocol: Protocol; readonly codecs: SqlState.WireCodecs }>()
@@ -259,12 +290,23 @@ export const make = (
       ) => Effect.Effect<Queue.Dequeue<{ readonly payload: string }, unknown>, unknown, Scope.Scope>
     }
     const notifying = typeof pg.listen === "function"
+    /**
+     * Notifications are database-wide, their channel named after the table
+     * alone: a notice names its schema and table, and a notice of another
+     * (another cluster in another schema of the database) is not ours.
+     */
+    const space = notifying
+      ? `${
+        (yield* Effect.orDie(sql.unsafe<{ readonly schema: string }>(`SELECT current_schema() AS schema`)))[0]?.schema
+      }.${state.table}`
+      : ""
     /** This process's instance of the data layer: its own notices are published when committed, not when heard. */
     const origin = crypto.randomUUID()
     const noticeOf = (event: Event.Event): string | undefined => {
       if (!notifying) return undefined
       const resource = compiled.get(event.resource)!
       const text = JSON.stringify({
+        space,
         origin,
         _tag: event._tag,
         resource: event.resource,
@@ -283,8 +325,8 @@ export const make = (
     const heard = (payload: string) => {
       try {
         const notice = JSON.parse(payload)
-        // published here when it committed
-        if (notice.origin === origin) return
+        // published here when it committed; or another cluster's
+        if (notice.origin === origin || notice.space !== space) return
         const resource = compiled.get(notice.resource)
         if (resource === undefined) return
         const record = SqlState.codecsOf(resource).decode(notice.record)
@@ -399,8 +441,8 @@ export const make = (
         const exclusive = <A>(
           callers: ReadonlyArray<string>,
           action: string,
-          body: Effect.Effect<A, StoreError>
-        ): Effect.Effect<A, StoreError> =>
+          body: Effect.Effect<A, WireError>
+        ): Effect.Effect<A, WireError> =>
           Effect.suspend(() => {
             if (wouldDeadlock(self, callers)) return Effect.fail(reentrant(resource, keyOf(), action))
             const caller = callers.at(-1)
@@ -417,8 +459,8 @@ export const make = (
           })
 
         /** Answers a defect with `RecordCrashed`: the record keeps its last committed state. */
-        const guard = <A>(effect: Effect.Effect<A, StoreError>): Effect.Effect<A, StoreError> =>
-          Effect.catchCause(effect, (cause): Effect.Effect<A, StoreError> => {
+        const guard = <A>(effect: Effect.Effect<A, WireError>): Effect.Effect<A, WireError> =>
+          Effect.catchCause(effect, (cause): Effect.Effect<A, WireError> => {
             const error = Cause.findErrorOption(cause)
             if (error._tag === "Some" && !Cause.hasDies(cause)) return Effect.fail(error.value)
             if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
@@ -568,20 +610,18 @@ export const make = (
               flushed: fresh.lastActivity,
               ops: fresh.ops
             }
+            // nothing was applied: the caller re-sends the call, which reaches the new owner
             return Effect.fail(
-              new RecordCrashed({
-                resource: resource.name,
-                key: keyOf(),
+              new Fenced({
                 message: `${resource.name} ${
                   JSON.stringify(keyOf())
-                }: another runner committed a newer state (the shard moved); the write was not applied`,
-                defect: undefined
+                }: another runner committed a newer state (the shard moved); the write was not applied`
               })
             )
           })
 
         /** Expires the record if it is past its deadline at `t`: runs its destroy action, commits, publishes. */
-        const expireIfDue = (t: number): Effect.Effect<boolean, StoreError> => {
+        const expireIfDue = (t: number): Effect.Effect<boolean, WireError> => {
           if (held === undefined || !resource.hasTimeouts || t < deadlineOf(resource, held)) {
             return Effect.succeed(false)
           }
@@ -790,56 +830,88 @@ export const make = (
     /**
      * Sends a message to a record, re-sending it (same operation id) while it
      * fails for a reason of the cluster; a cluster `MailboxFull` is ours.
+     * When the retries run out, or this process's store closes meanwhile, the
+     * call fails with `Unavailable`, whose `applied` says whether any attempt
+     * may have reached the owner's commit:
+     *
+     * - not reached: `EntityNotAssignedToRunner` (routing refused it before
+     *   any handler ran: no runner owns the shard yet, or this process is
+     *   shutting down) and `Fenced` (the owner ran it and its commit was
+     *   refused: a newer owner committed first);
+     * - may have reached: anything else, interrupts (a runner stopping while
+     *   serving it, the reply abandoned) and defects (a transport failure, a
+     *   record that could not be activated) included. A record's own defects
+     *   never arrive as defects: its owner answers them as `RecordCrashed`.
      */
     const send = <A>(
       resource: Compiled,
       key: unknown,
+      action: string,
       call: Effect.Effect<A, unknown>
-    ): Effect.Effect<A, StoreError> => {
-      const attempt = Effect.catchCause(call, (cause): Effect.Effect<A, StoreError | Retry> => {
-        const error = Cause.findErrorOption(cause)
-        if (error._tag === "Some") {
-          const e = error.value as { readonly _tag?: string }
-          if (isKnownError(resource, e)) return Effect.fail(e as StoreError)
-          if (e._tag === "MailboxFull") {
-            return Effect.fail(
-              new MailboxFull({
-                resource: resource.name,
-                key,
-                capacity: 0,
-                message: `${resource.name} ${JSON.stringify(key)}: the runner holds too many records`
-              })
-            )
+    ): Effect.Effect<A, StoreError> =>
+      Effect.suspend(() => {
+        let attempts = 0
+        let reached = false
+        const attempt = Effect.catchCause(
+          Effect.suspend(() => {
+            attempts++
+            return call
+          }),
+          (cause): Effect.Effect<A, StoreError | Retry> => {
+            const error = Cause.findErrorOption(cause)
+            if (error._tag === "Some" && !Cause.hasDies(cause)) {
+              const e = error.value as { readonly _tag?: string }
+              if (e._tag === fencedTag || e._tag === "EntityNotAssignedToRunner") {
+                return Effect.fail(new Retry({ cause }))
+              }
+              if (isKnownError(resource, e)) return Effect.fail(e as StoreError)
+              if (e._tag === "MailboxFull") {
+                return Effect.fail(
+                  new MailboxFull({
+                    resource: resource.name,
+                    key,
+                    capacity: 0,
+                    message: `${resource.name} ${JSON.stringify(key)}: the runner holds too many records`
+                  })
+                )
+              }
+            }
+            reached = true
+            return Effect.fail(new Retry({ cause }))
           }
-          return Effect.fail(new Retry({ cause }))
-        }
-        if (Cause.hasInterruptsOnly(cause)) return Effect.fail(new Retry({ cause }))
-        return Effect.fail(crashed(resource, key, cause))
-      })
-      return attempt.pipe(
-        Effect.retry({
-          while: (e) => e instanceof Retry,
-          schedule: Schedule.exponential("50 millis", 1.5).pipe(
-            Schedule.modifyDelay((meta) => Effect.succeed(Duration.min(meta.duration, Duration.seconds(2))))
-          ),
-          times: retries
-        }),
-        Effect.catchIf(
-          (e): e is Retry => e instanceof Retry,
-          (e) =>
-            Effect.fail(
-              new RecordCrashed({
-                resource: resource.name,
-                key,
-                message: `${resource.name} ${
-                  JSON.stringify(key)
-                }: the cluster did not answer after ${retries} retries; the write may have been applied`,
-                defect: Cause.squash(e.cause)
-              })
-            )
         )
-      ) as Effect.Effect<A, StoreError>
-    }
+        return attempt.pipe(
+          Effect.retry({
+            // a store closing stops re-sending: its process is going away
+            while: (e) => e instanceof Retry && !closing,
+            schedule: Schedule.exponential("50 millis", 1.5).pipe(
+              Schedule.modifyDelay((meta) => Effect.succeed(Duration.min(meta.duration, Duration.seconds(2))))
+            ),
+            times: retries
+          }),
+          Effect.catchIf(
+            (e): e is Retry => e instanceof Retry,
+            (e) =>
+              Effect.fail(
+                new Unavailable({
+                  resource: resource.name,
+                  key,
+                  action,
+                  applied: reached ? "unknown" : "no",
+                  attempts,
+                  message: `${resource.name} ${JSON.stringify(key)}: ${action}: ${
+                    closing ? "the store closed" : "the cluster did not answer"
+                  } after ${attempts} attempt${attempts === 1 ? "" : "s"}; ${
+                    reached
+                      ? "it may have been applied (at most once)"
+                      : "it was not applied (every attempt was refused before the owner's commit)"
+                  }`,
+                  lastFailure: describeFailure(e.cause)
+                })
+              )
+          )
+        ) as Effect.Effect<A, StoreError>
+      })
 
     const op = () => crypto.randomUUID()
 
@@ -881,7 +953,7 @@ export const make = (
           callers: fiber.getRef(CurrentCallers)
         }
         return Effect.map(
-          send(resource, target.key, clients.get(resource.name)!(target.id).Create(payload)),
+          send(resource, target.key, action.name, clients.get(resource.name)!(target.id).Create(payload)),
           (u) => decodeRecord(resource, u)
         )
       })
@@ -900,7 +972,7 @@ export const make = (
           callers: fiber.getRef(CurrentCallers)
         }
         return Effect.map(
-          send(resource, target.key, clients.get(resource.name)!(target.id).Update(payload)),
+          send(resource, target.key, action.name, clients.get(resource.name)!(target.id).Update(payload)),
           (u) => decodeRecord(resource, u)
         )
       })
@@ -913,7 +985,9 @@ export const make = (
         const target = entityOf(resource, key)
         if (!("id" in target)) return Effect.fail(target)
         const payload = { action: action.name, op: op(), callers: fiber.getRef(CurrentCallers) }
-        return Effect.asVoid(send(resource, target.key, clients.get(resource.name)!(target.id).Destroy(payload)))
+        return Effect.asVoid(
+          send(resource, target.key, action.name, clients.get(resource.name)!(target.id).Destroy(payload))
+        )
       })
 
     /** A record by key from its row: read-your-writes, no message. */
@@ -929,10 +1003,11 @@ export const make = (
       })
 
     const byKey = (
+      operation: "get" | "keepAlive",
       resourceName: string,
       key: unknown,
       callers: ReadonlyArray<string>
-    ): Effect.Effect<unknown, NotFound | ValidationError | StoreClosed> => {
+    ): Effect.Effect<unknown, NotFound | ValidationError | StoreClosed | Unavailable> => {
       const resource = admitRead(resourceName)
       if (!Admission.isCompiled(resource)) return Effect.fail(resource)
       const target = entityOf(resource, key)
@@ -944,16 +1019,16 @@ export const make = (
         return fromRow(resource, target)
       }
       return Effect.map(
-        send(resource, target.key, clients.get(resource.name)!(target.id).Get({ callers })),
+        send(resource, target.key, operation, clients.get(resource.name)!(target.id).Get({ callers })),
         (u) => decodeRecord(resource, u)
-      ) as Effect.Effect<unknown, NotFound | ValidationError>
+      ) as Effect.Effect<unknown, NotFound | ValidationError | Unavailable>
     }
 
     const get: DataLayer.Service["get"] = (resourceName, key) =>
-      Effect.withFiber((fiber) => byKey(resourceName, key, fiber.getRef(CurrentCallers))) as any
+      Effect.withFiber((fiber) => byKey("get", resourceName, key, fiber.getRef(CurrentCallers)))
 
     const keepAlive: DataLayer.Service["keepAlive"] = (resourceName, key) =>
-      Effect.asVoid(Effect.withFiber((fiber) => byKey(resourceName, key, fiber.getRef(CurrentCallers)))) as any
+      Effect.asVoid(Effect.withFiber((fiber) => byKey("keepAlive", resourceName, key, fiber.getRef(CurrentCallers))))
 
     const read: DataLayer.Service["read"] = (query) =>
       Effect.suspend(() => {
@@ -977,7 +1052,7 @@ export const make = (
           const resource = compiled.get(name)
           if (resource === undefined) return Effect.void
           return Effect.map(
-            Effect.exit(send(resource, key, clients.get(name)!(SqlState.escapeKey(key)).Expire({ now: t }))),
+            Effect.exit(send(resource, key, "expire", clients.get(name)!(SqlState.escapeKey(key)).Expire({ now: t }))),
             (done) => {
               if (Exit.isSuccess(done) && done.value === true) expired++
             }
@@ -1012,11 +1087,30 @@ export const make = (
       sweep
     }
     if (options.context !== undefined) context = options.context(self)
+    // added last, so run first when the scope closes
+    yield* Effect.addFinalizer(() => Effect.sync(() => (closing = true)))
     return self
   })
 
 /** The record (`"Resource/entityId"`) of a run token (`"Resource/entityId#<process>:<n>"`). */
 const recordOfRun = (run: string) => run.slice(0, run.lastIndexOf("#"))
+
+/** The last failure of a call that gave up, in words (what `Unavailable.lastFailure` holds). */
+const describeFailure = (cause: Cause.Cause<unknown>): string => {
+  const error = Cause.findErrorOption(cause)
+  if (error._tag === "Some" && !Cause.hasDies(cause)) {
+    const e = error.value as { readonly _tag?: unknown; readonly message?: unknown }
+    if (e._tag === "EntityNotAssignedToRunner") {
+      return "EntityNotAssignedToRunner: no runner accepted the record's shard (not yet assigned, or this process is stopping)"
+    }
+    if (e._tag === fencedTag) return `fenced: ${String(e.message)}`
+    const tag = typeof e._tag === "string" ? e._tag : "error"
+    return typeof e.message === "string" && e.message !== "" ? `${tag}: ${e.message}` : tag
+  }
+  if (Cause.hasInterruptsOnly(cause)) return "interrupted: the reply was lost (the runner serving the call stopped)"
+  const defect = Cause.squash(cause)
+  return `defect: ${defect instanceof Error ? defect.message : String(defect)}`
+}
 
 /** A failure of the cluster, not of the record: the message is re-sent. */
 class Retry {

@@ -271,8 +271,8 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
       assert.strictEqual((yield* Store.get(Counter, { id: "c" })).n, 2)
     }).pipe(Effect.provide(fresh())), { timeout: 30_000 })
 
-  it.effect(
-    "fencing: a commit over a row another owner changed is refused, and the record reloads",
+  it.live(
+    "fencing: a commit over a row another owner changed is refused, the record reloads, the call is re-sent",
     () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
@@ -282,11 +282,14 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
         yield* sql.unsafe(
           `UPDATE c_records SET version = version + 1, state = jsonb_set(state, '{n}', '10') WHERE key = 'c'`
         )
-        const fenced = yield* Effect.flip(Store.update(Counter, { id: "c" }, "inc"))
-        assert.strictEqual(fenced._tag, "RecordCrashed")
-        assert.include(fenced.message, "another runner committed")
-        assert.strictEqual((yield* Store.get(Counter, { id: "c" })).n, 10)
+        // the stale commit is refused (nothing applied), the owner reloads the row, and the re-sent call
+        // (same operation id) applies once, over the newer state
         assert.strictEqual((yield* Store.update(Counter, { id: "c" }, "inc")).n, 11)
+        assert.strictEqual((yield* Store.get(Counter, { id: "c" })).n, 11)
+        const [row] = yield* sql.unsafe<{ readonly ops: ReadonlyArray<string> }>(
+          `SELECT ops FROM c_records WHERE key = 'c'`
+        )
+        assert.strictEqual(row!.ops.length, 3) // create, inc, inc: the refused commit left no trace
       }).pipe(Effect.provide(fresh())),
     { timeout: 30_000 }
   )
@@ -307,6 +310,22 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
       yield* Effect.sleep("50 millis")
       assert.deepStrictEqual(yield* Ref.get(seen), ["Created:0", "Updated:1", "Destroyed:1"])
     }).pipe(Effect.scoped, Effect.provide(fresh())), { timeout: 30_000 })
+
+  it.live(
+    "events: a cluster hears only its own, not another's in another schema with the same table names",
+    () =>
+      Effect.gen(function*() {
+        // another cluster (its own runtime) over another schema, with the same table prefix
+        const other = yield* Layer.buildWithMemoMap(fresh(), yield* Layer.makeMemoMap, yield* Effect.scope)
+        const heard = yield* Store.subscribe
+        yield* Store.create(Counter, "create", { id: "theirs", n: 1 }).pipe(Effect.provideContext(other))
+        yield* Store.create(Counter, "create", { id: "mine", n: 2 })
+        yield* Effect.sleep("300 millis")
+        const events = yield* PubSub.takeAll(heard)
+        assert.deepStrictEqual(events.map((e) => `${e._tag}:${(e.record as any).id}`), ["Created:mine"])
+      }).pipe(Effect.scoped, Effect.provide(fresh())),
+    { timeout: 30_000 }
+  )
 
   it.live(
     "expiry: inactivity destroys once through the destroy action; activity keeps a record",

@@ -117,6 +117,9 @@ const scenario = (
     const seen = new Map<string, number>()
     for (const tokens of stored.values()) for (const t of tokens) seen.set(t, (seen.get(t) ?? 0) + 1)
     const lost = acked.filter(([, id, token]) => !(stored.get(id!) ?? []).includes(token!))
+    // a call that failed saying its write was not applied (Unavailable, applied "no") was not
+    const notApplied = failed.map((l) => l.split(" ")).filter(([, , , applied]) => applied === "no")
+    const saidNoButApplied = notApplied.filter(([, id, token]) => (stored.get(id!) ?? []).includes(token!))
     const twice = [...seen].filter(([, n]) => n > 1)
     console.log(
       `${label}: ${acks} acknowledged, ${fails} failed, longest call ${stall} ms, ` +
@@ -126,6 +129,7 @@ const scenario = (
     assert.isAbove(acks!, 100)
     assert.deepStrictEqual(lost, [], "acknowledged but not applied")
     assert.deepStrictEqual(twice, [], "applied twice")
+    assert.deepStrictEqual(saidNoButApplied, [], "failed with applied \"no\" but applied")
     // without failures, the database holds exactly the acknowledged tokens
     if (fails === 0) assert.strictEqual(seen.size, acks)
     // events: every applied update heard once by the client-only process, in each record's order

@@ -7,7 +7,7 @@
  * at the end, a second after the last call.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Clock, Effect, Stream } from "effect"
+import { Cause, Clock, Effect, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { Store } from "../../../src/index.js"
 import { Ledger, Session, storeLayer } from "./domain.js"
@@ -60,7 +60,10 @@ const main = Effect.gen(function*() {
           yield* out(`ACK ${id} ${token}`)
         } else {
           fails++
-          yield* out(`FAIL ${id} ${token} ${JSON.stringify(String(exit.cause)).slice(0, 200)}`)
+          // what a failure says of the write: Unavailable's `applied` ("no": certainly not applied), or "-"
+          const error = Cause.findErrorOption(exit.cause)
+          const applied = error._tag === "Some" && error.value._tag === "Unavailable" ? error.value.applied : "-"
+          yield* out(`FAIL ${id} ${token} ${applied} ${JSON.stringify(String(exit.cause)).slice(0, 200)}`)
         }
       }
     }), { concurrency: "unbounded", discard: true })
