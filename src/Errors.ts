@@ -411,7 +411,7 @@ export class MailboxFull extends Schema.TaggedError<MailboxFull>()("MailboxFull"
  * ```
  *
  * @category errors
- * @since 0.2.0
+ * @since 0.3.0
  */
 export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", {
   resource: Schema.String,

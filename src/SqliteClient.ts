@@ -42,7 +42,7 @@
  *   `SqlClient.SafeIntegers` is provided as `true`, which reads every integer
  *   as a `bigint`. Rows are plain objects.
  *
- * @since 0.2.0
+ * @since 0.3.0
  * @module
  */
 import { Context, Duration, Effect, Layer, Scope, Semaphore, Stream } from "effect"
@@ -80,7 +80,7 @@ const TypeId = "~effect-gen-server/SqliteClient"
  * ```
  *
  * @category models
- * @since 0.2.0
+ * @since 0.3.0
  */
 export interface SqliteClient extends SqlClient.SqlClient {
   readonly [TypeId]: typeof TypeId
@@ -104,7 +104,7 @@ export interface SqliteClient extends SqlClient.SqlClient {
  * ```
  *
  * @category services
- * @since 0.2.0
+ * @since 0.3.0
  */
 export const SqliteClient: Context.Service<SqliteClient, SqliteClient> = Context.Service<SqliteClient>(
   "effect-gen-server/SqliteClient"
@@ -144,7 +144,7 @@ export const SqliteClient: Context.Service<SqliteClient, SqliteClient> = Context
  * ```
  *
  * @category models
- * @since 0.2.0
+ * @since 0.3.0
  */
 export interface SqliteClientConfig {
   readonly filename: string
@@ -449,7 +449,7 @@ const openDatabase = (config: SqliteClientConfig) =>
  * ```
  *
  * @category constructors
- * @since 0.2.0
+ * @since 0.3.0
  */
 export const make = (
   config: SqliteClientConfig
@@ -511,7 +511,7 @@ export const make = (
  * ```
  *
  * @category layers
- * @since 0.2.0
+ * @since 0.3.0
  */
 export const layer = (
   config: SqliteClientConfig

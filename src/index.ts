@@ -39,7 +39,7 @@ export * as Query from "./Query.js"
  */
 export * as Resource from "./Resource.js"
 /**
- * @since 0.2.0
+ * @since 0.3.0
  */
 export * as SqliteClient from "./SqliteClient.js"
 /**
