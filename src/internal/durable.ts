@@ -18,15 +18,15 @@
  *   written every `activityFlush` (and when the store closes). After a crash
  *   a record's inactivity deadline may come up to `activityFlush` early.
  *
- * A primary key cannot change on a durable record (the row is keyed by it):
- * such an update fails with `ValidationError`.
+ * A change of primary key moves the row: the old one becomes a tombstone and
+ * the new one is inserted, in one transaction.
  *
  * @internal
  */
 import { Cause, Duration, Effect, Schedule, type Scope } from "effect"
 import type { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
-import { AlreadyExists, RecordCrashed, type StoreError, ValidationError } from "../Errors.js"
+import { AlreadyExists, RecordCrashed, type StoreError } from "../Errors.js"
 import type * as Metrics from "../Metrics.js"
 import type * as Registry from "./registry.js"
 import type { Compiled } from "./resource.js"
@@ -104,18 +104,23 @@ export const make = (
         (outcome) => outcome === "conflict" ? Effect.fail(storageFailed(server, what)(fenced)) : Effect.succeed(outcome)
       )
 
+    /** What the create ran with, as stored for `restart: "initial"` (JSON); `null` when not needed. */
+    const storedInitial = (server: Server.RecordServer): unknown => {
+      const input = server.createInput
+      if (server.resource.resource.restart !== "initial" || input === undefined) return null
+      const wire = codecs.get(server.resource)!
+      return {
+        action: input.action.name,
+        data: wire.encodeData(input.data),
+        input: wire.encodeInput(input.action, input.input)
+      }
+    }
+
     const persistence: Server.Persistence = {
       created: (server, state) => {
         const resource = server.resource
         const key = resource.encodeKey(state)
-        const input = server.createInput
-        const initial = resource.resource.restart === "initial" && input !== undefined
-          ? {
-            action: input.action.name,
-            data: codecs.get(resource)!.encodeData(input.data),
-            input: codecs.get(resource)!.encodeInput(input.action, input.input)
-          }
-          : null
+        const initial = storedInitial(server)
         return Effect.flatMap(
           Effect.mapError(
             store.write({
@@ -149,18 +154,33 @@ export const make = (
         )
       },
       updated: (server, state, key) => {
-        if (server.status === "live" && key !== server.key) {
-          const keyObj = Server.keyObject(server.resource, Server.committed(server))
-          return Effect.fail(
-            new ValidationError({
-              resource: server.resource.name,
-              message: `${server.resource.name} ${
-                JSON.stringify(keyObj)
-              }: the primary key of a durable record cannot change (its stored row is keyed by it)`
-            })
+        const lastActivity = server.lastActivity
+        if (key !== server.key) {
+          // a new primary key: the row moves, in one transaction
+          return Effect.flatMap(
+            Effect.mapError(
+              store.move({
+                resource: server.resource,
+                from: server.key,
+                expected: server.stored,
+                to: key,
+                state,
+                createdAt: server.createdAt,
+                lastActivity,
+                initial: storedInitial(server)
+              }),
+              storageFailed(server, "change")
+            ),
+            (outcome) => {
+              if (outcome === "conflict") {
+                return Effect.fail(storageFailed(server, "change")(`${fenced}, or its new key is taken in storage`))
+              }
+              server.stored = outcome
+              server.storedActivity = lastActivity
+              return Effect.void
+            }
           )
         }
-        const lastActivity = server.lastActivity
         return Effect.map(
           write(server, "change", {
             _tag: "Update",

@@ -45,7 +45,7 @@
  *
  * @internal
  */
-import { type Cause, Deferred, Effect, Fiber, Queue, Schema, SchemaAST, type Scope } from "effect"
+import { type Cause, Data, Deferred, Effect, Fiber, Queue, Schema, SchemaAST, type Scope } from "effect"
 import type { SqlClient } from "effect/sql"
 import { ConnectionError, SqlError } from "effect/sql/SqlError"
 import type { QueryData } from "../DataLayer.js"
@@ -162,6 +162,14 @@ export interface SqlState {
   readonly read: (resource: Compiled, query: QueryData, now: number) => Effect.Effect<ReadonlyArray<unknown>, SqlError>
   /** Deletes tombstones whose last commit is older than `before`. */
   readonly purge: (before: number) => Effect.Effect<number, SqlError>
+  /**
+   * Moves a live row to another key (a change of primary key), in one
+   * transaction: the row at `from` becomes a tombstone if its version is
+   * still `expected`, and the new state is inserted at `to` (over a
+   * tombstone or a row past its deadline). `"conflict"`, with nothing
+   * written, when either cannot be.
+   */
+  readonly move: (move: Move) => Effect.Effect<Outcome, SqlError>
   /** The live rows of a resource, a page at a time in key order, after `after` (an escaped key). */
   readonly page: (
     resource: Compiled,
@@ -175,6 +183,22 @@ export interface SqlState {
   readonly quarantine: (row: StoredRow, reason: string, at: number) => Effect.Effect<boolean, SqlError>
   readonly dialect: Dialect
 }
+
+/** A change of a row's key: see `SqlState.move`. @internal */
+export interface Move {
+  readonly resource: Compiled
+  readonly from: string
+  readonly expected: number
+  readonly to: string
+  readonly state: unknown
+  readonly createdAt: number
+  readonly lastActivity: number
+  /** What the create ran with, as JSON, kept for `restart: "initial"`. */
+  readonly initial: unknown
+}
+
+/** A move that found its old row changed or its new key taken: rolls its transaction back. */
+class MoveConflict extends Data.TaggedError("MoveConflict") {}
 
 /** The SQL dialects the state store speaks. @internal */
 export type Dialect = "pg" | "sqlite"
@@ -808,6 +832,40 @@ export const make = (
         (rows) => rows.length
       )
 
+    const move: SqlState["move"] = (m) => {
+      const resource = m.resource.name
+      const tombstone = {
+        notice: null,
+        resource,
+        key: escapeKey(m.from),
+        expected: m.expected,
+        last_activity: m.lastActivity,
+        ops: []
+      }
+      const insert = {
+        notice: null,
+        resource,
+        key: escapeKey(m.to),
+        state: codecsOf(m.resource).encode(m.state),
+        created_at: m.createdAt,
+        last_activity: m.lastActivity,
+        ...deadlines(m.resource, m.createdAt, m.lastActivity),
+        initial: m.initial ?? null,
+        ops: [],
+        schema_version: m.resource.resource.version
+      }
+      return Effect.catchTag(
+        sql.withTransaction(Effect.gen(function*() {
+          const removed = yield* runDml(dml.tombstone, [tombstone])
+          const inserted = yield* runDml(dml.insert, [insert])
+          if (removed.length === 0 || inserted.length === 0) return yield* new MoveConflict()
+          return Number((inserted[0] as any).version)
+        })),
+        "MoveConflict",
+        () => Effect.succeed("conflict" as const)
+      )
+    }
+
     const page: SqlState["page"] = (resource, after, limit) =>
       Effect.map(
         after === undefined
@@ -853,7 +911,7 @@ export const make = (
         return true
       }))
 
-    return { table: name, channel, dialect, load, write, due, read, purge, page, quarantine }
+    return { table: name, channel, dialect, load, write, due, read, purge, move, page, quarantine }
   })
 
 const sortableCache = new WeakMap<Compiled, Map<string, boolean>>()

@@ -4,20 +4,11 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Pg from "../cluster/pg.js"
-import { conformance, type Options } from "./suite.js"
+import { conformance } from "./suite.js"
 
 /** The same resource, durable: the suite calls it by name, so the Store serves the copy. */
 const durable = (resource: Resource.Any): Resource.Any =>
   Object.assign(Object.create(Object.getPrototypeOf(resource)), resource, { durable: true })
-
-const options: Options = {
-  knownFailures: [
-    // a primary key cannot change on a durable record (its stored row is keyed by it): ValidationError
-    "a key change re-registers the record: the old key is free, the new one found",
-    "read, by key, by an indexed field or by a scan, sees updates, key changes and destroys",
-    "Created, Updated and Destroyed, in per-record order, with key and record"
-  ]
-}
 
 // every resource of the suite durable, its state in a fresh PostgreSQL schema per Store
 conformance(
@@ -25,7 +16,6 @@ conformance(
   (rs) => Store.layer(rs.map(durable)).pipe(Layer.provide(Pg.layer("durconf"))),
   { supervision: true, eagerExpiry: true },
   {
-    ...options,
     skipped: [
       // a create under the expired key must commit within the 50 yields of the hand-driven clock's wake: it needs a
       // PostgreSQL round trip (a race with real IO, as on the cluster layer)
@@ -48,6 +38,5 @@ conformance(
           Layer.provide(SqliteClient.layer({ filename: Path.join(dir, "store.db") }).pipe(Layer.orDie))
         )
     )),
-  { supervision: true, eagerExpiry: true },
-  options
+  { supervision: true, eagerExpiry: true }
 )

@@ -269,7 +269,7 @@ for (const db of databases) {
         )
       }))
 
-    it.effect("the primary key of a durable record cannot change: ValidationError, nothing changes", () =>
+    it.effect("a key change moves the stored row: the old key is gone and free, the new one stored", () =>
       Effect.gen(function*() {
         const sql = yield* db.scoped
         const Cart = makeCart([])
@@ -277,13 +277,25 @@ for (const db of databases) {
           [Cart],
           sql,
           Effect.gen(function*() {
-            yield* Store.create(Cart, "create", { id: "k", owner: "doc", items: [] })
-            const error = yield* Effect.flip(Store.update(Cart, { id: "k" }, "rename", { id: "k2" }))
-            assert.strictEqual(error._tag, "ValidationError")
-            assert.strictEqual((yield* Store.get(Cart, { id: "k" })).id, "k")
-            assert.strictEqual(Exit.isFailure(yield* Effect.exit(Store.get(Cart, { id: "k2" }))), true)
-            // the key is free for a create
-            yield* Store.create(Cart, "create", { id: "k2", owner: "biff", items: [] })
+            yield* Store.create(Cart, "create", { id: "k", owner: "doc", items: ["flux"] })
+            const moved = yield* Store.update(Cart, { id: "k" }, "rename", { id: "k2" })
+            assert.strictEqual(moved.id, "k2")
+            assert.strictEqual(Exit.isFailure(yield* Effect.exit(Store.get(Cart, { id: "k" }))), true)
+            // a key taken in storage refuses the move, and nothing changes
+            yield* Store.create(Cart, "create", { id: "taken", owner: "biff", items: [] })
+            const error = yield* Effect.flip(Store.update(Cart, { id: "k2" }, "rename", { id: "taken" }))
+            assert.strictEqual(error._tag, "AlreadyExists")
+            yield* Store.update(Cart, { id: "k2" }, "add", { item: "almanac" })
+          })
+        )
+        yield* inProcess(
+          [Cart],
+          sql,
+          Effect.gen(function*() {
+            const all = yield* Store.read(Query.make(Cart).pipe(Query.sort("id")))
+            assert.deepStrictEqual(all.map((c) => [c.id, c.items]), [["k2", ["flux", "almanac"]], ["taken", []]])
+            // the old key is free for a create
+            yield* Store.create(Cart, "create", { id: "k", owner: "marty", items: [] })
           })
         )
       }))
