@@ -273,7 +273,7 @@ const storage = (
   metrics: Parameters<typeof Durable.make>[4],
   clock: { readonly currentTimeMillisUnsafe: () => number }
 ) => {
-  const durables = [...compiled.values()].filter((c) => c.resource.durable)
+  const durables = [...compiled.values()].filter((c) => c.durable)
   if (durables.length === 0) return Effect.succeed(undefined)
   const sql = Context.getOption(own, SqlClient.SqlClient)
   if (sql._tag === "None") {

@@ -46,7 +46,7 @@ export const make: DataLayer.Make = (resources, options) =>
   Effect.gen(function*() {
     const { admit, admitRead, clock, compiled, gate, initialData, own } = yield* Admission.start(resources)
     for (const resource of compiled.values()) {
-      if (resource.resource.durable) {
+      if (resource.durable) {
         return yield* Effect.die(
           new InvalidResource({
             resource: resource.name,

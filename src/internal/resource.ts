@@ -38,6 +38,12 @@ export interface Compiled {
   readonly hibernateMillis: number | undefined
   /** Whether direct activity is recorded: the resource has timeouts or hibernates. */
   readonly tracksActivity: boolean
+  /** Whether committed state is kept in SQL (`durable: true`). */
+  readonly durable: boolean
+  /** The version of the stored state (1 unless declared). */
+  readonly version: number
+  /** Migrations from older stored versions, by version. */
+  readonly migrations: { readonly [version: number]: Resource.Migration<unknown> }
   readonly maxRestarts: number
   readonly withinMillis: number
   readonly indexes: ReadonlyArray<string>
@@ -319,6 +325,9 @@ export const compile = (resource: Resource.Any): Compiled => {
     hasTimeouts: idleMillis !== undefined || lifetimeMillis !== undefined,
     hibernateMillis: millis(resource.hibernateAfter),
     tracksActivity: idleMillis !== undefined || lifetimeMillis !== undefined || resource.hibernateAfter !== undefined,
+    durable: resource.durable === true,
+    version: resource.version ?? 1,
+    migrations: resource.migrations ?? {},
     maxRestarts: resource.restartIntensity.maxRestarts,
     withinMillis: Duration.toMillis(resource.restartIntensity.within),
     indexes: resource.indexes,

@@ -214,7 +214,7 @@ export class Undecodable extends Error {}
  * @internal
  */
 export const decodeStored = (resource: Compiled, json: unknown, schemaVersion: number): unknown => {
-  const current = resource.resource.version
+  const current = resource.version
   const codecs = codecsOf(resource)
   if (schemaVersion === current) {
     try {
@@ -226,7 +226,7 @@ export const decodeStored = (resource: Compiled, json: unknown, schemaVersion: n
   if (schemaVersion > current) {
     throw new Undecodable(`stored by version ${schemaVersion}, newer than this resource's ${current}`)
   }
-  const migration = resource.resource.migrations[schemaVersion]
+  const migration = resource.migrations[schemaVersion]
   if (migration === undefined) throw new Undecodable(`no migration from version ${schemaVersion} to ${current}`)
   let migrated: unknown
   try {
@@ -612,7 +612,7 @@ export const make = (
                 ...deadlines(w.resource, w.createdAt, w.lastActivity),
                 initial: w.initial ?? null,
                 ops: [w.op],
-                schema_version: w.resource.resource.version
+                schema_version: w.resource.version
               })
               break
             case "Update":
@@ -625,7 +625,7 @@ export const make = (
                 last_activity: w.lastActivity,
                 inactivity_deadline: deadlines(w.resource, w.createdAt, w.lastActivity).inactivity_deadline,
                 ops: opsAfter(w.ops, w.op),
-                schema_version: w.resource.resource.version
+                schema_version: w.resource.version
               })
               break
             case "Tombstone":
@@ -852,7 +852,7 @@ export const make = (
         ...deadlines(m.resource, m.createdAt, m.lastActivity),
         initial: m.initial ?? null,
         ops: [],
-        schema_version: m.resource.resource.version
+        schema_version: m.resource.version
       }
       return Effect.catchTag(
         sql.withTransaction(Effect.gen(function*() {
