@@ -116,89 +116,92 @@ export const make = (
       }
     }
 
+    // suspended: a defect while encoding (an input its own codec cannot encode) crashes the call, not the fiber
     const persistence: Server.Persistence = {
-      created: (server, state) => {
-        const resource = server.resource
-        const key = resource.encodeKey(state)
-        const initial = storedInitial(server)
-        return Effect.flatMap(
-          Effect.mapError(
-            store.write({
-              _tag: "Insert",
-              resource,
-              key,
-              state,
-              createdAt: server.createdAt,
-              lastActivity: server.lastActivity,
-              initial,
-              op: "",
-              ops: []
-            }),
-            storageFailed(server, "new record")
-          ),
-          (outcome) => {
-            if (outcome === "conflict") {
-              const keyObj = Server.keyObject(resource, state)
-              return Effect.fail(
-                new AlreadyExists({
-                  resource: resource.name,
-                  key: keyObj,
-                  message: `${resource.name} ${JSON.stringify(keyObj)} already exists (in storage)`
-                })
-              )
-            }
-            server.stored = outcome
-            server.storedActivity = server.lastActivity
-            return Effect.void
-          }
-        )
-      },
-      updated: (server, state, key) => {
-        const lastActivity = server.lastActivity
-        if (key !== server.key) {
-          // a new primary key: the row moves, in one transaction
+      created: (server, state) =>
+        Effect.suspend(() => {
+          const resource = server.resource
+          const key = resource.encodeKey(state)
+          const initial = storedInitial(server)
           return Effect.flatMap(
             Effect.mapError(
-              store.move({
-                resource: server.resource,
-                from: server.key,
-                expected: server.stored,
-                to: key,
+              store.write({
+                _tag: "Insert",
+                resource,
+                key,
                 state,
                 createdAt: server.createdAt,
-                lastActivity,
-                initial: storedInitial(server)
+                lastActivity: server.lastActivity,
+                initial,
+                op: "",
+                ops: []
               }),
-              storageFailed(server, "change")
+              storageFailed(server, "new record")
             ),
             (outcome) => {
               if (outcome === "conflict") {
-                return Effect.fail(storageFailed(server, "change")(`${fenced}, or its new key is taken in storage`))
+                const keyObj = Server.keyObject(resource, state)
+                return Effect.fail(
+                  new AlreadyExists({
+                    resource: resource.name,
+                    key: keyObj,
+                    message: `${resource.name} ${JSON.stringify(keyObj)} already exists (in storage)`
+                  })
+                )
               }
               server.stored = outcome
-              server.storedActivity = lastActivity
+              server.storedActivity = server.lastActivity
               return Effect.void
             }
           )
-        }
-        return Effect.map(
-          write(server, "change", {
-            _tag: "Update",
-            resource: server.resource,
-            key,
-            state,
-            expected: server.stored,
-            createdAt: server.createdAt,
-            lastActivity,
-            op: "",
-            ops: []
-          }),
-          (version) => {
-            server.stored = version
-            server.storedActivity = lastActivity
+        }),
+      updated: (server, state, key) =>
+        Effect.suspend(() => {
+          const lastActivity = server.lastActivity
+          if (key !== server.key) {
+            // a new primary key: the row moves, in one transaction
+            return Effect.flatMap(
+              Effect.mapError(
+                store.move({
+                  resource: server.resource,
+                  from: server.key,
+                  expected: server.stored,
+                  to: key,
+                  state,
+                  createdAt: server.createdAt,
+                  lastActivity,
+                  initial: storedInitial(server)
+                }),
+                storageFailed(server, "change")
+              ),
+              (outcome) => {
+                if (outcome === "conflict") {
+                  return Effect.fail(storageFailed(server, "change")(`${fenced}, or its new key is taken in storage`))
+                }
+                server.stored = outcome
+                server.storedActivity = lastActivity
+                return Effect.void
+              }
+            )
           }
-        )
-      },
+          return Effect.map(
+            write(server, "change", {
+              _tag: "Update",
+              resource: server.resource,
+              key,
+              state,
+              expected: server.stored,
+              createdAt: server.createdAt,
+              lastActivity,
+              op: "",
+              ops: []
+            }),
+            (version) => {
+              server.stored = version
+              server.storedActivity = lastActivity
+            }
+          )
+        }),
       removed: (server) =>
         Effect.asVoid(write(server, "removal", {
           _tag: "Tombstone",
