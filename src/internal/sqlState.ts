@@ -184,6 +184,11 @@ export interface SqlState {
   readonly dialect: Dialect
 }
 
+/** The kinds of write: one statement each per batch. */
+type Kind = "insert" | "update" | "tombstone" | "touch"
+
+const kindOf = { Insert: "insert", Update: "update", Tombstone: "tombstone", Touch: "touch" } as const
+
 /** A change of a row's key: see `SqlState.move`. @internal */
 export interface Move {
   readonly resource: Compiled
@@ -586,6 +591,58 @@ export const make = (
     })
     const opsAfter = (ops: ReadonlyArray<string>, op: string) => [...ops, op].slice(-rememberedOps)
 
+    /** A write as the JSON row its kind's statement reads. */
+    const rowOf = (w: Write): unknown => {
+      const resource = w.resource.name
+      const key = escapeKey(w.key)
+      const notice = w.notify ?? null
+      switch (w._tag) {
+        case "Insert":
+          return {
+            notice,
+            resource,
+            key,
+            state: codecsOf(w.resource).encode(w.state),
+            created_at: w.createdAt,
+            last_activity: w.lastActivity,
+            ...deadlines(w.resource, w.createdAt, w.lastActivity),
+            initial: w.initial ?? null,
+            ops: [w.op],
+            schema_version: w.resource.version
+          }
+        case "Update":
+          return {
+            notice,
+            resource,
+            key,
+            expected: w.expected,
+            state: codecsOf(w.resource).encode(w.state),
+            last_activity: w.lastActivity,
+            inactivity_deadline: deadlines(w.resource, w.createdAt, w.lastActivity).inactivity_deadline,
+            ops: opsAfter(w.ops, w.op),
+            schema_version: w.resource.version
+          }
+        case "Tombstone":
+          return {
+            notice,
+            resource,
+            key,
+            expected: w.expected,
+            last_activity: w.lastActivity,
+            ops: opsAfter(w.ops, w.op)
+          }
+        case "Touch":
+          return {
+            notice,
+            resource,
+            key,
+            expected: w.expected,
+            last_activity: w.lastActivity,
+            inactivity_deadline: w.resource.idleMillis === undefined ? null : w.lastActivity + w.resource.idleMillis
+          }
+      }
+    }
+
     /** One statement per kind of write; returns the outcome of each write, in order. */
     const runBatch = (writes: ReadonlyArray<Write>): Effect.Effect<Array<Outcome>, SqlError> =>
       Effect.gen(function*() {
@@ -593,68 +650,12 @@ export const make = (
         const ids = new Map<string, number>()
         writes.forEach((w, i) => ids.set(`${w.resource.name}\u0000${w.key}`, i))
         const indexOf = (r: any) => ids.get(`${r.resource}\u0000${unescapeKey(r.key)}`)!
-        const inserts: Array<any> = []
-        const updates: Array<any> = []
-        const tombstones: Array<any> = []
-        const touches: Array<any> = []
-        for (const w of writes) {
-          const resource = w.resource.name
-          const key = escapeKey(w.key)
-          switch (w._tag) {
-            case "Insert":
-              inserts.push({
-                notice: w.notify ?? null,
-                resource,
-                key,
-                state: codecsOf(w.resource).encode(w.state),
-                created_at: w.createdAt,
-                last_activity: w.lastActivity,
-                ...deadlines(w.resource, w.createdAt, w.lastActivity),
-                initial: w.initial ?? null,
-                ops: [w.op],
-                schema_version: w.resource.version
-              })
-              break
-            case "Update":
-              updates.push({
-                notice: w.notify ?? null,
-                resource,
-                key,
-                expected: w.expected,
-                state: codecsOf(w.resource).encode(w.state),
-                last_activity: w.lastActivity,
-                inactivity_deadline: deadlines(w.resource, w.createdAt, w.lastActivity).inactivity_deadline,
-                ops: opsAfter(w.ops, w.op),
-                schema_version: w.resource.version
-              })
-              break
-            case "Tombstone":
-              tombstones.push({
-                notice: w.notify ?? null,
-                resource,
-                key,
-                expected: w.expected,
-                last_activity: w.lastActivity,
-                ops: opsAfter(w.ops, w.op)
-              })
-              break
-            case "Touch":
-              touches.push({
-                notice: w.notify ?? null,
-                resource,
-                key,
-                expected: w.expected,
-                last_activity: w.lastActivity,
-                inactivity_deadline: w.resource.idleMillis === undefined ? null : w.lastActivity + w.resource.idleMillis
-              })
-              break
-          }
+        const rows = { insert: [] as Array<unknown>, update: [], tombstone: [], touch: [] } as {
+          readonly [K in Kind]: Array<unknown>
         }
-        const statements = ([["insert", inserts], ["update", updates], ["tombstone", tombstones], [
-          "touch",
-          touches
-        ]] as const).filter(([, rows]) => rows.length > 0).map(([kind, rows]) =>
-          Effect.map(runDml(dml[kind], rows), (written) => {
+        for (const w of writes) rows[kindOf[w._tag]].push(rowOf(w))
+        const statements = (Object.keys(rows) as Array<Kind>).filter((kind) => rows[kind].length > 0).map((kind) =>
+          Effect.map(runDml(dml[kind], rows[kind]), (written) => {
             for (const r of written as Array<any>) outcomes[indexOf(r)] = Number(r.version)
           })
         )
@@ -665,7 +666,7 @@ export const make = (
       })
 
     /** The statement of each kind of write, over one parameter: the batch's rows of that kind, as JSON. */
-    const dml: { readonly [K in "insert" | "update" | "tombstone" | "touch"]: string } = pg
+    const dml: { readonly [K in Kind]: string } = pg
       ? {
         insert: `INSERT INTO ${table} AS t (resource, key, version, alive, state, created_at, last_activity,
              inactivity_deadline, lifetime_deadline, initial, ops, schema_version)
@@ -833,27 +834,27 @@ export const make = (
       )
 
     const move: SqlState["move"] = (m) => {
-      const resource = m.resource.name
-      const tombstone = {
-        notice: null,
-        resource,
-        key: escapeKey(m.from),
+      const tombstone = rowOf({
+        _tag: "Tombstone",
+        resource: m.resource,
+        key: m.from,
+        state: undefined,
         expected: m.expected,
-        last_activity: m.lastActivity,
+        lastActivity: m.lastActivity,
+        op: "",
         ops: []
-      }
-      const insert = {
-        notice: null,
-        resource,
-        key: escapeKey(m.to),
-        state: codecsOf(m.resource).encode(m.state),
-        created_at: m.createdAt,
-        last_activity: m.lastActivity,
-        ...deadlines(m.resource, m.createdAt, m.lastActivity),
-        initial: m.initial ?? null,
-        ops: [],
-        schema_version: m.resource.version
-      }
+      })
+      const insert = rowOf({
+        _tag: "Insert",
+        resource: m.resource,
+        key: m.to,
+        state: m.state,
+        createdAt: m.createdAt,
+        lastActivity: m.lastActivity,
+        initial: m.initial,
+        op: "",
+        ops: []
+      })
       return Effect.catchTag(
         sql.withTransaction(Effect.gen(function*() {
           const removed = yield* runDml(dml.tombstone, [tombstone])
