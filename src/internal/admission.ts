@@ -8,8 +8,10 @@
  * @internal
  */
 import { Clock, Context, Effect } from "effect"
+import type { QueryData } from "../DataLayer.js"
 import { InvalidResource, NotFound, StoreClosed, type StoreError, UnknownAction, ValidationError } from "../Errors.js"
 import type * as Resource from "../Resource.js"
+import { checkQuery, invalidQuery } from "./query.js"
 import { compile, type Compiled, type CompiledAction, type Decoded } from "./resource.js"
 
 /** @internal */
@@ -57,6 +59,8 @@ export interface Admission {
   ) => Admitted | StoreError
   /** The checks of a read by key: open store, known resource. */
   readonly admitRead: (resource: string) => Compiled | ValidationError | StoreClosed
+  /** The checks of a query: open store, known resource, a query that resource can answer. */
+  readonly admitQuery: (query: QueryData) => Compiled | ValidationError | StoreClosed
   /** The state a create starts from: generated fields, then the decoded attributes. */
   readonly initialData: (resource: Compiled, decoded: Decoded) => { [field: string]: unknown }
 }
@@ -88,6 +92,12 @@ export const make = (resources: Iterable<Resource.Any>): Admission | InvalidReso
     return { resource, action, decoded }
   }
   const admitRead: Admission["admitRead"] = (resourceName) => gate.closed ? storeClosed() : resourceOf(resourceName)
+  const admitQuery: Admission["admitQuery"] = (query) => {
+    const resource = admitRead((query as QueryData | null)?.resource ?? "")
+    if (!isCompiled(resource)) return resource
+    const problem = checkQuery(resource, query)
+    return problem === undefined ? resource : invalidQuery(resource.name, problem)
+  }
   const initialData: Admission["initialData"] = (resource, decoded) => {
     const data: { [field: string]: unknown } = {}
     const generated = resource.resource.generated as { readonly [field: string]: () => unknown }
@@ -96,7 +106,7 @@ export const make = (resources: Iterable<Resource.Any>): Admission | InvalidReso
     }
     return Object.assign(data, decoded.attributes)
   }
-  return { compiled, gate, resourceOf, admit, admitRead, initialData }
+  return { compiled, gate, resourceOf, admit, admitRead, admitQuery, initialData }
 }
 
 /**

@@ -55,7 +55,6 @@ import type * as Resource from "../Resource.js"
 import * as Admission from "./admission.js"
 import * as Events from "./events.js"
 import { prepare, runAfter, toEffect } from "./pipeline.js"
-import { checkQuery, invalidQuery } from "./query.js"
 import type { Compiled } from "./resource.js"
 import { keyObject } from "./server.js"
 import * as SqlState from "./sqlState.js"
@@ -215,7 +214,7 @@ export const make = (
   clusterOptions: Options = {}
 ): Effect.Effect<DataLayer.Service, never, Scope.Scope | Sharding | SqlClient.SqlClient> =>
   Effect.gen(function*() {
-    const { admit, admitRead, clock, compiled, gate, initialData, own } = yield* Admission.start(resources)
+    const { admit, admitQuery, admitRead, clock, compiled, gate, initialData, own } = yield* Admission.start(resources)
     const sql = yield* SqlClient.SqlClient
     const state = yield* Effect.orDie(SqlState.make(sql, compiled.values(), { prefix: clusterOptions.tablePrefix }))
     const { events, publish, subscribe } = yield* Events.make(compiled.keys(), options.eventBuffer, own)
@@ -1032,10 +1031,8 @@ export const make = (
 
     const read: DataLayer.Service["read"] = (query) =>
       Effect.suspend(() => {
-        const resource = admitRead((query as DataLayer.QueryData | null)?.resource ?? "")
+        const resource = admitQuery(query)
         if (!Admission.isCompiled(resource)) return Effect.fail(resource)
-        const problem = checkQuery(resource, query)
-        if (problem !== undefined) return Effect.fail(invalidQuery(resource.name, problem))
         return Effect.orDie(state.read(resource, query, clock.currentTimeMillisUnsafe()))
       })
 

@@ -27,7 +27,7 @@ import { type Chain, CurrentChain, WaitGraph } from "./deadlock.js"
 import * as Durable from "./durable.js"
 import * as Events from "./events.js"
 import * as Mailbox from "./mailbox.js"
-import { checkQuery, invalidQuery, pinned } from "./query.js"
+import { pinned } from "./query.js"
 import * as Registry from "./registry.js"
 import type { Compiled } from "./resource.js"
 import * as Server from "./server.js"
@@ -37,7 +37,7 @@ import { callerSpan } from "./tracing.js"
 /** @internal */
 export const make: DataLayer.Make = (resources, options) =>
   Effect.gen(function*() {
-    const { admit, admitRead, clock, compiled, gate, initialData, own } = yield* Admission.start(resources)
+    const { admit, admitQuery, admitRead, clock, compiled, gate, initialData, own } = yield* Admission.start(resources)
     const { events, metrics, publish, subscribe } = yield* Events.make(compiled.keys(), options.eventBuffer, own)
     const registry = Registry.make<Server.RecordServer>(
       [...compiled.values()].map((c) => ({ name: c.name, indexes: c.indexes }))
@@ -216,10 +216,8 @@ export const make: DataLayer.Make = (resources, options) =>
 
     const read: DataLayer.Service["read"] = (query) =>
       Effect.suspend((): Effect.Effect<Array<unknown>, ValidationError | StoreClosed> => {
-        const resource = admitRead((query as DataLayer.QueryData | null)?.resource ?? "")
+        const resource = admitQuery(query)
         if (!Admission.isCompiled(resource)) return Effect.fail(resource)
-        const problem = checkQuery(resource, query)
-        if (problem !== undefined) return Effect.fail(invalidQuery(resource.name, problem))
         if (!resource.hasTimeouts) return Effect.succeed(scan(resource, query, undefined))
         return Effect.succeed(scan(resource, query, clock.currentTimeMillisUnsafe()))
       })

@@ -22,7 +22,7 @@ import * as Admission from "./admission.js"
 import { type Activation, type Chain, CurrentChain, WaitGraph } from "./deadlock.js"
 import * as Events from "./events.js"
 import { prepare, runAfter, toEffect } from "./pipeline.js"
-import { checkQuery, invalidQuery, pinned } from "./query.js"
+import { pinned } from "./query.js"
 import type { Compiled, CompiledAction, Decoded } from "./resource.js"
 import { freeze, keyObject } from "./server.js"
 import { isExpired, touchUnsafe } from "./supervisor.js"
@@ -44,7 +44,7 @@ interface Entry {
 /** @internal */
 export const make: DataLayer.Make = (resources, options) =>
   Effect.gen(function*() {
-    const { admit, admitRead, clock, compiled, gate, initialData, own } = yield* Admission.start(resources)
+    const { admit, admitQuery, admitRead, clock, compiled, gate, initialData, own } = yield* Admission.start(resources)
     for (const resource of compiled.values()) {
       if (resource.durable) {
         return yield* Effect.die(
@@ -319,10 +319,8 @@ export const make: DataLayer.Make = (resources, options) =>
 
     const read: DataLayer.Service["read"] = (query) =>
       Effect.suspend(() => {
-        const resource = admitRead((query as DataLayer.QueryData | null)?.resource ?? "")
+        const resource = admitQuery(query)
         if (!Admission.isCompiled(resource)) return Effect.fail(resource)
-        const problem = checkQuery(resource, query)
-        if (problem !== undefined) return Effect.fail(invalidQuery(resource.name, problem))
         const table = tables.get(resource.name)!
         const t = now(resource)
         const candidates = pinned(resource, query, (key) => table.get(key), undefined) ?? table.values()
