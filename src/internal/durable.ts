@@ -94,15 +94,24 @@ export const make = (
     const durable = new Set(resources)
     const codecs = new Map(resources.map((r) => [r, SqlState.wireCodecs(r)]))
 
-    const write = (
+    /**
+     * Runs a write of the record's row; then the server holds the row's new
+     * version and the activity written. A write refused for a newer row
+     * ("conflict") fails with `conflict` (by default: fenced).
+     */
+    const stored = (
       server: Server.RecordServer,
       what: string,
-      w: SqlState.Write
-    ): Effect.Effect<number, StoreError> =>
-      Effect.flatMap(
-        Effect.mapError(store.write(w), storageFailed(server, what)),
-        (outcome) => outcome === "conflict" ? Effect.fail(storageFailed(server, what)(fenced)) : Effect.succeed(outcome)
-      )
+      write: Effect.Effect<SqlState.Outcome, SqlError>,
+      lastActivity: number,
+      conflict: () => StoreError = () => storageFailed(server, what)(fenced)
+    ): Effect.Effect<void, StoreError> =>
+      Effect.flatMap(Effect.mapError(write, storageFailed(server, what)), (outcome) => {
+        if (outcome === "conflict") return Effect.fail(conflict())
+        server.stored = outcome
+        server.storedActivity = lastActivity
+        return Effect.void
+      })
 
     /** What the create ran with, as stored for `restart: "initial"` (JSON); `null` when not needed. */
     const storedInitial = (server: Server.RecordServer): unknown => {
@@ -120,72 +129,32 @@ export const make = (
     const persistence: Server.Persistence = {
       created: (server, state) =>
         Effect.suspend(() => {
-          const resource = server.resource
-          const key = resource.encodeKey(state)
-          const initial = storedInitial(server)
-          return Effect.flatMap(
-            Effect.mapError(
-              store.write({
-                _tag: "Insert",
-                resource,
-                key,
-                state,
-                createdAt: server.createdAt,
-                lastActivity: server.lastActivity,
-                initial,
-                op: "",
-                ops: []
-              }),
-              storageFailed(server, "new record")
-            ),
-            (outcome) => {
-              if (outcome === "conflict") {
-                const keyObj = Server.keyObject(resource, state)
-                return Effect.fail(
-                  new AlreadyExists({
-                    resource: resource.name,
-                    key: keyObj,
-                    message: `${resource.name} ${JSON.stringify(keyObj)} already exists (in storage)`
-                  })
-                )
-              }
-              server.stored = outcome
-              server.storedActivity = server.lastActivity
-              return Effect.void
-            }
-          )
+          const { lastActivity, resource } = server
+          const write = store.write({
+            _tag: "Insert",
+            resource,
+            key: resource.encodeKey(state),
+            state,
+            createdAt: server.createdAt,
+            lastActivity,
+            initial: storedInitial(server),
+            op: "",
+            ops: []
+          })
+          return stored(server, "new record", write, lastActivity, () => {
+            const key = Server.keyObject(resource, state)
+            return new AlreadyExists({
+              resource: resource.name,
+              key,
+              message: `${resource.name} ${JSON.stringify(key)} already exists (in storage)`
+            })
+          })
         }),
       updated: (server, state, key) =>
         Effect.suspend(() => {
           const lastActivity = server.lastActivity
-          if (key !== server.key) {
-            // a new primary key: the row moves, in one transaction
-            return Effect.flatMap(
-              Effect.mapError(
-                store.move({
-                  resource: server.resource,
-                  from: server.key,
-                  expected: server.stored,
-                  to: key,
-                  state,
-                  createdAt: server.createdAt,
-                  lastActivity,
-                  initial: storedInitial(server)
-                }),
-                storageFailed(server, "change")
-              ),
-              (outcome) => {
-                if (outcome === "conflict") {
-                  return Effect.fail(storageFailed(server, "change")(`${fenced}, or its new key is taken in storage`))
-                }
-                server.stored = outcome
-                server.storedActivity = lastActivity
-                return Effect.void
-              }
-            )
-          }
-          return Effect.map(
-            write(server, "change", {
+          if (key === server.key) {
+            const write = store.write({
               _tag: "Update",
               resource: server.resource,
               key,
@@ -195,24 +164,44 @@ export const make = (
               lastActivity,
               op: "",
               ops: []
-            }),
-            (version) => {
-              server.stored = version
-              server.storedActivity = lastActivity
-            }
+            })
+            return stored(server, "change", write, lastActivity)
+          }
+          // a new primary key: the row moves, in one transaction
+          const move = store.move({
+            resource: server.resource,
+            from: server.key,
+            expected: server.stored,
+            to: key,
+            state,
+            createdAt: server.createdAt,
+            lastActivity,
+            initial: storedInitial(server)
+          })
+          return stored(
+            server,
+            "change",
+            move,
+            lastActivity,
+            () => storageFailed(server, "change")(`${fenced}, or its new key is taken in storage`)
           )
         }),
       removed: (server) =>
-        Effect.asVoid(write(server, "removal", {
-          _tag: "Tombstone",
-          resource: server.resource,
-          key: server.key,
-          state: undefined,
-          expected: server.stored,
-          lastActivity: server.lastActivity,
-          op: "",
-          ops: []
-        }))
+        stored(
+          server,
+          "removal",
+          store.write({
+            _tag: "Tombstone",
+            resource: server.resource,
+            key: server.key,
+            state: undefined,
+            expected: server.stored,
+            lastActivity: server.lastActivity,
+            op: "",
+            ops: []
+          }),
+          server.lastActivity
+        )
     }
 
     const restore: Durable["restore"] = (supervisor, nextId) =>
