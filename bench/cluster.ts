@@ -43,6 +43,7 @@ import { Filter, Query, Store } from "../src/index.js"
 import * as CpuProfile from "./cluster/cpuProfile.js"
 import { clientLayer, Counter, pgConfig, Plain, shardLockExpirationMillis, sqlCounters } from "./cluster/domain.js"
 import { freePorts, killAll, type Runner, startRunner } from "./cluster/procs.js"
+import { closedLoops, percentile } from "./harness.js"
 
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
 const time = Number(arg("time") ?? 3000)
@@ -122,30 +123,9 @@ interface Figure {
   readonly batch: { readonly rows: number; readonly millis: number } | undefined
 }
 
-const percentile = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.floor(sorted.length * p)] ?? 0
-
-/** `callers` concurrent closed loops calling `op` for `time` ms. */
+/** `callers` concurrent closed loops calling `op` for `ms` ms. */
 const load = <R>(callers: number, ms: number, op: (caller: number, i: number) => Effect.Effect<unknown, unknown, R>) =>
-  Effect.gen(function*() {
-    const latencies: Array<number> = []
-    let errors = 0
-    let firstError: unknown = undefined
-    const start = yield* Clock.currentTimeMillis
-    const end = start + ms
-    yield* Effect.forEach(Array.from({ length: callers }, (_, c) => c), (c) =>
-      Effect.gen(function*() {
-        let i = 0
-        while ((yield* Clock.currentTimeMillis) < end) {
-          const t0 = performance.now()
-          const exit = yield* Effect.exit(Effect.timeout(op(c, i++), callTimeout))
-          if (Exit.isSuccess(exit)) latencies.push(performance.now() - t0)
-          else if (errors++ === 0) firstError = exit.cause
-        }
-      }), { concurrency: "unbounded", discard: true })
-    const elapsed = (yield* Clock.currentTimeMillis) - start
-    latencies.sort((a, b) => a - b)
-    return { latencies, errors, firstError, elapsed }
-  })
+  closedLoops(callers, ms, callTimeout, op)
 
 const makeMeasure =
   (runners: ReadonlyArray<Runner>, idle: Idle) =>

@@ -28,13 +28,14 @@
  * ```
  */
 import { PgClient } from "@effect/sql-pg"
-import { Cause, Clock, Effect, Exit, Layer, Schema, type Scope } from "effect"
+import { Cause, Effect, Exit, Layer, Schema, type Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { execSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { Action, Changeset, Resource, SqliteClient, Store } from "../src/index.js"
+import { closedLoops, percentile } from "./harness.js"
 
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
 const time = Number(arg("time") ?? 3000)
@@ -180,30 +181,9 @@ interface Figure {
   readonly batch: { readonly rows: number; readonly millis: number } | undefined
 }
 
-const percentile = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.floor(sorted.length * p)] ?? 0
-
 /** `callers` concurrent closed loops calling `op` for `time` ms. */
 const load = <R>(callers: number, op: (caller: number, i: number) => Effect.Effect<unknown, unknown, R>) =>
-  Effect.gen(function*() {
-    const latencies: Array<number> = []
-    let errors = 0
-    let firstError: unknown = undefined
-    const start = yield* Clock.currentTimeMillis
-    const end = start + time
-    yield* Effect.forEach(Array.from({ length: callers }, (_, c) => c), (c) =>
-      Effect.gen(function*() {
-        let i = 0
-        while ((yield* Clock.currentTimeMillis) < end) {
-          const t0 = performance.now()
-          const exit = yield* Effect.exit(Effect.timeout(op(c, i++), callTimeout))
-          if (Exit.isSuccess(exit)) latencies.push(performance.now() - t0)
-          else if (errors++ === 0) firstError = exit.cause
-        }
-      }), { concurrency: "unbounded", discard: true })
-    const elapsed = (yield* Clock.currentTimeMillis) - start
-    latencies.sort((a, b) => a - b)
-    return { latencies, errors, firstError, elapsed }
-  })
+  closedLoops(callers, time, callTimeout, op)
 
 const measure = <R>(
   db: string,

@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Effect } from "effect"
+import { Clock, type Duration, Effect, Exit } from "effect"
 import { GCProfiler } from "node:v8"
 
 /**
@@ -336,6 +336,42 @@ export const measureLatency = Effect.fnUntraced(function*<E, R>(
  */
 export const percentile = (sorted: ArrayLike<number>, q: number): number =>
   sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!
+
+/**
+ * `callers` concurrent closed loops, each calling `op` again as soon as its
+ * last call ended, for `ms` milliseconds of the clock, every call bounded by
+ * `callTimeout`: the sorted latencies (ms) of the calls that succeeded, how
+ * many failed and the first failure's cause, and the time it took.
+ *
+ * @category measuring
+ * @since 0.3.0
+ */
+export const closedLoops = <R>(
+  callers: number,
+  ms: number,
+  callTimeout: Duration.Input,
+  op: (caller: number, i: number) => Effect.Effect<unknown, unknown, R>
+) =>
+  Effect.gen(function*() {
+    const latencies: Array<number> = []
+    let errors = 0
+    let firstError: unknown = undefined
+    const start = yield* Clock.currentTimeMillis
+    const end = start + ms
+    yield* Effect.forEach(Array.from({ length: callers }, (_, c) => c), (c) =>
+      Effect.gen(function*() {
+        let i = 0
+        while ((yield* Clock.currentTimeMillis) < end) {
+          const t0 = performance.now()
+          const exit = yield* Effect.exit(Effect.timeout(op(c, i++), callTimeout))
+          if (Exit.isSuccess(exit)) latencies.push(performance.now() - t0)
+          else if (errors++ === 0) firstError = exit.cause
+        }
+      }), { concurrency: "unbounded", discard: true })
+    const elapsed = (yield* Clock.currentTimeMillis) - start
+    latencies.sort((a, b) => a - b)
+    return { latencies, errors, firstError, elapsed }
+  })
 
 declare const gc: (() => void) | undefined
 
