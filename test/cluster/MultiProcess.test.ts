@@ -8,24 +8,17 @@
  * `CLUSTER_LONG=1` (`npm run test:cluster`) runs the load longer. Every
  * process started here is killed when its test ends, even on failure.
  */
-import { afterEach, assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import { trackChildren } from "../fixtures/Children.js"
 import * as Pg from "./pg.js"
 
 const long = process.env.CLUSTER_LONG === "1"
 const loadSeconds = long ? 60 : 12
 const procs = fileURLToPath(new URL("./procs/", import.meta.url))
-const started: Array<ChildProcess> = []
-
-const killAll = () => {
-  for (const child of started.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
-  }
-}
-afterEach(killAll)
-process.once("exit", killAll)
+const { killAll, track } = trackChildren()
 
 interface Proc {
   readonly child: ChildProcess
@@ -39,7 +32,7 @@ const start = (script: string, args: ReadonlyArray<string>): Proc => {
     stdio: ["ignore", "pipe", "pipe"],
     cwd: fileURLToPath(new URL("../../", import.meta.url))
   })
-  started.push(child)
+  track(child)
   const lines: Array<string> = []
   const waiters: Array<{ prefix: string; resolve: (line: string) => void }> = []
   let buffer = ""

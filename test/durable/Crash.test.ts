@@ -18,16 +18,17 @@
  * schema), both removed after. `DURABLE_CRASH_LONG=1` runs more rounds with
  * more writes each. Every child is killed when its test ends, even on failure.
  */
-import { afterEach, assert, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Random, type Scope } from "effect"
 import { Query, Store } from "effect-gen-server"
 import type { SqlClient } from "effect/sql"
-import { type ChildProcess, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Pg from "../cluster/pg.js"
+import { trackChildren } from "../fixtures/Children.js"
 import { database, type Entry, Ledger } from "./procs/ledger.js"
 
 const long = process.env.DURABLE_CRASH_LONG === "1"
@@ -37,15 +38,7 @@ const minAcks = long ? 2000 : 200
 const maxAcks = long ? 20000 : 1000
 const callers = 32
 const procs = fileURLToPath(new URL("./procs/", import.meta.url))
-const started: Array<ChildProcess> = []
-
-const killAll = () => {
-  for (const child of started.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
-  }
-}
-afterEach(killAll)
-process.once("exit", killAll)
+const { killAll, track } = trackChildren()
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -93,7 +86,7 @@ const round = async (kind: string, where: string, n: number, logFile: string, ac
     ],
     { stdio: ["ignore", "pipe", "pipe"], cwd: fileURLToPath(new URL("../../", import.meta.url)) }
   )
-  started.push(child)
+  track(child)
   let stdout = ""
   let stderr = ""
   child.stdout!.on("data", (chunk) => (stdout += chunk.toString()))
