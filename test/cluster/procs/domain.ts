@@ -3,10 +3,10 @@
  * whose `append` action adds a unique token to the record's list, so the
  * database tells what was applied, and how many times.
  */
-import { NodeClusterSocket } from "@effect/platform-node"
+import { NodeClusterSocket, NodeCrypto } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Option, Schema } from "effect"
-import { RunnerAddress } from "effect/cluster"
+import { RunnerAddress, ShardingConfig, SqlMessageStorage, SqlRunnerStorage } from "effect/cluster"
 import { SqlClient } from "effect/sql"
 import { Action, Changeset, Cluster, Resource } from "../../../src/index.js"
 
@@ -59,12 +59,19 @@ export const storeLayer = (schema: string, port: number | undefined) => {
     maxConnections: 8,
     startupParameters: { search_path: schema }
   }).pipe(Layer.orDie)
-  const runtime = port === undefined
-    ? NodeClusterSocket.layer({ clientOnly: true, storage: "sql", shardingConfig })
+  // the cluster's own storage with the schema's name as its table prefix: SqlRunnerStorage's shard locks are
+  // PostgreSQL advisory locks named after the prefix alone, so two runs with one prefix (two checkouts' test
+  // runs in the same database) would take each other's shard locks
+  const storage = Layer.mergeAll(
+    SqlMessageStorage.layerWith({ prefix: schema }).pipe(Layer.provide(NodeCrypto.layerDigest)),
+    Layer.orDie(SqlRunnerStorage.layerWith({ prefix: schema }))
+  ).pipe(Layer.provide(ShardingConfig.layer(shardingConfig)))
+  const runtime = (port === undefined
+    ? NodeClusterSocket.layer({ clientOnly: true, storage: "byo", shardingConfig })
     : NodeClusterSocket.layer({
-      storage: "sql",
+      storage: "byo",
       shardingConfig: { ...shardingConfig, runnerAddress: Option.some(RunnerAddress.make("127.0.0.1", port)) }
-    })
+    })).pipe(Layer.provideMerge(storage))
   return Cluster.layer([Ledger, Session], { tablePrefix: "mp_", runner: port !== undefined, retries: 30 }).pipe(
     Layer.provideMerge(Layer.orDie(runtime)),
     Layer.provideMerge(sql)
