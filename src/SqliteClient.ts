@@ -31,9 +31,12 @@
  *   the WAL on every commit.
  * - `busyTimeout` waits synchronously: while another process holds the write
  *   lock, the whole Node process stops for up to that long.
- * - One statement per call: `node:sqlite` prepares the first statement of the
- *   text and **silently ignores anything after it** (`CREATE ...; INSERT ...`
- *   runs only the `CREATE`). Send each statement separately.
+ * - One statement per call: `node:sqlite` prepares only the first statement
+ *   of a text, so a text with more after it (`CREATE ...; INSERT ...`) fails
+ *   with a `SqlError` (`SqlSyntaxError`) before anything runs. Send each
+ *   statement separately.
+ * - `stream` reads its rows from SQLite 256 at a time as they are pulled, and
+ *   holds the connection until it ends.
  * - Parameters: `null`/`undefined` bind NULL, numbers, strings, bigints and
  *   `Uint8Array`s bind as they are, booleans bind as `1`/`0` and `Date`s as
  *   their ISO 8601 string (`toISOString`, UTC, so they sort as text); any
@@ -45,7 +48,7 @@
  * @since 0.3.0
  * @module
  */
-import { Context, Duration, Effect, Layer, Scope, Semaphore, Stream } from "effect"
+import { type Array as Arr, Cause, Channel, Context, Duration, Effect, Layer, Scope, Semaphore, Stream } from "effect"
 import { Reactivity } from "effect/reactivity"
 import { SqlClient } from "effect/sql"
 import type { Connection } from "effect/sql/SqlConnection"
@@ -211,6 +214,19 @@ const sqlError = (cause: unknown, operation: string): SqlError => new SqlError({
 
 class UnbindableValue extends Error {}
 
+/** The `SqlError` of a statement that failed to prepare, bind or run. */
+const refused = (cause: unknown): SqlError =>
+  cause instanceof UnbindableValue || cause instanceof SeveralStatements
+    ? new SqlError({
+      reason: cause instanceof UnbindableValue
+        ? new UnknownError({ cause, message: cause.message, operation: "bind" })
+        : new SqlSyntaxError({ cause, message: cause.message, operation: "prepare" })
+    })
+    : sqlError(cause, "execute")
+
+/** How many rows a stream reads from SQLite per chunk. */
+const streamChunk = 256
+
 const encodeParam = (value: unknown, index: number): SQLInputValue => {
   switch (typeof value) {
     case "number":
@@ -255,8 +271,42 @@ interface Prepared {
   bigInts: boolean
 }
 
+/**
+ * What follows the first statement of `sql`, when it is more than blanks,
+ * comments and semicolons: `node:sqlite` prepares only the first statement
+ * of a text (its `sourceSQL`) and would silently drop the rest.
+ */
+const trailingStatement = (sql: string, first: string): string | undefined => {
+  if (!sql.startsWith(first)) return undefined
+  const rest = sql.slice(first.length)
+  let i = 0
+  while (i < rest.length) {
+    const c = rest[i]!
+    if (c === ";" || c.trim() === "") i++
+    else if (rest.startsWith("--", i)) {
+      const end = rest.indexOf("\n", i)
+      i = end < 0 ? rest.length : end + 1
+    } else if (rest.startsWith("/*", i)) {
+      const end = rest.indexOf("*/", i + 2)
+      i = end < 0 ? rest.length : end + 2
+    } else return rest.slice(i)
+  }
+  return undefined
+}
+
+/** Thrown by `prepareStatement` for a text of several statements. */
+class SeveralStatements extends Error {}
+
 const prepareStatement = (db: DatabaseSync, sql: string): Prepared => {
   const statement = db.prepare(sql)
+  const more = trailingStatement(sql, statement.sourceSQL)
+  if (more !== undefined) {
+    throw new SeveralStatements(
+      `SqliteClient runs one statement per call, and this text has more after its first statement (${
+        JSON.stringify(more.length > 60 ? `${more.slice(0, 60)}...` : more)
+      }): send each statement separately`
+    )
+  }
   statement.setReturnArrays(true)
   return { statement, columns: statement.columns().map((column) => column.name), bigInts: false }
 }
@@ -325,11 +375,7 @@ class SqliteConnection implements Connection {
         const values = prepared.statement.all(...args) as unknown as ReadonlyArray<ReadonlyArray<unknown>>
         return Effect.succeed(mode === "values" ? values : toObjects(prepared.columns, values))
       } catch (cause) {
-        return Effect.fail(
-          cause instanceof UnbindableValue
-            ? new SqlError({ reason: new UnknownError({ cause, message: cause.message, operation: "bind" }) })
-            : sqlError(cause, "execute")
-        )
+        return Effect.fail(refused(cause))
       }
     })
   }
@@ -364,13 +410,58 @@ class SqliteConnection implements Connection {
     return transformRows ? Effect.map(rows, transformRows) : rows
   }
 
+  /**
+   * Rows read `streamChunk` at a time from a statement of its own (not the
+   * cache's: another call running the same text would reset its cursor).
+   */
   executeStream(
     sql: string,
     params: ReadonlyArray<unknown>,
     transformRows: (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
-  ) {
-    // the whole result is read at once: the connection is held for the stream anyway
-    return Stream.fromIterableEffect(this.execute(sql, params, transformRows))
+  ): Stream.Stream<any, SqlError> {
+    const open = Effect.try({
+      try: () => {
+        const prepared = prepareStatement(this.db, sql)
+        const rows = prepared.statement.iterate(...encodeParams(params)) as Iterator<ReadonlyArray<unknown>>
+        return { columns: prepared.columns, rows }
+      },
+      catch: refused
+    })
+    return Stream.fromChannel(Channel.fromTransform((_, scope) =>
+      Effect.flatMap(open, ({ columns, rows }) => {
+        // a stream ended early resets its statement, which ends its read of the database
+        let finished = false
+        const finish = () => {
+          if (!finished) {
+            finished = true
+            rows.return?.()
+          }
+        }
+        const pull = Effect.suspend((): Effect.Effect<Arr.NonEmptyReadonlyArray<any>, SqlError | Cause.Done> => {
+          if (finished) return Cause.done()
+          const values: Array<ReadonlyArray<unknown>> = []
+          try {
+            while (values.length < streamChunk) {
+              const next = rows.next()
+              if (next.done === true) {
+                finished = true
+                break
+              }
+              values.push(next.value)
+            }
+          } catch (cause) {
+            finish()
+            return Effect.fail(refused(cause))
+          }
+          if (values.length === 0) return Cause.done()
+          const objects = toObjects(columns, values)
+          return Effect.succeed(
+            (transformRows ? transformRows(objects) : objects) as unknown as Arr.NonEmptyReadonlyArray<any>
+          )
+        })
+        return Effect.as(Scope.addFinalizer(scope, Effect.sync(finish)), pull)
+      })
+    ))
   }
 }
 

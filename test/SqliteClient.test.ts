@@ -307,6 +307,21 @@ describe("SqliteClient", () => {
         assert.instanceOf(error.reason.cause, Error)
       }))
 
+    it.effect("a text of several statements fails with a SqlSyntaxError and runs none of them", () =>
+      Effect.gen(function*() {
+        const sql = yield* memory()
+        const error = failure(yield* Effect.exit(sql.unsafe(`CREATE TABLE a (x); CREATE TABLE b (x)`)))
+        assert.strictEqual(error.reason._tag, "SqlSyntaxError")
+        assert.include(error.message, "one statement per call")
+        assert.include(error.message, "CREATE TABLE b (x)")
+        assert.deepStrictEqual(yield* sql`SELECT name FROM sqlite_schema`, [])
+        const streamed = failure(yield* Effect.exit(Stream.runCollect(sql.unsafe(`SELECT 1; SELECT 2`).stream)))
+        assert.strictEqual(streamed.reason._tag, "SqlSyntaxError")
+        // blanks, semicolons and comments after the one statement are no second statement
+        yield* sql.unsafe(`CREATE TABLE a (x);;  -- the first table\n /* done */ ;\n`)
+        assert.deepStrictEqual(yield* sql`SELECT name FROM sqlite_schema`, [{ name: "a" }])
+      }))
+
     it.effect("a duplicate key is a UniqueViolation naming the constraint", () =>
       Effect.gen(function*() {
         const sql = yield* memory()
@@ -389,6 +404,27 @@ describe("SqliteClient", () => {
           yield* normal.pipe(Effect.provide(SqliteClient.layer({ filename, synchronous: "NORMAL" }))),
           [{ synchronous: 1 }]
         )
+      }))
+
+    it.effect("a stream returns every row in order, and one ended early leaves no reader open (the WAL checkpoints)", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir
+        const filename = Path.join(dir, "stream.db")
+        const sql = yield* SqliteClient.make({ filename }).pipe(Effect.provide(Reactivity.layer))
+        yield* sql`CREATE TABLE t (id INTEGER PRIMARY KEY)`
+        yield* sql`WITH RECURSIVE n(id) AS (SELECT 0 UNION ALL SELECT id + 1 FROM n WHERE id < 999) INSERT INTO t SELECT id FROM n`
+        const all = yield* Stream.runCollect(sql<{ readonly id: number }>`SELECT id FROM t ORDER BY id`.stream)
+        assert.deepStrictEqual(all.map((row) => row.id), Array.from({ length: 1_000 }, (_, id) => id))
+        const firstThree = yield* Stream.runCollect(
+          Stream.take(sql<{ readonly id: number }>`SELECT id FROM t ORDER BY id`.stream, 3)
+        )
+        assert.deepStrictEqual(firstThree.map((row) => row.id), [0, 1, 2])
+        // another connection's checkpoint is not held back by a reader left open by the stream
+        const other = new DatabaseSync(filename)
+        yield* Effect.addFinalizer(() => Effect.sync(() => other.close()))
+        other.exec("INSERT INTO t VALUES (1000)")
+        const checkpoint = other.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get() as { readonly busy: number }
+        assert.strictEqual(checkpoint.busy, 0)
       }))
 
     it.effect("another process's write lock is a LockTimeoutError once busyTimeout passes, and the client recovers", () =>
