@@ -184,7 +184,12 @@ export const protocolOf = (resource: Compiled) =>
       success: Schema.Unknown,
       error: wireErrorsOf(resource)
     }),
-    Rpc.make("Expire", { payload: { now: Schema.Number }, success: Schema.Boolean, error: wireErrorsOf(resource) })
+    Rpc.make("Expire", { payload: { now: Schema.Number }, success: Schema.Boolean, error: wireErrorsOf(resource) }),
+    // whether the record's running call waits, through records' calls on any runner, on one of `callers`
+    Rpc.make("Probe", {
+      payload: { callers: Schema.Array(Schema.String), visited: Schema.Array(Schema.String) },
+      success: Schema.Boolean
+    })
   ])
 
 type Protocol = ReturnType<typeof protocolOf>
@@ -227,6 +232,11 @@ export const make = (
     const entities = new Map<string, { readonly protocol: Protocol; readonly codecs: SqlState.WireCodecs }>()
     for (const resource of compiled.values()) {
       entities.set(resource.name, { protocol: protocolOf(resource), codecs: SqlState.wireCodecs(resource) })
+    }
+
+    const clients = new Map<string, (entityId: string) => any>()
+    for (const resource of compiled.values()) {
+      clients.set(resource.name, yield* entities.get(resource.name)!.protocol.client)
     }
 
     const crashed = (resource: Compiled, key: unknown, cause: Cause.Cause<unknown>) => {
@@ -373,18 +383,66 @@ export const make = (
      */
     const runningIn = new Map<string, string>()
     const waitingOn = new Map<string, Array<string>>()
+    /** The records whose entities are active in this process: a record reached that is not is on another runner. */
+    const resident = new Set<string>()
     let runs = 0
-    const wouldDeadlock = (target: string, callers: ReadonlyArray<string>): boolean => {
+    /**
+     * Follows the waits from `target` through this process's runs: `true` when
+     * one reaches a run of `callers`; the records reached that are not
+     * resident here are pushed to `remote` (their runs are on other runners).
+     */
+    const localCycle = (target: string, callers: ReadonlyArray<string>, remote: Array<string>): boolean => {
       const seen = new Set<string>()
       const visit = (record: string): boolean => {
         if (seen.has(record)) return false
         seen.add(record)
         const run = runningIn.get(record)
-        if (run === undefined) return false
+        if (run === undefined) {
+          if (!resident.has(record)) remote.push(record)
+          return false
+        }
         if (callers.includes(run)) return true
         return (waitingOn.get(run) ?? []).some(visit)
       }
       return visit(target)
+    }
+    /**
+     * Whether waiting for `target` would close a cycle: through this process's
+     * runs, then by a `Probe` to each record reached on another runner (which
+     * follows its run's waits there, and so on, at most `maxProbeHops` records
+     * deep). Every run's own waits are recorded in its own process before its
+     * message leaves, so the message that closes a cycle finds every other
+     * edge of it. A probe that fails or does not answer within 2 s counts as
+     * no cycle.
+     */
+    const wouldDeadlock = (
+      target: string,
+      callers: ReadonlyArray<string>,
+      visited: ReadonlyArray<string>
+    ): boolean | Effect.Effect<boolean> => {
+      if (callers.length === 0) return false
+      const remote: Array<string> = []
+      if (localCycle(target, callers, remote)) return true
+      const next = remote.filter((record) => !visited.includes(record))
+      if (next.length === 0 || visited.length >= maxProbeHops) return false
+      const seen = [...visited, ...next]
+      return Effect.map(
+        Effect.forEach(next, (record) => probe(record, callers, seen), { concurrency: "unbounded" }),
+        (answers) => answers.some((cycle) => cycle)
+      )
+    }
+    const probe = (record: string, callers: ReadonlyArray<string>, visited: ReadonlyArray<string>) => {
+      const resource = [...compiled.keys()].filter((name) => record.startsWith(`${name}/`)).sort((a, b) =>
+        b.length - a.length
+      )[0]
+      if (resource === undefined) return Effect.succeed(false)
+      return (clients.get(resource)!(record.slice(resource.length + 1)).Probe({ callers, visited }) as Effect.Effect<
+        boolean,
+        unknown
+      >).pipe(
+        Effect.timeoutOrElse({ duration: "2 seconds", orElse: () => Effect.succeed(false) }),
+        Effect.catchCause(() => Effect.succeed(false))
+      )
     }
     const addEdge = (run: string, record: string) => {
       const targets = waitingOn.get(run)
@@ -406,6 +464,8 @@ export const make = (
         const entityId = address.entityId as string
         const key = SqlState.unescapeKey(entityId)
         const self = `${resource.name}/${entityId}`
+        resident.add(self)
+        yield* Effect.addFinalizer(() => Effect.sync(() => resident.delete(self)))
         const row = yield* Effect.orDie(state.load(resource, key))
         let held: Held | undefined = row === undefined || !row.alive ? undefined : {
           version: row.version,
@@ -443,18 +503,26 @@ export const make = (
           body: Effect.Effect<A, WireError>
         ): Effect.Effect<A, WireError> =>
           Effect.suspend(() => {
-            if (wouldDeadlock(self, callers)) return Effect.fail(reentrant(resource, keyOf(), action))
-            const caller = callers.at(-1)
-            if (caller !== undefined) addEdge(caller, self)
-            return lock.withPermits(1)(Effect.suspend(() => {
-              const run = `${self}#${origin}:${++runs}`
-              currentRun = run
-              runningIn.set(self, run)
-              return Effect.ensuring(
-                body,
-                Effect.sync(() => runningIn.get(self) === run && runningIn.delete(self))
-              )
-            })).pipe(Effect.ensuring(Effect.sync(() => caller !== undefined && removeEdge(caller, self))))
+            const run = () => {
+              const caller = callers.at(-1)
+              if (caller !== undefined) addEdge(caller, self)
+              return lock.withPermits(1)(Effect.suspend(() => {
+                const run = `${self}#${origin}:${++runs}`
+                currentRun = run
+                runningIn.set(self, run)
+                return Effect.ensuring(
+                  body,
+                  Effect.sync(() => runningIn.get(self) === run && runningIn.delete(self))
+                )
+              })).pipe(Effect.ensuring(Effect.sync(() => caller !== undefined && removeEdge(caller, self))))
+            }
+            const cycle = wouldDeadlock(self, callers, [self])
+            if (cycle === false) return run()
+            if (cycle === true) return Effect.fail(reentrant(resource, keyOf(), action))
+            return Effect.flatMap(
+              cycle,
+              (found): Effect.Effect<A, WireError> => found ? Effect.fail(reentrant(resource, keyOf(), action)) : run()
+            )
           })
 
         /** Answers a defect with `RecordCrashed`: the record keeps its last committed state. */
@@ -799,7 +867,12 @@ export const make = (
                 yield* touch(held.lastActivity)
               }
               return expired
-            }).pipe(guard, Effect.uninterruptible, (body) => exclusive([], "expire", body))
+            }).pipe(guard, Effect.uninterruptible, (body) => exclusive([], "expire", body)),
+
+          Probe: ({ payload }) => {
+            const cycle = wouldDeadlock(self, payload.callers, payload.visited)
+            return typeof cycle === "boolean" ? Effect.succeed(cycle) : cycle
+          }
         })
       })
 
@@ -820,11 +893,6 @@ export const make = (
     }
 
     // --------------------------------------------------------------- the caller
-
-    const clients = new Map<string, (entityId: string) => any>()
-    for (const resource of compiled.values()) {
-      clients.set(resource.name, yield* entities.get(resource.name)!.protocol.client)
-    }
 
     /**
      * Sends a message to a record, re-sending it (same operation id) while it
@@ -914,6 +982,26 @@ export const make = (
 
     const op = () => crypto.randomUUID()
 
+    /**
+     * A call made by a run of this process (a record's hook) waits on its
+     * target: the edge is in this process's graph while the call is out, so a
+     * probe from another runner can follow it.
+     */
+    const waitedOn = <A, E>(
+      callers: ReadonlyArray<string>,
+      resource: Compiled,
+      entityId: string,
+      call: Effect.Effect<A, E>
+    ): Effect.Effect<A, E> => {
+      const run = callers.at(-1)
+      if (run === undefined || !run.includes(`#${origin}:`)) return call
+      const record = `${resource.name}/${entityId}`
+      return Effect.suspend(() => {
+        addEdge(run, record)
+        return Effect.ensuring(call, Effect.sync(() => removeEdge(run, record)))
+      })
+    }
+
     const entityOf = (
       resource: Compiled,
       key: unknown
@@ -952,7 +1040,12 @@ export const make = (
           callers: fiber.getRef(CurrentCallers)
         }
         return Effect.map(
-          send(resource, target.key, action.name, clients.get(resource.name)!(target.id).Create(payload)),
+          waitedOn(
+            payload.callers,
+            resource,
+            target.id,
+            send(resource, target.key, action.name, clients.get(resource.name)!(target.id).Create(payload))
+          ),
           (u) => decodeRecord(resource, u)
         )
       })
@@ -971,7 +1064,12 @@ export const make = (
           callers: fiber.getRef(CurrentCallers)
         }
         return Effect.map(
-          send(resource, target.key, action.name, clients.get(resource.name)!(target.id).Update(payload)),
+          waitedOn(
+            payload.callers,
+            resource,
+            target.id,
+            send(resource, target.key, action.name, clients.get(resource.name)!(target.id).Update(payload))
+          ),
           (u) => decodeRecord(resource, u)
         )
       })
@@ -985,7 +1083,12 @@ export const make = (
         if (!("id" in target)) return Effect.fail(target)
         const payload = { action: action.name, op: op(), callers: fiber.getRef(CurrentCallers) }
         return Effect.asVoid(
-          send(resource, target.key, action.name, clients.get(resource.name)!(target.id).Destroy(payload))
+          waitedOn(
+            payload.callers,
+            resource,
+            target.id,
+            send(resource, target.key, action.name, clients.get(resource.name)!(target.id).Destroy(payload))
+          )
         )
       })
 
@@ -1088,6 +1191,9 @@ export const make = (
     yield* Effect.addFinalizer(() => Effect.sync(() => (closing = true)))
     return self
   })
+
+/** How many records deep a cycle check follows waits to other runners. */
+const maxProbeHops = 16
 
 /** The record (`"Resource/entityId"`) of a run token (`"Resource/entityId#<process>:<n>"`). */
 const recordOfRun = (run: string) => run.slice(0, run.lastIndexOf("#"))

@@ -186,6 +186,37 @@ describe("Cluster, 3 runner processes and a client (PostgreSQL)", () => {
       assert.deepStrictEqual(failed, [])
     }), { timeout: 170_000 })
 
+  it.live(
+    "two hooks' calls crossing on records of different runners: one is refused as re-entrant, none hangs",
+    () =>
+      Effect.gen(function*() {
+        const schema = Pg.freshSchema("knot")
+        yield* Pg.schemaScoped(schema)
+        const base = 20000 + Math.floor(Math.random() * 20000)
+        const pairs = 16
+        const client = yield* Effect.promise(async () => {
+          const runners = [base, base + 1].map((port) => start("runner.ts", [schema, String(port)]))
+          await Promise.all(runners.map((r) => r.waitFor("READY", 60_000)))
+          const client = start("knots.ts", [schema, String(pairs)])
+          await client.waitFor("DONE", 90_000)
+          return client
+        })
+        const results = client.lines.filter((l) => l.startsWith("PAIR ")).map((l) => l.split(" "))
+        assert.strictEqual(results.length, pairs)
+        // 16 random pairs over 2 runners: all on one runner has probability 2^-15
+        const crossing = results.filter(([, , a, b]) => a !== b)
+        assert.isAbove(crossing.length, 0, "no pair of knots on two runners")
+        for (const [, i, ownerA, ownerB, a, b] of results) {
+          const label = `pair ${i} (runners ${ownerA} and ${ownerB}): ${a}, ${b}`
+          assert.isTrue([a, b].every((o) => o === "ok" || o === "deadlock"), label)
+          assert.isTrue(a === "deadlock" || b === "deadlock", label)
+        }
+        const after = client.lines.find((l) => l.startsWith("AFTER "))!.split(" ").slice(1)
+        assert.deepStrictEqual(after, Array.from({ length: pairs * 2 }, () => "ok"), "every knot answers afterwards")
+      }).pipe(Effect.scoped, Effect.ensuring(Effect.sync(killAll))),
+    { timeout: 170_000 }
+  )
+
   it.live("a runner joining under load: no call fails", () =>
     Effect.gen(function*() {
       const { failed } = yield* scenario("join", async (runners, ports, schema) => {

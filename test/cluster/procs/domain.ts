@@ -8,7 +8,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Option, Schema } from "effect"
 import { RunnerAddress, ShardingConfig, SqlMessageStorage, SqlRunnerStorage } from "effect/cluster"
 import { SqlClient } from "effect/sql"
-import { Action, Changeset, Cluster, Resource } from "../../../src/index.js"
+import { Action, Changeset, Cluster, Resource, Store } from "../../../src/index.js"
 
 export const Ledger = Resource.make("Ledger", {
   fields: { id: Schema.String, tokens: Schema.Array(Schema.String) },
@@ -35,6 +35,31 @@ export const Session = Resource.make("Session", {
             yield* Effect.orDie(sql.unsafe(`INSERT INTO expired_log (id) VALUES ($1)`, [record.id]))
             return record
           }))
+    })
+  }
+})
+
+/**
+ * Knots: `pull`'s after hook waits 300 ms, then updates another knot (`bump`).
+ * Two pulls crossing (A pulls towards B while B pulls towards A) on records of
+ * different runners would wait on each other forever; one of them must be
+ * refused with `ReentrantCall`. `where` records the port of the runner that
+ * owns the knot (`GS_RUNNER`).
+ */
+export const Knot = Resource.make("Knot", {
+  fields: { id: Schema.String, bumps: Schema.Number, runner: Schema.String },
+  primaryKey: ["id"],
+  actions: {
+    where: Action.update({ change: (cs) => Changeset.set(cs, "runner", process.env.GS_RUNNER ?? "client") }),
+    bump: Action.update({ change: (cs) => Changeset.set(cs, "bumps", Changeset.get(cs, "bumps") + 1) }),
+    pull: Action.update({
+      arguments: { towards: Schema.String },
+      change: (cs) =>
+        Changeset.after(cs, (record) =>
+          Effect.sleep("300 millis").pipe(
+            Effect.andThen(Store.update(Knot, { id: cs.arguments.towards }, "bump", {})),
+            Effect.as(record)
+          ))
     })
   }
 })
@@ -72,7 +97,7 @@ export const storeLayer = (schema: string, port: number | undefined) => {
       storage: "byo",
       shardingConfig: { ...shardingConfig, runnerAddress: Option.some(RunnerAddress.make("127.0.0.1", port)) }
     })).pipe(Layer.provideMerge(storage))
-  return Cluster.layer([Ledger, Session], { tablePrefix: "mp_", runner: port !== undefined, retries: 30 }).pipe(
+  return Cluster.layer([Ledger, Session, Knot], { tablePrefix: "mp_", runner: port !== undefined, retries: 30 }).pipe(
     Layer.provideMerge(Layer.orDie(runtime)),
     Layer.provideMerge(sql)
   )

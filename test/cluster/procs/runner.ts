@@ -4,6 +4,8 @@ import { Effect } from "effect"
 import { storeLayer } from "./domain.js"
 
 const [schema, port] = process.argv.slice(2)
+// which runner owns a record, for the tests (Knot's `where`)
+process.env.GS_RUNNER = port
 const main = Effect.gen(function*() {
   yield* Effect.sync(() => console.log("READY"))
   return yield* Effect.never
