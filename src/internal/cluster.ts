@@ -374,10 +374,12 @@ export const make = (
      * The wait-for graph of this process: the call each record runs (a run
      * token, `"Resource/entityId#<process>:<n>"`, the last entry of the
      * `CurrentCallers` its hooks carry), and the records each run has sent a
-     * message to and waits on. A message arriving at a record is refused with
-     * `ReentrantCall` when waiting for that record would close a cycle: the
-     * record's run (or a run it waits on, through this process's records) is
-     * one of the message's callers. A record that runs nothing on behalf of
+     * message to and waits on (recorded where the run is, before the message
+     * leaves, and where the message arrives). A message arriving at a record
+     * is refused with `ReentrantCall` when waiting for that record would close
+     * a cycle: the record's run (or a run it waits on, through records' runs
+     * here and, by `Probe`, on other runners) is one of the message's
+     * callers. A record that runs nothing on behalf of
      * the callers is waited for, even if they passed through it before (a
      * call forked from a hook).
      */
