@@ -81,6 +81,14 @@ export interface Row {
   /** What the create ran with, as the writer stored it (JSON), for `restart: "initial"`. */
   readonly initial: unknown
   readonly ops: ReadonlyArray<string>
+  /** A tombstone left by a key change (`move` with an `op`): the encoded key the record moved to, unescaped. */
+  readonly movedTo?: string | undefined
+  /**
+   * A live row that cannot be loaded (its state does not decode or migrate,
+   * or holds another key than the row's): why, and the row as stored, for
+   * `quarantine`. Its `state` is then `undefined`.
+   */
+  readonly undecodable?: { readonly reason: string; readonly stored: StoredRow } | undefined
 }
 
 /** A live row as stored: its state still JSON, of the version that wrote it. @internal */
@@ -148,6 +156,10 @@ export interface SqlState {
   readonly table: string
   /** The channel `notify` payloads are sent on. */
   readonly channel: string
+  /**
+   * The row of a key, if any. A live row that cannot be loaded is returned
+   * with `undecodable` set (for `quarantine`), not as a failure.
+   */
   readonly load: (resource: Compiled, key: string) => Effect.Effect<Row | undefined, SqlError>
   readonly write: (write: Write) => Effect.Effect<Outcome, SqlError>
   /** The rows whose deadline is at or before `now`, earliest first. */
@@ -167,7 +179,8 @@ export interface SqlState {
    * transaction: the row at `from` becomes a tombstone if its version is
    * still `expected`, and the new state is inserted at `to` (over a
    * tombstone or a row past its deadline). `"conflict"`, with nothing
-   * written, when either cannot be.
+   * written, when either cannot be. With an `op`, the tombstone remembers
+   * it and the new key (`Row.movedTo`, kept in its `initial` column).
    */
   readonly move: (move: Move) => Effect.Effect<Outcome, SqlError>
   /** The live rows of a resource, a page at a time in key order, after `after` (an escaped key). */
@@ -200,6 +213,16 @@ export interface Move {
   readonly lastActivity: number
   /** What the create ran with, as JSON, kept for `restart: "initial"`. */
   readonly initial: unknown
+  /**
+   * The operation id of the change, remembered by both rows (the old one's
+   * ops follow `ops`), so a retry is recognised at the old key; with it the
+   * tombstone also remembers the key the record moved to (`Row.movedTo`).
+   */
+  readonly op?: string | undefined
+  /** The ops the old row held. */
+  readonly ops?: ReadonlyArray<string> | undefined
+  /** A payload sent with `pg_notify` in the move's transaction, if it commits. */
+  readonly notify?: string | undefined
 }
 
 /** A move that found its old row changed or its new key taken: rolls its transaction back. */
@@ -558,18 +581,35 @@ export const make = (
 
     const toRow = (resource: Compiled, r: any): Row => {
       const alive = r.alive === true || r.alive === 1
+      const key = unescapeKey(r.key)
+      const initial = parsed(r.initial) ?? undefined
+      let state: unknown = undefined
+      let undecodable: Row["undecodable"] = undefined
+      if (alive) {
+        try {
+          state = decodeStored(resource, parsed(r.state), Number(r.schema_version ?? 1))
+          const held = resource.encodeKey(state)
+          if (held !== key) throw new Undecodable(`its state holds another key (${held}) than its row (${key})`)
+        } catch (e) {
+          if (!(e instanceof Undecodable)) throw e
+          state = undefined
+          undecodable = { reason: e.message, stored: toStored(r) }
+        }
+      }
       return {
         resource: r.resource,
-        key: unescapeKey(r.key),
+        key,
         version: Number(r.version),
         alive,
-        state: alive ? decodeStored(resource, parsed(r.state), Number(r.schema_version ?? 1)) : undefined,
+        state,
         createdAt: Number(r.created_at),
         lastActivity: Number(r.last_activity),
         inactivityDeadline: num(r.inactivity_deadline),
         lifetimeDeadline: num(r.lifetime_deadline),
-        initial: parsed(r.initial) ?? undefined,
-        ops: parsed(r.ops)
+        initial: alive ? initial : undefined,
+        ops: parsed(r.ops),
+        movedTo: !alive && typeof initial?.movedTo === "string" ? unescapeKey(initial.movedTo) : undefined,
+        undecodable
       }
     }
 
@@ -841,8 +881,8 @@ export const make = (
         state: undefined,
         expected: m.expected,
         lastActivity: m.lastActivity,
-        op: "",
-        ops: []
+        op: m.op ?? "",
+        ops: m.ops ?? []
       })
       const insert = rowOf({
         _tag: "Insert",
@@ -852,14 +892,24 @@ export const make = (
         createdAt: m.createdAt,
         lastActivity: m.lastActivity,
         initial: m.initial,
-        op: "",
-        ops: []
+        op: m.op ?? "",
+        ops: [],
+        notify: m.notify
       })
       return Effect.catchTag(
         sql.withTransaction(Effect.gen(function*() {
           const removed = yield* runDml(dml.tombstone, [tombstone])
           const inserted = yield* runDml(dml.insert, [insert])
           if (removed.length === 0 || inserted.length === 0) return yield* new MoveConflict()
+          if (m.op !== undefined) {
+            // the tombstone remembers where the record went, for a retry of the change at the old key
+            yield* sql.unsafe(
+              `UPDATE ${table} SET initial = ${pg ? `${p(1)}::jsonb` : p(1)} WHERE resource = ${p(2)} AND key = ${
+                p(3)
+              }`,
+              [JSON.stringify({ movedTo: escapeKey(m.to) }), m.resource.name, escapeKey(m.from)]
+            )
+          }
           return Number((inserted[0] as any).version)
         })),
         "MoveConflict",

@@ -1,9 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, PubSub, Ref, Schema, Stream } from "effect"
+import { Effect, Layer, Logger, Metric, PubSub, Ref, Schema, Stream } from "effect"
 import { TestRunner } from "effect/cluster"
 import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
-import { Action, Changeset, Cluster, Filter, Query, Resource, Store } from "../../src/index.js"
+import { Action, Changeset, Cluster, Filter, Metrics, Query, Resource, Store } from "../../src/index.js"
 import { protocolOf } from "../../src/internal/cluster.js"
 import { compile } from "../../src/internal/resource.js"
 import { Character, Machine } from "../fixtures/TimeTravel.js"
@@ -26,6 +26,14 @@ const Counter = Resource.make("Counter", {
       change: (cs) => Changeset.after(Changeset.set(cs, "n", 42), () => Effect.fail("after hook failed"))
     }),
     rekey: Action.update({ change: (cs) => Changeset.set(cs, "id", "other") }),
+    // a key change whose after hook creates the new key first: the create wins, the change is AlreadyExists
+    rekeyRaced: Action.update({
+      change: (cs) =>
+        Changeset.after(
+          Changeset.set(cs, "id", "raced"),
+          (record) => Effect.as(Store.create(self(), "create" as never, { id: "raced", n: 7 } as never), record)
+        )
+    }),
     selfUpdate: Action.update({
       change: (cs) =>
         cs.pipe(
@@ -102,6 +110,14 @@ const Mortal = crashable("Mortal", "never")
 
 const resources = [Character, Machine, Counter, Ephemeral, Mayfly, Phoenix, Cat, Mortal, Reactor] as const
 
+/** The messages logged at level Error, by {@link errorCollector}. */
+const errorLogs: Array<string> = []
+const errorCollector = Logger.make((options) => {
+  if (options.logLevel !== "Error") return
+  const message = options.message
+  errorLogs.push(String(Array.isArray(message) ? message[0] : message))
+})
+
 /** A single-process cluster (TestRunner) over the given SqlClient layer; Sharding and the SqlClient exposed. */
 const cluster = (sql: Layer.Layer<SqlClient.SqlClient>) =>
   Cluster.layer(resources, { tablePrefix: "c_", sweepInterval: "100 millis" }).pipe(
@@ -151,8 +167,6 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
       assert.strictEqual(afterFailed._tag, "ActionError")
       const crashed = yield* Effect.flip(Store.update(Counter, { id: "c" }, "crash"))
       assert.strictEqual(crashed._tag, "RecordCrashed")
-      const rekeyed = yield* Effect.flip(Store.update(Counter, { id: "c" }, "rekey"))
-      assert.strictEqual(rekeyed._tag, "ValidationError")
       const invalid = yield* Effect.flip(Store.update(Counter, { id: "c" }, "update", { n: "x" } as never))
       assert.strictEqual(invalid._tag, "ValidationError")
       const reentrant = yield* Effect.flip(Store.update(Counter, { id: "c" }, "selfUpdate"))
@@ -434,4 +448,166 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
         )
       )
     ))
+  it.effect(
+    "key changes: a resident absent new key serves the moved record; a retry is applied once; a live key refuses",
+    () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const client = yield* protocolOf(compile(Counter)).client
+        const events = yield* Store.subscribe
+        yield* Store.create(Counter, "create", { id: "c", n: 1 })
+        // the new key's entity is resident, holding "no record" (a message found it missing)
+        assert.strictEqual((yield* Effect.flip(client("other").Get({ callers: [] })))._tag, "NotFound")
+        assert.deepStrictEqual(yield* Store.update(Counter, { id: "c" }, "rekey"), { id: "other", n: 1 })
+        // it reads the row again rather than answering from memory: get, update, create
+        assert.deepStrictEqual(yield* client("other").Get({ callers: [] }), { id: "other", n: 1 })
+        assert.strictEqual((yield* Store.update(Counter, { id: "other" }, "inc")).n, 2)
+        assert.strictEqual(
+          (yield* Effect.flip(Store.create(Counter, "create", { id: "other", n: 0 })))._tag,
+          "AlreadyExists"
+        )
+        assert.strictEqual((yield* Effect.flip(Store.get(Counter, { id: "c" })))._tag, "NotFound")
+        assert.deepStrictEqual(
+          (yield* PubSub.takeAll(events)).map((e) => `${e._tag}:${(e.key as any).id}:${(e.record as any).n}`),
+          ["Created:c:1", "Updated:other:1", "Updated:other:2"]
+        )
+
+        // a retry of a key change (same operation id) answers with the moved record and applies nothing
+        yield* Store.create(Counter, "create", { id: "d", n: 5 })
+        const move = { action: "update", op: "move-d", input: { attributes: { id: "e" }, arguments: {} }, callers: [] }
+        assert.deepStrictEqual(yield* client("d").Update(move), { id: "e", n: 5 })
+        assert.strictEqual((yield* Store.update(Counter, { id: "e" }, "inc")).n, 6)
+        assert.deepStrictEqual(yield* client("d").Update(move), { id: "e", n: 6 })
+        const rows = yield* sql.unsafe<{ readonly key: string; readonly version: string; readonly alive: boolean }>(
+          `SELECT key, version, alive FROM c_records WHERE key IN ('d', 'e') ORDER BY key`
+        )
+        assert.deepStrictEqual(rows.map((r) => [r.key, Number(r.version), r.alive]), [["d", 2, false], ["e", 2, true]])
+        assert.strictEqual((yield* Store.get(Counter, { id: "e" })).n, 6)
+        assert.strictEqual((yield* Effect.flip(Store.get(Counter, { id: "d" })))._tag, "NotFound")
+
+        // a key change onto a live key is AlreadyExists and changes nothing: found before the commit...
+        yield* PubSub.takeAll(events)
+        const taken = yield* Effect.flip(Store.update(Counter, { id: "e" }, "update", { id: "other" }))
+        assert.strictEqual(taken._tag, "AlreadyExists")
+        assert.deepStrictEqual((taken as any).key, { id: "other" })
+        // ... or at the commit: a create of the new key committed while the change ran its hooks
+        yield* Store.create(Counter, "create", { id: "f", n: 3 })
+        const raced = yield* Effect.flip(Store.update(Counter, { id: "f" }, "rekeyRaced"))
+        assert.strictEqual(raced._tag, "AlreadyExists")
+        assert.deepStrictEqual(yield* Store.get(Counter, { id: "raced" }), { id: "raced", n: 7 })
+        assert.deepStrictEqual(yield* Store.get(Counter, { id: "f" }), { id: "f", n: 3 })
+        assert.deepStrictEqual(yield* Store.get(Counter, { id: "e" }), { id: "e", n: 6 })
+        assert.deepStrictEqual(yield* Store.get(Counter, { id: "other" }), { id: "other", n: 2 })
+        assert.deepStrictEqual(
+          (yield* PubSub.takeAll(events)).map((e) => `${e._tag}:${(e.key as any).id}`),
+          ["Created:f", "Created:raced"]
+        )
+        // the moved record keeps working under its key, the old ones are free
+        yield* Store.create(Counter, "create", { id: "c", n: 0 })
+        yield* Store.create(Counter, "create", { id: "d", n: 0 })
+        assert.deepStrictEqual(
+          (yield* Store.read(Query.make(Counter))).map((r) => `${r.id}:${r.n}`).sort(),
+          ["c:0", "d:0", "e:6", "f:3", "other:2", "raced:7"]
+        )
+      }).pipe(Effect.provide(fresh())),
+    { timeout: 30_000 }
+  )
+
+  it.effect(
+    "a key change's retry reaching a new runner (the old key's entity loaded from its tombstone) applies nothing",
+    () =>
+      Effect.gen(function*() {
+        const schema = Pg.freshSchema("moved")
+        yield* Pg.schemaScoped(schema)
+        const sql = Pg.layer("moved", schema, false)
+        const move = { action: "update", op: "move-a", input: { attributes: { id: "b" }, arguments: {} }, callers: [] }
+        yield* Effect.scoped(
+          Effect.gen(function*() {
+            yield* Store.create(Counter, "create", { id: "a", n: 1 })
+            assert.deepStrictEqual(yield* (yield* protocolOf(compile(Counter)).client)("a").Update(move), {
+              id: "b",
+              n: 1
+            })
+          }).pipe(Effect.provide(cluster(sql)))
+        )
+        yield* Effect.scoped(
+          Effect.gen(function*() {
+            const client = yield* protocolOf(compile(Counter)).client
+            assert.deepStrictEqual(yield* client("a").Update(move), { id: "b", n: 1 })
+            const rows = yield* (yield* SqlClient.SqlClient).unsafe<{ readonly key: string; readonly version: string }>(
+              `SELECT key, version FROM c_records ORDER BY key`
+            )
+            assert.deepStrictEqual(rows.map((r) => [r.key, Number(r.version)]), [["a", 2], ["b", 1]])
+            // a create racing a key change onto the same key: exactly one of the two wins
+            for (let i = 0; i < 8; i++) {
+              yield* Store.create(Counter, "create", { id: `from${i}`, n: i })
+              const [created, moved] = yield* Effect.all([
+                Effect.result(Store.create(Counter, "create", { id: `to${i}`, n: 100 })),
+                Effect.result(Store.update(Counter, { id: `from${i}` }, "update", { id: `to${i}` }))
+              ], { concurrency: "unbounded" })
+              const outcomes = [created, moved].map((r) => r._tag === "Success" ? "won" : (r.failure as any)._tag)
+              assert.deepStrictEqual([...outcomes].sort(), ["AlreadyExists", "won"], `round ${i}`)
+              const there = yield* Store.get(Counter, { id: `to${i}` })
+              assert.strictEqual(there.n, created._tag === "Success" ? 100 : i)
+              const left = yield* Effect.result(Store.get(Counter, { id: `from${i}` }))
+              assert.strictEqual(left._tag === "Success", created._tag === "Success")
+            }
+          }).pipe(Effect.provide(cluster(sql)))
+        )
+      }).pipe(Effect.scoped),
+    { timeout: 30_000 }
+  )
+
+  it.effect(
+    "a stored row that cannot be loaded is quarantined, logged and counted; its key is free again",
+    () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const quarantined = Effect.map(
+          Metric.value(Metric.withAttributes(Metrics.quarantined, { resource: "Counter" })),
+          (counter) => counter.count
+        )
+        const before = yield* quarantined
+        errorLogs.length = 0
+        const insert = (key: string, state: unknown) =>
+          sql.unsafe(
+            `INSERT INTO c_records (resource, key, version, alive, state, created_at, last_activity, ops)
+           VALUES ('Counter', $1, 1, TRUE, $2::jsonb, 0, 0, '[]'::jsonb)`,
+            [key, JSON.stringify(state)]
+          )
+        // written straight to SQL: a state that does not decode, and one holding another key than its row
+        yield* insert("bad", { id: "bad", n: "many" })
+        yield* insert("astray", { id: "elsewhere", n: 1 })
+        yield* Store.create(Counter, "create", { id: "good", n: 1 })
+        // found by a message to its (new) entity, and by a read of its row in the caller's process
+        assert.strictEqual((yield* Effect.flip(Store.update(Counter, { id: "bad" }, "inc")))._tag, "NotFound")
+        assert.strictEqual((yield* Effect.flip(Store.get(Counter, { id: "astray" })))._tag, "NotFound")
+        assert.strictEqual((yield* quarantined) - before, 2)
+        const kept = yield* sql.unsafe<{ readonly key: string; readonly reason: string; readonly state: string }>(
+          `SELECT key, reason, state FROM c_quarantine ORDER BY key`
+        )
+        assert.deepStrictEqual(kept.map((r) => r.key), ["astray", "bad"])
+        assert.match(kept[0]!.reason, /another key/)
+        assert.match(kept[1]!.reason, /cannot decode version 1/)
+        assert.deepStrictEqual(JSON.parse(kept[1]!.state), { id: "bad", n: "many" })
+        assert.deepStrictEqual(errorLogs, [
+          "Counter: a stored record could not be loaded and was quarantined",
+          "Counter: a stored record could not be loaded and was quarantined"
+        ])
+        // the keys are free again, the entity of "bad" included
+        assert.strictEqual((yield* Effect.flip(Store.get(Counter, { id: "bad" })))._tag, "NotFound")
+        assert.deepStrictEqual(yield* Store.create(Counter, "create", { id: "bad", n: 2 }), { id: "bad", n: 2 })
+        assert.strictEqual((yield* Store.update(Counter, { id: "bad" }, "inc")).n, 3)
+        yield* Store.create(Counter, "create", { id: "astray", n: 0 })
+        assert.deepStrictEqual(
+          (yield* Store.read(Query.make(Counter))).map((r) => `${r.id}:${r.n}`).sort(),
+          ["astray:0", "bad:3", "good:1"]
+        )
+      }).pipe(
+        Effect.provide(fresh()),
+        // the layer's runners log with the loggers of the context it is built in
+        Effect.provideService(Logger.CurrentLoggers, new Set([errorCollector]))
+      ),
+    { timeout: 30_000 }
+  )
 })

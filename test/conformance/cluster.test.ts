@@ -21,10 +21,6 @@ conformance(
   { supervision: true, eagerExpiry: false },
   {
     knownFailures: [
-      // a primary key cannot change on the cluster (each record is an entity named by its key): ValidationError
-      "a key change re-registers the record: the old key is free, the new one found",
-      "read, by key, by an indexed field or by a scan, sees updates, key changes and destroys",
-      "Created, Updated and Destroyed, in per-record order, with key and record",
       // the create reaches its owner (activation loads the row from SQL) after the test's TestClock.adjust: its
       // after hook's 11 s sleep is never woken, and the test hangs (bounded by the suite to 2 s, then up to 10 s of
       // vitest's hook timeout while the Store closes around the stuck action)
