@@ -1142,7 +1142,13 @@ export const make = (
       Effect.suspend(() => {
         const resource = admitQuery(query)
         if (!Admission.isCompiled(resource)) return Effect.fail(resource)
-        return Effect.orDie(state.read(resource, query, clock.currentTimeMillisUnsafe()))
+        // a row that cannot be loaded is quarantined through its key, then the query runs again
+        const run: Effect.Effect<ReadonlyArray<unknown>> = Effect.orDie(Effect.catchTag(
+          state.read(resource, query, clock.currentTimeMillisUnsafe()),
+          "UndecodableRows",
+          (e) => Effect.andThen(Effect.forEach(e.keys, (key) => loadRow(resource, key), { discard: true }), run)
+        ))
+        return run
       })
 
     /**

@@ -170,8 +170,17 @@ export interface SqlState {
     ReadonlyArray<{ readonly resource: string; readonly key: string; readonly deadline: number }>,
     SqlError
   >
-  /** The live records a query selects, not past their stored deadlines at `now`. */
-  readonly read: (resource: Compiled, query: QueryData, now: number) => Effect.Effect<ReadonlyArray<unknown>, SqlError>
+  /**
+   * The live records a query selects, not past their stored deadlines at
+   * `now`. Rows of older versions are migrated; when a selected row cannot
+   * be loaded (see `load`), it fails with {@link UndecodableRows} naming
+   * every such key: load them (to quarantine them) and read again.
+   */
+  readonly read: (
+    resource: Compiled,
+    query: QueryData,
+    now: number
+  ) => Effect.Effect<ReadonlyArray<unknown>, SqlError | UndecodableRows>
   /** Deletes tombstones whose last commit is older than `before`. */
   readonly purge: (before: number) => Effect.Effect<number, SqlError>
   /**
@@ -224,6 +233,12 @@ export interface Move {
   /** A payload sent with `pg_notify` in the move's transaction, if it commits. */
   readonly notify?: string | undefined
 }
+
+/** Rows a read selected that cannot be loaded: their keys (unescaped). @internal */
+export class UndecodableRows extends Data.TaggedError("UndecodableRows")<{ readonly keys: ReadonlyArray<string> }> {}
+
+/** Marks a row `read` left out. */
+const skipped: unique symbol = Symbol("skipped")
 
 /** A move that found its old row changed or its new key taken: rolls its transaction back. */
 class MoveConflict extends Data.TaggedError("MoveConflict") {}
@@ -831,7 +846,19 @@ export const make = (
             where += ` AND ${condition.sql}`
           }
         }
-        const decode = codecsOf(resource).decode
+        const undecodable: Array<string> = []
+        /** A row's record; a row that cannot be loaded (see `load`) is left out and its key reported. */
+        const decode = (r: any): unknown => {
+          const key = unescapeKey(r.key)
+          try {
+            const state = decodeStored(resource, r.state, Number(r.schema_version ?? 1))
+            if (resource.encodeKey(state) === key) return state
+          } catch (e) {
+            if (!(e instanceof Undecodable)) throw e
+          }
+          undecodable.push(key)
+          return skipped
+        }
         if (
           exact && query.sort.every((k) => isSortable(resource, k.field))
         ) {
@@ -849,7 +876,7 @@ export const make = (
             ]
           })
           params.push(query.offset)
-          let text = `SELECT state FROM ${table} WHERE ${where} ORDER BY ${
+          let text = `SELECT key, schema_version, state FROM ${table} WHERE ${where} ORDER BY ${
             [...order, "seq"].join(", ")
           } OFFSET $${params.length}`
           if (query.limit !== undefined) {
@@ -857,13 +884,20 @@ export const make = (
             text += ` LIMIT $${params.length}`
           }
           const rows = yield* sql.unsafe(text, params)
-          return (rows as Array<any>).map((r) => decode(r.state))
+          const records = (rows as Array<any>).map(decode)
+          if (undecodable.length > 0) return yield* new UndecodableRows({ keys: undecodable })
+          return records
         }
-        const rows = yield* sql.unsafe(`SELECT state FROM ${table} WHERE ${where} ORDER BY seq`, params)
+        const rows = yield* sql.unsafe(
+          `SELECT key, schema_version, state FROM ${table} WHERE ${where} ORDER BY seq`,
+          params
+        )
         const collected = Query.collector(query)
         for (const r of rows as Array<any>) {
-          collected.add(decode(r.state))
+          const record = decode(r)
+          if (record !== skipped) collected.add(record)
         }
+        if (undecodable.length > 0) return yield* new UndecodableRows({ keys: undecodable })
         return collected.done()
       })
 

@@ -583,18 +583,25 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
         // found by a message to its (new) entity, and by a read of its row in the caller's process
         assert.strictEqual((yield* Effect.flip(Store.update(Counter, { id: "bad" }, "inc")))._tag, "NotFound")
         assert.strictEqual((yield* Effect.flip(Store.get(Counter, { id: "astray" })))._tag, "NotFound")
-        assert.strictEqual((yield* quarantined) - before, 2)
+        // and by reads: one SQL sorts and pages, one finished in memory (a sort on a string)
+        yield* insert("paged", { id: "paged", n: null })
+        assert.deepStrictEqual((yield* Store.read(Query.make(Counter).pipe(Query.limit(5)))).map((r) => r.id), ["good"])
+        yield* insert("scanned", { id: "scanned" })
+        assert.deepStrictEqual((yield* Store.read(Query.make(Counter).pipe(Query.sort("id")))).map((r) => r.id), [
+          "good"
+        ])
+        assert.strictEqual((yield* quarantined) - before, 4)
         const kept = yield* sql.unsafe<{ readonly key: string; readonly reason: string; readonly state: string }>(
           `SELECT key, reason, state FROM c_quarantine ORDER BY key`
         )
-        assert.deepStrictEqual(kept.map((r) => r.key), ["astray", "bad"])
+        assert.deepStrictEqual(kept.map((r) => r.key), ["astray", "bad", "paged", "scanned"])
         assert.match(kept[0]!.reason, /another key/)
         assert.match(kept[1]!.reason, /cannot decode version 1/)
         assert.deepStrictEqual(JSON.parse(kept[1]!.state), { id: "bad", n: "many" })
-        assert.deepStrictEqual(errorLogs, [
-          "Counter: a stored record could not be loaded and was quarantined",
-          "Counter: a stored record could not be loaded and was quarantined"
-        ])
+        assert.deepStrictEqual(
+          errorLogs,
+          Array(4).fill("Counter: a stored record could not be loaded and was quarantined")
+        )
         // the keys are free again, the entity of "bad" included
         assert.strictEqual((yield* Effect.flip(Store.get(Counter, { id: "bad" })))._tag, "NotFound")
         assert.deepStrictEqual(yield* Store.create(Counter, "create", { id: "bad", n: 2 }), { id: "bad", n: 2 })
