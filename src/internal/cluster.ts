@@ -588,14 +588,24 @@ export const make = (
          * Moves the record to the key `to` (a change of primary key) under the
          * operation `op`: in one transaction this row becomes a tombstone
          * remembering `op` and `to`, and `next` is inserted at `to` with its
-         * `Updated` event. `"fenced"` when another owner committed this row
-         * first; `"taken"` when `to` holds a live record: nothing is written.
-         * The entity of `to` (on any runner) reads the row on its next call.
+         * event (`Updated`, or `Restarted` for a restart). `"fenced"` when
+         * another owner committed this row first; `"taken"` when `to` holds a
+         * live row (also one past its deadline: its expiry is its owner's to
+         * run, and its owner may hold activity not yet written): nothing is
+         * written. The entity of `to` (on any runner) reads the row on its next
+         * call; this one holds no record any more, as after a destroy.
          */
-        const commitMove = (current: Held, next: any, to: string, t: number, op: string) =>
+        const commitMove = (
+          current: Held,
+          next: any,
+          to: string,
+          t: number,
+          op: string,
+          tag: "Updated" | "Restarted"
+        ) =>
           Effect.gen(function*() {
             const event: Event.Event = {
-              _tag: "Updated",
+              _tag: tag,
               resource: resource.name,
               key: keyObject(resource, next),
               record: next
@@ -611,7 +621,8 @@ export const make = (
               initial,
               op,
               ops: current.ops,
-              notify: noticeOf(event)
+              notify: noticeOf(event),
+              replaceExpired: false
             }))
             if (outcome === "conflict") {
               // refused as a whole: this row changed (fenced), or the new key is live
@@ -656,9 +667,15 @@ export const make = (
             if (createAction instanceof UnknownAction) return yield* Effect.die(createAction)
             const decoded = codecs.decodeInput(createAction, stored.input)
             const prepared = yield* toEffect(prepare(resource, createAction, codecs.decodeData(stored.data), decoded))
-            if (resource.encodeKey(prepared.state) !== key) return yield* Effect.die("the create changed the key")
+            const to = resource.encodeKey(prepared.state)
             yield* runAfter(resource, createAction, prepared)
             const t = now()
+            if (to !== key) {
+              // the record's key changed since its create: it moves back to the key its create gives
+              const moved = yield* commitMove(current, prepared.state, to, t, `restart:${t}`, "Restarted")
+              if (moved !== "moved") return yield* Effect.die(`the create's key: ${moved}`)
+              return
+            }
             if (!(yield* commitUpdate(current, prepared.state, t, `restart:${t}`, "Restarted"))) {
               return yield* Effect.die("fenced")
             }
@@ -837,7 +854,7 @@ export const make = (
                   if (to !== key) {
                     // a change of primary key: refused before the after hooks when the new key is live already
                     const there = yield* loadRow(resource, to)
-                    if (there !== undefined && there.alive && !pastDeadline(there, now())) {
+                    if (there !== undefined && there.alive) {
                       return yield* alreadyExists(resource, keyObject(resource, prepared.state))
                     }
                   }
@@ -848,7 +865,7 @@ export const make = (
                     return yield* Admission.notFound(resource, key)
                   }
                   if (to !== key) {
-                    const moved = yield* commitMove(current, prepared.state, to, t, payload.op)
+                    const moved = yield* commitMove(current, prepared.state, to, t, payload.op, "Updated")
                     if (moved === "fenced") return yield* fenced()
                     if (moved === "taken") return yield* alreadyExists(resource, keyObject(resource, prepared.state))
                     return reply

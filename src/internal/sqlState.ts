@@ -232,6 +232,13 @@ export interface Move {
   readonly ops?: ReadonlyArray<string> | undefined
   /** A payload sent with `pg_notify` in the move's transaction, if it commits. */
   readonly notify?: string | undefined
+  /**
+   * Whether a live row at `to` past its stored deadline is replaced (default
+   * `true`). The cluster layer passes `false`: that row's owner may hold
+   * activity not yet written (the record alive), and its expiry (destroy
+   * action, `Destroyed`) is the owner's to run.
+   */
+  readonly replaceExpired?: boolean | undefined
 }
 
 /** Rows a read selected that cannot be loaded: their keys (unescaped). @internal */
@@ -933,6 +940,16 @@ export const make = (
       return Effect.catchTag(
         sql.withTransaction(Effect.gen(function*() {
           const removed = yield* runDml(dml.tombstone, [tombstone])
+          if (m.replaceExpired === false) {
+            // locked until the transaction ends; a row inserted meanwhile is live, so the insert below conflicts
+            const there = yield* sql.unsafe(
+              `SELECT alive FROM ${table} WHERE resource = ${p(1)} AND key = ${p(2)}${pg ? " FOR UPDATE" : ""}`,
+              [m.resource.name, escapeKey(m.to)]
+            )
+            if (there.length > 0 && ((there[0] as any).alive === true || (there[0] as any).alive === 1)) {
+              return yield* new MoveConflict()
+            }
+          }
           const inserted = yield* runDml(dml.insert, [insert])
           if (removed.length === 0 || inserted.length === 0) return yield* new MoveConflict()
           if (m.op !== undefined) {

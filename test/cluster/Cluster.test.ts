@@ -509,6 +509,19 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
           (yield* Store.read(Query.make(Counter))).map((r) => `${r.id}:${r.n}`).sort(),
           ["c:0", "d:0", "e:6", "f:3", "other:2", "raced:7"]
         )
+        // restart: "initial" of a record whose key changed re-runs its create, which gives the key it was created
+        // under: it moves back
+        yield* Store.create(Phoenix, "create", { id: "fawkes", n: 1 })
+        yield* Store.update(Phoenix, { id: "fawkes" }, "update", { id: "ash", n: 5 })
+        assert.strictEqual((yield* Effect.flip(Store.update(Phoenix, { id: "ash" }, "crash")))._tag, "RecordCrashed")
+        assert.deepStrictEqual(yield* Store.get(Phoenix, { id: "fawkes" }), { id: "fawkes", n: 1 })
+        assert.strictEqual((yield* Effect.flip(Store.get(Phoenix, { id: "ash" })))._tag, "NotFound")
+        assert.deepStrictEqual(
+          (yield* PubSub.takeAll(events)).filter((e) => e.resource === "Phoenix").map((e) =>
+            `${e._tag}:${(e.key as any).id}`
+          ),
+          ["Created:fawkes", "Updated:ash", "Restarted:fawkes"]
+        )
       }).pipe(Effect.provide(fresh())),
     { timeout: 30_000 }
   )
