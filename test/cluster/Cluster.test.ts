@@ -631,4 +631,31 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
       ),
     { timeout: 30_000 }
   )
+  it.effect("a key change onto a record alive only in its owner's memory (activity not yet written) is AlreadyExists", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* Store.create(Ephemeral, "create", { id: "a" })
+      yield* Store.create(Ephemeral, "create", { id: "b" })
+      // activity at 0.2 s stays in the owners' memory (written back once a quarter of the timeout has passed)
+      yield* TestClock.adjust("200 millis")
+      yield* Store.keepAlive(Ephemeral, { id: "a" })
+      yield* Store.keepAlive(Ephemeral, { id: "b" })
+      // at 1.1 s both rows are past their stored deadline (1 s), both records alive (until 1.2 s)
+      yield* TestClock.adjust("900 millis")
+      const [row] = yield* sql.unsafe<{ readonly deadline: string }>(
+        `SELECT inactivity_deadline AS deadline FROM e_records WHERE key = 'b'`
+      )
+      assert.strictEqual(Number(row!.deadline), 1000)
+      const taken = yield* Effect.flip(Store.update(Ephemeral, { id: "a" }, "update", { id: "b" }))
+      assert.strictEqual(taken._tag, "AlreadyExists")
+      assert.deepStrictEqual(yield* Store.get(Ephemeral, { id: "a" }), { id: "a" })
+      assert.deepStrictEqual(yield* Store.get(Ephemeral, { id: "b" }), { id: "b" })
+    }).pipe(
+      Effect.provide(
+        Cluster.layer([Ephemeral], { tablePrefix: "e_", sweepInterval: "1 hour" }).pipe(
+          Layer.provideMerge(TestRunner.layer),
+          Layer.provideMerge(Pg.layer("ephemeral"))
+        )
+      )
+    ))
 })
