@@ -29,6 +29,14 @@
  * - A defect: `RecordCrashed` to the caller, then the restart policy
  *   (`initial` re-runs the stored create, `lastState`, `never`) and intensity
  *   (counted per activation).
+ * - A key change: the old key's owner moves the row (`SqlState.move`: a
+ *   tombstone remembering the operation id and the new key, and the new row,
+ *   in one transaction), answers and publishes `Updated` under the new key.
+ *   An absent record reads its row again before a call relies on its
+ *   absence, so the new key's entity, wherever it runs and even if resident
+ *   as absent, serves the moved record.
+ * - A row that cannot be loaded (`SqlState.Row.undecodable`) is quarantined
+ *   wherever it is found (`loadRow`), and its key read again.
  *
  * @internal
  */
