@@ -462,7 +462,7 @@ export const make = (
           movedTo = row !== undefined && !row.alive ? row.movedTo : undefined
         }
         adopt(yield* loadRow(resource, key))
-        /** Whether no write has run since the activation loaded the row. */
+        /** Whether no call has run since the activation loaded the row (the first needs no second read). */
         let activated = true
         /**
          * An absent record reads its row again before a call uses its absence:
