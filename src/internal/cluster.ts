@@ -832,7 +832,7 @@ export const make = (
                     createdAt: committedAt,
                     lastActivity: committedAt,
                     flushed: committedAt,
-                    ops: [payload.op]
+                    ops: [...tombstoneOps, payload.op].slice(-SqlState.rememberedOps)
                   }
                   publish(event)
                   return reply
@@ -888,7 +888,8 @@ export const make = (
           Destroy: ({ payload }) =>
             Effect.gen(function*() {
               yield* refresh
-              if (held === undefined && tombstoneOps.includes(payload.op)) return
+              // a retry of this destroy, applied already (the key may have been created again since)
+              if (held === undefined ? tombstoneOps.includes(payload.op) : held.ops.includes(payload.op)) return
               const current = yield* live(now())
               const compiledAction = yield* action(payload.action, "destroy")
               yield* asRecord(

@@ -111,7 +111,10 @@ export interface Put {
   readonly state: unknown
   readonly lastActivity: number
   readonly op: string
-  /** The ops the row held, for an update or destroy (the new one is appended). */
+  /**
+   * The ops the row held (the new one is appended): for an update or
+   * destroy, the live row's; for an insert, the tombstone's it replaces.
+   */
   readonly ops: ReadonlyArray<string>
 }
 
@@ -669,7 +672,8 @@ export const make = (
             last_activity: w.lastActivity,
             ...deadlines(w.resource, w.createdAt, w.lastActivity),
             initial: w.initial ?? null,
-            ops: [w.op],
+            // a create over a tombstone keeps the ops it remembers: a retry of the removal is still recognised
+            ops: opsAfter(w.ops, w.op),
             schema_version: w.resource.version
           }
         case "Update":
