@@ -147,6 +147,22 @@ describe("SqlState (PostgreSQL)", () => {
       assert.isFalse(tomb.alive)
       assert.deepStrictEqual(tomb.ops, ["create-a", "move-a"])
       assert.strictEqual(tomb.movedTo, "b")
+      // created again over the tombstone, with the ops it remembers
+      assert.strictEqual(
+        yield* s.write({
+          _tag: "Insert",
+          resource: timed,
+          key: "a",
+          state: { id: "a", n: 9 },
+          createdAt: 1600,
+          lastActivity: 1600,
+          initial: null,
+          op: "create-a-again",
+          ops: tomb.ops
+        }),
+        3
+      )
+      assert.deepStrictEqual((yield* s.load(timed, "a"))!.ops, ["create-a", "move-a", "create-a-again"])
       const moved = (yield* s.load(timed, "b"))!
       assert.deepStrictEqual([moved.state, moved.ops, moved.movedTo], [{ id: "b", n: 1 }, ["move-a"], undefined])
       // onto an absent key, with replaceExpired: false
