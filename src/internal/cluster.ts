@@ -913,6 +913,9 @@ export const make = (
                 const committed = held.state
                 return Effect.as(touch(t), codecs.encodeData(committed))
               }
+              // absent while a call runs (a create, say): the committed state is absence, as that call read its row
+              // when it started
+              if (held === undefined && runningIn.has(self)) return Effect.fail(Admission.notFound(resource, key))
               // absent (a record may have moved here since: its row is read again), or past its deadline (expired
               // first): in turn
               return Effect.gen(function*() {

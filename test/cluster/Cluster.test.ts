@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Logger, Metric, PubSub, Ref, Schema, Stream } from "effect"
+import { Deferred, Effect, Fiber, Layer, Logger, Metric, PubSub, Ref, Schema, Stream } from "effect"
 import { TestRunner } from "effect/cluster"
 import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
@@ -96,6 +96,28 @@ const Hourglass = Resource.make("Hourglass", {
   maximumLifetime: "2 seconds"
 })
 
+/** Where Slowpoke's create waits: `entered` once its after hook runs, then until `release`. */
+const slowGate: { entered?: Deferred.Deferred<void>; release?: Deferred.Deferred<void> } = {}
+
+/** A record with an inactivity timeout (its get is a message) whose create waits at {@link slowGate}. */
+const Slowpoke = Resource.make("Slowpoke", {
+  fields: { id: Schema.String },
+  primaryKey: ["id"],
+  inactivityTimeout: "1 minute",
+  actions: {
+    slowCreate: Action.create({
+      accept: ["id"],
+      change: (cs) =>
+        Changeset.after(cs, (record) =>
+          Effect.gen(function*() {
+            yield* Deferred.succeed(slowGate.entered!, undefined)
+            yield* Deferred.await(slowGate.release!)
+            return record
+          }))
+    })
+  }
+})
+
 const crashable = (name: string, restart: "initial" | "lastState" | "never") =>
   Resource.make(name, {
     fields: { id: Schema.String, n: Schema.Int },
@@ -108,7 +130,7 @@ const Phoenix = crashable("Phoenix", "initial")
 const Cat = crashable("Cat", "lastState")
 const Mortal = crashable("Mortal", "never")
 
-const resources = [Character, Machine, Counter, Ephemeral, Mayfly, Phoenix, Cat, Mortal, Reactor] as const
+const resources = [Character, Machine, Counter, Ephemeral, Mayfly, Phoenix, Cat, Mortal, Reactor, Slowpoke] as const
 
 /** The messages logged at level Error, by {@link errorCollector}. */
 const errorLogs: Array<string> = []
@@ -660,4 +682,23 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
         )
       )
     ))
+
+  it.live(
+    "a get of a record whose create is running answers NotFound at once, then the record once it commits",
+    () =>
+      Effect.gen(function*() {
+        slowGate.entered = yield* Deferred.make<void>()
+        slowGate.release = yield* Deferred.make<void>()
+        const creating = yield* Effect.forkChild(Store.create(Slowpoke, "slowCreate", { id: "s" }))
+        yield* Deferred.await(slowGate.entered)
+        const during = yield* Effect.flip(Store.get(Slowpoke, { id: "s" })).pipe(
+          Effect.timeoutOrElse({ duration: "2 seconds", orElse: () => Effect.die("the get waited for the create") })
+        )
+        assert.strictEqual(during._tag, "NotFound")
+        yield* Deferred.succeed(slowGate.release, undefined)
+        yield* Fiber.join(creating)
+        assert.deepStrictEqual(yield* Store.get(Slowpoke, { id: "s" }), { id: "s" })
+      }).pipe(Effect.provide(fresh())),
+    { timeout: 30_000 }
+  )
 })
