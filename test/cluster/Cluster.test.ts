@@ -690,7 +690,9 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
         slowGate.entered = yield* Deferred.make<void>()
         slowGate.release = yield* Deferred.make<void>()
         const creating = yield* Effect.forkChild(Store.create(Slowpoke, "slowCreate", { id: "s" }))
-        yield* Deferred.await(slowGate.entered)
+        yield* Deferred.await(slowGate.entered).pipe(
+          Effect.timeoutOrElse({ duration: "10 seconds", orElse: () => Effect.die("the create's hook never ran") })
+        )
         const during = yield* Effect.flip(Store.get(Slowpoke, { id: "s" })).pipe(
           Effect.timeoutOrElse({ duration: "2 seconds", orElse: () => Effect.die("the get waited for the create") })
         )
