@@ -37,6 +37,18 @@
  *   on resources with an inactivity timeout, where they are messages to the
  *   owner so that they count as activity (answered with the committed state,
  *   without waiting for an action the record is running).
+ * - A key change (an update giving the record another primary key) is
+ *   committed by the old key's owner in one transaction (the old row a
+ *   tombstone, the new one inserted, fenced by version), published as
+ *   `Updated` under the new key, and served from then on by the new key's
+ *   entity, wherever it runs. A retry of it is recognised at the old key. A
+ *   key change onto a live key, or losing a race with a create of that key,
+ *   is `AlreadyExists` and changes nothing.
+ * - A stored row that cannot be loaded (not decodable, no migration, another
+ *   key in its state than its row's), found by an activation, a `get` or a
+ *   `read`, is moved to the quarantine table (`<tablePrefix>quarantine`, with
+ *   the reason), logged as an error and counted by `Metrics.quarantined`; its
+ *   key is free again.
  *
  * **Costs**: a write is a message to the owner plus one (shared) SQL
  * transaction; a read by key, one `SELECT` by primary key; a query, one
@@ -47,7 +59,11 @@
  * - Side effects in hooks run **at least once** across a failure: an owner
  *   killed after a hook ran and before its commit runs it again on the retry.
  * - A record's primary key must be known when it is created (in the input or
- *   a generated field) and cannot change.
+ *   a generated field): a create's hooks cannot change it. A key change onto
+ *   a key whose row is alive but past its stored deadline is `AlreadyExists`
+ *   until that record's expiry runs (its owner may hold activity not yet
+ *   written). The old key's entity stays in its runner's memory, holding no
+ *   record, until `maxIdleTime`.
  * - Events: `Store.events` in any process sees every record's events, each
  *   once, in per-record order: they are PostgreSQL notifications sent in the
  *   transaction of their commit. A process hears them only while it is

@@ -29,6 +29,14 @@
  * - A defect: `RecordCrashed` to the caller, then the restart policy
  *   (`initial` re-runs the stored create, `lastState`, `never`) and intensity
  *   (counted per activation).
+ * - A key change: the old key's owner moves the row (`SqlState.move`: a
+ *   tombstone remembering the operation id and the new key, and the new row,
+ *   in one transaction), answers and publishes `Updated` under the new key.
+ *   An absent record reads its row again before a call relies on its
+ *   absence, so the new key's entity, wherever it runs and even if resident
+ *   as absent, serves the moved record.
+ * - A row that cannot be loaded (`SqlState.Row.undecodable`) is quarantined
+ *   wherever it is found (`loadRow`), and its key read again.
  *
  * @internal
  */
@@ -222,7 +230,7 @@ export const make = (
     const { admit, admitQuery, admitRead, clock, compiled, gate, initialData, own } = yield* Admission.start(resources)
     const sql = yield* SqlClient.SqlClient
     const state = yield* Effect.orDie(SqlState.make(sql, compiled.values(), { prefix: clusterOptions.tablePrefix }))
-    const { events, publish, subscribe } = yield* Events.make(compiled.keys(), options.eventBuffer, own)
+    const { events, metrics, publish, subscribe } = yield* Events.make(compiled.keys(), options.eventBuffer, own)
     yield* Effect.addFinalizer(() => Effect.sync(() => (gate.closed = true)))
     const retries = clusterOptions.retries ?? 10
     /** Set first when the layer's scope closes (its last finalizer): calls in flight stop re-sending. */
@@ -266,13 +274,17 @@ export const make = (
     const keyChanged = (resource: Compiled, action: string) =>
       new ValidationError({
         resource: resource.name,
-        message: `${resource.name}.${action}: the cluster data layer cannot change a record's primary key`
+        message: `${resource.name}.${action}: a create's hooks cannot change the primary key it was sent under`
       })
     const deadlineOf = (resource: Compiled, held: Held) =>
       Math.min(
         resource.idleMillis === undefined ? Infinity : held.lastActivity + resource.idleMillis,
         resource.lifetimeMillis === undefined ? Infinity : held.createdAt + resource.lifetimeMillis
       )
+    /** Whether a row's stored deadline has passed at `t`: its record is dead, its key free for a create. */
+    const pastDeadline = (row: SqlState.Row, t: number) =>
+      (row.inactivityDeadline !== undefined && t >= row.inactivityDeadline) ||
+      (row.lifetimeDeadline !== undefined && t >= row.lifetimeDeadline)
     /** The deadline that passed first (lifetime on a tie), whenever the record is found past it. */
     const expiryReason = (resource: Compiled, held: Held): Event.DestroyReason =>
       resource.lifetimeMillis !== undefined &&
@@ -367,6 +379,28 @@ export const make = (
         Effect.forkScoped
       )
     }
+
+    /**
+     * The row of a record. A live row that cannot be loaded (its state does
+     * not decode or migrate, or holds another key) is moved to the quarantine
+     * table with the reason, logged and counted (`Metrics.quarantined`), and
+     * the key read again: free, unless a newer row was written meanwhile.
+     */
+    const loadRow = (resource: Compiled, key: string): Effect.Effect<SqlState.Row | undefined> =>
+      Effect.flatMap(Effect.orDie(state.load(resource, key)), (row) => {
+        if (row?.undecodable === undefined) return Effect.succeed(row)
+        const { reason, stored } = row.undecodable
+        return Effect.gen(function*() {
+          const moved = yield* Effect.orDie(state.quarantine(stored, reason, clock.currentTimeMillisUnsafe()))
+          if (moved) {
+            metrics.get(resource.name)?.quarantined()
+            yield* Effect.logError(`${resource.name}: a stored record could not be loaded and was quarantined`).pipe(
+              Effect.annotateLogs({ resource: resource.name, key, version: stored.schemaVersion, reason })
+            )
+          }
+          return yield* loadRow(resource, key)
+        })
+      })
 
     // ---------------------------------------------------------------- the owner
 
@@ -468,19 +502,42 @@ export const make = (
         const self = `${resource.name}/${entityId}`
         resident.add(self)
         yield* Effect.addFinalizer(() => Effect.sync(() => resident.delete(self)))
-        const row = yield* Effect.orDie(state.load(resource, key))
-        let held: Held | undefined = row === undefined || !row.alive ? undefined : {
-          version: row.version,
-          state: row.state,
-          createdAt: row.createdAt,
-          lastActivity: row.lastActivity,
-          flushed: row.lastActivity,
-          ops: row.ops
-        }
+        let held: Held | undefined = undefined
         /** What the record's create ran with (JSON), for `restart: "initial"`. */
-        let initial: unknown = row !== undefined && row.alive ? row.initial : undefined
+        let initial: unknown = undefined
         /** The version and ops of the row, alive or tombstone, for the next insert. */
-        let tombstoneOps: ReadonlyArray<string> = row !== undefined && !row.alive ? row.ops : []
+        let tombstoneOps: ReadonlyArray<string> = []
+        /** The key the record moved to, when its last change of key left this key a tombstone. */
+        let movedTo: string | undefined = undefined
+        /** Holds what the row says (the record, or its absence). */
+        const adopt = (row: SqlState.Row | undefined) => {
+          held = row === undefined || !row.alive ? undefined : {
+            version: row.version,
+            state: row.state,
+            createdAt: row.createdAt,
+            lastActivity: row.lastActivity,
+            flushed: row.lastActivity,
+            ops: row.ops
+          }
+          initial = row !== undefined && row.alive ? row.initial : undefined
+          tombstoneOps = row !== undefined && !row.alive ? row.ops : []
+          movedTo = row !== undefined && !row.alive ? row.movedTo : undefined
+        }
+        adopt(yield* loadRow(resource, key))
+        /** Whether no call has run since the activation loaded the row (the first needs no second read). */
+        let activated = true
+        /**
+         * An absent record reads its row again before a call uses its absence:
+         * another record may have moved to this key since (a key change,
+         * committed by that record's owner). Not on the first call after the
+         * activation, which has just read it.
+         */
+        const refresh: Effect.Effect<void> = Effect.suspend(() => {
+          const first = activated
+          activated = false
+          if (held !== undefined || first) return Effect.void
+          return Effect.map(loadRow(resource, key), adopt)
+        })
 
         const keyOf = () => held === undefined ? key : keyObject(resource, held.state)
         const now = () => clock.currentTimeMillisUnsafe()
@@ -605,6 +662,59 @@ export const make = (
             return true
           })
 
+        /**
+         * Moves the record to the key `to` (a change of primary key) under the
+         * operation `op`: in one transaction this row becomes a tombstone
+         * remembering `op` and `to`, and `next` is inserted at `to` with its
+         * event (`Updated`, or `Restarted` for a restart). `"fenced"` when
+         * another owner committed this row first; `"taken"` when `to` holds a
+         * live row (also one past its deadline: its expiry is its owner's to
+         * run, and its owner may hold activity not yet written): nothing is
+         * written. The entity of `to` (on any runner) reads the row on its next
+         * call; this one holds no record any more, as after a destroy.
+         */
+        const commitMove = (
+          current: Held,
+          next: any,
+          to: string,
+          t: number,
+          op: string,
+          tag: "Updated" | "Restarted"
+        ) =>
+          Effect.gen(function*() {
+            const event: Event.Event = {
+              _tag: tag,
+              resource: resource.name,
+              key: keyObject(resource, next),
+              record: next
+            }
+            const outcome = yield* Effect.orDie(state.move({
+              resource,
+              from: key,
+              expected: current.version,
+              to,
+              state: next,
+              createdAt: current.createdAt,
+              lastActivity: t,
+              initial,
+              op,
+              ops: current.ops,
+              notify: noticeOf(event),
+              replaceExpired: false
+            }))
+            if (outcome === "conflict") {
+              // refused as a whole: this row changed (fenced), or the new key is live
+              const old = yield* Effect.orDie(state.load(resource, key))
+              return old !== undefined && old.alive && old.version === current.version ? "taken" : "fenced"
+            }
+            tombstoneOps = [...current.ops, op].slice(-SqlState.rememberedOps)
+            movedTo = to
+            held = undefined
+            initial = undefined
+            publish(event)
+            return "moved"
+          })
+
         /** The `Destroyed` or `Failed` event of the record's last state. */
         const removal = (current: Held, reason: Event.DestroyReason | "failed"): Event.Event =>
           reason === "failed"
@@ -635,9 +745,15 @@ export const make = (
             if (createAction instanceof UnknownAction) return yield* Effect.die(createAction)
             const decoded = codecs.decodeInput(createAction, stored.input)
             const prepared = yield* toEffect(prepare(resource, createAction, codecs.decodeData(stored.data), decoded))
-            if (resource.encodeKey(prepared.state) !== key) return yield* Effect.die("the create changed the key")
+            const to = resource.encodeKey(prepared.state)
             yield* runAfter(resource, createAction, prepared)
             const t = now()
+            if (to !== key) {
+              // the record's key changed since its create: it moves back to the key its create gives
+              const moved = yield* commitMove(current, prepared.state, to, t, `restart:${t}`, "Restarted")
+              if (moved !== "moved") return yield* Effect.die(`the create's key: ${moved}`)
+              return
+            }
             if (!(yield* commitUpdate(current, prepared.state, t, `restart:${t}`, "Restarted"))) {
               return yield* Effect.die("fenced")
             }
@@ -669,16 +785,8 @@ export const make = (
         })
 
         const fenced = () =>
-          Effect.flatMap(Effect.orDie(state.load(resource, key)), (fresh) => {
-            initial = fresh !== undefined && fresh.alive ? fresh.initial : undefined
-            held = fresh === undefined || !fresh.alive ? undefined : {
-              version: fresh.version,
-              state: fresh.state,
-              createdAt: fresh.createdAt,
-              lastActivity: fresh.lastActivity,
-              flushed: fresh.lastActivity,
-              ops: fresh.ops
-            }
+          Effect.flatMap(loadRow(resource, key), (fresh) => {
+            adopt(fresh)
             // nothing was applied: the caller re-sends the call, which reaches the new owner
             return Effect.fail(
               new Fenced({
@@ -743,6 +851,7 @@ export const make = (
         return protocol.of({
           Create: ({ payload }) =>
             Effect.gen(function*() {
+              yield* refresh
               const t = now()
               yield* expireIfDue(t)
               if (held !== undefined) {
@@ -780,7 +889,12 @@ export const make = (
                     ops: tombstoneOps,
                     notify: notice
                   }))
-                  if (outcome === "conflict") return yield* alreadyExists(resource, keyObject(resource, prepared.state))
+                  if (outcome === "conflict") {
+                    // the key is live: a record moved here meanwhile (a key change on another entity), or another
+                    // owner created it; this entity holds it from now on
+                    adopt(yield* loadRow(resource, key))
+                    return yield* alreadyExists(resource, keyObject(resource, prepared.state))
+                  }
                   initial = created
                   held = {
                     version: outcome,
@@ -788,7 +902,7 @@ export const make = (
                     createdAt: committedAt,
                     lastActivity: committedAt,
                     flushed: committedAt,
-                    ops: [payload.op]
+                    ops: [...tombstoneOps, payload.op].slice(-SqlState.rememberedOps)
                   }
                   publish(event)
                   return reply
@@ -799,6 +913,13 @@ export const make = (
 
           Update: ({ payload }) =>
             Effect.gen(function*() {
+              yield* refresh
+              if (held === undefined && movedTo !== undefined && tombstoneOps.includes(payload.op)) {
+                // a retry of the key change that moved the record away: answered with the record at its new key
+                const moved = yield* loadRow(resource, movedTo)
+                if (moved === undefined || !moved.alive) return yield* Admission.notFound(resource, key)
+                return codecs.encodeData(moved.state)
+              }
               const current = yield* live(now())
               if (current.ops.includes(payload.op)) return codecs.encodeData(current.state)
               const compiledAction = yield* action(payload.action, "update")
@@ -807,12 +928,25 @@ export const make = (
                 payload.callers,
                 Effect.gen(function*() {
                   const prepared = yield* toEffect(prepare(resource, compiledAction, current.state, decoded))
-                  if (resource.encodeKey(prepared.state) !== key) return yield* keyChanged(resource, payload.action)
+                  const to = resource.encodeKey(prepared.state)
+                  if (to !== key) {
+                    // a change of primary key: refused before the after hooks when the new key is live already
+                    const there = yield* loadRow(resource, to)
+                    if (there !== undefined && there.alive) {
+                      return yield* alreadyExists(resource, keyObject(resource, prepared.state))
+                    }
+                  }
                   const reply = yield* runAfter(resource, compiledAction, prepared)
                   const t = now()
                   if (t >= deadlineOf(resource, current)) {
                     yield* expireIfDue(t)
                     return yield* Admission.notFound(resource, key)
+                  }
+                  if (to !== key) {
+                    const moved = yield* commitMove(current, prepared.state, to, t, payload.op, "Updated")
+                    if (moved === "fenced") return yield* fenced()
+                    if (moved === "taken") return yield* alreadyExists(resource, keyObject(resource, prepared.state))
+                    return reply
                   }
                   if (!(yield* commitUpdate(current, prepared.state, t, payload.op, "Updated"))) return yield* fenced()
                   return reply
@@ -823,7 +957,9 @@ export const make = (
 
           Destroy: ({ payload }) =>
             Effect.gen(function*() {
-              if (held === undefined && tombstoneOps.includes(payload.op)) return
+              yield* refresh
+              // a retry of this destroy, applied already (the key may have been created again since)
+              if (held === undefined ? tombstoneOps.includes(payload.op) : held.ops.includes(payload.op)) return
               const current = yield* live(now())
               const compiledAction = yield* action(payload.action, "destroy")
               yield* asRecord(
@@ -843,13 +979,17 @@ export const make = (
             Effect.suspend(() => {
               const t = now()
               // the committed state, without waiting for a running call
-              if (held === undefined) return Effect.fail(Admission.notFound(resource, key))
-              if (!resource.hasTimeouts || t < deadlineOf(resource, held)) {
+              if (held !== undefined && (!resource.hasTimeouts || t < deadlineOf(resource, held))) {
                 const committed = held.state
                 return Effect.as(touch(t), codecs.encodeData(committed))
               }
-              // past its deadline: expired first, in turn
+              // absent while a call runs (a create, say): the committed state is absence, as that call read its row
+              // when it started
+              if (held === undefined && runningIn.has(self)) return Effect.fail(Admission.notFound(resource, key))
+              // absent (a record may have moved here since: its row is read again), or past its deadline (expired
+              // first): in turn
               return Effect.gen(function*() {
+                yield* refresh
                 const current = yield* live(t)
                 yield* touch(t)
                 return codecs.encodeData(current.state)
@@ -858,6 +998,7 @@ export const make = (
 
           Expire: ({ payload }) =>
             Effect.gen(function*() {
+              yield* refresh
               // the owner's clock decides, not the sweeper's
               const t = now()
               const expired = yield* expireIfDue(t)
@@ -1096,13 +1237,10 @@ export const make = (
 
     /** A record by key from its row: read-your-writes, no message. */
     const fromRow = (resource: Compiled, target: { readonly id: string; readonly key: unknown }) =>
-      Effect.flatMap(Effect.orDie(state.load(resource, SqlState.unescapeKey(target.id))), (row) => {
-        const t = clock.currentTimeMillisUnsafe()
-        if (
-          row === undefined || !row.alive ||
-          (row.inactivityDeadline !== undefined && t >= row.inactivityDeadline) ||
-          (row.lifetimeDeadline !== undefined && t >= row.lifetimeDeadline)
-        ) return Effect.fail(Admission.notFound(resource, target.key))
+      Effect.flatMap(loadRow(resource, SqlState.unescapeKey(target.id)), (row) => {
+        if (row === undefined || !row.alive || pastDeadline(row, clock.currentTimeMillisUnsafe())) {
+          return Effect.fail(Admission.notFound(resource, target.key))
+        }
         return Effect.succeed(row.state)
       })
 
@@ -1138,7 +1276,13 @@ export const make = (
       Effect.suspend(() => {
         const resource = admitQuery(query)
         if (!Admission.isCompiled(resource)) return Effect.fail(resource)
-        return Effect.orDie(state.read(resource, query, clock.currentTimeMillisUnsafe()))
+        // a row that cannot be loaded is quarantined through its key, then the query runs again
+        const run: Effect.Effect<ReadonlyArray<unknown>> = Effect.orDie(Effect.catchTag(
+          state.read(resource, query, clock.currentTimeMillisUnsafe()),
+          "UndecodableRows",
+          (e) => Effect.andThen(Effect.forEach(e.keys, (key) => loadRow(resource, key), { discard: true }), run)
+        ))
+        return run
       })
 
     /**

@@ -81,6 +81,14 @@ export interface Row {
   /** What the create ran with, as the writer stored it (JSON), for `restart: "initial"`. */
   readonly initial: unknown
   readonly ops: ReadonlyArray<string>
+  /** A tombstone left by a key change (`move` with an `op`): the encoded key the record moved to, unescaped. */
+  readonly movedTo?: string | undefined
+  /**
+   * A live row that cannot be loaded (its state does not decode or migrate,
+   * or holds another key than the row's): why, and the row as stored, for
+   * `quarantine`. Its `state` is then `undefined`.
+   */
+  readonly undecodable?: { readonly reason: string; readonly stored: StoredRow } | undefined
 }
 
 /** A live row as stored: its state still JSON, of the version that wrote it. @internal */
@@ -103,7 +111,10 @@ export interface Put {
   readonly state: unknown
   readonly lastActivity: number
   readonly op: string
-  /** The ops the row held, for an update or destroy (the new one is appended). */
+  /**
+   * The ops the row held (the new one is appended): for an update or
+   * destroy, the live row's; for an insert, the tombstone's it replaces.
+   */
   readonly ops: ReadonlyArray<string>
 }
 
@@ -148,6 +159,10 @@ export interface SqlState {
   readonly table: string
   /** The channel `notify` payloads are sent on. */
   readonly channel: string
+  /**
+   * The row of a key, if any. A live row that cannot be loaded is returned
+   * with `undecodable` set (for `quarantine`), not as a failure.
+   */
   readonly load: (resource: Compiled, key: string) => Effect.Effect<Row | undefined, SqlError>
   readonly write: (write: Write) => Effect.Effect<Outcome, SqlError>
   /** The rows whose deadline is at or before `now`, earliest first. */
@@ -158,8 +173,17 @@ export interface SqlState {
     ReadonlyArray<{ readonly resource: string; readonly key: string; readonly deadline: number }>,
     SqlError
   >
-  /** The live records a query selects, not past their stored deadlines at `now`. */
-  readonly read: (resource: Compiled, query: QueryData, now: number) => Effect.Effect<ReadonlyArray<unknown>, SqlError>
+  /**
+   * The live records a query selects, not past their stored deadlines at
+   * `now`. Rows of older versions are migrated; when a selected row cannot
+   * be loaded (see `load`), it fails with {@link UndecodableRows} naming
+   * every such key: load them (to quarantine them) and read again.
+   */
+  readonly read: (
+    resource: Compiled,
+    query: QueryData,
+    now: number
+  ) => Effect.Effect<ReadonlyArray<unknown>, SqlError | UndecodableRows>
   /** Deletes tombstones whose last commit is older than `before`. */
   readonly purge: (before: number) => Effect.Effect<number, SqlError>
   /**
@@ -167,7 +191,8 @@ export interface SqlState {
    * transaction: the row at `from` becomes a tombstone if its version is
    * still `expected`, and the new state is inserted at `to` (over a
    * tombstone or a row past its deadline). `"conflict"`, with nothing
-   * written, when either cannot be.
+   * written, when either cannot be. With an `op`, the tombstone remembers
+   * it and the new key (`Row.movedTo`, kept in its `initial` column).
    */
   readonly move: (move: Move) => Effect.Effect<Outcome, SqlError>
   /** The live rows of a resource, a page at a time in key order, after `after` (an escaped key). */
@@ -200,7 +225,30 @@ export interface Move {
   readonly lastActivity: number
   /** What the create ran with, as JSON, kept for `restart: "initial"`. */
   readonly initial: unknown
+  /**
+   * The operation id of the change, remembered by both rows (the old one's
+   * ops follow `ops`), so a retry is recognised at the old key; with it the
+   * tombstone also remembers the key the record moved to (`Row.movedTo`).
+   */
+  readonly op?: string | undefined
+  /** The ops the old row held. */
+  readonly ops?: ReadonlyArray<string> | undefined
+  /** A payload sent with `pg_notify` in the move's transaction, if it commits. */
+  readonly notify?: string | undefined
+  /**
+   * Whether a live row at `to` past its stored deadline is replaced (default
+   * `true`). The cluster layer passes `false`: that row's owner may hold
+   * activity not yet written (the record alive), and its expiry (destroy
+   * action, `Destroyed`) is the owner's to run.
+   */
+  readonly replaceExpired?: boolean | undefined
 }
+
+/** Rows a read selected that cannot be loaded: their keys (unescaped). @internal */
+export class UndecodableRows extends Data.TaggedError("UndecodableRows")<{ readonly keys: ReadonlyArray<string> }> {}
+
+/** Marks a row `read` left out. */
+const skipped: unique symbol = Symbol("skipped")
 
 /** A move that found its old row changed or its new key taken: rolls its transaction back. */
 class MoveConflict extends Data.TaggedError("MoveConflict") {}
@@ -558,18 +606,35 @@ export const make = (
 
     const toRow = (resource: Compiled, r: any): Row => {
       const alive = r.alive === true || r.alive === 1
+      const key = unescapeKey(r.key)
+      const initial = parsed(r.initial) ?? undefined
+      let state: unknown = undefined
+      let undecodable: Row["undecodable"] = undefined
+      if (alive) {
+        try {
+          state = decodeStored(resource, parsed(r.state), Number(r.schema_version ?? 1))
+          const held = resource.encodeKey(state)
+          if (held !== key) throw new Undecodable(`its state holds another key (${held}) than its row (${key})`)
+        } catch (e) {
+          if (!(e instanceof Undecodable)) throw e
+          state = undefined
+          undecodable = { reason: e.message, stored: toStored(r) }
+        }
+      }
       return {
         resource: r.resource,
-        key: unescapeKey(r.key),
+        key,
         version: Number(r.version),
         alive,
-        state: alive ? decodeStored(resource, parsed(r.state), Number(r.schema_version ?? 1)) : undefined,
+        state,
         createdAt: Number(r.created_at),
         lastActivity: Number(r.last_activity),
         inactivityDeadline: num(r.inactivity_deadline),
         lifetimeDeadline: num(r.lifetime_deadline),
-        initial: parsed(r.initial) ?? undefined,
-        ops: parsed(r.ops)
+        initial: alive ? initial : undefined,
+        ops: parsed(r.ops),
+        movedTo: !alive && typeof initial?.movedTo === "string" ? unescapeKey(initial.movedTo) : undefined,
+        undecodable
       }
     }
 
@@ -607,7 +672,8 @@ export const make = (
             last_activity: w.lastActivity,
             ...deadlines(w.resource, w.createdAt, w.lastActivity),
             initial: w.initial ?? null,
-            ops: [w.op],
+            // a create over a tombstone keeps the ops it remembers: a retry of the removal is still recognised
+            ops: opsAfter(w.ops, w.op),
             schema_version: w.resource.version
           }
         case "Update":
@@ -791,7 +857,19 @@ export const make = (
             where += ` AND ${condition.sql}`
           }
         }
-        const decode = codecsOf(resource).decode
+        const undecodable: Array<string> = []
+        /** A row's record; a row that cannot be loaded (see `load`) is left out and its key reported. */
+        const decode = (r: any): unknown => {
+          const key = unescapeKey(r.key)
+          try {
+            const state = decodeStored(resource, r.state, Number(r.schema_version ?? 1))
+            if (resource.encodeKey(state) === key) return state
+          } catch (e) {
+            if (!(e instanceof Undecodable)) throw e
+          }
+          undecodable.push(key)
+          return skipped
+        }
         if (
           exact && query.sort.every((k) => isSortable(resource, k.field))
         ) {
@@ -809,7 +887,7 @@ export const make = (
             ]
           })
           params.push(query.offset)
-          let text = `SELECT state FROM ${table} WHERE ${where} ORDER BY ${
+          let text = `SELECT key, schema_version, state FROM ${table} WHERE ${where} ORDER BY ${
             [...order, "seq"].join(", ")
           } OFFSET $${params.length}`
           if (query.limit !== undefined) {
@@ -817,13 +895,20 @@ export const make = (
             text += ` LIMIT $${params.length}`
           }
           const rows = yield* sql.unsafe(text, params)
-          return (rows as Array<any>).map((r) => decode(r.state))
+          const records = (rows as Array<any>).map(decode)
+          if (undecodable.length > 0) return yield* new UndecodableRows({ keys: undecodable })
+          return records
         }
-        const rows = yield* sql.unsafe(`SELECT state FROM ${table} WHERE ${where} ORDER BY seq`, params)
+        const rows = yield* sql.unsafe(
+          `SELECT key, schema_version, state FROM ${table} WHERE ${where} ORDER BY seq`,
+          params
+        )
         const collected = Query.collector(query)
         for (const r of rows as Array<any>) {
-          collected.add(decode(r.state))
+          const record = decode(r)
+          if (record !== skipped) collected.add(record)
         }
+        if (undecodable.length > 0) return yield* new UndecodableRows({ keys: undecodable })
         return collected.done()
       })
 
@@ -841,8 +926,8 @@ export const make = (
         state: undefined,
         expected: m.expected,
         lastActivity: m.lastActivity,
-        op: "",
-        ops: []
+        op: m.op ?? "",
+        ops: m.ops ?? []
       })
       const insert = rowOf({
         _tag: "Insert",
@@ -852,14 +937,34 @@ export const make = (
         createdAt: m.createdAt,
         lastActivity: m.lastActivity,
         initial: m.initial,
-        op: "",
-        ops: []
+        op: m.op ?? "",
+        ops: [],
+        notify: m.notify
       })
       return Effect.catchTag(
         sql.withTransaction(Effect.gen(function*() {
           const removed = yield* runDml(dml.tombstone, [tombstone])
+          if (m.replaceExpired === false) {
+            // locked until the transaction ends; a row inserted meanwhile is live, so the insert below conflicts
+            const there = yield* sql.unsafe(
+              `SELECT alive FROM ${table} WHERE resource = ${p(1)} AND key = ${p(2)}${pg ? " FOR UPDATE" : ""}`,
+              [m.resource.name, escapeKey(m.to)]
+            )
+            if (there.length > 0 && ((there[0] as any).alive === true || (there[0] as any).alive === 1)) {
+              return yield* new MoveConflict()
+            }
+          }
           const inserted = yield* runDml(dml.insert, [insert])
           if (removed.length === 0 || inserted.length === 0) return yield* new MoveConflict()
+          if (m.op !== undefined) {
+            // the tombstone remembers where the record went, for a retry of the change at the old key
+            yield* sql.unsafe(
+              `UPDATE ${table} SET initial = ${pg ? `${p(1)}::jsonb` : p(1)} WHERE resource = ${p(2)} AND key = ${
+                p(3)
+              }`,
+              [JSON.stringify({ movedTo: escapeKey(m.to) }), m.resource.name, escapeKey(m.from)]
+            )
+          }
           return Number((inserted[0] as any).version)
         })),
         "MoveConflict",

@@ -1,9 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, PubSub, Ref, Schema, Stream } from "effect"
+import { Deferred, Effect, Fiber, Layer, Logger, Metric, PubSub, Ref, Schema, Stream } from "effect"
 import { TestRunner } from "effect/cluster"
 import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
-import { Action, Changeset, Cluster, Filter, Query, Resource, Store } from "../../src/index.js"
+import { Action, Changeset, Cluster, Filter, Metrics, Query, Resource, Store } from "../../src/index.js"
 import { protocolOf } from "../../src/internal/cluster.js"
 import { compile } from "../../src/internal/resource.js"
 import { Character, Machine } from "../fixtures/TimeTravel.js"
@@ -26,6 +26,14 @@ const Counter = Resource.make("Counter", {
       change: (cs) => Changeset.after(Changeset.set(cs, "n", 42), () => Effect.fail("after hook failed"))
     }),
     rekey: Action.update({ change: (cs) => Changeset.set(cs, "id", "other") }),
+    // a key change whose after hook creates the new key first: the create wins, the change is AlreadyExists
+    rekeyRaced: Action.update({
+      change: (cs) =>
+        Changeset.after(
+          Changeset.set(cs, "id", "raced"),
+          (record) => Effect.as(Store.create(self(), "create" as never, { id: "raced", n: 7 } as never), record)
+        )
+    }),
     selfUpdate: Action.update({
       change: (cs) =>
         cs.pipe(
@@ -88,6 +96,28 @@ const Hourglass = Resource.make("Hourglass", {
   maximumLifetime: "2 seconds"
 })
 
+/** Where Slowpoke's create waits: `entered` once its after hook runs, then until `release`. */
+const slowGate: { entered?: Deferred.Deferred<void>; release?: Deferred.Deferred<void> } = {}
+
+/** A record with an inactivity timeout (its get is a message) whose create waits at {@link slowGate}. */
+const Slowpoke = Resource.make("Slowpoke", {
+  fields: { id: Schema.String },
+  primaryKey: ["id"],
+  inactivityTimeout: "1 minute",
+  actions: {
+    slowCreate: Action.create({
+      accept: ["id"],
+      change: (cs) =>
+        Changeset.after(cs, (record) =>
+          Effect.gen(function*() {
+            yield* Deferred.succeed(slowGate.entered!, undefined)
+            yield* Deferred.await(slowGate.release!)
+            return record
+          }))
+    })
+  }
+})
+
 const crashable = (name: string, restart: "initial" | "lastState" | "never") =>
   Resource.make(name, {
     fields: { id: Schema.String, n: Schema.Int },
@@ -100,7 +130,15 @@ const Phoenix = crashable("Phoenix", "initial")
 const Cat = crashable("Cat", "lastState")
 const Mortal = crashable("Mortal", "never")
 
-const resources = [Character, Machine, Counter, Ephemeral, Mayfly, Phoenix, Cat, Mortal, Reactor] as const
+const resources = [Character, Machine, Counter, Ephemeral, Mayfly, Phoenix, Cat, Mortal, Reactor, Slowpoke] as const
+
+/** The messages logged at level Error, by {@link errorCollector}. */
+const errorLogs: Array<string> = []
+const errorCollector = Logger.make((options) => {
+  if (options.logLevel !== "Error") return
+  const message = options.message
+  errorLogs.push(String(Array.isArray(message) ? message[0] : message))
+})
 
 /** A single-process cluster (TestRunner) over the given SqlClient layer; Sharding and the SqlClient exposed. */
 const cluster = (sql: Layer.Layer<SqlClient.SqlClient>) =>
@@ -151,8 +189,6 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
       assert.strictEqual(afterFailed._tag, "ActionError")
       const crashed = yield* Effect.flip(Store.update(Counter, { id: "c" }, "crash"))
       assert.strictEqual(crashed._tag, "RecordCrashed")
-      const rekeyed = yield* Effect.flip(Store.update(Counter, { id: "c" }, "rekey"))
-      assert.strictEqual(rekeyed._tag, "ValidationError")
       const invalid = yield* Effect.flip(Store.update(Counter, { id: "c" }, "update", { n: "x" } as never))
       assert.strictEqual(invalid._tag, "ValidationError")
       const reentrant = yield* Effect.flip(Store.update(Counter, { id: "c" }, "selfUpdate"))
@@ -434,4 +470,237 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
         )
       )
     ))
+  it.effect(
+    "key changes: a resident absent new key serves the moved record; a retry is applied once; a live key refuses",
+    () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const client = yield* protocolOf(compile(Counter)).client
+        const events = yield* Store.subscribe
+        yield* Store.create(Counter, "create", { id: "c", n: 1 })
+        // the new key's entity is resident, holding "no record" (a message found it missing)
+        assert.strictEqual((yield* Effect.flip(client("other").Get({ callers: [] })))._tag, "NotFound")
+        assert.deepStrictEqual(yield* Store.update(Counter, { id: "c" }, "rekey"), { id: "other", n: 1 })
+        // it reads the row again rather than answering from memory: get, update, create
+        assert.deepStrictEqual(yield* client("other").Get({ callers: [] }), { id: "other", n: 1 })
+        assert.strictEqual((yield* Store.update(Counter, { id: "other" }, "inc")).n, 2)
+        assert.strictEqual(
+          (yield* Effect.flip(Store.create(Counter, "create", { id: "other", n: 0 })))._tag,
+          "AlreadyExists"
+        )
+        assert.strictEqual((yield* Effect.flip(Store.get(Counter, { id: "c" })))._tag, "NotFound")
+        assert.deepStrictEqual(
+          (yield* PubSub.takeAll(events)).map((e) => `${e._tag}:${(e.key as any).id}:${(e.record as any).n}`),
+          ["Created:c:1", "Updated:other:1", "Updated:other:2"]
+        )
+
+        // a retry of a key change (same operation id) answers with the moved record and applies nothing
+        yield* Store.create(Counter, "create", { id: "d", n: 5 })
+        const move = { action: "update", op: "move-d", input: { attributes: { id: "e" }, arguments: {} }, callers: [] }
+        assert.deepStrictEqual(yield* client("d").Update(move), { id: "e", n: 5 })
+        assert.strictEqual((yield* Store.update(Counter, { id: "e" }, "inc")).n, 6)
+        assert.deepStrictEqual(yield* client("d").Update(move), { id: "e", n: 6 })
+        const rows = yield* sql.unsafe<{ readonly key: string; readonly version: string; readonly alive: boolean }>(
+          `SELECT key, version, alive FROM c_records WHERE key IN ('d', 'e') ORDER BY key`
+        )
+        assert.deepStrictEqual(rows.map((r) => [r.key, Number(r.version), r.alive]), [["d", 2, false], ["e", 2, true]])
+        assert.strictEqual((yield* Store.get(Counter, { id: "e" })).n, 6)
+        assert.strictEqual((yield* Effect.flip(Store.get(Counter, { id: "d" })))._tag, "NotFound")
+
+        // a key change onto a live key is AlreadyExists and changes nothing: found before the commit...
+        yield* PubSub.takeAll(events)
+        const taken = yield* Effect.flip(Store.update(Counter, { id: "e" }, "update", { id: "other" }))
+        assert.strictEqual(taken._tag, "AlreadyExists")
+        assert.deepStrictEqual((taken as any).key, { id: "other" })
+        // ... or at the commit: a create of the new key committed while the change ran its hooks
+        yield* Store.create(Counter, "create", { id: "f", n: 3 })
+        const raced = yield* Effect.flip(Store.update(Counter, { id: "f" }, "rekeyRaced"))
+        assert.strictEqual(raced._tag, "AlreadyExists")
+        assert.deepStrictEqual(yield* Store.get(Counter, { id: "raced" }), { id: "raced", n: 7 })
+        assert.deepStrictEqual(yield* Store.get(Counter, { id: "f" }), { id: "f", n: 3 })
+        assert.deepStrictEqual(yield* Store.get(Counter, { id: "e" }), { id: "e", n: 6 })
+        assert.deepStrictEqual(yield* Store.get(Counter, { id: "other" }), { id: "other", n: 2 })
+        assert.deepStrictEqual(
+          (yield* PubSub.takeAll(events)).map((e) => `${e._tag}:${(e.key as any).id}`),
+          ["Created:f", "Created:raced"]
+        )
+        // the moved record keeps working under its key, the old ones are free
+        yield* Store.create(Counter, "create", { id: "c", n: 0 })
+        yield* Store.create(Counter, "create", { id: "d", n: 0 })
+        // the record created again under the old key remembers the tombstone's operations: the retry is not applied
+        assert.deepStrictEqual(yield* client("d").Update(move), { id: "d", n: 0 })
+        assert.deepStrictEqual(
+          (yield* Store.read(Query.make(Counter))).map((r) => `${r.id}:${r.n}`).sort(),
+          ["c:0", "d:0", "e:6", "f:3", "other:2", "raced:7"]
+        )
+        // restart: "initial" of a record whose key changed re-runs its create, which gives the key it was created
+        // under: it moves back
+        yield* Store.create(Phoenix, "create", { id: "fawkes", n: 1 })
+        yield* Store.update(Phoenix, { id: "fawkes" }, "update", { id: "ash", n: 5 })
+        assert.strictEqual((yield* Effect.flip(Store.update(Phoenix, { id: "ash" }, "crash")))._tag, "RecordCrashed")
+        assert.deepStrictEqual(yield* Store.get(Phoenix, { id: "fawkes" }), { id: "fawkes", n: 1 })
+        assert.strictEqual((yield* Effect.flip(Store.get(Phoenix, { id: "ash" })))._tag, "NotFound")
+        assert.deepStrictEqual(
+          (yield* PubSub.takeAll(events)).filter((e) => e.resource === "Phoenix").map((e) =>
+            `${e._tag}:${(e.key as any).id}`
+          ),
+          ["Created:fawkes", "Updated:ash", "Restarted:fawkes"]
+        )
+      }).pipe(Effect.provide(fresh())),
+    { timeout: 30_000 }
+  )
+
+  it.live(
+    "a key change's retry reaching a new runner (the old key's entity loaded from its tombstone) applies nothing",
+    () =>
+      Effect.gen(function*() {
+        const schema = Pg.freshSchema("moved")
+        yield* Pg.schemaScoped(schema)
+        const sql = Pg.layer("moved", schema, false)
+        const move = { action: "update", op: "move-a", input: { attributes: { id: "b" }, arguments: {} }, callers: [] }
+        yield* Effect.scoped(
+          Effect.gen(function*() {
+            yield* Store.create(Counter, "create", { id: "a", n: 1 })
+            assert.deepStrictEqual(yield* (yield* protocolOf(compile(Counter)).client)("a").Update(move), {
+              id: "b",
+              n: 1
+            })
+          }).pipe(Effect.provide(cluster(sql)))
+        )
+        yield* Effect.scoped(
+          Effect.gen(function*() {
+            const client = yield* protocolOf(compile(Counter)).client
+            assert.deepStrictEqual(yield* client("a").Update(move), { id: "b", n: 1 })
+            const rows = yield* (yield* SqlClient.SqlClient).unsafe<{ readonly key: string; readonly version: string }>(
+              `SELECT key, version FROM c_records ORDER BY key`
+            )
+            assert.deepStrictEqual(rows.map((r) => [r.key, Number(r.version)]), [["a", 2], ["b", 1]])
+            // a create racing a key change onto the same key: exactly one of the two wins (the create sent from
+            // 0 to 7 ms after the change, so either may commit first)
+            for (let i = 0; i < 8; i++) {
+              yield* Store.create(Counter, "create", { id: `from${i}`, n: i })
+              const [created, moved] = yield* Effect.all([
+                Effect.result(Effect.delay(Store.create(Counter, "create", { id: `to${i}`, n: 100 }), i)),
+                Effect.result(Store.update(Counter, { id: `from${i}` }, "update", { id: `to${i}` }))
+              ], { concurrency: "unbounded" })
+              const outcomes = [created, moved].map((r) => r._tag === "Success" ? "won" : (r.failure as any)._tag)
+              assert.deepStrictEqual([...outcomes].sort(), ["AlreadyExists", "won"], `round ${i}`)
+              const there = yield* Store.get(Counter, { id: `to${i}` })
+              assert.strictEqual(there.n, created._tag === "Success" ? 100 : i)
+              const left = yield* Effect.result(Store.get(Counter, { id: `from${i}` }))
+              assert.strictEqual(left._tag === "Success", created._tag === "Success")
+            }
+          }).pipe(Effect.provide(cluster(sql)))
+        )
+      }).pipe(Effect.scoped),
+    { timeout: 30_000 }
+  )
+
+  it.effect(
+    "a stored row that cannot be loaded is quarantined, logged and counted; its key is free again",
+    () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const quarantined = Effect.map(
+          Metric.value(Metric.withAttributes(Metrics.quarantined, { resource: "Counter" })),
+          (counter) => counter.count
+        )
+        const before = yield* quarantined
+        errorLogs.length = 0
+        const insert = (key: string, state: unknown) =>
+          sql.unsafe(
+            `INSERT INTO c_records (resource, key, version, alive, state, created_at, last_activity, ops)
+           VALUES ('Counter', $1, 1, TRUE, $2::jsonb, 0, 0, '[]'::jsonb)`,
+            [key, JSON.stringify(state)]
+          )
+        // written straight to SQL: a state that does not decode, and one holding another key than its row
+        yield* insert("bad", { id: "bad", n: "many" })
+        yield* insert("astray", { id: "elsewhere", n: 1 })
+        yield* Store.create(Counter, "create", { id: "good", n: 1 })
+        // found by a message to its (new) entity, and by a read of its row in the caller's process
+        assert.strictEqual((yield* Effect.flip(Store.update(Counter, { id: "bad" }, "inc")))._tag, "NotFound")
+        assert.strictEqual((yield* Effect.flip(Store.get(Counter, { id: "astray" })))._tag, "NotFound")
+        // and by reads: one SQL sorts and pages, one finished in memory (a sort on a string)
+        yield* insert("paged", { id: "paged", n: null })
+        assert.deepStrictEqual((yield* Store.read(Query.make(Counter).pipe(Query.limit(5)))).map((r) => r.id), ["good"])
+        yield* insert("scanned", { id: "scanned" })
+        assert.deepStrictEqual((yield* Store.read(Query.make(Counter).pipe(Query.sort("id")))).map((r) => r.id), [
+          "good"
+        ])
+        assert.strictEqual((yield* quarantined) - before, 4)
+        const kept = yield* sql.unsafe<{ readonly key: string; readonly reason: string; readonly state: string }>(
+          `SELECT key, reason, state FROM c_quarantine ORDER BY key`
+        )
+        assert.deepStrictEqual(kept.map((r) => r.key), ["astray", "bad", "paged", "scanned"])
+        assert.match(kept[0]!.reason, /another key/)
+        assert.match(kept[1]!.reason, /cannot decode version 1/)
+        assert.deepStrictEqual(JSON.parse(kept[1]!.state), { id: "bad", n: "many" })
+        assert.deepStrictEqual(
+          errorLogs,
+          Array(4).fill("Counter: a stored record could not be loaded and was quarantined")
+        )
+        // the keys are free again, the entity of "bad" included
+        assert.strictEqual((yield* Effect.flip(Store.get(Counter, { id: "bad" })))._tag, "NotFound")
+        assert.deepStrictEqual(yield* Store.create(Counter, "create", { id: "bad", n: 2 }), { id: "bad", n: 2 })
+        assert.strictEqual((yield* Store.update(Counter, { id: "bad" }, "inc")).n, 3)
+        yield* Store.create(Counter, "create", { id: "astray", n: 0 })
+        assert.deepStrictEqual(
+          (yield* Store.read(Query.make(Counter))).map((r) => `${r.id}:${r.n}`).sort(),
+          ["astray:0", "bad:3", "good:1"]
+        )
+      }).pipe(
+        Effect.provide(fresh()),
+        // the layer's runners log with the loggers of the context it is built in
+        Effect.provideService(Logger.CurrentLoggers, new Set([errorCollector]))
+      ),
+    { timeout: 30_000 }
+  )
+  it.effect("a key change onto a record alive only in its owner's memory (activity not yet written) is AlreadyExists", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* Store.create(Ephemeral, "create", { id: "a" })
+      yield* Store.create(Ephemeral, "create", { id: "b" })
+      // activity at 0.2 s stays in the owners' memory (written back once a quarter of the timeout has passed)
+      yield* TestClock.adjust("200 millis")
+      yield* Store.keepAlive(Ephemeral, { id: "a" })
+      yield* Store.keepAlive(Ephemeral, { id: "b" })
+      // at 1.1 s both rows are past their stored deadline (1 s), both records alive (until 1.2 s)
+      yield* TestClock.adjust("900 millis")
+      const [row] = yield* sql.unsafe<{ readonly deadline: string }>(
+        `SELECT inactivity_deadline AS deadline FROM e_records WHERE key = 'b'`
+      )
+      assert.strictEqual(Number(row!.deadline), 1000)
+      const taken = yield* Effect.flip(Store.update(Ephemeral, { id: "a" }, "update", { id: "b" }))
+      assert.strictEqual(taken._tag, "AlreadyExists")
+      assert.deepStrictEqual(yield* Store.get(Ephemeral, { id: "a" }), { id: "a" })
+      assert.deepStrictEqual(yield* Store.get(Ephemeral, { id: "b" }), { id: "b" })
+    }).pipe(
+      Effect.provide(
+        Cluster.layer([Ephemeral], { tablePrefix: "e_", sweepInterval: "1 hour" }).pipe(
+          Layer.provideMerge(TestRunner.layer),
+          Layer.provideMerge(Pg.layer("ephemeral"))
+        )
+      )
+    ))
+
+  it.live(
+    "a get of a record whose create is running answers NotFound at once, then the record once it commits",
+    () =>
+      Effect.gen(function*() {
+        slowGate.entered = yield* Deferred.make<void>()
+        slowGate.release = yield* Deferred.make<void>()
+        const creating = yield* Effect.forkChild(Store.create(Slowpoke, "slowCreate", { id: "s" }))
+        yield* Deferred.await(slowGate.entered).pipe(
+          Effect.timeoutOrElse({ duration: "10 seconds", orElse: () => Effect.die("the create's hook never ran") })
+        )
+        const during = yield* Effect.flip(Store.get(Slowpoke, { id: "s" })).pipe(
+          Effect.timeoutOrElse({ duration: "2 seconds", orElse: () => Effect.die("the get waited for the create") })
+        )
+        assert.strictEqual(during._tag, "NotFound")
+        yield* Deferred.succeed(slowGate.release, undefined)
+        yield* Fiber.join(creating)
+        assert.deepStrictEqual(yield* Store.get(Slowpoke, { id: "s" }), { id: "s" })
+      }).pipe(Effect.provide(fresh())),
+    { timeout: 30_000 }
+  )
 })

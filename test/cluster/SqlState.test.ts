@@ -28,9 +28,16 @@ const Pair = Resource.make("Pair", {
 })
 const pair = compile(Pair)
 
+const Timed = Resource.make("Timed", {
+  fields: { id: Schema.String, n: Schema.Int },
+  primaryKey: ["id"],
+  inactivityTimeout: "1 second"
+})
+const timed = compile(Timed)
+
 const state = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  return yield* SqlState.make(sql, [thing, pair], { prefix: "t_" })
+  return yield* SqlState.make(sql, [thing, pair, timed], { prefix: "t_" })
 })
 
 const insert = (s: SqlState.SqlState, record: any, resource = thing, op = crypto.randomUUID()) =>
@@ -95,6 +102,90 @@ describe("SqlState (PostgreSQL)", () => {
       assert.deepStrictEqual(yield* s.read(thing, all, 0), [])
       assert.strictEqual(yield* insert(s, rec), 4)
       assert.deepStrictEqual(yield* s.read(thing, all, 0), [rec])
+    }).pipe(Effect.scoped, Effect.provide(Pg.layer("sqlstate"))))
+
+  it.effect("move with an operation id; a live new key refuses it; undecodable rows are reported, not thrown", () =>
+    Effect.gen(function*() {
+      const s = yield* state
+      const sql = yield* SqlClient.SqlClient
+      const put = (id: string, n: number, at: number) =>
+        s.write({
+          _tag: "Insert",
+          resource: timed,
+          key: id,
+          state: { id, n },
+          createdAt: at,
+          lastActivity: at,
+          initial: null,
+          op: `create-${id}`,
+          ops: []
+        })
+      const move = (from: string, to: string, at: number, replaceExpired?: boolean) =>
+        s.move({
+          resource: timed,
+          from,
+          expected: 1,
+          to,
+          state: { id: to, n: 1 },
+          createdAt: 0,
+          lastActivity: at,
+          initial: null,
+          op: `move-${from}`,
+          ops: [`create-${from}`],
+          replaceExpired
+        })
+      yield* put("a", 1, 0)
+      yield* put("b", 2, 0)
+      // b is live: refused, nothing written
+      assert.strictEqual(yield* move("a", "b", 500), "conflict")
+      assert.isTrue((yield* s.load(timed, "a"))!.alive)
+      // at 1.5 s b is past its stored deadline (1 s): replaced by default, not with replaceExpired: false
+      assert.strictEqual(yield* move("a", "b", 1500, false), "conflict")
+      assert.deepStrictEqual((yield* s.load(timed, "b"))!.state, { id: "b", n: 2 })
+      assert.strictEqual(yield* move("a", "b", 1500), 2)
+      const tomb = (yield* s.load(timed, "a"))!
+      assert.isFalse(tomb.alive)
+      assert.deepStrictEqual(tomb.ops, ["create-a", "move-a"])
+      assert.strictEqual(tomb.movedTo, "b")
+      // created again over the tombstone, with the ops it remembers
+      assert.strictEqual(
+        yield* s.write({
+          _tag: "Insert",
+          resource: timed,
+          key: "a",
+          state: { id: "a", n: 9 },
+          createdAt: 1600,
+          lastActivity: 1600,
+          initial: null,
+          op: "create-a-again",
+          ops: tomb.ops
+        }),
+        3
+      )
+      assert.deepStrictEqual((yield* s.load(timed, "a"))!.ops, ["create-a", "move-a", "create-a-again"])
+      const moved = (yield* s.load(timed, "b"))!
+      assert.deepStrictEqual([moved.state, moved.ops, moved.movedTo], [{ id: "b", n: 1 }, ["move-a"], undefined])
+      // onto an absent key, with replaceExpired: false
+      yield* put("c", 3, 0)
+      assert.strictEqual(yield* move("c", "d", 100, false), 1)
+      assert.strictEqual((yield* s.load(timed, "c"))!.movedTo, "d")
+
+      // a state that does not decode, and one holding another key than its row
+      yield* sql.unsafe(
+        `UPDATE t_records SET state = '{"id":"b","n":"x"}'::jsonb WHERE resource = 'Timed' AND key = 'b'`
+      )
+      yield* sql.unsafe(`UPDATE t_records SET state = '{"id":"e","n":4}'::jsonb WHERE resource = 'Timed' AND key = 'd'`)
+      const bad = (yield* s.load(timed, "b"))!
+      assert.isTrue(bad.alive)
+      assert.isUndefined(bad.state)
+      assert.match(bad.undecodable!.reason, /cannot decode version 1/)
+      assert.deepStrictEqual(bad.undecodable!.stored.json, { id: "b", n: "x" })
+      assert.match((yield* s.load(timed, "d"))!.undecodable!.reason, /another key \(e\) than its row \(d\)/)
+      const failure = yield* Effect.flip(s.read(timed, { ...all, resource: "Timed" }, 0))
+      assert.strictEqual(failure._tag, "UndecodableRows")
+      assert.deepStrictEqual([...(failure as SqlState.UndecodableRows).keys].sort(), ["b", "d"])
+      assert.isTrue(yield* s.quarantine(bad.undecodable!.stored, bad.undecodable!.reason, 9))
+      assert.isUndefined(yield* s.load(timed, "b"))
     }).pipe(Effect.scoped, Effect.provide(Pg.layer("sqlstate"))))
 
   it.effect("group commit: concurrent writes are batched, each gets its own outcome", () =>

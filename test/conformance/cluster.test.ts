@@ -20,16 +20,6 @@ conformance(
   // is tested in test/cluster (Cluster.test.ts, MultiProcess.test.ts).
   { supervision: true, eagerExpiry: false },
   {
-    knownFailures: [
-      // a primary key cannot change on the cluster (each record is an entity named by its key): ValidationError
-      "a key change re-registers the record: the old key is free, the new one found",
-      "read, by key, by an indexed field or by a scan, sees updates, key changes and destroys",
-      "Created, Updated and Destroyed, in per-record order, with key and record",
-      // the create reaches its owner (activation loads the row from SQL) after the test's TestClock.adjust: its
-      // after hook's 11 s sleep is never woken, and the test hangs (bounded by the suite to 2 s, then up to 10 s of
-      // vitest's hook timeout while the Store closes around the stuck action)
-      "a new record's inactivity counts from the moment its create commits"
-    ],
     skipped: [
       // a create under the expired key must commit within the 50 yields of the hand-driven clock's wake: it needs a
       // PostgreSQL round trip, so it fails in most runs of the whole file and passes in some (a race with real IO)

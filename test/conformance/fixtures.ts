@@ -133,10 +133,19 @@ export const Traveller = Resource.make("Traveller", {
       change: (cs) =>
         cs.pipe(Changeset.set("name", "Lingered"), Changeset.before((cs) => Effect.as(Effect.sleep("11 seconds"), cs)))
     }),
-    /** A create whose after hook outlasts the inactivity timeout (11 s). */
+    /**
+     * A create whose after hook outlasts the inactivity timeout (11 s),
+     * opening the gate's `entered` as it starts sleeping.
+     */
     slowCreate: Action.create({
       accept: ["id", "name", "currentYear"],
-      change: (cs) => Changeset.after(cs, (record: any) => Effect.as(Effect.sleep("11 seconds"), record))
+      change: (cs) =>
+        Changeset.after(cs, (record: any) =>
+          Effect.gen(function*() {
+            yield* Deferred.succeed((yield* Gate).entered, undefined)
+            yield* Effect.sleep("11 seconds")
+            return record
+          }))
     }),
     /** A new state the schema refuses (a negative year). */
     corrupt: Action.update({ change: (cs) => Changeset.set(cs, "currentYear", -1) }),
