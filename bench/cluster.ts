@@ -28,6 +28,7 @@
  * npm run bench:cluster                         # 3 s per figure, 1 and 3 runners, the stall; ~4 minutes
  * npm run bench:cluster -- --time=200           # the smoke run CI runs (well under a minute)
  * npm run bench:cluster -- --runners=3 --no-stall
+ * npm run bench:cluster -- --no-stall --only="Cluster update|persisted"   # figures naming either
  * # CPU profiles of the runners and of this process during each figure run, then where their time went:
  * npm run bench:cluster -- --runners=1 --no-stall --only="Cluster update" --profile=/tmp/prof
  * npx tsx bench/cluster/profile.ts /tmp/prof
@@ -41,7 +42,7 @@ import { mkdirSync } from "node:fs"
 import { loadavg } from "node:os"
 import { Filter, Query, Store } from "../src/index.js"
 import * as CpuProfile from "./cluster/cpuProfile.js"
-import { clientLayer, Counter, pgConfig, Plain, shardLockExpirationMillis, sqlCounters } from "./cluster/domain.js"
+import { clientLayer, Counter, countersNow, pgConfig, Plain, shardLockExpirationMillis } from "./cluster/domain.js"
 import { freePorts, killAll, type Runner, startRunner } from "./cluster/procs.js"
 import { closedLoops, percentile } from "./harness.js"
 
@@ -87,18 +88,28 @@ const admin = <A>(f: (sql: SqlClient.SqlClient) => Effect.Effect<A, unknown>) =>
     Effect.orDie
   )
 
-/** The SQL counters of this process and of every runner still up, summed. */
+/**
+ * The SQL counters of this process and of every runner still up, summed; the
+ * CPU time of the runners (summed) and of this process (the client), apart.
+ */
 const counters = (runners: ReadonlyArray<Runner>) =>
   Effect.map(
     Effect.forEach(runners, (r) => r.stats, { concurrency: "unbounded" }),
-    (all) =>
-      [...all, { ...sqlCounters }].reduce((a, b) => ({
-        statements: a.statements + b.statements,
-        transactions: a.transactions + b.transactions,
-        batches: a.batches + b.batches,
-        batchRows: a.batchRows + b.batchRows,
-        batchMillis: a.batchMillis + b.batchMillis
-      }))
+    (all) => {
+      const client = countersNow()
+      return {
+        ...[...all, client].reduce((a, b) => ({
+          cpuMicros: 0,
+          statements: a.statements + b.statements,
+          transactions: a.transactions + b.transactions,
+          batches: a.batches + b.batches,
+          batchRows: a.batchRows + b.batchRows,
+          batchMillis: a.batchMillis + b.batchMillis
+        })),
+        runnerCpuMicros: all.reduce((sum, r) => sum + r.cpuMicros, 0),
+        clientCpuMicros: client.cpuMicros
+      }
+    }
   )
 
 /** The counters' rates per second with no load (heartbeats, shard locks, polling). */
@@ -121,6 +132,8 @@ interface Figure {
   readonly transactionsPerOp: number
   /** The state store's group commit: writes per batch statement, and how long one ran. */
   readonly batch: { readonly rows: number; readonly millis: number } | undefined
+  /** CPU time per operation (ms): the runners' (summed), this process's (the client's). */
+  readonly cpu: { readonly runners: number; readonly client: number }
 }
 
 /** `callers` concurrent closed loops calling `op` for `ms` ms. */
@@ -131,7 +144,7 @@ const makeMeasure =
   (runners: ReadonlyArray<Runner>, idle: Idle) =>
   <R>(name: string, callers: number, op: (caller: number, i: number) => Effect.Effect<unknown, unknown, R>) =>
     Effect.gen(function*() {
-      if (only !== undefined && !name.includes(only)) return undefined
+      if (only !== undefined && !only.split("|").some((o) => name.includes(o))) return undefined
       const profile = profileDir === undefined
         ? undefined
         : `${profileDir}/${runners.length}r-${name.replace(/[^A-Za-z0-9]+/g, "-")}-x${callers}`
@@ -169,10 +182,15 @@ const makeMeasure =
         batch: batches === 0 ? undefined : {
           rows: (after.batchRows - before.batchRows) / batches,
           millis: (after.batchMillis - before.batchMillis) / batches
+        },
+        cpu: {
+          runners: count === 0 ? 0 : (after.runnerCpuMicros - before.runnerCpuMicros) / 1000 / count,
+          client: count === 0 ? 0 : (after.clientCpuMicros - before.clientCpuMicros) / 1000 / count
         }
       }
       log(
-        `${runners.length} runner(s): ${name} x${callers}: ${figure.perSecond}/s p50 ${figure.p50.toFixed(2)} ms` +
+        `${runners.length} runner(s): ${name} x${callers}: ${figure.perSecond}/s p50 ${figure.p50.toFixed(2)} ms, ` +
+          `CPU ms/op runners ${figure.cpu.runners.toFixed(2)} client ${figure.cpu.client.toFixed(2)}` +
           (run.errors > 0 ? `, ${run.errors} errors, first: ${String(run.firstError).slice(0, 300)}` : "")
       )
       return figure
@@ -366,9 +384,12 @@ const main = Effect.gen(function*() {
   console.log("")
   console.log(
     "| runners | operation | callers | ops/s | p50 ms | p99 ms | errors | SQL stmts/op | SQL tx/op | rows/batch | ms/batch " +
+      "| CPU ms/op runners | CPU ms/op client " +
       "| against | ratio | target | distance |"
   )
-  console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |")
+  console.log(
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |"
+  )
   const missed: Array<string> = []
   for (const { figures, stall: s } of results) {
     for (const f of figures) {
@@ -388,9 +409,11 @@ const main = Effect.gen(function*() {
           fmt(f.p99, 2)
         } | ${f.errors} | ${f.statementsPerOp.toFixed(2)} | ${f.transactionsPerOp.toFixed(2)} | ${
           f.batch === undefined ? "" : f.batch.rows.toFixed(1)
-        } | ${f.batch === undefined ? "" : f.batch.millis.toFixed(2)} | ${cmp ? short[cmp.base] : ""} | ${
-          ratio === undefined ? "" : ratio.toFixed(2) + "x"
-        } | ${cmp?.target === undefined ? "" : `>= ${cmp.target}x`} | ${distance} |`
+        } | ${f.batch === undefined ? "" : f.batch.millis.toFixed(2)} | ${f.cpu.runners.toFixed(2)} | ${
+          f.cpu.client.toFixed(2)
+        } | ${cmp ? short[cmp.base] : ""} | ${ratio === undefined ? "" : ratio.toFixed(2) + "x"} | ${
+          cmp?.target === undefined ? "" : `>= ${cmp.target}x`
+        } | ${distance} |`
       )
     }
     if (s !== undefined) {
@@ -403,7 +426,7 @@ const main = Effect.gen(function*() {
         `| ${figures[0]!.runners} | stall of a killed runner's records (SIGKILL; longest call; ${s.stalled} records ` +
           `stalled > 1 s, all answered ${fmt(s.recovered)} ms after the kill) | ${s.callers} | | | ${
             fmt(s.longest)
-          } ms | ${s.failed} | | | | | shard lock expiration ${fmt(shardLockExpirationMillis)} ms | | <= ${
+          } ms | ${s.failed} | | | | | | | shard lock expiration ${fmt(shardLockExpirationMillis)} ms | | <= ${
             fmt(limit)
           } ms | ${distance} |`
       )
