@@ -18,11 +18,8 @@
  * Writes go through a group commit: concurrent writes are batched, one
  * transaction and one statement per kind (insert, update, tombstone, touch)
  * per batch; no caller is answered before the transaction holding its write
- * commits. On PostgreSQL two batches may be in flight at once (the next one is
- * sent while the previous one commits); two writes to the same row never share
- * a batch nor are in flight at once: the later waits for the earlier's
- * commit. A write may carry a notice, sent with `pg_notify` in the same
- * transaction if it succeeds.
+ * commits. Two writes to the same row never share a batch. A write may carry
+ * a notice, sent with `pg_notify` in the same transaction if it succeeds.
  *
  * `read` translates the part of a filter SQL can decide to a `WHERE` clause
  * that keeps a superset of the matching rows (see `translate`). When SQL
@@ -48,7 +45,7 @@
  *
  * @internal
  */
-import { type Cause, Data, Deferred, Effect, Fiber, Queue, Schema, SchemaAST, type Scope, Semaphore } from "effect"
+import { type Cause, Data, Deferred, Effect, Fiber, Queue, Schema, SchemaAST, type Scope } from "effect"
 import type { SqlClient } from "effect/sql"
 import { ConnectionError, SqlError } from "effect/sql/SqlError"
 import type { QueryData } from "../DataLayer.js"
@@ -66,12 +63,6 @@ export interface Options {
   readonly prefix?: string | undefined
   /** The largest batch of a group commit. Default 256. */
   readonly maxBatch?: number | undefined
-  /**
-   * How many group commit batches may be in flight at once, each in its own
-   * transaction on its own connection. Default 2 on PostgreSQL (a batch is
-   * sent while the previous one commits), 1 on SQLite (one connection).
-   */
-  readonly maxInFlight?: number | undefined
 }
 
 /** A stored record, as loaded. @internal */
@@ -493,7 +484,6 @@ export const make = (
     const table = quoteIdent(name)
     const quarantineTable = quoteIdent(`${options.prefix ?? "effect_gen_server_"}quarantine`)
     const maxBatch = options.maxBatch ?? 256
-    const maxInFlight = Math.max(1, options.maxInFlight ?? (pg ? 2 : 1))
     const channel = channelOf(name)
     yield* sql.withTransaction(Effect.gen(function*() {
       if (pg) {
@@ -730,69 +720,30 @@ export const make = (
       readonly done: Deferred.Deferred<Outcome, SqlError>
     }
     const queue = yield* Queue.unbounded<Pending, Cause.Done>()
-    /** Writes held back because their row already has a write in the batch being made or in one in flight. */
+    /** Writes held back because their row already has a write in the current batch. */
     let held: Array<Pending> = []
-    /** The rows of the batches in flight. */
-    const inFlight = new Set<string>()
-    /** A batch in flight each. */
-    const slots = Semaphore.makeUnsafe(maxInFlight)
-    /** Completed when a batch in flight ends: what the drainer waits on when every write it took was held back. */
-    let ended: Deferred.Deferred<void> | undefined
-    const rowId = (w: Write) => `${w.resource.name}\u0000${w.key}`
-
-    /** Writes one batch and answers its writers; its rows and its slot are free again before they are answered. */
-    const run = (batch: ReadonlyArray<Pending>, rows: ReadonlySet<string>) =>
-      Effect.flatMap(Effect.exit(runBatch(batch.map((p) => p.write))), (exit) =>
-        Effect.andThen(
-          slots.release(1),
-          Effect.sync(() => {
-            for (const id of rows) inFlight.delete(id)
-            if (ended !== undefined) {
-              const wake = ended
-              ended = undefined
-              Deferred.doneUnsafe(wake, Effect.void)
-            }
-            if (exit._tag === "Success") {
-              batch.forEach((p, i) => Deferred.doneUnsafe(p.done, Effect.succeed(exit.value[i]!)))
-            } else batch.forEach((p) => Deferred.doneUnsafe(p.done, Effect.failCause(exit.cause)))
-          })
-        ))
-
-    /** Takes a slot, then the next batch, and sends it without waiting for it (it runs in its own fiber). */
-    const drain = Effect.andThen(
-      slots.take(1),
-      Effect.gen(function*() {
-        const taken = held.length > 0 ? held : []
-        held = []
-        const more = taken.length > 0
-          // the queue ended (the store closing): what was held back still goes
-          ? yield* Effect.catch(Queue.takeBetween(queue, 0, maxBatch), () => Effect.succeed([]))
-          : yield* Queue.takeBetween(queue, 1, maxBatch)
-        const batch: Array<Pending> = []
-        const rows = new Set<string>()
-        for (const p of [...taken, ...more]) {
-          const id = rowId(p.write)
-          if (rows.has(id) || inFlight.has(id)) held.push(p)
-          else {
-            rows.add(id)
-            batch.push(p)
-          }
+    const drain = Effect.gen(function*() {
+      const taken = held.length > 0 ? held : []
+      held = []
+      const more = taken.length > 0
+        // the queue ended (the store closing): what was held back still goes
+        ? yield* Effect.catch(Queue.takeBetween(queue, 0, maxBatch), () => Effect.succeed([]))
+        : yield* Queue.takeBetween(queue, 1, maxBatch)
+      const batch: Array<Pending> = []
+      const seen = new Set<string>()
+      for (const p of [...taken, ...more]) {
+        const id = `${p.write.resource.name}\u0000${p.write.key}`
+        if (seen.has(id)) held.push(p)
+        else {
+          seen.add(id)
+          batch.push(p)
         }
-        if (batch.length === 0) {
-          // every write taken has its row in a batch in flight: wait for one to end
-          const wake = Deferred.makeUnsafe<void>()
-          ended = wake
-          yield* slots.release(1)
-          return yield* Deferred.await(wake)
-        }
-        for (const id of rows) inFlight.add(id)
-        yield* Effect.forkChild(Effect.uninterruptible(run(batch, rows)))
-      }).pipe(Effect.onError(() => slots.release(1)))
-    )
-    // the queue ended: every batch in flight ends before the drainer does
-    const drainer = yield* Effect.forkScoped(
-      Effect.catch(Effect.forever(drain), () => slots.take(maxInFlight))
-    )
+      }
+      const exit = yield* Effect.exit(runBatch(batch.map((p) => p.write)))
+      if (exit._tag === "Success") batch.forEach((p, i) => Deferred.doneUnsafe(p.done, Effect.succeed(exit.value[i]!)))
+      else batch.forEach((p) => Deferred.doneUnsafe(p.done, Effect.failCause(exit.cause)))
+    })
+    const drainer = yield* Effect.forkScoped(Effect.forever(drain))
     // closing: no new write is taken, and every write already taken or queued is written before the scope ends
     yield* Effect.addFinalizer(() => Effect.andThen(Queue.end(queue), Fiber.await(drainer)))
 

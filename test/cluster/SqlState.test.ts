@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Schema } from "effect"
+import { Effect, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import * as fc from "fast-check"
 import { Filter, Query, Resource } from "../../src/index.js"
@@ -115,61 +115,6 @@ describe("SqlState (PostgreSQL)", () => {
         (yield* s.read(pair, { ...all, filter: Filter.and(Filter.eq("a", "k"), Filter.eq("b", 7)) }, 0)).length,
         1
       )
-    }).pipe(Effect.scoped, Effect.provide(Pg.layer("sqlstate"))))
-
-  it.effect("group commit: a batch is sent while the previous one commits; a row waits for its own commit", () =>
-    Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      // every batch statement's keys, in the order sent; the first one held until `gate` opens
-      const sent: Array<Array<string>> = []
-      const secondSent = yield* Deferred.make<void>()
-      const gate = yield* Deferred.make<void>()
-      const held = new Proxy(sql, {
-        get(target, prop, receiver) {
-          const value = Reflect.get(target, prop, receiver)
-          if (prop !== "unsafe") return value
-          return (statement: string, params?: ReadonlyArray<unknown>) => {
-            const run = (value as any).call(receiver, statement, params)
-            if (!statement.trimStart().startsWith("WITH w AS (")) return run
-            return Effect.suspend(() => {
-              sent.push(JSON.parse(String(params![0])).map((r: any) => r.key))
-              if (sent.length === 1) return Effect.andThen(Deferred.await(gate), run)
-              if (sent.length === 2) Deferred.doneUnsafe(secondSent, Effect.void)
-              return run
-            })
-          }
-        }
-      })
-      const s = yield* SqlState.make(held, [thing], { prefix: "pipe_" })
-      const a = { id: "a", n: 1, b: null, m: "x", tags: [] }
-      // whatever fails, the held batch goes on, so that the store can close
-      yield* Effect.gen(function*() {
-        const first = yield* Effect.forkChild(insert(s, a))
-        while (sent.length === 0) yield* Effect.yieldNow
-        // the first batch is in flight, held: a write of another row goes in a second batch, sent at once
-        const second = yield* Effect.forkChild(insert(s, { ...a, id: "b" }))
-        const again = yield* Effect.forkChild(s.write({
-          _tag: "Update",
-          resource: thing,
-          key: "a",
-          expected: 1,
-          createdAt: 1,
-          state: { ...a, n: 2 },
-          lastActivity: 2,
-          op: "o2",
-          ops: []
-        }))
-        const sentInTime = yield* Effect.timeoutOption(Deferred.await(secondSent), "10 seconds")
-        assert.strictEqual(sentInTime._tag, "Some", "the second batch was not sent while the first was in flight")
-        assert.strictEqual(yield* Fiber.join(second), 1)
-        // the update of row a was not sent while row a's insert was in flight
-        assert.deepStrictEqual(sent, [[thing.encodeKey(a)], ["b"]])
-        yield* Deferred.succeed(gate, undefined)
-        assert.strictEqual(yield* Fiber.join(first), 1)
-        assert.strictEqual(yield* Fiber.join(again), 2)
-        assert.deepStrictEqual(sent, [["a"], ["b"], ["a"]])
-        assert.strictEqual(((yield* s.load(thing, "a"))!.state as any).n, 2)
-      }).pipe(Effect.ensuring(Deferred.succeed(gate, undefined)))
     }).pipe(Effect.scoped, Effect.provide(Pg.layer("sqlstate"))))
 
   it.effect("due deadlines and expired rows hidden from reads", () =>
