@@ -28,6 +28,9 @@
  * npm run bench:cluster                         # 3 s per figure, 1 and 3 runners, the stall; ~4 minutes
  * npm run bench:cluster -- --time=200           # the smoke run CI runs (well under a minute)
  * npm run bench:cluster -- --runners=3 --no-stall
+ * npm run bench:cluster -- --no-stall --only="Cluster update|persisted"   # figures naming either
+ * # every figure in 3 slices of time/3, in turn with the others: figures compared see the same load
+ * npm run bench:cluster -- --rounds=3
  * # CPU profiles of the runners and of this process during each figure run, then where their time went:
  * npm run bench:cluster -- --runners=1 --no-stall --only="Cluster update" --profile=/tmp/prof
  * npx tsx bench/cluster/profile.ts /tmp/prof
@@ -41,7 +44,7 @@ import { mkdirSync } from "node:fs"
 import { loadavg } from "node:os"
 import { Filter, Query, Store } from "../src/index.js"
 import * as CpuProfile from "./cluster/cpuProfile.js"
-import { clientLayer, Counter, pgConfig, Plain, shardLockExpirationMillis, sqlCounters } from "./cluster/domain.js"
+import { clientLayer, Counter, countersNow, pgConfig, Plain, shardLockExpirationMillis } from "./cluster/domain.js"
 import { freePorts, killAll, type Runner, startRunner } from "./cluster/procs.js"
 import { closedLoops, percentile } from "./harness.js"
 
@@ -51,15 +54,19 @@ const runnerCounts = (arg("runners") ?? "1,3").split(",").map(Number)
 const stallWanted = !process.argv.includes("--no-stall")
 const only = arg("only")
 const profileDir = arg("profile")
+const rounds = Number(arg("rounds") ?? 1)
 if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true })
 const records = 64
 const callerCounts = [1, 64]
 const idleWindow = Math.min(2000, Math.max(300, time))
 const callTimeout = "30 seconds"
 
-if (!(time > 0) || runnerCounts.some((n) => !Number.isInteger(n) || n < 1 || n > 8)) {
+if (
+  !(time > 0) || runnerCounts.some((n) => !Number.isInteger(n) || n < 1 || n > 8) ||
+  !(Number.isInteger(rounds) && rounds >= 1)
+) {
   console.error(
-    "usage: npm run bench:cluster -- [--time=ms] [--runners=1,3] [--no-stall] [--only=name] [--profile=dir]"
+    "usage: npm run bench:cluster -- [--time=ms] [--runners=1,3] [--no-stall] [--only=name] [--profile=dir] [--rounds=n]"
   )
   process.exit(2)
 }
@@ -87,18 +94,28 @@ const admin = <A>(f: (sql: SqlClient.SqlClient) => Effect.Effect<A, unknown>) =>
     Effect.orDie
   )
 
-/** The SQL counters of this process and of every runner still up, summed. */
+/**
+ * The SQL counters of this process and of every runner still up, summed; the
+ * CPU time of the runners (summed) and of this process (the client), apart.
+ */
 const counters = (runners: ReadonlyArray<Runner>) =>
   Effect.map(
     Effect.forEach(runners, (r) => r.stats, { concurrency: "unbounded" }),
-    (all) =>
-      [...all, { ...sqlCounters }].reduce((a, b) => ({
-        statements: a.statements + b.statements,
-        transactions: a.transactions + b.transactions,
-        batches: a.batches + b.batches,
-        batchRows: a.batchRows + b.batchRows,
-        batchMillis: a.batchMillis + b.batchMillis
-      }))
+    (all) => {
+      const client = countersNow()
+      return {
+        ...[...all, client].reduce((a, b) => ({
+          cpuMicros: 0,
+          statements: a.statements + b.statements,
+          transactions: a.transactions + b.transactions,
+          batches: a.batches + b.batches,
+          batchRows: a.batchRows + b.batchRows,
+          batchMillis: a.batchMillis + b.batchMillis
+        })),
+        runnerCpuMicros: all.reduce((sum, r) => sum + r.cpuMicros, 0),
+        clientCpuMicros: client.cpuMicros
+      }
+    }
   )
 
 /** The counters' rates per second with no load (heartbeats, shard locks, polling). */
@@ -121,27 +138,48 @@ interface Figure {
   readonly transactionsPerOp: number
   /** The state store's group commit: writes per batch statement, and how long one ran. */
   readonly batch: { readonly rows: number; readonly millis: number } | undefined
+  /** CPU time per operation (ms): the runners' (summed), this process's (the client's). */
+  readonly cpu: { readonly runners: number; readonly client: number }
 }
 
 /** `callers` concurrent closed loops calling `op` for `ms` ms. */
 const load = <R>(callers: number, ms: number, op: (caller: number, i: number) => Effect.Effect<unknown, unknown, R>) =>
   closedLoops(callers, ms, callTimeout, op)
 
-const makeMeasure =
-  (runners: ReadonlyArray<Runner>, idle: Idle) =>
-  <R>(name: string, callers: number, op: (caller: number, i: number) => Effect.Effect<unknown, unknown, R>) =>
+/** What the slices of one figure measured, summed (`--rounds`: a figure is measured in slices, in turn with the others). */
+interface Slices {
+  count: number
+  errors: number
+  elapsed: number
+  window: number
+  latencies: Array<number>
+  statements: number
+  transactions: number
+  batches: number
+  batchRows: number
+  batchMillis: number
+  runnerCpuMicros: number
+  clientCpuMicros: number
+}
+
+const makeMeasure = (runners: ReadonlyArray<Runner>, idle: Idle) => {
+  const measured = new Map<string, Slices>()
+  return <R>(name: string, callers: number, op: (caller: number, i: number) => Effect.Effect<unknown, unknown, R>) =>
     Effect.gen(function*() {
-      if (only !== undefined && !name.includes(only)) return undefined
+      if (only !== undefined && !only.split("|").some((o) => name.includes(o))) return undefined
+      const key = `${name}\u0000${callers}`
       const profile = profileDir === undefined
         ? undefined
-        : `${profileDir}/${runners.length}r-${name.replace(/[^A-Za-z0-9]+/g, "-")}-x${callers}`
+        : `${profileDir}/${runners.length}r-${name.replace(/[^A-Za-z0-9]+/g, "-")}-x${callers}${
+          rounds > 1 ? `-${measured.has(key) ? "more" : "first"}` : ""
+        }`
       if (profile !== undefined) {
         yield* Effect.forEach(runners, (r) => r.command("profile start", "PROFILING"), { discard: true })
         yield* Effect.promise(() => CpuProfile.start())
       }
       const before = yield* counters(runners)
       const t0 = yield* Clock.currentTimeMillis
-      const run = yield* load(callers, time, op)
+      const run = yield* load(callers, time / rounds, op)
       const after = yield* counters(runners)
       if (profile !== undefined) {
         yield* Effect.promise(() => CpuProfile.stop(`${profile}-client.cpuprofile`))
@@ -151,32 +189,67 @@ const makeMeasure =
           { discard: true }
         )
       }
-      const window = ((yield* Clock.currentTimeMillis) - t0) / 1000
-      const count = run.latencies.length + run.errors
+      const s: Slices = measured.get(key) ?? {
+        count: 0,
+        errors: 0,
+        elapsed: 0,
+        window: 0,
+        latencies: [],
+        statements: 0,
+        transactions: 0,
+        batches: 0,
+        batchRows: 0,
+        batchMillis: 0,
+        runnerCpuMicros: 0,
+        clientCpuMicros: 0
+      }
+      measured.set(key, s)
+      s.count += run.latencies.length + run.errors
+      s.errors += run.errors
+      s.elapsed += run.elapsed
+      s.window += ((yield* Clock.currentTimeMillis) - t0) / 1000
+      s.latencies = [...s.latencies, ...run.latencies].sort((a, b) => a - b)
+      for (
+        const k of [
+          "statements",
+          "transactions",
+          "batches",
+          "batchRows",
+          "batchMillis",
+          "runnerCpuMicros",
+          "clientCpuMicros"
+        ] as const
+      ) s[k] += after[k] - before[k]
+      const count = s.count
       const perOp = (k: "statements" | "transactions") =>
-        count === 0 ? 0 : Math.max(0, after[k] - before[k] - idle[k] * window) / count
-      const batches = after.batches - before.batches
+        count === 0 ? 0 : Math.max(0, s[k] - idle[k] * s.window) / count
       const figure: Figure = {
         runners: runners.length,
         name,
         callers,
-        perSecond: Math.round((count * 1000) / run.elapsed),
-        p50: percentile(run.latencies, 0.5),
-        p99: percentile(run.latencies, 0.99),
-        errors: run.errors,
+        perSecond: Math.round((count * 1000) / s.elapsed),
+        p50: percentile(s.latencies, 0.5),
+        p99: percentile(s.latencies, 0.99),
+        errors: s.errors,
         statementsPerOp: perOp("statements"),
         transactionsPerOp: perOp("transactions"),
-        batch: batches === 0 ? undefined : {
-          rows: (after.batchRows - before.batchRows) / batches,
-          millis: (after.batchMillis - before.batchMillis) / batches
+        batch: s.batches === 0 ? undefined : { rows: s.batchRows / s.batches, millis: s.batchMillis / s.batches },
+        cpu: {
+          runners: count === 0 ? 0 : s.runnerCpuMicros / 1000 / count,
+          client: count === 0 ? 0 : s.clientCpuMicros / 1000 / count
         }
       }
+      const thisSlice = Math.round(((run.latencies.length + run.errors) * 1000) / run.elapsed)
       log(
-        `${runners.length} runner(s): ${name} x${callers}: ${figure.perSecond}/s p50 ${figure.p50.toFixed(2)} ms` +
+        `${runners.length} runner(s): ${name} x${callers}: ${thisSlice}/s` +
+          (rounds > 1 ? ` (all slices: ${figure.perSecond}/s)` : "") +
+          ` p50 ${figure.p50.toFixed(2)} ms, ` +
+          `CPU ms/op runners ${figure.cpu.runners.toFixed(2)} client ${figure.cpu.client.toFixed(2)}` +
           (run.errors > 0 ? `, ${run.errors} errors, first: ${String(run.firstError).slice(0, 300)}` : "")
       )
       return figure
     })
+}
 
 const ids = Array.from({ length: records }, (_, i) => ({ id: `c${i}` }))
 const filtered = Query.make(Counter).pipe(
@@ -283,39 +356,46 @@ const phase = (runnerCount: number, { runners, schema }: Effect.Success<ReturnTy
     const figures = { push: (f: Figure | undefined) => measured.push(f) }
     for (const callers of callerCounts) {
       const key = (c: number, i: number) => (c + i * callers) % records
-      figures.push(yield* measure("plain entity, volatile call", callers, (c, i) => plain(`p${key(c, i)}`).Call()))
-      figures.push(
-        yield* measure("plain entity, volatile, writing its row", callers, (c, i) => plain(`p${key(c, i)}`).Write())
-      )
-      figures.push(
-        yield* measure(
-          "plain entity, persisted + WithTransaction, writing its row",
-          callers,
-          (c, i) => plain(`p${key(c, i)}`).WriteTx()
+      // in rounds, each a slice of every figure, so that the figures compared share the machine's load alike
+      for (let round = 0; round < rounds; round++) {
+        figures.push(yield* measure("plain entity, volatile call", callers, (c, i) => plain(`p${key(c, i)}`).Call()))
+        figures.push(
+          yield* measure("plain entity, volatile, writing its row", callers, (c, i) => plain(`p${key(c, i)}`).Write())
         )
-      )
-      figures.push(
-        yield* measure(
-          "direct SQL UPDATE of one row (reference)",
-          callers,
-          (c, i) => sql.unsafe(`UPDATE plain SET n = n + 1 WHERE id = $1`, [`p${key(c, i)}`])
+        figures.push(
+          yield* measure(
+            "plain entity, persisted + WithTransaction, writing its row",
+            callers,
+            (c, i) => plain(`p${key(c, i)}`).WriteTx()
+          )
         )
-      )
-      figures.push(
-        yield* measure("Cluster update", callers, (c, i) => Store.update(Counter, ids[key(c, i)]!, "inc"))
-      )
-      figures.push(yield* measure("Cluster get", callers, (c, i) => Store.get(Counter, ids[key(c, i)]!)))
-      figures.push(yield* measure("Cluster read (filtered, sorted, limit 5)", callers, () => Store.read(filtered)))
-      figures.push(
-        yield* measure(
-          "Cluster create",
-          callers,
-          (c, i) => Store.create(Counter, "create", { id: `k${callers}-${c}-${i}`, n: 0, group: 8 + (i % 8) })
+        figures.push(
+          yield* measure(
+            "direct SQL UPDATE of one row (reference)",
+            callers,
+            (c, i) => sql.unsafe(`UPDATE plain SET n = n + 1 WHERE id = $1`, [`p${key(c, i)}`])
+          )
         )
-      )
+        figures.push(
+          yield* measure("Cluster update", callers, (c, i) => Store.update(Counter, ids[key(c, i)]!, "inc"))
+        )
+        figures.push(yield* measure("Cluster get", callers, (c, i) => Store.get(Counter, ids[key(c, i)]!)))
+        figures.push(yield* measure("Cluster read (filtered, sorted, limit 5)", callers, () => Store.read(filtered)))
+        figures.push(
+          yield* measure(
+            "Cluster create",
+            callers,
+            (c, i) =>
+              Store.create(Counter, "create", { id: `k${callers}-${round}-${c}-${i}`, n: 0, group: 8 + (i % 8) })
+          )
+        )
+      }
     }
     const stallFigure = stallWanted && runnerCount >= 2 ? yield* stall(runners[1]!) : undefined
-    return { figures: measured.filter((f) => f !== undefined), stall: stallFigure }
+    // a figure measured in slices: its last, which sums them all
+    const last = new Map<string, Figure>()
+    for (const f of measured) if (f !== undefined) last.set(`${f.name}\u0000${f.callers}`, f)
+    return { figures: [...last.values()], stall: stallFigure }
   }).pipe(Effect.provide(clientLayer(schema)))
 
 const fmt = (n: number, digits = 0) =>
@@ -366,9 +446,12 @@ const main = Effect.gen(function*() {
   console.log("")
   console.log(
     "| runners | operation | callers | ops/s | p50 ms | p99 ms | errors | SQL stmts/op | SQL tx/op | rows/batch | ms/batch " +
+      "| CPU ms/op runners | CPU ms/op client " +
       "| against | ratio | target | distance |"
   )
-  console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |")
+  console.log(
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |"
+  )
   const missed: Array<string> = []
   for (const { figures, stall: s } of results) {
     for (const f of figures) {
@@ -388,9 +471,11 @@ const main = Effect.gen(function*() {
           fmt(f.p99, 2)
         } | ${f.errors} | ${f.statementsPerOp.toFixed(2)} | ${f.transactionsPerOp.toFixed(2)} | ${
           f.batch === undefined ? "" : f.batch.rows.toFixed(1)
-        } | ${f.batch === undefined ? "" : f.batch.millis.toFixed(2)} | ${cmp ? short[cmp.base] : ""} | ${
-          ratio === undefined ? "" : ratio.toFixed(2) + "x"
-        } | ${cmp?.target === undefined ? "" : `>= ${cmp.target}x`} | ${distance} |`
+        } | ${f.batch === undefined ? "" : f.batch.millis.toFixed(2)} | ${f.cpu.runners.toFixed(2)} | ${
+          f.cpu.client.toFixed(2)
+        } | ${cmp ? short[cmp.base] : ""} | ${ratio === undefined ? "" : ratio.toFixed(2) + "x"} | ${
+          cmp?.target === undefined ? "" : `>= ${cmp.target}x`
+        } | ${distance} |`
       )
     }
     if (s !== undefined) {
@@ -403,7 +488,7 @@ const main = Effect.gen(function*() {
         `| ${figures[0]!.runners} | stall of a killed runner's records (SIGKILL; longest call; ${s.stalled} records ` +
           `stalled > 1 s, all answered ${fmt(s.recovered)} ms after the kill) | ${s.callers} | | | ${
             fmt(s.longest)
-          } ms | ${s.failed} | | | | | shard lock expiration ${fmt(shardLockExpirationMillis)} ms | | <= ${
+          } ms | ${s.failed} | | | | | | | shard lock expiration ${fmt(shardLockExpirationMillis)} ms | | <= ${
             fmt(limit)
           } ms | ${distance} |`
       )

@@ -76,7 +76,15 @@ export const tablePrefix = "bench_"
 
 /** What went through this process's `SqlClient` (see `counting`). */
 export const sqlCounters = { statements: 0, transactions: 0, batches: 0, batchRows: 0, batchMillis: 0 }
-export type SqlCounters = typeof sqlCounters
+
+/** What a process reports: its SQL counters and the CPU time it used so far (user + system, µs). */
+export type SqlCounters = typeof sqlCounters & { readonly cpuMicros: number }
+
+/** This process's counters now. */
+export const countersNow = (): SqlCounters => {
+  const cpu = process.cpuUsage()
+  return { ...sqlCounters, cpuMicros: cpu.user + cpu.system }
+}
 
 /**
  * The profile of the SQL work: `client` counting every statement built

@@ -59,7 +59,7 @@ export interface Runner {
   readonly command: (command: string, answer: string) => Effect.Effect<void>
 }
 
-const zero: SqlCounters = { statements: 0, transactions: 0, batches: 0, batchRows: 0, batchMillis: 0 }
+const zero: SqlCounters = { statements: 0, transactions: 0, batches: 0, batchRows: 0, batchMillis: 0, cpuMicros: 0 }
 
 /**
  * Starts a runner on `port` over `schema` and waits, at most `timeoutMs`, for

@@ -323,6 +323,8 @@ export const make = (
       : ""
     /** This process's instance of the data layer: its own notices are published when committed, not when heard. */
     const origin = crypto.randomUUID()
+    /** How every notice of this process begins (`space`, then `origin`, first): heard, it is dropped unparsed. */
+    const ownPrefix = JSON.stringify({ space, origin }).slice(0, -1) + ","
     const noticeOf = (event: Event.Event): string | undefined => {
       if (!notifying) return undefined
       const resource = compiled.get(event.resource)!
@@ -334,7 +336,8 @@ export const make = (
         record: SqlState.codecsOf(resource).encode(event.record),
         ...(event._tag === "Destroyed" ? { reason: event.reason } : {})
       })
-      return encoder.encode(text).length < 7900 ? text : undefined
+      // at most 3 UTF-8 bytes per UTF-16 code unit: most notices are measured without encoding them
+      return text.length * 3 < 7900 || encoder.encode(text).length < 7900 ? text : undefined
     }
     /** An event without a commit. */
     const announce = (event: Event.Event): Effect.Effect<void> => {
@@ -344,6 +347,8 @@ export const make = (
       return Effect.ignore(sql.unsafe(`SELECT pg_notify($1, $2)`, [state.channel, notice]))
     }
     const heard = (payload: string) => {
+      // published here when it committed
+      if (payload.startsWith(ownPrefix)) return
       try {
         const notice = JSON.parse(payload)
         // published here when it committed; or another cluster's
@@ -1037,6 +1042,15 @@ export const make = (
 
     // --------------------------------------------------------------- the caller
 
+    /** How a call failing for a reason of the cluster is re-sent (once per layer, not per call). */
+    const resend = {
+      // a store closing stops re-sending: its process is going away
+      while: (e: unknown) => e instanceof Retry && !closing,
+      schedule: Schedule.exponential("50 millis", 1.5).pipe(
+        Schedule.modifyDelay((meta) => Effect.succeed(Duration.min(meta.duration, Duration.seconds(2))))
+      ),
+      times: retries
+    }
     /**
      * Sends a message to a record, re-sending it (same operation id) while it
      * fails for a reason of the cluster; a cluster `MailboxFull` is ours.
@@ -1091,14 +1105,7 @@ export const make = (
           }
         )
         return attempt.pipe(
-          Effect.retry({
-            // a store closing stops re-sending: its process is going away
-            while: (e) => e instanceof Retry && !closing,
-            schedule: Schedule.exponential("50 millis", 1.5).pipe(
-              Schedule.modifyDelay((meta) => Effect.succeed(Duration.min(meta.duration, Duration.seconds(2))))
-            ),
-            times: retries
-          }),
+          Effect.retry(resend),
           Effect.catchIf(
             (e): e is Retry => e instanceof Retry,
             (e) =>

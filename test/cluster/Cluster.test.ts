@@ -348,6 +348,26 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
     }).pipe(Effect.scoped, Effect.provide(fresh())), { timeout: 30_000 })
 
   it.live(
+    "events: another data layer of the cluster in this process hears each event once, as the writer's does",
+    () =>
+      Effect.gen(function*() {
+        // a second data layer (a client of the same cluster and schema): it hears the writer's notices
+        const other = yield* Layer.build(Cluster.layer(resources, { tablePrefix: "c_", runner: false }))
+        const mine = yield* Store.subscribe
+        const theirs = yield* Effect.provideContext(Store.subscribe, other)
+        yield* Store.create(Counter, "create", { id: "heard", n: 1 })
+        yield* Store.create(Counter, "create", { id: "also", n: 2 }).pipe(Effect.provideContext(other))
+        yield* Effect.sleep("300 millis")
+        const names = (events: ReadonlyArray<{ readonly _tag: string; readonly record: unknown }>) =>
+          events.map((e) => `${e._tag}:${(e.record as any).id}`).sort()
+        // each once (records apart, the order in which two processes' commits are heard is not decided)
+        assert.deepStrictEqual(names(yield* PubSub.takeAll(mine)), ["Created:also", "Created:heard"])
+        assert.deepStrictEqual(names(yield* PubSub.takeAll(theirs)), ["Created:also", "Created:heard"])
+      }).pipe(Effect.scoped, Effect.provide(fresh())),
+    { timeout: 30_000 }
+  )
+
+  it.live(
     "events: a cluster hears only its own, not another's in another schema with the same table names",
     () =>
       Effect.gen(function*() {
