@@ -75,12 +75,11 @@ export const serveNow = (server: Server.RecordServer, request: Server.Request): 
   const mailbox = server.mailbox
   if (
     request._tag !== "Update" || mailbox === undefined ||
-    server.status !== "live" || mailbox.state._tag !== "Open" || mailbox.state.takers.size === 0 ||
-    mailbox.messages.length !== 0
+    server.status !== "live" || server.doorbell === undefined || Queue.sizeUnsafe(mailbox) !== 0
   ) return false
   const step = Server.serve(server, request)
   if (Step.isEffect(step) || step._tag === "Crashed") {
-    Queue.offerUnsafe(mailbox, { _tag: "Continue", call: request, step })
+    Server.post(server, mailbox, { _tag: "Continue", call: request, step })
   } else {
     reply(request.reply, step, server)
     server.ctx.metrics.call(server.ctx.now() - request.at)
@@ -132,6 +131,7 @@ export const abandon = (server: Server.RecordServer): void => {
 
 const onInterrupted = (server: Server.RecordServer) =>
   Effect.sync(() => {
+    server.doorbell = undefined
     server.status = "stopped"
     Server.settle(server)
     Registry.delistUnsafe(server.ctx.table, server)
@@ -155,10 +155,25 @@ const serveMailbox = (server: Server.RecordServer): Effect.Effect<void, never, a
     failPending(server, Server.notFound)
     return Effect.void
   }
+  const mailbox = server.mailbox
   // hibernated while serving its last batch: the fiber ends here
-  if (server.mailbox === undefined) return Effect.void
-  return Effect.flatMap(Queue.takeAll(server.mailbox), (batch) => serveBatch(server, batch))
+  if (mailbox === undefined) return Effect.void
+  if (Queue.sizeUnsafe(mailbox) !== 0) {
+    return Effect.flatMap(Queue.takeAll(mailbox), (batch) => serveBatch(server, batch))
+  }
+  return Effect.flatMap(awaitMail(server), () => serveMailbox(server))
 }
+
+/**
+ * Waits, with an empty mailbox, until a request is posted (`Server.post`
+ * rings the doorbell). What an idle record's fiber holds is this wait: a
+ * callback and its continuation, 8 small objects; waiting in `Queue.takeAll`
+ * held about 20 (the take's retry, its taker entry and cancellation).
+ */
+const awaitMail = (server: Server.RecordServer) =>
+  Effect.callback<void>((resume) => {
+    server.doorbell = resume
+  })
 
 const serveBatch = (server: Server.RecordServer, batch: ReadonlyArray<Server.Request>) => {
   server.ctx.metrics.batch(batch.length)
