@@ -70,6 +70,8 @@ export interface ServerContext {
   readonly expired: (server: RecordServer) => boolean
   /** Called once the record is stopped, to forget its deadlines. */
   readonly stopped: (server: RecordServer) => void
+  /** What a record's fiber runs once a request arrived in its empty mailbox. */
+  readonly next: (server: RecordServer) => Effect.Effect<void, never, any>
   /** Starts a new fiber for a hibernated record, serving what `waking` holds. */
   readonly wake: (server: RecordServer) => void
   /** Called when a hibernation request found the record busy: track its hibernation deadline again. */
@@ -185,7 +187,7 @@ export class RecordServer implements Registry.Entry {
    * Resumes the record's fiber while it waits for its next request (its
    * mailbox empty): {@link post} rings it; `undefined` while the fiber runs.
    */
-  doorbell: ((effect: Effect.Effect<void>) => void) | undefined = undefined
+  doorbell: ((effect: Effect.Effect<void, never, any>) => void) | undefined = undefined
   /** Positions in the supervisor's deadline heaps and the registry's dense arrays (`-1`: absent). */
   idleSlot = -1
   lifetimeSlot = -1
@@ -666,8 +668,9 @@ export const deliver = (server: RecordServer, req: Request): void => {
 
 /**
  * Puts a request in an awake record's mailbox and, when its fiber waits for
- * one, resumes it through the mailbox's dispatcher, as the `Queue` wakes a
- * taker: the record serves it in a later task, never inside the caller.
+ * one, resumes it with its next turn through the mailbox's dispatcher, as
+ * the `Queue` wakes a taker: the record serves it in a later task, never
+ * inside the caller.
  *
  * @internal
  */
@@ -676,7 +679,7 @@ export const post = (server: RecordServer, mailbox: Queue.Queue<Request>, req: R
   const resume = server.doorbell
   if (resume !== undefined) {
     server.doorbell = undefined
-    mailbox.dispatcher.scheduleTask(() => resume(Effect.void), 0)
+    mailbox.dispatcher.scheduleTask(() => resume(server.ctx.next(server)), 0)
   }
 }
 
