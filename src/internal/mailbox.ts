@@ -184,10 +184,16 @@ const serveMailbox = (server: Server.RecordServer): Effect.Effect<void, never, a
  * so an idle record's fiber holds only the callback's resume (3 small
  * objects); waiting in `Queue.takeAll` under a continuation held about 20
  * (the take's retry, its taker entry and cancellation, the continuation).
+ *
+ * The mailbox is checked again when the wait begins, in the same step as the
+ * doorbell is set: the fiber may yield between the check in `serveMailbox`
+ * and this one (its scheduler's `shouldYield`), and a request posted in
+ * between found no doorbell to ring.
  */
 const awaitMail = (server: Server.RecordServer) =>
   Effect.callback<void, never, any>((resume) => {
-    server.doorbell = resume
+    if (server.mailbox !== undefined && Queue.sizeUnsafe(server.mailbox) !== 0) resume(next(server))
+    else server.doorbell = resume
   })
 
 /** The turn of a record's fiber once its doorbell rang. @internal */
