@@ -12,7 +12,7 @@
  *
  * @internal
  */
-import { type Cause, Deferred, Effect, Exit, Queue } from "effect"
+import { Cause, Deferred, Effect, Exit, Queue } from "effect"
 import { StoreClosed, type StoreError } from "../Errors.js"
 import * as Registry from "./registry.js"
 import * as Server from "./server.js"
@@ -75,12 +75,11 @@ export const serveNow = (server: Server.RecordServer, request: Server.Request): 
   const mailbox = server.mailbox
   if (
     request._tag !== "Update" || mailbox === undefined ||
-    server.status !== "live" || mailbox.state._tag !== "Open" || mailbox.state.takers.size === 0 ||
-    mailbox.messages.length !== 0
+    server.status !== "live" || server.doorbell === undefined || Queue.sizeUnsafe(mailbox) !== 0
   ) return false
   const step = Server.serve(server, request)
   if (Step.isEffect(step) || step._tag === "Crashed") {
-    Queue.offerUnsafe(mailbox, { _tag: "Continue", call: request, step })
+    Server.post(server, mailbox, { _tag: "Continue", call: request, step })
   } else {
     reply(request.reply, step, server)
     server.ctx.metrics.call(server.ctx.now() - request.at)
@@ -90,22 +89,23 @@ export const serveNow = (server: Server.RecordServer, request: Server.Request): 
 
 /**
  * The record's fiber: runs the create request, then serves the mailbox
- * until the record is destroyed, removed or interrupted.
+ * until the record is destroyed, removed or interrupted. Its interruption
+ * is handled by {@link ended}, which the supervisor observes the fiber with.
  *
  * @internal
  */
-export const run = (server: Server.RecordServer, first: Create): Effect.Effect<void, never, any> => {
+export const run = (
+  server: Server.RecordServer,
+  mailbox: Queue.Queue<Server.Request>,
+  first: Create
+): Effect.Effect<void, never, any> => {
+  server.mailbox = mailbox
   server.current = first
-  return Effect.onInterrupt(
-    // the create action runs in the record's fiber, like every action
-    Effect.suspend(() => {
-      const created = Server.create(server, first.chain, first.span)
-      return Step.isEffect(created)
-        ? Effect.flatMap(created, (outcome) => started(server, first, outcome))
-        : started(server, first, created)
-    }),
-    () => onInterrupted(server)
-  )
+  // the create action runs in the record's fiber, like every action
+  const created = Server.create(server, first.chain, first.span)
+  return Step.isEffect(created)
+    ? Effect.flatMap(created, (outcome) => started(server, first, outcome))
+    : started(server, first, created)
 }
 
 /**
@@ -114,29 +114,42 @@ export const run = (server: Server.RecordServer, first: Create): Effect.Effect<v
  *
  * @internal
  */
-export const resume = (server: Server.RecordServer, mailbox: Queue.Queue<Server.Request>) =>
-  Effect.onInterrupt(
-    Effect.suspend(() => {
-      server.mailbox = mailbox
-      const batch = server.waking ?? []
-      server.waking = undefined
-      return batch.length === 0 ? serveMailbox(server) : serveBatch(server, batch)
-    }),
-    () => onInterrupted(server)
-  )
-
-/** Fails the requests a waking fiber never got to (it was interrupted before it ran). @internal */
-export const abandon = (server: Server.RecordServer): void => {
-  if (server.waking !== undefined && server.mailbox === undefined) failPending(server, closed)
+export const resume = (server: Server.RecordServer, mailbox: Queue.Queue<Server.Request>) => {
+  server.mailbox = mailbox
+  const batch = server.waking ?? []
+  server.waking = undefined
+  return batch.length === 0 ? serveMailbox(server) : serveBatch(server, batch)
 }
 
-const onInterrupted = (server: Server.RecordServer) =>
-  Effect.sync(() => {
-    server.status = "stopped"
-    Server.settle(server)
-    Registry.delistUnsafe(server.ctx.table, server)
-    failPending(server, closed)
-  })
+/**
+ * Observes the end of a record's fiber (an observer, not an `onInterrupt`
+ * around the loop: a finalizer would stay on the idle fiber's stack). An
+ * interrupted fiber (the store closing) stops the record and fails what
+ * waits for it with `StoreClosed`; one interrupted before it ran fails the
+ * create it was to run, or the requests it was woken for.
+ *
+ * @internal
+ */
+export const ended = (server: Server.RecordServer, exit: Exit.Exit<void>): void => {
+  if (!Exit.isFailure(exit) || !Cause.hasInterrupts(exit.cause)) return
+  if (server.mailbox !== undefined) return onInterrupted(server)
+  if (server.status === "starting") {
+    const first = server.current
+    server.current = undefined
+    if (first?._tag === "Create") Deferred.doneUnsafe(first.reply, Exit.fail(closedWhileCreating()))
+  } else if (server.waking !== undefined) failPending(server, closed)
+}
+
+const closedWhileCreating = () =>
+  new StoreClosed({ message: "the store was closed while the record was being created" })
+
+const onInterrupted = (server: Server.RecordServer) => {
+  server.doorbell = undefined
+  server.status = "stopped"
+  Server.settle(server)
+  Registry.delistUnsafe(server.ctx.table, server)
+  failPending(server, closed)
+}
 
 const started = (server: Server.RecordServer, first: Create, created: Step.Outcome<any>) => {
   server.current = undefined
@@ -155,10 +168,37 @@ const serveMailbox = (server: Server.RecordServer): Effect.Effect<void, never, a
     failPending(server, Server.notFound)
     return Effect.void
   }
+  const mailbox = server.mailbox
   // hibernated while serving its last batch: the fiber ends here
-  if (server.mailbox === undefined) return Effect.void
-  return Effect.flatMap(Queue.takeAll(server.mailbox), (batch) => serveBatch(server, batch))
+  if (mailbox === undefined) return Effect.void
+  if (Queue.sizeUnsafe(mailbox) !== 0) {
+    return Effect.flatMap(Queue.takeAll(mailbox), (batch) => serveBatch(server, batch))
+  }
+  return awaitMail(server)
 }
+
+/**
+ * Waits, with an empty mailbox, until a request is posted: `Server.post`
+ * rings the doorbell, resuming the fiber with its next turn
+ * ({@link serveMailbox}). The wait is the last thing on the fiber's stack,
+ * so an idle record's fiber holds only the callback's resume (3 small
+ * objects); waiting in `Queue.takeAll` under a continuation held about 20
+ * (the take's retry, its taker entry and cancellation, the continuation).
+ *
+ * The mailbox is checked again when the wait begins, in the same step as the
+ * doorbell is set: the fiber may yield between the check in `serveMailbox`
+ * and this one (its scheduler's `shouldYield`), and a request posted in
+ * between found no doorbell to ring.
+ */
+const awaitMail = (server: Server.RecordServer) =>
+  Effect.callback<void, never, any>((resume) => {
+    if (server.mailbox !== undefined && Queue.sizeUnsafe(server.mailbox) !== 0) resume(next(server))
+    else server.doorbell = resume
+  })
+
+/** The turn of a record's fiber once its doorbell rang. @internal */
+export const next = (server: Server.RecordServer): Effect.Effect<void, never, any> =>
+  Effect.suspend(() => serveMailbox(server))
 
 const serveBatch = (server: Server.RecordServer, batch: ReadonlyArray<Server.Request>) => {
   server.ctx.metrics.batch(batch.length)

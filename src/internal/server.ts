@@ -70,6 +70,8 @@ export interface ServerContext {
   readonly expired: (server: RecordServer) => boolean
   /** Called once the record is stopped, to forget its deadlines. */
   readonly stopped: (server: RecordServer) => void
+  /** What a record's fiber runs once a request arrived in its empty mailbox. */
+  readonly next: (server: RecordServer) => Effect.Effect<void, never, any>
   /** Starts a new fiber for a hibernated record, serving what `waking` holds. */
   readonly wake: (server: RecordServer) => void
   /** Called when a hibernation request found the record busy: track its hibernation deadline again. */
@@ -181,6 +183,11 @@ export class RecordServer implements Registry.Entry {
   next = 0
   /** Requests that arrived while the record was hibernated, for the fiber that wakes it. */
   waking: Array<Request> | undefined = undefined
+  /**
+   * Resumes the record's fiber while it waits for its next request (its
+   * mailbox empty): {@link post} rings it; `undefined` while the fiber runs.
+   */
+  doorbell: ((effect: Effect.Effect<void, never, any>) => void) | undefined = undefined
   /** Positions in the supervisor's deadline heaps and the registry's dense arrays (`-1`: absent). */
   idleSlot = -1
   lifetimeSlot = -1
@@ -650,12 +657,29 @@ export const expire = (server: RecordServer, reason: "inactivity" | "lifetime"):
  */
 export const deliver = (server: RecordServer, req: Request): void => {
   if (server.mailbox !== undefined) {
-    Queue.offerUnsafe(server.mailbox, req)
+    post(server, server.mailbox, req)
   } else if (server.waking !== undefined) {
     server.waking.push(req)
   } else if (req._tag !== "Hibernate") {
     server.waking = [req]
     server.ctx.wake(server)
+  }
+}
+
+/**
+ * Puts a request in an awake record's mailbox and, when its fiber waits for
+ * one, resumes it with its next turn through the mailbox's dispatcher, as
+ * the `Queue` wakes a taker: the record serves it in a later task, never
+ * inside the caller.
+ *
+ * @internal
+ */
+export const post = (server: RecordServer, mailbox: Queue.Queue<Request>, req: Request): void => {
+  Queue.offerUnsafe(mailbox, req)
+  const resume = server.doorbell
+  if (resume !== undefined) {
+    server.doorbell = undefined
+    mailbox.dispatcher.scheduleTask(() => resume(server.ctx.next(server)), 0)
   }
 }
 

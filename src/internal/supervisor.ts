@@ -16,7 +16,6 @@ import {
   Context,
   Deferred,
   Effect,
-  Exit,
   type Fiber,
   FiberSet,
   Queue,
@@ -24,7 +23,7 @@ import {
   type Scope,
   type Tracer
 } from "effect"
-import { StoreClosed, type StoreError } from "../Errors.js"
+import type { StoreError } from "../Errors.js"
 import type * as Event from "../Event.js"
 import type * as Metrics from "../Metrics.js"
 import { Deadlines } from "./deadlines.js"
@@ -103,6 +102,16 @@ interface Wheel {
   wake: Deferred.Deferred<void> | undefined
   /** The deadline the expiry fiber sleeps until (`Infinity`: until woken). */
   until: number
+}
+
+/**
+ * Handles the end of a record's fiber (`Mailbox.ended`). A module-level
+ * function: the observer's closure holds the server alone, where one made in
+ * `spawn` would share (and keep for the record's life) the context of the
+ * create request.
+ */
+const observe = (fiber: Fiber.Fiber<void, never>, server: Server.RecordServer): void => {
+  fiber.addObserver((exit) => Mailbox.ended(server, exit))
 }
 
 /** Monotonic milliseconds of a clock. @internal */
@@ -232,8 +241,7 @@ export const make = (options: {
       const fiber = runRecord!(
         Effect.flatMap(Queue.unbounded<Server.Request>(), (mailbox) => Mailbox.resume(server, mailbox))
       )
-      // a fiber interrupted before it ran (the scope closing) never replies: its callers must not hang
-      fiber.addObserver(() => Mailbox.abandon(server))
+      observe(fiber, server)
       stayAwake(server)
     }
 
@@ -292,6 +300,7 @@ export const make = (options: {
         time,
         expired,
         stopped,
+        next: Mailbox.next,
         wake,
         stayAwake,
         persist: options.persist?.(resource)
@@ -314,30 +323,21 @@ export const make = (options: {
       )
     }
 
-    const closedWhileCreating = () =>
-      Exit.fail(new StoreClosed({ message: "the store was closed while the record was being created" }))
-
     const spawn: Supervisor["spawn"] = (resource, id, createInput, chain, now, span) =>
       Effect.suspend(() => {
         const run = runRecord!
         const deferred = Deferred.makeUnsafe<any, StoreError>()
-        const ctx = contexts.get(resource.name)!
-        // the server (its mailbox) is made inside its fiber, so the mailbox wakes it on the record scheduler
+        const server = new Server.RecordServer(id, resource, undefined, createInput, contexts.get(resource.name)!, now)
+        const first = Server.request.create(deferred, chain, span) as Extract<Server.Request, { _tag: "Create" }>
+        server.current = first
+        // the mailbox is made inside the record's fiber, so that it wakes the fiber on the record scheduler
         const fiber = run(
-          Effect.flatMap(
-            Queue.unbounded<Server.Request>(),
-            (mailbox) =>
-              Mailbox.run(
-                new Server.RecordServer(id, resource, mailbox, createInput, ctx, now),
-                Server.request.create(deferred, chain, span) as Extract<Server.Request, { _tag: "Create" }>
-              )
-          )
+          Effect.flatMap(Queue.unbounded<Server.Request>(), (mailbox) =>
+            Mailbox.run(server, mailbox, first))
         )
-        // a fiber interrupted before it ran (the scope closing) never replies: the caller must not hang
-        const forget = fiber.addObserver(() =>
-          Deferred.doneUnsafe(deferred, closedWhileCreating())
-        )
-        return Effect.ensuring(Deferred.await(deferred), Effect.sync(forget))
+        // also for a fiber interrupted before it ran (the scope closing): the caller must not hang
+        observe(fiber, server)
+        return Deferred.await(deferred)
       })
 
     const nextDeadline = (resource: string): number => {
