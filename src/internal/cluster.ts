@@ -602,6 +602,14 @@ export const make = (
         /** Crash times within the restart intensity's window (this activation's only). */
         let restarts: Array<number> = []
 
+        /** The `Created`, `Updated` or `Restarted` event of the record in the state `record`. */
+        const stateEvent = (tag: "Created" | "Updated" | "Restarted", record: any): Event.Event => ({
+          _tag: tag,
+          resource: resource.name,
+          key: keyObject(resource, record),
+          record
+        })
+
         /**
          * Commits `next` over `current` under the operation `op`, with its
          * event (`Updated`, or `Restarted` for a restart) in the same
@@ -609,12 +617,7 @@ export const make = (
          */
         const commitUpdate = (current: Held, next: any, t: number, op: string, tag: "Updated" | "Restarted") =>
           Effect.gen(function*() {
-            const event: Event.Event = {
-              _tag: tag,
-              resource: resource.name,
-              key: keyObject(resource, next),
-              record: next
-            }
+            const event = stateEvent(tag, next)
             const notice = noticeOf(event)
             const outcome = yield* Effect.orDie(state.write({
               _tag: "Update",
@@ -687,12 +690,7 @@ export const make = (
           tag: "Updated" | "Restarted"
         ) =>
           Effect.gen(function*() {
-            const event: Event.Event = {
-              _tag: tag,
-              resource: resource.name,
-              key: keyObject(resource, next),
-              record: next
-            }
+            const event = stateEvent(tag, next)
             const outcome = yield* Effect.orDie(state.move({
               resource,
               from: key,
@@ -779,12 +777,7 @@ export const make = (
             return Effect.ignoreCause(failRecord(current, t))
           }
           if (policy === "lastState") {
-            return announce({
-              _tag: "Restarted",
-              resource: resource.name,
-              key: keyObject(resource, current.state),
-              record: current.state
-            })
+            return announce(stateEvent("Restarted", current.state))
           }
           return Effect.ignoreCause(Effect.catchCause(recreate(current), () => failRecord(current, now())))
         })
@@ -875,12 +868,7 @@ export const make = (
                   if (resource.encodeKey(prepared.state) !== key) return yield* keyChanged(resource, payload.action)
                   const reply = yield* runAfter(resource, compiledAction, prepared)
                   const committedAt = now()
-                  const event: Event.Event = {
-                    _tag: "Created",
-                    resource: resource.name,
-                    key: keyObject(resource, prepared.state),
-                    record: prepared.state
-                  }
+                  const event = stateEvent("Created", prepared.state)
                   const notice = noticeOf(event)
                   const outcome = yield* Effect.orDie(state.write({
                     _tag: "Insert",
