@@ -71,7 +71,13 @@
  *   (a notification's limit) is published in its owner's process only.
  *   Notifications are database-wide: each notice names its schema and table,
  *   so clusters in different schemas of one database hear only their own,
- *   but each process still receives the others' notices, and drops them.
+ *   but each listening process still receives the others' notices, and drops
+ *   them. A process listens only while something subscribes to its events
+ *   (its first subscription returns once the `LISTEN` is confirmed), and its
+ *   metrics count only the events its own records committed.
+ * - A runner keeps at most `maxResidentEntities` records in memory
+ *   (`ShardingConfig`, 10,000 by default), each until `maxIdleTime` after
+ *   its last call; a call beyond it fails with `MailboxFull`.
  * - A defect in an action is answered as `RecordCrashed`, then the record's
  *   `restart` policy applies (`"initial"` re-runs its create action with the
  *   stored input, `"lastState"` keeps the last committed state, `"never"`
@@ -83,8 +89,9 @@
  *   other is refused with `ReentrantCall`. A cycle along one chain of calls
  *   (A's hook calls B, whose hook calls A) is refused on any runners; two
  *   independent chains crossing (A's hook calls B while B's hook calls A) are
- *   seen only when those records run in the same process: across runners
- *   they wait on each other.
+ *   found across runners by a `Probe` message following the waits (at most 16
+ *   records deep; a probe failing or slower than 2 s counts as no cycle), and
+ *   both calls may be refused.
  * - Messages are volatile (not stored by `effect/cluster`): what makes a
  *   retry safe is the operation ids kept in the record's row, its last 16: a
  *   retry arriving after 16 later writes to the same record is not

@@ -60,7 +60,10 @@ export const shardingConfig = {
   refreshAssignmentsInterval: "500 millis",
   entityMessagePollInterval: "500 millis",
   entityReplyPollInterval: "100 millis",
-  runnerHealthCheckInterval: "2 seconds"
+  runnerHealthCheckInterval: "2 seconds",
+  // every record created stays resident until `entityMaxIdleTime`: the default cap (10,000 per runner) is below
+  // what the create figures make on a quiet machine, and calls beyond it fail with `MailboxFull`
+  maxResidentEntities: 1_000_000
 } as const
 
 export const shardLockExpirationMillis = 4000

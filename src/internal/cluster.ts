@@ -40,7 +40,21 @@
  *
  * @internal
  */
-import { Cause, Context, Duration, Effect, Exit, Layer, Queue, Schedule, Schema, type Scope, Semaphore } from "effect"
+import {
+  Cause,
+  Context,
+  Duration,
+  Effect,
+  Exit,
+  Layer,
+  Queue,
+  RcRef,
+  Schedule,
+  Schema,
+  type Scope,
+  Semaphore,
+  Stream
+} from "effect"
 import { Entity, Singleton } from "effect/cluster"
 import type { Sharding } from "effect/cluster/Sharding"
 import { Rpc } from "effect/rpc"
@@ -230,7 +244,8 @@ export const make = (
     const { admit, admitQuery, admitRead, clock, compiled, gate, initialData, own } = yield* Admission.start(resources)
     const sql = yield* SqlClient.SqlClient
     const state = yield* Effect.orDie(SqlState.make(sql, compiled.values(), { prefix: clusterOptions.tablePrefix }))
-    const { events, metrics, publish, subscribe } = yield* Events.make(compiled.keys(), options.eventBuffer, own)
+    const hub = yield* Events.make(compiled.keys(), options.eventBuffer, own)
+    const { metrics, publish } = hub
     yield* Effect.addFinalizer(() => Effect.sync(() => (gate.closed = true)))
     const retries = clusterOptions.retries ?? 10
     /** Set first when the layer's scope closes (its last finalizer): calls in flight stop re-sending. */
@@ -298,12 +313,13 @@ export const make = (
     /**
      * Events cross the cluster as PostgreSQL notifications sent in the
      * transaction of their commit (in commit order, only if it commits), and
-     * every other process publishes what it hears: each event once, in
-     * per-record order. The owner's process publishes its own events as soon
-     * as they commit, before the call is answered (a notice names the process
-     * it came from, which skips it). Without a PostgreSQL client (no
-     * `listen`), or for an event larger than a notification holds, the event
-     * is published in the owner's process only.
+     * every other process with a subscriber publishes what it hears: each
+     * event once, in per-record order. The owner's process publishes its own
+     * events as soon as they commit, before the call is answered (a notice
+     * names the process it came from, which skips it), and counts them in its
+     * metrics; an event heard is not counted again. Without a PostgreSQL
+     * client (no `listen`), or for an event larger than a notification holds,
+     * the event is published in the owner's process only.
      */
     const pg = sql as unknown as {
       readonly listen?: (
@@ -339,6 +355,25 @@ export const make = (
       // at most 3 UTF-8 bytes per UTF-16 code unit: most notices are measured without encoding them
       return text.length * 3 < 7900 || encoder.encode(text).length < 7900 ? text : undefined
     }
+    const heads = new Map<string, SqlState.NoticeHead>()
+    /**
+     * The notice of a write storing the event's record: PostgreSQL completes
+     * it from the state the row stores, so the record is serialized once.
+     */
+    const noticeHeadOf = (event: Event.Event): SqlState.NoticeHead | undefined => {
+      if (!notifying) return undefined
+      const id = `${event._tag}\u0000${event.resource}`
+      let head = heads.get(id)
+      if (head === undefined) {
+        head = {
+          head: `${ownPrefix}"_tag":${JSON.stringify(event._tag)},"resource":${
+            JSON.stringify(event.resource)
+          },"record":`
+        }
+        heads.set(id, head)
+      }
+      return head
+    }
     /** An event without a commit. */
     const announce = (event: Event.Event): Effect.Effect<void> => {
       const notice = noticeOf(event)
@@ -357,7 +392,7 @@ export const make = (
         if (resource === undefined) return
         const record = SqlState.codecsOf(resource).decode(notice.record)
         const key = keyObject(resource, record)
-        publish(
+        hub.relay(
           notice._tag === "Destroyed"
             ? { _tag: "Destroyed", resource: resource.name, key, record, reason: notice.reason }
             : { _tag: notice._tag, resource: resource.name, key, record }
@@ -366,24 +401,35 @@ export const make = (
         // a notice of another version of the resources: not ours to publish
       }
     }
-    if (notifying) {
-      // listening before the first write, so this process hears its own events
-      const first = yield* Effect.orDie(pg.listen!(state.channel))
-      const drain = (queue: Queue.Dequeue<{ readonly payload: string }, unknown>) =>
-        Effect.forever(Effect.map(Queue.take(queue), (n) => heard(n.payload)))
-      yield* drain(first).pipe(
-        Effect.catchCause((cause) =>
-          Effect.logWarning("effect-gen-server: the cluster event listener stopped; listening again", cause).pipe(
-            Effect.andThen(
-              Effect.scoped(Effect.flatMap(pg.listen!(state.channel), drain)).pipe(
-                Effect.retry(Schedule.spaced("1 second"))
+    /**
+     * The process listens only while something subscribes to its events: a
+     * process nobody subscribes in (most runners, a client that only calls)
+     * receives no notice. The first subscription starts listening and returns
+     * once PostgreSQL confirmed it, so it misses nothing committed after it.
+     */
+    const listener = notifying
+      ? yield* RcRef.make({
+        acquire: Effect.gen(function*() {
+          const first = yield* Effect.orDie(pg.listen!(state.channel))
+          const drain = (queue: Queue.Dequeue<{ readonly payload: string }, unknown>) =>
+            Effect.forever(Effect.map(Queue.take(queue), (n) => heard(n.payload)))
+          yield* drain(first).pipe(
+            Effect.catchCause((cause) =>
+              Effect.logWarning("effect-gen-server: the cluster event listener stopped; listening again", cause).pipe(
+                Effect.andThen(
+                  Effect.scoped(Effect.flatMap(pg.listen!(state.channel), drain)).pipe(
+                    Effect.retry(Schedule.spaced("1 second"))
+                  )
+                )
               )
-            )
+            ),
+            Effect.forkScoped
           )
-        ),
-        Effect.forkScoped
-      )
-    }
+        })
+      })
+      : undefined
+    const events = listener === undefined ? hub.events : Stream.unwrap(Effect.as(RcRef.get(listener), hub.events))
+    const subscribe = listener === undefined ? hub.subscribe : Effect.andThen(RcRef.get(listener), hub.subscribe)
 
     /**
      * The row of a record. A live row that cannot be loaded (its state does
@@ -473,9 +519,9 @@ export const make = (
       )
     }
     const probe = (record: string, callers: ReadonlyArray<string>, visited: ReadonlyArray<string>) => {
-      const resource = [...compiled.keys()].filter((name) => record.startsWith(`${name}/`)).sort((a, b) =>
-        b.length - a.length
-      )[0]
+      const resource = [...compiled.keys()].filter((name) =>
+        record.startsWith(`${name}/`)
+      ).sort((a, b) => b.length - a.length)[0]
       if (resource === undefined) return Effect.succeed(false)
       return (clients.get(resource)!(record.slice(resource.length + 1)).Probe({ callers, visited }) as Effect.Effect<
         boolean,
@@ -618,7 +664,6 @@ export const make = (
         const commitUpdate = (current: Held, next: any, t: number, op: string, tag: "Updated" | "Restarted") =>
           Effect.gen(function*() {
             const event = stateEvent(tag, next)
-            const notice = noticeOf(event)
             const outcome = yield* Effect.orDie(state.write({
               _tag: "Update",
               resource,
@@ -629,7 +674,7 @@ export const make = (
               lastActivity: t,
               op,
               ops: current.ops,
-              notify: notice
+              notify: noticeHeadOf(event)
             }))
             if (outcome === "conflict") return false
             held = {
@@ -702,7 +747,7 @@ export const make = (
               initial,
               op,
               ops: current.ops,
-              notify: noticeOf(event),
+              notify: noticeHeadOf(event),
               replaceExpired: false
             }))
             if (outcome === "conflict") {
@@ -869,7 +914,6 @@ export const make = (
                   const reply = yield* runAfter(resource, compiledAction, prepared)
                   const committedAt = now()
                   const event = stateEvent("Created", prepared.state)
-                  const notice = noticeOf(event)
                   const outcome = yield* Effect.orDie(state.write({
                     _tag: "Insert",
                     resource,
@@ -880,7 +924,7 @@ export const make = (
                     initial: created,
                     op: payload.op,
                     ops: tombstoneOps,
-                    notify: notice
+                    notify: noticeHeadOf(event)
                   }))
                   if (outcome === "conflict") {
                     // the key is live: a record moved here meanwhile (a key change on another entity), or another
@@ -1083,7 +1127,9 @@ export const make = (
                     resource: resource.name,
                     key,
                     capacity: 0,
-                    message: `${resource.name} ${JSON.stringify(key)}: the runner holds too many records`
+                    message: `${resource.name} ${
+                      JSON.stringify(key)
+                    }: its runner refused the call: it holds too many records (ShardingConfig.maxResidentEntities) or this record too many messages (entityMailboxCapacity)`
                   })
                 )
               }

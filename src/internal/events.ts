@@ -12,6 +12,8 @@ import * as Metrics from "../Metrics.js"
 export interface Events {
   /** Publishes an event (and counts it); never waits. */
   readonly publish: (event: Event.Event) => void
+  /** Publishes an event without counting it (one counted by the process that committed it); never waits. */
+  readonly relay: (event: Event.Event) => void
   readonly metrics: ReadonlyMap<string, Metrics.ResourceMetrics>
   readonly events: Stream.Stream<Event.Event>
   readonly subscribe: Effect.Effect<PubSub.Subscription<Event.Event>, never, Scope.Scope>
@@ -43,13 +45,16 @@ export const make = (
       : PubSub.sliding<Event.Event>(eventBuffer))
     yield* Effect.addFinalizer(() => PubSub.shutdown(pubsub))
     const metrics = new Map([...resources].map((name) => [name, Metrics.forResource(name, services)]))
-    const publish = (event: Event.Event) => {
-      metrics.get(event.resource)!.event(event)
+    const relay = (event: Event.Event) => {
       if (PubSub.publishUnsafe(pubsub, event) || eventBuffer === undefined || pubsub.shutdownFlag.current) return
       // full: `publishUnsafe` does not slide, so drop the oldest event as `PubSub.publish` would
       const sliding = pubsub.strategy as PubSub.SlidingStrategy<Event.Event>
       sliding.slidingPublishUnsafe(pubsub.pubsub, [event])
       sliding.completeSubscribersUnsafe(pubsub.pubsub, pubsub.subscribers)
     }
-    return { publish, metrics, events: Stream.fromPubSub(pubsub), subscribe: PubSub.subscribe(pubsub) }
+    const publish = (event: Event.Event) => {
+      metrics.get(event.resource)!.event(event)
+      relay(event)
+    }
+    return { publish, relay, metrics, events: Stream.fromPubSub(pubsub), subscribe: PubSub.subscribe(pubsub) }
   })

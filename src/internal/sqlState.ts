@@ -119,9 +119,21 @@ export interface Put {
 }
 
 /**
+ * A notice PostgreSQL completes from the row it writes: `head`, then the
+ * state stored (as JSON), then `}`; not sent if that exceeds what a
+ * notification holds. The state is serialized once, for the row.
+ *
+ * @internal
+ */
+export interface NoticeHead {
+  readonly head: string
+}
+
+/**
  * A write of the group commit. `notify`: a payload sent with `pg_notify` on
  * the store's channel in the same transaction, if the write succeeds (so
- * listeners see it once it is committed, in commit order).
+ * listeners see it once it is committed, in commit order): the text, or for
+ * a write storing a state, a {@link NoticeHead}.
  *
  * @internal
  */
@@ -143,7 +155,7 @@ export type Write =
       readonly lastActivity: number
     }
   )
-  & { readonly notify?: string | undefined }
+  & { readonly notify?: string | NoticeHead | undefined }
 
 /**
  * What a write came to: the new version, or `"conflict"` (an insert over a
@@ -234,7 +246,7 @@ export interface Move {
   /** The ops the old row held. */
   readonly ops?: ReadonlyArray<string> | undefined
   /** A payload sent with `pg_notify` in the move's transaction, if it commits. */
-  readonly notify?: string | undefined
+  readonly notify?: string | NoticeHead | undefined
   /**
    * Whether a live row at `to` past its stored deadline is replaced (default
    * `true`). The cluster layer passes `false`: that row's owner may hold
@@ -660,11 +672,13 @@ export const make = (
     const rowOf = (w: Write): unknown => {
       const resource = w.resource.name
       const key = escapeKey(w.key)
-      const notice = w.notify ?? null
+      const notice = typeof w.notify === "string" ? w.notify : null
+      const head = typeof w.notify === "object" ? w.notify.head : null
       switch (w._tag) {
         case "Insert":
           return {
             notice,
+            head,
             resource,
             key,
             state: codecsOf(w.resource).encode(w.state),
@@ -679,6 +693,7 @@ export const make = (
         case "Update":
           return {
             notice,
+            head,
             resource,
             key,
             expected: w.expected,
@@ -774,8 +789,12 @@ export const make = (
         ? sql.unsafe(
           `WITH w AS (${text})
            SELECT w.resource, w.key, w.version,
-             CASE WHEN n.notice IS NOT NULL THEN pg_notify($2, n.notice) END AS notified
-           FROM w JOIN jsonb_to_recordset($1::jsonb) AS n(resource text, key text, notice text)
+             CASE
+               WHEN n.notice IS NOT NULL THEN pg_notify($2, n.notice)
+               WHEN n.head IS NOT NULL AND octet_length(n.head) + octet_length(n.state::text) < 7899
+                 THEN pg_notify($2, n.head || n.state::text || '}')
+             END AS notified
+           FROM w JOIN jsonb_to_recordset($1::jsonb) AS n(resource text, key text, notice text, head text, state jsonb)
              ON n.resource = w.resource AND n.key = w.key`,
           [JSON.stringify(rows), channel]
         )

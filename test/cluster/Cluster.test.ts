@@ -6,6 +6,7 @@ import { TestClock } from "effect/testing"
 import { Action, Changeset, Cluster, Filter, Metrics, Query, Resource, Store } from "../../src/index.js"
 import { protocolOf } from "../../src/internal/cluster.js"
 import { compile } from "../../src/internal/resource.js"
+import { channelOf } from "../../src/internal/sqlState.js"
 import { Character, Machine } from "../fixtures/TimeTravel.js"
 import * as Pg from "./pg.js"
 
@@ -380,6 +381,56 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
         const events = yield* PubSub.takeAll(heard)
         assert.deepStrictEqual(events.map((e) => `${e._tag}:${(e.record as any).id}`), ["Created:mine"])
       }).pipe(Effect.scoped, Effect.provide(fresh())),
+    { timeout: 30_000 }
+  )
+
+  it.live(
+    "events: a process listens for notices only while something subscribes to its events",
+    () => {
+      // a table prefix of this run's own, so that its channel is heard by no other test
+      const prefix = `lz${Math.random().toString(36).slice(2, 8)}_`
+      const channel = channelOf(`${prefix}records`)
+      const listening = Pg.withAdmin((sql) =>
+        sql.unsafe<{ readonly n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = $1`,
+          [`LISTEN "${channel}"`]
+        )
+      ).pipe(Effect.map((rows) => rows[0]!.n))
+      return Effect.gen(function*() {
+        // a client of the same cluster: it hears the runner's commits once it subscribes
+        const registry = new Map()
+        const client = yield* Layer.build(Cluster.layer(resources, { tablePrefix: prefix, runner: false })).pipe(
+          Effect.provideService(Metric.MetricRegistry, registry)
+        )
+        const created = Metric.value(Metric.withAttributes(Metrics.creates, { resource: "Counter" })).pipe(
+          Effect.provideService(Metric.MetricRegistry, registry),
+          Effect.map((state) => state.count)
+        )
+        yield* Store.create(Counter, "create", { id: "unheard", n: 0 })
+        assert.strictEqual(yield* listening, 0, "nobody subscribed: no connection listens")
+        const heard = yield* Effect.gen(function*() {
+          const first = yield* Effect.provideContext(Store.subscribe, client)
+          const second = yield* Effect.provideContext(Store.subscribe, client)
+          assert.strictEqual(yield* listening, 1, "two subscribers share one listening connection")
+          yield* Store.create(Counter, "create", { id: "heard", n: 1 })
+          const event = yield* PubSub.take(first)
+          assert.strictEqual(`${event._tag}:${(event.record as any).id}`, "Created:heard")
+          return (yield* PubSub.take(second)).key
+        }).pipe(Effect.scoped)
+        assert.deepStrictEqual(heard, { id: "heard" })
+        // counted by the process that committed it, not again by every process that heard it
+        assert.strictEqual(yield* created, 0)
+        assert.strictEqual(yield* listening, 0, "the last subscription closed: the connection stopped listening")
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(
+          Cluster.layer(resources, { tablePrefix: prefix }).pipe(
+            Layer.provideMerge(TestRunner.layer),
+            Layer.provideMerge(Pg.layer("listen"))
+          )
+        )
+      )
+    },
     { timeout: 30_000 }
   )
 
