@@ -4,9 +4,13 @@
  * (hooks, an effectful change, a restart) is handed to it first in its
  * mailbox. Either way callers see the arrival order: what arrives while the
  * record is not idle waits behind what came first.
+ *
+ * A record's fiber that finds its mailbox empty waits for `Server.post` to
+ * ring its doorbell; a call posted after the check but before the wait began
+ * (the fiber yielded in between) is still served.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Schema } from "effect"
+import { Effect, Exit, Fiber, Layer, Option, Scheduler, Schema } from "effect"
 import { Action, Changeset, Resource, Store } from "effect-gen-server"
 import { TestClock } from "effect/testing"
 import { drain, tags } from "./fixtures/Events.js"
@@ -77,4 +81,107 @@ describe("updates to an idle record", () => {
       ])
       assert.deepStrictEqual(tags(yield* drain(events)), ["Restarted", "Updated", "Restarted", "Updated"])
     }).pipe(Effect.provide(Store.layer([Dial]))))
+})
+
+/**
+ * A scheduler that parks a record's fiber once, at its first chance to yield
+ * after `bell.arm` ran in it (in a plain update, the last of its batch): that
+ * chance comes after the fiber found its mailbox empty and before its wait on
+ * the mailbox begins (the callback that sets its doorbell). The task that
+ * would resume it is held for the test to run.
+ */
+const gapTrap = () => {
+  const parent = new Scheduler.MixedScheduler("async")
+  const trap = {
+    armed: undefined as Fiber.Fiber<unknown, unknown> | undefined,
+    fired: false,
+    holding: false,
+    held: [] as Array<() => void>
+  }
+  const scheduler: Scheduler.Scheduler = {
+    executionMode: "async",
+    shouldYield: (fiber) => {
+      if (fiber !== trap.armed) return parent.shouldYield(fiber)
+      trap.armed = undefined
+      trap.fired = true
+      trap.holding = true
+      return true
+    },
+    makeDispatcher: () => {
+      const dispatcher = parent.makeDispatcher()
+      return {
+        // the task the parked fiber resumes with is the next one scheduled
+        scheduleTask: (task, priority) => {
+          if (!trap.holding) return dispatcher.scheduleTask(task, priority)
+          trap.holding = false
+          trap.held.push(task)
+        },
+        flush: () => dispatcher.flush()
+      }
+    }
+  }
+  return { trap, scheduler }
+}
+
+/** What the Bell's actions tell the test: its slow call began; the fiber that served `arm`. */
+const bell = { slowBegan: false, arm: (): void => {} }
+
+const Bell = Resource.make("Bell", {
+  fields: { id: Schema.String, n: Schema.Int },
+  primaryKey: ["id"],
+  actions: {
+    bump: Action.update({ change: (cs) => Changeset.set(cs, "n", Changeset.get(cs, "n") + 1) }),
+    // waits a second of the clock in the record's fiber
+    slow: Action.update({
+      change: (cs) =>
+        Changeset.before(cs, (cs) =>
+          Effect.suspend(() => {
+            bell.slowBegan = true
+            return Effect.as(Effect.sleep("1 second"), cs)
+          }))
+    }),
+    // a plain update that arms the trap in the fiber serving it
+    arm: Action.update({
+      change: (cs) => {
+        bell.arm()
+        return Changeset.set(cs, "n", Changeset.get(cs, "n") + 1)
+      }
+    })
+  }
+})
+
+describe("a record's fiber beginning to wait on its mailbox", () => {
+  it.effect("a call posted while it yields between its check of the empty mailbox and its wait is served", () => {
+    const { scheduler, trap } = gapTrap()
+    bell.slowBegan = false
+    bell.arm = () => {
+      trap.armed = Fiber.getCurrent()
+    }
+    return Effect.gen(function*() {
+      yield* Store.create(Bell, "create", { id: "b", n: 0 })
+      // the record's fiber serves a slow call; the arming call waits in its mailbox, for a batch of its own
+      const slow = yield* Effect.forkChild(Store.update(Bell, { id: "b" }, "slow"), { startImmediately: true })
+      for (let i = 0; i < 50 && !bell.slowBegan; i++) yield* Effect.yieldNow
+      assert.isTrue(bell.slowBegan, "the record's fiber serves the slow call")
+      const armed = yield* Effect.forkChild(Store.update(Bell, { id: "b" }, "arm"), { startImmediately: true })
+      yield* TestClock.adjust("1 second")
+      for (let i = 0; i < 50 && !trap.fired; i++) yield* Effect.yieldNow
+      assert.isTrue(trap.fired, "the record's fiber was parked after serving the arming call")
+      assert.strictEqual(trap.held.length, 1)
+      assert.strictEqual((yield* Fiber.join(slow)).n, 0)
+      assert.strictEqual((yield* Fiber.join(armed)).n, 1)
+      // posted while the fiber is parked: its mailbox was found empty, its wait has not begun
+      const call = yield* Effect.forkChild(Store.update(Bell, { id: "b" }, "bump"), { startImmediately: true })
+      assert.isUndefined(call.pollUnsafe(), "the call waits for the record's fiber")
+      for (const task of trap.held.splice(0)) task()
+      const answered = yield* Effect.forkChild(Effect.timeoutOption(Fiber.join(call), "1 second"))
+      yield* TestClock.adjust("1 second")
+      const result = yield* Fiber.join(answered)
+      assert.isTrue(Option.isSome(result), "the call was answered without another request")
+      assert.strictEqual(Option.getOrThrow(result).n, 2)
+      assert.strictEqual((yield* Store.get(Bell, { id: "b" })).n, 2)
+    }).pipe(
+      Effect.provide(Store.layer([Bell]).pipe(Layer.provide(Layer.succeed(Scheduler.Scheduler, scheduler))))
+    )
+  })
 })
