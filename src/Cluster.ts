@@ -25,7 +25,10 @@
  *   whose `applied` says whether the write may have happened: `"no"` when no
  *   attempt reached the owner's commit (safe to call again), `"unknown"` when
  *   one may have (then it was applied at most once). A call never fails
- *   silently and is never applied twice.
+ *   silently and is never applied twice. The caller may choose the id
+ *   (`Store.withOperationId`), and `Unavailable.operationId` names it: a
+ *   write sent again under an id its record remembers is answered with the
+ *   record and not applied again.
  * - `Store.read` runs in SQL from any process, never activates a record, and
  *   returns what the in-memory evaluator returns on the same records. The
  *   filter runs in SQL where SQL decides it exactly (equality, `in`, `isNil`,

@@ -41,6 +41,10 @@
  *   lost**.
  * - A `read` is not activity: a record that is only ever scanned expires.
  * - A call whose caller is interrupted may still be served.
+ * - An operation id chosen with `Store.withOperationId` is checked by the
+ *   Store and ignored here: no call is ambiguous in one process (none fails
+ *   with `Unavailable`), and a write made again under the same id is applied
+ *   again.
  * - The deadline is checked when an action commits: an update or destroy
  *   that would commit after the record's deadline (its hooks ran too long)
  *   fails with `NotFound` and publishes nothing; a new record's inactivity

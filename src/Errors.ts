@@ -378,14 +378,39 @@ export class MailboxFull extends Schema.TaggedError<MailboxFull>()("MailboxFull"
  * - `"unknown"`: at least one attempt may have reached the owner and been
  *   applied before its answer was lost (an interrupted reply, a runner that
  *   stopped while serving it). Every attempt carried the same operation id,
- *   so the write was applied **at most once**; read the record to find out,
- *   or call again only if the write is idempotent (it sets rather than adds).
+ *   so the write was applied **at most once**: send it again under that id
+ *   (`operationId`, with `Store.withOperationId`) and it is applied if it
+ *   was not, or answered with the record if it was, never applied twice
+ *   (a create whose key was generated: with `key` in its input, the key it
+ *   was sent under, or it is another record).
  *
- * For `get` and `keepAlive` (messages to the owner on resources with an
- * inactivity timeout), `applied` is about the activity they record.
- * `attempts` counts the sends; `lastFailure` says, in words, the last
- * failure seen (`EntityNotAssignedToRunner: ...`, `interrupted: ...`,
- * `fenced: ...`).
+ * `operationId` is the id every attempt of a write carried: the one the
+ * caller chose with `Store.withOperationId`, or the one the data layer made
+ * (absent for `get` and `keepAlive`). For `get` and `keepAlive` (messages to
+ * the owner on resources with an inactivity timeout), `applied` is about the
+ * activity they record. `attempts` counts the sends; `lastFailure` says, in
+ * words, the last failure seen (`EntityNotAssignedToRunner: ...`,
+ * `interrupted: ...`, `fenced: ...`).
+ *
+ * **Example** (Sending a write again under its operation id)
+ *
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Action, Changeset, Resource, Store } from "effect-gen-server"
+ *
+ * const Counter = Resource.make("Counter", {
+ *   fields: { id: Schema.String, n: Schema.Int },
+ *   primaryKey: ["id"],
+ *   actions: { inc: Action.update({ change: (cs) => Changeset.set(cs, "n", Changeset.get(cs, "n") + 1) }) }
+ * })
+ *
+ * const inc = Store.update(Counter, { id: "visits" }, "inc")
+ * // not idempotent, yet safe to send again under the same id: applied once
+ * const once = inc.pipe(
+ *   Effect.catchTag("Unavailable", (e) =>
+ *     e.operationId === undefined ? Effect.fail(e) : inc.pipe(Store.withOperationId(e.operationId)))
+ * )
+ * ```
  *
  * **Example** (Retrying a write that certainly did not happen)
  *
@@ -421,7 +446,9 @@ export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable"
   applied: Schema.Literals(["no", "unknown"]),
   attempts: Schema.Number,
   message: Schema.String,
-  lastFailure: Schema.String
+  lastFailure: Schema.String,
+  /** The operation id every attempt of the write carried (none for `get` and `keepAlive`). */
+  operationId: Schema.optionalKey(Schema.String)
 }) {}
 
 /**

@@ -25,6 +25,7 @@
  * @module
  */
 import { Context, Effect, Layer, type PubSub, type Scope, Stream } from "effect"
+import { dual } from "effect/Function"
 import type * as Action from "./Action.js"
 import * as DataLayer from "./DataLayer.js"
 import type {
@@ -39,6 +40,7 @@ import type {
   ValidationError
 } from "./Errors.js"
 import type * as LifecycleEvent from "./Event.js"
+import * as Admission from "./internal/admission.js"
 import { checkReadable } from "./internal/query.js"
 import { spanned } from "./internal/tracing.js"
 import type * as Query from "./Query.js"
@@ -116,6 +118,29 @@ const tracedRead = <A, E, R>(
   name: string,
   resource: string
 ): Effect.Effect<A, E, R> => traceReads ? spanned(effect, name, { resource }) : effect
+
+/**
+ * A write (create, update, destroy) in its span: refused with a
+ * `ValidationError` before it reaches the data layer when the operation id
+ * the caller chose ({@link withOperationId}) is malformed.
+ */
+const write = <A, E>(
+  resource: string,
+  action: string,
+  name: string,
+  run: (dataLayer: DataLayer.Service) => Effect.Effect<A, E>
+): Effect.Effect<A, E | ValidationError, Store> =>
+  spanned(
+    Effect.withFiber((fiber) => {
+      const id = fiber.getRef(Admission.CurrentOperationId)
+      const refused = id === undefined ? undefined : Admission.checkOperationId(resource, action, id)
+      return refused === undefined
+        ? Store.use(({ dataLayer }) => run(dataLayer))
+        : Effect.fail<E | ValidationError>(refused)
+    }),
+    name,
+    { resource, action }
+  )
 
 /**
  * A lifecycle event: `Created`, `Updated`, `Destroyed` (with its `reason`),
@@ -318,11 +343,7 @@ export const create: <R extends Resource.Any, const N extends Resource.ActionNam
   ...input: InputArgs<Resource.Input<R, N>>
 ) => Effect.Effect<Resource.Record<R>, CreateError<R, N>, Store> =
   ((resource: Resource.Any, action: string, input?: unknown) =>
-    spanned(
-      Store.use(({ dataLayer }) => dataLayer.create(resource.name, action, input)),
-      "Store.create",
-      { resource: resource.name, action }
-    )) as any
+    write(resource.name, action, "Store.create", (dataLayer) => dataLayer.create(resource.name, action, input))) as any
 
 /**
  * Runs an update action on a record (given as a record or as its key),
@@ -356,10 +377,11 @@ export const update: <R extends Resource.Any, const N extends Resource.ActionNam
   ...args: InputArgs<Resource.Input<R, N>>
 ) => Effect.Effect<Resource.Record<R>, UpdateError<R, N>, Store> =
   ((resource: Resource.Any, key: unknown, action: string, input?: unknown) =>
-    spanned(
-      Store.use(({ dataLayer }) => dataLayer.update(resource.name, key, action, input)),
+    write(
+      resource.name,
+      action,
       "Store.update",
-      { resource: resource.name, action }
+      (dataLayer) => dataLayer.update(resource.name, key, action, input)
     )) as any
 
 /**
@@ -390,11 +412,114 @@ export const destroy: <R extends Resource.Any, const N extends Resource.ActionNa
   ...action: DestroyArgs<R, N>
 ) => Effect.Effect<void, DestroyError<R, [N] extends [never] ? "destroy" : N>, Store> =
   ((resource: Resource.Any, key: unknown, action?: string) =>
-    spanned(
-      Store.use(({ dataLayer }) => dataLayer.destroy(resource.name, key, action ?? "destroy")),
+    write(
+      resource.name,
+      action ?? "destroy",
       "Store.destroy",
-      { resource: resource.name, action: action ?? "destroy" }
+      (dataLayer) => dataLayer.destroy(resource.name, key, action ?? "destroy")
     )) as any
+
+/**
+ * Runs `effect` with its writes (`create`, `update`, `destroy`) under the
+ * operation id `id`, chosen by the caller. On a cluster (`Cluster.layer`)
+ * every write is sent under an operation id and its record remembers the ids
+ * of its last 16 writes; a write sent again under an id its record remembers
+ * is answered without being applied again. Choosing the id makes that
+ * available to the caller: after `Unavailable` with `applied: "unknown"`
+ * (whose `operationId` is the id the write was sent under, chosen or made),
+ * or after a success whose answer the caller lost, send the same write again
+ * under the same id and it is applied **once** in all: a create answers with
+ * the record it created (not `AlreadyExists`), an update with the record,
+ * a destroy without error.
+ *
+ * **Details**
+ *
+ * - The id is checked when the write starts, in the caller's process: a
+ *   string of 1 to 200 characters, or the write fails with
+ *   `ValidationError` and changes nothing.
+ * - A write answered under a remembered id is not applied: it answers with
+ *   the record as it is now (later writes show in it), and runs no hooks.
+ * - Nested, the innermost `withOperationId` applies.
+ * - In one process (`Store.layer`: the GenServer, memory and durable data
+ *   layers) the id is checked, then ignored: a call there is never
+ *   ambiguous (none fails with `Unavailable`, its answer is never lost), so
+ *   there is nothing to send again. A write made again under the same id
+ *   there is a new write, applied again.
+ *
+ * **Gotchas**
+ *
+ * - An id names one write: every write `effect` makes carries it, so two
+ *   writes of one record under one id apply the first only (the second is
+ *   answered with the record). Wrap a single write (writes of different
+ *   records may share an id). Writes made by the record's own hooks carry ids
+ *   of their own.
+ * - The id is not compared with the write: another write sent under an id
+ *   the record remembers is not applied either.
+ * - A record recognises the id, so a write sent again must reach the same
+ *   record: a create whose primary key is generated (`generated`) gets a new
+ *   key at every call, and is a new record every time. Give such a create
+ *   its key: from the input, or, after `Unavailable`, from its `key` (the key
+ *   it was sent under).
+ * - A record remembers the ids of its **last 16 writes** (also once destroyed,
+ *   or moved to another key by a key change): a write sent again after 16
+ *   later writes of its record is applied again. An update sent again after
+ *   its record was destroyed fails with `NotFound`; a create sent again after
+ *   its record was destroyed creates it again (its key is free), and one whose
+ *   record has changed key since answers with the record at its new key.
+ *
+ * **Example** (An idempotent counter increment)
+ *
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Action, Changeset, Resource, Store } from "effect-gen-server"
+ *
+ * const Counter = Resource.make("Counter", {
+ *   fields: { id: Schema.String, n: Schema.Int },
+ *   primaryKey: ["id"],
+ *   actions: { inc: Action.update({ change: (cs) => Changeset.set(cs, "n", Changeset.get(cs, "n") + 1) }) }
+ * })
+ *
+ * // `requestId`: the id of the request asking for the increment (an HTTP Idempotency-Key, say)
+ * const inc = (requestId: string) =>
+ *   Store.update(Counter, { id: "visits" }, "inc").pipe(
+ *     Store.withOperationId(`visits-inc-${requestId}`),
+ *     // sent again under the same id: applied at most once in all, whatever the first attempt did
+ *     Effect.retry({ times: 3, while: (e) => e._tag === "Unavailable" })
+ *   )
+ * ```
+ *
+ * @category operations
+ * @since 0.5.0
+ */
+export const withOperationId: {
+  (id: string): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, id: string): Effect.Effect<A, E, R>
+} = dual(
+  2,
+  <A, E, R>(self: Effect.Effect<A, E, R>, id: string): Effect.Effect<A, E, R> =>
+    Effect.provideService(self, Admission.CurrentOperationId, id)
+)
+
+/**
+ * The operation id the writes of the current fiber are sent under, as set by
+ * {@link withOperationId}; `undefined` (the default) lets the data layer
+ * make one per write. A data layer of your own that remembers operations
+ * reads it here.
+ *
+ * **Example** (Reading the chosen id)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Store } from "effect-gen-server"
+ *
+ * const chosen = Effect.withFiber((fiber) => Effect.succeed(fiber.getRef(Store.CurrentOperationId)))
+ * const id = chosen.pipe(Store.withOperationId("order-42")) // "order-42"
+ * ```
+ *
+ * @category references
+ * @since 0.5.0
+ */
+export const CurrentOperationId: Context.Reference<string | undefined> = Admission.CurrentOperationId
 
 /**
  * Gets a record by its full primary key: the fast path, read from the

@@ -874,4 +874,27 @@ describe.each([["genServer"], ["memory"]] as const)("values that cross the data 
         }).pipe(Effect.provide(Store.layer([Room], { dataLayer }))))
     }
   })
+
+  describe("operation ids in one process", () => {
+    const Tick = Resource.make("Tick", {
+      fields: { id: Schema.String, count: Schema.Int },
+      primaryKey: ["id"],
+      actions: { bump: Action.update({ change: (cs) => Changeset.set(cs, "count", cs.data.count + 1) }) }
+    })
+
+    it.effect("an id is checked, then ignored: a write made again under it is applied again", () =>
+      Effect.gen(function*() {
+        const bump = Store.update(Tick, { id: "t" }, "bump").pipe(Store.withOperationId("bump-1"))
+        yield* Store.create(Tick, "create", { id: "t", count: 0 }).pipe(Store.withOperationId("create-t"))
+        assert.strictEqual((yield* bump).count, 1)
+        assert.strictEqual((yield* bump).count, 2)
+        const again = yield* Effect.flip(
+          Store.create(Tick, "create", { id: "t", count: 0 }).pipe(Store.withOperationId("create-t"))
+        )
+        assert.strictEqual(again._tag, "AlreadyExists")
+        const refused = yield* Effect.flip(Store.update(Tick, { id: "t" }, "bump").pipe(Store.withOperationId("")))
+        assert.strictEqual(refused._tag, "ValidationError")
+        assert.strictEqual((yield* Store.get(Tick, { id: "t" })).count, 2)
+      }).pipe(Effect.provide(Store.layer([Tick], { dataLayer }))))
+  })
 })

@@ -114,3 +114,10 @@ const Plain = Resource.make("Plain", {
   actions: { open: Action.create({ accept: ["id"] }) }
 })
 export const plainLayer: Layer.Layer<Store.Store> = Store.layer([Plain])
+
+// an operation id keeps the write's type, data-last and data-first
+const travel = Store.update(Character, { id: "1" }, "travelInTime", { targetYear: 1955 })
+export const underId: typeof travel = travel.pipe(Store.withOperationId("travel-1"))
+export const underIdFirst: typeof travel = Store.withOperationId(travel, "travel-1")
+// @ts-expect-error an operation id is a string
+export const badId = travel.pipe(Store.withOperationId(1))

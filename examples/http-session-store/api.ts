@@ -58,10 +58,13 @@ export class StoreClosed extends Schema.TaggedError<StoreClosed>()("StoreClosed"
  * 503: on a cluster, the runner owning the record did not answer in time (a
  * shard moving, a runner stopping). `applied: "no"`: nothing happened, the
  * request can be sent again; `"unknown"`: it may have been applied, once.
+ * `operationId`: the id the write that gave up was sent under (none for a
+ * read), for the server's logs: this API takes no id from its clients.
  */
 export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", {
   message: Schema.String,
-  applied: Schema.Literals(["no", "unknown"])
+  applied: Schema.Literals(["no", "unknown"]),
+  operationId: Schema.optionalKey(Schema.String)
 }, { httpApiStatus: 503 }) {}
 
 /** 500: the record's fiber crashed while serving the request; the supervisor restarted it. */

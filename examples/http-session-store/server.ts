@@ -76,7 +76,13 @@ const fromStoreError = (error: Errors.StoreError): Effect.Effect<never, Api.Stor
     case "StoreClosed":
       return Effect.fail(new Api.StoreClosed({ message: error.message }))
     case "Unavailable":
-      return Effect.fail(new Api.Unavailable({ message: error.message, applied: error.applied }))
+      return Effect.fail(
+        new Api.Unavailable({
+          message: error.message,
+          applied: error.applied,
+          ...(error.operationId === undefined ? {} : { operationId: error.operationId })
+        })
+      )
     case "RecordCrashed":
       return Effect.fail(new Api.RecordCrashed({ message: error.message }))
     case "AlreadyExists":

@@ -41,6 +41,38 @@ export const storeClosed = () => new StoreClosed({ message: "the store is closed
 export const notFound = (compiled: Compiled, key: unknown) =>
   new NotFound({ resource: compiled.name, key, message: `${compiled.name} ${JSON.stringify(key)} not found` })
 
+/**
+ * The operation id a caller chose for its writes (`Store.withOperationId`):
+ * the cluster data layer sends it instead of one it makes, so that a write
+ * re-sent under it is recognised by its record and not applied twice.
+ * Checked by the Store's writes before they reach a data layer.
+ *
+ * @internal
+ */
+export const CurrentOperationId = Context.Reference<string | undefined>("effect-gen-server/CurrentOperationId", {
+  defaultValue: () => undefined
+})
+
+/** The longest operation id a caller may choose. @internal */
+export const maxOperationIdLength = 200
+
+/**
+ * Refuses an operation id that is not a non-empty string of at most
+ * `maxOperationIdLength` characters, before the write touches anything.
+ *
+ * @internal
+ */
+export const checkOperationId = (resource: string, action: string, id: unknown): ValidationError | undefined =>
+  typeof id === "string" && id.length > 0 && id.length <= maxOperationIdLength
+    ? undefined
+    : new ValidationError({
+      resource,
+      message:
+        `${resource}.${action}: an operation id must be a string of 1 to ${maxOperationIdLength} characters, got ${
+          typeof id === "string" ? `${id.length} characters` : typeof id
+        }`
+    })
+
 const unknownResource = (name: unknown) =>
   new ValidationError({ resource: String(name), message: `unknown resource ${JSON.stringify(String(name))}` })
 

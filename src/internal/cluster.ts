@@ -12,7 +12,10 @@
  *   a runner gone, an interrupted reply) is re-sent with the same operation
  *   id; the row remembers its last operation ids, so a write applied before
  *   the failure is not applied again (the retry answers with the current
- *   record). A call that gives up fails with `Unavailable`, saying whether
+ *   record). The id is the caller's when it chose one
+ *   (`Store.withOperationId`): a write the caller sends again under it is
+ *   recognised the same way. A call that gives up fails with `Unavailable`
+ *   (naming the id, so the caller can send it again), saying whether
  *   any attempt may have reached the owner (`applied: "unknown"`) or none did
  *   (`"no"`: refused by routing, or fenced on the owner).
  * - `read` runs in SQL from any process and never activates an entity; `get`
@@ -596,10 +599,14 @@ export const make = (
         const lock = Semaphore.makeUnsafe(1)
         let currentRun = `${self}#${origin}:0`
 
-        /** Runs `effect` as the record: its hooks see its run in `CurrentCallers`, with the layer's services. */
+        /**
+         * Runs `effect` as the record: its hooks see its run in `CurrentCallers`, with the layer's services; their
+         * own writes get operation ids of their own (a caller's id never reaches them, wherever the caller runs).
+         */
         const asRecord = <A, E>(callers: ReadonlyArray<string>, effect: Effect.Effect<A, E, any>) =>
           effect.pipe(
             Effect.provideService(CurrentCallers, [...callers, currentRun]),
+            Effect.provideService(Admission.CurrentOperationId, undefined),
             Effect.provideContext(context)
           ) as Effect.Effect<A, E>
 
@@ -902,6 +909,11 @@ export const make = (
                 if (held.ops.includes(payload.op)) return codecs.encodeData(held.state)
                 return yield* alreadyExists(resource, keyOf())
               }
+              if (movedTo !== undefined && tombstoneOps.includes(payload.op)) {
+                // a retry of this create, whose record has moved to another key since: answered with it there
+                const moved = yield* loadRow(resource, movedTo)
+                if (moved !== undefined && moved.alive) return codecs.encodeData(moved.state)
+              }
               const compiledAction = yield* action(payload.action, "create")
               const decoded = codecs.decodeInput(compiledAction, payload.input)
               const data = codecs.decodeData(payload.data)
@@ -1103,7 +1115,8 @@ export const make = (
       resource: Compiled,
       key: unknown,
       action: string,
-      call: Effect.Effect<A, unknown>
+      call: Effect.Effect<A, unknown>,
+      operationId?: string
     ): Effect.Effect<A, StoreError> =>
       Effect.suspend(() => {
         let attempts = 0
@@ -1157,14 +1170,20 @@ export const make = (
                       ? "it may have been applied (at most once)"
                       : "it was not applied (every attempt was refused before the owner's commit)"
                   }`,
-                  lastFailure: describeFailure(e.cause)
+                  lastFailure: describeFailure(e.cause),
+                  ...(operationId === undefined ? {} : { operationId })
                 })
               )
           )
         ) as Effect.Effect<A, StoreError>
       })
 
-    const op = () => crypto.randomUUID()
+    /**
+     * The operation id of a write: the caller's (`Store.withOperationId`,
+     * checked by the Store), or a new one. Every attempt carries it, and the
+     * owner answers a write its record remembers without applying it again.
+     */
+    const op = (chosen: string | undefined) => chosen ?? crypto.randomUUID()
 
     /**
      * A call made by a run of this process (a record's hook) waits on its
@@ -1218,7 +1237,7 @@ export const make = (
         const { codecs } = entities.get(resource.name)!
         const payload = {
           action: action.name,
-          op: op(),
+          op: op(fiber.getRef(Admission.CurrentOperationId)),
           data: codecs.encodeData(data),
           input: codecs.encodeInput(action, decoded),
           callers: fiber.getRef(CurrentCallers)
@@ -1228,7 +1247,13 @@ export const make = (
             payload.callers,
             resource,
             target.id,
-            send(resource, target.key, action.name, clients.get(resource.name)!(target.id).Create(payload))
+            send(
+              resource,
+              target.key,
+              action.name,
+              clients.get(resource.name)!(target.id).Create(payload),
+              payload.op
+            )
           ),
           (u) => decodeRecord(resource, u)
         )
@@ -1243,7 +1268,7 @@ export const make = (
         if (!("id" in target)) return Effect.fail(target)
         const payload = {
           action: action.name,
-          op: op(),
+          op: op(fiber.getRef(Admission.CurrentOperationId)),
           input: entities.get(resource.name)!.codecs.encodeInput(action, decoded),
           callers: fiber.getRef(CurrentCallers)
         }
@@ -1252,7 +1277,13 @@ export const make = (
             payload.callers,
             resource,
             target.id,
-            send(resource, target.key, action.name, clients.get(resource.name)!(target.id).Update(payload))
+            send(
+              resource,
+              target.key,
+              action.name,
+              clients.get(resource.name)!(target.id).Update(payload),
+              payload.op
+            )
           ),
           (u) => decodeRecord(resource, u)
         )
@@ -1265,13 +1296,23 @@ export const make = (
         const { action, resource } = admitted
         const target = entityOf(resource, key)
         if (!("id" in target)) return Effect.fail(target)
-        const payload = { action: action.name, op: op(), callers: fiber.getRef(CurrentCallers) }
+        const payload = {
+          action: action.name,
+          op: op(fiber.getRef(Admission.CurrentOperationId)),
+          callers: fiber.getRef(CurrentCallers)
+        }
         return Effect.asVoid(
           waitedOn(
             payload.callers,
             resource,
             target.id,
-            send(resource, target.key, action.name, clients.get(resource.name)!(target.id).Destroy(payload))
+            send(
+              resource,
+              target.key,
+              action.name,
+              clients.get(resource.name)!(target.id).Destroy(payload),
+              payload.op
+            )
           )
         )
       })

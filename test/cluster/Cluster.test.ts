@@ -308,6 +308,44 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
       assert.strictEqual((yield* Store.get(Counter, { id: "c" })).n, 2)
     }).pipe(Effect.provide(fresh())), { timeout: 30_000 })
 
+  it.effect(
+    "writes sent again under the caller's operation ids (Store.withOperationId) are applied once",
+    () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const create = Store.create(Counter, "create", { id: "g", n: 1 }).pipe(Store.withOperationId("create-g"))
+        const inc = Store.update(Counter, { id: "g" }, "inc").pipe(Store.withOperationId("inc-g"))
+        assert.deepStrictEqual(yield* create, { id: "g", n: 1 })
+        assert.deepStrictEqual(yield* create, { id: "g", n: 1 })
+        assert.deepStrictEqual(yield* inc, { id: "g", n: 2 })
+        assert.deepStrictEqual(yield* inc, { id: "g", n: 2 })
+        // a key change, sent again at the old key: answered with the record at its new key
+        const rekey = Store.update(Counter, { id: "g" }, "update", { id: "h" }).pipe(Store.withOperationId("move-g"))
+        assert.deepStrictEqual(yield* rekey, { id: "h", n: 2 })
+        assert.strictEqual((yield* Store.update(Counter, { id: "h" }, "inc")).n, 3)
+        assert.deepStrictEqual(yield* rekey, { id: "h", n: 3 })
+        // and so is the create: nothing is created again at the key it left
+        assert.deepStrictEqual(yield* create, { id: "h", n: 3 })
+        assert.strictEqual((yield* Effect.flip(Store.get(Counter, { id: "g" })))._tag, "NotFound")
+        assert.deepStrictEqual((yield* Store.read(Query.make(Counter))).map((r) => `${r.id}:${r.n}`), ["h:3"])
+        // a hook's own write carries an id of its own, not its caller's
+        yield* Store.create(Counter, "create", { id: "f", n: 3 })
+        const raced = yield* Effect.flip(
+          Store.update(Counter, { id: "f" }, "rekeyRaced").pipe(Store.withOperationId("raced-f"))
+        )
+        assert.strictEqual(raced._tag, "AlreadyExists")
+        const rows = yield* sql.unsafe<{ readonly key: string; readonly ops: ReadonlyArray<string> }>(
+          `SELECT key, ops FROM c_records WHERE key IN ('f', 'raced') ORDER BY key`
+        )
+        assert.deepStrictEqual(rows.map((r) => [r.key, r.ops.length, r.ops.includes("raced-f")]), [["f", 1, false], [
+          "raced",
+          1,
+          false
+        ]])
+      }).pipe(Effect.provide(fresh())),
+    { timeout: 30_000 }
+  )
+
   it.live(
     "fencing: a commit over a row another owner changed is refused, the record reloads, the call is re-sent",
     () =>

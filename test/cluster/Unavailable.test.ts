@@ -18,7 +18,7 @@ import { Effect, Exit, Fiber, Layer, Schema, Scope } from "effect"
 import { EntityAddress, EntityId, Sharding, TestRunner } from "effect/cluster"
 import { EntityNotAssignedToRunner } from "effect/cluster/ClusterError"
 import { SqlClient } from "effect/sql"
-import { Action, Changeset, Cluster, type Errors, Resource, Store } from "../../src/index.js"
+import { Action, Changeset, Cluster, type Errors, Query, Resource, Store } from "../../src/index.js"
 import { assertRoundTrip } from "../fixtures/RoundTrip.js"
 import { Character } from "../fixtures/TimeTravel.js"
 import * as Pg from "./pg.js"
@@ -225,4 +225,160 @@ describe("Cluster: a call that gives up fails with Unavailable, saying whether i
       assert.strictEqual(error.applied, "no")
       assert.include(error.message, "the store closed")
     }), { timeout: 30_000 })
+})
+
+/** The row of Counter `id`: its state, the operation ids it remembers, its version. */
+const counterRow = (id: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* Effect.orDie(
+      sql.unsafe<{ state: unknown; ops: unknown; version: unknown; alive: boolean }>(
+        `SELECT state, ops, version, alive FROM u_records WHERE resource = 'Counter'`
+      )
+    )
+    const parsed = (u: unknown) => typeof u === "string" ? JSON.parse(u) : u
+    const row = rows.map((r) => ({ ...r, state: parsed(r.state), ops: parsed(r.ops) as ReadonlyArray<string> }))
+      .find((r) => r.alive && r.state.id === id)
+    assert.isDefined(row, `the row of Counter ${id}`)
+    return { n: row!.state.n as number, ops: row!.ops, version: Number(row!.version) }
+  })
+
+describe("Cluster: a write sent again under the operation id the caller chose is applied once", () => {
+  it.live(
+    "an update after Unavailable \"unknown\": answered with the record, the counter up by one",
+    () =>
+      Effect.gen(function*() {
+        yield* Store.create(Counter, "create", { id: "c", n: 0 })
+        const before = yield* counterRow("c")
+        const inc = Store.update(Counter, { id: "c" }, "inc").pipe(Store.withOperationId("inc-1"))
+        const error = unavailable(yield* withFaults(["lost", "refused"], Effect.flip(inc)))
+        assert.deepStrictEqual([error.applied, error.operationId], ["unknown", "inc-1"])
+        assertRoundTrip(error)
+        // sent again under its id: answered, not applied again
+        assert.strictEqual((yield* inc).n, 1)
+        // and again, after that success
+        assert.strictEqual((yield* inc).n, 1)
+        assert.strictEqual((yield* Store.get(Counter, { id: "c" })).n, 1)
+        const after = yield* counterRow("c")
+        assert.strictEqual(after.n, before.n + 1)
+        assert.strictEqual(after.version, before.version + 1)
+        assert.deepStrictEqual(after.ops.filter((op) => op === "inc-1"), ["inc-1"])
+        // another id is another write
+        assert.strictEqual((yield* Store.update(Counter, { id: "c" }, "inc").pipe(Store.withOperationId("inc-2"))).n, 2)
+        assert.strictEqual((yield* counterRow("c")).n, 2)
+      }).pipe(Effect.provide(store(1))),
+    { timeout: 30_000 }
+  )
+
+  it.live("a create sent again: answered with the record it created, not AlreadyExists", () =>
+    Effect.gen(function*() {
+      const create = Store.create(Counter, "create", { id: "a", n: 7 }).pipe(Store.withOperationId("create-a"))
+      const error = unavailable(yield* withFaults(["lost", "refused"], Effect.flip(create)))
+      assert.deepStrictEqual([error.applied, error.action, error.operationId], ["unknown", "create", "create-a"])
+      yield* Store.update(Counter, { id: "a" }, "inc")
+      // answered with the record as it is now, nothing created again
+      assert.deepStrictEqual(yield* create, { id: "a", n: 8 })
+      assert.deepStrictEqual(yield* create, { id: "a", n: 8 })
+      assert.strictEqual((yield* counterRow("a")).n, 8)
+      // without the id, it is another create: the key is taken
+      assert.strictEqual(
+        (yield* Effect.flip(Store.create(Counter, "create", { id: "a", n: 7 })))._tag,
+        "AlreadyExists"
+      )
+    }).pipe(Effect.provide(store(1))), { timeout: 30_000 })
+
+  it.live(
+    "a destroy sent again: answered without error, and a record created since under the key stays",
+    () =>
+      Effect.gen(function*() {
+        yield* Store.create(Counter, "create", { id: "d", n: 1 })
+        const destroy = Store.destroy(Counter, { id: "d" }).pipe(Store.withOperationId("destroy-d"))
+        const error = unavailable(yield* withFaults(["lost", "refused"], Effect.flip(destroy)))
+        assert.deepStrictEqual([error.applied, error.action, error.operationId], ["unknown", "destroy", "destroy-d"])
+        yield* destroy
+        assert.strictEqual((yield* Effect.flip(Store.get(Counter, { id: "d" })))._tag, "NotFound")
+        // without the id, another destroy: nothing to destroy
+        assert.strictEqual((yield* Effect.flip(Store.destroy(Counter, { id: "d" })))._tag, "NotFound")
+        yield* Store.create(Counter, "create", { id: "d", n: 2 })
+        yield* destroy
+        assert.strictEqual((yield* Store.get(Counter, { id: "d" })).n, 2)
+      }).pipe(Effect.provide(store(1))),
+    { timeout: 30_000 }
+  )
+
+  it.live(
+    "a malformed id is ValidationError before anything is sent, and changes nothing",
+    () =>
+      Effect.gen(function*() {
+        yield* Store.create(Counter, "create", { id: "c", n: 0 })
+        const before = yield* counterRow("c")
+        sent.count = 0
+        const bad: ReadonlyArray<unknown> = ["", "x".repeat(201), 42, null]
+        for (const id of bad) {
+          const under = Store.withOperationId(id as string)
+          const errors = [
+            yield* Effect.flip(Store.update(Counter, { id: "c" }, "inc").pipe(under)),
+            yield* Effect.flip(Store.create(Counter, "create", { id: "b", n: 0 }).pipe(under)),
+            yield* Effect.flip(Store.destroy(Counter, { id: "c" }).pipe(under))
+          ]
+          assert.deepStrictEqual(errors.map((e) => e._tag), ["ValidationError", "ValidationError", "ValidationError"])
+          assert.include(errors[0]!.message, "operation id")
+        }
+        assert.strictEqual(sent.count, 0)
+        assert.deepStrictEqual(yield* counterRow("c"), before)
+        assert.strictEqual((yield* Effect.flip(Store.get(Counter, { id: "b" })))._tag, "NotFound")
+        // 200 characters is the longest id
+        assert.strictEqual(
+          (yield* Store.update(Counter, { id: "c" }, "inc").pipe(Store.withOperationId("y".repeat(200)))).n,
+          1
+        )
+      }).pipe(Effect.provide(store(1))),
+    { timeout: 30_000 }
+  )
+
+  it.live(
+    "without a chosen id, Unavailable names the one the data layer made: sent again under it, applied once",
+    () =>
+      Effect.gen(function*() {
+        yield* Store.create(Counter, "create", { id: "c", n: 0 })
+        const error = unavailable(
+          yield* withFaults(["lost", "refused"], Effect.flip(Store.update(Counter, { id: "c" }, "inc")))
+        )
+        assert.strictEqual(error.applied, "unknown")
+        assert.isString(error.operationId)
+        assert.isAbove(error.operationId!.length, 0)
+        assert.include((yield* counterRow("c")).ops, error.operationId!)
+        assertRoundTrip(error)
+        assert.strictEqual(
+          (yield* Store.update(Counter, { id: "c" }, "inc").pipe(Store.withOperationId(error.operationId!))).n,
+          1
+        )
+        assert.strictEqual((yield* counterRow("c")).n, 1)
+        // a get names none: it is not a write
+        const marty = yield* Store.create(Character, "create", { name: "Marty", currentYear: 1985 })
+        const get = unavailable(yield* withFaults(["refused", "refused"], Effect.flip(Store.get(Character, marty))))
+        assert.isUndefined(get.operationId)
+      }).pipe(Effect.provide(store(1))),
+    { timeout: 30_000 }
+  )
+})
+
+describe("Cluster: a create whose key is generated, sent again", () => {
+  it.live("with the key it was sent under (Unavailable.key) and its id: one record", () =>
+    Effect.gen(function*() {
+      const input = { name: "Marty", currentYear: 1985 }
+      const error = unavailable(
+        yield* withFaults(
+          ["lost", "refused"],
+          Effect.flip(Store.create(Character, "create", input).pipe(Store.withOperationId("arrive-marty")))
+        )
+      )
+      assert.strictEqual(error.applied, "unknown")
+      const id = (error.key as { readonly id: string }).id
+      const marty = yield* Store.create(Character, "create", { ...input, id }).pipe(
+        Store.withOperationId("arrive-marty")
+      )
+      assert.deepStrictEqual(marty, { id, name: "Marty", currentYear: 1985 })
+      assert.deepStrictEqual(yield* Store.read(Query.make(Character)), [marty])
+    }).pipe(Effect.provide(store(1))), { timeout: 30_000 })
 })

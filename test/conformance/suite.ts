@@ -413,6 +413,19 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
           assert.deepStrictEqual(yield* Store.read(Query.make(Traveller)), [doc])
           assert.deepStrictEqual(yield* drain(events), [])
         }))
+      test("writes under an operation id the caller chose are applied", () =>
+        Effect.gen(function*() {
+          const marty = yield* Store.create(Traveller, "create", { name: "Marty", currentYear: 1985 }).pipe(
+            Store.withOperationId("arrive")
+          )
+          const travelled = yield* Store.update(Traveller, marty, "travelInTime", { targetYear: 1955 }).pipe(
+            Store.withOperationId("y".repeat(200))
+          )
+          assert.strictEqual(travelled.currentYear, 1955)
+          assert.deepStrictEqual(yield* Store.get(Traveller, marty), travelled)
+          yield* Store.destroy(Traveller, marty).pipe(Store.withOperationId("leave"))
+          assert.strictEqual(yield* tagOf(Store.get(Traveller, marty)), "NotFound")
+        }))
     })
 
     describe("atomicity", () => {
@@ -536,6 +549,18 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
           ["ValidationError", untyped.get(Seat, { venue: "Hill Valley" })],
           ["ValidationError", untyped.get(Seat, { venue: "Hill Valley", row: "1" })]
         ]))
+
+      test("a malformed operation id is ValidationError and changes nothing", () =>
+        refusesAll((marty) =>
+          ["", "x".repeat(201), 42, null].flatMap((id) => {
+            const under = Store.withOperationId(id as string)
+            return [
+              ["ValidationError", Store.create(Traveller, "create", { name: "Biff", currentYear: 1955 }).pipe(under)],
+              ["ValidationError", Store.update(Traveller, marty, "travelInTime", { targetYear: 1955 }).pipe(under)],
+              ["ValidationError", Store.destroy(Traveller, marty).pipe(under)]
+            ] as const
+          })
+        ))
 
       test("every error and event a call produces round-trips through its JSON codec", () =>
         Effect.gen(function*() {
