@@ -64,6 +64,7 @@ import { Rpc } from "effect/rpc"
 import { SqlClient } from "effect/sql"
 import type * as DataLayer from "../DataLayer.js"
 import {
+  type ActionError,
   AlreadyExists,
   MailboxFull,
   NotFound,
@@ -79,8 +80,8 @@ import type * as Event from "../Event.js"
 import type * as Resource from "../Resource.js"
 import * as Admission from "./admission.js"
 import * as Events from "./events.js"
-import { prepare, runAfter, toEffect } from "./pipeline.js"
-import type { Compiled } from "./resource.js"
+import { prepare, type Prepared, type Refusal, runAfter, toEffect } from "./pipeline.js"
+import type { Compiled, CompiledAction, Decoded } from "./resource.js"
 import { keyObject } from "./server.js"
 import * as SqlState from "./sqlState.js"
 
@@ -611,6 +612,32 @@ export const make = (
           ) as Effect.Effect<A, E>
 
         /**
+         * A prepared change: its change function runs as the record
+         * (`asRecord`) only when it is an effect; a plain change needs no
+         * services.
+         */
+        const prepareAs = (
+          callers: ReadonlyArray<string>,
+          compiledAction: CompiledAction,
+          data: unknown,
+          input: Decoded
+        ) => {
+          const result = prepare(resource, compiledAction, data, input)
+          return Effect.isEffect(result)
+            ? asRecord(callers, result)
+            : toEffect(result) as Effect.Effect<Prepared, Refusal>
+        }
+        /** The after hooks of a prepared change, run as the record; the record, at once, when it has none. */
+        const afterAs = (
+          callers: ReadonlyArray<string>,
+          compiledAction: CompiledAction,
+          prepared: Prepared
+        ): Effect.Effect<any, ActionError> =>
+          prepared.afterHooks.length === 0
+            ? Effect.succeed(prepared.state)
+            : asRecord(callers, runAfter(resource, compiledAction, prepared))
+
+        /**
          * Runs `body` as the record's one running call, after the calls before
          * it; refused with `ReentrantCall` if waiting would deadlock.
          */
@@ -918,45 +945,42 @@ export const make = (
               const decoded = codecs.decodeInput(compiledAction, payload.input)
               const data = codecs.decodeData(payload.data)
               const created = { action: payload.action, data: payload.data, input: payload.input }
-              const record = yield* asRecord(
-                payload.callers,
-                Effect.gen(function*() {
-                  const prepared = yield* toEffect(prepare(resource, compiledAction, data, decoded))
-                  if (resource.encodeKey(prepared.state) !== key) return yield* keyChanged(resource, payload.action)
-                  const reply = yield* runAfter(resource, compiledAction, prepared)
-                  const committedAt = now()
-                  const event = stateEvent("Created", prepared.state)
-                  const outcome = yield* Effect.orDie(state.write({
-                    _tag: "Insert",
-                    resource,
-                    key,
-                    state: prepared.state,
-                    createdAt: committedAt,
-                    lastActivity: committedAt,
-                    initial: created,
-                    op: payload.op,
-                    ops: tombstoneOps,
-                    notify: noticeHeadOf(event)
-                  }))
-                  if (outcome === "conflict") {
-                    // the key is live: a record moved here meanwhile (a key change on another entity), or another
-                    // owner created it; this entity holds it from now on
-                    adopt(yield* loadRow(resource, key))
-                    return yield* alreadyExists(resource, keyObject(resource, prepared.state))
-                  }
-                  initial = created
-                  held = {
-                    version: outcome,
-                    state: prepared.state,
-                    createdAt: committedAt,
-                    lastActivity: committedAt,
-                    flushed: committedAt,
-                    ops: [...tombstoneOps, payload.op].slice(-SqlState.rememberedOps)
-                  }
-                  publish(event)
-                  return reply
-                })
-              )
+              const record = yield* Effect.gen(function*() {
+                const prepared = yield* prepareAs(payload.callers, compiledAction, data, decoded)
+                if (resource.encodeKey(prepared.state) !== key) return yield* keyChanged(resource, payload.action)
+                const reply = yield* afterAs(payload.callers, compiledAction, prepared)
+                const committedAt = now()
+                const event = stateEvent("Created", prepared.state)
+                const outcome = yield* Effect.orDie(state.write({
+                  _tag: "Insert",
+                  resource,
+                  key,
+                  state: prepared.state,
+                  createdAt: committedAt,
+                  lastActivity: committedAt,
+                  initial: created,
+                  op: payload.op,
+                  ops: tombstoneOps,
+                  notify: noticeHeadOf(event)
+                }))
+                if (outcome === "conflict") {
+                  // the key is live: a record moved here meanwhile (a key change on another entity), or another
+                  // owner created it; this entity holds it from now on
+                  adopt(yield* loadRow(resource, key))
+                  return yield* alreadyExists(resource, keyObject(resource, prepared.state))
+                }
+                initial = created
+                held = {
+                  version: outcome,
+                  state: prepared.state,
+                  createdAt: committedAt,
+                  lastActivity: committedAt,
+                  flushed: committedAt,
+                  ops: [...tombstoneOps, payload.op].slice(-SqlState.rememberedOps)
+                }
+                publish(event)
+                return reply
+              })
               return codecs.encodeData(record)
             }).pipe(guard, Effect.uninterruptible, (body) => exclusive(payload.callers, payload.action, body)),
 
@@ -973,34 +997,31 @@ export const make = (
               if (current.ops.includes(payload.op)) return codecs.encodeData(current.state)
               const compiledAction = yield* action(payload.action, "update")
               const decoded = codecs.decodeInput(compiledAction, payload.input)
-              const record = yield* asRecord(
-                payload.callers,
-                Effect.gen(function*() {
-                  const prepared = yield* toEffect(prepare(resource, compiledAction, current.state, decoded))
-                  const to = resource.encodeKey(prepared.state)
-                  if (to !== key) {
-                    // a change of primary key: refused before the after hooks when the new key is live already
-                    const there = yield* loadRow(resource, to)
-                    if (there !== undefined && there.alive) {
-                      return yield* alreadyExists(resource, keyObject(resource, prepared.state))
-                    }
+              const record = yield* Effect.gen(function*() {
+                const prepared = yield* prepareAs(payload.callers, compiledAction, current.state, decoded)
+                const to = resource.encodeKey(prepared.state)
+                if (to !== key) {
+                  // a change of primary key: refused before the after hooks when the new key is live already
+                  const there = yield* loadRow(resource, to)
+                  if (there !== undefined && there.alive) {
+                    return yield* alreadyExists(resource, keyObject(resource, prepared.state))
                   }
-                  const reply = yield* runAfter(resource, compiledAction, prepared)
-                  const t = now()
-                  if (t >= deadlineOf(resource, current)) {
-                    yield* expireIfDue(t)
-                    return yield* Admission.notFound(resource, key)
-                  }
-                  if (to !== key) {
-                    const moved = yield* commitMove(current, prepared.state, to, t, payload.op, "Updated")
-                    if (moved === "fenced") return yield* fenced()
-                    if (moved === "taken") return yield* alreadyExists(resource, keyObject(resource, prepared.state))
-                    return reply
-                  }
-                  if (!(yield* commitUpdate(current, prepared.state, t, payload.op, "Updated"))) return yield* fenced()
+                }
+                const reply = yield* afterAs(payload.callers, compiledAction, prepared)
+                const t = now()
+                if (t >= deadlineOf(resource, current)) {
+                  yield* expireIfDue(t)
+                  return yield* Admission.notFound(resource, key)
+                }
+                if (to !== key) {
+                  const moved = yield* commitMove(current, prepared.state, to, t, payload.op, "Updated")
+                  if (moved === "fenced") return yield* fenced()
+                  if (moved === "taken") return yield* alreadyExists(resource, keyObject(resource, prepared.state))
                   return reply
-                })
-              )
+                }
+                if (!(yield* commitUpdate(current, prepared.state, t, payload.op, "Updated"))) return yield* fenced()
+                return reply
+              })
               return codecs.encodeData(record)
             }).pipe(guard, Effect.uninterruptible, (body) => exclusive(payload.callers, payload.action, body)),
 
@@ -1011,17 +1032,10 @@ export const make = (
               if (held === undefined ? tombstoneOps.includes(payload.op) : held.ops.includes(payload.op)) return
               const current = yield* live(now())
               const compiledAction = yield* action(payload.action, "destroy")
-              yield* asRecord(
-                payload.callers,
-                Effect.gen(function*() {
-                  const prepared = yield* toEffect(prepare(resource, compiledAction, current.state, Admission.noInput))
-                  yield* runAfter(resource, compiledAction, prepared)
-                  const t = now()
-                  if (
-                    !(yield* commitRemoval(current, t, payload.op, removal(current, "action")))
-                  ) return yield* fenced()
-                })
-              )
+              const prepared = yield* prepareAs(payload.callers, compiledAction, current.state, Admission.noInput)
+              yield* afterAs(payload.callers, compiledAction, prepared)
+              const t = now()
+              if (!(yield* commitRemoval(current, t, payload.op, removal(current, "action")))) return yield* fenced()
             }).pipe(guard, Effect.uninterruptible, (body) => exclusive(payload.callers, payload.action, body)),
 
           Get: ({ payload }) =>
