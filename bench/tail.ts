@@ -2,11 +2,16 @@
  * The update tail over a million awake records, with longer windows than
  * `npm run bench`: creates `TAIL_N` (default 1,000,000) idle records of the
  * benchmark's `Character` (no hibernation), collects garbage, then measures
- * three times, 3 s each, update x1 (1 caller) and the update latency of 64
- * closed-loop callers, with the GC time of each window. Run it with V8's
+ * `TAIL_ROUNDS` times (default 3), `TAIL_MS` each (default 3,000 ms),
+ * update x1 (1 caller) and the update latency of 64 closed-loop callers,
+ * with the GC time of each window. A window of 20 s holds several of the
+ * major collections a heap of a million awake records goes through (one
+ * every 6-12 s of updates): the steady state, where a short window shows
+ * whichever part of the collection cycle it falls in. Run it with V8's
  * trace to see each collection's pause:
  *
  *   node --expose-gc --max-old-space-size=12288 --trace-gc --import tsx bench/tail.ts
+ *   TAIL_MS=20000 TAIL_ROUNDS=2 node --expose-gc --max-old-space-size=12288 --import tsx bench/tail.ts
  *
  * @since 0.3.0
  */
@@ -16,7 +21,10 @@ import { type Budget, collectGarbage, measureLatency, measureOps } from "./harne
 import { Character, indexFor, keyOf, makeRecord } from "./workloads.js"
 
 const size = Number(process.env.TAIL_N ?? 1_000_000)
-const budget: Budget = { warmupMs: 300, warmupMaxOps: 100_000, timeMs: 3_000, maxOps: 5_000_000 }
+const timeMs = Number(process.env.TAIL_MS ?? 3_000)
+const rounds = Number(process.env.TAIL_ROUNDS ?? 3)
+// room for 200k calls a second: a window never runs out of samples before its time
+const budget: Budget = { warmupMs: 300, warmupMaxOps: 100_000, timeMs, maxOps: Math.max(600_000, timeMs * 200) }
 
 const program = Effect.gen(function*() {
   const started = performance.now()
@@ -29,7 +37,7 @@ const program = Effect.gen(function*() {
   )
   const update = (i: number) =>
     Store.update(Character, { id: keyOf(indexFor(i, size)) }, "update", { currentYear: 1900 + (i % 100) })
-  for (let round = 0; round < 3; round++) {
+  for (let round = 0; round < rounds; round++) {
     const x1 = yield* measureOps(update, { budget })
     const latency = yield* measureLatency(update, { budget, callers: 64 })
     console.log(
