@@ -7,7 +7,8 @@
  *
  * A record's fiber that finds its mailbox empty waits for `Server.post` to
  * ring its doorbell; a call posted after the check but before the wait began
- * (the fiber yielded in between) is still served.
+ * (the fiber yielded in between) is still served. The fiber takes its whole
+ * mailbox at once: `mailboxCapacity` counts what waits, not what is served.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Option, Scheduler, Schema } from "effect"
@@ -183,5 +184,67 @@ describe("a record's fiber beginning to wait on its mailbox", () => {
     }).pipe(
       Effect.provide(Store.layer([Bell]).pipe(Layer.provide(Layer.succeed(Scheduler.Scheduler, scheduler))))
     )
+  })
+})
+
+/**
+ * A record's mailbox holds what waits for its fiber: the fiber takes all of
+ * it at once as its next batch, so `mailboxCapacity` counts the calls not yet
+ * taken, never the batch being served, and the calls of one batch come
+ * before those that arrive while it is served.
+ */
+const Gauge = Resource.make("Gauge", {
+  fields: { id: Schema.String, n: Schema.Int },
+  primaryKey: ["id"],
+  mailboxCapacity: 2,
+  actions: {
+    bump: Action.update({ change: (cs) => Changeset.set(cs, "n", Changeset.get(cs, "n") + 1) }),
+    // waits a second of the clock in the record's fiber, then multiplies by ten
+    slowTimesTen: Action.update({
+      change: (cs) =>
+        Changeset.before(cs, (cs) =>
+          Effect.suspend(() => {
+            gauge.slowBegan++
+            return Effect.as(Effect.sleep("1 second"), Changeset.set(cs, "n", cs.data.n * 10))
+          }))
+    })
+  }
+})
+
+/** How many slow calls the Gauge's fiber has begun. */
+const gauge = { slowBegan: 0 }
+
+describe("a record's mailbox", () => {
+  it.effect("capacity counts the calls not yet taken; a batch's calls come before the next arrivals", () => {
+    gauge.slowBegan = 0
+    const call = (action: "bump" | "slowTimesTen") =>
+      Effect.forkChild(Effect.exit(Store.update(Gauge, { id: "g" }, action)), { startImmediately: true })
+    const seen = (exit: Exit.Exit<{ readonly n: number }, { readonly _tag: string }>) =>
+      Exit.isSuccess(exit) ? exit.value.n : (exit.cause.reasons[0] as any)?.error?._tag
+    const slowBegins = (count: number) =>
+      Effect.gen(function*() {
+        for (let i = 0; i < 50 && gauge.slowBegan < count; i++) yield* Effect.yieldNow
+        assert.strictEqual(gauge.slowBegan, count, "the record's fiber serves the slow call")
+      })
+    return Effect.gen(function*() {
+      yield* Store.create(Gauge, "create", { id: "g", n: 1 })
+      const first = yield* call("slowTimesTen")
+      yield* slowBegins(1)
+      // the record's fiber is busy: two calls wait, the third finds the mailbox full
+      const a = yield* call("bump")
+      const b = yield* call("slowTimesTen")
+      const refused = yield* call("bump")
+      yield* TestClock.adjust("1 second")
+      // the fiber took a and b as one batch and serves b: the mailbox is empty again
+      yield* slowBegins(2)
+      const d = yield* call("bump")
+      const e = yield* call("bump")
+      const refusedToo = yield* call("bump")
+      yield* TestClock.adjust("1 second")
+      const results = []
+      for (const fiber of [first, a, b, refused, d, e, refusedToo]) results.push(seen(yield* Fiber.join(fiber)))
+      assert.deepStrictEqual(results, [10, 11, 110, "MailboxFull", 111, 112, "MailboxFull"])
+      assert.strictEqual((yield* Store.get(Gauge, { id: "g" })).n, 112)
+    }).pipe(Effect.provide(Store.layer([Gauge])))
   })
 })

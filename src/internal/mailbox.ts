@@ -1,18 +1,19 @@
 /**
  * The record's fiber: the loop around the record server's steps.
  *
- * It runs the create request, then takes the mailbox in batches and serves
- * each request in turn (`server.ts` decides what a request does), replies,
- * and hands a crash to the supervisor's restart before the crashed caller
- * is answered. Module-level functions, no per-record closures: an idle
- * record's fiber holds only its wait on the mailbox.
+ * It runs the create request, then takes the mailbox in batches (all it
+ * holds, at once) and serves each request in turn (`server.ts` decides what
+ * a request does), replies, and hands a crash to the supervisor's restart
+ * before the crashed caller is answered. Module-level functions, no
+ * per-record closures: an idle record's fiber holds only its wait on the
+ * mailbox.
  *
  * Pending callers of a removed record get `NotFound`; of an interrupted one
  * (the store closing), `StoreClosed`.
  *
  * @internal
  */
-import { Cause, Deferred, Effect, Exit, Queue } from "effect"
+import { Cause, Deferred, Effect, Exit } from "effect"
 import { StoreClosed, type StoreError } from "../Errors.js"
 import * as Registry from "./registry.js"
 import * as Server from "./server.js"
@@ -37,14 +38,9 @@ const failPending = (server: Server.RecordServer, error: (server: Server.RecordS
     for (let i = server.next; i < server.batch.length; i++) pending.push(server.batch[i]!)
     server.batch = undefined
   }
-  if (server.waking !== undefined) {
-    pending.push(...server.waking)
-    server.waking = undefined
-  }
-  const mailbox = server.mailbox
-  for (let taken = mailbox && Queue.takeUnsafe(mailbox); taken !== undefined && Exit.isSuccess(taken);) {
-    pending.push(taken.value)
-    taken = Queue.takeUnsafe(mailbox!)
+  if (server.mailbox !== undefined) {
+    pending.push(...server.mailbox)
+    server.mailbox = undefined
   }
   for (const request of pending) {
     const deferred = replyOf(request)
@@ -72,14 +68,14 @@ const replyOf = (request: Server.Request): Deferred.Deferred<any, StoreError> | 
  * @internal
  */
 export const serveNow = (server: Server.RecordServer, request: Server.Request): boolean => {
-  const mailbox = server.mailbox
+  const dispatcher = server.dispatcher
   if (
-    request._tag !== "Update" || mailbox === undefined ||
-    server.status !== "live" || server.doorbell === undefined || Queue.sizeUnsafe(mailbox) !== 0
+    request._tag !== "Update" || dispatcher === undefined ||
+    server.status !== "live" || server.doorbell === undefined || server.mailbox !== undefined
   ) return false
   const step = Server.serve(server, request)
   if (Step.isEffect(step) || step._tag === "Crashed") {
-    Server.post(server, mailbox, { _tag: "Continue", call: request, step })
+    Server.post(server, dispatcher, { _tag: "Continue", call: request, step })
   } else {
     reply(request.reply, step, server)
     server.ctx.metrics.call(server.ctx.now() - request.at)
@@ -91,35 +87,34 @@ export const serveNow = (server: Server.RecordServer, request: Server.Request): 
  * The record's fiber: runs the create request, then serves the mailbox
  * until the record is destroyed, removed or interrupted. Its interruption
  * is handled by {@link ended}, which the supervisor observes the fiber with.
+ * The record is awake from here: its mailbox rings the dispatcher of the
+ * fiber running this (`Server.post`).
  *
  * @internal
  */
-export const run = (
-  server: Server.RecordServer,
-  mailbox: Queue.Queue<Server.Request>,
-  first: Create
-): Effect.Effect<void, never, any> => {
-  server.mailbox = mailbox
-  server.current = first
-  // the create action runs in the record's fiber, like every action
-  const created = Server.create(server, first.chain, first.span)
-  return Step.isEffect(created)
-    ? Effect.flatMap(created, (outcome) => started(server, first, outcome))
-    : started(server, first, created)
-}
+export const run = (server: Server.RecordServer, first: Create): Effect.Effect<void, never, any> =>
+  Effect.withFiber((fiber) => {
+    server.dispatcher = fiber.currentDispatcher
+    server.current = first
+    // the create action runs in the record's fiber, like every action
+    const created = Server.create(server, first.chain, first.span)
+    return Step.isEffect(created)
+      ? Effect.flatMap(created, (outcome) => started(server, first, outcome))
+      : started(server, first, created)
+  })
 
 /**
- * The fiber of a record waking from hibernation: a new mailbox, then the
- * requests that arrived while it slept, in order, then the mailbox.
+ * The fiber of a record waking from hibernation: awake again, it serves the
+ * requests that arrived while it slept (its mailbox), in order, then what
+ * comes next.
  *
  * @internal
  */
-export const resume = (server: Server.RecordServer, mailbox: Queue.Queue<Server.Request>) => {
-  server.mailbox = mailbox
-  const batch = server.waking ?? []
-  server.waking = undefined
-  return batch.length === 0 ? serveMailbox(server) : serveBatch(server, batch)
-}
+export const resume = (server: Server.RecordServer): Effect.Effect<void, never, any> =>
+  Effect.withFiber((fiber) => {
+    server.dispatcher = fiber.currentDispatcher
+    return serveMailbox(server)
+  })
 
 /**
  * Observes the end of a record's fiber (an observer, not an `onInterrupt`
@@ -132,12 +127,12 @@ export const resume = (server: Server.RecordServer, mailbox: Queue.Queue<Server.
  */
 export const ended = (server: Server.RecordServer, exit: Exit.Exit<void>): void => {
   if (!Exit.isFailure(exit) || !Cause.hasInterrupts(exit.cause)) return
-  if (server.mailbox !== undefined) return onInterrupted(server)
+  if (server.dispatcher !== undefined) return onInterrupted(server)
   if (server.status === "starting") {
     const first = server.current
     server.current = undefined
     if (first?._tag === "Create") Deferred.doneUnsafe(first.reply, Exit.fail(closedWhileCreating()))
-  } else if (server.waking !== undefined) failPending(server, closed)
+  } else if (server.mailbox !== undefined) failPending(server, closed)
 }
 
 const closedWhileCreating = () =>
@@ -168,14 +163,22 @@ const serveMailbox = (server: Server.RecordServer): Effect.Effect<void, never, a
     failPending(server, Server.notFound)
     return Effect.void
   }
-  const mailbox = server.mailbox
   // hibernated while serving its last batch: the fiber ends here
-  if (mailbox === undefined) return Effect.void
-  if (Queue.sizeUnsafe(mailbox) !== 0) {
-    return Effect.flatMap(Queue.takeAll(mailbox), (batch) => serveBatch(server, batch))
-  }
-  return awaitMail(server)
+  if (server.dispatcher === undefined) return Effect.void
+  return server.mailbox === undefined ? awaitMail(server) : takeAll(server)
 }
+
+/**
+ * Takes the whole mailbox as the next batch (what arrives meanwhile goes to
+ * a new one) and serves it. Its own step of the fiber, as `Queue.takeAll`
+ * was: the batch is what arrived until the fiber takes it.
+ */
+const takeAll = (server: Server.RecordServer) =>
+  Effect.suspend(() => {
+    const batch = server.mailbox
+    server.mailbox = undefined
+    return batch === undefined ? serveMailbox(server) : serveBatch(server, batch)
+  })
 
 /**
  * Waits, with an empty mailbox, until a request is posted: `Server.post`
@@ -183,7 +186,8 @@ const serveMailbox = (server: Server.RecordServer): Effect.Effect<void, never, a
  * ({@link serveMailbox}). The wait is the last thing on the fiber's stack,
  * so an idle record's fiber holds only the callback's resume (3 small
  * objects); waiting in `Queue.takeAll` under a continuation held about 20
- * (the take's retry, its taker entry and cancellation, the continuation).
+ * (the take's retry, its taker entry and cancellation, the continuation),
+ * and the `Queue` itself 9 more for the record's whole awake life.
  *
  * The mailbox is checked again when the wait begins, in the same step as the
  * doorbell is set: the fiber may yield between the check in `serveMailbox`
@@ -192,7 +196,7 @@ const serveMailbox = (server: Server.RecordServer): Effect.Effect<void, never, a
  */
 const awaitMail = (server: Server.RecordServer) =>
   Effect.callback<void, never, any>((resume) => {
-    if (server.mailbox !== undefined && Queue.sizeUnsafe(server.mailbox) !== 0) resume(next(server))
+    if (server.mailbox !== undefined) resume(next(server))
     else server.doorbell = resume
   })
 
@@ -290,15 +294,15 @@ const restart = (server: Server.RecordServer, cause: Cause.Cause<unknown>) => {
 
 /**
  * Serves a hibernation request: when nothing waits behind it and the record
- * had no activity for `hibernateAfter`, the record gives up its mailbox (its
- * fiber ends once the batch is done); otherwise it stays awake and its
+ * had no activity for `hibernateAfter`, the record gives up its fiber (which
+ * ends once the batch is done; the next request wakes a new one); otherwise it stays awake and its
  * hibernation deadline is tracked again.
  */
 const hibernate = (server: Server.RecordServer, last: boolean) => {
   const after = server.resource.hibernateMillis!
-  const idle = last && Queue.sizeUnsafe(server.mailbox!) === 0 && server.ctx.time() >= server.lastActivity + after
+  const idle = last && server.mailbox === undefined && server.ctx.time() >= server.lastActivity + after
   if (idle) {
-    server.mailbox = undefined
+    server.dispatcher = undefined
     server.ctx.metrics.sleep(1)
   } else server.ctx.stayAwake(server)
 }

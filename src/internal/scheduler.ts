@@ -1,12 +1,12 @@
 /**
  * The scheduler of record fibers.
  *
- * A call to a record is a message on its mailbox: the `Queue` wakes the
- * record's fiber through the dispatcher of the fiber that created it. With
+ * A call to a record is a message on its mailbox: `Server.post` wakes the
+ * record's fiber through that fiber's dispatcher (as Effect's `Queue` wakes a
+ * taker through the dispatcher of the fiber that created it). With
  * Effect's default scheduler each wake-up waits for a `setImmediate` turn of
- * the event loop; record fibers (and the mailboxes they create) run on this
- * scheduler instead, whose turns are microtasks, so a call costs no event loop
- * turn. So that timers and I/O are never starved by records calling records,
+ * the event loop; record fibers run on this scheduler instead, whose turns
+ * are microtasks, so a call costs no event loop turn. So that timers and I/O are never starved by records calling records,
  * after {@link microtaskBudget} tasks in microtasks the next waits for a
  * `setImmediate` turn (Effect's own dispatcher), and a fiber that ran
  * Effect's 2048 operations without pause resumes after such a turn, as it

@@ -3,9 +3,11 @@
  * requests it serves, and its steps as functions of (server, request).
  *
  * A record server holds the record's committed state in a `Ref` and its
- * pending requests in a `Queue` (its mailbox); `mailbox.ts` is the loop that
- * takes requests and runs the steps below, `supervisor.ts` decides what a
- * crash leads to. Nothing here forks or waits.
+ * pending requests in an array (its mailbox, allocated by the first request
+ * that finds it empty and taken whole by the fiber as its next batch: an idle
+ * record holds none); `mailbox.ts` is the loop that takes requests and runs
+ * the steps below, `supervisor.ts` decides what a crash leads to. Nothing
+ * here forks or waits.
  *
  * **Who writes what**
  *
@@ -40,7 +42,7 @@
  *
  * @internal
  */
-import { Cause, type Deferred, Effect, Exit, Queue, Ref, type Tracer } from "effect"
+import { Cause, type Deferred, Effect, Exit, Ref, type Scheduler, type Tracer } from "effect"
 import { AlreadyExists, NotFound, RecordCrashed, type StoreError } from "../Errors.js"
 import type * as Event from "../Event.js"
 import type * as Metrics from "../Metrics.js"
@@ -72,7 +74,7 @@ export interface ServerContext {
   readonly stopped: (server: RecordServer) => void
   /** What a record's fiber runs once a request arrived in its empty mailbox. */
   readonly next: (server: RecordServer) => Effect.Effect<void, never, any>
-  /** Starts a new fiber for a hibernated record, serving what `waking` holds. */
+  /** Starts a new fiber for a hibernated record, serving what its mailbox holds. */
   readonly wake: (server: RecordServer) => void
   /** Called when a hibernation request found the record busy: track its hibernation deadline again. */
   readonly stayAwake: (server: RecordServer) => void
@@ -181,8 +183,19 @@ export class RecordServer implements Registry.Entry {
   /** The batch taken from the mailbox, and the index of its next request: not yet served. */
   batch: ReadonlyArray<Request> | undefined = undefined
   next = 0
-  /** Requests that arrived while the record was hibernated, for the fiber that wakes it. */
-  waking: Array<Request> | undefined = undefined
+  /**
+   * The record's mailbox: the requests not yet taken by its fiber, in arrival
+   * order; `undefined` when there are none (never an empty array). While the
+   * record hibernates, the requests that arrived since, for the fiber that
+   * wakes it.
+   */
+  mailbox: Array<Request> | undefined = undefined
+  /**
+   * The dispatcher of the record's fiber, on which {@link post} rings the
+   * doorbell; `undefined` while the record hibernates (no fiber), or before
+   * its fiber first ran.
+   */
+  dispatcher: Scheduler.SchedulerDispatcher | undefined = undefined
   /**
    * Resumes the record's fiber while it waits for its next request (its
    * mailbox empty): {@link post} rings it; `undefined` while the fiber runs.
@@ -200,8 +213,6 @@ export class RecordServer implements Registry.Entry {
     /** The record's node in the wait-for graph: unique per record of a data layer. */
     readonly id: number,
     readonly resource: Compiled,
-    /** The record's mailbox; `undefined` while it hibernates (no fiber). */
-    public mailbox: Queue.Queue<Request> | undefined,
     /** What the create action ran with; dropped once live unless `restart: "initial"`. */
     public createInput: CreateInput | undefined,
     readonly ctx: ServerContext,
@@ -650,39 +661,39 @@ export const expire = (server: RecordServer, reason: "inactivity" | "lifetime"):
 
 /**
  * Hands a request to the record: to its mailbox when it is awake; when it
- * hibernates, to the requests its waking fiber will serve first (starting
- * that fiber for the first of them), in arrival order either way.
+ * hibernates, to its mailbox too, for its waking fiber to serve first
+ * (starting that fiber for the first of them), in arrival order either way.
  *
  * @internal
  */
 export const deliver = (server: RecordServer, req: Request): void => {
-  if (server.mailbox !== undefined) {
-    post(server, server.mailbox, req)
-  } else if (server.waking !== undefined) {
-    server.waking.push(req)
+  if (server.dispatcher !== undefined) {
+    post(server, server.dispatcher, req)
+  } else if (server.mailbox !== undefined) {
+    server.mailbox.push(req)
   } else if (req._tag !== "Hibernate") {
-    server.waking = [req]
+    server.mailbox = [req]
     server.ctx.wake(server)
   }
 }
 
 /**
  * Puts a request in an awake record's mailbox and, when its fiber waits for
- * one, resumes it with its next turn through the mailbox's dispatcher, as
- * the `Queue` wakes a taker: the record serves it in a later task, never
+ * one, resumes it with its next turn through its fiber's dispatcher, as
+ * Effect's `Queue` wakes a taker: the record serves it in a later task, never
  * inside the caller.
  *
  * @internal
  */
-export const post = (server: RecordServer, mailbox: Queue.Queue<Request>, req: Request): void => {
-  Queue.offerUnsafe(mailbox, req)
+export const post = (server: RecordServer, dispatcher: Scheduler.SchedulerDispatcher, req: Request): void => {
+  if (server.mailbox === undefined) server.mailbox = [req]
+  else server.mailbox.push(req)
   const resume = server.doorbell
   if (resume !== undefined) {
     server.doorbell = undefined
-    mailbox.dispatcher.scheduleTask(() => resume(server.ctx.next(server)), 0)
+    dispatcher.scheduleTask(() => resume(server.ctx.next(server)), 0)
   }
 }
 
-/** How many requests wait for the record. @internal */
-export const queued = (server: RecordServer): number =>
-  server.mailbox !== undefined ? Queue.sizeUnsafe(server.mailbox) : server.waking?.length ?? 0
+/** How many requests wait for the record (not counting the batch its fiber serves). @internal */
+export const queued = (server: RecordServer): number => server.mailbox?.length ?? 0

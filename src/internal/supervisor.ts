@@ -18,7 +18,6 @@ import {
   Effect,
   type Fiber,
   FiberSet,
-  Queue,
   Scheduler,
   type Scope,
   type Tracer
@@ -136,7 +135,7 @@ const wheelLoop = (resource: Compiled, wheel: Wheel, clock: Clock.Clock) =>
       }
       while ((wheel.hibernate.peek() ?? Infinity) <= now) {
         const server = wheel.hibernate.pop()!
-        if (server.status !== "live" || server.mailbox === undefined) continue
+        if (server.status !== "live" || server.dispatcher === undefined) continue
         const deadline = server.lastActivity + hibernateMillis
         // served after what the mailbox holds: a busy record stays awake and is tracked again
         if (deadline <= now) Server.deliver(server, Server.request.hibernate)
@@ -235,12 +234,10 @@ export const make = (options: {
       if (wheel !== undefined) alarm(wheel, awake(wheel, server))
     }
 
-    /** A hibernated record's new fiber: a new mailbox, then what arrived while it slept. */
+    /** A hibernated record's new fiber: what arrived while it slept, then what comes next. */
     const wake = (server: Server.RecordServer) => {
       server.ctx.metrics.sleep(-1)
-      const fiber = runRecord!(
-        Effect.flatMap(Queue.unbounded<Server.Request>(), (mailbox) => Mailbox.resume(server, mailbox))
-      )
+      const fiber = runRecord!(Mailbox.resume(server))
       observe(fiber, server)
       stayAwake(server)
     }
@@ -327,14 +324,11 @@ export const make = (options: {
       Effect.suspend(() => {
         const run = runRecord!
         const deferred = Deferred.makeUnsafe<any, StoreError>()
-        const server = new Server.RecordServer(id, resource, undefined, createInput, contexts.get(resource.name)!, now)
+        const server = new Server.RecordServer(id, resource, createInput, contexts.get(resource.name)!, now)
         const first = Server.request.create(deferred, chain, span) as Extract<Server.Request, { _tag: "Create" }>
         server.current = first
-        // the mailbox is made inside the record's fiber, so that it wakes the fiber on the record scheduler
-        const fiber = run(
-          Effect.flatMap(Queue.unbounded<Server.Request>(), (mailbox) =>
-            Mailbox.run(server, mailbox, first))
-        )
+        // its mailbox rings the record's fiber through that fiber's dispatcher, on the record scheduler
+        const fiber = run(Mailbox.run(server, first))
         // also for a fiber interrupted before it ran (the scope closing): the caller must not hang
         observe(fiber, server)
         return Deferred.await(deferred)
@@ -350,7 +344,6 @@ export const make = (options: {
       const server = new Server.RecordServer(
         id,
         resource,
-        undefined,
         stored.createInput,
         contexts.get(resource.name)!,
         stored.createdAt
