@@ -13,6 +13,7 @@ import { Filter, Metrics, Query, Resource, Store } from "effect-gen-server"
 import {
   canMeasureHeap,
   collectGarbage,
+  latencyBudget,
   measureHeap,
   measureLatency,
   type Measurement,
@@ -148,10 +149,10 @@ registerOurs({
       add(Workload.get64.name, yield* measureOps(get, { budget, callers }))
       add(Workload.update1.name, yield* measureOps(update, { budget }))
       add(Workload.update64.name, yield* measureOps(update, { budget, callers }))
-      const getLatency = yield* measureLatency(get, { budget, callers })
+      const getLatency = yield* measureLatency(get, { budget: latencyBudget(budget, size), callers })
       add(Workload.p50.name, getLatency.p50)
       add(Workload.p99.name, getLatency.p99)
-      const updateLatency = yield* measureLatency(update, { budget, callers })
+      const updateLatency = yield* measureLatency(update, { budget: latencyBudget(budget, size), callers })
       add("update p50 x64", updateLatency.p50)
       add("update p99 x64", updateLatency.p99)
       add(Workload.read.name, yield* measureOps(() => Store.read(query), { budget }))
@@ -279,7 +280,7 @@ registerOurs({
       // 64 callers on keys no round touched yet: the records asleep at the start, woken as they are called
       const offset = warm + first.done
       const woke = yield* wakes
-      const latency = yield* measureLatency((i) => update(offset + i), { budget, callers })
+      const latency = yield* measureLatency((i) => update(offset + i), { budget: latencyBudget(budget, size), callers })
       const woken = (yield* wakes) - woke
       const note = (m: Measurement) => ({
         ...m,

@@ -19,7 +19,15 @@ import { Cause, Effect, Layer, Ref, Schema } from "effect"
 import { Entity, ShardingConfig, TestRunner } from "effect/cluster"
 import { Rpc } from "effect/rpc"
 import type { BaselineReport, BaselineResult, Options } from "../harness.js"
-import { baseline, collectGarbage, measureHeap, measureLatency, measureOps, progress } from "../harness.js"
+import {
+  baseline,
+  collectGarbage,
+  latencyBudget,
+  measureHeap,
+  measureLatency,
+  measureOps,
+  progress
+} from "../harness.js"
 import { indexFor, keyOf, lessRecordData, makeRecord, measureRecordData, Workload } from "../workloads.js"
 
 /**
@@ -87,9 +95,9 @@ const measureCalls = Effect.fnUntraced(function*(
     )
   ]
   if (withLatency) {
-    const latency = yield* measureLatency((i) => at(i).Get(), { budget, callers })
+    const latency = yield* measureLatency((i) => at(i).Get(), { budget: latencyBudget(budget, size), callers })
     const updateLatency = yield* measureLatency((i) => at(i).Update({ currentYear: 1900 + (i % 100) }), {
-      budget,
+      budget: latencyBudget(budget, size),
       callers
     })
     results.push(

@@ -14,7 +14,15 @@
  */
 import { Deferred, Effect, Exit, Queue, Ref, Scheduler, Scope } from "effect"
 import type { BaselineReport, BaselineResult, Options } from "../harness.js"
-import { baseline, collectGarbage, measureHeap, measureLatency, measureOps, progress } from "../harness.js"
+import {
+  baseline,
+  collectGarbage,
+  latencyBudget,
+  measureHeap,
+  measureLatency,
+  measureOps,
+  progress
+} from "../harness.js"
 import type { SampleRecord } from "../workloads.js"
 import {
   filteredQuery,
@@ -159,12 +167,15 @@ const measureServers = Effect.fnUntraced(function*(size: number, options: Option
         yield* measureOps((i) => update(at(i), 1900 + (i % 100)), { budget, callers })
       )
     )
-    const latency = yield* measureLatency((i) => get(at(i)), { budget, callers })
+    const latency = yield* measureLatency((i) => get(at(i)), { budget: latencyBudget(budget, size), callers })
     results.push(
       baseline(Workload.p50.name, size, mailboxName, latency.p50),
       baseline(Workload.p99.name, size, mailboxName, latency.p99)
     )
-    const updateLatency = yield* measureLatency((i) => update(at(i), 1900 + (i % 100)), { budget, callers })
+    const updateLatency = yield* measureLatency((i) => update(at(i), 1900 + (i % 100)), {
+      budget: latencyBudget(budget, size),
+      callers
+    })
     results.push(
       baseline(Workload.updateP50.name, size, mailboxName, updateLatency.p50),
       baseline(Workload.updateP99.name, size, mailboxName, updateLatency.p99)

@@ -16,7 +16,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import type { BaselineReport, BaselineResult, Measurement, Options } from "../harness.js"
-import { baseline, progress } from "../harness.js"
+import { baseline, latencyBudget, progress } from "../harness.js"
 import { Workload } from "../workloads.js"
 
 const source = fileURLToPath(new URL("../beam/gen_bench.erl", import.meta.url))
@@ -93,7 +93,15 @@ const runVm = (dir: string, size: number, options: Options) =>
       "-run",
       "gen_bench",
       "main",
-      ...[size, budget.timeMs, budget.maxOps, budget.warmupMs, budget.warmupMaxOps, options.callers].map(String)
+      ...[
+        size,
+        budget.timeMs,
+        budget.maxOps,
+        budget.warmupMs,
+        budget.warmupMaxOps,
+        options.callers,
+        latencyBudget(budget, size).timeMs
+      ].map(String)
     ]
     const child = spawn("erl", args, { stdio: ["ignore", "pipe", "pipe"] })
     const lines: Array<Line> = []
