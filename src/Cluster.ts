@@ -70,8 +70,9 @@
  * - Events: `Store.events` in any process sees every record's events, each
  *   once, in per-record order: they are PostgreSQL notifications sent in the
  *   transaction of their commit. A process hears them only while it is
- *   connected (nothing is replayed), and an event whose JSON exceeds ~7.9 kB
- *   (a notification's limit) is published in its owner's process only.
+ *   connected (nothing is replayed). An event whose JSON exceeds a
+ *   notification's 8,000 bytes is sent in chunks, in the same transaction,
+ *   and joined back by each listener.
  *   Notifications are database-wide: each notice names its schema and table,
  *   so clusters in different schemas of one database hear only their own,
  *   but each listening process still receives the others' notices, and drops

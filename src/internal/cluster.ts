@@ -231,8 +231,6 @@ interface Held {
   ops: ReadonlyArray<string>
 }
 
-const encoder = new TextEncoder()
-
 /**
  * The cluster data layer over `resources`. Requires `Sharding` and a
  * `SqlClient`; registers the entity types unless `runner: false`.
@@ -321,9 +319,10 @@ export const make = (
      * event once, in per-record order. The owner's process publishes its own
      * events as soon as they commit, before the call is answered (a notice
      * names the process it came from, which skips it), and counts them in its
-     * metrics; an event heard is not counted again. Without a PostgreSQL
-     * client (no `listen`), or for an event larger than a notification holds,
-     * the event is published in the owner's process only.
+     * metrics; an event heard is not counted again. An event longer than a
+     * notification holds is sent in chunks (`SqlState.noticeBytes`). Without
+     * a PostgreSQL client (no `listen`), the event is published in the
+     * owner's process only.
      */
     const pg = sql as unknown as {
       readonly listen?: (
@@ -356,8 +355,7 @@ export const make = (
         record: SqlState.codecsOf(resource).encode(event.record),
         ...(event._tag === "Destroyed" ? { reason: event.reason } : {})
       })
-      // at most 3 UTF-8 bytes per UTF-16 code unit: most notices are measured without encoding them
-      return text.length * 3 < 7900 || encoder.encode(text).length < 7900 ? text : undefined
+      return text
     }
     const heads = new Map<string, SqlState.NoticeHead>()
     /**
@@ -383,8 +381,19 @@ export const make = (
       const notice = noticeOf(event)
       publish(event)
       if (notice === undefined) return Effect.void
-      return Effect.ignore(sql.unsafe(`SELECT pg_notify($1, $2)`, [state.channel, notice]))
+      const payloads = SqlState.noticePayloads(notice, crypto.randomUUID().replaceAll("-", ""))
+      return Effect.ignore(
+        payloads.length === 1
+          ? sql.unsafe(`SELECT pg_notify($1, $2)`, [state.channel, notice])
+          // one statement, one transaction: its chunks reach each listener together, in order
+          : sql.unsafe(`SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, [
+            state.channel,
+            payloads as Array<string>
+          ])
+      )
     }
+    /** Joins the chunks of long notices (`SqlState.noticeBytes`). */
+    const joiner = SqlState.noticeJoiner()
     const heard = (payload: string) => {
       // published here when it committed
       if (payload.startsWith(ownPrefix)) return
@@ -416,7 +425,10 @@ export const make = (
         acquire: Effect.gen(function*() {
           const first = yield* Effect.orDie(pg.listen!(state.channel))
           const drain = (queue: Queue.Dequeue<{ readonly payload: string }, unknown>) =>
-            Effect.forever(Effect.map(Queue.take(queue), (n) => heard(n.payload)))
+            Effect.forever(Effect.map(Queue.take(queue), (n) => {
+              const notice = joiner(n.payload)
+              if (notice !== undefined) heard(notice)
+            }))
           yield* drain(first).pipe(
             Effect.catchCause((cause) =>
               Effect.logWarning("effect-gen-server: the cluster event listener stopped; listening again", cause).pipe(

@@ -407,6 +407,28 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
   )
 
   it.live(
+    "events: a record longer than a notification holds (8,000 bytes) reaches another process whole",
+    () =>
+      Effect.gen(function*() {
+        const other = yield* Layer.build(Cluster.layer(resources, { tablePrefix: "c_", runner: false }))
+        const theirs = yield* Effect.provideContext(Store.subscribe, other)
+        // about 45 kB of JSON, with characters of 2 and 4 bytes in UTF-8 (a surrogate pair) on chunk boundaries
+        const name = "é😀x".repeat(5_000)
+        const marty = yield* Store.create(Character, "create", { name, currentYear: 1985 })
+        yield* Store.update(Character, marty, "travelInTime", { targetYear: 1955 })
+        yield* Store.destroy(Character, marty)
+        const heard = yield* Effect.forEach([1, 2, 3], () => PubSub.take(theirs)).pipe(
+          Effect.timeoutOrElse({ duration: "10 seconds", orElse: () => Effect.die("the events did not arrive") })
+        )
+        assert.deepStrictEqual(
+          heard.map((e) => `${e._tag}:${(e.record as any).currentYear}:${(e.record as any).name === name}`),
+          ["Created:1985:true", "Updated:1955:true", "Destroyed:1955:true"]
+        )
+      }).pipe(Effect.scoped, Effect.provide(fresh())),
+    { timeout: 30_000 }
+  )
+
+  it.live(
     "events: a cluster hears only its own, not another's in another schema with the same table names",
     () =>
       Effect.gen(function*() {

@@ -364,3 +364,46 @@ describe("SqlState (PostgreSQL)", () => {
       assert.strictEqual(checked, 500)
     }).pipe(Effect.scoped, Effect.provide(Pg.layer("sqlstate"))), { timeout: 120_000 })
 })
+
+describe("notices longer than a notification holds", () => {
+  it("are cut into chunks that a listener joins back, whole, however other notices fall between them", () =>
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.string({ unit: "grapheme", maxLength: 40 }),
+            fc.string({ unit: "grapheme", minLength: 2_000, maxLength: 9_000 })
+          ),
+          { minLength: 1, maxLength: 4 }
+        ),
+        (texts) => {
+          // each notice's chunks arrive in order, another process's short notice after each payload
+          const join = SqlState.noticeJoiner()
+          const heard: Array<string> = []
+          texts.forEach((text, t) => {
+            const payloads = SqlState.noticePayloads(text, String(t).padStart(32, "0"))
+            for (const payload of payloads) {
+              const bytes = new TextEncoder().encode(payload)
+              assert.isAtMost(bytes.length, 7999, "a payload PostgreSQL accepts")
+              assert.strictEqual(new TextDecoder().decode(bytes), payload, "valid UTF-16 on its own")
+              const whole = join(payload)
+              if (whole !== undefined) heard.push(whole)
+              assert.strictEqual(join("{}"), "{}")
+            }
+          })
+          assert.deepStrictEqual(heard, texts)
+        }
+      ),
+      { numRuns: 60, endOnFailure: true }
+    ))
+
+  it("a chunk heard without its predecessors is dropped, not joined to another notice", () => {
+    const join = SqlState.noticeJoiner()
+    const long = "x".repeat(9000)
+    const [first, second, third] = SqlState.noticePayloads(long, "a".repeat(32))
+    assert.isUndefined(join(second!))
+    assert.isUndefined(join(third!))
+    assert.isUndefined(join(first!))
+    assert.isUndefined(join(third!))
+  })
+})
