@@ -131,7 +131,15 @@ const scenario = (
       const [, id, token] = line.split(" ")
       events.set(id!, [...(events.get(id!) ?? []), token!])
     }
-    for (const [id, tokens] of stored) assert.deepStrictEqual(events.get(id) ?? [], tokens, `events of ${id}`)
+    for (const [id, tokens] of stored) {
+      const heard = events.get(id) ?? []
+      const diverge = tokens.findIndex((t, i) => heard[i] !== t)
+      assert.deepStrictEqual(
+        heard,
+        tokens,
+        `events of ${id}: ${heard.length} heard of ${tokens.length} applied, first difference at ${diverge}`
+      )
+    }
     // expiry: every session (2 s of inactivity) destroyed once, through its destroy action, its event heard once
     // (not after a SIGKILL: a destroy action's hooks run at least once across a crash)
     if (label !== "kill") {
