@@ -42,7 +42,7 @@ import type {
 import type * as LifecycleEvent from "./Event.js"
 import * as Admission from "./internal/admission.js"
 import { checkReadable } from "./internal/query.js"
-import { spanned } from "./internal/tracing.js"
+import { spanned, spannedIn } from "./internal/tracing.js"
 import type * as Query from "./Query.js"
 import type * as Resource from "./Resource.js"
 
@@ -130,17 +130,16 @@ const write = <A, E>(
   name: string,
   run: (dataLayer: DataLayer.Service) => Effect.Effect<A, E>
 ): Effect.Effect<A, E | ValidationError, Store> =>
-  spanned(
-    Effect.withFiber((fiber) => {
-      const id = fiber.getRef(Admission.CurrentOperationId)
-      const refused = id === undefined ? undefined : Admission.checkOperationId(resource, action, id)
-      return refused === undefined
-        ? Store.use(({ dataLayer }) => run(dataLayer))
-        : Effect.fail<E | ValidationError>(refused)
-    }),
-    name,
-    { resource, action }
-  )
+  Effect.withFiber((fiber) => {
+    const id = fiber.getRef(Admission.CurrentOperationId)
+    const refused = id === undefined ? undefined : Admission.checkOperationId(resource, action, id)
+    return spannedIn(
+      fiber,
+      refused === undefined ? Store.use(({ dataLayer }) => run(dataLayer)) : Effect.fail<E | ValidationError>(refused),
+      name,
+      { resource, action }
+    )
+  })
 
 /**
  * A lifecycle event: `Created`, `Updated`, `Destroyed` (with its `reason`),

@@ -1242,6 +1242,16 @@ export const make = (
 
     const decodeRecord = (resource: Compiled, u: unknown) => entities.get(resource.name)!.codecs.decodeData(u)
 
+    /** Sends a write's `message` to its record under the payload's operation id, as a wait of the caller's run. */
+    const sendWrite = <A>(
+      resource: Compiled,
+      target: { readonly id: string; readonly key: unknown },
+      action: string,
+      payload: { readonly op: string; readonly callers: ReadonlyArray<string> },
+      message: Effect.Effect<A, unknown>
+    ): Effect.Effect<A, StoreError> =>
+      waitedOn(payload.callers, resource, target.id, send(resource, target.key, action, message, payload.op))
+
     const create: DataLayer.Service["create"] = (resourceName, actionName, input) =>
       Effect.withFiber((fiber) => {
         const admitted = admit(resourceName, actionName, "create", input)
@@ -1269,18 +1279,7 @@ export const make = (
           callers: fiber.getRef(CurrentCallers)
         }
         return Effect.map(
-          waitedOn(
-            payload.callers,
-            resource,
-            target.id,
-            send(
-              resource,
-              target.key,
-              action.name,
-              clients.get(resource.name)!(target.id).Create(payload),
-              payload.op
-            )
-          ),
+          sendWrite(resource, target, action.name, payload, clients.get(resource.name)!(target.id).Create(payload)),
           (u) => decodeRecord(resource, u)
         )
       })
@@ -1299,18 +1298,7 @@ export const make = (
           callers: fiber.getRef(CurrentCallers)
         }
         return Effect.map(
-          waitedOn(
-            payload.callers,
-            resource,
-            target.id,
-            send(
-              resource,
-              target.key,
-              action.name,
-              clients.get(resource.name)!(target.id).Update(payload),
-              payload.op
-            )
-          ),
+          sendWrite(resource, target, action.name, payload, clients.get(resource.name)!(target.id).Update(payload)),
           (u) => decodeRecord(resource, u)
         )
       })
@@ -1328,18 +1316,7 @@ export const make = (
           callers: fiber.getRef(CurrentCallers)
         }
         return Effect.asVoid(
-          waitedOn(
-            payload.callers,
-            resource,
-            target.id,
-            send(
-              resource,
-              target.key,
-              action.name,
-              clients.get(resource.name)!(target.id).Destroy(payload),
-              payload.op
-            )
-          )
+          sendWrite(resource, target, action.name, payload, clients.get(resource.name)!(target.id).Destroy(payload))
         )
       })
 

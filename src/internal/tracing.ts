@@ -25,18 +25,29 @@ export const spanned = <A, E, R>(
   name: string,
   attributes: { readonly [key: string]: unknown },
   parent?: Tracer.AnySpan | undefined
+): Effect.Effect<A, E, R> => Effect.withFiber((fiber) => spannedIn(fiber, effect, name, attributes, parent))
+
+/**
+ * {@link spanned}, for a caller that holds the running fiber already.
+ *
+ * @internal
+ */
+export const spannedIn = <A, E, R>(
+  fiber: Fiber.Fiber<unknown, unknown>,
+  effect: Effect.Effect<A, E, R>,
+  name: string,
+  attributes: { readonly [key: string]: unknown },
+  parent?: Tracer.AnySpan | undefined
 ): Effect.Effect<A, E, R> =>
-  Effect.withFiber((fiber) =>
-    traced(fiber)
-      ? Effect.withSpan(
-        effect,
-        name,
-        parent === undefined
-          ? { attributes, captureStackTrace: false }
-          : { attributes, parent, captureStackTrace: false }
-      )
-      : effect
-  )
+  traced(fiber)
+    ? Effect.withSpan(
+      effect,
+      name,
+      parent === undefined
+        ? { attributes, captureStackTrace: false }
+        : { attributes, parent, captureStackTrace: false }
+    )
+    : effect
 
 /** The span a call made from `fiber` continues in the record's fiber, when a tracing backend is installed. @internal */
 export const callerSpan = (fiber: Fiber.Fiber<unknown, unknown>): Tracer.AnySpan | undefined =>
