@@ -88,7 +88,8 @@ export const Updated = Schema.TaggedStruct("Updated", base)
 
 /**
  * A record was destroyed, by an action or by expiry; `record` is its last
- * state.
+ * state. An expiry removes the record even when its destroy action fails:
+ * `failure` then says why the action failed (it is also logged).
  *
  * **Example** (Sending an event to another process)
  *
@@ -103,7 +104,11 @@ export const Updated = Schema.TaggedStruct("Updated", base)
  * @category models
  * @since 0.1.0
  */
-export const Destroyed = Schema.TaggedStruct("Destroyed", { ...base, reason: DestroyReason })
+export const Destroyed = Schema.TaggedStruct("Destroyed", {
+  ...base,
+  reason: DestroyReason,
+  failure: Schema.optionalKey(Schema.String)
+})
 
 /**
  * A record's fiber crashed and was restarted; `record` is the state it
@@ -211,6 +216,8 @@ type OfTag<Name, Key, Record> =
     readonly key: Key
     readonly record: Record
     readonly reason: DestroyReason
+    /** Why the destroy action failed, when an expiry removed the record anyway. */
+    readonly failure?: string
   }
   | { readonly _tag: "Restarted"; readonly resource: Name; readonly key: Key; readonly record: Record }
   | { readonly _tag: "Failed"; readonly resource: Name; readonly key: Key; readonly record: Record }
@@ -317,7 +324,7 @@ export const schema = <R extends Resource.Any>(resource: R): SchemaOf<R> => {
   const made = Schema.Union([
     Schema.TaggedStruct("Created", fields),
     Schema.TaggedStruct("Updated", fields),
-    Schema.TaggedStruct("Destroyed", { ...fields, reason: DestroyReason }),
+    Schema.TaggedStruct("Destroyed", { ...fields, reason: DestroyReason, failure: Schema.optionalKey(Schema.String) }),
     Schema.TaggedStruct("Restarted", fields),
     Schema.TaggedStruct("Failed", fields)
   ])

@@ -51,11 +51,17 @@ const Proto = {
 /**
  * What happens to a record whose fiber crashed:
  *
- * - `"initial"` (default, the original's behaviour): the create action is run
- *   again with the input it was created with; **every update since creation
- *   is lost**.
- * - `"lastState"`: the record resumes with its last committed state.
+ * - `"initial"` (the default of a record kept in memory only, the original's
+ *   behaviour): the create action is run again with the input it was created
+ *   with; **every update since creation is lost** (on a durable or cluster
+ *   resource, lost from storage too).
+ * - `"lastState"` (the default of a stored record: `durable: true`, or any
+ *   resource on `Cluster.layer`): the record resumes with its last committed
+ *   state.
  * - `"never"`: the record is removed (`Failed` is published).
+ *
+ * A storage failure is never a crash: it fails its call and the record keeps
+ * its state, whatever the policy.
  *
  * **Example** (Sessions that survive a crash)
  *
@@ -127,7 +133,17 @@ export interface Resource<
   readonly actions: Evaluate<Actions, Schema.Struct.Type<Fields>>
   readonly inactivityTimeout: Duration.Duration | undefined
   readonly maximumLifetime: Duration.Duration | undefined
+  /**
+   * The restart policy on one process: the one asked for, else `"lastState"`
+   * for a durable resource and `"initial"` for the others.
+   */
   readonly restart: RestartPolicy
+  /**
+   * The restart policy the definition asked for, if any. A data layer that
+   * stores records (durable, `Cluster.layer`) uses `"lastState"` when it is
+   * `undefined`.
+   */
+  readonly restartDeclared: RestartPolicy | undefined
   readonly restartIntensity: { readonly maxRestarts: number; readonly within: Duration.Duration }
   readonly indexes: ReadonlyArray<string>
   readonly mailboxCapacity: number | undefined
@@ -528,7 +544,13 @@ export interface Options<
   readonly inactivityTimeout?: Duration.Input | undefined
   /** A record older than this is destroyed, whatever its activity. Default: never. */
   readonly maximumLifetime?: Duration.Input | undefined
-  /** Default: `"initial"`. */
+  /**
+   * Default: `"lastState"` for a stored record (`durable: true`, or any
+   * resource on `Cluster.layer`), `"initial"` for one kept in memory only.
+   * `"initial"` on a stored resource discards every update since creation
+   * when the record crashes, in storage too: ask for it only if that is what
+   * you want.
+   */
   readonly restart?: RestartPolicy | undefined
   /** Default: more than 3 restarts within 5 seconds removes the record (OTP's default). */
   readonly restartIntensity?: { readonly maxRestarts: number; readonly within: Duration.Input } | undefined
@@ -705,7 +727,7 @@ export const make = <
   for (const k of options.indexes ?? []) {
     if (!fieldNames.has(k)) fail(name, `indexed field ${JSON.stringify(k)} is not one of its fields`)
   }
-  const restart = options.restart ?? "initial"
+  const restart = options.restart ?? (options.durable === true ? "lastState" : "initial")
   if (restart !== "initial" && restart !== "lastState" && restart !== "never") {
     fail(name, `restart must be "initial", "lastState" or "never", got ${JSON.stringify(restart)}`)
   }
@@ -796,6 +818,7 @@ export const make = <
     inactivityTimeout: duration(name, "inactivityTimeout", options.inactivityTimeout),
     maximumLifetime: duration(name, "maximumLifetime", options.maximumLifetime),
     restart,
+    restartDeclared: options.restart,
     restartIntensity: { maxRestarts, within },
     indexes: options.indexes ?? [],
     mailboxCapacity,

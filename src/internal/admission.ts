@@ -58,20 +58,36 @@ export const maxOperationIdLength = 200
 
 /**
  * Refuses an operation id that is not a non-empty string of at most
- * `maxOperationIdLength` characters, before the write touches anything.
+ * `maxOperationIdLength` characters, or that holds what text storage cannot
+ * (`\u0000`, the escape mark `\u0001`, a lone surrogate), before the write
+ * touches anything.
  *
  * @internal
  */
-export const checkOperationId = (resource: string, action: string, id: unknown): ValidationError | undefined =>
-  typeof id === "string" && id.length > 0 && id.length <= maxOperationIdLength
-    ? undefined
-    : new ValidationError({
+export const checkOperationId = (resource: string, action: string, id: unknown): ValidationError | undefined => {
+  if (typeof id === "string" && id.length > 0 && id.length <= maxOperationIdLength) {
+    if (!unstorable.test(id)) return undefined
+    return new ValidationError({
       resource,
-      message:
-        `${resource}.${action}: an operation id must be a string of 1 to ${maxOperationIdLength} characters, got ${
-          typeof id === "string" ? `${id.length} characters` : typeof id
-        }`
+      message: `${resource}.${action}: an operation id must be well-formed text without \\u0000, \\u0001 or a ` +
+        `lone surrogate, got one holding ${describeUnstorable(id)}`
     })
+  }
+  return new ValidationError({
+    resource,
+    message: `${resource}.${action}: an operation id must be a string of 1 to ${maxOperationIdLength} characters, got ${
+      typeof id === "string" ? `${id.length} characters` : typeof id
+    }`
+  })
+}
+
+/** What an id stored as text cannot hold: `\u0000`, `\u0001`, a lone surrogate. */
+const unstorable = /[\u0000\u0001]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
+const describeUnstorable = (id: string): string => {
+  const c = id.match(unstorable)![0].charCodeAt(0)
+  return c < 2 ? `\\u000${c}` : `a lone surrogate \\u${c.toString(16)}`
+}
 
 const unknownResource = (name: unknown) =>
   new ValidationError({ resource: String(name), message: `unknown resource ${JSON.stringify(String(name))}` })
@@ -93,8 +109,12 @@ export interface Admission {
   readonly admitRead: (resource: string) => Compiled | ValidationError | StoreClosed
   /** The checks of a query: open store, known resource, a query that resource can answer. */
   readonly admitQuery: (query: QueryData) => Compiled | ValidationError | StoreClosed
-  /** The state a create starts from: generated fields, then the decoded attributes. */
-  readonly initialData: (resource: Compiled, decoded: Decoded) => { [field: string]: unknown }
+  /**
+   * The state a create starts from: generated fields, then the decoded
+   * attributes; `ValidationError` when its key is already longer than any
+   * layer stores (decided here, before anything runs).
+   */
+  readonly initialData: (resource: Compiled, decoded: Decoded) => { [field: string]: unknown } | ValidationError
 }
 
 /**
@@ -136,7 +156,9 @@ export const make = (resources: Iterable<Resource.Any>): Admission | InvalidReso
     for (const field in generated) {
       if (!(field in decoded.attributes)) data[field] = generated[field]!()
     }
-    return Object.assign(data, decoded.attributes)
+    Object.assign(data, decoded.attributes)
+    for (const k of resource.keyFields) if (!(k in data)) return data
+    return resource.checkKeySize(resource.encodeKey(data)) ?? data
   }
   return { compiled, gate, resourceOf, admit, admitRead, admitQuery, initialData }
 }

@@ -38,7 +38,7 @@
  *   An absent record reads its row again before a call relies on its
  *   absence, so the new key's entity, wherever it runs and even if resident
  *   as absent, serves the moved record.
- * - A row that cannot be loaded (`SqlState.Row.undecodable`) is quarantined
+ * - A row that cannot be loaded (`Row.undecodable`) is quarantined
  *   wherever it is found (`loadRow`), and its key read again.
  *
  * @internal
@@ -50,6 +50,7 @@ import {
   Effect,
   Exit,
   Layer,
+  Option,
   Queue,
   RcRef,
   Schedule,
@@ -58,18 +59,15 @@ import {
   Semaphore,
   Stream
 } from "effect"
-import { Entity, Singleton } from "effect/cluster"
+import { Entity, RunnerStorage, Singleton } from "effect/cluster"
 import type { Sharding } from "effect/cluster/Sharding"
 import { Rpc } from "effect/rpc"
 import { SqlClient } from "effect/sql"
+import type { SqlError } from "effect/sql/SqlError"
 import type * as DataLayer from "../DataLayer.js"
 import {
   type ActionError,
-  AlreadyExists,
-  MailboxFull,
-  NotFound,
-  RecordCrashed,
-  ReentrantCall,
+  type NotFound,
   type StoreClosed,
   StoreError,
   Unavailable,
@@ -81,9 +79,15 @@ import type * as Resource from "../Resource.js"
 import * as Admission from "./admission.js"
 import * as Events from "./events.js"
 import { prepare, type Prepared, type Refusal, runAfter, toEffect } from "./pipeline.js"
+import * as Errors from "./record/errors.js"
 import type { Compiled, CompiledAction, Decoded } from "./resource.js"
-import { keyObject } from "./server.js"
-import * as SqlState from "./sqlState.js"
+import { failureOf, keyObject } from "./server.js"
+import { codecsOf, type Newer, type TooNew, type WireCodecs, wireCodecs } from "./sql/codec.js"
+import { escapeKey, unescapeKey } from "./sql/escape.js"
+import type { StorageFailure } from "./sql/faults.js"
+import { noticeJoiner, noticePayloads } from "./sql/notices.js"
+import { type NoticeHead, opsAfter, type Outcome, type Row } from "./sql/rows.js"
+import * as StateStore from "./sql/stateStore.js"
 
 /** Options of the cluster data layer. @internal */
 export interface Options {
@@ -157,23 +161,28 @@ const isKnownError = (resource: Compiled, u: unknown): boolean => {
 }
 
 /**
- * The owner's answer when its commit was fenced: another runner committed a
- * newer state of the record (its shard moved), so nothing was applied. Never
- * seen by a Store caller: the caller re-sends the call (same operation id),
- * which reaches the new owner, and counts the attempt as not applied.
+ * The owner's answer when a call could not be served now, for a reason that
+ * passes: its commit was fenced (another runner committed a newer state of
+ * the record: its shard moved), storage could not be read or did not confirm
+ * the commit, or the record was stored by a newer version of its resource
+ * than the owner runs. Never seen by a Store caller: the caller re-sends the
+ * call (same operation id), which may reach another owner, and counts the
+ * attempt as `applied` says; when its retries run out, it fails with
+ * `Unavailable`, whose `lastFailure` is this message.
  */
-const fencedTag = "effect-gen-server/cluster/Fenced"
-class Fenced extends Schema.TaggedError<Fenced>()(fencedTag, {
+const retryableTag = "effect-gen-server/cluster/Retryable"
+class Retryable extends Schema.TaggedError<Retryable>()(retryableTag, {
+  applied: Schema.Literals(["no", "unknown"]),
   message: Schema.String
 }) {}
 
-/** What a record's messages can fail with on the wire: the store's errors, the declared ones, `Fenced`. */
-type WireError = StoreError | Fenced
+/** What a record's messages can fail with on the wire: the store's errors, the declared ones, `Retryable`. */
+type WireError = StoreError | Retryable
 
 const wireErrors = new WeakMap<Compiled, Schema.Top>()
 const wireErrorsOf = (resource: Compiled): Schema.Codec<WireError, unknown> => {
   let schema = wireErrors.get(resource)
-  if (schema === undefined) wireErrors.set(resource, schema = Schema.Union([errorSchemaOf(resource), Fenced]))
+  if (schema === undefined) wireErrors.set(resource, schema = Schema.Union([errorSchemaOf(resource), Retryable]))
   return schema as unknown as Schema.Codec<WireError, unknown>
 }
 
@@ -229,6 +238,8 @@ interface Held {
   /** The last activity written to the row. */
   flushed: number
   ops: ReadonlyArray<string>
+  /** The row was stored by a newer version: what this one keeps unseen in its writes. */
+  readonly newer: Newer | undefined
 }
 
 /**
@@ -245,7 +256,7 @@ export const make = (
   Effect.gen(function*() {
     const { admit, admitQuery, admitRead, clock, compiled, gate, initialData, own } = yield* Admission.start(resources)
     const sql = yield* SqlClient.SqlClient
-    const state = yield* Effect.orDie(SqlState.make(sql, compiled.values(), { prefix: clusterOptions.tablePrefix }))
+    const state = yield* Effect.orDie(StateStore.make(sql, compiled.values(), { prefix: clusterOptions.tablePrefix }))
     const hub = yield* Events.make(compiled.keys(), options.eventBuffer, own)
     const { metrics, publish } = hub
     yield* Effect.addFinalizer(() => Effect.sync(() => (gate.closed = true)))
@@ -254,9 +265,9 @@ export const make = (
     let closing = false
     let context = own
 
-    const entities = new Map<string, { readonly protocol: Protocol; readonly codecs: SqlState.WireCodecs }>()
+    const entities = new Map<string, { readonly protocol: Protocol; readonly codecs: WireCodecs }>()
     for (const resource of compiled.values()) {
-      entities.set(resource.name, { protocol: protocolOf(resource), codecs: SqlState.wireCodecs(resource) })
+      entities.set(resource.name, { protocol: protocolOf(resource), codecs: wireCodecs(resource) })
     }
 
     const clients = new Map<string, (entityId: string) => any>()
@@ -264,30 +275,6 @@ export const make = (
       clients.set(resource.name, yield* entities.get(resource.name)!.protocol.client)
     }
 
-    const crashed = (resource: Compiled, key: unknown, cause: Cause.Cause<unknown>) => {
-      const defect = Cause.squash(cause)
-      return new RecordCrashed({
-        resource: resource.name,
-        key,
-        message: `${resource.name} record crashed: ${defect instanceof Error ? defect.message : String(defect)}`,
-        defect
-      })
-    }
-    const reentrant = (resource: Compiled, key: unknown, action: string) =>
-      new ReentrantCall({
-        resource: resource.name,
-        key,
-        action,
-        message: `${resource.name} ${
-          JSON.stringify(key)
-        }: calling ${action} would deadlock: that record is waiting, through records' hooks, on the caller`
-      })
-    const alreadyExists = (resource: Compiled, key: unknown) =>
-      new AlreadyExists({
-        resource: resource.name,
-        key,
-        message: `${resource.name} ${JSON.stringify(key)} already exists`
-      })
     const keyChanged = (resource: Compiled, action: string) =>
       new ValidationError({
         resource: resource.name,
@@ -299,7 +286,7 @@ export const make = (
         resource.lifetimeMillis === undefined ? Infinity : held.createdAt + resource.lifetimeMillis
       )
     /** Whether a row's stored deadline has passed at `t`: its record is dead, its key free for a create. */
-    const pastDeadline = (row: SqlState.Row, t: number) =>
+    const pastDeadline = (row: Row, t: number) =>
       (row.inactivityDeadline !== undefined && t >= row.inactivityDeadline) ||
       (row.lifetimeDeadline !== undefined && t >= row.lifetimeDeadline)
     /** The deadline that passed first (lifetime on a tie), whenever the record is found past it. */
@@ -352,17 +339,17 @@ export const make = (
         origin,
         _tag: event._tag,
         resource: event.resource,
-        record: SqlState.codecsOf(resource).encode(event.record),
+        record: codecsOf(resource).encode(event.record),
         ...(event._tag === "Destroyed" ? { reason: event.reason } : {})
       })
       return text
     }
-    const heads = new Map<string, SqlState.NoticeHead>()
+    const heads = new Map<string, NoticeHead>()
     /**
      * The notice of a write storing the event's record: PostgreSQL completes
      * it from the state the row stores, so the record is serialized once.
      */
-    const noticeHeadOf = (event: Event.Event): SqlState.NoticeHead | undefined => {
+    const noticeHeadOf = (event: Event.Event): NoticeHead | undefined => {
       if (!notifying) return undefined
       const id = `${event._tag}\u0000${event.resource}`
       let head = heads.get(id)
@@ -381,7 +368,7 @@ export const make = (
       const notice = noticeOf(event)
       publish(event)
       if (notice === undefined) return Effect.void
-      const payloads = SqlState.noticePayloads(notice, crypto.randomUUID().replaceAll("-", ""))
+      const payloads = noticePayloads(notice, crypto.randomUUID().replaceAll("-", ""))
       return Effect.ignore(
         payloads.length === 1
           ? sql.unsafe(`SELECT pg_notify($1, $2)`, [state.channel, notice])
@@ -393,7 +380,7 @@ export const make = (
       )
     }
     /** Joins the chunks of long notices (`SqlState.noticeBytes`). */
-    const joiner = SqlState.noticeJoiner()
+    const joiner = noticeJoiner()
     const heard = (payload: string) => {
       // published here when it committed
       if (payload.startsWith(ownPrefix)) return
@@ -403,7 +390,7 @@ export const make = (
         if (notice.origin === origin || notice.space !== space) return
         const resource = compiled.get(notice.resource)
         if (resource === undefined) return
-        const record = SqlState.codecsOf(resource).decode(notice.record)
+        const record = codecsOf(resource).decode(notice.record)
         const key = keyObject(resource, record)
         hub.relay(
           notice._tag === "Destroyed"
@@ -449,16 +436,18 @@ export const make = (
 
     /**
      * The row of a record. A live row that cannot be loaded (its state does
-     * not decode or migrate, or holds another key) is moved to the quarantine
-     * table with the reason, logged and counted (`Metrics.quarantined`), and
-     * the key read again: free, unless a newer row was written meanwhile.
+     * not decode or migrate, is not JSON, or holds another key) is moved to
+     * the quarantine table with the reason, logged and counted
+     * (`Metrics.quarantined`), and the key read again: free, unless a newer
+     * row was written meanwhile. A row of a newer version this one cannot
+     * read is never quarantined: it is returned with `tooNew`.
      */
-    const loadRow = (resource: Compiled, key: string): Effect.Effect<SqlState.Row | undefined> =>
-      Effect.flatMap(Effect.orDie(state.load(resource, key)), (row) => {
+    const loadRow = (resource: Compiled, key: string): Effect.Effect<Row | undefined, SqlError> =>
+      Effect.flatMap(state.load(resource, key), (row) => {
         if (row?.undecodable === undefined) return Effect.succeed(row)
         const { reason, stored } = row.undecodable
         return Effect.gen(function*() {
-          const moved = yield* Effect.orDie(state.quarantine(stored, reason, clock.currentTimeMillisUnsafe()))
+          const moved = yield* state.quarantine(stored, reason, clock.currentTimeMillisUnsafe())
           if (moved) {
             metrics.get(resource.name)?.quarantined()
             yield* Effect.logError(`${resource.name}: a stored record could not be loaded and was quarantined`).pipe(
@@ -468,6 +457,10 @@ export const make = (
           return yield* loadRow(resource, key)
         })
       })
+
+    /** A row that could not be read: the call is retried (nothing was applied). */
+    const unreadable = (e: SqlError) =>
+      new Retryable({ applied: "no", message: `storage could not be read: ${e.message}` })
 
     // ---------------------------------------------------------------- the owner
 
@@ -561,11 +554,13 @@ export const make = (
     }
 
     /** The handlers of one record, built on its activation from its row. */
-    const handlersOf = (resource: Compiled, protocol: Protocol, codecs: SqlState.WireCodecs) =>
+    const handlersOf = (resource: Compiled, protocol: Protocol, codecs: WireCodecs) =>
       Effect.gen(function*() {
         const address = yield* Entity.CurrentAddress
         const entityId = address.entityId as string
-        const key = SqlState.unescapeKey(entityId)
+        const key = unescapeKey(entityId)
+        /** The key as callers name it. */
+        const keyObj = resource.decodeKey(key)
         const self = `${resource.name}/${entityId}`
         resident.add(self)
         yield* Effect.addFinalizer(() => Effect.sync(() => resident.delete(self)))
@@ -576,41 +571,71 @@ export const make = (
         let tombstoneOps: ReadonlyArray<string> = []
         /** The key the record moved to, when its last change of key left this key a tombstone. */
         let movedTo: string | undefined = undefined
+        /** The row was stored by a newer version of the resource that this one cannot read: calls are refused. */
+        let blocked: TooNew | undefined = undefined
+        /**
+         * Whether what this entity holds is what the row says: not until the
+         * row was read, nor after a commit whose answer was lost and could not
+         * be settled (`unsure` keeps its event, published if it turns out
+         * applied).
+         */
+        let known = false
+        let unsure: { readonly op: string; readonly event: Event.Event } | undefined = undefined
         /** Holds what the row says (the record, or its absence). */
-        const adopt = (row: SqlState.Row | undefined) => {
-          held = row === undefined || !row.alive ? undefined : {
+        const adopt = (row: Row | undefined) => {
+          held = row === undefined || !row.alive || row.state === undefined ? undefined : {
             version: row.version,
             state: row.state,
             createdAt: row.createdAt,
             lastActivity: row.lastActivity,
             flushed: row.lastActivity,
-            ops: row.ops
+            ops: row.ops,
+            newer: row.newer
           }
+          blocked = row?.tooNew
           initial = row !== undefined && row.alive ? row.initial : undefined
           tombstoneOps = row !== undefined && !row.alive ? row.ops : []
           movedTo = row !== undefined && !row.alive ? row.movedTo : undefined
+          known = true
         }
-        adopt(yield* loadRow(resource, key))
+        /** Reads the row; a commit whose answer was lost is settled by it (its event published if it was applied). */
+        const reload: Effect.Effect<void, Retryable> = Effect.flatMap(
+          Effect.mapError(loadRow(resource, key), unreadable),
+          (row) => {
+            const pending = unsure
+            unsure = undefined
+            adopt(row)
+            if (pending !== undefined && row !== undefined && row.ops.includes(pending.op)) {
+              return Effect.sync(() => publish(pending.event))
+            }
+            return Effect.void
+          }
+        )
+        // a row that cannot be read now is read by the first call
+        yield* Effect.ignore(reload)
         /** Whether no call has run since the activation loaded the row (the first needs no second read). */
         let activated = true
         /**
          * An absent record reads its row again before a call uses its absence:
          * another record may have moved to this key since (a key change,
          * committed by that record's owner). Not on the first call after the
-         * activation, which has just read it.
+         * activation, which has just read it; always when the row is not known.
          */
-        const refresh: Effect.Effect<void> = Effect.suspend(() => {
+        const refresh: Effect.Effect<void, Retryable> = Effect.suspend(() => {
           const first = activated
           activated = false
-          if (held !== undefined || first) return Effect.void
-          return Effect.map(loadRow(resource, key), adopt)
+          if (known && (held !== undefined || first)) return Effect.void
+          return reload
         })
 
-        const keyOf = () => held === undefined ? key : keyObject(resource, held.state)
+        const keyOf = () => held === undefined ? keyObj : keyObject(resource, held.state)
         const now = () => clock.currentTimeMillisUnsafe()
         /** One call at a time changes the record; `get` reads its committed state without waiting. */
         const lock = Semaphore.makeUnsafe(1)
         let currentRun = `${self}#${origin}:0`
+
+        /** A record of a newer version than this runner's: retried by the caller, for an upgraded owner. */
+        const skew = (found: TooNew) => new Retryable({ applied: "no", message: found.message })
 
         /**
          * Runs `effect` as the record: its hooks see its run in `CurrentCallers`, with the layer's services; their
@@ -674,20 +699,26 @@ export const make = (
             }
             const cycle = wouldDeadlock(self, callers, [self])
             if (cycle === false) return run()
-            if (cycle === true) return Effect.fail(reentrant(resource, keyOf(), action))
+            if (cycle === true) return Effect.fail(Errors.reentrant(resource, keyOf(), action))
             return Effect.flatMap(
               cycle,
-              (found): Effect.Effect<A, WireError> => found ? Effect.fail(reentrant(resource, keyOf(), action)) : run()
+              (found): Effect.Effect<A, WireError> =>
+                found ? Effect.fail(Errors.reentrant(resource, keyOf(), action)) : run()
             )
           })
 
-        /** Answers a defect with `RecordCrashed`: the record keeps its last committed state. */
+        /**
+         * Answers a defect with `RecordCrashed`, after the restart policy: the
+         * record keeps its last committed state. A storage failure is never a
+         * defect here: it arrives typed (`RecordCrashed` not applied, or
+         * `Retryable`), and the policy does not run for it.
+         */
         const guard = <A>(effect: Effect.Effect<A, WireError>): Effect.Effect<A, WireError> =>
           Effect.catchCause(effect, (cause): Effect.Effect<A, WireError> => {
             const error = Cause.findErrorOption(cause)
             if (error._tag === "Some" && !Cause.hasDies(cause)) return Effect.fail(error.value)
             if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
-            const answer = crashed(resource, keyOf(), cause)
+            const answer = Errors.crashed(resource, keyOf(), cause)
             return Effect.andThen(afterCrash, Effect.fail(answer))
           })
 
@@ -703,6 +734,46 @@ export const make = (
         })
 
         /**
+         * What a commit came to: the row's new version, or `"conflict"`
+         * (fenced, or an insert over a live row). A commit storage refused is
+         * the caller's `RecordCrashed` ("not applied": the record keeps its
+         * state). One whose answer was lost is settled from its row; when that
+         * cannot be read either, the call is retryable (`applied: "unknown"`)
+         * and the record reads its row before its next call.
+         */
+        const committed = (
+          write: Effect.Effect<Outcome, StorageFailure>,
+          what: Errors.Write,
+          expected: number,
+          op: string,
+          event: Event.Event,
+          to?: string
+        ): Effect.Effect<Outcome, WireError> =>
+          Effect.catch(write, (failure): Effect.Effect<Outcome, WireError> => {
+            if (failure.applied === "no") {
+              return Effect.fail(Errors.notApplied(resource, keyOf(), what, failure.message))
+            }
+            return Effect.matchEffect(state.settle(resource, key, expected, op, to), {
+              onFailure: () => {
+                known = false
+                unsure = { op, event }
+                return Effect.fail(
+                  new Retryable({
+                    applied: "unknown",
+                    message: `storage did not confirm the commit: ${failure.message}`
+                  })
+                )
+              },
+              onSuccess: (settled): Effect.Effect<Outcome, WireError> =>
+                settled._tag === "Applied"
+                  ? Effect.succeed(settled.version)
+                  : settled._tag === "Fenced"
+                  ? Effect.succeed("conflict")
+                  : Effect.fail(Errors.notApplied(resource, keyOf(), what, failure.message))
+            })
+          })
+
+        /**
          * Commits `next` over `current` under the operation `op`, with its
          * event (`Updated`, or `Restarted` for a restart) in the same
          * statement; `false` when another owner committed first (fenced).
@@ -710,7 +781,7 @@ export const make = (
         const commitUpdate = (current: Held, next: any, t: number, op: string, tag: "Updated" | "Restarted") =>
           Effect.gen(function*() {
             const event = stateEvent(tag, next)
-            const outcome = yield* Effect.orDie(state.write({
+            const write = state.write({
               _tag: "Update",
               resource,
               key,
@@ -719,9 +790,10 @@ export const make = (
               state: next,
               lastActivity: t,
               op,
-              ops: current.ops,
+              newer: current.newer,
               notify: noticeHeadOf(event)
-            }))
+            })
+            const outcome = yield* committed(write, "change", current.version, op, event)
             if (outcome === "conflict") return false
             held = {
               version: outcome,
@@ -729,7 +801,8 @@ export const make = (
               createdAt: current.createdAt,
               lastActivity: t,
               flushed: t,
-              ops: [...current.ops, op].slice(-SqlState.rememberedOps)
+              ops: opsAfter(current.ops, op),
+              newer: current.newer
             }
             publish(event)
             return true
@@ -742,8 +815,7 @@ export const make = (
          */
         const commitRemoval = (current: Held, t: number, op: string, event: Event.Event) =>
           Effect.gen(function*() {
-            const notice = noticeOf(event)
-            const outcome = yield* Effect.orDie(state.write({
+            const write = state.write({
               _tag: "Tombstone",
               resource,
               key,
@@ -751,11 +823,11 @@ export const make = (
               state: undefined,
               lastActivity: t,
               op,
-              ops: current.ops,
-              notify: notice
-            }))
+              notify: noticeOf(event)
+            })
+            const outcome = yield* committed(write, "removal", current.version, op, event)
             if (outcome === "conflict") return false
-            tombstoneOps = [...current.ops, op].slice(-SqlState.rememberedOps)
+            tombstoneOps = opsAfter(current.ops, op)
             held = undefined
             publish(event)
             return true
@@ -782,7 +854,7 @@ export const make = (
         ) =>
           Effect.gen(function*() {
             const event = stateEvent(tag, next)
-            const outcome = yield* Effect.orDie(state.move({
+            const move = state.move({
               resource,
               from: key,
               expected: current.version,
@@ -792,16 +864,17 @@ export const make = (
               lastActivity: t,
               initial,
               op,
-              ops: current.ops,
+              newer: current.newer,
               notify: noticeHeadOf(event),
               replaceExpired: false
-            }))
+            })
+            const outcome = yield* committed(move, "change", current.version, op, event, to)
             if (outcome === "conflict") {
               // refused as a whole: this row changed (fenced), or the new key is live
-              const old = yield* Effect.orDie(state.load(resource, key))
+              const old = yield* Effect.mapError(state.load(resource, key), unreadable)
               return old !== undefined && old.alive && old.version === current.version ? "taken" : "fenced"
             }
-            tombstoneOps = [...current.ops, op].slice(-SqlState.rememberedOps)
+            tombstoneOps = opsAfter(current.ops, op)
             movedTo = to
             held = undefined
             initial = undefined
@@ -809,8 +882,8 @@ export const make = (
             return "moved"
           })
 
-        /** The `Destroyed` or `Failed` event of the record's last state. */
-        const removal = (current: Held, reason: Event.DestroyReason | "failed"): Event.Event =>
+        /** The `Destroyed` or `Failed` event of the record's last state (`failure`: why an expiry's action failed). */
+        const removal = (current: Held, reason: Event.DestroyReason | "failed", failure?: string): Event.Event =>
           reason === "failed"
             ? {
               _tag: "Failed",
@@ -823,22 +896,44 @@ export const make = (
               resource: resource.name,
               key: keyObject(resource, current.state),
               record: current.state,
-              reason
+              reason,
+              ...(failure === undefined ? {} : { failure })
             }
 
         /** Removes a crashed record: tombstone, `Failed` with its last state. */
         const failRecord = (current: Held, t: number) =>
           Effect.asVoid(commitRemoval(current, t, `failed:${t}`, removal(current, "failed")))
 
-        /** `restart: "initial"`: runs the create action again with its stored input, commits, `Restarted`. */
+        /**
+         * `restart: "initial"`: runs the create action again with its stored
+         * input, commits, `Restarted`. Without a stored input it can use (a
+         * record stored by an older version, whose migration kept its state
+         * and not its create), the record resumes its last state.
+         */
         const recreate = (current: Held) =>
           Effect.gen(function*() {
             const stored = initial as { readonly action: string; readonly data: unknown; readonly input: unknown }
-            if (stored === undefined || stored === null) return yield* Effect.die("no stored create input")
-            const createAction = resource.action(stored.action, "create")
-            if (createAction instanceof UnknownAction) return yield* Effect.die(createAction)
-            const decoded = codecs.decodeInput(createAction, stored.input)
-            const prepared = yield* toEffect(prepare(resource, createAction, codecs.decodeData(stored.data), decoded))
+            const createAction = stored === undefined || stored === null
+              ? undefined
+              : resource.action(stored.action, "create")
+            let decoded: { readonly input: Decoded; readonly data: unknown } | undefined = undefined
+            if (createAction !== undefined && !(createAction instanceof UnknownAction)) {
+              try {
+                decoded = {
+                  input: codecs.decodeInput(createAction, stored.input),
+                  data: codecs.decodeData(stored.data)
+                }
+              } catch {
+                decoded = undefined
+              }
+            }
+            if (decoded === undefined || createAction === undefined || createAction instanceof UnknownAction) {
+              yield* Effect.logWarning(
+                `${resource.name} restarts "initial" but its stored create input cannot be used: it resumes its last state`
+              ).pipe(Effect.annotateLogs({ resource: resource.name, key }))
+              return yield* announce(stateEvent("Restarted", current.state))
+            }
+            const prepared = yield* toEffect(prepare(resource, createAction, decoded.data, decoded.input))
             const to = resource.encodeKey(prepared.state)
             yield* runAfter(resource, createAction, prepared)
             const t = now()
@@ -854,7 +949,8 @@ export const make = (
           }).pipe((e) => asRecord([], e))
 
         /**
-         * After a defect in an action: the restart policy and intensity. The
+         * After a defect in an action: the restart policy (the declared one,
+         * else `"lastState"`: the record is stored) and intensity. The
          * record's last committed state is untouched by the failed action.
          */
         const afterCrash: Effect.Effect<void> = Effect.suspend(() => {
@@ -863,7 +959,7 @@ export const make = (
           const t = now()
           restarts = restarts.filter((x) => t - x < resource.withinMillis)
           restarts.push(t)
-          const policy = resource.resource.restart
+          const policy = resource.storedRestart
           if (policy === "never" || restarts.length > resource.maxRestarts) {
             return Effect.ignoreCause(failRecord(current, t))
           }
@@ -874,19 +970,23 @@ export const make = (
         })
 
         const fenced = () =>
-          Effect.flatMap(loadRow(resource, key), (fresh) => {
-            adopt(fresh)
+          Effect.flatMap(reload, () =>
             // nothing was applied: the caller re-sends the call, which reaches the new owner
-            return Effect.fail(
-              new Fenced({
-                message: `${resource.name} ${
+            Effect.fail(
+              new Retryable({
+                applied: "no",
+                message: `fenced: ${resource.name} ${
                   JSON.stringify(keyOf())
                 }: another runner committed a newer state (the shard moved); the write was not applied`
               })
-            )
-          })
+            ))
 
-        /** Expires the record if it is past its deadline at `t`: runs its destroy action, commits, publishes. */
+        /**
+         * Expires the record if it is past its deadline at `t`: runs its
+         * destroy action, then removes it, also when the action refuses or
+         * dies (why is logged and carried by `Destroyed`), so that no record
+         * outlives its deadline.
+         */
         const expireIfDue = (t: number): Effect.Effect<boolean, WireError> => {
           if (held === undefined || !resource.hasTimeouts || t < deadlineOf(resource, held)) {
             return Effect.succeed(false)
@@ -895,11 +995,30 @@ export const make = (
           const reason = expiryReason(resource, current)
           const action = resource.primaryDestroy
           return Effect.gen(function*() {
-            const prepared = yield* toEffect(prepare(resource, action, current.state, Admission.noInput))
-            yield* runAfter(resource, action, prepared)
-            if (!(yield* commitRemoval(current, t, `expire:${t}`, removal(current, reason)))) return yield* fenced()
+            const ran = yield* Effect.exit(asRecord(
+              [],
+              Effect.flatMap(
+                toEffect(prepare(resource, action, current.state, Admission.noInput)),
+                (prepared) => runAfter(resource, action, prepared)
+              )
+            ))
+            let failure: string | undefined = undefined
+            if (Exit.isFailure(ran)) {
+              if (Cause.hasInterruptsOnly(ran.cause)) return yield* Effect.failCause(ran.cause as Cause.Cause<never>)
+              const error = Cause.findErrorOption(ran.cause)
+              failure = failureOf(
+                error._tag === "Some" && !Cause.hasDies(ran.cause)
+                  ? { _tag: "Refused", error: error.value as StoreError }
+                  : { _tag: "Crashed", cause: ran.cause }
+              )
+              yield* Effect.logWarning(`${resource.name} expired (${reason}) but its destroy action failed: ${failure}`)
+                .pipe(Effect.annotateLogs({ resource: resource.name, key }))
+            }
+            if (!(yield* commitRemoval(current, t, `expire:${t}`, removal(current, reason, failure)))) {
+              return yield* fenced()
+            }
             return true
-          }).pipe((e) => asRecord([], e), guard)
+          }).pipe(guard)
         }
 
         /** Activity: in memory, written back once a quarter of the inactivity timeout has passed. */
@@ -908,10 +1027,10 @@ export const make = (
           held.lastActivity = t
           if (t - held.flushed < resource.idleMillis / 4) return Effect.void
           const current = held
-          return Effect.asVoid(Effect.orDie(Effect.tap(
+          return Effect.ignore(Effect.tap(
             state.write({ _tag: "Touch", resource, key, expected: current.version, lastActivity: t }),
             (outcome) => Effect.sync(() => outcome !== "conflict" && (current.flushed = t))
-          )))
+          ))
         }
 
         // leaving this runner (passivation, a shard moving, shutdown): write back activity not yet written
@@ -929,7 +1048,7 @@ export const make = (
         const live = (t: number) =>
           Effect.flatMap(
             expireIfDue(t),
-            () => held === undefined ? Effect.fail(Admission.notFound(resource, key)) : Effect.succeed(held)
+            () => held === undefined ? Effect.fail(Errors.notFound(resource, keyObj)) : Effect.succeed(held)
           )
 
         const action = (name: string, kind: "create" | "update" | "destroy") => {
@@ -937,21 +1056,31 @@ export const make = (
           return found instanceof UnknownAction ? Effect.fail(found) : Effect.succeed(found)
         }
 
+        /** Reads the row before a call, refusing it (retryable) while the row is a newer version's this one cannot read. */
+        const ready: Effect.Effect<void, Retryable> = Effect.flatMap(
+          refresh,
+          () => blocked === undefined ? Effect.void : Effect.fail(skew(blocked))
+        )
+
         return protocol.of({
           Create: ({ payload }) =>
             Effect.gen(function*() {
-              yield* refresh
+              yield* ready
+              // a record this create did not make: its row again before refusing (another owner may have written it)
+              if (held !== undefined && !held.ops.includes(payload.op)) yield* reload
               const t = now()
               yield* expireIfDue(t)
               if (held !== undefined) {
                 // a retry of this very create answers with the record
                 if (held.ops.includes(payload.op)) return codecs.encodeData(held.state)
-                return yield* alreadyExists(resource, keyOf())
+                return yield* Errors.alreadyExists(resource, keyOf())
               }
               if (movedTo !== undefined && tombstoneOps.includes(payload.op)) {
                 // a retry of this create, whose record has moved to another key since: answered with it there
-                const moved = yield* loadRow(resource, movedTo)
-                if (moved !== undefined && moved.alive) return codecs.encodeData(moved.state)
+                const moved = yield* Effect.mapError(loadRow(resource, movedTo), unreadable)
+                if (moved !== undefined && moved.alive && moved.state !== undefined) {
+                  return codecs.encodeData(moved.state)
+                }
               }
               const compiledAction = yield* action(payload.action, "create")
               const decoded = codecs.decodeInput(compiledAction, payload.input)
@@ -963,7 +1092,7 @@ export const make = (
                 const reply = yield* afterAs(payload.callers, compiledAction, prepared)
                 const committedAt = now()
                 const event = stateEvent("Created", prepared.state)
-                const outcome = yield* Effect.orDie(state.write({
+                const write = state.write({
                   _tag: "Insert",
                   resource,
                   key,
@@ -972,14 +1101,17 @@ export const make = (
                   lastActivity: committedAt,
                   initial: created,
                   op: payload.op,
-                  ops: tombstoneOps,
                   notify: noticeHeadOf(event)
-                }))
+                })
+                const outcome = yield* committed(write, "new record", 0, payload.op, event)
                 if (outcome === "conflict") {
-                  // the key is live: a record moved here meanwhile (a key change on another entity), or another
-                  // owner created it; this entity holds it from now on
-                  adopt(yield* loadRow(resource, key))
-                  return yield* alreadyExists(resource, keyObject(resource, prepared.state))
+                  // the key is live: a record moved here meanwhile (a key change on another entity), another owner
+                  // created it, or this very create did (its earlier attempt, served by another owner); this entity
+                  // holds the row from now on
+                  yield* reload
+                  if (blocked !== undefined) return yield* skew(blocked)
+                  if (held !== undefined && held.ops.includes(payload.op)) return held.state
+                  return yield* Errors.alreadyExists(resource, keyObject(resource, prepared.state))
                 }
                 initial = created
                 held = {
@@ -988,7 +1120,8 @@ export const make = (
                   createdAt: committedAt,
                   lastActivity: committedAt,
                   flushed: committedAt,
-                  ops: [...tombstoneOps, payload.op].slice(-SqlState.rememberedOps)
+                  ops: opsAfter(tombstoneOps, payload.op),
+                  newer: undefined
                 }
                 publish(event)
                 return reply
@@ -998,11 +1131,13 @@ export const make = (
 
           Update: ({ payload }) =>
             Effect.gen(function*() {
-              yield* refresh
+              yield* ready
               if (held === undefined && movedTo !== undefined && tombstoneOps.includes(payload.op)) {
                 // a retry of the key change that moved the record away: answered with the record at its new key
-                const moved = yield* loadRow(resource, movedTo)
-                if (moved === undefined || !moved.alive) return yield* Admission.notFound(resource, key)
+                const moved = yield* Effect.mapError(loadRow(resource, movedTo), unreadable)
+                if (moved === undefined || !moved.alive || moved.state === undefined) {
+                  return yield* Errors.notFound(resource, keyObj)
+                }
                 return codecs.encodeData(moved.state)
               }
               const current = yield* live(now())
@@ -1014,21 +1149,23 @@ export const make = (
                 const to = resource.encodeKey(prepared.state)
                 if (to !== key) {
                   // a change of primary key: refused before the after hooks when the new key is live already
-                  const there = yield* loadRow(resource, to)
+                  const there = yield* Effect.mapError(loadRow(resource, to), unreadable)
                   if (there !== undefined && there.alive) {
-                    return yield* alreadyExists(resource, keyObject(resource, prepared.state))
+                    return yield* Errors.alreadyExists(resource, keyObject(resource, prepared.state))
                   }
                 }
                 const reply = yield* afterAs(payload.callers, compiledAction, prepared)
                 const t = now()
                 if (t >= deadlineOf(resource, current)) {
                   yield* expireIfDue(t)
-                  return yield* Admission.notFound(resource, key)
+                  return yield* Errors.notFound(resource, keyObj)
                 }
                 if (to !== key) {
                   const moved = yield* commitMove(current, prepared.state, to, t, payload.op, "Updated")
                   if (moved === "fenced") return yield* fenced()
-                  if (moved === "taken") return yield* alreadyExists(resource, keyObject(resource, prepared.state))
+                  if (moved === "taken") {
+                    return yield* Errors.alreadyExists(resource, keyObject(resource, prepared.state))
+                  }
                   return reply
                 }
                 if (!(yield* commitUpdate(current, prepared.state, t, payload.op, "Updated"))) return yield* fenced()
@@ -1039,7 +1176,7 @@ export const make = (
 
           Destroy: ({ payload }) =>
             Effect.gen(function*() {
-              yield* refresh
+              yield* ready
               // a retry of this destroy, applied already (the key may have been created again since)
               if (held === undefined ? tombstoneOps.includes(payload.op) : held.ops.includes(payload.op)) return
               const current = yield* live(now())
@@ -1054,17 +1191,19 @@ export const make = (
             Effect.suspend(() => {
               const t = now()
               // the committed state, without waiting for a running call
-              if (held !== undefined && (!resource.hasTimeouts || t < deadlineOf(resource, held))) {
+              if (known && held !== undefined && (!resource.hasTimeouts || t < deadlineOf(resource, held))) {
                 const committed = held.state
                 return Effect.as(touch(t), codecs.encodeData(committed))
               }
               // absent while a call runs (a create, say): the committed state is absence, as that call read its row
               // when it started
-              if (held === undefined && runningIn.has(self)) return Effect.fail(Admission.notFound(resource, key))
-              // absent (a record may have moved here since: its row is read again), or past its deadline (expired
-              // first): in turn
+              if (known && held === undefined && blocked === undefined && runningIn.has(self)) {
+                return Effect.fail(Errors.notFound(resource, keyObj))
+              }
+              // absent (a record may have moved here since: its row is read again), not known, or past its deadline
+              // (expired first): in turn
               return Effect.gen(function*() {
-                yield* refresh
+                yield* ready
                 const current = yield* live(t)
                 yield* touch(t)
                 return codecs.encodeData(current.state)
@@ -1074,6 +1213,8 @@ export const make = (
           Expire: ({ payload }) =>
             Effect.gen(function*() {
               yield* refresh
+              // a newer version's record: its expiry is an upgraded owner's to run
+              if (blocked !== undefined) return false
               // the owner's clock decides, not the sweeper's
               const t = now()
               const expired = yield* expireIfDue(t)
@@ -1088,6 +1229,8 @@ export const make = (
             }).pipe(guard, Effect.uninterruptible, (body) => exclusive([], "expire", body)),
 
           Probe: ({ payload }) => {
+            // it reads no row: the next call must (an activation by a probe may be long before it)
+            activated = false
             const cycle = wouldDeadlock(self, payload.callers, payload.visited)
             return typeof cycle === "boolean" ? Effect.succeed(cycle) : cycle
           }
@@ -1122,6 +1265,39 @@ export const make = (
       times: retries
     }
     /**
+     * Whether some runner can own a record's shard. effect/cluster re-sends a
+     * message to a shard no runner owns without end (`Sharding.sendOutgoing`),
+     * so with no runner up a call would wait forever. Its client assigns
+     * shards from the healthy runners of its `RunnerStorage`: with none there
+     * (read at most once a second), there is nowhere to send a call. Known in
+     * a client-only process whose `RunnerStorage` is in this layer's context
+     * (a runner process is a runner itself); a registry that cannot be read
+     * counts as a runner up.
+     */
+    const registry = clusterOptions.runner === false
+      ? Option.getOrUndefined(yield* Effect.serviceOption(RunnerStorage.RunnerStorage))
+      : undefined
+    const runnerUp = registry === undefined ? undefined : yield* registry.getRunners.pipe(
+      Effect.map((runners) => runners.some(([runner, healthy]) => healthy && runner.groups.includes("default"))),
+      Effect.timeoutOrElse({ duration: "2 seconds", orElse: () => Effect.succeed(true) }),
+      Effect.orElseSucceed(() => true),
+      Effect.cachedWithTTL("1 second")
+    )
+    /** Fails once no runner is up any more, checked every second. */
+    const runnersLeft: Effect.Effect<never, NoRunner> = Effect.suspend(() =>
+      Effect.flatMap(Effect.andThen(Effect.sleep("1 second"), runnerUp!), (up) =>
+        up ? runnersLeft : Effect.fail(new NoRunner(true)))
+    )
+    /**
+     * A call, unless no runner is up: then refused before it is sent, or
+     * abandoned (its re-sending by effect/cluster interrupted) when the last
+     * runner leaves while it waits. Never bounded otherwise: a long hook runs.
+     */
+    const routed = <A>(call: Effect.Effect<A, unknown>): Effect.Effect<A, unknown> =>
+      runnerUp === undefined
+        ? call
+        : Effect.flatMap(runnerUp, (up) => up ? Effect.raceFirst(call, runnersLeft) : Effect.fail(new NoRunner(false)))
+    /**
      * Sends a message to a record, re-sending it (same operation id) while it
      * fails for a reason of the cluster; a cluster `MailboxFull` is ours.
      * When the retries run out, or this process's store closes meanwhile, the
@@ -1130,12 +1306,15 @@ export const make = (
      *
      * - not reached: `EntityNotAssignedToRunner` (routing refused it before
      *   any handler ran: no runner owns the shard yet, or this process is
-     *   shutting down) and `Fenced` (the owner ran it and its commit was
-     *   refused: a newer owner committed first);
-     * - may have reached: anything else, interrupts (a runner stopping while
-     *   serving it, the reply abandoned) and defects (a transport failure, a
-     *   record that could not be activated) included. A record's own defects
-     *   never arrive as defects: its owner answers them as `RecordCrashed`.
+     *   shutting down), no runner up when it was to be sent (`routed`), and
+     *   `Retryable` with `applied: "no"` (the owner refused it before its
+     *   commit: fenced by a newer owner, storage unreadable, a record of a
+     *   newer version);
+     * - may have reached: anything else, `Retryable` with `applied:
+     *   "unknown"` (the owner's commit was not confirmed), interrupts (a
+     *   runner stopping while serving it, the reply abandoned) and defects (a
+     *   transport failure) included. A record's own defects never arrive as
+     *   defects: its owner answers them as `RecordCrashed`.
      */
     const send = <A>(
       resource: Compiled,
@@ -1150,26 +1329,30 @@ export const make = (
         const attempt = Effect.catchCause(
           Effect.suspend(() => {
             attempts++
-            return call
+            return routed(call)
           }),
           (cause): Effect.Effect<A, StoreError | Retry> => {
             const error = Cause.findErrorOption(cause)
             if (error._tag === "Some" && !Cause.hasDies(cause)) {
-              const e = error.value as { readonly _tag?: string }
-              if (e._tag === fencedTag || e._tag === "EntityNotAssignedToRunner") {
+              const e = error.value as { readonly _tag?: string; readonly applied?: string }
+              if (e._tag === retryableTag) {
+                // refused by the owner for a reason that passes: nothing applied, or (its commit unconfirmed) perhaps
+                if (e.applied === "unknown") reached = true
+                return Effect.fail(new Retry({ cause }))
+              }
+              if (e._tag === "EntityNotAssignedToRunner" || (e instanceof NoRunner && !e.sent)) {
                 return Effect.fail(new Retry({ cause }))
               }
               if (isKnownError(resource, e)) return Effect.fail(e as StoreError)
               if (e._tag === "MailboxFull") {
                 return Effect.fail(
-                  new MailboxFull({
-                    resource: resource.name,
+                  Errors.mailboxFull(
+                    resource,
                     key,
-                    capacity: 0,
-                    message: `${resource.name} ${
-                      JSON.stringify(key)
-                    }: its runner refused the call: it holds too many records (ShardingConfig.maxResidentEntities) or this record too many messages (entityMailboxCapacity)`
-                  })
+                    0,
+                    "its runner refused the call: it holds too many records (ShardingConfig.maxResidentEntities) " +
+                      "or this record too many messages (entityMailboxCapacity)"
+                  )
                 )
               }
             }
@@ -1237,7 +1420,7 @@ export const make = (
     ): { readonly id: string; readonly key: unknown } | StoreError => {
       const k = resource.checkKey(key)
       if (k instanceof ValidationError) return k
-      return { id: SqlState.escapeKey(resource.encodeKey(k)), key: k }
+      return { id: escapeKey(resource.encodeKey(k)), key: k }
     }
 
     const decodeRecord = (resource: Compiled, u: unknown) => entities.get(resource.name)!.codecs.decodeData(u)
@@ -1258,6 +1441,7 @@ export const make = (
         if (!Admission.isAdmitted(admitted)) return Effect.fail(admitted)
         const { action, decoded, resource } = admitted
         const data = initialData(resource, decoded)
+        if (data instanceof ValidationError) return Effect.fail(data)
         // a call on behalf of the record itself is refused by its owner, which knows whether it is busy
         const target = entityOf(resource, data)
         if (!("id" in target)) {
@@ -1321,13 +1505,27 @@ export const make = (
       })
 
     /** A record by key from its row: read-your-writes, no message. */
-    const fromRow = (resource: Compiled, target: { readonly id: string; readonly key: unknown }) =>
-      Effect.flatMap(loadRow(resource, SqlState.unescapeKey(target.id)), (row) => {
-        if (row === undefined || !row.alive || pastDeadline(row, clock.currentTimeMillisUnsafe())) {
-          return Effect.fail(Admission.notFound(resource, target.key))
+    const fromRow = (
+      resource: Compiled,
+      target: { readonly id: string; readonly key: unknown },
+      operation: string
+    ): Effect.Effect<unknown, NotFound | Unavailable> =>
+      Effect.flatMap(
+        Effect.mapError(
+          loadRow(resource, unescapeKey(target.id)),
+          (e) => Errors.unreachable(resource, target.key, operation, undefined, e.message)
+        ),
+        (row): Effect.Effect<unknown, NotFound | Unavailable> => {
+          if (row?.tooNew !== undefined) return Effect.fail(Errors.tooNew(resource, target.key, operation, row.tooNew))
+          if (
+            row === undefined || !row.alive || row.state === undefined ||
+            pastDeadline(row, clock.currentTimeMillisUnsafe())
+          ) {
+            return Effect.fail(Errors.notFound(resource, target.key))
+          }
+          return Effect.succeed(row.state)
         }
-        return Effect.succeed(row.state)
-      })
+      )
 
     const byKey = (
       operation: "get" | "keepAlive",
@@ -1343,7 +1541,7 @@ export const make = (
       if (
         resource.idleMillis === undefined || callers.some((run) => recordOfRun(run) === `${resource.name}/${target.id}`)
       ) {
-        return fromRow(resource, target)
+        return fromRow(resource, target, operation)
       }
       return Effect.map(
         send(resource, target.key, operation, clients.get(resource.name)!(target.id).Get({ callers })),
@@ -1383,7 +1581,7 @@ export const make = (
           const resource = compiled.get(name)
           if (resource === undefined) return Effect.void
           return Effect.map(
-            Effect.exit(send(resource, key, "expire", clients.get(name)!(SqlState.escapeKey(key)).Expire({ now: t }))),
+            Effect.exit(send(resource, key, "expire", clients.get(name)!(escapeKey(key)).Expire({ now: t }))),
             (done) => {
               if (Exit.isSuccess(done) && done.value === true) expired++
             }
@@ -1437,13 +1635,24 @@ const describeFailure = (cause: Cause.Cause<unknown>): string => {
     if (e._tag === "EntityNotAssignedToRunner") {
       return "EntityNotAssignedToRunner: no runner accepted the record's shard (not yet assigned, or this process is stopping)"
     }
-    if (e._tag === fencedTag) return `fenced: ${String(e.message)}`
+    if (e._tag === retryableTag) return String(e.message)
+    if (e instanceof NoRunner) {
+      return e.sent
+        ? "no runner: the last runner left while the call waited to be delivered"
+        : "no runner: no healthy runner is registered (RunnerStorage), nowhere to send the call"
+    }
     const tag = typeof e._tag === "string" ? e._tag : "error"
     return typeof e.message === "string" && e.message !== "" ? `${tag}: ${e.message}` : tag
   }
   if (Cause.hasInterruptsOnly(cause)) return "interrupted: the reply was lost (the runner serving the call stopped)"
   const defect = Cause.squash(cause)
   return `defect: ${defect instanceof Error ? defect.message : String(defect)}`
+}
+
+/** No runner is up: the call was not sent, or (`sent`) was abandoned while effect/cluster re-sent it. */
+class NoRunner {
+  readonly _tag = "NoRunner"
+  constructor(readonly sent: boolean) {}
 }
 
 /** A failure of the cluster, not of the record: the message is re-sent. */

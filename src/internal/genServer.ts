@@ -14,11 +14,10 @@ import { SqlClient } from "effect/sql"
 import type * as DataLayer from "../DataLayer.js"
 import {
   InvalidResource,
-  MailboxFull,
   type NotFound,
-  ReentrantCall,
   type StoreClosed,
   type StoreError,
+  type Unavailable,
   ValidationError
 } from "../Errors.js"
 import * as Query from "../Query.js"
@@ -28,6 +27,7 @@ import * as Durable from "./durable.js"
 import * as Events from "./events.js"
 import * as Mailbox from "./mailbox.js"
 import { pinned } from "./query.js"
+import * as Errors from "./record/errors.js"
 import * as Registry from "./registry.js"
 import type { Compiled } from "./resource.js"
 import * as Server from "./server.js"
@@ -68,16 +68,37 @@ export const make: DataLayer.Make = (resources, options) =>
       activity: boolean,
       chain: Chain,
       f: (server: Server.RecordServer) => Effect.Effect<A, E, R>
-    ): Effect.Effect<A, E | NotFound | ValidationError, R> => {
+    ): Effect.Effect<A, E | NotFound | ValidationError | Unavailable, R> => {
       const k = resource.checkKey(key)
       if (k instanceof ValidationError) return Effect.fail(k)
       const table = registry.tables.get(resource.name)!
       const encoded = resource.encodeKey(k)
       const server = Registry.lookup(table, encoded) ?? ownPending(table, encoded, chain)
-      if (server === undefined) return Effect.fail(Admission.notFound(resource, k))
+      if (server === undefined) {
+        // storage may hold what memory does not know yet (a write whose answer was lost, a newer version's row)
+        const unsettled = durable?.unsettled(resource, encoded)
+        if (unsettled === undefined) return Effect.fail(Errors.notFound(resource, k))
+        return Effect.flatMap(unsettled, () => {
+          const found = Registry.lookup(table, encoded)
+          return found === undefined
+            ? Effect.fail(Errors.notFound(resource, k))
+            : visit(resource, found, k, activity, f)
+        })
+      }
+      return visit(resource, server, k, activity, f)
+    }
+
+    /** A call by key that found its record: past its deadline it is `NotFound`; else activity, then `f`. */
+    const visit = <A, E, R>(
+      resource: Compiled,
+      server: Server.RecordServer,
+      k: unknown,
+      activity: boolean,
+      f: (server: Server.RecordServer) => Effect.Effect<A, E, R>
+    ): Effect.Effect<A, E | NotFound, R> => {
       if (!resource.tracksActivity || server.status !== "live") return f(server)
       const now = clock.currentTimeMillisUnsafe()
-      if (Supervisor.isExpired(server, now)) return Effect.fail(Admission.notFound(resource, k))
+      if (Supervisor.isExpired(server, now)) return Effect.fail(Errors.notFound(resource, k))
       if (activity) Supervisor.touchUnsafe(server, now)
       return f(server)
     }
@@ -101,39 +122,15 @@ export const make: DataLayer.Make = (resources, options) =>
       const chain = graph.attached(fiber.getRef(CurrentChain))
       const caller = graph.caller(chain)
       if (caller !== undefined && graph.wouldDeadlock(caller, server.id)) {
-        const key = Server.keyObject(server.resource, Server.committed(server))
-        return Effect.fail(
-          new ReentrantCall({
-            resource: server.resource.name,
-            key,
-            action,
-            message: caller.id === server.id
-              ? `${server.resource.name} ${
-                JSON.stringify(key)
-              }: a hook of this record called ${action} on the same record, which would wait on its own mailbox`
-              : `${server.resource.name} ${
-                JSON.stringify(key)
-              }: calling ${action} would deadlock: that record is waiting, through other records' hooks, on the caller`
-          })
-        )
+        return Effect.fail(Errors.reentrant(server.resource, Server.keyOf(server), action))
       }
       if (gate.closed) return Effect.fail(Admission.storeClosed())
       // the record may have stopped since it was looked up (this fiber can be preempted in between)
-      if (server.status !== "live") {
-        return Effect.fail(
-          Admission.notFound(server.resource, Server.keyObject(server.resource, Server.committed(server)))
-        )
-      }
+      if (server.status !== "live") return Effect.fail(Server.notFound(server))
       const capacity = server.resource.resource.mailboxCapacity
       if (capacity !== undefined && Server.queued(server) >= capacity) {
-        const key = Server.keyObject(server.resource, Server.committed(server))
         return Effect.fail(
-          new MailboxFull({
-            resource: server.resource.name,
-            key,
-            capacity,
-            message: `${server.resource.name} ${JSON.stringify(key)}: mailbox full (${capacity} pending requests)`
-          })
+          Errors.mailboxFull(server.resource, Server.keyOf(server), capacity, `${capacity} pending requests`)
         )
       }
       const reply = Deferred.makeUnsafe<any, StoreError>()
@@ -151,25 +148,54 @@ export const make: DataLayer.Make = (resources, options) =>
         const admitted = admit(resourceName, actionName, "create", input)
         if (!Admission.isAdmitted(admitted)) return Effect.fail(admitted)
         const { action, decoded, resource } = admitted
-        const createInput: Server.CreateInput = { action, data: initialData(resource, decoded), input: decoded }
+        const data = initialData(resource, decoded)
+        if (data instanceof ValidationError) return Effect.fail(data)
+        const createInput: Server.CreateInput = { action, data, input: decoded }
         return Effect.withFiber((fiber) => {
           const chain = graph.attached(fiber.getRef(CurrentChain))
           const caller = graph.caller(chain)
+          const op = fiber.getRef(Admission.CurrentOperationId)
           const id = ++ids
-          const spawned = supervisor.spawn(
+          const spawn = supervisor.spawn(
             resource,
             id,
             createInput,
             chain,
             resource.tracksActivity ? clock.currentTimeMillisUnsafe() : 0,
-            callerSpan(fiber)
+            callerSpan(fiber),
+            op
           )
+          const spawned = durable === undefined || !resource.durable ? spawn : durableCreate(resource, data, op, spawn)
           if (caller === undefined) return spawned
           // a hook creating a record waits on it: its create hooks may call back
           const release = graph.wait(caller, id)
           return Effect.ensuring(spawned, Effect.sync(release))
         })
       })
+
+    /**
+     * A durable create: a key storage may hold unknown to memory is settled
+     * first; under an id the caller chose, a create that id applied already
+     * answers with its record instead of `AlreadyExists`.
+     */
+    const durableCreate = (
+      resource: Compiled,
+      data: { readonly [field: string]: unknown },
+      op: string | undefined,
+      spawn: Effect.Effect<any, StoreError>
+    ): Effect.Effect<any, StoreError> => {
+      for (const k of resource.keyFields) if (!(k in data)) return spawn
+      const key = resource.encodeKey(data)
+      const unsettled = durable!.unsettled(resource, key)
+      const created = op === undefined ? undefined : durable!.created(resource, key, op)
+      if (unsettled === undefined && created === undefined) return spawn
+      return Effect.andThen(
+        unsettled ?? Effect.void,
+        created === undefined
+          ? spawn
+          : Effect.flatMap(created, (record) => record === undefined ? spawn : Effect.succeed(record))
+      )
+    }
 
     const update: DataLayer.Service["update"] = (resourceName, key, actionName, input) =>
       Effect.withFiber((fiber) => {
@@ -181,7 +207,16 @@ export const make: DataLayer.Make = (resources, options) =>
             fiber,
             server,
             action.name,
-            (reply, chain, at, span) => Server.request.update(action.name, decoded, reply, chain, at, span)
+            (reply, chain, at, span) =>
+              Server.request.update(
+                action.name,
+                decoded,
+                reply,
+                chain,
+                at,
+                span,
+                fiber.getRef(Admission.CurrentOperationId)
+              )
           ))
       })
 
@@ -195,12 +230,13 @@ export const make: DataLayer.Make = (resources, options) =>
             fiber,
             server,
             action.name,
-            (reply, chain, at, span) => Server.request.destroy(action.name, reply, chain, at, span)
+            (reply, chain, at, span) =>
+              Server.request.destroy(action.name, reply, chain, at, span, fiber.getRef(Admission.CurrentOperationId))
           ))
       })
 
     const get: DataLayer.Service["get"] = (resourceName, key) =>
-      Effect.withFiber((fiber): Effect.Effect<unknown, NotFound | ValidationError | StoreClosed> => {
+      Effect.withFiber((fiber): Effect.Effect<unknown, NotFound | ValidationError | StoreClosed | Unavailable> => {
         const resource = admitRead(resourceName)
         if (!Admission.isCompiled(resource)) return Effect.fail(resource)
         const chain = fiber.getRef(CurrentChain)
@@ -208,7 +244,7 @@ export const make: DataLayer.Make = (resources, options) =>
       })
 
     const keepAlive: DataLayer.Service["keepAlive"] = (resourceName, key) =>
-      Effect.suspend((): Effect.Effect<void, NotFound | ValidationError | StoreClosed> => {
+      Effect.suspend((): Effect.Effect<void, NotFound | ValidationError | StoreClosed | Unavailable> => {
         const resource = admitRead(resourceName)
         if (!Admission.isCompiled(resource)) return Effect.fail(resource)
         return locate(resource, key, true, [], () => Effect.void)

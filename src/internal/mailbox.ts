@@ -97,7 +97,7 @@ export const run = (server: Server.RecordServer, first: Create): Effect.Effect<v
     server.dispatcher = fiber.currentDispatcher
     server.current = first
     // the create action runs in the record's fiber, like every action
-    const created = Server.create(server, first.chain, first.span)
+    const created = Server.create(server, first.chain, first.span, first.op)
     return Step.isEffect(created)
       ? Effect.flatMap(created, (outcome) => started(server, first, outcome))
       : started(server, first, created)
@@ -259,7 +259,7 @@ const serveOne = (
     case "Continue":
       return answer(server, request.call, request.step)
     case "Expire": {
-      const step = Server.destroy(server, server.resource.primaryDestroy, request.reason, [], undefined)
+      const step = Server.destroy(server, server.resource.primaryDestroy, request.reason, [], undefined, undefined)
       return Step.isEffect(step) ? Effect.asVoid(step) : undefined
     }
   }

@@ -216,11 +216,13 @@ export const make: DataLayer.Make = (resources, options) =>
         const admitted = admit(resourceName, actionName, "create", input)
         if (!Admission.isAdmitted(admitted)) return Effect.fail(admitted)
         const { action, decoded, resource } = admitted
+        const data = initialData(resource, decoded)
+        if (data instanceof ValidationError) return Effect.fail(data)
         const entry: Entry = {
           id: ++ids,
           resource,
           key: "",
-          state: initialData(resource, decoded),
+          state: data,
           createdAt: 0,
           lastActivity: 0,
           alive: false,

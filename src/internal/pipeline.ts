@@ -132,7 +132,19 @@ const finish = (resource: Compiled, action: CompiledAction, cs: Changeset.Change
       : resource.validateChanges(cs.data, cs.attributes)
   }
   if (state instanceof ValidationError) return state
+  if (action.kind === "create" || touchesKey(resource, cs)) {
+    const tooLong = resource.checkKeySize(resource.encodeKey(state))
+    if (tooLong !== undefined) return tooLong
+  }
   return { state, afterHooks: cs.afterHooks }
+}
+
+/** Whether a change sets or unsets a key field (only then can the key grow). */
+const touchesKey = (resource: Compiled, cs: Changeset.Changeset.Any): boolean => {
+  for (const k of resource.keyFields) {
+    if (k in cs.attributes || cs.removed.includes(k)) return true
+  }
+  return false
 }
 
 const afterChange = (resource: Compiled, action: CompiledAction, cs: Changeset.Changeset.Any): Result<Prepared> => {

@@ -8,6 +8,7 @@ import { Duration, Exit, Schema, SchemaIssue } from "effect"
 import type * as Action from "../Action.js"
 import { type Issue, UnknownAction, ValidationError } from "../Errors.js"
 import type * as Resource from "../Resource.js"
+import { maxKeyBytes, oversizedKey } from "./sql/escape.js"
 
 /** @internal */
 export interface Decoded {
@@ -44,13 +45,24 @@ export interface Compiled {
   readonly version: number
   /** Migrations from older stored versions, by version. */
   readonly migrations: { readonly [version: number]: Resource.Migration<unknown> }
+  /** The restart policy on one process, the durable resources' included (see `Resource.restart`). */
+  readonly restart: Resource.RestartPolicy
+  /** The restart policy where records are stored (durable, cluster): the declared one, else `"lastState"`. */
+  readonly storedRestart: Resource.RestartPolicy
   readonly maxRestarts: number
   readonly withinMillis: number
   readonly indexes: ReadonlyArray<string>
   /** The encoded key of an object holding valid key fields. */
   readonly encodeKey: (record: any) => string
-  /** Picks and validates the key fields of a key or record. */
+  /** The key object an encoded key encodes (the inverse of `encodeKey`, for messages and events). */
+  readonly decodeKey: (encoded: string) => { readonly [field: string]: unknown }
+  /**
+   * Picks and validates the key fields of a key or record: a key whose
+   * stored form is over `maxKeyBytes` is refused on every layer.
+   */
   readonly checkKey: (input: unknown) => { readonly [field: string]: unknown } | ValidationError
+  /** `ValidationError` when the encoded key is longer than any layer stores; `undefined` when it fits. */
+  readonly checkKeySize: (encoded: string) => ValidationError | undefined
   /** Validates a whole record (type side, no excess fields). */
   readonly validate: (record: unknown) => any | ValidationError
   /** Validates a valid record with some fields changed; only the changed fields are checked. */
@@ -123,6 +135,35 @@ const encodeValue = (v: unknown): string => {
   }
 }
 
+/** The value {@link encodeValue} encoded. */
+const decodeValue = (s: string): unknown => {
+  switch (s[0]) {
+    case "\"":
+      return JSON.parse(s)
+    case "D":
+      return new Date(Number(s.slice(1)))
+    case "[":
+      return (JSON.parse(s) as Array<string>).map(decodeValue)
+    case "{": {
+      const pairs = JSON.parse("[" + s.slice(1)) as Array<string>
+      const out: { [k: string]: unknown } = {}
+      for (let i = 0; i < pairs.length; i += 2) out[pairs[i]!] = decodeValue(pairs[i + 1]!)
+      return out
+    }
+    case "?":
+      try {
+        return JSON.parse(s.slice(1))
+      } catch {
+        return s.slice(1)
+      }
+  }
+  if (s === "true" || s === "false") return s === "true"
+  if (s === "null") return null
+  if (s === "undefined") return undefined
+  if (s.endsWith("n")) return BigInt(s.slice(0, -1))
+  return Number(s)
+}
+
 /**
  * The encoding of a single-field key: a string that does not start with `\u0000` is its own encoding
  * (the hot path of every get and update); any other value is `\u0000` followed by {@link encodeValue}.
@@ -161,6 +202,17 @@ export const compile = (resource: Resource.Any): Compiled => {
       return out
     }
 
+  const decodeKey = (encoded: string) => {
+    const key: { [field: string]: unknown } = {}
+    if (single !== undefined) {
+      key[single] = encoded.charCodeAt(0) === 0 ? decodeValue(encoded.slice(1)) : encoded
+      return key
+    }
+    const parts = encoded.split("\u0000")
+    for (let i = 0; i < keyFields.length; i++) key[keyFields[i]!] = decodeValue(parts[i] ?? "undefined")
+    return key
+  }
+
   const checkKey = (input: unknown) => {
     if (typeof input !== "object" || input === null) {
       return new ValidationError({
@@ -172,15 +224,28 @@ export const compile = (resource: Resource.Any): Compiled => {
     }
     const key: { [field: string]: unknown } = {}
     for (const k of keyFields) key[k] = (input as any)[k]
-    if (isKey(key)) return key
+    if (isKey(key)) return checkKeySize(encodeKey(key)) ?? key
     const exit = keyDecoder(key)
-    return Exit.isSuccess(exit) ? exit.value : validationError(
+    return Exit.isSuccess(exit) ? checkKeySize(encodeKey(exit.value)) ?? exit.value : validationError(
       name,
       "key",
       exit.cause.reasons[0] !== undefined
         ? (exit.cause.reasons[0] as any).error.issue
         : new SchemaIssue.InvalidValue(undefined as any)
     )
+  }
+
+  const checkKeySize = (encoded: string): ValidationError | undefined => {
+    const bytes = oversizedKey(encoded)
+    if (bytes === undefined) return undefined
+    const message = `the key (${
+      keyFields.join(", ")
+    }) takes ${bytes} bytes when stored; at most ${maxKeyBytes} are allowed`
+    return new ValidationError({
+      resource: name,
+      message: `${name}: invalid key: ${message}`,
+      issues: [{ path: keyFields.length === 1 ? [keyFields[0]!] : [], message }]
+    })
   }
 
   const validate = (record: unknown) => {
@@ -328,11 +393,16 @@ export const compile = (resource: Resource.Any): Compiled => {
     durable: resource.durable === true,
     version: resource.version ?? 1,
     migrations: resource.migrations ?? {},
+    // without a declared policy, a durable resource restarts from its stored state
+    restart: resource.restartDeclared ?? (resource.durable === true ? "lastState" : resource.restart),
+    storedRestart: resource.restartDeclared ?? "lastState",
     maxRestarts: resource.restartIntensity.maxRestarts,
     withinMillis: Duration.toMillis(resource.restartIntensity.within),
     indexes: resource.indexes,
     encodeKey,
+    decodeKey,
     checkKey,
+    checkKeySize,
     validate,
     validateChanges,
     action

@@ -43,12 +43,14 @@
  * @internal
  */
 import { Cause, type Deferred, Effect, Exit, Ref, type Scheduler, type Tracer } from "effect"
-import { AlreadyExists, NotFound, RecordCrashed, type StoreError } from "../Errors.js"
+import type { NotFound, RecordCrashed, StoreError } from "../Errors.js"
 import type * as Event from "../Event.js"
 import type * as Metrics from "../Metrics.js"
 import type { Activation, Chain, WaitGraph } from "./deadlock.js"
 import { CurrentChain } from "./deadlock.js"
+import * as OperationId from "./operationId.js"
 import { isRefusal, prepare, type Prepared, type Result, runAfter } from "./pipeline.js"
+import * as Errors from "./record/errors.js"
 import * as Registry from "./registry.js"
 import type { Compiled, CompiledAction, Decoded } from "./resource.js"
 import * as Step from "./step.js"
@@ -85,17 +87,38 @@ export interface ServerContext {
 /**
  * The storage of a durable resource's records: each write completes (is
  * durable) before the commit it stores, and so before any caller sees it.
- * A write that fails leaves the record as it was; its error is the caller's.
+ * A write that fails leaves the record as it was; its error is the caller's
+ * (never a crash). Every write carries an operation id (`op`) its row
+ * remembers.
  *
  * @internal
  */
 export interface Persistence {
+  /**
+   * Before a write carrying an id the caller chose, or of a record whose
+   * last write's fate is unknown: learns from storage what happened (the
+   * record may take its stored state, or be removed, see {@link adopt}) and
+   * whether `op` was applied already. `undefined` when there is nothing to
+   * learn.
+   */
+  readonly settle: (server: RecordServer, op: string | undefined) => Effect.Effect<boolean, StoreError> | undefined
   /** Stores a new record (and its create input, for `restart: "initial"`). */
-  readonly created: (server: RecordServer, state: unknown) => Effect.Effect<void, StoreError>
+  readonly created: (
+    server: RecordServer,
+    state: unknown,
+    op: string,
+    action: string
+  ) => Effect.Effect<void, StoreError>
   /** Stores a record's new state (an update, a key change, a restart from the initial input). */
-  readonly updated: (server: RecordServer, state: unknown, key: string) => Effect.Effect<void, StoreError>
+  readonly updated: (
+    server: RecordServer,
+    state: unknown,
+    key: string,
+    op: string,
+    action: string
+  ) => Effect.Effect<void, StoreError>
   /** Removes a record from storage (destroy, expiry, failure). */
-  readonly removed: (server: RecordServer) => Effect.Effect<void, StoreError>
+  readonly removed: (server: RecordServer, op: string, action: string) => Effect.Effect<void, StoreError>
 }
 
 /** The input a create action ran with, kept for `restart: "initial"`. @internal */
@@ -108,6 +131,8 @@ export interface CreateInput {
 
 interface Call {
   readonly reply: Deferred.Deferred<any, StoreError>
+  /** The operation id the caller chose (`Store.withOperationId`), if any. */
+  readonly op: string | undefined
   /** The caller's attached chain (ids), which the action's own chain extends. */
   readonly chain: Chain
   /** The caller's span, which the action's span continues (only with a tracing backend). */
@@ -140,27 +165,29 @@ export type Request =
  * @internal
  */
 export const request = {
-  create: (reply: Deferred.Deferred<any, StoreError>, chain: Chain, span: Tracer.AnySpan | undefined): Request => ({
-    _tag: "Create",
-    reply,
-    chain,
-    span
-  }),
+  create: (
+    reply: Deferred.Deferred<any, StoreError>,
+    chain: Chain,
+    span: Tracer.AnySpan | undefined,
+    op: string | undefined
+  ): Request => ({ _tag: "Create", reply, chain, span, op }),
   update: (
     action: string,
     input: Decoded,
     reply: Deferred.Deferred<any, StoreError>,
     chain: Chain,
     at: number,
-    span: Tracer.AnySpan | undefined
-  ): Request => ({ _tag: "Update", action, input, reply, chain, at, span }),
+    span: Tracer.AnySpan | undefined,
+    op: string | undefined
+  ): Request => ({ _tag: "Update", action, input, reply, chain, at, span, op }),
   destroy: (
     action: string,
     reply: Deferred.Deferred<any, StoreError>,
     chain: Chain,
     at: number,
-    span: Tracer.AnySpan | undefined
-  ): Request => ({ _tag: "Destroy", action, reply, chain, at, span }),
+    span: Tracer.AnySpan | undefined,
+    op: string | undefined
+  ): Request => ({ _tag: "Destroy", action, reply, chain, at, span, op }),
   expire: (reason: "inactivity" | "lifetime"): Request => ({ _tag: "Expire", reason }),
   hibernate: { _tag: "Hibernate" } as Request
 }
@@ -261,26 +288,15 @@ const event = (
   record
 })
 
+/** The key object of a record as its callers know it: its committed state's, or its create's. @internal */
+export const keyOf = (server: RecordServer) => keyObject(server.resource, committed(server) ?? server.createInput?.data)
+
 /** The error a caller gets when the record crashed serving it. @internal */
-export const crashError = (server: RecordServer, cause: Cause.Cause<unknown>): RecordCrashed => {
-  const defect = Cause.squash(cause)
-  return new RecordCrashed({
-    resource: server.resource.name,
-    key: keyObject(server.resource, committed(server) ?? server.createInput?.data),
-    message: `${server.resource.name} record crashed: ${defect instanceof Error ? defect.message : String(defect)}`,
-    defect
-  })
-}
+export const crashError = (server: RecordServer, cause: Cause.Cause<unknown>): RecordCrashed =>
+  Errors.crashed(server.resource, keyOf(server), cause)
 
 /** The error a caller of a record that was removed gets. @internal */
-export const notFound = (server: RecordServer): NotFound => {
-  const key = keyObject(server.resource, committed(server))
-  return new NotFound({
-    resource: server.resource.name,
-    key,
-    message: `${server.resource.name} ${JSON.stringify(key)} not found: it was removed`
-  })
-}
+export const notFound = (server: RecordServer): NotFound => Errors.notFound(server.resource, keyOf(server))
 
 /** Deep-freezes a committed record: nothing a caller does to what it receives changes it. @internal */
 export const freeze = <A>(value: A): A => {
@@ -380,14 +396,7 @@ const afterPrepare = (server: RecordServer, prepared: Prepared, run: Running): S
   const { expired, table } = server.ctx
   const key = run.action.kind === "destroy" ? server.key : server.resource.encodeKey(prepared.state)
   if (key !== server.key && !Registry.reserveUnsafe(table, key, server, expired)) {
-    const keyObj = keyObject(server.resource, prepared.state)
-    return Step.refused(
-      new AlreadyExists({
-        resource: server.resource.name,
-        key: keyObj,
-        message: `${server.resource.name} ${JSON.stringify(keyObj)} already exists`
-      })
-    )
+    return Step.refused(Errors.alreadyExists(server.resource, keyObject(server.resource, prepared.state)))
   }
   if (prepared.afterHooks.length === 0) return Step.ok({ prepared, key, reply: prepared.state })
   server.pending = run.action.kind === "destroy" ? undefined : prepared.state
@@ -425,7 +434,12 @@ const lapsed = (server: RecordServer, key: string): Step.Outcome<never> | undefi
  *
  * @internal
  */
-export const create = (server: RecordServer, chain: Chain, span: Tracer.AnySpan | undefined): Step.Step<any> => {
+export const create = (
+  server: RecordServer,
+  chain: Chain,
+  span: Tracer.AnySpan | undefined,
+  op: string | undefined
+): Step.Step<any> => {
   const { action, data, input } = server.createInput!
   return Step.flatMap(attempt(server, data, { action, input, chain, span }), (result) => {
     settle(server)
@@ -441,7 +455,10 @@ export const create = (server: RecordServer, chain: Chain, span: Tracer.AnySpan 
       commit(server, prepared.state, key)
       return Step.ok(reply)
     }
-    const write = starting ? persist.created(server, prepared.state) : persist.updated(server, prepared.state, key)
+    const id = op ?? OperationId.make()
+    const write = starting
+      ? persist.created(server, prepared.state, id, action.name)
+      : persist.updated(server, prepared.state, key, id, action.name)
     return durably(server, write, key, () => {
       commit(server, prepared.state, key)
       return Step.ok(reply)
@@ -478,6 +495,16 @@ export const update = (
   req: Extract<Request, { readonly _tag: "Update" }>
 ): Step.Step<any> => {
   const action = server.resource.actions.get(req.action)!
+  const settling = server.ctx.persist?.settle(server, req.op)
+  if (settling !== undefined) {
+    // storage first: the record may be behind it, or the call's id applied already (answered as it is now)
+    return settled(
+      server,
+      settling,
+      (applied) => applied ? Step.ok(committed(server)) : update(server, { ...req, op: undefined }),
+      req.op
+    )
+  }
   return Step.flatMap(
     attempt(server, committed(server), { action, input: req.input, chain: req.chain, span: req.span }),
     (result) => {
@@ -491,7 +518,7 @@ export const update = (
         ? updated(server, prepared.state, key, reply)
         : durably(
           server,
-          persist.updated(server, prepared.state, key),
+          persist.updated(server, prepared.state, key, req.op ?? OperationId.make(), action.name),
           key,
           () => updated(server, prepared.state, key, reply)
         )
@@ -521,8 +548,18 @@ export const destroy = (
   action: CompiledAction,
   reason: Event.DestroyReason,
   chain: Chain,
-  span: Tracer.AnySpan | undefined
+  span: Tracer.AnySpan | undefined,
+  op: string | undefined
 ): Step.Step<void> => {
+  const settling = reason === "action" ? server.ctx.persist?.settle(server, op) : undefined
+  if (settling !== undefined) {
+    return settled(
+      server,
+      settling,
+      (applied) => applied ? Step.ok(undefined) : destroy(server, action, reason, chain, span, undefined),
+      op
+    )
+  }
   const record = committed(server)
   return Step.flatMap(attempt(server, record, { action, input: noInput, chain, span }), (result) => {
     settle(server)
@@ -533,14 +570,20 @@ export const destroy = (
     }
     const persist = server.ctx.persist
     if (persist === undefined) return removed(server, record, reason, result)
+    const id = op ?? OperationId.make()
     if (reason === "action") {
-      return durably(server, persist.removed(server), server.key, () => removed(server, record, reason, result))
+      return durably(
+        server,
+        persist.removed(server, id, action.name),
+        server.key,
+        () => removed(server, record, reason, result)
+      )
     }
     // an expiry removes the record at once, then its stored row; should that fail, the row (past its deadline)
     // is dead to a create under its key, and the next start expires it again
     return Step.flatMap(removed(server, record, reason, result), (done) =>
       Effect.as(
-        Effect.catchCause(persist.removed(server), (cause) =>
+        Effect.catchCause(persist.removed(server, id, action.name), (cause) =>
           Effect.logWarning(`${server.resource.name} expired (${reason}) but its stored row could not be removed`).pipe(
             Effect.annotateLogs({ resource: server.resource.name, key: server.key, cause: Cause.pretty(cause) })
           )),
@@ -549,7 +592,7 @@ export const destroy = (
   })
 }
 
-/** The end of a destroy: the record stops, `Destroyed` is published. */
+/** The end of a destroy: the record stops, `Destroyed` is published (saying why an expiry's action failed). */
 const removed = (
   server: RecordServer,
   record: any,
@@ -557,21 +600,78 @@ const removed = (
   result: Step.Outcome<Attempted>
 ): Step.Step<void> => {
   stop(server)
+  const failure = result._tag === "Ok" ? undefined : failureOf(result)
   server.ctx.publish({
     _tag: "Destroyed",
     resource: server.resource.name,
     key: keyObject(server.resource, record),
     record,
-    reason
+    reason,
+    ...(failure === undefined ? {} : { failure })
   })
-  if (result._tag === "Ok") return Step.ok(undefined)
+  if (failure === undefined) return Step.ok(undefined)
   return Effect.as(
-    Effect.logWarning(`${server.resource.name} expired (${reason}) but its destroy action failed`).pipe(
-      Effect.annotateLogs({ resource: server.resource.name, key: server.key }),
-      Effect.annotateLogs("cause", result._tag === "Refused" ? result.error : Cause.pretty(result.cause))
+    Effect.logWarning(`${server.resource.name} expired (${reason}) but its destroy action failed: ${failure}`).pipe(
+      Effect.annotateLogs({ resource: server.resource.name, key: server.key })
     ),
     Step.ok(undefined)
   )
+}
+
+/** Why a step failed, in words (a refusal's message, a crash's defect). @internal */
+export const failureOf = (result: Exclude<Step.Outcome<unknown>, { readonly _tag: "Ok" }>): string => {
+  if (result._tag === "Refused") return `${result.error._tag}: ${result.error.message}`
+  const defect = Cause.squash(result.cause)
+  return `crashed: ${defect instanceof Error ? defect.message : String(defect)}`
+}
+
+/**
+ * Runs a durable record's settling (`Persistence.settle`), then `then` with
+ * whether the call's own id was applied already; a record the settling
+ * removed answers `NotFound` (or, when it was the call's own destroy,
+ * success). A failure to read storage refuses the call.
+ */
+const settled = <A>(
+  server: RecordServer,
+  settling: Effect.Effect<boolean, StoreError>,
+  then: (applied: boolean) => Step.Step<A>,
+  op: string | undefined
+): Step.Step<A> =>
+  Effect.flatMap(Effect.exit(settling), (exit) => {
+    if (Exit.isFailure(exit)) {
+      const error = Cause.findErrorOption(exit.cause)
+      return Effect.succeed(error._tag === "Some" ? Step.refused(error.value) : Step.crashed(exit.cause))
+    }
+    if (server.status !== "live" && !(exit.value && op !== undefined)) {
+      return Effect.succeed(Step.refused(notFound(server)))
+    }
+    return Step.toEffect(then(exit.value))
+  })
+
+/**
+ * A durable record takes the state storage holds for it (a write whose
+ * answer was lost turned out applied): committed now, with the event it
+ * owed (`Updated`); `undefined` (its row removed) stops it, `Destroyed`.
+ *
+ * @internal
+ */
+export const adopt = (server: RecordServer, state: unknown): void => {
+  if (state === undefined) {
+    const record = committed(server)
+    stop(server)
+    server.ctx.publish({
+      _tag: "Destroyed",
+      resource: server.resource.name,
+      key: keyObject(server.resource, record),
+      record,
+      reason: "action"
+    })
+    return
+  }
+  const key = server.resource.encodeKey(state)
+  if (key !== server.key) Registry.reserveUnsafe(server.ctx.table, key, server)
+  commit(server, state, key)
+  server.ctx.publish(event("Updated", server, state))
 }
 
 /** Serves an update or destroy request. @internal */
@@ -580,7 +680,7 @@ export const serve = (server: RecordServer, req: Extract<Request, { readonly _ta
   if (server.resource.hasTimeouts && server.ctx.expired(server)) return Step.refused(notFound(server))
   return req._tag === "Update"
     ? update(server, req)
-    : destroy(server, server.resource.actions.get(req.action)!, "action", req.chain, req.span)
+    : destroy(server, server.resource.actions.get(req.action)!, "action", req.chain, req.span, req.op)
 }
 
 /**
@@ -601,7 +701,7 @@ export const stop = (server: RecordServer): void => {
 export const live = (server: RecordServer): void => {
   server.status = "live"
   // only `restart: "initial"` needs the create input again
-  if (server.resource.resource.restart !== "initial") server.createInput = undefined
+  if (server.resource.restart !== "initial") server.createInput = undefined
   Registry.enlistUnsafe(server.ctx.table, server, committed(server))
   server.ctx.publish(event("Created", server, committed(server)))
   server.ctx.started(server)
@@ -632,7 +732,7 @@ export const restore = (server: RecordServer, state: any, key: string): void => 
  * @internal
  */
 export const recreate = (server: RecordServer): Effect.Effect<Step.Outcome<any>, never, any> =>
-  Effect.map(Step.toEffect(create(server, [], undefined)), (result) => {
+  Effect.map(Step.toEffect(create(server, [], undefined, undefined)), (result) => {
     if (result._tag === "Ok") server.ctx.publish(event("Restarted", server, committed(server)))
     return result
   })

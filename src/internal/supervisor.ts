@@ -28,6 +28,7 @@ import type * as Metrics from "../Metrics.js"
 import { Deadlines } from "./deadlines.js"
 import type { Chain, WaitGraph } from "./deadlock.js"
 import * as Mailbox from "./mailbox.js"
+import * as OperationId from "./operationId.js"
 import type * as Registry from "./registry.js"
 import type { Compiled } from "./resource.js"
 import { recordScheduler } from "./scheduler.js"
@@ -48,13 +49,15 @@ export interface Supervisor {
     chain: Chain,
     now: number,
     /** The caller's span, which the create action's span continues. */
-    span: Tracer.AnySpan | undefined
+    span: Tracer.AnySpan | undefined,
+    /** The operation id the caller chose, if any. */
+    op: string | undefined
   ) => Effect.Effect<any, StoreError>
   /**
    * Registers a stored record of a durable resource, hibernated (no fiber):
    * what a data layer does with each stored record when it starts.
    */
-  readonly restore: (resource: Compiled, id: number, stored: Stored) => void
+  readonly restore: (resource: Compiled, id: number, stored: Stored) => Server.RecordServer
   /** The number of record fibers running. */
   readonly size: Effect.Effect<number>
   /**
@@ -253,13 +256,13 @@ export const make = (options: {
         const recent = (server.restarts ?? []).filter((t) => now - t < resource.withinMillis)
         recent.push(now)
         server.restarts = recent
-        if (resource.resource.restart === "never" || recent.length > resource.maxRestarts) {
+        if (resource.restart === "never" || recent.length > resource.maxRestarts) {
           yield* unstore(server)
           Server.fail(server)
           return false
         }
         // a durable record loaded without a create input it can decode resumes its last state
-        if (resource.resource.restart === "lastState" || server.createInput === undefined) {
+        if (resource.restart === "lastState" || server.createInput === undefined) {
           Server.resumed(server)
           return true
         }
@@ -275,7 +278,7 @@ export const make = (options: {
     const unstore = (server: Server.RecordServer): Effect.Effect<void> => {
       const persist = server.ctx.persist
       if (persist === undefined) return Effect.void
-      return Effect.catchCause(persist.removed(server), (cause) =>
+      return Effect.catchCause(persist.removed(server, OperationId.make(), "failed"), (cause) =>
         Effect.logWarning(`${server.resource.name} failed and its stored row could not be removed`).pipe(
           Effect.annotateLogs({ resource: server.resource.name, key: server.key, cause: Cause.pretty(cause) })
         ))
@@ -320,12 +323,12 @@ export const make = (options: {
       )
     }
 
-    const spawn: Supervisor["spawn"] = (resource, id, createInput, chain, now, span) =>
+    const spawn: Supervisor["spawn"] = (resource, id, createInput, chain, now, span, op) =>
       Effect.suspend(() => {
         const run = runRecord!
         const deferred = Deferred.makeUnsafe<any, StoreError>()
         const server = new Server.RecordServer(id, resource, createInput, contexts.get(resource.name)!, now)
-        const first = Server.request.create(deferred, chain, span) as Extract<Server.Request, { _tag: "Create" }>
+        const first = Server.request.create(deferred, chain, span, op) as Extract<Server.Request, { _tag: "Create" }>
         server.current = first
         // its mailbox rings the record's fiber through that fiber's dispatcher, on the record scheduler
         const fiber = run(Mailbox.run(server, first))
@@ -351,6 +354,7 @@ export const make = (options: {
       server.lastActivity = server.storedActivity = stored.lastActivity
       server.stored = stored.version
       Server.restore(server, stored.state, stored.key)
+      return server
     }
 
     return {

@@ -6,7 +6,7 @@ import { TestClock } from "effect/testing"
 import { Action, Changeset, Cluster, Filter, Metrics, Query, Resource, Store } from "../../src/index.js"
 import { protocolOf } from "../../src/internal/cluster.js"
 import { compile } from "../../src/internal/resource.js"
-import { channelOf } from "../../src/internal/sqlState.js"
+import { channelOf } from "../../src/internal/sql/notices.js"
 import { Character, Machine } from "../fixtures/TimeTravel.js"
 import * as Pg from "./pg.js"
 

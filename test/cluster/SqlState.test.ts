@@ -4,7 +4,8 @@ import { SqlClient } from "effect/sql"
 import * as fc from "fast-check"
 import { Filter, Query, Resource } from "../../src/index.js"
 import { compile } from "../../src/internal/resource.js"
-import * as SqlState from "../../src/internal/sqlState.js"
+import { noticeJoiner, noticePayloads } from "../../src/internal/sql/notices.js"
+import * as SqlState from "../../src/internal/sql/stateStore.js"
 import * as Pg from "./pg.js"
 
 const Thing = Resource.make("Thing", {
@@ -40,7 +41,7 @@ const state = Effect.gen(function*() {
   return yield* SqlState.make(sql, [thing, pair, timed], { prefix: "t_" })
 })
 
-const insert = (s: SqlState.SqlState, record: any, resource = thing, op = crypto.randomUUID()) =>
+const insert = (s: SqlState.StateStore, record: any, resource = thing, op: string = crypto.randomUUID()) =>
   s.write({
     _tag: "Insert",
     resource,
@@ -49,8 +50,7 @@ const insert = (s: SqlState.SqlState, record: any, resource = thing, op = crypto
     createdAt: 1,
     lastActivity: 1,
     initial: record,
-    op,
-    ops: []
+    op
   })
 
 const all = { resource: "", filter: undefined, sort: [], offset: 0, limit: undefined }
@@ -76,8 +76,7 @@ describe("SqlState (PostgreSQL)", () => {
           createdAt: 1,
           state: { ...rec, n },
           lastActivity: 2,
-          op: `u${n}`,
-          ops: row.ops
+          op: `u${n}`
         })
       assert.strictEqual(yield* update(1, 2), 2)
       // a stale owner (it read version 1) is fenced
@@ -91,17 +90,21 @@ describe("SqlState (PostgreSQL)", () => {
           expected: 2,
           state: undefined,
           lastActivity: 3,
-          op: "d",
-          ops: []
+          op: "d"
         }),
         3
       )
       const tomb = (yield* s.load(thing, key))!
       assert.isFalse(tomb.alive)
-      assert.deepStrictEqual(tomb.ops, ["d"])
+      // the row remembers every operation applied to it (the insert's, the update's, the removal's)
+      assert.deepStrictEqual(tomb.ops.slice(1), ["u2", "d"])
       assert.deepStrictEqual(yield* s.read(thing, all, 0), [])
-      assert.strictEqual(yield* insert(s, rec), 4)
+      assert.strictEqual(yield* insert(s, rec, thing, "again"), 4)
       assert.deepStrictEqual(yield* s.read(thing, all, 0), [rec])
+      // the last 16 only
+      for (let v = 4; v < 24; v++) assert.strictEqual(yield* update(v, v + 1), v + 1)
+      const ops = (yield* s.load(thing, key))!.ops
+      assert.deepStrictEqual(ops, Array.from({ length: 16 }, (_, i) => `u${i + 9}`))
     }).pipe(Effect.scoped, Effect.provide(Pg.layer("sqlstate"))))
 
   it.effect("move with an operation id; a live new key refuses it; undecodable rows are reported, not thrown", () =>
@@ -117,8 +120,7 @@ describe("SqlState (PostgreSQL)", () => {
           createdAt: at,
           lastActivity: at,
           initial: null,
-          op: `create-${id}`,
-          ops: []
+          op: `create-${id}`
         })
       const move = (from: string, to: string, at: number, replaceExpired?: boolean) =>
         s.move({
@@ -131,7 +133,6 @@ describe("SqlState (PostgreSQL)", () => {
           lastActivity: at,
           initial: null,
           op: `move-${from}`,
-          ops: [`create-${from}`],
           replaceExpired
         })
       yield* put("a", 1, 0)
@@ -157,14 +158,18 @@ describe("SqlState (PostgreSQL)", () => {
           createdAt: 1600,
           lastActivity: 1600,
           initial: null,
-          op: "create-a-again",
-          ops: tomb.ops
+          op: "create-a-again"
         }),
         3
       )
       assert.deepStrictEqual((yield* s.load(timed, "a"))!.ops, ["create-a", "move-a", "create-a-again"])
       const moved = (yield* s.load(timed, "b"))!
-      assert.deepStrictEqual([moved.state, moved.ops, moved.movedTo], [{ id: "b", n: 1 }, ["move-a"], undefined])
+      // the row it replaced (past its deadline) keeps remembering its own operations
+      assert.deepStrictEqual([moved.state, moved.ops, moved.movedTo], [
+        { id: "b", n: 1 },
+        ["create-b", "move-a"],
+        undefined
+      ])
       // onto an absent key, with replaceExpired: false
       yield* put("c", 3, 0)
       assert.strictEqual(yield* move("c", "d", 100, false), 1)
@@ -378,10 +383,10 @@ describe("notices longer than a notification holds", () => {
         ),
         (texts) => {
           // each notice's chunks arrive in order, another process's short notice after each payload
-          const join = SqlState.noticeJoiner()
+          const join = noticeJoiner()
           const heard: Array<string> = []
           texts.forEach((text, t) => {
-            const payloads = SqlState.noticePayloads(text, String(t).padStart(32, "0"))
+            const payloads = noticePayloads(text, String(t).padStart(32, "0"))
             for (const payload of payloads) {
               const bytes = new TextEncoder().encode(payload)
               assert.isAtMost(bytes.length, 7999, "a payload PostgreSQL accepts")
@@ -398,9 +403,9 @@ describe("notices longer than a notification holds", () => {
     ))
 
   it("a chunk heard without its predecessors is dropped, not joined to another notice", () => {
-    const join = SqlState.noticeJoiner()
+    const join = noticeJoiner()
     const long = "x".repeat(9000)
-    const [first, second, third] = SqlState.noticePayloads(long, "a".repeat(32))
+    const [first, second, third] = noticePayloads(long, "a".repeat(32))
     assert.isUndefined(join(second!))
     assert.isUndefined(join(third!))
     assert.isUndefined(join(first!))
