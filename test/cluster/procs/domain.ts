@@ -17,6 +17,15 @@ export const Ledger = Resource.make("Ledger", {
     append: Action.update({
       arguments: { token: Schema.String },
       change: (cs) => Changeset.set(cs, "tokens", [...Changeset.get(cs, "tokens"), cs.arguments.token])
+    }),
+    /** `append`, its after hook waiting `ms` first: a call whose handler runs long. */
+    slowAppend: Action.update({
+      arguments: { token: Schema.String, ms: Schema.Number },
+      change: (cs) =>
+        Changeset.after(
+          Changeset.set(cs, "tokens", [...Changeset.get(cs, "tokens"), cs.arguments.token]),
+          (record) => Effect.as(Effect.sleep(cs.arguments.ms), record)
+        )
     })
   }
 })
@@ -74,8 +83,11 @@ export const shardingConfig = {
   runnerHealthCheckInterval: "2 seconds"
 } as const
 
-/** The Store of a process of the test cluster: a runner on `port`, or a client when `port` is undefined. */
-export const storeLayer = (schema: string, port: number | undefined) => {
+/**
+ * The Store of a process of the test cluster: a runner on `port`, or a client when `port` is undefined; its
+ * calls re-sent `retries` times. Its `RunnerStorage` is in its context (`storage: "byo"`, merged).
+ */
+export const storeLayer = (schema: string, port: number | undefined, retries = 30) => {
   const sql = PgClient.layer({
     host: process.env.PGHOST ?? "127.0.0.1",
     port: Number(process.env.PGPORT ?? 5432),
@@ -97,7 +109,7 @@ export const storeLayer = (schema: string, port: number | undefined) => {
       storage: "byo",
       shardingConfig: { ...shardingConfig, runnerAddress: Option.some(RunnerAddress.make("127.0.0.1", port)) }
     })).pipe(Layer.provideMerge(storage))
-  return Cluster.layer([Ledger, Session, Knot], { tablePrefix: "mp_", runner: port !== undefined, retries: 30 }).pipe(
+  return Cluster.layer([Ledger, Session, Knot], { tablePrefix: "mp_", runner: port !== undefined, retries }).pipe(
     Layer.provideMerge(Layer.orDie(runtime)),
     Layer.provideMerge(sql)
   )
