@@ -241,6 +241,12 @@ export interface DurableOptions {
   readonly activityFlush?: Duration.Input | undefined
   /** The most writes one statement of the group commit holds. Default 256. */
   readonly maxBatch?: number | undefined
+  /**
+   * How long a removed record's row is kept, with the operation ids it
+   * applied (a write sent again under its id within it is recognised, see
+   * `Store.withOperationId`), before it is deleted. Default 1 day.
+   */
+  readonly operationRetention?: Duration.Input | undefined
 }
 
 /**

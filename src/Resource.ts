@@ -575,9 +575,13 @@ export interface Options<
    */
   readonly durable?: Durable | undefined
   /**
-   * The version of the state a durable resource stores (a positive integer,
-   * default 1). Raise it when a change of `fields` makes stored records
-   * undecodable, and give a migration from each older version still stored.
+   * The version of the state a stored record keeps (a durable resource, or
+   * any resource on `Cluster.layer`; a positive integer, default 1). Raise
+   * it when a change of `fields` makes stored records undecodable, and give
+   * a migration from each older version still stored. A process of an older
+   * version reads a newer version's record when its own schema can (the
+   * fields it does not know are kept by its writes), and refuses it as
+   * `Unavailable` when it cannot: see the README's "Deploying a new version".
    */
   readonly version?: number | undefined
   /**
@@ -760,9 +764,6 @@ export const make = <
       fail(name, `migrations has a migration from version ${from}: versions are integers from 1 to ${version - 1}`)
     }
     if (!isMigration(m)) fail(name, `the migration from version ${from} is not a Resource.migration`)
-  }
-  if ((options.version !== undefined || options.migrations !== undefined) && options.durable !== true) {
-    fail(name, "version and migrations are for durable resources (durable: true)")
   }
   const defaults: ReadonlyArray<string> = options.defaults ?? allDefaults
   if (!Array.isArray(defaults)) fail(name, `defaults must be an array, got ${describe(defaults)}`)

@@ -112,6 +112,12 @@ export interface Options {
    * runner) looks for records past their stored deadline. Default 1 second.
    */
   readonly sweepInterval?: Duration.Input | undefined
+  /**
+   * How long a destroyed record's row is kept, with the operation ids it
+   * applied (a destroy re-sent under its id within it is recognised), before
+   * the sweeper deletes it. Default 1 day.
+   */
+  readonly operationRetention?: Duration.Input | undefined
 }
 
 /**
@@ -261,6 +267,7 @@ export const make = (
     const { metrics, publish } = hub
     yield* Effect.addFinalizer(() => Effect.sync(() => (gate.closed = true)))
     const retries = clusterOptions.retries ?? 10
+    const retention = Duration.toMillis(Duration.fromInputUnsafe(clusterOptions.operationRetention ?? "1 day"))
     /** Set first when the layer's scope closes (its last finalizer): calls in flight stop re-sending. */
     let closing = false
     let context = own
@@ -1575,25 +1582,43 @@ export const make = (
     const sweep = (limit: number) =>
       Effect.gen(function*() {
         const t = clock.currentTimeMillisUnsafe()
-        const due = yield* Effect.orDie(state.due(t, limit))
         let expired = 0
-        yield* Effect.forEach(due, ({ key, resource: name }) => {
-          const resource = compiled.get(name)
-          if (resource === undefined) return Effect.void
-          return Effect.map(
-            Effect.exit(send(resource, key, "expire", clients.get(name)!(escapeKey(key)).Expire({ now: t }))),
-            (done) => {
-              if (Exit.isSuccess(done) && done.value === true) expired++
-            }
-          )
-        }, { concurrency: 16, discard: true })
-        return expired
+        // every due row, a page at a time: a record whose expiry fails is passed over, never in another's way
+        let after: StateStore.Due | undefined = undefined
+        while (true) {
+          const due: ReadonlyArray<StateStore.Due> = yield* Effect.orDie(state.due(t, limit, after))
+          yield* Effect.forEach(due, ({ key, resource: name }) => {
+            const resource = compiled.get(name)
+            if (resource === undefined) return Effect.void
+            return Effect.map(
+              Effect.exit(send(resource, key, "expire", clients.get(name)!(escapeKey(key)).Expire({ now: t }))),
+              (done) => {
+                if (Exit.isSuccess(done) && done.value === true) expired++
+              }
+            )
+          }, { concurrency: 16, discard: true })
+          if (due.length < limit) return expired
+          after = due[due.length - 1]
+        }
       })
 
-    if (clusterOptions.runner !== false && [...compiled.values()].some((r) => r.hasTimeouts)) {
-      const interval = clusterOptions.sweepInterval ?? "1 second"
+    /** Deletes the tombstones no retry can need any more (older than the operation ids' retention). */
+    const purge = Effect.suspend(() => Effect.orDie(state.purge(clock.currentTimeMillisUnsafe() - retention)))
+
+    if (clusterOptions.runner !== false) {
+      const interval = Duration.fromInputUnsafe(clusterOptions.sweepInterval ?? "1 second")
+      const sweeps = [...compiled.values()].some((r) => r.hasTimeouts)
+      // purged about every quarter of the retention (at most once a minute), on the sweeper's clock
+      const purgeEvery = Math.max(1, Math.ceil(Math.max(retention / 4, 60_000) / Math.max(Duration.toMillis(interval), 1)))
+      let round = 0
       const sweeper = Effect.forever(
-        sweep(256).pipe(
+        Effect.suspend(() => {
+          round++
+          return Effect.andThen(
+            sweeps ? Effect.asVoid(sweep(256)) : Effect.void,
+            round % purgeEvery === 1 || purgeEvery === 1 ? Effect.asVoid(purge) : Effect.void
+          )
+        }).pipe(
           Effect.catchCause((cause) => Effect.logWarning("effect-gen-server: the expiry sweep failed", cause)),
           Effect.andThen(Effect.sleep(interval))
         )
