@@ -1609,7 +1609,10 @@ export const make = (
       const interval = Duration.fromInputUnsafe(clusterOptions.sweepInterval ?? "1 second")
       const sweeps = [...compiled.values()].some((r) => r.hasTimeouts)
       // purged about every quarter of the retention (at most once a minute), on the sweeper's clock
-      const purgeEvery = Math.max(1, Math.ceil(Math.max(retention / 4, 60_000) / Math.max(Duration.toMillis(interval), 1)))
+      const purgeEvery = Math.max(
+        1,
+        Math.ceil(Math.max(retention / 4, 60_000) / Math.max(Duration.toMillis(interval), 1))
+      )
       let round = 0
       const sweeper = Effect.forever(
         Effect.suspend(() => {

@@ -499,7 +499,11 @@ export const make = (
       yield* Effect.addFinalizer(() => flush)
       yield* Effect.forkScoped(Effect.repeat(flush, Schedule.spaced(every)))
     }
-    yield* Effect.forkScoped(Effect.repeat(purge, Schedule.spaced(Duration.millis(Math.max(retention / 4, 1000)))))
+    // purged at start (`restore`), then about every quarter of the retention
+    const purgeEvery = Duration.millis(Math.max(retention / 4, 1000))
+    yield* Effect.forkScoped(
+      Effect.andThen(Effect.sleep(purgeEvery), Effect.repeat(purge, Schedule.spaced(purgeEvery)))
+    )
 
     return {
       persist: (resource) => durable.has(resource) ? persistence : undefined,

@@ -492,16 +492,18 @@ const durably = <A>(
  */
 export const update = (
   server: RecordServer,
-  req: Extract<Request, { readonly _tag: "Update" }>
+  req: Extract<Request, { readonly _tag: "Update" }>,
+  /** Storage was consulted already (see `Persistence.settle`). */
+  known = false
 ): Step.Step<any> => {
   const action = server.resource.actions.get(req.action)!
-  const settling = server.ctx.persist?.settle(server, req.op)
+  const settling = known ? undefined : server.ctx.persist?.settle(server, req.op)
   if (settling !== undefined) {
     // storage first: the record may be behind it, or the call's id applied already (answered as it is now)
     return settled(
       server,
       settling,
-      (applied) => applied ? Step.ok(committed(server)) : update(server, { ...req, op: undefined }),
+      (applied) => applied ? Step.ok(committed(server)) : update(server, req, true),
       req.op
     )
   }
@@ -549,14 +551,16 @@ export const destroy = (
   reason: Event.DestroyReason,
   chain: Chain,
   span: Tracer.AnySpan | undefined,
-  op: string | undefined
+  op: string | undefined,
+  /** Storage was consulted already (see `Persistence.settle`). */
+  known = false
 ): Step.Step<void> => {
-  const settling = reason === "action" ? server.ctx.persist?.settle(server, op) : undefined
+  const settling = reason === "action" && !known ? server.ctx.persist?.settle(server, op) : undefined
   if (settling !== undefined) {
     return settled(
       server,
       settling,
-      (applied) => applied ? Step.ok(undefined) : destroy(server, action, reason, chain, span, undefined),
+      (applied) => applied ? Step.ok(undefined) : destroy(server, action, reason, chain, span, op, true),
       op
     )
   }

@@ -1,7 +1,8 @@
-import { Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { Cluster } from "effect-gen-server"
 import { TestRunner } from "effect/cluster"
 import * as Pg from "../cluster/pg.js"
+import { faults } from "./faults.js"
 import { conformance } from "./suite.js"
 
 // a single-process cluster (TestRunner, fresh for every Store a test builds) with its state in a fresh
@@ -18,7 +19,7 @@ conformance(
   // IO). What is certain is what the flag's absence describes: a record past its deadline is invisible to read at
   // once, and a direct access expires it on the spot (its destroy action, its Destroyed event). The sweeper itself
   // is tested in test/cluster (Cluster.test.ts, MultiProcess.test.ts).
-  { supervision: true, eagerExpiry: false },
+  { supervision: true, eagerExpiry: false, expiryRunsDestroy: true },
   {
     skipped: [
       // a create under the expired key must commit within the 50 yields of the hand-driven clock's wake: it needs a
@@ -27,3 +28,18 @@ conformance(
     ]
   }
 )
+
+// the fault suite: storage refusing, dropping and losing answers, bad strings, versions sharing a table; each
+// "process" a single-process cluster of its own over the test's schema
+faults("cluster", {
+  modelRuns: 8,
+  database: Effect.gen(function*() {
+    const schema = Pg.freshSchema("clfault")
+    yield* Pg.schemaScoped(schema)
+    return Pg.layer("clfault", schema, false)
+  }),
+  store: (rs, options) =>
+    Cluster.layer(rs, { tablePrefix: options?.tablePrefix ?? "conf_", sweepInterval: "100 millis", retries: 2 }).pipe(
+      Layer.provideMerge(Layer.fresh(TestRunner.layer))
+    )
+})

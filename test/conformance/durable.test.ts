@@ -4,6 +4,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Pg from "../cluster/pg.js"
+import { faults } from "./faults.js"
 import { conformance } from "./suite.js"
 
 /** The same resource, durable: the suite calls it by name, so the Store serves the copy. */
@@ -14,7 +15,7 @@ const durable = (resource: Resource.Any): Resource.Any =>
 conformance(
   "durable (PostgreSQL)",
   (rs) => Store.layer(rs.map(durable)).pipe(Layer.provide(Pg.layer("durconf"))),
-  { supervision: true, eagerExpiry: true },
+  { supervision: true, eagerExpiry: true, expiryRunsDestroy: true },
   {
     skipped: [
       // a create under the expired key must commit within the 50 yields of the hand-driven clock's wake: it needs a
@@ -38,5 +39,28 @@ conformance(
           Layer.provide(SqliteClient.layer({ filename: Path.join(dir, "store.db") }).pipe(Layer.orDie))
         )
     )),
-  { supervision: true, eagerExpiry: true }
+  { supervision: true, eagerExpiry: true, expiryRunsDestroy: true }
 )
+
+// the fault suite: storage refusing, dropping and losing answers, bad strings, versions sharing a table
+faults("durable (PostgreSQL)", {
+  modelRuns: 12,
+  database: Effect.gen(function*() {
+    const schema = Pg.freshSchema("durfault")
+    yield* Pg.schemaScoped(schema)
+    return Pg.layer("durfault", schema, false)
+  }),
+  store: (rs, options) => Store.layer(rs.map(durable), { durable: { tablePrefix: options?.tablePrefix } })
+})
+
+faults("durable (SQLite)", {
+  modelRuns: 30,
+  database: Effect.map(
+    Effect.acquireRelease(
+      Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "durfault-"))),
+      (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+    ),
+    (dir) => SqliteClient.layer({ filename: Path.join(dir, "store.db") }).pipe(Layer.orDie)
+  ),
+  store: (rs, options) => Store.layer(rs.map(durable), { durable: { tablePrefix: options?.tablePrefix } })
+})

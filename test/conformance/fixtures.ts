@@ -354,4 +354,30 @@ export const Child = Resource.make("Child", {
 })
 
 /** Every resource of the suite. */
-export const allResources = [Traveller, Machine, Seat, Archive, Phoenix, Keeper, Mortal, Peer, Link, Child] as const
+/** A record whose destroy action refuses (`mode: "refuse"`) or dies (`"die"`): expiry must remove it anyway. */
+export const Stubborn = Resource.make("Stubborn", {
+  fields: { id: Schema.String, mode: Schema.Literals(["refuse", "die"]) },
+  primaryKey: ["id"],
+  inactivityTimeout: "10 seconds",
+  defaults: ["create", "read"],
+  actions: (Action) => ({
+    destroy: Action.destroy({
+      change: (cs) =>
+        cs.data.mode === "refuse" ? Effect.fail(new Error("not today")) : Effect.die(new Error("boom in destroy"))
+    })
+  })
+})
+
+export const allResources = [
+  Traveller,
+  Machine,
+  Seat,
+  Archive,
+  Phoenix,
+  Keeper,
+  Mortal,
+  Peer,
+  Link,
+  Child,
+  Stubborn
+] as const

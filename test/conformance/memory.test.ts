@@ -1,4 +1,8 @@
 import { Store } from "effect-gen-server"
 import { conformance } from "./suite.js"
 
-conformance("memory", (rs) => Store.layer(rs, { dataLayer: "memory" }), { supervision: false, eagerExpiry: false })
+conformance("memory", (rs) => Store.layer(rs, { dataLayer: "memory" }), {
+  supervision: false,
+  eagerExpiry: false,
+  expiryRunsDestroy: false
+})

@@ -32,6 +32,7 @@ import {
   Peer,
   Phoenix,
   Seat,
+  Stubborn,
   Traveller
 } from "./fixtures.js"
 
@@ -54,6 +55,12 @@ export interface Capabilities {
    * removed, with its `Destroyed` event, when next touched by a direct access.
    */
   readonly eagerExpiry: boolean
+  /**
+   * Expiry runs the record's destroy action (its hooks, and, when it fails,
+   * its failure on `Destroyed`). Without it (the memory layer), an expired
+   * record is removed without running it.
+   */
+  readonly expiryRunsDestroy: boolean
 }
 
 /** Tests a layer is known to fail, by title: each still runs, expected to fail. */
@@ -550,9 +557,36 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
           ["ValidationError", untyped.get(Seat, { venue: "Hill Valley", row: "1" })]
         ]))
 
+      test("a key longer than storage indexes (1,024 bytes stored) is ValidationError and changes nothing", (journal) =>
+        Effect.gen(function*() {
+          const long = "k".repeat(1025)
+          const error = yield* Effect.flip(
+            untyped.create(Traveller, "create", { id: long, name: "Long", currentYear: 1 }) as Effect.Effect<
+              unknown,
+              Errors.StoreError
+            >
+          )
+          assert.strictEqual(error._tag, "ValidationError")
+          assert.include(error.message, "at most 1024")
+          yield* refusesAll((marty) => [
+            ["ValidationError", untyped.create(Traveller, "create", { id: long, name: "Long", currentYear: 1 })],
+            ["ValidationError", untyped.create(Seat, "create", { venue: "v".repeat(1100), row: 1 })],
+            ["ValidationError", untyped.get(Traveller, { id: long })],
+            ["ValidationError", untyped.keepAlive(Traveller, { id: long })],
+            ["ValidationError", untyped.update(Traveller, { id: long }, "update", { name: "x" })],
+            ["ValidationError", untyped.destroy(Traveller, { id: long })],
+            // a key change onto a key too long
+            ["ValidationError", untyped.update(Traveller, marty, "update", { id: long })]
+          ])
+          assert.deepStrictEqual(journal, [], "no hook ran")
+          // the longest key that fits is a key like any other
+          const fits = yield* Store.create(Traveller, "create", { id: "k".repeat(1024), name: "Fits", currentYear: 1 })
+          assert.deepStrictEqual(yield* Store.get(Traveller, fits), fits)
+        }))
+
       test("a malformed operation id is ValidationError and changes nothing", () =>
         refusesAll((marty) =>
-          ["", "x".repeat(201), 42, null].flatMap((id) => {
+          ["", "x".repeat(201), 42, null, "a\u0000b", "\u0001x", "x\ud800"].flatMap((id) => {
             const under = Store.withOperationId(id as string)
             return [
               ["ValidationError", Store.create(Traveller, "create", { name: "Biff", currentYear: 1955 }).pipe(under)],
@@ -723,6 +757,31 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
           if (!caps.eagerExpiry) assert.strictEqual(yield* tagOf(Store.get(Traveller, key)), "NotFound")
           return (yield* drain(events)).filter((e) => e._tag === "Destroyed")
         })
+
+      test("expiry removes a record whose destroy action refuses or dies; Destroyed says why", () =>
+        Effect.gen(function*() {
+          const events = yield* Store.subscribe
+          yield* Store.create(Stubborn, "create", { id: "no", mode: "refuse" })
+          yield* Store.create(Stubborn, "create", { id: "die", mode: "die" })
+          yield* drain(events)
+          yield* TestClock.adjust("10 seconds")
+          // without eager expiry, a direct access expires it on the spot
+          for (const id of ["no", "die"]) assert.strictEqual(yield* tagOf(Store.get(Stubborn, { id })), "NotFound")
+          assert.deepStrictEqual(yield* Store.read(Query.make(Stubborn)), [])
+          const destroyed = (yield* drain(events)).filter((e) => e._tag === "Destroyed")
+          const idOf = (e: Store.Event) => (e.key as { readonly id: string }).id
+          assert.deepStrictEqual(destroyed.map(idOf).sort(), ["die", "no"])
+          const failures = new Map(destroyed.map((e) => [idOf(e), e._tag === "Destroyed" ? e.failure : undefined]))
+          if (caps.expiryRunsDestroy) {
+            assert.include(failures.get("no"), "not today")
+            assert.include(failures.get("die"), "boom in destroy")
+          } else {
+            assert.deepStrictEqual([...failures.values()], [undefined, undefined])
+          }
+          // the key is free again, and a new record under it lives its own life
+          yield* Store.create(Stubborn, "create", { id: "no", mode: "die" })
+          assert.deepStrictEqual(yield* Store.get(Stubborn, { id: "no" }), { id: "no", mode: "die" })
+        }))
 
       test("read never counts as activity", () =>
         Effect.gen(function*() {

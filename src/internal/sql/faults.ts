@@ -16,8 +16,9 @@
  *   applied); if it cannot, its caller is told `Unavailable` with
  *   `applied: "unknown"`.
  *
- * On SQLite (in process, synchronous) every failure is known: refused, or
- * transient when the database is locked.
+ * On SQLite (in process, synchronous) every failure the database reports is
+ * known: refused, or transient when the database is locked; a connection
+ * failure is settled from the row like anywhere else.
  *
  * @internal
  */
@@ -69,8 +70,8 @@ export const classify = (dialect: Dialect, cause: Cause.Cause<unknown>): { verdi
     case "LockTimeoutError":
       return { verdict: "transient", message }
     case "ConnectionError":
-      // SQLite: a closed database wrote nothing; PostgreSQL: the commit's answer may be what was lost
-      return { verdict: dialect === "sqlite" ? "refused" : "unknown", message }
+      // the commit's answer may be what was lost (on SQLite, in process, the row read back says so at no cost)
+      return { verdict: "unknown", message }
     case "UnknownError": {
       if (dialect === "sqlite") return { verdict: "refused", message }
       const code = sqlState(reason.cause)
