@@ -1608,11 +1608,8 @@ export const make = (
     if (clusterOptions.runner !== false) {
       const interval = Duration.fromInputUnsafe(clusterOptions.sweepInterval ?? "1 second")
       const sweeps = [...compiled.values()].some((r) => r.hasTimeouts)
-      // purged about every quarter of the retention (at most once a minute), on the sweeper's clock
-      const purgeEvery = Math.max(
-        1,
-        Math.ceil(Math.max(retention / 4, 60_000) / Math.max(Duration.toMillis(interval), 1))
-      )
+      // purged when the sweeper starts, then about every quarter of the retention
+      const purgeEvery = Math.max(1, Math.ceil(retention / 4 / Math.max(Duration.toMillis(interval), 1)))
       let round = 0
       const sweeper = Effect.forever(
         Effect.suspend(() => {

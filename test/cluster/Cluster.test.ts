@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Logger, Metric, PubSub, Ref, Schema, Stream } from "effect"
+import { Deferred, Effect, Fiber, Layer, Logger, Metric, PubSub, Ref, References, Schema, Stream } from "effect"
 import { TestRunner } from "effect/cluster"
 import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
@@ -7,6 +7,7 @@ import { Action, Changeset, Cluster, Filter, Metrics, Query, Resource, Store } f
 import { protocolOf } from "../../src/internal/cluster.js"
 import { compile } from "../../src/internal/resource.js"
 import { channelOf } from "../../src/internal/sql/notices.js"
+import * as FaultySql from "../fixtures/FaultySql.js"
 import { Character, Machine } from "../fixtures/TimeTravel.js"
 import * as Pg from "./pg.js"
 
@@ -549,6 +550,85 @@ describe("Cluster (TestRunner, PostgreSQL)", () => {
         }).pipe(Effect.provide(cluster(sql)))
       )
     }).pipe(Effect.scoped), { timeout: 30_000 })
+
+  it.live(
+    "the sweeper passes over records whose expiry keeps failing: none delays another's expiry",
+    () =>
+      Effect.gen(function*() {
+        const schema = Pg.freshSchema("stuck")
+        yield* Pg.schemaScoped(schema)
+        const store = Cluster.layer(resources, { tablePrefix: "s_", sweepInterval: "100 millis" }).pipe(
+          Layer.provideMerge(TestRunner.layer),
+          Layer.provideMerge(FaultySql.layer(Pg.layer("stuck", schema, false)))
+        )
+        yield* Effect.gen(function*() {
+          const faults = yield* FaultySql.Faults
+          // storage refuses to remove the stuck records: their expiry fails at every sweep
+          yield* faults.inject({
+            when: (text, params) => /alive = FALSE/.test(text) && params.includes(`\\"key\\":\\"jam`),
+            fault: "refuse"
+          })
+          yield* Effect.forEach(
+            Array.from({ length: 300 }, (_, i) => `jam${i}`),
+            (id) => Store.create(Ephemeral, "create", { id }),
+            { concurrency: 16, discard: true }
+          )
+          yield* Store.create(Ephemeral, "create", { id: "free" })
+          const sql = yield* SqlClient.SqlClient
+          const alive = (like: string) =>
+            Effect.map(
+              sql.unsafe<{ readonly n: string }>(`SELECT count(*) AS n FROM s_records WHERE alive AND key LIKE $1`, [
+                like
+              ]),
+              (rows) => Number(rows[0]!.n)
+            )
+          // every stuck record's deadline comes first; the free one expires anyway
+          let waited = 0
+          while ((yield* alive("free")) > 0 && waited < 10_000) {
+            yield* Effect.sleep("200 millis")
+            waited += 200
+          }
+          assert.strictEqual(yield* alive("free"), 0, "the free record expired")
+          assert.strictEqual(yield* alive("jam%"), 300, "the stuck ones are still stored")
+          assert.deepStrictEqual(
+            yield* Store.read(Query.make(Ephemeral)),
+            [],
+            "and invisible, being past their deadline"
+          )
+        }).pipe(Effect.provide(store), Effect.scoped, Effect.provideService(References.MinimumLogLevel, "None"))
+      }).pipe(Effect.scoped),
+    { timeout: 30_000 }
+  )
+
+  it.live("tombstones are purged once no retry can need them (operationRetention)", () =>
+    Effect.gen(function*() {
+      const store = Cluster.layer(resources, {
+        tablePrefix: "p_",
+        sweepInterval: "100 millis",
+        operationRetention: "1 second"
+      }).pipe(Layer.provideMerge(TestRunner.layer), Layer.provideMerge(Pg.layer("purge")))
+      yield* Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const rows = Effect.map(
+          sql.unsafe<{ readonly key: string; readonly alive: boolean }>(
+            `SELECT key, alive FROM p_records ORDER BY key`
+          ),
+          (rs) => rs.map((r) => `${r.key}:${r.alive}`)
+        )
+        yield* Store.create(Counter, "create", { id: "gone", n: 0 })
+        yield* Store.create(Counter, "create", { id: "kept", n: 0 })
+        yield* Store.destroy(Counter, { id: "gone" }).pipe(Store.withOperationId("destroy-gone"))
+        // within the retention a retry is recognised: nothing happens again
+        yield* Store.destroy(Counter, { id: "gone" }).pipe(Store.withOperationId("destroy-gone"))
+        assert.deepStrictEqual(yield* rows, ["gone:false", "kept:true"])
+        let waited = 0
+        while ((yield* rows).length > 1 && waited < 10_000) {
+          yield* Effect.sleep("200 millis")
+          waited += 200
+        }
+        assert.deepStrictEqual(yield* rows, ["kept:true"])
+      }).pipe(Effect.provide(store), Effect.scoped)
+    }), { timeout: 30_000 })
 
   it.live("restart policies and intensity: initial, lastState, never", () =>
     Effect.gen(function*() {

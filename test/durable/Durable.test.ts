@@ -335,6 +335,39 @@ for (const db of databases) {
         )
       }))
 
+    if (db.name === "SQLite") {
+      it.effect("a state cell that is not JSON at all is quarantined with its text; the store starts", () =>
+        Effect.gen(function*() {
+          const sql = yield* db.scoped
+          const Cart = makeCart([])
+          yield* inProcess(
+            [Cart],
+            sql,
+            Effect.gen(function*() {
+              yield* Store.create(Cart, "create", { id: "good", owner: "doc", items: [] })
+              yield* Store.create(Cart, "create", { id: "torn", owner: "doc", items: [] })
+              const client = yield* SqlClient.SqlClient
+              yield* client.unsafe(`UPDATE effect_gen_server_records SET state = ?1 WHERE key = ?2`, [
+                "{\"id\": \"torn\", \"own",
+                "torn"
+              ])
+            })
+          )
+          yield* inProcess(
+            [Cart],
+            sql,
+            Effect.gen(function*() {
+              assert.deepStrictEqual((yield* Store.read(Query.make(Cart))).map((c) => c.id), ["good"])
+              assert.strictEqual(yield* gauge(Metrics.quarantined, Cart), 1)
+              const client = yield* SqlClient.SqlClient
+              const kept = yield* client.unsafe(`SELECT key, reason, state FROM effect_gen_server_quarantine`)
+              assert.deepStrictEqual(kept.map((r: any) => [r.key, r.state]), [["torn", "{\"id\": \"torn\", \"own"]])
+              assert.match((kept[0] as any).reason, /not JSON/)
+            }).pipe(quiet)
+          )
+        }))
+    }
+
     it.effect("a record stored by version 1 loads migrated; one no migration covers is quarantined", () =>
       Effect.gen(function*() {
         const sql = yield* db.scoped
