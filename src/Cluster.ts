@@ -83,10 +83,23 @@
  *   (`ShardingConfig`, 10,000 by default), each until `maxIdleTime` after
  *   its last call; a call beyond it fails with `MailboxFull`.
  * - A defect in an action is answered as `RecordCrashed`, then the record's
- *   `restart` policy applies (`"initial"` re-runs its create action with the
- *   stored input, `"lastState"` keeps the last committed state, `"never"`
- *   removes it, with `Failed`); the restart intensity is counted per
+ *   `restart` policy applies: the declared one, else `"lastState"` (its last
+ *   committed state); `"initial"`, declared, re-runs its create action with
+ *   the stored input and **stores its result over every update since**;
+ *   `"never"` removes it, with `Failed`. The restart intensity is counted per
  *   activation (it starts again when the record moves to another runner).
+ * - A storage failure is never a crash: a commit storage refuses is
+ *   `RecordCrashed` ("not applied"), alone in its group commit, and the
+ *   record keeps its state; one whose answer was lost is settled from its
+ *   row, or re-sent by the caller under its operation id.
+ * - With no runner up, a call fails with `Unavailable` within its retries
+ *   only in a process that can see the runners: a runner, or a client-only
+ *   process with the `RunnerStorage` in its context (see the README's "On a
+ *   cluster"); otherwise it waits for a runner, as effect/cluster does.
+ * - Versions: a row stored by a newer version of the resource is served
+ *   when this version's schema reads it (the fields it does not know are
+ *   kept by its writes); otherwise its calls are refused as `Unavailable`
+ *   until an upgraded runner serves it. Never quarantined.
  * - A hook calling `get` on its own record reads the last committed state
  *   (its row), not the state its running action is building.
  * - Re-entrancy: a call that would close a cycle of records waiting on each
@@ -105,13 +118,16 @@
  *   row at most once per quarter of the inactivity timeout: a record can look
  *   expired to `read` up to that much early, and if its owner dies, activity
  *   not yet written is lost (it expires up to that much early).
- * - PostgreSQL only for now (the state table uses `jsonb`); strings holding
- *   `\u0000` cannot be stored.
+ * - PostgreSQL only for now (the state table uses `jsonb`). Strings holding
+ *   `\u0000`, `\u0001` or a lone surrogate are stored escaped and come back
+ *   exactly.
  * - Expiry: a sweeper (a cluster `Singleton`, every `sweepInterval`) sends
  *   each record past its stored deadline an expire message; its owner runs
  *   its destroy action (hooks run), also for records whose deadline passed
  *   while the cluster was down. A record expires up to `sweepInterval` (plus
- *   the message's trip) late, or when next touched.
+ *   the message's trip) late, or when next touched, also when its destroy
+ *   action fails (`Destroyed.failure`). Tombstones are purged after
+ *   `operationRetention`.
  *
  * @since 0.2.0
  * @module

@@ -36,15 +36,17 @@
  *
  * - Records live in memory: **nothing survives the end of the process or of
  *   the layer's scope**.
- * - With `restart: "initial"` (the default), a crashed record is restarted
- *   **with the input used by its create action: updates since creation are
- *   lost**.
+ * - With `restart: "initial"` (the default of a resource that is not
+ *   durable), a crashed record is restarted **with the input used by its
+ *   create action: updates since creation are lost**. A durable one restarts
+ *   `"lastState"` unless it declares otherwise.
  * - A `read` is not activity: a record that is only ever scanned expires.
  * - A call whose caller is interrupted may still be served.
  * - An operation id chosen with `Store.withOperationId` is checked by the
- *   Store and ignored here: no call is ambiguous in one process (none fails
- *   with `Unavailable`), and a write made again under the same id is applied
- *   again.
+ *   Store, and ignored for records kept in memory: no such call is ambiguous
+ *   (none fails with `Unavailable`), and a write made again under the same
+ *   id is applied again. A durable record remembers it (see the README's
+ *   Durability).
  * - The deadline is checked when an action commits: an update or destroy
  *   that would commit after the record's deadline (its hooks ran too long)
  *   fails with `NotFound` and publishes nothing; a new record's inactivity

@@ -13,7 +13,9 @@
  * can meet ({@link CreateError}, {@link UpdateError}, {@link DestroyError})
  * plus the named action's own: its declared `error` and `ActionError`
  * (none for a default action). These six can also fail with
- * `Unavailable` on a cluster (`Cluster.layer`), never in one process.
+ * `Unavailable` where records are stored: on a cluster (`Cluster.layer`),
+ * and for a durable resource when storage cannot be read or did not confirm
+ * a write; never for a record kept in memory only.
  * `UnknownAction` appears only where the action's name is not checked by the
  * compiler (a `Resource.Any`, a cast).
  *
@@ -420,10 +422,11 @@ export const destroy: <R extends Resource.Any, const N extends Resource.ActionNa
 
 /**
  * Runs `effect` with its writes (`create`, `update`, `destroy`) under the
- * operation id `id`, chosen by the caller. On a cluster (`Cluster.layer`)
- * every write is sent under an operation id and its record remembers the ids
- * of its last 16 writes; a write sent again under an id its record remembers
- * is answered without being applied again. Choosing the id makes that
+ * operation id `id`, chosen by the caller. Where records are stored (a
+ * cluster, `Cluster.layer`, and durable resources) every write carries an
+ * operation id and its record remembers the ids of its last 16 writes; a
+ * write sent again under an id its record remembers is answered without
+ * being applied again. Choosing the id makes that
  * available to the caller: after `Unavailable` with `applied: "unknown"`
  * (whose `operationId` is the id the write was sent under, chosen or made),
  * or after a success whose answer the caller lost, send the same write again
@@ -439,11 +442,15 @@ export const destroy: <R extends Resource.Any, const N extends Resource.ActionNa
  * - A write answered under a remembered id is not applied: it answers with
  *   the record as it is now (later writes show in it), and runs no hooks.
  * - Nested, the innermost `withOperationId` applies.
- * - In one process (`Store.layer`: the GenServer, memory and durable data
- *   layers) the id is checked, then ignored: a call there is never
- *   ambiguous (none fails with `Unavailable`, its answer is never lost), so
- *   there is nothing to send again. A write made again under the same id
- *   there is a new write, applied again.
+ * - A durable resource (`durable: true`) remembers the id in its row too,
+ *   at the cost of one read of the row per write under a chosen id: after
+ *   `Unavailable` (storage did not confirm the write), send it again under
+ *   the same id.
+ * - For records kept in memory only (the GenServer and memory data layers)
+ *   the id is checked, then ignored: a call there is never ambiguous (none
+ *   fails with `Unavailable`, its answer is never lost), so there is nothing
+ *   to send again. A write made again under the same id there is a new
+ *   write, applied again.
  *
  * **Gotchas**
  *

@@ -9,7 +9,7 @@
  */
 import { Clock, Context, Effect } from "effect"
 import type { QueryData } from "../DataLayer.js"
-import { InvalidResource, NotFound, StoreClosed, type StoreError, UnknownAction, ValidationError } from "../Errors.js"
+import { InvalidResource, StoreClosed, type StoreError, UnknownAction, ValidationError } from "../Errors.js"
 import type * as Resource from "../Resource.js"
 import { checkQuery, invalidQuery } from "./query.js"
 import { compile, type Compiled, type CompiledAction, type Decoded } from "./resource.js"
@@ -36,10 +36,6 @@ export const isCompiled = (u: Compiled | ValidationError | StoreClosed): u is Co
 
 /** @internal */
 export const storeClosed = () => new StoreClosed({ message: "the store is closed" })
-
-/** @internal */
-export const notFound = (compiled: Compiled, key: unknown) =>
-  new NotFound({ resource: compiled.name, key, message: `${compiled.name} ${JSON.stringify(key)} not found` })
 
 /**
  * The operation id a caller chose for its writes (`Store.withOperationId`):

@@ -8,14 +8,7 @@
  */
 import { Cause, Effect, Semaphore } from "effect"
 import type * as DataLayer from "../DataLayer.js"
-import {
-  AlreadyExists,
-  InvalidResource,
-  RecordCrashed,
-  ReentrantCall,
-  type StoreError,
-  ValidationError
-} from "../Errors.js"
+import { InvalidResource, type StoreError, ValidationError } from "../Errors.js"
 import type * as Event from "../Event.js"
 import * as Query from "../Query.js"
 import * as Admission from "./admission.js"
@@ -23,6 +16,7 @@ import { type Activation, type Chain, CurrentChain, WaitGraph } from "./deadlock
 import * as Events from "./events.js"
 import { prepare, runAfter, toEffect } from "./pipeline.js"
 import { pinned } from "./query.js"
+import * as Errors from "./record/errors.js"
 import type { Compiled, CompiledAction, Decoded } from "./resource.js"
 import { freeze, keyObject } from "./server.js"
 import { isExpired, touchUnsafe } from "./supervisor.js"
@@ -106,41 +100,17 @@ export const make: DataLayer.Make = (resources, options) =>
         const holder = reserved.get(resource.name)!.get(encoded)
         return holder !== undefined && isOwn(holder, chain)
           ? { entry: holder, state: holder.pending }
-          : Admission.notFound(resource, k)
+          : Errors.notFound(resource, k)
       }
       if (resource.hasTimeouts) {
         const t = now(resource)
         if (isExpired(entry, t)) {
           lapsed(entry, t)
-          return Admission.notFound(resource, k)
+          return Errors.notFound(resource, k)
         }
         touchUnsafe(entry, t)
       }
       return { entry, state: entry.pending !== undefined && isOwn(entry, chain) ? entry.pending : entry.state }
-    }
-
-    const reentrant = (entry: Entry, action: string, self: boolean) => {
-      const key = keyOf(entry)
-      return new ReentrantCall({
-        resource: entry.resource.name,
-        key,
-        action,
-        message: self
-          ? `${entry.resource.name} ${JSON.stringify(key)}: a hook of this record called ${action} on the same record`
-          : `${entry.resource.name} ${
-            JSON.stringify(key)
-          }: calling ${action} would deadlock: that record is waiting, through other records' hooks, on the caller`
-      })
-    }
-
-    const crashed = (entry: Entry, cause: Cause.Cause<unknown>) => {
-      const defect = Cause.squash(cause)
-      return new RecordCrashed({
-        resource: entry.resource.name,
-        key: keyOf(entry),
-        message: `${entry.resource.name} record crashed: ${defect instanceof Error ? defect.message : String(defect)}`,
-        defect
-      })
     }
 
     /**
@@ -158,14 +128,14 @@ export const make: DataLayer.Make = (resources, options) =>
         const chain = graph.attached(fiber.getRef(CurrentChain))
         const caller = graph.caller(chain)
         if (caller !== undefined && graph.wouldDeadlock(caller, entry.id)) {
-          return Effect.fail(reentrant(entry, action.name, caller.id === entry.id))
+          return Effect.fail(Errors.reentrant(entry.resource, keyOf(entry), action.name))
         }
         const resource = entry.resource
         const table = reserved.get(resource.name)!
         let key: string | undefined
         const body = Effect.suspend(() => {
           if (gate.closed) return Effect.fail(Admission.storeClosed())
-          if (action.kind !== "create" && !entry.alive) return Effect.fail(Admission.notFound(resource, keyOf(entry)))
+          if (action.kind !== "create" && !entry.alive) return Effect.fail(Errors.notFound(resource, keyOf(entry)))
           const activation = entry.activation = graph.begin(entry.id)
           // the state is read once the record's lock is held
           return Effect.suspend(() => toEffect(prepare(resource, action, entry.state, input))).pipe(
@@ -173,14 +143,7 @@ export const make: DataLayer.Make = (resources, options) =>
               const next = action.kind === "destroy" ? entry.key : resource.encodeKey(prepared.state)
               const holder = next === entry.key && entry.alive ? entry : holderOf(resource, next) ?? table.get(next)
               if (holder !== undefined && holder !== entry) {
-                const keyObj = keyObject(resource, prepared.state)
-                return Effect.fail(
-                  new AlreadyExists({
-                    resource: resource.name,
-                    key: keyObj,
-                    message: `${resource.name} ${JSON.stringify(keyObj)} already exists`
-                  })
-                )
+                return Effect.fail(Errors.alreadyExists(resource, keyObject(resource, prepared.state)))
               }
               if (next !== entry.key || !entry.alive) table.set(key = next, entry)
               entry.pending = action.kind === "destroy" ? undefined : prepared.state
@@ -195,7 +158,7 @@ export const make: DataLayer.Make = (resources, options) =>
               const error = Cause.findErrorOption(cause)
               if (error._tag === "Some" && !Cause.hasDies(cause)) return Effect.fail(error.value as StoreError)
               if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
-              return Effect.fail(crashed(entry, cause))
+              return Effect.fail(Errors.crashed(entry.resource, keyOf(entry), cause))
             }),
             Effect.ensuring(Effect.sync(() => {
               entry.pending = undefined
@@ -232,12 +195,7 @@ export const make: DataLayer.Make = (resources, options) =>
         }
         return run(entry, action, decoded, (state, key) => {
           if (holderOf(resource, key) !== undefined) {
-            const keyObj = keyObject(resource, state)
-            return new AlreadyExists({
-              resource: resource.name,
-              key: keyObj,
-              message: `${resource.name} ${JSON.stringify(keyObj)} already exists`
-            })
+            return Errors.alreadyExists(resource, keyObject(resource, state))
           }
           // a new record's deadlines count from its commit
           const t = now(resource)
@@ -253,12 +211,12 @@ export const make: DataLayer.Make = (resources, options) =>
 
     /** Refuses a commit that would come after the record's deadline. */
     const late = (entry: Entry): StoreError | undefined => {
-      if (!entry.alive) return Admission.notFound(entry.resource, keyOf(entry))
+      if (!entry.alive) return Errors.notFound(entry.resource, keyOf(entry))
       if (!entry.resource.hasTimeouts) return undefined
       const t = now(entry.resource)
       if (!isExpired(entry, t)) return undefined
       lapsed(entry, t)
-      return Admission.notFound(entry.resource, keyOf(entry))
+      return Errors.notFound(entry.resource, keyOf(entry))
     }
 
     const existing = (resource: Compiled, key: unknown, chain: Chain): Entry | StoreError => {

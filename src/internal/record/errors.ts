@@ -6,15 +6,7 @@
  * @internal
  */
 import { Cause } from "effect"
-import {
-  AlreadyExists,
-  MailboxFull,
-  NotFound,
-  RecordCrashed,
-  ReentrantCall,
-  StoreClosed,
-  Unavailable
-} from "../../Errors.js"
+import { AlreadyExists, MailboxFull, NotFound, RecordCrashed, ReentrantCall, Unavailable } from "../../Errors.js"
 import type { Compiled } from "../resource.js"
 import type { TooNew } from "../sql/codec.js"
 
@@ -60,9 +52,6 @@ export const reentrant = (resource: Compiled, key: Key, action: string) =>
 /** @internal */
 export const mailboxFull = (resource: Compiled, key: Key, capacity: number, why: string) =>
   new MailboxFull({ resource: resource.name, key, capacity, message: `${named(resource, key)}: mailbox full (${why})` })
-
-/** @internal */
-export const storeClosed = (when: string) => new StoreClosed({ message: `the store was closed ${when}` })
 
 /** What a write of a stored record writes, in messages. @internal */
 export type Write = "new record" | "change" | "removal"
