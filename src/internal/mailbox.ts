@@ -15,9 +15,9 @@
  */
 import { Cause, Deferred, Effect, Exit } from "effect"
 import { StoreClosed, type StoreError } from "../Errors.js"
+import * as Step from "./record/outcome.js"
 import * as Registry from "./registry.js"
 import * as Server from "./server.js"
-import * as Step from "./step.js"
 
 type Create = Extract<Server.Request, { readonly _tag: "Create" }>
 type Call = Extract<Server.Request, { readonly _tag: "Update" | "Destroy" }>
@@ -153,7 +153,7 @@ const started = (server: Server.RecordServer, first: Create, created: Step.Outco
     reply(first.reply, created, server)
     return Effect.void
   }
-  Server.live(server)
+  // live since its commit (`Created` published): answered now
   Deferred.doneUnsafe(first.reply, Exit.succeed(created.value))
   return serveMailbox(server)
 }

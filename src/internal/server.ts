@@ -49,11 +49,12 @@ import type * as Metrics from "../Metrics.js"
 import type { Activation, Chain, WaitGraph } from "./deadlock.js"
 import { CurrentChain } from "./deadlock.js"
 import * as OperationId from "./operationId.js"
-import { isRefusal, prepare, type Prepared, type Result, runAfter } from "./pipeline.js"
 import * as Errors from "./record/errors.js"
+import * as Events from "./record/events.js"
+import * as Step from "./record/outcome.js"
+import * as Write from "./record/write.js"
 import * as Registry from "./registry.js"
 import type { Compiled, CompiledAction, Decoded } from "./resource.js"
-import * as Step from "./step.js"
 import { spanned } from "./tracing.js"
 
 /** What a record server needs from its supervisor and data layer, shared by the records of a resource. @internal */
@@ -271,22 +272,7 @@ export const visible = (server: RecordServer, chain: Chain): any =>
     : committed(server)
 
 /** The key object of a record. @internal */
-export const keyObject = (resource: Compiled, record: any): { readonly [field: string]: unknown } => {
-  const key: { [field: string]: unknown } = {}
-  for (const k of resource.keyFields) key[k] = record?.[k]
-  return key
-}
-
-const event = (
-  tag: "Created" | "Updated" | "Restarted" | "Failed",
-  server: RecordServer,
-  record: any
-): Event.Event => ({
-  _tag: tag,
-  resource: server.resource.name,
-  key: keyObject(server.resource, record),
-  record
-})
+export const keyObject = Events.keyObject
 
 /** The key object of a record as its callers know it: its committed state's, or its create's. @internal */
 export const keyOf = (server: RecordServer) => keyObject(server.resource, committed(server) ?? server.createInput?.data)
@@ -310,9 +296,6 @@ export const freeze = <A>(value: A): A => {
   return value
 }
 
-/** A cause that crashes the record: a defect, not an interruption of the fiber. */
-const isCrash = (cause: Cause.Cause<unknown>) => Cause.hasDies(cause) && !Cause.hasInterrupts(cause)
-
 /** Ends the running action's activation (and its wait-for edges). @internal */
 export const settle = (server: RecordServer): void => {
   if (server.activation === undefined) return
@@ -320,117 +303,139 @@ export const settle = (server: RecordServer): void => {
   server.activation = undefined
 }
 
-/**
- * Runs the effectful part of an action (an Effect change, hooks) inside the
- * record's fiber, as one activation of the record, with the chain of its
- * caller extended by it, a span named after the action and log annotations
- * naming the record.
- */
-const outcome = <A>(
-  effect: Effect.Effect<A, StoreError, any>,
-  server: RecordServer,
-  action: CompiledAction,
-  chain: Chain,
-  span: Tracer.AnySpan | undefined
-): Effect.Effect<Step.Outcome<A>, never, any> => {
-  const activation = server.activation ??= server.ctx.graph.begin(server.id)
-  return Effect.map(
-    Effect.exit(
-      spanned(
-        effect.pipe(
-          Effect.provideService(CurrentChain, [...chain, activation]),
-          Effect.annotateLogs({ resource: server.resource.name, key: server.key, action: action.name })
-        ),
-        `${server.resource.name}.${action.name}`,
-        { resource: server.resource.name, action: action.name },
-        span
-      )
-    ),
-    (exit): Step.Outcome<A> => {
-      if (Exit.isSuccess(exit)) return Step.ok(exit.value)
-      if (isCrash(exit.cause)) return Step.crashed(exit.cause)
-      const error = Cause.findErrorOption(exit.cause)
-      if (error._tag === "Some") return Step.refused(error.value)
-      // an interruption of the action itself (not of this fiber): a crash
-      return Step.crashed(exit.cause)
-    }
-  )
-}
-
-interface Attempted {
-  readonly prepared: Prepared
-  readonly key: string
-  readonly reply: any
-}
-
-interface Running {
-  readonly action: CompiledAction
-  readonly input: Decoded
+/** What a call hands the record's run: its caller's chain, which the action's extends, and its span. */
+interface Caller {
   readonly chain: Chain
   readonly span: Tracer.AnySpan | undefined
 }
 
-/**
- * Runs an action's change, hooks and validation and reserves the new key;
- * then the `after` hooks with the new state pending. Nothing is committed.
- */
-const attempt = (server: RecordServer, data: any, run: Running): Step.Step<Attempted> => {
-  let result: Result<Prepared>
-  try {
-    result = prepare(server.resource, run.action, data, run.input)
-  } catch (defect) {
-    return Step.crashed(Cause.die(defect))
-  }
-  if (Effect.isEffect(result)) {
-    return Effect.flatMap(
-      outcome(result as Effect.Effect<Prepared, StoreError, any>, server, run.action, run.chain, run.span),
-      (prepared) =>
-        prepared._tag === "Ok" ? Step.toEffect(afterPrepare(server, prepared.value, run)) : Effect.succeed(prepared)
-    )
-  }
-  if (isRefusal(result)) return Step.refused(result)
-  return afterPrepare(server, result as Prepared, run)
-}
-
-const afterPrepare = (server: RecordServer, prepared: Prepared, run: Running): Step.Step<Attempted> => {
-  const { expired, table } = server.ctx
-  const key = run.action.kind === "destroy" ? server.key : server.resource.encodeKey(prepared.state)
-  if (key !== server.key && !Registry.reserveUnsafe(table, key, server, expired)) {
-    return Step.refused(Errors.alreadyExists(server.resource, keyObject(server.resource, prepared.state)))
-  }
-  if (prepared.afterHooks.length === 0) return Step.ok({ prepared, key, reply: prepared.state })
-  server.pending = run.action.kind === "destroy" ? undefined : prepared.state
-  return Effect.map(outcome(runAfter(server.resource, run.action, prepared), server, run.action, run.chain, run.span), (
-    after
-  ) => {
-    server.pending = undefined
-    if (after._tag !== "Ok") {
-      Registry.releaseUnsafe(table, key, server)
-      return after
-    }
-    return Step.ok({ prepared, key, reply: after.value })
-  })
-}
+const noCaller: Caller = { chain: [], span: undefined }
 
 /** Commits a new state: the `Ref`, the registry's dense arrays and indexes, in one synchronous step. */
-const commit = (server: RecordServer, next: any, key: string): void => {
+const commitState = (server: RecordServer, next: any, key: string): void => {
   const previous = server.status === "starting" ? undefined : committed(server)
   freeze(next)
   server.state.ref.current = next
   Registry.commitUnsafe(server.ctx.table, server, previous, next, key)
 }
 
-/** Refuses a commit that would come after the record's deadline; `undefined` when it may go ahead. */
-const lapsed = (server: RecordServer, key: string): Step.Outcome<never> | undefined => {
-  if (!server.resource.hasTimeouts || !server.ctx.expired(server)) return undefined
-  Registry.releaseUnsafe(server.ctx.table, key, server)
-  return Step.refused(notFound(server))
+/**
+ * Runs a durable resource's write, then `then` (the commit in memory). A
+ * write refused fails the step (the pipeline gives back the key the action
+ * claimed): the record stays as it was.
+ */
+const durably = <A>(
+  write: Effect.Effect<void, StoreError>,
+  then: () => Step.Outcome<A>
+): Step.Step<A> =>
+  Effect.map(Effect.exit(write), (exit) => {
+    if (Exit.isSuccess(exit)) return then()
+    const error = Cause.findErrorOption(exit.cause)
+    return error._tag === "Some" ? Step.refused(error.value) : Step.crashed(exit.cause)
+  })
+
+/** The end of a removal: the record stops, its `Destroyed` (or `Failed`) is published. */
+const removed = (server: RecordServer, event: Event.Event): Step.Outcome<Write.Committed> => {
+  stop(server)
+  server.ctx.publish(event)
+  return Step.ok(undefined)
+}
+
+const committedNow: Step.Outcome<Write.Committed> = Step.ok(undefined)
+const claimed: Step.Outcome<void> = Step.ok(undefined)
+
+/**
+ * The record server as the write pipeline (`record/write.ts`) sees it: its
+ * state in its `Ref` and the registry, its key claimed in the registry, its
+ * actions run in its own fiber as one activation of the record (its
+ * caller's chain extended, a span, logs naming it), a durable resource's
+ * writes stored before their commit (`Persistence`).
+ */
+const port: Write.Port<RecordServer, Caller, never> = {
+  committed,
+  key: (server) => server.key,
+  run: (server, action, caller, effect) => {
+    const activation = server.activation ??= server.ctx.graph.begin(server.id)
+    return Effect.map(
+      Effect.exit(
+        spanned(
+          effect.pipe(
+            Effect.provideService(CurrentChain, [...caller.chain, activation]),
+            Effect.annotateLogs({ resource: server.resource.name, key: server.key, action: action.name })
+          ),
+          `${server.resource.name}.${action.name}`,
+          { resource: server.resource.name, action: action.name },
+          caller.span
+        )
+      ),
+      (exit) => Step.fromExit(exit as Exit.Exit<any, StoreError>)
+    )
+  },
+  claim: (server, key, state) =>
+    Registry.reserveUnsafe(server.ctx.table, key, server, server.ctx.expired)
+      ? claimed
+      : Step.refused(Errors.alreadyExists(server.resource, keyObject(server.resource, state))),
+  release: (server, key) => Registry.releaseUnsafe(server.ctx.table, key, server),
+  pending: (server, state) => {
+    server.pending = state
+  },
+  settle,
+  expired: (server) => server.resource.hasTimeouts && server.ctx.expired(server),
+  commit: (server, change) => {
+    const persist = server.ctx.persist
+    switch (change._tag) {
+      case "Create": {
+        // a new record's deadlines count from its commit
+        if (server.resource.tracksActivity) server.createdAt = server.lastActivity = server.ctx.time()
+        const done = () => {
+          commitState(server, change.state, change.key)
+          live(server, change.event)
+          return committedNow
+        }
+        if (persist === undefined) return done()
+        return durably(persist.created(server, change.state, change.op ?? OperationId.make(), change.action.name), done)
+      }
+      case "Update": {
+        const done = () => {
+          commitState(server, change.state, change.key)
+          server.ctx.publish(change.event)
+          return committedNow
+        }
+        if (persist === undefined) return done()
+        const op = change.op ?? OperationId.make()
+        return durably(persist.updated(server, change.state, change.key, op, change.action.name), done)
+      }
+      case "Remove": {
+        if (persist === undefined) return removed(server, change.event)
+        const op = change.op ?? OperationId.make()
+        if (change.reason === "action") {
+          return durably(persist.removed(server, op, change.action.name), () => removed(server, change.event))
+        }
+        // an expiry removes the record at once, then its stored row; should that fail, the row (past its
+        // deadline) is dead to a create under its key, and the next start expires it again
+        removed(server, change.event)
+        return Effect.as(
+          Effect.catchCause(
+            persist.removed(server, op, change.action.name),
+            (cause) =>
+              Effect.logWarning(
+                `${server.resource.name} expired (${change.reason}) but its stored row could not be removed`
+              )
+                .pipe(
+                  Effect.annotateLogs({ resource: server.resource.name, key: server.key, cause: Cause.pretty(cause) })
+                )
+          ),
+          committedNow
+        )
+      }
+    }
+  }
 }
 
 /**
- * Runs the create action: the first request a server serves, and what
- * `restart: "initial"` runs again. On success the record is committed and
- * registered; the result is the record handed back to the caller.
+ * Runs the create action: the first request a server serves. On success
+ * the record is committed, registered and live (`Created`); the result is
+ * the record handed back to the caller.
  *
  * @internal
  */
@@ -441,48 +446,8 @@ export const create = (
   op: string | undefined
 ): Step.Step<any> => {
   const { action, data, input } = server.createInput!
-  return Step.flatMap(attempt(server, data, { action, input, chain, span }), (result) => {
-    settle(server)
-    if (result._tag !== "Ok") return result
-    const starting = server.status === "starting"
-    if (starting && server.resource.tracksActivity) {
-      // a new record's deadlines count from its commit
-      server.createdAt = server.lastActivity = server.ctx.time()
-    }
-    const { key, prepared, reply } = result.value
-    const persist = server.ctx.persist
-    if (persist === undefined) {
-      commit(server, prepared.state, key)
-      return Step.ok(reply)
-    }
-    const id = op ?? OperationId.make()
-    const write = starting
-      ? persist.created(server, prepared.state, id, action.name)
-      : persist.updated(server, prepared.state, key, id, action.name)
-    return durably(server, write, key, () => {
-      commit(server, prepared.state, key)
-      return Step.ok(reply)
-    })
-  })
+  return Write.create(port, server, action, { chain, span }, data, input, op)
 }
-
-/**
- * Runs a durable resource's write, then `then` (the commit). A failed write
- * gives back the key the action reserved and refuses the request (a defect
- * of the write crashes it): the record stays as it was.
- */
-const durably = <A>(
-  server: RecordServer,
-  write: Effect.Effect<void, StoreError>,
-  key: string,
-  then: () => Step.Step<A>
-): Step.Step<A> =>
-  Effect.flatMap(Effect.exit(write), (exit) => {
-    if (Exit.isSuccess(exit)) return Step.toEffect(then())
-    Registry.releaseUnsafe(server.ctx.table, key, server)
-    const error = Cause.findErrorOption(exit.cause)
-    return Effect.succeed(error._tag === "Some" ? Step.refused(error.value) : Step.crashed(exit.cause))
-  })
 
 /**
  * Serves an update: runs the action on the committed state and commits the
@@ -507,35 +472,8 @@ export const update = (
       req.op
     )
   }
-  return Step.flatMap(
-    attempt(server, committed(server), { action, input: req.input, chain: req.chain, span: req.span }),
-    (result) => {
-      settle(server)
-      if (result._tag !== "Ok") return result
-      const { key, prepared, reply } = result.value
-      const late = lapsed(server, key)
-      if (late !== undefined) return late
-      const persist = server.ctx.persist
-      return persist === undefined
-        ? updated(server, prepared.state, key, reply)
-        : durably(
-          server,
-          persist.updated(server, prepared.state, key, req.op ?? OperationId.make(), action.name),
-          key,
-          () => updated(server, prepared.state, key, reply)
-        )
-    }
-  )
+  return Write.update(port, server, action, req, req.input, req.op)
 }
-
-/** The end of an update: the commit, `Updated`. */
-const updated = (server: RecordServer, state: any, key: string, reply: any): Step.Outcome<any> => {
-  commit(server, state, key)
-  server.ctx.publish(event("Updated", server, state))
-  return Step.ok(reply)
-}
-
-const noInput: Decoded = { attributes: {}, arguments: {} }
 
 /**
  * Serves a destroy (by action or by expiry): runs the action, then removes
@@ -564,69 +502,7 @@ export const destroy = (
       op
     )
   }
-  const record = committed(server)
-  return Step.flatMap(attempt(server, record, { action, input: noInput, chain, span }), (result) => {
-    settle(server)
-    if (reason === "action") {
-      if (result._tag !== "Ok") return result
-      const late = lapsed(server, server.key)
-      if (late !== undefined) return late
-    }
-    const persist = server.ctx.persist
-    if (persist === undefined) return removed(server, record, reason, result)
-    const id = op ?? OperationId.make()
-    if (reason === "action") {
-      return durably(
-        server,
-        persist.removed(server, id, action.name),
-        server.key,
-        () => removed(server, record, reason, result)
-      )
-    }
-    // an expiry removes the record at once, then its stored row; should that fail, the row (past its deadline)
-    // is dead to a create under its key, and the next start expires it again
-    return Step.flatMap(removed(server, record, reason, result), (done) =>
-      Effect.as(
-        Effect.catchCause(persist.removed(server, id, action.name), (cause) =>
-          Effect.logWarning(`${server.resource.name} expired (${reason}) but its stored row could not be removed`).pipe(
-            Effect.annotateLogs({ resource: server.resource.name, key: server.key, cause: Cause.pretty(cause) })
-          )),
-        done
-      ))
-  })
-}
-
-/** The end of a destroy: the record stops, `Destroyed` is published (saying why an expiry's action failed). */
-const removed = (
-  server: RecordServer,
-  record: any,
-  reason: Event.DestroyReason,
-  result: Step.Outcome<Attempted>
-): Step.Step<void> => {
-  stop(server)
-  const failure = result._tag === "Ok" ? undefined : failureOf(result)
-  server.ctx.publish({
-    _tag: "Destroyed",
-    resource: server.resource.name,
-    key: keyObject(server.resource, record),
-    record,
-    reason,
-    ...(failure === undefined ? {} : { failure })
-  })
-  if (failure === undefined) return Step.ok(undefined)
-  return Effect.as(
-    Effect.logWarning(`${server.resource.name} expired (${reason}) but its destroy action failed: ${failure}`).pipe(
-      Effect.annotateLogs({ resource: server.resource.name, key: server.key })
-    ),
-    Step.ok(undefined)
-  )
-}
-
-/** Why a step failed, in words (a refusal's message, a crash's defect). @internal */
-export const failureOf = (result: Exclude<Step.Outcome<unknown>, { readonly _tag: "Ok" }>): string => {
-  if (result._tag === "Refused") return `${result.error._tag}: ${result.error.message}`
-  const defect = Cause.squash(result.cause)
-  return `crashed: ${defect instanceof Error ? defect.message : String(defect)}`
+  return Write.destroy(port, server, action, { chain, span }, reason, op)
 }
 
 /**
@@ -661,21 +537,13 @@ const settled = <A>(
  */
 export const adopt = (server: RecordServer, state: unknown): void => {
   if (state === undefined) {
-    const record = committed(server)
-    stop(server)
-    server.ctx.publish({
-      _tag: "Destroyed",
-      resource: server.resource.name,
-      key: keyObject(server.resource, record),
-      record,
-      reason: "action"
-    })
+    removed(server, Events.destroyed(server.resource, committed(server), "action"))
     return
   }
   const key = server.resource.encodeKey(state)
   if (key !== server.key) Registry.reserveUnsafe(server.ctx.table, key, server)
-  commit(server, state, key)
-  server.ctx.publish(event("Updated", server, state))
+  commitState(server, state, key)
+  server.ctx.publish(Events.updated(server.resource, state))
 }
 
 /** Serves an update or destroy request. @internal */
@@ -701,13 +569,13 @@ export const stop = (server: RecordServer): void => {
   server.ctx.stopped(server)
 }
 
-/** Makes a started record live: listed, `Created` published, deadlines tracked. @internal */
-export const live = (server: RecordServer): void => {
+/** Makes a created record live: listed, its `Created` published, its deadlines tracked. */
+const live = (server: RecordServer, created: Event.Event): void => {
   server.status = "live"
   // only `restart: "initial"` needs the create input again
   if (server.resource.restart !== "initial") server.createInput = undefined
   Registry.enlistUnsafe(server.ctx.table, server, committed(server))
-  server.ctx.publish(event("Created", server, committed(server)))
+  server.ctx.publish(created)
   server.ctx.started(server)
 }
 
@@ -729,26 +597,19 @@ export const restore = (server: RecordServer, state: any, key: string): void => 
   server.ctx.started(server)
 }
 
-/**
- * Re-runs the create action for `restart: "initial"`; publishes `Restarted`
- * on success.
- *
- * @internal
- */
-export const recreate = (server: RecordServer): Effect.Effect<Step.Outcome<any>, never, any> =>
-  Effect.map(Step.toEffect(create(server, [], undefined, undefined)), (result) => {
-    if (result._tag === "Ok") server.ctx.publish(event("Restarted", server, committed(server)))
-    return result
-  })
+/** Re-runs the create action for `restart: "initial"`: `Restarted` on success. @internal */
+export const recreate = (server: RecordServer): Effect.Effect<Step.Outcome<any>, never, any> => {
+  const { action, data, input } = server.createInput!
+  return Step.toEffect(Write.create(port, server, action, noCaller, data, input, undefined, "Restarted"))
+}
 
 /** Publishes `Restarted` for a record resuming with its last state. @internal */
-export const resumed = (server: RecordServer): void => server.ctx.publish(event("Restarted", server, committed(server)))
+export const resumed = (server: RecordServer): void =>
+  server.ctx.publish(Events.restarted(server.resource, committed(server)))
 
 /** Removes a crashed record and publishes `Failed` with its last state. @internal */
 export const fail = (server: RecordServer): void => {
-  const record = committed(server)
-  stop(server)
-  server.ctx.publish(event("Failed", server, record))
+  removed(server, Events.failed(server.resource, committed(server)))
 }
 
 /**

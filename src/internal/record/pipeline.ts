@@ -10,9 +10,9 @@
  * @internal
  */
 import { Effect, Schema } from "effect"
-import * as Changeset from "../Changeset.js"
-import { ActionError, ValidationError } from "../Errors.js"
-import type { Compiled, CompiledAction, Decoded } from "./resource.js"
+import * as Changeset from "../../Changeset.js"
+import { ActionError, ValidationError } from "../../Errors.js"
+import type { Compiled, CompiledAction, Decoded } from "../resource.js"
 
 /** @internal */
 export interface Prepared {
