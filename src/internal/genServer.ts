@@ -28,6 +28,7 @@ import * as Events from "./events.js"
 import * as Mailbox from "./mailbox.js"
 import { pinned } from "./query.js"
 import * as Errors from "./record/errors.js"
+import * as Lifecycle from "./record/lifecycle.js"
 import * as Registry from "./registry.js"
 import type { Compiled } from "./resource.js"
 import * as Server from "./server.js"
@@ -98,8 +99,8 @@ export const make: DataLayer.Make = (resources, options) =>
     ): Effect.Effect<A, E | NotFound, R> => {
       if (!resource.tracksActivity || server.status !== "live") return f(server)
       const now = clock.currentTimeMillisUnsafe()
-      if (Supervisor.isExpired(server, now)) return Effect.fail(Errors.notFound(resource, k))
-      if (activity) Supervisor.touchUnsafe(server, now)
+      if (Lifecycle.isExpired(server, now)) return Effect.fail(Errors.notFound(resource, k))
+      if (activity) Lifecycle.touchUnsafe(server, now)
       return f(server)
     }
 
@@ -269,7 +270,7 @@ export const make: DataLayer.Make = (resources, options) =>
       )
       if (candidates !== undefined) {
         for (const server of candidates) {
-          if (server.status === "live" && (now === undefined || !Supervisor.isExpired(server, now))) {
+          if (server.status === "live" && (now === undefined || !Lifecycle.isExpired(server, now))) {
             collected.add(Server.committed(server))
           }
         }

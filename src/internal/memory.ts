@@ -6,20 +6,21 @@
  *
  * @internal
  */
-import { Cause, Effect, Semaphore } from "effect"
+import { Effect, type Exit, Semaphore } from "effect"
 import type * as DataLayer from "../DataLayer.js"
 import { InvalidResource, type StoreError, ValidationError } from "../Errors.js"
-import type * as Event from "../Event.js"
 import * as Query from "../Query.js"
 import * as Admission from "./admission.js"
 import { type Activation, type Chain, CurrentChain, WaitGraph } from "./deadlock.js"
-import * as Events from "./events.js"
+import * as Hub from "./events.js"
 import { pinned } from "./query.js"
 import * as Errors from "./record/errors.js"
-import { prepare, runAfter, toEffect } from "./record/pipeline.js"
-import type { Compiled, CompiledAction, Decoded } from "./resource.js"
+import * as Events from "./record/events.js"
+import * as Lifecycle from "./record/lifecycle.js"
+import * as Outcome from "./record/outcome.js"
+import * as Write from "./record/write.js"
+import type { Compiled, CompiledAction } from "./resource.js"
 import { freeze, keyObject } from "./server.js"
-import { isExpired, touchUnsafe } from "./supervisor.js"
 
 interface Entry {
   readonly id: number
@@ -49,7 +50,7 @@ export const make: DataLayer.Make = (resources, options) =>
         )
       }
     }
-    const { events, publish, subscribe } = yield* Events.make(compiled.keys(), options.eventBuffer, own)
+    const { events, publish, subscribe } = yield* Hub.make(compiled.keys(), options.eventBuffer, own)
     const tables = new Map([...compiled.keys()].map((name) => [name, new Map<string, Entry>()]))
     /** Keys held by running actions, not yet committed (a create, a key change). */
     const reserved = new Map([...compiled.keys()].map((name) => [name, new Map<string, Entry>()]))
@@ -59,19 +60,13 @@ export const make: DataLayer.Make = (resources, options) =>
     let context = own
 
     const keyOf = (entry: Entry) => keyObject(entry.resource, entry.state)
-    const destroyed = (entry: Entry, reason: Event.DestroyReason) => {
-      entry.alive = false
-      tables.get(entry.resource.name)!.delete(entry.key)
-      publish({ _tag: "Destroyed", resource: entry.resource.name, key: keyOf(entry), record: entry.state, reason })
-    }
     const now = (resource: Compiled) => resource.hasTimeouts ? clock.currentTimeMillisUnsafe() : 0
 
-    /** Removes a record found past its deadline; the reason is the deadline that passed first (lifetime on a tie). */
+    /** Removes a record found past its deadline (no destroy action): `Destroyed`, for the deadline that passed first. */
     const lapsed = (entry: Entry, _t: number) => {
-      const { idleMillis, lifetimeMillis } = entry.resource
-      const idle = idleMillis === undefined ? Infinity : entry.lastActivity + idleMillis
-      const lifetime = lifetimeMillis === undefined ? Infinity : entry.createdAt + lifetimeMillis
-      destroyed(entry, lifetime <= idle ? "lifetime" : "inactivity")
+      entry.alive = false
+      tables.get(entry.resource.name)!.delete(entry.key)
+      publish(Events.destroyed(entry.resource, entry.state, Lifecycle.expiryReason(entry)))
     }
 
     /** The record holding a key, unless it is past its deadline (then it is removed). */
@@ -79,7 +74,7 @@ export const make: DataLayer.Make = (resources, options) =>
       const entry = tables.get(resource.name)!.get(key)
       if (entry === undefined || !resource.hasTimeouts) return entry
       const t = now(resource)
-      if (!isExpired(entry, t)) return entry
+      if (!Lifecycle.isExpired(entry, t)) return entry
       lapsed(entry, t)
       return undefined
     }
@@ -104,71 +99,144 @@ export const make: DataLayer.Make = (resources, options) =>
       }
       if (resource.hasTimeouts) {
         const t = now(resource)
-        if (isExpired(entry, t)) {
+        if (Lifecycle.isExpired(entry, t)) {
           lapsed(entry, t)
           return Errors.notFound(resource, k)
         }
-        touchUnsafe(entry, t)
+        Lifecycle.touchUnsafe(entry, t)
       }
       return { entry, state: entry.pending !== undefined && isOwn(entry, chain) ? entry.pending : entry.state }
     }
 
+    /** What a call hands the record's run: its caller's attached chain, which the action's extends. */
+    interface Caller {
+      readonly chain: Chain
+    }
+
     /**
-     * Runs an action on `entry` (a new entry for a create) under its lock, as
-     * one activation of it; `commit` is called synchronously once the after
-     * hooks succeeded and refuses with an error or commits.
+     * A memory record as the write pipeline (`record/write.ts`) sees it: its
+     * state in its entry, its key claimed in the table of keys held by
+     * running actions, its actions run in the caller's fiber under its lock
+     * as one activation of it, nothing stored. A record found past its
+     * deadline is removed when touched (`Destroyed`, no destroy action).
      */
-    const run = (
+    const port: Write.Port<Entry, Caller, never> = {
+      committed: (entry) => entry.alive ? entry.state : undefined,
+      key: (entry) => entry.alive ? entry.key : "",
+      run: (entry, _action, caller, effect) =>
+        Effect.map(
+          Effect.exit(effect.pipe(
+            Effect.provideService(CurrentChain, [...caller.chain, entry.activation!]),
+            Effect.provideContext(context)
+          )),
+          (exit) => Outcome.fromExit(exit as Exit.Exit<any, StoreError>)
+        ),
+      claim: (entry, key, state) => {
+        const resource = entry.resource
+        const table = reserved.get(resource.name)!
+        const holder = holderOf(resource, key) ?? table.get(key)
+        if (holder !== undefined && holder !== entry) {
+          return Outcome.refused(Errors.alreadyExists(resource, keyObject(resource, state)))
+        }
+        table.set(key, entry)
+        return claimed
+      },
+      release: (entry, key) => {
+        const table = reserved.get(entry.resource.name)!
+        if (table.get(key) === entry) table.delete(key)
+      },
+      pending: (entry, state) => {
+        entry.pending = state
+      },
+      // the activation ends with the call (see `run`)
+      settle: () => {},
+      expired: (entry) => {
+        if (!entry.alive) return true
+        if (!entry.resource.hasTimeouts) return false
+        const t = now(entry.resource)
+        if (!Lifecycle.isExpired(entry, t)) return false
+        lapsed(entry, t)
+        return true
+      },
+      commit: (entry, change) => {
+        const resource = entry.resource
+        const table = tables.get(resource.name)!
+        switch (change._tag) {
+          case "Create": {
+            if (holderOf(resource, change.key) !== undefined) {
+              return Outcome.refused(Errors.alreadyExists(resource, keyObject(resource, change.state)))
+            }
+            // a new record's deadlines count from its commit
+            const t = now(resource)
+            entry.createdAt = entry.lastActivity = t
+            entry.key = change.key
+            entry.state = freeze(change.state)
+            entry.alive = true
+            table.set(change.key, entry)
+            break
+          }
+          case "Update": {
+            if (change.key !== entry.key) {
+              table.delete(entry.key)
+              table.set(change.key, entry)
+              entry.key = change.key
+            }
+            entry.state = freeze(change.state)
+            break
+          }
+          case "Remove": {
+            entry.alive = false
+            table.delete(entry.key)
+            break
+          }
+        }
+        port.release(entry, change._tag === "Remove" ? entry.key : change.key)
+        publish(change.event)
+        return committed
+      }
+    }
+    const claimed: Outcome.Outcome<void, never> = Outcome.ok(undefined)
+    const committed: Outcome.Outcome<Write.Committed, never> = Outcome.ok(undefined)
+
+    /**
+     * Runs a write on `entry` (a new entry for a create) under its lock, as
+     * one activation of it, refusing it with `ReentrantCall` when waiting for
+     * the lock would deadlock.
+     */
+    const run = <A>(
       entry: Entry,
       action: CompiledAction,
-      input: Decoded,
-      commit: (state: any, key: string) => StoreError | undefined
-    ): Effect.Effect<any, StoreError> =>
+      write: (caller: Caller) => Outcome.Step<A>
+    ): Effect.Effect<A, StoreError> =>
       Effect.withFiber((fiber) => {
         const chain = graph.attached(fiber.getRef(CurrentChain))
         const caller = graph.caller(chain)
         if (caller !== undefined && graph.wouldDeadlock(caller, entry.id)) {
           return Effect.fail(Errors.reentrant(entry.resource, keyOf(entry), action.name))
         }
-        const resource = entry.resource
-        const table = reserved.get(resource.name)!
-        let key: string | undefined
-        const body = Effect.suspend(() => {
+        const body = Effect.suspend((): Effect.Effect<A, StoreError> => {
           if (gate.closed) return Effect.fail(Admission.storeClosed())
-          if (action.kind !== "create" && !entry.alive) return Effect.fail(Errors.notFound(resource, keyOf(entry)))
+          if (action.kind !== "create" && !entry.alive) {
+            return Effect.fail(Errors.notFound(entry.resource, keyOf(entry)))
+          }
           const activation = entry.activation = graph.begin(entry.id)
           // the state is read once the record's lock is held
-          return Effect.suspend(() => toEffect(prepare(resource, action, entry.state, input))).pipe(
-            Effect.flatMap((prepared) => {
-              const next = action.kind === "destroy" ? entry.key : resource.encodeKey(prepared.state)
-              const holder = next === entry.key && entry.alive ? entry : holderOf(resource, next) ?? table.get(next)
-              if (holder !== undefined && holder !== entry) {
-                return Effect.fail(Errors.alreadyExists(resource, keyObject(resource, prepared.state)))
-              }
-              if (next !== entry.key || !entry.alive) table.set(key = next, entry)
-              entry.pending = action.kind === "destroy" ? undefined : prepared.state
-              return Effect.flatMap(runAfter(resource, action, prepared), (reply) => {
-                const refused = commit(prepared.state, next)
-                return refused === undefined ? Effect.succeed(reply) : Effect.fail(refused)
-              })
-            }),
-            Effect.provideService(CurrentChain, [...chain, activation]),
-            Effect.provideContext(context),
-            Effect.catchCause((cause): Effect.Effect<never, StoreError> => {
-              const error = Cause.findErrorOption(cause)
-              if (error._tag === "Some" && !Cause.hasDies(cause)) return Effect.fail(error.value as StoreError)
-              if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
-              return Effect.fail(Errors.crashed(entry.resource, keyOf(entry), cause))
-            }),
-            Effect.ensuring(Effect.sync(() => {
-              entry.pending = undefined
-              graph.end(activation)
-              entry.activation = undefined
-              if (key !== undefined && table.get(key) === entry) table.delete(key)
-            }))
-          )
+          // a step's services are its hooks', which `port.run` provides: none is left to the caller
+          const step = Outcome.toEffect(write({ chain })) as Effect.Effect<Outcome.Outcome<A>>
+          return Effect.flatMap(step, (done): Effect.Effect<A, StoreError> =>
+            done._tag === "Ok"
+              ? Effect.succeed(done.value)
+              : done._tag === "Refused"
+              ? Effect.fail(done.error)
+              : Effect.fail(Errors.crashed(entry.resource, keyOf(entry), done.cause))).pipe(
+              Effect.ensuring(Effect.sync(() => {
+                entry.pending = undefined
+                graph.end(activation)
+                entry.activation = undefined
+              }))
+            )
         })
-        const locked = entry.lock.withPermits(1)(body) as Effect.Effect<any, StoreError>
+        const locked = entry.lock.withPermits(1)(body)
         if (caller === undefined) return locked
         const release = graph.wait(caller, entry.id)
         return Effect.ensuring(locked, Effect.sync(release))
@@ -193,31 +261,8 @@ export const make: DataLayer.Make = (resources, options) =>
           pending: undefined,
           activation: undefined
         }
-        return run(entry, action, decoded, (state, key) => {
-          if (holderOf(resource, key) !== undefined) {
-            return Errors.alreadyExists(resource, keyObject(resource, state))
-          }
-          // a new record's deadlines count from its commit
-          const t = now(resource)
-          entry.createdAt = entry.lastActivity = t
-          entry.key = key
-          entry.state = freeze(state)
-          entry.alive = true
-          tables.get(resource.name)!.set(key, entry)
-          publish({ _tag: "Created", resource: resource.name, key: keyObject(resource, state), record: state })
-          return undefined
-        })
+        return run(entry, action, (caller) => Write.create(port, entry, action, caller, data, decoded, undefined))
       })
-
-    /** Refuses a commit that would come after the record's deadline. */
-    const late = (entry: Entry): StoreError | undefined => {
-      if (!entry.alive) return Errors.notFound(entry.resource, keyOf(entry))
-      if (!entry.resource.hasTimeouts) return undefined
-      const t = now(entry.resource)
-      if (!isExpired(entry, t)) return undefined
-      lapsed(entry, t)
-      return Errors.notFound(entry.resource, keyOf(entry))
-    }
 
     const existing = (resource: Compiled, key: unknown, chain: Chain): Entry | StoreError => {
       const found = locate(resource, key, chain)
@@ -231,19 +276,7 @@ export const make: DataLayer.Make = (resources, options) =>
         const { action, decoded, resource } = admitted
         const entry = existing(resource, key, fiber.getRef(CurrentChain))
         if (!("lock" in entry)) return Effect.fail(entry)
-        return run(entry, action, decoded, (state, key) => {
-          const refused = late(entry)
-          if (refused !== undefined) return refused
-          const table = tables.get(resource.name)!
-          if (key !== entry.key) {
-            table.delete(entry.key)
-            table.set(key, entry)
-            entry.key = key
-          }
-          entry.state = freeze(state)
-          publish({ _tag: "Updated", resource: resource.name, key: keyOf(entry), record: state })
-          return undefined
-        })
+        return run(entry, action, (caller) => Write.update(port, entry, action, caller, decoded, undefined))
       })
 
     const destroy: DataLayer.Service["destroy"] = (resourceName, key, actionName) =>
@@ -253,12 +286,7 @@ export const make: DataLayer.Make = (resources, options) =>
         const { action, resource } = admitted
         const entry = existing(resource, key, fiber.getRef(CurrentChain))
         if (!("lock" in entry)) return Effect.fail(entry)
-        return Effect.asVoid(run(entry, action, Admission.noInput, () => {
-          const refused = late(entry)
-          if (refused !== undefined) return refused
-          destroyed(entry, "action")
-          return undefined
-        }))
+        return run(entry, action, (caller) => Write.destroy(port, entry, action, caller, "action", undefined))
       })
 
     const get: DataLayer.Service["get"] = (resourceName, key) =>
@@ -286,7 +314,7 @@ export const make: DataLayer.Make = (resources, options) =>
         const candidates = pinned(resource, query, (key) => table.get(key), undefined) ?? table.values()
         const collected = Query.collector(query)
         for (const entry of candidates) {
-          if (!resource.hasTimeouts || !isExpired(entry, t)) collected.add(entry.state)
+          if (!resource.hasTimeouts || !Lifecycle.isExpired(entry, t)) collected.add(entry.state)
         }
         return Effect.succeed(collected.done())
       })

@@ -29,6 +29,7 @@ import { Deadlines } from "./deadlines.js"
 import type { Chain, WaitGraph } from "./deadlock.js"
 import * as Mailbox from "./mailbox.js"
 import * as OperationId from "./operationId.js"
+import * as Lifecycle from "./record/lifecycle.js"
 import type * as Registry from "./registry.js"
 import type { Compiled } from "./resource.js"
 import { recordScheduler } from "./scheduler.js"
@@ -78,21 +79,6 @@ export interface Stored {
   /** The version of its stored row. */
   readonly version: number
   readonly createInput: Server.CreateInput | undefined
-}
-
-/** Whether a record is past its inactivity or lifetime deadline at `now`. @internal */
-export const isExpired = (
-  server: { readonly resource: Compiled; readonly createdAt: number; readonly lastActivity: number },
-  now: number
-): boolean => {
-  const { idleMillis, lifetimeMillis } = server.resource
-  return (lifetimeMillis !== undefined && now >= server.createdAt + lifetimeMillis) ||
-    (idleMillis !== undefined && now >= server.lastActivity + idleMillis)
-}
-
-/** Records activity at `now` (never moves it back). @internal */
-export const touchUnsafe = (server: { lastActivity: number }, now: number): void => {
-  if (now > server.lastActivity) server.lastActivity = now
 }
 
 interface Wheel {
@@ -246,7 +232,7 @@ export const make = (options: {
     }
 
     const time = () => options.clock.currentTimeMillisUnsafe()
-    const expired = (server: Server.RecordServer) => server.resource.hasTimeouts && isExpired(server, time())
+    const expired = (server: Server.RecordServer) => server.resource.hasTimeouts && Lifecycle.isExpired(server, time())
 
     /** The restart policy and OTP's intensity: `true` when the record lives on. */
     const restart = (server: Server.RecordServer, _cause: Cause.Cause<unknown>): Effect.Effect<boolean> =>
