@@ -136,7 +136,7 @@ import { Context, Effect, Layer, type Scope } from "effect"
 import type { Sharding } from "effect/cluster/Sharding"
 import type { SqlClient } from "effect/sql/SqlClient"
 import * as DataLayer from "./DataLayer.js"
-import * as internal from "./internal/cluster.js"
+import * as internal from "./internal/cluster/layer.js"
 import type * as Resource from "./Resource.js"
 import * as Store from "./Store.js"
 

@@ -1,0 +1,778 @@
+/**
+ * The owner of a record on a cluster: the handlers of its entity, built on
+ * its activation from its row, on the runner that owns its shard.
+ *
+ * A record's writes run the one write pipeline (`record/write.ts`) through
+ * this module's port: the state is the row's (held in memory while the
+ * entity is active), a commit is a write of the SQL state store (group
+ * commit, fenced by the row's version, its event's notice in the same
+ * transaction), a key is claimed by reading the new key's row. One call at
+ * a time changes the record (its lock); `get` reads its committed state
+ * without waiting.
+ *
+ * - Retries: a write whose operation id the row remembers is answered
+ *   without being applied again (a create with its record, an update with
+ *   the record as it is, a destroy without error, a key change with the
+ *   record at its new key).
+ * - Faults: a commit storage refuses is `RecordCrashed` ("not applied"); one
+ *   whose answer was lost is settled from its row, else refused as
+ *   `Retryable` (`applied: "unknown"`) and the row read again before the
+ *   next call; a commit fenced by a newer owner is `Retryable` (`"no"`). No
+ *   restart policy runs for them.
+ * - A row of a newer version this one cannot read refuses every call as
+ *   `Retryable`, for an upgraded owner to serve.
+ * - A defect in an action: `RecordCrashed`, then the restart policy (the
+ *   declared one, else `"lastState"`) and intensity (per activation).
+ * - Expiry: a record found past its deadline (by a call, or the sweeper's
+ *   `Expire`) is destroyed through its destroy action, and removed also
+ *   when that action fails.
+ * - Activity (`get`, `keepAlive` on a resource with an inactivity timeout)
+ *   is kept in memory and written back at most once per quarter of the
+ *   timeout, and when the record leaves the runner.
+ *
+ * @internal
+ */
+import { Cause, type Clock, type Context, Effect, Semaphore } from "effect"
+import { Entity } from "effect/cluster"
+import type { SqlError } from "effect/sql/SqlError"
+import { UnknownAction, ValidationError } from "../../Errors.js"
+import type * as Event from "../../Event.js"
+import * as Admission from "../admission.js"
+import * as Errors from "../record/errors.js"
+import * as Events from "../record/events.js"
+import * as Lifecycle from "../record/lifecycle.js"
+import * as Outcome from "../record/outcome.js"
+import * as Write from "../record/write.js"
+import type { Compiled } from "../resource.js"
+import type { Newer, TooNew, WireCodecs } from "../sql/codec.js"
+import { unescapeKey } from "../sql/escape.js"
+import type { StorageFailure } from "../sql/faults.js"
+import { opsAfter, type Outcome as Written, type Row } from "../sql/rows.js"
+import type { StateStore } from "../sql/stateStore.js"
+import type { Notices } from "./notices.js"
+import { CurrentCallers, type Protocol, Retryable, type WireError } from "./protocol.js"
+import type { WaitGraph } from "./waitGraph.js"
+
+/** What the owners of a data layer share. @internal */
+export interface OwnerContext {
+  readonly state: StateStore
+  readonly clock: Clock.Clock
+  /** Publishes a committed event in this process (its notice went with the commit). */
+  readonly publish: (event: Event.Event) => void
+  readonly notices: Notices
+  readonly graph: WaitGraph
+  /** The row of a key, quarantining what cannot be loaded. */
+  readonly loadRow: (resource: Compiled, key: string) => Effect.Effect<Row | undefined, SqlError>
+  /** The services actions run with (known once the data layer is built). */
+  readonly context: () => Context.Context<never>
+}
+
+/** The record a row holds in a runner's memory. */
+interface Held {
+  version: number
+  state: any
+  createdAt: number
+  lastActivity: number
+  /** The last activity written to the row. */
+  flushed: number
+  ops: ReadonlyArray<string>
+  /** The row was stored by a newer version: what this one keeps unseen in its writes. */
+  readonly newer: Newer | undefined
+}
+
+/** One record's entity on this runner: what it holds of its row. */
+interface Owned {
+  readonly resource: Compiled
+  /** The encoded key (the entity's id, unescaped). */
+  readonly key: string
+  /** The key as callers name it. */
+  readonly keyObj: { readonly [field: string]: unknown }
+  held: Held | undefined
+  /** What the record's create ran with (JSON), for `restart: "initial"`. */
+  initial: unknown
+  /** The ops of the row, when it is a tombstone, for the next insert. */
+  tombstoneOps: ReadonlyArray<string>
+  /** The key the record moved to, when its last change of key left this key a tombstone. */
+  movedTo: string | undefined
+  /** The row was stored by a newer version of the resource that this one cannot read: calls are refused. */
+  blocked: TooNew | undefined
+  /**
+   * Whether what this entity holds is what the row says: not until the row
+   * was read, nor after a commit whose answer was lost and could not be
+   * settled (`unsure` keeps its event, published if it turns out applied).
+   */
+  known: boolean
+  unsure: { readonly op: string; readonly event: Event.Event } | undefined
+  /** The run token of the call it runs now (or last ran). */
+  run: string
+  /** Crash times within the restart intensity's window (this activation's only). */
+  restarts: Array<number>
+  /** What the create running now was sent with (JSON), stored for `restart: "initial"`. */
+  creating: unknown
+}
+
+/** What a call hands the pipeline: the runs it is made on behalf of. */
+interface Call {
+  readonly callers: ReadonlyArray<string>
+}
+
+const noCallers: Call = { callers: [] }
+
+/** A row that could not be read: the call is retried (nothing was applied). @internal */
+export const unreadable = (e: SqlError) =>
+  new Retryable({ applied: "no", message: `storage could not be read: ${e.message}` })
+
+const keyChanged = (resource: Compiled, action: string) =>
+  new ValidationError({
+    resource: resource.name,
+    message: `${resource.name}.${action}: a create's hooks cannot change the primary key it was sent under`
+  })
+
+/** A record of a newer version than this runner's: retried by the caller, for an upgraded owner. */
+const skew = (found: TooNew) => new Retryable({ applied: "no", message: found.message })
+
+/** The lifecycle times of a held record. */
+const timesOf = (owned: Owned, held: Held): Lifecycle.Times => ({
+  resource: owned.resource,
+  createdAt: held.createdAt,
+  lastActivity: held.lastActivity
+})
+
+/** @internal */
+export const make = (ctx: OwnerContext) => {
+  const { clock, graph, notices, publish, state } = ctx
+  const now = () => clock.currentTimeMillisUnsafe()
+
+  /** Holds what the row says (the record, or its absence). */
+  const adopt = (owned: Owned, row: Row | undefined) => {
+    owned.held = row === undefined || !row.alive || row.state === undefined ? undefined : {
+      version: row.version,
+      state: row.state,
+      createdAt: row.createdAt,
+      lastActivity: row.lastActivity,
+      flushed: row.lastActivity,
+      ops: row.ops,
+      newer: row.newer
+    }
+    owned.blocked = row?.tooNew
+    owned.initial = row !== undefined && row.alive ? row.initial : undefined
+    owned.tombstoneOps = row !== undefined && !row.alive ? row.ops : []
+    owned.movedTo = row !== undefined && !row.alive ? row.movedTo : undefined
+    owned.known = true
+  }
+
+  /** Reads the row; a commit whose answer was lost is settled by it (its event published if it was applied). */
+  const reload = (owned: Owned): Effect.Effect<void, Retryable> =>
+    Effect.flatMap(Effect.mapError(ctx.loadRow(owned.resource, owned.key), unreadable), (row) => {
+      const pending = owned.unsure
+      owned.unsure = undefined
+      adopt(owned, row)
+      if (pending !== undefined && row !== undefined && row.ops.includes(pending.op)) {
+        return Effect.sync(() => publish(pending.event))
+      }
+      return Effect.void
+    })
+
+  const keyOf = (owned: Owned) =>
+    owned.held === undefined ? owned.keyObj : Events.keyObject(owned.resource, owned.held.state)
+
+  /**
+   * Runs `effect` as the record: its hooks see its run in `CurrentCallers`,
+   * with the layer's services; their own writes get operation ids of their
+   * own (a caller's id never reaches them, wherever the caller runs).
+   */
+  const asRecord = <A, E>(owned: Owned, callers: ReadonlyArray<string>, effect: Effect.Effect<A, E, any>) =>
+    effect.pipe(
+      Effect.provideService(CurrentCallers, [...callers, owned.run]),
+      Effect.provideService(Admission.CurrentOperationId, undefined),
+      Effect.provideContext(ctx.context())
+    ) as Effect.Effect<A, E>
+
+  /**
+   * What a commit came to: the row's new version, or `"conflict"` (fenced,
+   * or an insert over a live row). A commit storage refused is the caller's
+   * `RecordCrashed` ("not applied": the record keeps its state). One whose
+   * answer was lost is settled from its row; when that cannot be read
+   * either, the call is retryable (`applied: "unknown"`) and the record reads
+   * its row before its next call.
+   */
+  const written = (
+    owned: Owned,
+    write: Effect.Effect<Written, StorageFailure>,
+    what: Errors.Write,
+    expected: number,
+    op: string,
+    event: Event.Event,
+    to?: string
+  ): Effect.Effect<Written, WireError> =>
+    Effect.catch(write, (failure): Effect.Effect<Written, WireError> => {
+      if (failure.applied === "no") {
+        return Effect.fail(Errors.notApplied(owned.resource, keyOf(owned), what, failure.message))
+      }
+      return Effect.matchEffect(state.settle(owned.resource, owned.key, expected, op, to), {
+        onFailure: () => {
+          owned.known = false
+          owned.unsure = { op, event }
+          return Effect.fail(
+            new Retryable({ applied: "unknown", message: `storage did not confirm the commit: ${failure.message}` })
+          )
+        },
+        onSuccess: (settled): Effect.Effect<Written, WireError> =>
+          settled._tag === "Applied"
+            ? Effect.succeed(settled.version)
+            : settled._tag === "Fenced"
+            ? Effect.succeed("conflict")
+            : Effect.fail(Errors.notApplied(owned.resource, keyOf(owned), what, failure.message))
+      })
+    })
+
+  /** Nothing was applied: another owner committed first. The row is read again; the caller re-sends the call. */
+  const fenced = (owned: Owned) =>
+    Effect.flatMap(reload(owned), () =>
+      Effect.fail(
+        new Retryable({
+          applied: "no",
+          message: `fenced: ${owned.resource.name} ${
+            JSON.stringify(keyOf(owned))
+          }: another runner committed a newer state (the shard moved); the write was not applied`
+        })
+      ))
+
+  /** A commit's own operation id: the call's, or one made for a write of the record's own (an expiry, a restart). */
+  const opOf = (op: string | undefined, kind: string) => op ?? `${kind}:${now()}`
+
+  /** Inserts a new record's row (a create): its version, or "conflict"; this entity holds it. */
+  const insert = (owned: Owned, change: Extract<Write.Change, { readonly _tag: "Create" }>, payload: unknown) =>
+    Effect.gen(function*() {
+      const committedAt = now()
+      const op = opOf(change.op, "create")
+      const write = state.write({
+        _tag: "Insert",
+        resource: owned.resource,
+        key: owned.key,
+        state: change.state,
+        createdAt: committedAt,
+        lastActivity: committedAt,
+        initial: payload,
+        op,
+        notify: notices.noticeHeadOf(change.event)
+      })
+      const outcome = yield* written(owned, write, "new record", 0, op, change.event)
+      if (outcome === "conflict") {
+        // the key is live: a record moved here meanwhile (a key change on another entity), another owner created
+        // it, or this very create did (its earlier attempt, served by another owner); this entity holds the row now
+        yield* reload(owned)
+        if (owned.blocked !== undefined) return yield* skew(owned.blocked)
+        if (owned.held !== undefined && owned.held.ops.includes(op)) {
+          return { _tag: "Applied", record: owned.held.state } as const
+        }
+        return yield* Errors.alreadyExists(owned.resource, Events.keyObject(owned.resource, change.state))
+      }
+      owned.initial = payload
+      owned.held = {
+        version: outcome,
+        state: change.state,
+        createdAt: committedAt,
+        lastActivity: committedAt,
+        flushed: committedAt,
+        ops: opsAfter(owned.tombstoneOps, op),
+        newer: undefined
+      }
+      publish(change.event)
+      return undefined
+    })
+
+  /** Stores the record's new state under the same key (an update, a restart): fenced, the call is re-sent. */
+  const replace = (owned: Owned, held: Held, change: Extract<Write.Change, { readonly _tag: "Update" }>) =>
+    Effect.gen(function*() {
+      const t = now()
+      const op = opOf(change.op, "restart")
+      const write = state.write({
+        _tag: "Update",
+        resource: owned.resource,
+        key: owned.key,
+        expected: held.version,
+        createdAt: held.createdAt,
+        state: change.state,
+        lastActivity: t,
+        op,
+        newer: held.newer,
+        notify: notices.noticeHeadOf(change.event)
+      })
+      const outcome = yield* written(owned, write, "change", held.version, op, change.event)
+      if (outcome === "conflict") return yield* fenced(owned)
+      owned.held = {
+        version: outcome,
+        state: change.state,
+        createdAt: held.createdAt,
+        lastActivity: t,
+        flushed: t,
+        ops: opsAfter(held.ops, op),
+        newer: held.newer
+      }
+      publish(change.event)
+      return undefined
+    })
+
+  /**
+   * Moves the record to the key of its new state (a change of primary key):
+   * in one transaction this row becomes a tombstone remembering the
+   * operation and the new key, and the new state is inserted there, with
+   * its event. Fenced: the call is re-sent; the new key live (also past its
+   * deadline: its expiry is its owner's to run, and its owner may hold
+   * activity not yet written): `AlreadyExists`; nothing is written. The
+   * entity of the new key (on any runner) reads the row on its next call;
+   * this one holds no record any more, as after a destroy.
+   */
+  const move = (owned: Owned, held: Held, change: Extract<Write.Change, { readonly _tag: "Update" }>) =>
+    Effect.gen(function*() {
+      const t = now()
+      const op = opOf(change.op, "restart")
+      const move = state.move({
+        resource: owned.resource,
+        from: owned.key,
+        expected: held.version,
+        to: change.key,
+        state: change.state,
+        createdAt: held.createdAt,
+        lastActivity: t,
+        initial: owned.initial,
+        op,
+        newer: held.newer,
+        notify: notices.noticeHeadOf(change.event),
+        replaceExpired: false
+      })
+      const outcome = yield* written(owned, move, "change", held.version, op, change.event, change.key)
+      if (outcome === "conflict") {
+        // refused as a whole: this row changed (fenced), or the new key is live
+        const old = yield* Effect.mapError(state.load(owned.resource, owned.key), unreadable)
+        if (old === undefined || !old.alive || old.version !== held.version) return yield* fenced(owned)
+        return yield* Errors.alreadyExists(owned.resource, Events.keyObject(owned.resource, change.state))
+      }
+      owned.tombstoneOps = opsAfter(held.ops, op)
+      owned.movedTo = change.key
+      owned.held = undefined
+      owned.initial = undefined
+      publish(change.event)
+      return undefined
+    })
+
+  /** Removes the record (tombstone), with its event (`Destroyed` or `Failed`); fenced, the call is re-sent. */
+  const remove = (owned: Owned, held: Held, op: string, event: Event.Event) =>
+    Effect.gen(function*() {
+      const t = now()
+      const write = state.write({
+        _tag: "Tombstone",
+        resource: owned.resource,
+        key: owned.key,
+        expected: held.version,
+        state: undefined,
+        lastActivity: t,
+        op,
+        notify: notices.noticeOf(event)
+      })
+      const outcome = yield* written(owned, write, "removal", held.version, op, event)
+      if (outcome === "conflict") return yield* fenced(owned)
+      owned.tombstoneOps = opsAfter(held.ops, op)
+      owned.held = undefined
+      publish(event)
+      return undefined
+    })
+
+  /** A step of the pipeline from an Effect of the port (its failure, a refusal). */
+  const stepOf = (effect: Effect.Effect<Write.Committed, WireError>): Outcome.Step<Write.Committed, WireError> =>
+    Effect.match(effect, { onFailure: Outcome.refused, onSuccess: Outcome.ok })
+
+  /**
+   * The record on a cluster as the write pipeline sees it (see the module):
+   * held state, SQL commits, keys claimed by reading their rows, actions
+   * run as the record with its callers. A create's hooks cannot change the
+   * key it was sent under.
+   */
+  const port: Write.Port<Owned, Call, Retryable> = {
+    committed: (owned) => owned.held?.state,
+    key: (owned) => owned.key,
+    run: (owned, _action, call, effect) =>
+      Effect.map(
+        Effect.exit(asRecord(owned, call.callers, effect)),
+        (exit) => Outcome.fromExit(exit as any) as Outcome.Outcome<any, WireError>
+      ),
+    claim: (owned, key, next, action) => {
+      // a create's key is the entity's; a restart from the create (the record held) moves it back to its key
+      if (action.kind === "create" && owned.held === undefined) {
+        return Outcome.refused(keyChanged(owned.resource, action.name))
+      }
+      // refused before the after hooks when the new key is live already
+      return Effect.map(
+        Effect.exit(ctx.loadRow(owned.resource, key)),
+        (exit): Outcome.Outcome<void, WireError> => {
+          if (exit._tag === "Failure") {
+            const error = Cause.findErrorOption(exit.cause)
+            return error._tag === "Some" ? Outcome.refused(unreadable(error.value)) : Outcome.crashed(exit.cause)
+          }
+          return exit.value !== undefined && exit.value.alive
+            ? Outcome.refused(Errors.alreadyExists(owned.resource, Events.keyObject(owned.resource, next)))
+            : Outcome.ok(undefined)
+        }
+      )
+    },
+    release: () => {},
+    // a hook's own `get` reads the committed row
+    pending: () => {},
+    settle: () => {},
+    expired: (owned) => owned.held === undefined || now() >= Lifecycle.deadline(timesOf(owned, owned.held)),
+    commit: (owned, change) => {
+      const held = owned.held
+      switch (change._tag) {
+        case "Create":
+          return stepOf(insert(owned, change, owned.creating))
+        case "Update":
+          if (held === undefined) return Outcome.refused(Errors.notFound(owned.resource, owned.keyObj))
+          return stepOf(change.key === owned.key ? replace(owned, held, change) : move(owned, held, change))
+        case "Remove":
+          if (held === undefined) return Outcome.refused(Errors.notFound(owned.resource, owned.keyObj))
+          return stepOf(remove(owned, held, opOf(change.op, "expire"), change.event))
+      }
+    }
+  }
+
+  /**
+   * A step of the pipeline as an Effect. The services a step needs are its
+   * actions' (changes and hooks), which `port.run` provides (`asRecord`):
+   * none is left to the handler.
+   */
+  const effectOf = <A, E>(step: Outcome.Step<A, E>) => Outcome.toEffect(step) as Effect.Effect<Outcome.Outcome<A, E>>
+
+  /** The answer of the pipeline's outcome: a crash is `RecordCrashed`, after the restart policy. */
+  const answer = <A>(owned: Owned, outcome: Outcome.Outcome<A, WireError>): Effect.Effect<A, WireError> => {
+    if (outcome._tag === "Ok") return Effect.succeed(outcome.value)
+    if (outcome._tag === "Refused") return Effect.fail(outcome.error)
+    return crash(owned, outcome.cause)
+  }
+
+  /** A defect: `RecordCrashed` (naming the record as its caller knew it), after the restart policy. */
+  const crash = (owned: Owned, cause: Cause.Cause<unknown>): Effect.Effect<never, WireError> => {
+    if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+    const error = Errors.crashed(owned.resource, keyOf(owned), cause)
+    return Effect.andThen(afterCrash(owned), Effect.fail(error))
+  }
+
+  /** Answers a defect outside the pipeline (a decoder, a bug) as a crash: the record keeps its last state. */
+  const guard = (owned: Owned) => <A>(effect: Effect.Effect<A, WireError>): Effect.Effect<A, WireError> =>
+    Effect.catchCause(effect, (cause): Effect.Effect<A, WireError> => {
+      const error = Cause.findErrorOption(cause)
+      if (error._tag === "Some" && !Cause.hasDies(cause)) return Effect.fail(error.value)
+      return crash(owned, cause)
+    })
+
+  /** What `restart: "initial"` runs again: the stored create, decoded; `undefined` when it no longer fits. */
+  const storedCreate = (owned: Owned, codecs: WireCodecs) => {
+    const stored = owned.initial as { readonly action: string; readonly data: unknown; readonly input: unknown }
+    if (stored === undefined || stored === null) return undefined
+    const action = owned.resource.action(stored.action, "create")
+    if (action instanceof UnknownAction) return undefined
+    try {
+      return { action, input: codecs.decodeInput(action, stored.input), data: codecs.decodeData(stored.data) }
+    } catch {
+      return undefined
+    }
+  }
+
+  /** The codecs of each owner's resource, for `afterCrash`. */
+  const codecsOf = new Map<Compiled, WireCodecs>()
+
+  /**
+   * After a defect in an action: the restart policy (the declared one, else
+   * `"lastState"`: the record is stored) and intensity. The record's last
+   * committed state is untouched by the failed action. A record restarted
+   * `"initial"` whose stored create no longer fits (stored by an older
+   * version) resumes its last state, with a warning.
+   */
+  const afterCrash = (owned: Owned): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const held = owned.held
+      if (held === undefined) return Effect.void
+      const t = now()
+      const create = owned.resource.storedRestart === "initial"
+        ? storedCreate(owned, codecsOf.get(owned.resource)!)
+        : undefined
+      const decision = Lifecycle.restart(owned.resource, owned.resource.storedRestart, owned.restarts, t, true)
+      const failRecord = Effect.ignoreCause(
+        remove(owned, held, `failed:${t}`, Events.failed(owned.resource, held.state))
+      )
+      if (decision === "fail") return failRecord
+      if (decision === "lastState" || create === undefined) {
+        const resume = notices.announce(Events.restarted(owned.resource, held.state))
+        if (decision === "lastState") return resume
+        return Effect.andThen(
+          Effect.logWarning(
+            `${owned.resource.name} restarts "initial" but its stored create input cannot be used: it resumes its last state`
+          ).pipe(Effect.annotateLogs({ resource: owned.resource.name, key: owned.key })),
+          resume
+        )
+      }
+      owned.creating = owned.initial
+      return Effect.flatMap(
+        effectOf(
+          Write.create(port, owned, create.action, noCallers, create.data, create.input, `restart:${t}`, "Restarted")
+        ),
+        (restarted) => restarted._tag === "Ok" ? Effect.void : failRecord
+      )
+    })
+
+  /** Expires the record if it is past its deadline at `t` (see `Write.destroy`): whether it did. */
+  const expireIfDue = (owned: Owned, t: number): Effect.Effect<boolean, WireError> => {
+    const held = owned.held
+    if (held === undefined || !owned.resource.hasTimeouts || t < Lifecycle.deadline(timesOf(owned, held))) {
+      return Effect.succeed(false)
+    }
+    const reason = Lifecycle.expiryReason(timesOf(owned, held))
+    return Effect.flatMap(
+      effectOf(Write.destroy(port, owned, owned.resource.primaryDestroy, noCallers, reason, `expire:${t}`)),
+      (done) => Effect.as(answer(owned, done), true)
+    )
+  }
+
+  /** Activity: in memory, written back once a quarter of the inactivity timeout has passed. */
+  const touch = (owned: Owned, t: number): Effect.Effect<void> => {
+    const held = owned.held
+    if (held === undefined || owned.resource.idleMillis === undefined) return Effect.void
+    held.lastActivity = t
+    if (t - held.flushed < owned.resource.idleMillis / 4) return Effect.void
+    return Effect.ignore(Effect.tap(
+      state.write({ _tag: "Touch", resource: owned.resource, key: owned.key, expected: held.version, lastActivity: t }),
+      (outcome) => Effect.sync(() => outcome !== "conflict" && (held.flushed = t))
+    ))
+  }
+
+  /** The record, unless it is absent or past its deadline (then it is expired first). */
+  const live = (owned: Owned, t: number) =>
+    Effect.flatMap(
+      expireIfDue(owned, t),
+      () =>
+        owned.held === undefined
+          ? Effect.fail(Errors.notFound(owned.resource, owned.keyObj))
+          : Effect.succeed(owned.held)
+    )
+
+  const actionOf = (resource: Compiled, name: string, kind: "create" | "update" | "destroy") => {
+    const found = resource.action(name, kind)
+    return found instanceof UnknownAction ? Effect.fail(found) : Effect.succeed(found)
+  }
+
+  /** The handlers of one record, built on its activation from its row. @internal */
+  const handlersOf = (resource: Compiled, protocol: Protocol, codecs: WireCodecs) =>
+    Effect.gen(function*() {
+      codecsOf.set(resource, codecs)
+      const address = yield* Entity.CurrentAddress
+      const entityId = address.entityId as string
+      const key = unescapeKey(entityId)
+      const self = `${resource.name}/${entityId}`
+      const owned: Owned = {
+        resource,
+        key,
+        keyObj: resource.decodeKey(key),
+        held: undefined,
+        initial: undefined,
+        tombstoneOps: [],
+        movedTo: undefined,
+        blocked: undefined,
+        known: false,
+        unsure: undefined,
+        run: `${self}#${graph.origin}:0`,
+        restarts: [],
+        creating: undefined
+      }
+      graph.resident.add(self)
+      yield* Effect.addFinalizer(() => Effect.sync(() => graph.resident.delete(self)))
+      // a row that cannot be read now is read by the first call
+      yield* Effect.ignore(reload(owned))
+      /** Whether no call has run since the activation loaded the row (the first needs no second read). */
+      let activated = true
+      /**
+       * An absent record reads its row again before a call uses its absence:
+       * another record may have moved to this key since (a key change,
+       * committed by that record's owner). Not on the first call after the
+       * activation, which has just read it; always when the row is not known.
+       */
+      const refresh: Effect.Effect<void, Retryable> = Effect.suspend(() => {
+        const first = activated
+        activated = false
+        if (owned.known && (owned.held !== undefined || first)) return Effect.void
+        return reload(owned)
+      })
+      /** Reads the row before a call, refusing it (retryable) while the row is a newer version's it cannot read. */
+      const ready: Effect.Effect<void, Retryable> = Effect.flatMap(
+        refresh,
+        () => owned.blocked === undefined ? Effect.void : Effect.fail(skew(owned.blocked))
+      )
+      /** One call at a time changes the record; `get` reads its committed state without waiting. */
+      const lock = Semaphore.makeUnsafe(1)
+      const guarded = guard(owned)
+
+      /**
+       * Runs `body` as the record's one running call, after the calls before
+       * it; refused with `ReentrantCall` if waiting would deadlock.
+       */
+      const exclusive = <A>(
+        callers: ReadonlyArray<string>,
+        action: string,
+        body: Effect.Effect<A, WireError>
+      ): Effect.Effect<A, WireError> =>
+        Effect.suspend(() => {
+          const run = () => {
+            const caller = callers.at(-1)
+            if (caller !== undefined) graph.addEdge(caller, self)
+            return lock.withPermits(1)(Effect.suspend(() => {
+              const run = graph.nextRun(self)
+              owned.run = run
+              graph.runningIn.set(self, run)
+              return Effect.ensuring(
+                body,
+                Effect.sync(() => graph.runningIn.get(self) === run && graph.runningIn.delete(self))
+              )
+            })).pipe(Effect.ensuring(Effect.sync(() => caller !== undefined && graph.removeEdge(caller, self))))
+          }
+          const cycle = graph.wouldDeadlock(self, callers, [self])
+          if (cycle === false) return run()
+          if (cycle === true) return Effect.fail(Errors.reentrant(resource, keyOf(owned), action))
+          return Effect.flatMap(
+            cycle,
+            (found): Effect.Effect<A, WireError> =>
+              found ? Effect.fail(Errors.reentrant(resource, keyOf(owned), action)) : run()
+          )
+        })
+
+      // leaving this runner (passivation, a shard moving, shutdown): write back activity not yet written
+      yield* Effect.addFinalizer(() => {
+        const held = owned.held
+        if (held === undefined || resource.idleMillis === undefined || held.flushed >= held.lastActivity) {
+          return Effect.void
+        }
+        return Effect.ignore(
+          state.write({ _tag: "Touch", resource, key, expected: held.version, lastActivity: held.lastActivity })
+        )
+      })
+
+      /** Runs a step of the pipeline for a call: its answer, encoded. */
+      const run = <A>(step: Outcome.Step<A, WireError>) =>
+        Effect.flatMap(effectOf(step), (outcome) => answer(owned, outcome))
+
+      return protocol.of({
+        Create: ({ payload }) =>
+          Effect.gen(function*() {
+            yield* ready
+            // a record this create did not make: its row again before refusing (another owner may have written it)
+            if (owned.held !== undefined && !owned.held.ops.includes(payload.op)) yield* reload(owned)
+            yield* expireIfDue(owned, now())
+            if (owned.held !== undefined) {
+              // a retry of this very create answers with the record
+              if (owned.held.ops.includes(payload.op)) return codecs.encodeData(owned.held.state)
+              return yield* Errors.alreadyExists(resource, keyOf(owned))
+            }
+            if (owned.movedTo !== undefined && owned.tombstoneOps.includes(payload.op)) {
+              // a retry of this create, whose record has moved to another key since: answered with it there
+              const moved = yield* Effect.mapError(ctx.loadRow(resource, owned.movedTo), unreadable)
+              if (moved !== undefined && moved.alive && moved.state !== undefined) {
+                return codecs.encodeData(moved.state)
+              }
+            }
+            const action = yield* actionOf(resource, payload.action, "create")
+            const decoded = codecs.decodeInput(action, payload.input)
+            const data = codecs.decodeData(payload.data)
+            owned.creating = { action: payload.action, data: payload.data, input: payload.input }
+            const call: Call = { callers: payload.callers }
+            const record = yield* run(Write.create(port, owned, action, call, data, decoded, payload.op))
+            return codecs.encodeData(record)
+          }).pipe(guarded, Effect.uninterruptible, (body) => exclusive(payload.callers, payload.action, body)),
+
+        Update: ({ payload }) =>
+          Effect.gen(function*() {
+            yield* ready
+            if (owned.held === undefined && owned.movedTo !== undefined && owned.tombstoneOps.includes(payload.op)) {
+              // a retry of the key change that moved the record away: answered with the record at its new key
+              const moved = yield* Effect.mapError(ctx.loadRow(resource, owned.movedTo), unreadable)
+              if (moved === undefined || !moved.alive || moved.state === undefined) {
+                return yield* Errors.notFound(resource, owned.keyObj)
+              }
+              return codecs.encodeData(moved.state)
+            }
+            const current = yield* live(owned, now())
+            if (current.ops.includes(payload.op)) return codecs.encodeData(current.state)
+            const action = yield* actionOf(resource, payload.action, "update")
+            const decoded = codecs.decodeInput(action, payload.input)
+            const done = yield* effectOf(
+              Write.update(port, owned, action, { callers: payload.callers }, decoded, payload.op)
+            )
+            // committing after its deadline: NotFound, and the record expires now
+            if (done._tag === "Refused" && done.error._tag === "NotFound") yield* expireIfDue(owned, now())
+            return codecs.encodeData(yield* answer(owned, done))
+          }).pipe(guarded, Effect.uninterruptible, (body) => exclusive(payload.callers, payload.action, body)),
+
+        Destroy: ({ payload }) =>
+          Effect.gen(function*() {
+            yield* ready
+            // a retry of this destroy, applied already (the key may have been created again since)
+            const held = owned.held
+            if (held === undefined ? owned.tombstoneOps.includes(payload.op) : held.ops.includes(payload.op)) return
+            yield* live(owned, now())
+            const action = yield* actionOf(resource, payload.action, "destroy")
+            yield* run(Write.destroy(port, owned, action, { callers: payload.callers }, "action", payload.op))
+          }).pipe(guarded, Effect.uninterruptible, (body) => exclusive(payload.callers, payload.action, body)),
+
+        Get: ({ payload }) =>
+          Effect.suspend(() => {
+            const t = now()
+            const held = owned.held
+            // the committed state, without waiting for a running call
+            if (
+              owned.known && held !== undefined &&
+              (!resource.hasTimeouts || t < Lifecycle.deadline(timesOf(owned, held)))
+            ) {
+              return Effect.as(touch(owned, t), codecs.encodeData(held.state))
+            }
+            // absent while a call runs (a create, say): the committed state is absence, as that call read its row
+            // when it started
+            if (owned.known && held === undefined && owned.blocked === undefined && graph.runningIn.has(self)) {
+              return Effect.fail(Errors.notFound(resource, owned.keyObj))
+            }
+            // absent (a record may have moved here since: its row is read again), not known, or past its deadline
+            // (expired first): in turn
+            return Effect.gen(function*() {
+              yield* ready
+              const current = yield* live(owned, t)
+              yield* touch(owned, t)
+              return codecs.encodeData(current.state)
+            }).pipe(guarded, Effect.uninterruptible, (body) => exclusive(payload.callers, "get", body))
+          }),
+
+        Expire: () =>
+          Effect.gen(function*() {
+            yield* refresh
+            // a newer version's record: its expiry is an upgraded owner's to run
+            if (owned.blocked !== undefined) return false
+            // the owner's clock decides, not the sweeper's
+            const t = now()
+            const expired = yield* expireIfDue(owned, t)
+            const held = owned.held
+            // not due in memory (activity not yet written back): write it back, so the sweeper stops finding it
+            if (
+              !expired && held !== undefined && resource.idleMillis !== undefined && held.flushed < held.lastActivity
+            ) {
+              held.flushed = 0
+              yield* touch(owned, held.lastActivity)
+            }
+            return expired
+          }).pipe(guarded, Effect.uninterruptible, (body) => exclusive([], "expire", body)),
+
+        Probe: ({ payload }) => {
+          // it reads no row: the next call must (an activation by a probe may be long before it)
+          activated = false
+          const cycle = graph.wouldDeadlock(self, payload.callers, payload.visited)
+          return typeof cycle === "boolean" ? Effect.succeed(cycle) : cycle
+        }
+      })
+    })
+
+  return { handlersOf }
+}

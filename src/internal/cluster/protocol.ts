@@ -1,0 +1,130 @@
+/**
+ * The cluster's protocol: one `effect/cluster` entity type per resource,
+ * whose messages are a record's calls (`Create`, `Update`, `Destroy`,
+ * `Get`, `Expire`, and `Probe` for cycles across runners), and the errors
+ * they cross the wire with: the store's own, each action's declared ones
+ * (decoded as themselves, `catchTag`-able) and `Retryable`, the owner's
+ * "not now" that only a caller ever sees.
+ *
+ * @internal
+ */
+import { Context, Schema } from "effect"
+import { Entity } from "effect/cluster"
+import { Rpc } from "effect/rpc"
+import { StoreError } from "../../Errors.js"
+import type { Compiled } from "../resource.js"
+
+/**
+ * The calls of records a call runs on behalf of (run tokens,
+ * `"Resource/entityId#<process>:<n>"`), outermost first: carried with every
+ * message, so a cycle through records' running calls on any runner is refused
+ * with `ReentrantCall` instead of deadlocking.
+ *
+ * @internal
+ */
+export const CurrentCallers = Context.Reference<ReadonlyArray<string>>("effect-gen-server/cluster/CurrentCallers", {
+  defaultValue: () => []
+})
+
+/**
+ * The errors a record's messages can fail with, decoded on the caller's side
+ * into the same classes: the store's own, and every error an action of the
+ * resource declares (`error`), so that a declared error reaches a caller in
+ * another process as itself, `catchTag`-able.
+ *
+ * @internal
+ */
+// typed as the store's errors: the declared ones are the action's own types, checked at the Store call
+export const errorSchemaOf = (resource: Compiled): typeof StoreError => {
+  const cached = errorSchemas.get(resource)
+  if (cached !== undefined) return cached as typeof StoreError
+  const declared = [
+    ...new Set(
+      [...resource.actions.values()].map((action) => action.action.error as Schema.Top | undefined).filter((
+        error
+      ): error is Schema.Top => error !== undefined)
+    )
+  ]
+  const schema = declared.length === 0 ? StoreError : Schema.Union([StoreError, ...declared])
+  errorSchemas.set(resource, schema)
+  return schema as typeof StoreError
+}
+
+const errorSchemas = new WeakMap<Compiled, Schema.Top>()
+
+/** Whether a failure crosses the wire as itself: a store error or one an action of the resource declares. @internal */
+const knownErrors = new WeakMap<Compiled, (u: unknown) => boolean>()
+export const isKnownError = (resource: Compiled, u: unknown): boolean => {
+  let is = knownErrors.get(resource)
+  if (is === undefined) knownErrors.set(resource, is = Schema.is(errorSchemaOf(resource)) as (u: unknown) => boolean)
+  return is(u)
+}
+
+/**
+ * The owner's answer when a call could not be served now, for a reason that
+ * passes: its commit was fenced (another runner committed a newer state of
+ * the record: its shard moved), storage could not be read or did not confirm
+ * the commit, or the record was stored by a newer version of its resource
+ * than the owner runs. Never seen by a Store caller: the caller re-sends the
+ * call (same operation id), which may reach another owner, and counts the
+ * attempt as `applied` says; when its retries run out, it fails with
+ * `Unavailable`, whose `lastFailure` is this message.
+ */
+export const retryableTag = "effect-gen-server/cluster/Retryable"
+export class Retryable extends Schema.TaggedError<Retryable>()(retryableTag, {
+  applied: Schema.Literals(["no", "unknown"]),
+  message: Schema.String
+}) {}
+
+/** What a record's messages can fail with on the wire: the store's errors, the declared ones, `Retryable`. */
+export type WireError = StoreError | Retryable
+
+const wireErrors = new WeakMap<Compiled, Schema.Top>()
+const wireErrorsOf = (resource: Compiled): Schema.Codec<WireError, unknown> => {
+  let schema = wireErrors.get(resource)
+  if (schema === undefined) wireErrors.set(resource, schema = Schema.Union([errorSchemaOf(resource), Retryable]))
+  return schema as unknown as Schema.Codec<WireError, unknown>
+}
+
+/** The entity protocol of one resource. @internal */
+export const protocolOf = (resource: Compiled) =>
+  Entity.make(resource.name, [
+    Rpc.make("Create", {
+      payload: {
+        action: Schema.String,
+        op: Schema.String,
+        data: Schema.Unknown,
+        input: Schema.Unknown,
+        callers: Schema.Array(Schema.String)
+      },
+      success: Schema.Unknown,
+      error: wireErrorsOf(resource)
+    }),
+    Rpc.make("Update", {
+      payload: {
+        action: Schema.String,
+        op: Schema.String,
+        input: Schema.Unknown,
+        callers: Schema.Array(Schema.String)
+      },
+      success: Schema.Unknown,
+      error: wireErrorsOf(resource)
+    }),
+    Rpc.make("Destroy", {
+      payload: { action: Schema.String, op: Schema.String, callers: Schema.Array(Schema.String) },
+      error: wireErrorsOf(resource)
+    }),
+    Rpc.make("Get", {
+      payload: { callers: Schema.Array(Schema.String) },
+      success: Schema.Unknown,
+      error: wireErrorsOf(resource)
+    }),
+    Rpc.make("Expire", { payload: { now: Schema.Number }, success: Schema.Boolean, error: wireErrorsOf(resource) }),
+    // whether the record's running call waits, through records' calls on any runner, on one of `callers`
+    Rpc.make("Probe", {
+      payload: { callers: Schema.Array(Schema.String), visited: Schema.Array(Schema.String) },
+      success: Schema.Boolean
+    })
+  ])
+
+export type Protocol = ReturnType<typeof protocolOf>
