@@ -24,10 +24,10 @@ import { type NotFound, type StoreClosed, type StoreError, Unavailable, Validati
 import * as Admission from "../admission.js"
 import * as Errors from "../record/errors.js"
 import type { Compiled } from "../resource.js"
-import { wireCodecs } from "../sql/codec.js"
+import { TooNew, wireCodecs } from "../sql/codec.js"
 import { escapeKey, unescapeKey } from "../sql/escape.js"
 import type { Row } from "../sql/rows.js"
-import { CurrentCallers, isKnownError, retryableTag } from "./protocol.js"
+import { CurrentCallers, isKnownError, recordOf, retryableTag } from "./protocol.js"
 import { recordOfRun, type WaitGraph } from "./waitGraph.js"
 
 /** What the caller needs of its data layer. @internal */
@@ -224,7 +224,39 @@ export const make = (ctx: CallerContext) =>
       return { id: escapeKey(resource.encodeKey(k)), key: k }
     }
 
-    const decodeRecord = (resource: Compiled, u: unknown) => wireCodecs(resource).decodeData(u)
+    /**
+     * The record of an owner's reply, as this version reads it. One this
+     * version cannot read (its owner runs a newer version that changed what
+     * this one needs) fails the call with `Unavailable`: it may have been
+     * applied, and its answer cannot be given here.
+     */
+    const decodeRecord = (
+      resource: Compiled,
+      key: unknown,
+      action: string,
+      operationId: string | undefined
+    ) =>
+    (reply: unknown): Effect.Effect<unknown, Unavailable> => {
+      try {
+        return Effect.succeed(recordOf(resource, reply))
+      } catch (e) {
+        if (!(e instanceof TooNew)) throw e
+        return Effect.fail(
+          new Unavailable({
+            resource: resource.name,
+            key,
+            action,
+            applied: "unknown",
+            attempts: 1,
+            lastFailure: `version: ${e.message}`,
+            message: `${resource.name} ${
+              JSON.stringify(key)
+            }: ${action}: its owner answered with a record ${e.message}`,
+            ...(operationId === undefined ? {} : { operationId })
+          })
+        )
+      }
+    }
 
     /** Sends a write's `message` to its record under the payload's operation id, as a wait of the caller's run. */
     const sendWrite = <A>(
@@ -261,11 +293,12 @@ export const make = (ctx: CallerContext) =>
           op: op(fiber.getRef(Admission.CurrentOperationId)),
           data: codecs.encodeData(data),
           input: codecs.encodeInput(action, decoded),
-          callers: fiber.getRef(CurrentCallers)
+          callers: fiber.getRef(CurrentCallers),
+          version: resource.version
         }
-        return Effect.map(
+        return Effect.flatMap(
           sendWrite(resource, target, action.name, payload, ctx.client(resource.name)(target.id).Create(payload)),
-          (u) => decodeRecord(resource, u)
+          decodeRecord(resource, target.key, action.name, payload.op)
         )
       })
 
@@ -282,9 +315,9 @@ export const make = (ctx: CallerContext) =>
           input: wireCodecs(resource).encodeInput(action, decoded),
           callers: fiber.getRef(CurrentCallers)
         }
-        return Effect.map(
+        return Effect.flatMap(
           sendWrite(resource, target, action.name, payload, ctx.client(resource.name)(target.id).Update(payload)),
-          (u) => decodeRecord(resource, u)
+          decodeRecord(resource, target.key, action.name, payload.op)
         )
       })
 
@@ -344,9 +377,9 @@ export const make = (ctx: CallerContext) =>
       ) {
         return fromRow(resource, target, operation)
       }
-      return Effect.map(
+      return Effect.flatMap(
         send(resource, target.key, operation, ctx.client(resource.name)(target.id).Get({ callers })),
-        (u) => decodeRecord(resource, u)
+        decodeRecord(resource, target.key, operation, undefined)
       ) as Effect.Effect<unknown, NotFound | ValidationError | Unavailable>
     }
 

@@ -20,9 +20,9 @@ import { Effect, type PubSub, Queue, RcRef, Schedule, type Scope, Stream } from 
 import type { SqlClient } from "effect/sql"
 import type * as Event from "../../Event.js"
 import type * as Hub from "../events.js"
-import { keyObject } from "../record/events.js"
+import * as Events from "../record/events.js"
 import type { Compiled } from "../resource.js"
-import { codecsOf } from "../sql/codec.js"
+import { decodeStored, encodeStored, type Newer, storedVersion } from "../sql/codec.js"
 import { noticeJoiner, noticePayloads } from "../sql/notices.js"
 import type { NoticeHead } from "../sql/rows.js"
 import type { StateStore } from "../sql/stateStore.js"
@@ -32,11 +32,11 @@ export interface Notices {
   /** This process's instance of the data layer. */
   readonly origin: string
   /** The notice of an event written with a commit (the whole text); `undefined` without notifications. */
-  readonly noticeOf: (event: Event.Event) => string | undefined
+  readonly noticeOf: (event: Event.Event, newer?: Newer) => string | undefined
   /** The notice of an event storing a record, for PostgreSQL to complete from the row's state. */
-  readonly noticeHeadOf: (event: Event.Event) => NoticeHead | undefined
+  readonly noticeHeadOf: (event: Event.Event, newer?: Newer) => NoticeHead | undefined
   /** Publishes an event that no commit carries (a restart resuming the last state), and sends its notice. */
-  readonly announce: (event: Event.Event) => Effect.Effect<void>
+  readonly announce: (event: Event.Event, newer?: Newer) => Effect.Effect<void>
   /** Every event of the cluster from when the stream is pulled (listening meanwhile). */
   readonly events: Stream.Stream<Event.Event>
   /** A subscription to every event of the cluster published after it returns (listening meanwhile). */
@@ -72,7 +72,13 @@ export const make = (
     const origin = crypto.randomUUID()
     /** How every notice of this process begins (`space`, then `origin`, first): heard, it is dropped unparsed. */
     const ownPrefix = JSON.stringify({ space, origin }).slice(0, -1) + ","
-    const noticeOf = (event: Event.Event): string | undefined => {
+    /**
+     * A notice's record is the state as a row stores it, with the version
+     * that stored it (`newer`: a newer row's, whose fields this version does
+     * not know are kept): a listener running another version of the resource
+     * decodes it as it decodes that row (migrating an older one).
+     */
+    const noticeOf = (event: Event.Event, newer?: Newer): string | undefined => {
       if (!notifying) return undefined
       const resource = compiled.get(event.resource)!
       const text = JSON.stringify({
@@ -80,8 +86,10 @@ export const make = (
         origin,
         _tag: event._tag,
         resource: event.resource,
-        record: codecsOf(resource).encode(event.record),
-        ...(event._tag === "Destroyed" ? { reason: event.reason } : {})
+        version: storedVersion(resource, newer),
+        record: encodeStored(resource, event.record, newer),
+        ...(event._tag === "Destroyed" ? { reason: event.reason } : {}),
+        ...(event._tag === "Destroyed" && event.failure !== undefined ? { failure: event.failure } : {})
       })
       return text
     }
@@ -90,23 +98,24 @@ export const make = (
      * The notice of a write storing the event's record: PostgreSQL completes
      * it from the state the row stores, so the record is serialized once.
      */
-    const noticeHeadOf = (event: Event.Event): NoticeHead | undefined => {
+    const noticeHeadOf = (event: Event.Event, newer?: Newer): NoticeHead | undefined => {
       if (!notifying) return undefined
-      const id = `${event._tag}\u0000${event.resource}`
+      const version = storedVersion(compiled.get(event.resource)!, newer)
+      const id = `${event._tag}\u0000${event.resource}\u0000${version}`
       let head = heads.get(id)
       if (head === undefined) {
         head = {
           head: `${ownPrefix}"_tag":${JSON.stringify(event._tag)},"resource":${
             JSON.stringify(event.resource)
-          },"record":`
+          },"version":${version},"record":`
         }
         heads.set(id, head)
       }
       return head
     }
     /** An event without a commit. */
-    const announce = (event: Event.Event): Effect.Effect<void> => {
-      const notice = noticeOf(event)
+    const announce = (event: Event.Event, newer?: Newer): Effect.Effect<void> => {
+      const notice = noticeOf(event, newer)
       publish(event)
       if (notice === undefined) return Effect.void
       const payloads = noticePayloads(notice, crypto.randomUUID().replaceAll("-", ""))
@@ -131,15 +140,17 @@ export const make = (
         if (notice.origin === origin || notice.space !== space) return
         const resource = compiled.get(notice.resource)
         if (resource === undefined) return
-        const record = codecsOf(resource).decode(notice.record)
-        const key = keyObject(resource, record)
+        // as its row is decoded: migrated when an older version stored it, unknown fields ignored when a newer one
+        // did (a notice without a version is of this version)
+        const version = typeof notice.version === "number" ? notice.version : resource.version
+        const record = decodeStored(resource, notice.record, version).state
         hub.relay(
           notice._tag === "Destroyed"
-            ? { _tag: "Destroyed", resource: resource.name, key, record, reason: notice.reason }
-            : { _tag: notice._tag, resource: resource.name, key, record }
+            ? Events.destroyed(resource, record, notice.reason, notice.failure)
+            : { _tag: notice._tag, resource: resource.name, key: Events.keyObject(resource, record), record }
         )
       } catch {
-        // a notice of another version of the resources: not ours to publish
+        // a notice of a newer version this one cannot read, or not ours at all: not ours to publish
       }
     }
     /**

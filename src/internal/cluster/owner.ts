@@ -43,14 +43,14 @@ import * as Events from "../record/events.js"
 import * as Lifecycle from "../record/lifecycle.js"
 import * as Outcome from "../record/outcome.js"
 import * as Write from "../record/write.js"
-import type { Compiled } from "../resource.js"
+import type { Compiled, CompiledAction } from "../resource.js"
 import type { Newer, TooNew, WireCodecs } from "../sql/codec.js"
 import { unescapeKey } from "../sql/escape.js"
 import type { StorageFailure } from "../sql/faults.js"
 import { opsAfter, type Outcome as Written, type Row } from "../sql/rows.js"
 import type { StateStore } from "../sql/stateStore.js"
 import type { Notices } from "./notices.js"
-import { CurrentCallers, type Protocol, Retryable, type WireError } from "./protocol.js"
+import { CurrentCallers, type Protocol, replyOf, Retryable, type WireError } from "./protocol.js"
 import type { WaitGraph } from "./waitGraph.js"
 
 /** What the owners of a data layer share. @internal */
@@ -297,7 +297,7 @@ export const make = (ctx: OwnerContext) => {
         lastActivity: t,
         op,
         newer: held.newer,
-        notify: notices.noticeHeadOf(change.event)
+        notify: notices.noticeHeadOf(change.event, held.newer)
       })
       const outcome = yield* written(owned, write, "change", held.version, op, change.event)
       if (outcome === "conflict") return yield* fenced(owned)
@@ -339,7 +339,7 @@ export const make = (ctx: OwnerContext) => {
         initial: owned.initial,
         op,
         newer: held.newer,
-        notify: notices.noticeHeadOf(change.event),
+        notify: notices.noticeHeadOf(change.event, held.newer),
         replaceExpired: false
       })
       const outcome = yield* written(owned, move, "change", held.version, op, change.event, change.key)
@@ -369,7 +369,7 @@ export const make = (ctx: OwnerContext) => {
         state: undefined,
         lastActivity: t,
         op,
-        notify: notices.noticeOf(event)
+        notify: notices.noticeOf(event, held.newer)
       })
       const outcome = yield* written(owned, write, "removal", held.version, op, event)
       if (outcome === "conflict") return yield* fenced(owned)
@@ -502,7 +502,7 @@ export const make = (ctx: OwnerContext) => {
       )
       if (decision === "fail") return failRecord
       if (decision === "lastState" || create === undefined) {
-        const resume = notices.announce(Events.restarted(owned.resource, held.state))
+        const resume = notices.announce(Events.restarted(owned.resource, held.state), held.newer)
         if (decision === "lastState") return resume
         return Effect.andThen(
           Effect.logWarning(
@@ -555,9 +555,68 @@ export const make = (ctx: OwnerContext) => {
           : Effect.succeed(owned.held)
     )
 
+  /**
+   * The action a message names. The caller admitted it (an action its
+   * version of the resource has), so an action this runner's version lacks
+   * was sent by a newer version: refused before anything runs, retryable,
+   * for an upgraded owner to apply.
+   */
   const actionOf = (resource: Compiled, name: string, kind: "create" | "update" | "destroy") => {
     const found = resource.action(name, kind)
-    return found instanceof UnknownAction ? Effect.fail(found) : Effect.succeed(found)
+    return found instanceof UnknownAction
+      ? Effect.fail(
+        new Retryable({
+          applied: "no",
+          message: `${resource.name} version ${resource.version} on this runner has no ${kind} action ` +
+            `${JSON.stringify(name)} (sent by a newer version): not applied`
+        })
+      )
+      : Effect.succeed(found)
+  }
+
+  /**
+   * An input naming what this runner's version of the resource does not
+   * know (a field, an argument: sent by a newer version), which decoding
+   * would drop: refused before anything runs, retryable, for an upgraded
+   * owner to apply in full.
+   */
+  const understood = (
+    resource: Compiled,
+    codecs: WireCodecs,
+    action: CompiledAction,
+    input: unknown,
+    data?: unknown
+  ): Effect.Effect<void, Retryable> => {
+    const unknown = codecs.unknownInput(action, input, data).join(", ")
+    if (unknown === "") return Effect.void
+    const message = `${resource.name}.${action.name}: ${unknown} unknown to version ${resource.version} on this ` +
+      `runner (sent by a newer version): not applied`
+    return Effect.fail(new Retryable({ applied: "no", message }))
+  }
+
+  /**
+   * A create's data from a caller of an older version of the resource,
+   * completed as that version's record would be by this version's migration
+   * from it (the fields this version added, with their migration's values);
+   * refused, retryable, when the migration cannot take it.
+   */
+  const olderData = (
+    resource: Compiled,
+    data: { readonly [field: string]: unknown },
+    version: number | undefined
+  ): Effect.Effect<{ readonly [field: string]: unknown }, Retryable> => {
+    if (version === undefined || version >= resource.version) return Effect.succeed(data)
+    const migration = resource.migrations[version]
+    if (migration === undefined) return Effect.succeed(data)
+    return Effect.try({
+      try: () => ({ ...(migration.migrate(data) as object), ...data }),
+      catch: (e) =>
+        new Retryable({
+          applied: "no",
+          message: `${resource.name}: a create of version ${version}, which version ${resource.version}'s migration ` +
+            `cannot complete (${e instanceof Error ? e.message : String(e)}): not applied`
+        })
+    })
   }
 
   /** The handlers of one record, built on its activation from its row. @internal */
@@ -667,23 +726,25 @@ export const make = (ctx: OwnerContext) => {
             yield* expireIfDue(owned, now())
             if (owned.held !== undefined) {
               // a retry of this very create answers with the record
-              if (owned.held.ops.includes(payload.op)) return codecs.encodeData(owned.held.state)
+              if (owned.held.ops.includes(payload.op)) return replyOf(resource, owned.held.state, owned.held.newer)
               return yield* Errors.alreadyExists(resource, keyOf(owned))
             }
             if (owned.movedTo !== undefined && owned.tombstoneOps.includes(payload.op)) {
               // a retry of this create, whose record has moved to another key since: answered with it there
               const moved = yield* Effect.mapError(ctx.loadRow(resource, owned.movedTo), unreadable)
               if (moved !== undefined && moved.alive && moved.state !== undefined) {
-                return codecs.encodeData(moved.state)
+                return replyOf(resource, moved.state, moved.newer)
               }
             }
             const action = yield* actionOf(resource, payload.action, "create")
+            yield* understood(resource, codecs, action, payload.input, payload.data)
             const decoded = codecs.decodeInput(action, payload.input)
-            const data = codecs.decodeData(payload.data)
+            const data = yield* olderData(resource, codecs.decodeData(payload.data), payload.version)
             owned.creating = { action: payload.action, data: payload.data, input: payload.input }
             const call: Call = { callers: payload.callers }
             const record = yield* run(Write.create(port, owned, action, call, data, decoded, payload.op))
-            return codecs.encodeData(record)
+            // held since the create committed (TypeScript still sees the absence checked above)
+            return replyOf(resource, record, (owned.held as Held | undefined)?.newer)
           }).pipe(guarded, Effect.uninterruptible, (body) => exclusive(payload.callers, payload.action, body)),
 
         Update: ({ payload }) =>
@@ -695,18 +756,20 @@ export const make = (ctx: OwnerContext) => {
               if (moved === undefined || !moved.alive || moved.state === undefined) {
                 return yield* Errors.notFound(resource, owned.keyObj)
               }
-              return codecs.encodeData(moved.state)
+              return replyOf(resource, moved.state, moved.newer)
             }
             const current = yield* live(owned, now())
-            if (current.ops.includes(payload.op)) return codecs.encodeData(current.state)
+            if (current.ops.includes(payload.op)) return replyOf(resource, current.state, current.newer)
             const action = yield* actionOf(resource, payload.action, "update")
+            yield* understood(resource, codecs, action, payload.input)
             const decoded = codecs.decodeInput(action, payload.input)
             const done = yield* effectOf(
               Write.update(port, owned, action, { callers: payload.callers }, decoded, payload.op)
             )
             // committing after its deadline: NotFound, and the record expires now
             if (done._tag === "Refused" && done.error._tag === "NotFound") yield* expireIfDue(owned, now())
-            return codecs.encodeData(yield* answer(owned, done))
+            const record = yield* answer(owned, done)
+            return replyOf(resource, record, owned.held?.newer ?? current.newer)
           }).pipe(guarded, Effect.uninterruptible, (body) => exclusive(payload.callers, payload.action, body)),
 
         Destroy: ({ payload }) =>
@@ -729,7 +792,7 @@ export const make = (ctx: OwnerContext) => {
               owned.known && held !== undefined &&
               (!resource.hasTimeouts || t < Lifecycle.deadline(timesOf(owned, held)))
             ) {
-              return Effect.as(touch(owned, t), codecs.encodeData(held.state))
+              return Effect.as(touch(owned, t), replyOf(resource, held.state, held.newer))
             }
             // absent while a call runs (a create, say): the committed state is absence, as that call read its row
             // when it started
@@ -742,7 +805,7 @@ export const make = (ctx: OwnerContext) => {
               yield* ready
               const current = yield* live(owned, t)
               yield* touch(owned, t)
-              return codecs.encodeData(current.state)
+              return replyOf(resource, current.state, current.newer)
             }).pipe(guarded, Effect.uninterruptible, (body) => exclusive(payload.callers, "get", body))
           }),
 

@@ -13,6 +13,7 @@ import { Entity } from "effect/cluster"
 import { Rpc } from "effect/rpc"
 import { StoreError } from "../../Errors.js"
 import type { Compiled } from "../resource.js"
+import { decodeStored, encodeStored, type Newer, storedVersion, wireCodecs } from "../sql/codec.js"
 
 /**
  * The calls of records a call runs on behalf of (run tokens,
@@ -95,7 +96,9 @@ export const protocolOf = (resource: Compiled) =>
         op: Schema.String,
         data: Schema.Unknown,
         input: Schema.Unknown,
-        callers: Schema.Array(Schema.String)
+        callers: Schema.Array(Schema.String),
+        /** The caller's version of the resource (absent from a caller of an earlier release: the owner's). */
+        version: Schema.optionalKey(Schema.Number)
       },
       success: Schema.Unknown,
       error: wireErrorsOf(resource)
@@ -128,3 +131,40 @@ export const protocolOf = (resource: Compiled) =>
   ])
 
 export type Protocol = ReturnType<typeof protocolOf>
+
+/**
+ * Where a reply's record says which version of its resource stored it: a
+ * key no record's field can have (a field's key holding `\u0000` is stored
+ * escaped, `sql/escape.ts`), which a caller that does not look for it
+ * ignores.
+ */
+const versionKey = "\u0000version"
+
+/**
+ * A record in an owner's reply: as its row stores it (`newer`: a newer row's,
+ * whose fields this version does not know are kept), with the version that
+ * stored it, so a caller running another version of the resource decodes it
+ * as it decodes that row.
+ *
+ * @internal
+ */
+export const replyOf = (resource: Compiled, record: unknown, newer: Newer | undefined): unknown => ({
+  ...(encodeStored(resource, record, newer) as object),
+  [versionKey]: storedVersion(resource, newer)
+})
+
+/**
+ * The record of an owner's reply, as this version reads it (migrated when an
+ * older version stored it); a reply without a version (an owner of an
+ * earlier release) as this version's. Throws `TooNew` when this version
+ * cannot read it.
+ *
+ * @internal
+ */
+export const recordOf = (resource: Compiled, reply: unknown): unknown => {
+  if (typeof reply !== "object" || reply === null || !(versionKey in reply)) {
+    return wireCodecs(resource).decodeData(reply)
+  }
+  const { [versionKey]: version, ...stored } = reply as { readonly [versionKey]: number }
+  return decodeStored(resource, stored, version).state
+}

@@ -166,6 +166,14 @@ export interface WireCodecs {
   readonly decodeInput: (action: CompiledAction, json: unknown) => Decoded
   readonly encodeData: (data: unknown) => unknown
   readonly decodeData: (json: unknown) => any
+  /**
+   * What an encoded input (and a create's initial data) names that this
+   * version of the resource does not know: fields the action does not
+   * accept, arguments it does not take, fields the resource does not have.
+   * Decoding would drop them silently; a caller admitted them, so a newer
+   * version of the resource sent them.
+   */
+  readonly unknownInput: (action: CompiledAction, input: unknown, data?: unknown) => ReadonlyArray<string>
 }
 
 const json = <A>(schema: Schema.Top) => {
@@ -204,11 +212,24 @@ export const wireCodecs = (resource: Compiled): WireCodecs => {
     }
     return codec
   }
+  const keysOf = (u: unknown): ReadonlyArray<string> =>
+    typeof u === "object" && u !== null && !Array.isArray(u) ? Object.keys(u) : []
   const out: WireCodecs = {
     encodeInput: (action, decoded) => inputOf(action).encode(decoded),
     decodeInput: (action, u) => inputOf(action).decode(u) as Decoded,
     encodeData: data.encode,
-    decodeData: data.decode
+    decodeData: data.decode,
+    unknownInput: (action, input, data) => {
+      const accept = action.action.accept as ReadonlyArray<string> | "*"
+      const accepted = (k: string) => accept === "*" ? resource.fieldNames.has(k) : accept.includes(k)
+      const args = action.action.arguments as Schema.Struct.Fields
+      const given = (input ?? {}) as { readonly attributes?: unknown; readonly arguments?: unknown }
+      const unknown = new Set<string>()
+      for (const k of keysOf(given.attributes)) if (!accepted(k)) unknown.add(`field ${JSON.stringify(k)}`)
+      for (const k of keysOf(given.arguments)) if (!Object.hasOwn(args, k)) unknown.add(`argument ${JSON.stringify(k)}`)
+      for (const k of keysOf(data)) if (!resource.fieldNames.has(k)) unknown.add(`field ${JSON.stringify(k)}`)
+      return [...unknown]
+    }
   }
   wireCache.set(resource, out)
   return out
