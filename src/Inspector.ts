@@ -18,8 +18,8 @@
  * of each resource (`Store.read`) at most once per `sampleInterval`, when a
  * page asks; a few metric reads per `sampleInterval`. Memory is bounded:
  * the last `recentEvents` events, the last `samples` samples, and at most
- * 256 unsent events per open stream (a stream that cannot keep up skips
- * events and says how many).
+ * 100 unsent events per open stream, sent 4 times a second (a stream that
+ * cannot keep up skips events and says how many).
  *
  * **Gotchas**
  *
@@ -128,8 +128,12 @@ export interface Options {
   readonly samples?: number | undefined
 }
 
-/** How many events an event stream holds for a client between two sends. */
-const streamBuffer = 256
+/**
+ * How many events an event stream holds for a client between two sends (every
+ * 250 ms): at most 400 a second reach a page, more than a person reads, and
+ * the rest are counted as skipped.
+ */
+const streamBuffer = 100
 
 const positive = (name: string, value: number | undefined, fallback: number): number => {
   if (value === undefined) return fallback
@@ -263,7 +267,7 @@ export const layer = (
         hosts: loopback.has(checked.host)
           ? new Set([authority, `localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`])
           : undefined,
-        tickMillis: 200,
+        tickMillis: 250,
         keepAliveMillis: 15_000
       }))
       // added last, so run first when the scope closes: the event streams end before the server stops

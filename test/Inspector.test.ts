@@ -444,7 +444,7 @@ describe("Inspector", () => {
         yield* cast
         const all = yield* client.stream()
         yield* all.next()
-        // far more than a stream holds between two sends (256)
+        // far more than a stream holds between two sends (100)
         yield* Effect.forEach(Array.from({ length: 1000 }, (_, i) => i), (i) =>
           Store.update(Character, { id: "marty" }, "travelInTime", { targetYear: 2000 + i }), { discard: true })
         const frames = yield* all.until((f) =>
@@ -456,7 +456,7 @@ describe("Inspector", () => {
         const dropped = frames.reduce((n, f) => n + f.data.dropped, 0)
         assert.strictEqual(shown.length + dropped, 1000)
         assert.isAbove(dropped, 0)
-        assert.isAtMost(frames[frames.length - 1]!.data.events.length, 256)
+        for (const frame of frames) assert.isAtMost(frame.data.events.length, 100)
       })
     ).pipe(Effect.provide(timeTravel())))
 

@@ -106,6 +106,9 @@ export interface Monitor {
   readonly close: Effect.Effect<void>
 }
 
+/** How long the event consumer waits between two batches. */
+const batchMillis = 20
+
 const sameValueZero = (a: unknown, b: unknown) => a === b || (a !== a && b !== b)
 
 /** Whether an event is one an event stream wants. @internal */
@@ -162,6 +165,8 @@ export const make = Effect.fnUntraced(function*(
 
   // one subscription, read in batches: a busy store costs a ring slot and a counter per event
   const subscription = yield* Store.subscribe
+  // and taken at most every `batchMillis`: on a busy store the consumer wakes up 50 times a second, not once
+  // per event (a fiber's wake-up costs more than the rest of an event's handling)
   yield* Effect.forkScoped(Effect.forever(
     Effect.map(PubSub.takeAll(subscription), (events) => {
       const at = clock.currentTimeMillisUnsafe()
@@ -171,7 +176,7 @@ export const make = Effect.fnUntraced(function*(
         received.set(event.resource, (received.get(event.resource) ?? 0) + 1)
         for (const listener of listeners) if (matches(listener.interest, event)) listener.ring.push(entry)
       }
-    })
+    }).pipe(Effect.andThen(Effect.sleep(batchMillis)))
   ))
 
   const handles = resources.map((resource) => ({ name: resource.name, metrics: metricsOf(resource.name) }))

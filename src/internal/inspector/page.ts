@@ -99,6 +99,7 @@ section { background: #fff; border: 1px solid var(--line); border-radius: 8px; p
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .25rem .4rem; border-bottom: 1px solid #eef0f3; vertical-align: top; }
 th { font-weight: 600; color: var(--muted); font-size: .8rem; }
+#resources-panel th, #resources-panel td { padding: .25rem .3rem; }
 td { font-variant-numeric: tabular-nums; }
 tbody tr { cursor: pointer; } tbody tr:hover { background: #f2f5fc; } tr.selected { background: #e6edfb; }
 table.records td { max-width: 18rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; font-family: ui-monospace, monospace; font-size: .8rem; }
@@ -295,6 +296,18 @@ export const script = `"use strict";
       event.reason ? " (" + event.reason + ")" : "", " ", el("span", { "class": "note" }, [JSON.stringify(event.record)])
     ]);
   }
+  // the open record's row follows its live state between two reads of the page
+  function refreshRow(resource, key, record) {
+    if (resource !== state.selected) return;
+    var r = state.resources.find(function (r) { return r.name === resource; });
+    Array.prototype.forEach.call($("records").children, function (row) {
+      if (row.getAttribute("data-key") !== key) return;
+      r.fields.forEach(function (f, i) {
+        var cell = row.children[i];
+        if (cell) { cell.textContent = record[f] === undefined ? "" : show(record[f]); cell.title = show(record[f]); }
+      });
+    });
+  }
   function openRecord(resource, key) {
     if (state.recordStream) state.recordStream.abort();
     state.record = { resource: resource, key: key };
@@ -316,7 +329,11 @@ export const script = `"use strict";
     state.recordStream = stream(new URLSearchParams({ resource: resource, key: key }), function (events) {
       events.forEach(function (event) {
         if (event._tag === "Destroyed" || event._tag === "Failed") $("record-status").textContent = event._tag.toLowerCase() + (event.reason ? " (" + event.reason + ")" : "");
-        else { $("record-state").textContent = JSON.stringify(event.record, null, 2); $("record-status").textContent = event._tag.toLowerCase(); }
+        else {
+          $("record-state").textContent = JSON.stringify(event.record, null, 2);
+          $("record-status").textContent = event._tag.toLowerCase();
+          refreshRow(resource, key, event.record);
+        }
         $("record-events").prepend(eventItem(event));
       });
     });
@@ -365,9 +382,10 @@ export const script = `"use strict";
     if (state.liveStream) state.liveStream.abort();
     state.liveStream = stream(new URLSearchParams(), function (events) {
       if (state.paused) return;
-      var list = $("events");
-      events.forEach(function (event) { list.prepend(eventItem(event)); });
-      while (list.children.length > 200) list.lastChild.remove();
+      var list = $("events"), shown = 200, fresh = document.createDocumentFragment();
+      events.slice(-shown).reverse().forEach(function (event) { fresh.append(eventItem(event)); });
+      list.prepend(fresh);
+      while (list.children.length > shown) list.lastChild.remove();
     }, function (status, n) {
       dropped += n;
       $("events-status").textContent = status + (dropped > 0 ? " · " + dropped + " not shown (too many to follow)" : "");
