@@ -548,7 +548,8 @@ describe("Inspector", () => {
       const started = Date.now()
       yield* Scope.close(scope, Exit.void)
       for (const stream of streams) yield* stream.ended("2 seconds")
-      assert.isBelow(Date.now() - started, 1_500)
+      // promptly: the streams end before the server waits for its connections (up to 1 s)
+      assert.isBelow(Date.now() - started, 500)
       const refused = yield* Effect.callback<string>((resume) => {
         const socket = Net.connect({ host: "127.0.0.1", port: inspector.port })
         socket.once("connect", () => {
