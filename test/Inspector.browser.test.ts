@@ -11,13 +11,20 @@
  * every wait is bounded.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Metric } from "effect"
+import { Effect, Layer, Metric, Schema } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { type BrowserContext, chromium, type Page } from "playwright-core"
-import { Inspector, Store } from "../src/index.js"
+import { Inspector, Resource, Store } from "../src/index.js"
 import { Character, Machine } from "./fixtures/TimeTravel.js"
+
+/** Records that sleep as soon as they are idle: the page tells them apart from awake ones. */
+const Sleeper = Resource.make("Sleeper", {
+  fields: { id: Schema.String },
+  primaryKey: ["id"],
+  hibernateAfter: "50 millis"
+})
 
 const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium"
 
@@ -184,6 +191,8 @@ describe("Inspector in a browser", () => {
         yield* Store.create(Character, "create", { id: "doc", name: "Emmett Brown", currentYear: 1985 })
         yield* Store.create(Character, "create", { id: "biff", name: "Biff Tannen", currentYear: 1955 })
         const delorean = yield* Store.create(Machine, "create", { id: "delorean", name: "OUTATIME" })
+        yield* Store.create(Sleeper, "create", { id: "rip" })
+        yield* Store.create(Sleeper, "create", { id: "van winkle" })
 
         const { context } = yield* browser
         const page = yield* newPage(context)
@@ -204,6 +213,17 @@ describe("Inspector in a browser", () => {
           (t) => t === "1",
           "Machine's records"
         )
+        // the sleepers: counted, asleep, not awake
+        yield* textOf(
+          page,
+          "[data-testid=resources] tr[data-resource=Sleeper] td:nth-child(4)",
+          (t) => t === "2",
+          "the Sleepers asleep"
+        )
+        const sleepers = yield* on(() =>
+          page.locator("[data-testid=resources] tr[data-resource=Sleeper] td").allTextContents()
+        )
+        assert.deepStrictEqual(sleepers, ["Sleeper", "2", "0", "2"])
         const rows = yield* on(() => page.locator("[data-testid=records] tbody tr").count())
         assert.strictEqual(rows, 3)
 
@@ -272,7 +292,7 @@ describe("Inspector in a browser", () => {
         Effect.scoped,
         Effect.provide(
           Inspector.layer({ port: 0, sampleInterval: "200 millis" }).pipe(
-            Layer.provideMerge(Store.layer([Character, Machine])),
+            Layer.provideMerge(Store.layer([Character, Machine, Sleeper])),
             Layer.provideMerge(Layer.succeed(Metric.MetricRegistry, new Map()))
           )
         )
