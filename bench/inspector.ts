@@ -42,6 +42,34 @@ const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium"
 // --no-page: the inspector runs, no page is open (what the subscription alone costs)
 const withoutPage = argv.includes("--no-page")
 
+/** CPU time (ms) used so far by the processes this one started (the browser), from /proc; 0 where there is none. */
+const childrenCpuMs = (): number => {
+  let ticks = 0
+  try {
+    const parents = new Map<number, number>()
+    const times = new Map<number, number>()
+    for (const entry of Fs.readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue
+      try {
+        const stat = Fs.readFileSync(`/proc/${entry}/stat`, "utf8")
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+        parents.set(Number(entry), Number(fields[1]))
+        times.set(Number(entry), Number(fields[11]) + Number(fields[12]))
+      } catch {
+        // gone meanwhile
+      }
+    }
+    const family = [process.pid]
+    for (let i = 0; i < family.length; i++) {
+      for (const [pid, parent] of parents) if (parent === family[i]) family.push(pid)
+    }
+    for (const pid of family.slice(1)) ticks += times.get(pid) ?? 0
+  } catch {
+    return 0
+  }
+  return ticks * 10 // USER_HZ is 100 on Linux
+}
+
 const median = (xs: ReadonlyArray<number>) => percentile([...xs].sort((a, b) => a - b), 0.5)
 const k = (n: number) => `${(n / 1000).toFixed(1)}k/s`
 
@@ -118,8 +146,10 @@ const main = Effect.gen(function*() {
   const withPage: Array<number> = []
   const cpuWithout: Array<number> = []
   const cpuWith: Array<number> = []
+  const gcWithout: Array<number> = []
+  const gcWith: Array<number> = []
   let streamed = 0
-  const measure = (rates: Array<number>, cpu: Array<number>) =>
+  const measure = (rates: Array<number>, cpu: Array<number>, gc: Array<number>) =>
     Effect.gen(function*() {
       collectGarbage()
       yield* runFor(update, { callers: 64, timeMs: budget.warmupMs, maxOps: budget.warmupMaxOps })
@@ -128,11 +158,16 @@ const main = Effect.gen(function*() {
       const used = process.cpuUsage(before)
       rates.push(run.ops / (run.elapsedMs / 1000))
       cpu.push((used.user + used.system) / run.ops)
+      gc.push(run.gc.totalMs * 1000 / run.ops)
     })
-  const measureWithout = measure(without, cpuWithout)
+  const measureWithout = measure(without, cpuWithout, gcWithout)
+  const browserShare: Array<number> = []
   const measureWith = Effect.scoped(Effect.gen(function*() {
     const { page } = yield* inspected(context)
-    yield* measure(withPage, cpuWith)
+    const browserBefore = childrenCpuMs()
+    const wallBefore = performance.now()
+    yield* measure(withPage, cpuWith, gcWith)
+    browserShare.push((childrenCpuMs() - browserBefore) / (performance.now() - wallBefore))
     if (page !== undefined) streamed += yield* Effect.promise(() => page.locator("[data-testid=events] li").count())
   }))
   for (let round = 0; round < rounds; round++) {
@@ -145,8 +180,11 @@ const main = Effect.gen(function*() {
       yield* measureWithout
     }
     console.error(
-      `round ${round + 1}: without ${k(without.at(-1)!)} (${cpuWithout.at(-1)!.toFixed(2)} µs CPU per update), ` +
-        `with the page ${k(withPage.at(-1)!)} (${cpuWith.at(-1)!.toFixed(2)} µs)`
+      `round ${round + 1}: without ${k(without.at(-1)!)} (${cpuWithout.at(-1)!.toFixed(2)} µs CPU, ${
+        gcWithout.at(-1)!.toFixed(2)
+      } µs GC per update), with the page ${k(withPage.at(-1)!)} (${cpuWith.at(-1)!.toFixed(2)} µs, ${
+        gcWith.at(-1)!.toFixed(2)
+      } µs)`
     )
   }
   if (streamed === 0 && !withoutPage) throw new Error("the open pages showed no live event")
@@ -177,7 +215,10 @@ const main = Effect.gen(function*() {
       `  with / without: ${ratio.toFixed(3)} (target >= 0.90)${ratio < 0.9 ? "  MISSED" : ""}\n` +
       `  CPU time of this process per update: ${median(cpuWithout).toFixed(2)} µs without, ${
         median(cpuWith).toFixed(2)
-      } µs with (x${cpuRatio.toFixed(3)})\n` +
+      } µs with (x${cpuRatio.toFixed(3)}); of which garbage collection ${median(gcWithout).toFixed(2)} µs and ${
+        median(gcWith).toFixed(2)
+      } µs\n` +
+      `  the browser (page open, streaming) used ${(median(browserShare) * 100).toFixed(0)}% of a core meanwhile\n` +
       `  first load of the page: ${loads.map((ms) => `${ms.toFixed(0)} ms`).join(", ")} (target < 1000 ms)` +
       `${Math.max(...loads) >= 1000 ? "  MISSED" : ""}\n` +
       `  load average ${loadAtStart.toFixed(2)} at the start, ${loadAtEnd.toFixed(2)} at the end`

@@ -112,7 +112,7 @@ button:hover { border-color: var(--accent); } button:disabled { opacity: .4; cur
 .error-text { color: var(--bad); }
 .pager { display: flex; gap: .6rem; align-items: center; margin-top: .5rem; color: var(--muted); }
 pre { background: #f6f8fa; border-radius: 6px; padding: .5rem; overflow: auto; max-height: 16rem; margin: 0; font-size: .8rem; }
-.events { list-style: none; padding: 0; margin: 0; max-height: 22rem; overflow: auto; font-size: .8rem; }
+.events { list-style: none; padding: 0; margin: 0; max-height: 22rem; overflow: auto; font-size: .8rem; contain: content; }
 .events li { padding: .2rem 0; border-bottom: 1px solid #eef0f3; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .events time { color: var(--muted); margin-right: .4rem; font-variant-numeric: tabular-nums; }
 .tag { display: inline-block; min-width: 5.5rem; font-weight: 600; }
