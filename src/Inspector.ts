@@ -39,8 +39,8 @@
  *   127.0.0.1. Listening on another address serves the network: set a token.
  * - Schedules (action schedules, not in this version) have a labelled place
  *   on the page and nothing in it.
- * - Its timers are the `Clock`'s: under `TestClock` the samples, the event
- *   batches and the streams move only as the test clock does.
+ * - Its timers are the `Clock`'s: under `TestClock` the metric samples and
+ *   the event streams' sends move only as the test clock does.
  *
  * @since 0.6.0
  * @module

@@ -106,9 +106,6 @@ export interface Monitor {
   readonly close: Effect.Effect<void>
 }
 
-/** How long the event consumer waits between two batches. */
-const batchMillis = 20
-
 const sameValueZero = (a: unknown, b: unknown) => a === b || (a !== a && b !== b)
 
 /** Whether an event is one an event stream wants. @internal */
@@ -165,8 +162,8 @@ export const make = Effect.fnUntraced(function*(
 
   // one subscription, read in batches: a busy store costs a ring slot and a counter per event
   const subscription = yield* Store.subscribe
-  // and taken at most every `batchMillis`: on a busy store the consumer wakes up 50 times a second, not once
-  // per event (a fiber's wake-up costs more than the rest of an event's handling)
+  // and, after each batch, the consumer yields: on a busy store the events of everything that ran meanwhile
+  // make the next batch (one wake-up for many events), and no event waits long enough to age in the heap
   yield* Effect.forkScoped(Effect.forever(
     Effect.map(PubSub.takeAll(subscription), (events) => {
       const at = clock.currentTimeMillisUnsafe()
@@ -176,7 +173,7 @@ export const make = Effect.fnUntraced(function*(
         received.set(event.resource, (received.get(event.resource) ?? 0) + 1)
         for (const listener of listeners) if (matches(listener.interest, event)) listener.ring.push(entry)
       }
-    }).pipe(Effect.andThen(Effect.sleep(batchMillis)))
+    }).pipe(Effect.andThen(Effect.yieldNow))
   ))
 
   const handles = resources.map((resource) => ({ name: resource.name, metrics: metricsOf(resource.name) }))
