@@ -238,6 +238,13 @@ describe("Inspector in a browser", () => {
           (t) => t.includes("\"currentYear\": 1955"),
           "Marty's new state"
         )
+        // its row in the table follows
+        yield* textOf(
+          page,
+          "[data-testid=records] tbody tr[data-key='{\"id\":\"marty\"}'] td:nth-child(4)",
+          (t) => t === "1955",
+          "Marty's row"
+        )
         yield* textOf(
           page,
           "[data-testid=record-events] li:first-child",
@@ -269,9 +276,10 @@ describe("Inspector in a browser", () => {
           (t) => t === "400: Character: invalid query: unknown field \"colour\" in filter",
           "the filter's error"
         )
-        assert.isTrue(
-          yield* on(() => page.isVisible("[data-testid=error]"))
-        )
+        assert.isTrue(yield* on(() => page.isVisible("[data-testid=error]")))
+        // and no records, nor a page count, under it
+        assert.strictEqual(yield* on(() => page.locator("[data-testid=records] tbody tr").count()), 0)
+        assert.strictEqual(yield* on(() => page.locator("[data-testid=page]").textContent()), "")
         // a good one clears it
         yield* on(() => page.fill("[data-testid=filter]", "currentYear = 1955"))
         yield* on(() => page.click("[data-testid=apply]"))

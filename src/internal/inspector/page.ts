@@ -99,7 +99,7 @@ section { background: #fff; border: 1px solid var(--line); border-radius: 8px; p
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .25rem .4rem; border-bottom: 1px solid #eef0f3; vertical-align: top; }
 th { font-weight: 600; color: var(--muted); font-size: .8rem; }
-#resources-panel th, #resources-panel td { padding: .25rem .3rem; }
+#resources-panel table { font-size: .85rem; } #resources-panel th, #resources-panel td { padding: .25rem .25rem; }
 td { font-variant-numeric: tabular-nums; }
 tbody tr { cursor: pointer; } tbody tr:hover { background: #f2f5fc; } tr.selected { background: #e6edfb; }
 table.records td { max-width: 18rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; font-family: ui-monospace, monospace; font-size: .8rem; }
@@ -277,6 +277,9 @@ export const script = `"use strict";
       $("error").textContent = (e.status ? e.status + ": " : "") + e.message;
       $("error").hidden = false;
       $("records").replaceChildren();
+      $("page").textContent = "";
+      $("prev").disabled = true;
+      $("next").disabled = true;
       document.body.setAttribute("data-loaded", "true");
     });
   }
@@ -302,9 +305,9 @@ export const script = `"use strict";
     var r = state.resources.find(function (r) { return r.name === resource; });
     Array.prototype.forEach.call($("records").children, function (row) {
       if (row.getAttribute("data-key") !== key) return;
-      r.fields.forEach(function (f, i) {
-        var cell = row.children[i];
-        if (cell) { cell.textContent = record[f] === undefined ? "" : show(record[f]); cell.title = show(record[f]); }
+      r.fields.forEach(function (field, i) {
+        var cell = row.children[i], value = record[field.name];
+        if (cell) { cell.textContent = value === undefined ? "" : show(value); cell.title = show(value); }
       });
     });
   }
