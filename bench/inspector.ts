@@ -20,7 +20,7 @@
  *
  * @since 0.6.0
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, PubSub } from "effect"
 import { Inspector, Store } from "effect-gen-server"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -39,8 +39,11 @@ const budget = {
   ...(option("time") ? { timeMs: Number(option("time")) } : {})
 }
 const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium"
-// --no-page: the inspector runs, no page is open (what the subscription alone costs)
-const withoutPage = argv.includes("--no-page")
+// --no-page: the inspector runs, no page is open (what its subscription and fibers cost);
+// --subscriber: no inspector, a plain Store.subscribe consumer (what any event subscriber costs)
+const subscriberOnly = argv.includes("--subscriber")
+const withoutPage = argv.includes("--no-page") || subscriberOnly
+const withWhat = subscriberOnly ? "a bare subscriber" : withoutPage ? "an inspector, no page" : "its page open"
 
 /** CPU time (ms) used so far by the processes this one started (the browser), from /proc; 0 where there is none. */
 const childrenCpuMs = (): number => {
@@ -119,6 +122,11 @@ const load = (context: BrowserContext, url: string) =>
 /** An inspector, and its page open and streaming, for the scope. */
 const inspected = (context: BrowserContext) =>
   Effect.gen(function*() {
+    if (subscriberOnly) {
+      const subscription = yield* Store.subscribe
+      yield* Effect.forkScoped(Effect.forever(Effect.andThen(PubSub.takeAll(subscription), Effect.yieldNow)))
+      return { inspector: undefined, page: undefined }
+    }
     const scope = yield* Effect.scope
     const services = yield* Layer.buildWithScope(Inspector.layer({ port: 0 }), scope)
     const inspector = Context.get(services, Inspector.Inspector)
@@ -182,7 +190,7 @@ const main = Effect.gen(function*() {
     console.error(
       `round ${round + 1}: without ${k(without.at(-1)!)} (${cpuWithout.at(-1)!.toFixed(2)} µs CPU, ${
         gcWithout.at(-1)!.toFixed(2)
-      } µs GC per update), with the page ${k(withPage.at(-1)!)} (${cpuWith.at(-1)!.toFixed(2)} µs, ${
+      } µs GC per update), with ${withWhat} ${k(withPage.at(-1)!)} (${cpuWith.at(-1)!.toFixed(2)} µs, ${
         gcWith.at(-1)!.toFixed(2)
       } µs)`
     )
@@ -209,16 +217,18 @@ const main = Effect.gen(function*() {
   console.log(
     `inspector, ${size} records, ${rounds} round${rounds === 1 ? "" : "s"} of ${budget.timeMs} ms each way:\n` +
       `  update x64 without an inspector: ${without.map(k).join(", ")} (median ${k(median(without))})\n` +
-      `  update x64 with ${withoutPage ? "an inspector, no page" : "its page open:  "} ${
-        withPage.map(k).join(", ")
-      } (median ${k(median(withPage))})\n` +
+      `  update x64 with ${withWhat}: ${withPage.map(k).join(", ")} (median ${k(median(withPage))})\n` +
       `  with / without: ${ratio.toFixed(3)} (target >= 0.90)${ratio < 0.9 ? "  MISSED" : ""}\n` +
       `  CPU time of this process per update: ${median(cpuWithout).toFixed(2)} µs without, ${
         median(cpuWith).toFixed(2)
       } µs with (x${cpuRatio.toFixed(3)}); of which garbage collection ${median(gcWithout).toFixed(2)} µs and ${
         median(gcWith).toFixed(2)
       } µs\n` +
-      `  the browser (page open, streaming) used ${(median(browserShare) * 100).toFixed(0)}% of a core meanwhile\n` +
+      (withoutPage
+        ? ""
+        : `  the browser (page open, streaming) used ${
+          (median(browserShare) * 100).toFixed(0)
+        }% of a core meanwhile\n`) +
       `  first load of the page: ${loads.map((ms) => `${ms.toFixed(0)} ms`).join(", ")} (target < 1000 ms)` +
       `${Math.max(...loads) >= 1000 ? "  MISSED" : ""}\n` +
       `  load average ${loadAtStart.toFixed(2)} at the start, ${loadAtEnd.toFixed(2)} at the end`
