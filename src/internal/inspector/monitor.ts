@@ -19,16 +19,10 @@ import * as Metrics from "../../Metrics.js"
 import * as Query from "../../Query.js"
 import type * as Resource from "../../Resource.js"
 import * as Store from "../../Store.js"
-import { Ring } from "./ring.js"
+import { type Entry as RingEntry, EntryRing, Ring } from "./ring.js"
 
-/** An event as the inspector received it. @internal */
-export interface Entry {
-  /** Its number among the events the inspector received, from 1. */
-  readonly seq: number
-  /** When it was received (the Clock's milliseconds). */
-  readonly at: number
-  readonly event: Event.Event
-}
+/** An event as the inspector received it: its number (from 1) and when it arrived (the Clock's ms). @internal */
+export type Entry = RingEntry<Event.Event>
 
 /** Which events an event stream wants: all, one resource's, or one record's. @internal */
 export interface Interest {
@@ -40,7 +34,7 @@ export interface Interest {
 /** One open event stream: the events it wants, in a bounded ring, read from `cursor` on. @internal */
 export interface Listener {
   readonly interest: Interest
-  readonly ring: Ring<Entry>
+  readonly ring: EntryRing<Event.Event>
   cursor: number
 }
 
@@ -92,7 +86,7 @@ export interface Options {
 export interface Monitor {
   readonly resources: ReadonlyArray<Resource.Any>
   readonly byName: ReadonlyMap<string, Resource.Any>
-  readonly recent: Ring<Entry>
+  readonly recent: EntryRing<Event.Event>
   readonly samples: Ring<Sample>
   readonly sampleMillis: number
   /** Registers an event stream for the scope. */
@@ -153,10 +147,11 @@ export const make = Effect.fnUntraced(function*(
   const store = yield* Store.Store
   const clock = yield* Clock.Clock
   const byName = new Map(resources.map((resource) => [resource.name, resource]))
-  const recent = new Ring<Entry>(options.recentEvents)
+  const recent = new EntryRing<Event.Event>(options.recentEvents)
   const samples = new Ring<Sample>(options.samples)
   const listeners = new Set<Listener>()
-  const received = new Map<string, number>(resources.map((resource) => [resource.name, 0]))
+  // each resource's count, as a mutable cell: one map lookup per event
+  const received = new Map<string, { n: number }>(resources.map((resource) => [resource.name, { n: 0 }]))
   const closing = yield* Deferred.make<void>()
   let seq = 0
 
@@ -168,10 +163,10 @@ export const make = Effect.fnUntraced(function*(
     Effect.map(PubSub.takeAll(subscription), (events) => {
       const at = clock.currentTimeMillisUnsafe()
       for (const event of events) {
-        const entry: Entry = { seq: ++seq, at, event }
-        recent.push(entry)
-        received.set(event.resource, (received.get(event.resource) ?? 0) + 1)
-        for (const listener of listeners) if (matches(listener.interest, event)) listener.ring.push(entry)
+        recent.push(++seq, at, event)
+        const count = received.get(event.resource)
+        if (count !== undefined) count.n++
+        for (const listener of listeners) if (matches(listener.interest, event)) listener.ring.push(seq, at, event)
       }
     }).pipe(Effect.andThen(Effect.yieldNow))
   ))
@@ -195,7 +190,7 @@ export const make = Effect.fnUntraced(function*(
         wakes: (yield* Metric.value(metrics.wakes)).count,
         calls: calls.count,
         callMillis: calls.sum,
-        events: received.get(name) ?? 0
+        events: received.get(name)?.n ?? 0
       }
     }
     samples.push({ at, resources: out })
@@ -226,7 +221,7 @@ export const make = Effect.fnUntraced(function*(
   const listen = (interest: Interest) =>
     Effect.acquireRelease(
       Effect.sync(() => {
-        const listener: Listener = { interest, ring: new Ring<Entry>(options.listenerBuffer), cursor: 0 }
+        const listener: Listener = { interest, ring: new EntryRing<Event.Event>(options.listenerBuffer), cursor: 0 }
         listeners.add(listener)
         return listener
       }),

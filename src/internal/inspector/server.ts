@@ -174,7 +174,7 @@ export const make = (monitor: Monitor, config: Config) => {
     return typeof decoded === "string" ? problem(400, decoded) : { resource: resource.name, key: decoded.key }
   }
 
-  const matchesInterest = (interest: Interest) => (entry: Entry) => matches(interest, entry.event)
+  const matchesInterest = (interest: Interest) => (event: Entry["event"]) => matches(interest, event)
 
   const resources = Effect.map(monitor.counts, (counts) =>
     json({
