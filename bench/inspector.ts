@@ -176,7 +176,13 @@ const main = Effect.gen(function*() {
     const wallBefore = performance.now()
     yield* measure(withPage, cpuWith, gcWith)
     browserShare.push((childrenCpuMs() - browserBefore) / (performance.now() - wallBefore))
-    if (page !== undefined) streamed += yield* Effect.promise(() => page.locator("[data-testid=events] li").count())
+    if (page !== undefined) {
+      // the stream sends 4 times a second: a short round may end before the page shows its first event
+      yield* Effect.promise(() =>
+        page.waitForSelector("[data-testid=events] li", { state: "attached", timeout: 5_000 }).catch(() => undefined)
+      )
+      streamed += yield* Effect.promise(() => page.locator("[data-testid=events] li").count())
+    }
   }))
   for (let round = 0; round < rounds; round++) {
     // ABBA: neither side always runs first
