@@ -315,7 +315,13 @@ export interface ServicesOf<out C> {
 /** The services a change of type `C` requires, read from what it returns. */
 type ChangeServices<C> = C extends (cs: any) => infer X ? ResultServices<X> : never
 
-type ResultServices<X> = X extends Effect.Effect<infer CS, any, infer R> ? R | Changeset.Changeset.Services<CS>
+/**
+ * A change whose result is `any` (its own type error, a cast) requires no
+ * service we can name: `never`, so that the mistake is reported where it is,
+ * not again as a layer requiring `unknown`.
+ */
+type ResultServices<X> = IsAny<X> extends true ? never
+  : X extends Effect.Effect<infer CS, any, infer R> ? R | Changeset.Changeset.Services<CS>
   : X extends Changeset.Changeset<any, any, infer R> ? R
   : NotAChangeset
 

@@ -314,12 +314,24 @@ export type Value<A, K extends keyof A> = Required<A>[K]
  */
 export type OptionalField<A> = { [K in keyof A]-?: {} extends Pick<A, K> ? K : never }[keyof A]
 
-/** Makes the changeset argument of the piped form fail where the field is not one of the record's. */
-type CheckField<A, K> = [K] extends [keyof A] ? unknown : { readonly "unknown field": K; readonly fields: keyof A }
+/** The fields `set` may name on records `A` (any name while `A` is not known yet). */
+type SetField<A> = unknown extends A ? PropertyKey : keyof A
+
+/** The values `set` may give the field `K` of records `A` (any value while `A` is not known yet). */
+type SetValue<A, K> = unknown extends A ? unknown : Value<A, K & keyof A>
+
+/** Makes the changeset argument fail where `field` or `value` does not fit the record `A`. */
+type CheckSet<A, K, V> = [K] extends [keyof A] ? [V] extends [Value<A, K & keyof A>] ? unknown
+  : `field '${K & string}' cannot hold the value given`
+  : `unknown field '${K & string}'`
 
 /**
  * Sets a field in the pending change. The value's type is the field's: an
  * optional field cannot be set to `undefined`; use {@link unset} to clear it.
+ * Any value of the field's type is accepted, the record's own read-only
+ * arrays and records included. Piped (`cs.pipe(Changeset.set(field, value))`)
+ * the field and the value are checked against the record at the call, and a
+ * mistake is reported there, in one line.
  *
  * **Example** (Charging a machine)
  *
@@ -340,12 +352,11 @@ type CheckField<A, K> = [K] extends [keyof A] ? unknown : { readonly "unknown fi
  * @since 0.1.0
  */
 export const set: {
-  <const K extends PropertyKey, V>(
+  <A, Args, R, const K extends NoInfer<SetField<A>>, const V extends NoInfer<SetValue<A, K>>>(
     field: K,
     value: V
-  ): <A extends { readonly [P in K]?: V }, Args, R>(
-    self: Changeset<A, Args, R> & CheckField<A, K>
-  ) => Changeset<A, Args, R>
+  ): unknown extends A ? <B, Args2, R2>(self: Changeset<B, Args2, R2> & CheckSet<B, K, V>) => Changeset<B, Args2, R2>
+    : (self: Changeset<A, Args, R>) => Changeset<A, Args, R>
   <A, Args, R, K extends keyof A>(self: Changeset<A, Args, R>, field: K, value: Value<A, K>): Changeset<A, Args, R>
 } = dual(
   3,

@@ -263,5 +263,5 @@ export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
         })
     )
   )
-  return Store.fromDataLayer().pipe(Layer.provide(dataLayer)) as any
+  return Store.fromDataLayer({ resources }).pipe(Layer.provide(dataLayer)) as any
 }

@@ -109,9 +109,11 @@ export interface Query<A> extends Pipeable {
 }
 
 /**
- * The result of adding a filter or sort key requiring `F` to a query over
- * `A`: the query, or a type error naming the requirement when a field is
- * not one of `A`'s or a compared value is not a valid value of its field.
+ * A query over `A` that a filter or sort key requiring `F` fits: the query,
+ * or a type error naming the requirement when a field is not one of `A`'s or
+ * a compared value is not a valid value of its field. (`filter` and `sort`
+ * report such a mistake at their own argument, as a one- or two-line
+ * message naming the field.)
  *
  * **Example** (A misspelt field does not compile)
  *
@@ -142,14 +144,37 @@ export type Checked<A, F> = [A] extends [Filter.Filter.Fits<A, F>] ? Query<A>
   }
 
 /**
- * Makes the argument of `filter` fail to compile where the filter does not
- * fit the records: the mistake is reported at the `filter` call (at the
- * filter itself in the data-first form), not later at `Store.read`.
+ * Why a filter requiring `F` does not fit the records `A`, as a short
+ * message naming the field, or `never` when it fits: the compiler prints it
+ * as the type the filter argument should have had.
  */
-type Fits<A, F> = [A] extends [Filter.Filter.Fits<A, F>] ? unknown : {
-  readonly "~error": "a field is not one of the resource's fields, or a value does not fit its field"
-  readonly requires: F
-}
+type Mistake<A, F> = [UnknownFields<A, F>] extends [never]
+  ? [Misfits<A, F>] extends [never] ? never : `field '${Misfits<A, F>}' cannot hold the value it is compared with`
+  : `unknown field '${UnknownFields<A, F>}'`
+
+type UnknownFields<A, F> = Exclude<keyof F, keyof A> & string
+
+type Misfits<A, F> =
+  & { [K in keyof F & keyof A]-?: [Exclude<F[K], undefined>] extends [A[K]] ? never : K }[keyof F & keyof A]
+  & string
+
+/**
+ * The type of `filter`'s argument over the records `A`: the filter itself
+ * when it fits (or when `A` is not known yet), the message of its
+ * {@link Mistake} when it does not, so the mistake is reported at the
+ * filter, in a line or two.
+ */
+type FilterOf<A, F> = unknown extends A ? Filter.Filter<F> : [Mistake<A, F>] extends [never] ? Filter.Filter<F>
+: Mistake<A, F>
+
+/** Makes a query argument fail to compile where `F` does not fit its records. */
+type Fits<A, F> = [Mistake<A, F>] extends [never] ? unknown : Mistake<A, F>
+
+/** The fields a query over `A` may sort by (any name while `A` is not known yet). */
+type SortField<A> = unknown extends A ? string : keyof A & string
+
+/** Makes a query argument fail to compile where `K` is not one of its records' fields. */
+type Sortable<A, K> = [K] extends [keyof A] ? unknown : `unknown field '${K & string}'`
 
 const Proto = {
   [TypeId]: { _A: (_: never) => _ },
@@ -209,6 +234,10 @@ export const make = <Res extends Resource.Any>(resource: Res): Query<Resource.Re
 /**
  * Adds a filter; several `filter` calls are and-ed.
  *
+ * In a pipe, the compiler checks the filter against the records where it is
+ * given: an unknown field reads "unknown field 'name'", a value its field
+ * cannot hold "field 'name' cannot hold the value it is compared with".
+ *
  * **Example** (Characters in 1955)
  *
  * ```ts
@@ -228,8 +257,10 @@ export const make = <Res extends Resource.Any>(resource: Res): Query<Resource.Re
  * @since 0.1.0
  */
 export const filter: {
-  <F>(filter: Filter.Filter<F>): <A>(self: Query<A> & Fits<A, F>) => Query<A>
-  <A, F>(self: Query<A>, filter: Filter.Filter<F> & Fits<A, F>): Query<A>
+  <A, F>(
+    filter: FilterOf<NoInfer<A>, F>
+  ): unknown extends A ? <B>(self: Query<B> & Fits<B, F>) => Query<B> : (self: Query<A>) => Query<A>
+  <A, F>(self: Query<A>, filter: FilterOf<NoInfer<A>, F>): Query<A>
 } = dual(2, <A>(self: Query<A>, filter: Filter.Expr): Query<A> =>
   copy(self, {
     filter: self.filter === undefined
@@ -243,7 +274,8 @@ export const filter: {
  * Adds a sort key (ascending by default). Each call adds a key after the
  * previous ones: a record is ordered by the first key on which it differs
  * from another. The sort is stable: records equal on every key keep the
- * order in which the data layer found them.
+ * order in which the data layer found them. In a pipe the field is checked
+ * at this call: a field the records do not have does not compile here.
  *
  * **Details** (the order of values)
  *
@@ -283,15 +315,11 @@ export const filter: {
  * @since 0.1.0
  */
 export const sort: {
-  <const K extends string>(
+  <A, const K extends NoInfer<SortField<A>>>(
     field: K,
     direction?: "asc" | "desc"
-  ): <A>(self: Query<A>) => Checked<A, { readonly [P in K]?: never }>
-  <A, const K extends string>(
-    self: Query<A>,
-    field: K,
-    direction?: "asc" | "desc"
-  ): Checked<A, { readonly [P in K]?: never }>
+  ): unknown extends A ? <B>(self: Query<B> & Sortable<B, K>) => Query<B> : (self: Query<A>) => Query<A>
+  <A, const K extends NoInfer<keyof A & string>>(self: Query<A>, field: K, direction?: "asc" | "desc"): Query<A>
 } = dual(
   (args) => isQuery(args[0]),
   <A>(self: Query<A>, field: string, direction: "asc" | "desc" = "asc"): Query<A> =>

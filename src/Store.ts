@@ -80,6 +80,13 @@ export class Store extends Context.Service<Store, {
   readonly dataLayer: DataLayer.Service
   /** Whether reads by key (`get`, `reload`, `keepAlive`) and `read` get a span. */
   readonly traceReads: boolean
+  /**
+   * The resources the Store serves, where its layer knows them (`Store.layer`,
+   * `Cluster.layer`, `Testing.layer`): what a tool such as the `Inspector`
+   * lists. `undefined` for a Store over a data layer of your own, unless
+   * `fromDataLayer` is told.
+   */
+  readonly resources?: ReadonlyArray<Resource.Any> | undefined
 }>()("effect-gen-server/Store") {}
 
 /**
@@ -889,7 +896,7 @@ export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
     : options?.dataLayer === "genServer" || options?.dataLayer === undefined
     ? DataLayer.genServer
     : options.dataLayer
-  return fromDataLayer(options).pipe(
+  return fromDataLayer({ traceReads: options?.traceReads, resources }).pipe(
     Layer.provide(
       DataLayer.layer(resources, {
         make,
@@ -926,9 +933,16 @@ export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
  * @since 0.2.0
  */
 export const fromDataLayer = (
-  options?: { readonly traceReads?: boolean | undefined }
+  options?: {
+    readonly traceReads?: boolean | undefined
+    /** The resources the data layer serves, for tools that list them (see {@link Store}). */
+    readonly resources?: ReadonlyArray<Resource.Any> | undefined
+  }
 ): Layer.Layer<Store, never, DataLayer.DataLayer> =>
   Layer.effect(
     Store,
-    Effect.map(DataLayer.DataLayer, (dataLayer) => Store.of({ dataLayer, traceReads: options?.traceReads ?? false }))
+    Effect.map(
+      DataLayer.DataLayer,
+      (dataLayer) => Store.of({ dataLayer, traceReads: options?.traceReads ?? false, resources: options?.resources })
+    )
   )

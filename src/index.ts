@@ -27,6 +27,10 @@ export * as Event from "./Event.js"
  */
 export * as Filter from "./Filter.js"
 /**
+ * @since 0.6.0
+ */
+export * as Inspector from "./Inspector.js"
+/**
  * @since 0.1.0
  */
 export * as Metrics from "./Metrics.js"

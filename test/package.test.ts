@@ -51,7 +51,7 @@ const run = (command: string, args: ReadonlyArray<string>, cwd: string): string 
 }
 
 const program = `import { Effect, Schema } from "effect"
-import { Action, Changeset, Resource, Store } from "effect-gen-server"
+import { Action, Changeset, Inspector, Resource, Store } from "effect-gen-server"
 import * as StoreModule from "effect-gen-server/Store"
 
 const Character = Resource.make("Character", {
@@ -79,10 +79,15 @@ const program = Effect.gen(function*() {
 
 const internal = "effect-gen-server/internal/pipeline"
 const closed = await import(internal).then(() => "open", (e: { readonly code?: string }) => e.code)
+// @effect/platform-node is an optional peer, not installed here: the inspector says what to install
+const inspector = await Effect.runPromise(Effect.flip(
+  Inspector.Inspector.pipe(Effect.provide(Inspector.layer({ port: 0 })), Effect.provide(StoreModule.layer([Character])))
+))
 console.log(JSON.stringify({
   result: await Effect.runPromise(program),
   sameModule: Store.layer === StoreModule.layer,
-  internal: closed
+  internal: closed,
+  inspector: [inspector._tag, (inspector.cause as Error).message]
 }))
 `
 
@@ -163,7 +168,12 @@ describe("package", () => {
       assert.deepStrictEqual(JSON.parse(output), {
         result: "marty Marty 1955",
         sameModule: true,
-        internal: "ERR_PACKAGE_PATH_NOT_EXPORTED"
+        internal: "ERR_PACKAGE_PATH_NOT_EXPORTED",
+        inspector: [
+          "ServeError",
+          "the inspector's HTTP server is @effect/platform-node's, an optional peer dependency: " +
+          "npm install @effect/platform-node"
+        ]
       })
     } finally {
       Fs.rmSync(tmp, { recursive: true, force: true })
