@@ -24,36 +24,12 @@
  * @since 0.1.0
  * @module
  */
-import type { Effect, Schema } from "effect"
+import { type Effect, Predicate, type Schema } from "effect"
 import type * as Changeset from "./Changeset.js"
 import type { ActionError } from "./Errors.js"
 
-/**
- * The identifier of actions: every `Action` carries it as a key, which is what
- * {@link isAction} checks.
- *
- * **Example** (Recognising an action)
- *
- * ```ts
- * import { Schema } from "effect"
- * import { Action, Changeset, Resource } from "effect-gen-server"
- *
- * const Machine = Resource.make("Machine", {
- *   fields: { id: Schema.String, name: Schema.String, hasPower: Schema.Boolean },
- *   primaryKey: ["id"],
- *   generated: { id: () => crypto.randomUUID(), hasPower: () => false },
- *   actions: (Action) => ({
- *     charge: Action.update({ change: (cs) => Changeset.set(cs, "hasPower", true) })
- *   })
- * })
- *
- * Action.TypeId in Machine.actions.charge // => true
- * ```
- *
- * @category type ids
- * @since 0.1.0
- */
-export const TypeId = "~effect-gen-server/Action" as const
+/** The identifier every value of this module carries: private, see the `is*` guard. */
+const TypeId = "~effect-gen-server/Action" as const
 
 /**
  * The kind of an action.
@@ -467,6 +443,8 @@ const make = <K extends Kind>(kind: K) =>
   accept: options.accept ?? [],
   arguments: options.arguments ?? ({} as Args),
   error: options.error,
+  // the change is typed by the record and the action's own input in the typed form, which the untyped
+  // `Action.Any` a runtime holds cannot say
   change: options.change as any
 })
 
@@ -577,7 +555,7 @@ export const destroy = make("destroy")
  * @category guards
  * @since 0.1.0
  */
-export const isAction = (u: unknown): u is Action.Any => typeof u === "object" && u !== null && TypeId in u
+export const isAction = (u: unknown): u is Action.Any => Predicate.hasProperty(u, TypeId)
 
 /** @internal */
 export const defaults = {

@@ -19,33 +19,12 @@
  * @since 0.1.0
  * @module
  */
-import type { Effect } from "effect"
+import { type Effect, Predicate } from "effect"
 import { dual } from "effect/Function"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
 
-/**
- * The identifier of changesets: every `Changeset` carries it as a key, which
- * is what {@link isChangeset} checks.
- *
- * **Example** (Recognising a changeset)
- *
- * ```ts
- * import { Changeset } from "effect-gen-server"
- *
- * const cs = Changeset.make({
- *   resource: "Machine",
- *   action: "charge",
- *   kind: "update",
- *   data: { hasPower: false },
- *   arguments: {}
- * })
- * Changeset.TypeId in cs // => true
- * ```
- *
- * @category type ids
- * @since 0.1.0
- */
-export const TypeId = "~effect-gen-server/Changeset" as const
+/** The identifier every value of this module carries: private, see the `is*` guard. */
+const TypeId = "~effect-gen-server/Changeset" as const
 
 /**
  * The kind of action a changeset belongs to.
@@ -169,8 +148,10 @@ class ChangesetImpl<A, Args> {
     return pipeArguments(this, arguments)
   }
 }
-;(ChangesetImpl.prototype as any)[TypeId] = variance
+Object.defineProperty(ChangesetImpl.prototype, TypeId, { value: variance })
 
+// the class holds what every changeset holds; its services `R` are a phantom of the interface, which the
+// compiler cannot relate to the class: each changeset made below is cast once to the interface
 const copy = <A, Args, R>(
   self: Changeset<A, Args, any>,
   patch: Partial<Changeset<A, Args, any>>
@@ -202,7 +183,7 @@ const copy = <A, Args, R>(
  * @category guards
  * @since 0.1.0
  */
-export const isChangeset = (u: unknown): u is Changeset.Any => typeof u === "object" && u !== null && TypeId in u
+export const isChangeset = (u: unknown): u is Changeset.Any => Predicate.hasProperty(u, TypeId)
 
 /**
  * Creates a changeset. The library does this for every action; users need it

@@ -132,11 +132,12 @@
  * @since 0.2.0
  * @module
  */
-import { Context, Effect, Layer, type Scope } from "effect"
+import { type Effect, Layer, type Scope } from "effect"
 import type { Sharding } from "effect/cluster/Sharding"
 import type { SqlClient } from "effect/sql/SqlClient"
 import * as DataLayer from "./DataLayer.js"
 import * as internal from "./internal/cluster/layer.js"
+import type * as Contract from "./internal/contract.js"
 import type * as Resource from "./Resource.js"
 import * as Store from "./Store.js"
 
@@ -154,7 +155,7 @@ import * as Store from "./Store.js"
  * @category models
  * @since 0.2.0
  */
-export interface Options extends internal.Options {
+export interface Options extends Contract.ClusterOptions {
   /** See `DataLayer.Options.eventBuffer`. */
   readonly eventBuffer?: number | undefined
 }
@@ -249,19 +250,12 @@ export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
   Store.Store,
   never,
   Sharding | SqlClient | Exclude<Resource.Services<Resources[number]>, Store.Store | DataLayer.DataLayer>
-> => {
-  const dataLayer = Layer.effect(
-    DataLayer.DataLayer,
-    Effect.flatMap(
-      Effect.context<never>(),
-      (own) =>
-        make(resources, {
-          ...options,
-          // record actions run with the data layer and a Store over it: hooks can call the Store
-          context: (self) =>
-            Context.merge(Context.add(own, DataLayer.DataLayer, self), Store.contextOf(self)) as Context.Context<never>
-        })
-    )
+> =>
+  Store.fromDataLayer({ resources }).pipe(
+    Layer.provide(DataLayer.layer(resources, {
+      make: (rs, dataLayerOptions) => internal.make(rs, dataLayerOptions, options),
+      eventBuffer: options.eventBuffer,
+      // record actions run with the data layer and a Store over it: hooks can call the Store
+      services: (self) => Store.contextOf(self)
+    }))
   )
-  return Store.fromDataLayer({ resources }).pipe(Layer.provide(dataLayer)) as any
-}

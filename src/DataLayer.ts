@@ -60,13 +60,10 @@
  * @since 0.1.0
  * @module
  */
-import { Context, type Duration, Effect, Layer, type PubSub, type Scope, type Stream } from "effect"
-import type { NotFound, StoreClosed, StoreError, Unavailable, ValidationError } from "./Errors.js"
-import type * as Event from "./Event.js"
-import type * as Filter from "./Filter.js"
+import { Context, Effect, Layer, type Scope } from "effect"
+import type * as Contract from "./internal/contract.js"
 import * as GenServer from "./internal/genServer.js"
 import * as Memory from "./internal/memory.js"
-import type * as Query from "./Query.js"
 import type * as Resource from "./Resource.js"
 
 /**
@@ -92,13 +89,7 @@ import type * as Resource from "./Resource.js"
  * @category models
  * @since 0.1.0
  */
-export interface QueryData {
-  readonly resource: string
-  readonly filter: Filter.Expr | undefined
-  readonly sort: ReadonlyArray<Query.SortKey>
-  readonly offset: number
-  readonly limit: number | undefined
-}
+export interface QueryData extends Contract.QueryData {}
 
 /**
  * What a data layer does: the Store's operations by names and plain values.
@@ -119,29 +110,7 @@ export interface QueryData {
  * @category models
  * @since 0.2.0
  */
-export interface Service {
-  readonly create: (resource: string, action: string, input: unknown) => Effect.Effect<unknown, StoreError>
-  readonly update: (
-    resource: string,
-    key: unknown,
-    action: string,
-    input: unknown
-  ) => Effect.Effect<unknown, StoreError>
-  readonly destroy: (resource: string, key: unknown, action: string) => Effect.Effect<void, StoreError>
-  readonly get: (
-    resource: string,
-    key: unknown
-  ) => Effect.Effect<unknown, NotFound | ValidationError | StoreClosed | Unavailable>
-  readonly read: (query: QueryData) => Effect.Effect<ReadonlyArray<unknown>, ValidationError | StoreClosed>
-  readonly keepAlive: (
-    resource: string,
-    key: unknown
-  ) => Effect.Effect<void, NotFound | ValidationError | StoreClosed | Unavailable>
-  /** Every event published after the stream starts being pulled. */
-  readonly events: Stream.Stream<Event.Event>
-  /** A subscription receiving every event published after it is made. */
-  readonly subscribe: Effect.Effect<PubSub.Subscription<Event.Event>, never, Scope.Scope>
-}
+export interface Service extends Contract.Service {}
 
 /**
  * The data layer service.
@@ -188,23 +157,7 @@ export class DataLayer extends Context.Service<DataLayer, Service>()("effect-gen
  * @category models
  * @since 0.2.0
  */
-export interface Options {
-  /**
-   * The services record actions (changes and hooks) run with, given the data
-   * layer being built (so they can include a Store over it). Default: the
-   * context the data layer is built in.
-   */
-  readonly context?: ((self: Service) => Context.Context<never>) | undefined
-  /**
-   * How many events a subscriber may leave unread: beyond it, the oldest it
-   * has not read are dropped for it (a sliding `PubSub`), so a subscriber
-   * that stops reading holds bounded memory. A positive integer; default
-   * unbounded: no event is ever dropped.
-   */
-  readonly eventBuffer?: number | undefined
-  /** Where and how durable resources keep their records (see {@link DurableOptions}). */
-  readonly durable?: DurableOptions | undefined
-}
+export interface Options extends Contract.Options {}
 
 /**
  * Options of the storage of durable resources (`durable: true`), which the
@@ -231,25 +184,7 @@ export interface Options {
  * @category models
  * @since 0.3.0
  */
-export interface DurableOptions {
-  /** Prepended to the names of the tables (`<prefix>records`, `<prefix>quarantine`). Default `"effect_gen_server_"`. */
-  readonly tablePrefix?: string | undefined
-  /**
-   * How often the activity of records that were only read (get, keepAlive)
-   * is written, which their inactivity deadline counts from after a restart:
-   * after a crash, a record may expire up to this much early. Default 5
-   * seconds.
-   */
-  readonly activityFlush?: Duration.Input | undefined
-  /** The most writes one statement of the group commit holds. Default 256. */
-  readonly maxBatch?: number | undefined
-  /**
-   * How long a removed record's row is kept, with the operation ids it
-   * applied (a write sent again under its id within it is recognised, see
-   * `Store.withOperationId`), before it is deleted. Default 1 day.
-   */
-  readonly operationRetention?: Duration.Input | undefined
-}
+export interface DurableOptions extends Contract.DurableOptions {}
 
 /**
  * A data layer constructor: what `Store.layer`'s `dataLayer` option takes.
@@ -275,10 +210,7 @@ export interface DurableOptions {
  * @category models
  * @since 0.2.0
  */
-export type Make = (
-  resources: ReadonlyArray<Resource.Any>,
-  options: Options
-) => Effect.Effect<Service, never, Scope.Scope>
+export type Make<R = never> = Contract.Make<R>
 
 /**
  * The GenServer data layer: every record in its own fiber, supervised, owned
@@ -356,9 +288,9 @@ export const memory: Make = Memory.make
  * @category models
  * @since 0.2.0
  */
-export interface LayerOptions {
-  /** The data layer constructor. Default: {@link genServer}. */
-  readonly make?: Make | undefined
+export interface LayerOptions<R = never, S = never> {
+  /** The data layer constructor, needing `R` (besides a `Scope`). Default: {@link genServer}. */
+  readonly make?: Make<R> | undefined
   /** See {@link Options}. */
   readonly eventBuffer?: number | undefined
   /** See {@link Options}. */
@@ -368,7 +300,7 @@ export interface LayerOptions {
    * data layer being built: `Store.layer` passes `Store.contextOf`, a Store
    * over this data layer, so hooks can call the Store.
    */
-  readonly services?: ((self: Service) => Context.Context<never>) | undefined
+  readonly services?: ((self: Service) => Context.Context<S>) | undefined
 }
 
 /**
@@ -396,22 +328,29 @@ export interface LayerOptions {
  * @category layers
  * @since 0.2.0
  */
-export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
+export const layer = <const Resources extends ReadonlyArray<Resource.Any>, R = never, S = never>(
   resources: Resources,
-  options: LayerOptions = {}
-): Layer.Layer<DataLayer, never, Exclude<Resource.Services<Resources[number]>, DataLayer>> =>
+  options: LayerOptions<R, S> = {}
+): Layer.Layer<
+  DataLayer,
+  never,
+  Exclude<R, Scope.Scope> | Exclude<Exclude<Resource.Services<Resources[number]>, DataLayer | S>, Scope.Scope>
+> =>
   Layer.effect(
     DataLayer,
     Effect.flatMap(
-      Effect.context<never>(),
+      // the services the resources' actions need: provided to the layer, handed to the records as a context
+      Effect.context<Exclude<Resource.Services<Resources[number]>, DataLayer | S>>(),
       (own) =>
-        (options.make ?? genServer)(resources, {
+        (options.make ?? (genServer as Make<R>))(resources, {
           eventBuffer: options.eventBuffer,
           durable: options.durable,
           context: (self) => {
             const context = Context.add(own, DataLayer, self)
-            return options.services === undefined ? context : Context.merge(context, options.services(self))
+            return (options.services === undefined
+              ? context
+              : Context.merge(context, options.services(self))) as Context.Context<never>
           }
         })
     )
-  ) as any
+  )

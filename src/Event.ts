@@ -317,6 +317,7 @@ const schemas = new WeakMap<Resource.Any, Schema.Top>()
  */
 export const schema = <R extends Resource.Any>(resource: R): SchemaOf<R> => {
   const cached = schemas.get(resource)
+  // the union built below is `SchemaOf<R>` for this resource, which the compiler cannot compute from a value
   if (cached !== undefined) return cached as any
   const keyFields: { [field: string]: Schema.Top } = {}
   for (const k of resource.primaryKey) keyFields[k] = resource.fields[k]

@@ -30,29 +30,6 @@
 import { Equal } from "effect"
 
 /**
- * The identifier of the Filter module.
- *
- * **Gotchas**
- *
- * - Filters are plain data, so that they can be encoded: unlike queries and
- *   changesets they do not carry `TypeId`. Use {@link check} to tell whether a
- *   value is a well-formed filter.
- *
- * **Example** (Recognising a filter)
- *
- * ```ts
- * import { Filter } from "effect-gen-server"
- *
- * Filter.TypeId in Filter.eq("currentYear", 1955) // => false: filters are plain data
- * Filter.check(JSON.parse('{"_tag":"Eq","field":"currentYear","value":1955}')) // => undefined: well-formed
- * ```
- *
- * @category type ids
- * @since 0.1.0
- */
-export const TypeId = "~effect-gen-server/Filter" as const
-
-/**
  * A filter expression. `F` is the shape it requires of a record: the fields it
  * names, each with the type of the values it compares against.
  *
@@ -520,25 +497,27 @@ export const toPredicate = (filter: Expr): (record: any) => boolean => {
       const { field, value } = filter
       return (r) => !equals(r[field], value)
     }
+    // `comparable` admits two values of one primitive kind (a date is its time): JavaScript's operators
+    // compare them; the compiler, seeing `unknown`, is told they are numbers
     case "Gt": {
       const { field } = filter
-      const value = order(filter.value) as any
-      return (r) => comparable(r[field], value) && (order(r[field]) as any) > value
+      const value = order(filter.value) as number
+      return (r) => comparable(r[field], value) && (order(r[field]) as number) > value
     }
     case "Gte": {
       const { field } = filter
-      const value = order(filter.value) as any
-      return (r) => comparable(r[field], value) && (order(r[field]) as any) >= value
+      const value = order(filter.value) as number
+      return (r) => comparable(r[field], value) && (order(r[field]) as number) >= value
     }
     case "Lt": {
       const { field } = filter
-      const value = order(filter.value) as any
-      return (r) => comparable(r[field], value) && (order(r[field]) as any) < value
+      const value = order(filter.value) as number
+      return (r) => comparable(r[field], value) && (order(r[field]) as number) < value
     }
     case "Lte": {
       const { field } = filter
-      const value = order(filter.value) as any
-      return (r) => comparable(r[field], value) && (order(r[field]) as any) <= value
+      const value = order(filter.value) as number
+      return (r) => comparable(r[field], value) && (order(r[field]) as number) <= value
     }
     case "In": {
       const { field, values } = filter

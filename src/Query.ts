@@ -16,34 +16,14 @@
  * @since 0.1.0
  * @module
  */
+import { Predicate } from "effect"
 import { dual } from "effect/Function"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
 import * as Filter from "./Filter.js"
 import type * as Resource from "./Resource.js"
 
-/**
- * The identifier of queries: every `Query` carries it as a key, which is what
- * {@link isQuery} checks.
- *
- * **Example** (Recognising a query)
- *
- * ```ts
- * import { Schema } from "effect"
- * import { Query, Resource } from "effect-gen-server"
- *
- * const Character = Resource.make("Character", {
- *   fields: { id: Schema.String, name: Schema.String, currentYear: Schema.Int },
- *   primaryKey: ["id"],
- *   generated: { id: () => crypto.randomUUID() }
- * })
- *
- * Query.TypeId in Query.make(Character) // => true
- * ```
- *
- * @category type ids
- * @since 0.1.0
- */
-export const TypeId = "~effect-gen-server/Query" as const
+/** The identifier every value of this module carries: private, see the `is*` guard. */
+const TypeId = "~effect-gen-server/Query" as const
 
 /**
  * One sort key.
@@ -199,7 +179,7 @@ const copy = <A>(self: Query<A>, patch: Partial<Query<A>>): Query<A> => Object.a
  * @category guards
  * @since 0.1.0
  */
-export const isQuery = (u: unknown): u is Query<unknown> => typeof u === "object" && u !== null && TypeId in u
+export const isQuery = (u: unknown): u is Query<unknown> => Predicate.hasProperty(u, TypeId)
 
 /**
  * A query for every record of the resource, in no particular order.
@@ -404,18 +384,20 @@ const compareValues = (a: unknown, b: unknown): number => {
   // the common cases first: two strings, two numbers that are not NaN (the same order as below)
   const ta = typeof a
   if (ta === typeof b) {
+    // two strings or two numbers: JavaScript's operators compare them (the compiler is told strings)
     if (ta === "string" || (ta === "number" && a === a && b === b)) {
-      return (a as any) < (b as any) ? -1 : (a as any) > (b as any) ? 1 : 0
+      return (a as string) < (b as string) ? -1 : (a as string) > (b as string) ? 1 : 0
     }
   }
   const ra = rank(a)
   const rb = rank(b)
   if (ra !== rb) return ra < rb ? -1 : 1
   switch (ra) {
+    // booleans, numbers, strings: two of one kind, compared by JavaScript's operators (told strings)
     case 1:
     case 2:
     case 4:
-      return (a as any) < (b as any) ? -1 : (a as any) > (b as any) ? 1 : 0
+      return (a as string) < (b as string) ? -1 : (a as string) > (b as string) ? 1 : 0
     case 5: {
       const x = (a as Date).getTime()
       const y = (b as Date).getTime()

@@ -814,6 +814,8 @@ export const make = <
     schema: Schema.Struct(options.fields),
     fields: options.fields,
     primaryKey: options.primaryKey,
+    // checked above, by value: their types (the record's fields, the declared and default actions) are the
+    // resource's type parameters, which a value built at run time cannot be shown to match
     generated: (options.generated ?? {}) as any,
     actions: actions as any,
     inactivityTimeout: duration(name, "inactivityTimeout", options.inactivityTimeout),
@@ -898,8 +900,8 @@ export const migration = <S extends Schema.Top, A>(
 ): Migration<A> => ({ [MigrationTypeId]: MigrationTypeId, schema, migrate })
 
 const isMigration = (u: unknown): u is Migration<unknown> =>
-  Predicate.hasProperty(u, MigrationTypeId) && Schema.isSchema((u as any).schema) &&
-  typeof (u as any).migrate === "function"
+  Predicate.hasProperty(u, MigrationTypeId) && Predicate.hasProperty(u, "schema") && Schema.isSchema(u.schema) &&
+  Predicate.hasProperty(u, "migrate") && typeof u.migrate === "function"
 
 const allDefaults: ReadonlyArray<string> = ["create", "update", "destroy", "read"]
 
@@ -946,6 +948,6 @@ export const isResource = (u: unknown): u is Any => Predicate.hasProperty(u, Typ
  */
 export const keyOf = <R extends Any>(resource: R, record: Key<R> & Partial<Record<R>>): Key<R> => {
   const key: { [k: string]: unknown } = {}
-  for (const k of resource.primaryKey) key[k] = (record as any)?.[k]
+  for (const k of resource.primaryKey) key[k] = (record as { readonly [field: string]: unknown } | undefined)?.[k]
   return key as Key<R>
 }

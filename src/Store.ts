@@ -345,6 +345,9 @@ type DestroyArgs<R, N> = "destroy" extends Resource.ActionName<R, "destroy"> ? [
  * @category operations
  * @since 0.1.0
  */
+// an operation's typed signature over its implementation by names and plain values (the data layer's): the
+// compiler cannot see that the data layer returns the resource's records (its schema validated them) and fails
+// only with the errors the signature names; so each operation below is cast once
 export const create: <R extends Resource.Any, const N extends Resource.ActionName<R, "create">>(
   resource: R,
   action: N,
@@ -754,6 +757,7 @@ export const subscribe: Effect.Effect<PubSub.Subscription<Event>, never, Store |
  * @since 0.2.0
  */
 export const eventsOf = <R extends Resource.Any>(resource: R): Stream.Stream<LifecycleEvent.Of<R>, never, Store> =>
+  // the events of the resource named: the compiler cannot narrow the union of every resource's events by name
   Stream.filter(events, (event) => event.resource === resource.name) as any
 
 /**
@@ -805,6 +809,7 @@ export const subscribeTo = <R extends Resource.Any>(
   Effect.map(
     subscribe,
     (subscription) =>
+      // the events of the resource named: the compiler cannot narrow the union of every resource's events by name
       Stream.filter(Stream.fromSubscription(subscription), (event) => event.resource === resource.name) as any
   )
 
@@ -890,7 +895,11 @@ export interface LayerOptions {
 export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
   resources: Resources,
   options?: LayerOptions
-): Layer.Layer<Store, never, Exclude<Resource.Services<Resources[number]>, Store | DataLayer.DataLayer>> => {
+): Layer.Layer<
+  Store,
+  never,
+  Exclude<Exclude<Resource.Services<Resources[number]>, DataLayer.DataLayer | Store>, Scope.Scope>
+> => {
   const make = options?.dataLayer === "memory"
     ? DataLayer.memory
     : options?.dataLayer === "genServer" || options?.dataLayer === undefined
@@ -902,10 +911,10 @@ export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
         make,
         eventBuffer: options?.eventBuffer,
         durable: options?.durable,
-        services: (self) => contextOf(self, options) as Context.Context<never>
+        services: (self) => contextOf(self, options)
       })
     )
-  ) as any
+  )
 }
 
 /**

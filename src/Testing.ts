@@ -84,6 +84,8 @@ export const inputSchema = <R extends Resource.Any, const N extends keyof Resour
     out[k] = definition.kind === "create" && !generated.has(k) ? field : Schema.optionalKey(field)
   }
   Object.assign(out, definition.arguments)
+  // the struct of the action's input, built field by field: its type is `Resource.Input<R, N>`'s, which the
+  // compiler cannot compute from a value
   return Schema.Struct(out) as any
 }
 
@@ -113,7 +115,9 @@ export const arbitrary = <R extends Resource.Any, const N extends keyof Resource
   resource: R,
   action?: N,
   options?: { readonly includeGenerated?: boolean | undefined }
-): Arbitrary.Arbitrary<Resource.Input<R, N>> => Arbitrary.schema(inputSchema(resource, action, options)) as any
+): Arbitrary.Arbitrary<Resource.Input<R, N>> =>
+  // the input schema's type is the action's input (see `inputSchema`)
+  Arbitrary.schema(inputSchema(resource, action, options)) as any
 
 /**
  * Every lifecycle event published since the test layer was built.
@@ -212,5 +216,6 @@ export const layer = <const Resources extends ReadonlyArray<Resource.Any>>(
       })
     })
   )
+  // the Store's requirements over `resources`, plus the recorder: the compiler cannot relate the generic ones
   return Layer.provideMerge(recorder, Store.layer(resources, options)) as any
 }

@@ -8,9 +8,9 @@
  * @internal
  */
 import { Clock, Context, Effect } from "effect"
-import type { QueryData } from "../DataLayer.js"
 import { InvalidResource, StoreClosed, type StoreError, UnknownAction, ValidationError } from "../Errors.js"
 import type * as Resource from "../Resource.js"
+import type { QueryData } from "./contract.js"
 import { checkQuery, invalidQuery } from "./query.js"
 import { compile, type Compiled, type CompiledAction, type Decoded } from "./resource.js"
 

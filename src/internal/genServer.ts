@@ -11,7 +11,6 @@
  */
 import { Context, Deferred, Effect, type Fiber } from "effect"
 import { SqlClient } from "effect/sql"
-import type * as DataLayer from "../DataLayer.js"
 import {
   InvalidResource,
   type NotFound,
@@ -22,6 +21,7 @@ import {
 } from "../Errors.js"
 import * as Query from "../Query.js"
 import * as Admission from "./admission.js"
+import type * as DataLayer from "./contract.js"
 import { type Chain, CurrentChain, WaitGraph } from "./deadlock.js"
 import * as Durable from "./durable.js"
 import * as Events from "./events.js"

@@ -6,11 +6,11 @@
  *
  * @internal
  */
-import { Effect, type Exit, Semaphore } from "effect"
-import type * as DataLayer from "../DataLayer.js"
-import { InvalidResource, type StoreError, ValidationError } from "../Errors.js"
+import { Effect, Semaphore } from "effect"
+import { InvalidResource, type NotFound, type StoreClosed, type StoreError, ValidationError } from "../Errors.js"
 import * as Query from "../Query.js"
 import * as Admission from "./admission.js"
+import type * as DataLayer from "./contract.js"
 import { type Activation, type Chain, CurrentChain, WaitGraph } from "./deadlock.js"
 import * as Hub from "./events.js"
 import { pinned } from "./query.js"
@@ -86,7 +86,7 @@ export const make: DataLayer.Make = (resources, options) =>
       resource: Compiled,
       key: unknown,
       chain: Chain
-    ): { readonly entry: Entry; readonly state: any } | StoreError => {
+    ): { readonly entry: Entry; readonly state: any } | NotFound | ValidationError => {
       const k = resource.checkKey(key)
       if (k instanceof ValidationError) return k
       const encoded = resource.encodeKey(k)
@@ -129,7 +129,7 @@ export const make: DataLayer.Make = (resources, options) =>
             Effect.provideService(CurrentChain, [...caller.chain, entry.activation!]),
             Effect.provideContext(context)
           )),
-          (exit) => Outcome.fromExit(exit as Exit.Exit<any, StoreError>)
+          Outcome.fromExit
         ),
       claim: (entry, key, state) => {
         const resource = entry.resource
@@ -290,19 +290,19 @@ export const make: DataLayer.Make = (resources, options) =>
       })
 
     const get: DataLayer.Service["get"] = (resourceName, key) =>
-      Effect.withFiber((fiber) => {
+      Effect.withFiber((fiber): Effect.Effect<unknown, NotFound | ValidationError | StoreClosed> => {
         const resource = admitRead(resourceName)
         if (!Admission.isCompiled(resource)) return Effect.fail(resource)
         const found = locate(resource, key, fiber.getRef(CurrentChain))
-        return "entry" in found ? Effect.succeed(found.state) : Effect.fail(found as any)
+        return "entry" in found ? Effect.succeed(found.state) : Effect.fail(found)
       })
 
     const keepAlive: DataLayer.Service["keepAlive"] = (resourceName, key) =>
-      Effect.suspend(() => {
+      Effect.suspend((): Effect.Effect<void, NotFound | ValidationError | StoreClosed> => {
         const resource = admitRead(resourceName)
         if (!Admission.isCompiled(resource)) return Effect.fail(resource)
         const found = locate(resource, key, [])
-        return "entry" in found ? Effect.void : Effect.fail(found as any)
+        return "entry" in found ? Effect.void : Effect.fail(found)
       })
 
     const read: DataLayer.Service["read"] = (query) =>

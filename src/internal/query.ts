@@ -5,11 +5,11 @@
  *
  * @internal
  */
-import { Exit, Schema, SchemaAST, SchemaIssue } from "effect"
-import type { QueryData } from "../DataLayer.js"
+import { Cause, Exit, Predicate, Schema, SchemaAST, SchemaIssue } from "effect"
 import { ValidationError } from "../Errors.js"
 import * as Filter from "../Filter.js"
 import type * as Query from "../Query.js"
+import type { QueryData } from "./contract.js"
 import type { Compiled } from "./resource.js"
 
 /** @internal */
@@ -81,8 +81,9 @@ const checksOf = (compiled: Compiled): Map<string, FieldCheck> => {
       isElement: (u) => elements.some((is) => is(u)),
       explain: (u) => {
         const exit = decode(u)
-        const issue = Exit.isFailure(exit) ? (exit.cause.reasons[0] as any)?.error?.issue : undefined
-        return issue === undefined ? "invalid value" : formatter(issue)
+        if (Exit.isSuccess(exit)) return "invalid value"
+        const error = Cause.findErrorOption(exit.cause)
+        return error._tag === "Some" ? formatter(error.value.issue) : "invalid value"
       }
     })
   }
@@ -220,7 +221,7 @@ export const checkReadable = (query: unknown): ValidationError | undefined => {
   const resource = typeof query === "object" && query !== null
     ? (query as { readonly resource?: unknown }).resource
     : undefined
-  if (typeof resource === "object" && resource !== null && typeof (resource as any).name === "string") return undefined
+  if (Predicate.hasProperty(resource, "name") && typeof resource.name === "string") return undefined
   return new ValidationError({
     resource: "unknown",
     message: typeof query !== "object" || query === null

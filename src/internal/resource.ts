@@ -4,8 +4,8 @@
  *
  * @internal
  */
-import { Duration, Exit, Schema, SchemaIssue } from "effect"
-import type * as Action from "../Action.js"
+import { Cause, Duration, Exit, Schema, SchemaIssue } from "effect"
+import * as Action from "../Action.js"
 import { type Issue, UnknownAction, ValidationError } from "../Errors.js"
 import type * as Resource from "../Resource.js"
 import { maxKeyBytes, oversizedKey } from "./sql/escape.js"
@@ -99,6 +99,12 @@ export const isPlainObject = (u: unknown): u is { readonly [k: string]: unknown 
 }
 
 const parseOptions = { onExcessProperty: "error", errors: "all" } as const
+
+/** The issue of a failed decode (its `SchemaError`'s); a bare one when the failure holds none. */
+const issueOf = (cause: Cause.Cause<Schema.SchemaError>): SchemaIssue.Issue => {
+  const error = Cause.findErrorOption(cause)
+  return error._tag === "Some" ? error.value.issue : new SchemaIssue.InvalidValue()
+}
 
 /**
  * The encoding of one key value, injective over the values a key field may hold: two values encode
@@ -223,15 +229,15 @@ export const compile = (resource: Resource.Any): Compiled => {
       })
     }
     const key: { [field: string]: unknown } = {}
-    for (const k of keyFields) key[k] = (input as any)[k]
+    for (const k of keyFields) key[k] = (input as { readonly [field: string]: unknown })[k]
     if (isKey(key)) return checkKeySize(encodeKey(key)) ?? key
     const exit = keyDecoder(key)
     return Exit.isSuccess(exit) ? checkKeySize(encodeKey(exit.value)) ?? exit.value : validationError(
       name,
       "key",
       exit.cause.reasons[0] !== undefined
-        ? (exit.cause.reasons[0] as any).error.issue
-        : new SchemaIssue.InvalidValue(undefined as any)
+        ? issueOf(exit.cause)
+        : new SchemaIssue.InvalidValue()
     )
   }
 
@@ -252,7 +258,7 @@ export const compile = (resource: Resource.Any): Compiled => {
     const exit = recordDecoder(record)
     return Exit.isSuccess(exit)
       ? exit.value
-      : validationError(name, "record", (exit.cause.reasons[0] as any).error.issue)
+      : validationError(name, "record", issueOf(exit.cause))
   }
 
   const validateChanges = (record: any, changes: { readonly [field: string]: unknown }) => {
@@ -270,6 +276,8 @@ export const compile = (resource: Resource.Any): Compiled => {
     for (const k of accepted) inputFields[k] = Schema.optionalKey(Schema.toType(fields[k]!))
     const argNames = Object.keys(action.arguments)
     for (const k of argNames) inputFields[k] = action.arguments[k]
+    // a field or argument is a plain schema (no decoding services: it crosses data layers as JSON), which the
+    // compiler cannot see in `Schema.Top`
     const inputDecoder = Schema.decodeUnknownExit(Schema.Struct(inputFields) as any, parseOptions)
     const acceptedSet = new Set(accepted)
     const argsDecoder = argNames.length === 0
@@ -332,7 +340,7 @@ export const compile = (resource: Resource.Any): Compiled => {
       }
       const exit = inputDecoder(raw)
       if (Exit.isFailure(exit)) {
-        return validationError(`${name}`, `input of action ${actionName}`, (exit.cause.reasons[0] as any).error.issue)
+        return validationError(`${name}`, `input of action ${actionName}`, issueOf(exit.cause))
       }
       const value = exit.value as { [k: string]: unknown }
       const attributes: { [k: string]: unknown } = {}
@@ -382,7 +390,7 @@ export const compile = (resource: Resource.Any): Compiled => {
     primaryDestroy: primaryDestroy ?? {
       name: "destroy",
       kind: "destroy",
-      action: { kind: "destroy", accept: [], arguments: {}, change: undefined } as any,
+      action: Action.defaults.destroy,
       decode: () => ({ attributes: {}, arguments: {} })
     },
     idleMillis,

@@ -291,7 +291,7 @@ export const freeze = <A>(value: A): A => {
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) freeze(value[i])
   } else {
-    for (const k in value) freeze((value as any)[k])
+    for (const k in value) freeze((value as { readonly [field: string]: unknown })[k])
   }
   return value
 }
@@ -368,7 +368,7 @@ const port: Write.Port<RecordServer, Caller, never> = {
           caller.span
         )
       ),
-      (exit) => Step.fromExit(exit as Exit.Exit<any, StoreError>)
+      Step.fromExit
     )
   },
   claim: (server, key, state) =>

@@ -9,9 +9,10 @@ import { RunnerStorage } from "effect/cluster"
 import type { Sharding } from "effect/cluster/Sharding"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
-import type * as DataLayer from "../../DataLayer.js"
 import type * as Resource from "../../Resource.js"
 import * as Admission from "../admission.js"
+import type * as Contract from "../contract.js"
+import type * as DataLayer from "../contract.js"
 import * as Hub from "../events.js"
 import type { Compiled } from "../resource.js"
 import { wireCodecs } from "../sql/codec.js"
@@ -23,37 +24,6 @@ import * as Owner from "./owner.js"
 import { type Protocol, protocolOf } from "./protocol.js"
 import * as Sweeper from "./sweeper.js"
 import { WaitGraph } from "./waitGraph.js"
-
-/** Options of the cluster data layer. @internal */
-export interface Options {
-  /** Prepended to the state table's name. Default `"effect_gen_server_"`. */
-  readonly tablePrefix?: string | undefined
-  /**
-   * Whether this process runs records (registers the entity types); `false`
-   * for a client-only process. Default `true`.
-   */
-  readonly runner?: boolean | undefined
-  /** How long a record stays in a runner's memory without a message. Default 1 minute. */
-  readonly maxIdleTime?: Duration.Input | undefined
-  /**
-   * How many times a call failing for a reason of the cluster is re-sent
-   * (same operation id) before it fails with `Unavailable`. Default 10: the
-   * waits between sends grow from 50 ms by half each time, capped at 2 s,
-   * so 10 retries wait about 5.7 s in all, and each retry beyond that 2 s.
-   */
-  readonly retries?: number | undefined
-  /**
-   * How often the expiry sweeper (a cluster `Singleton`, running on one
-   * runner) looks for records past their stored deadline. Default 1 second.
-   */
-  readonly sweepInterval?: Duration.Input | undefined
-  /**
-   * How long a destroyed record's row is kept, with the operation ids it
-   * applied (a destroy re-sent under its id within it is recognised), before
-   * the sweeper deletes it. Default 1 day.
-   */
-  readonly operationRetention?: Duration.Input | undefined
-}
 
 /**
  * The cluster data layer over `resources`: every resource an
@@ -69,7 +39,7 @@ export interface Options {
 export const make = (
   resources: ReadonlyArray<Resource.Any>,
   options: DataLayer.Options,
-  clusterOptions: Options = {}
+  clusterOptions: Contract.ClusterOptions = {}
 ): Effect.Effect<
   DataLayer.Service & { readonly sweep: (limit: number) => Effect.Effect<number> },
   never,

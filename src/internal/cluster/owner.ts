@@ -242,77 +242,83 @@ export const make = (ctx: OwnerContext) => {
   const opOf = (op: string | undefined, kind: string) => op ?? `${kind}:${now()}`
 
   /** Inserts a new record's row (a create): its version, or "conflict"; this entity holds it. */
-  const insert = (owned: Owned, change: Extract<Write.Change, { readonly _tag: "Create" }>, payload: unknown) =>
-    Effect.gen(function*() {
-      const committedAt = now()
-      const op = opOf(change.op, "create")
-      const write = state.write({
-        _tag: "Insert",
-        resource: owned.resource,
-        key: owned.key,
-        state: change.state,
-        createdAt: committedAt,
-        lastActivity: committedAt,
-        initial: payload,
-        op,
-        notify: notices.noticeHeadOf(change.event)
-      })
-      const outcome = yield* written(owned, write, "new record", 0, op, change.event)
-      if (outcome === "conflict") {
-        // the key is live: a record moved here meanwhile (a key change on another entity), another owner created
-        // it, or this very create did (its earlier attempt, served by another owner); this entity holds the row now
-        yield* reload(owned)
-        if (owned.blocked !== undefined) return yield* skew(owned.blocked)
-        if (owned.held !== undefined && owned.held.ops.includes(op)) {
-          return { _tag: "Applied", record: owned.held.state } as const
-        }
-        return yield* Errors.alreadyExists(owned.resource, Events.keyObject(owned.resource, change.state))
-      }
-      owned.initial = payload
-      owned.held = {
-        version: outcome,
-        state: change.state,
-        createdAt: committedAt,
-        lastActivity: committedAt,
-        flushed: committedAt,
-        ops: opsAfter(owned.tombstoneOps, op),
-        newer: undefined
-      }
-      publish(change.event)
-      return undefined
+  const insert = Effect.fnUntraced(function*(
+    owned: Owned,
+    change: Extract<Write.Change, { readonly _tag: "Create" }>,
+    payload: unknown
+  ) {
+    const committedAt = now()
+    const op = opOf(change.op, "create")
+    const write = state.write({
+      _tag: "Insert",
+      resource: owned.resource,
+      key: owned.key,
+      state: change.state,
+      createdAt: committedAt,
+      lastActivity: committedAt,
+      initial: payload,
+      op,
+      notify: notices.noticeHeadOf(change.event)
     })
+    const outcome = yield* written(owned, write, "new record", 0, op, change.event)
+    if (outcome === "conflict") {
+      // the key is live: a record moved here meanwhile (a key change on another entity), another owner created
+      // it, or this very create did (its earlier attempt, served by another owner); this entity holds the row now
+      yield* reload(owned)
+      if (owned.blocked !== undefined) return yield* skew(owned.blocked)
+      if (owned.held !== undefined && owned.held.ops.includes(op)) {
+        return { _tag: "Applied", record: owned.held.state } as const
+      }
+      return yield* Errors.alreadyExists(owned.resource, Events.keyObject(owned.resource, change.state))
+    }
+    owned.initial = payload
+    owned.held = {
+      version: outcome,
+      state: change.state,
+      createdAt: committedAt,
+      lastActivity: committedAt,
+      flushed: committedAt,
+      ops: opsAfter(owned.tombstoneOps, op),
+      newer: undefined
+    }
+    publish(change.event)
+    return undefined
+  })
 
   /** Stores the record's new state under the same key (an update, a restart): fenced, the call is re-sent. */
-  const replace = (owned: Owned, held: Held, change: Extract<Write.Change, { readonly _tag: "Update" }>) =>
-    Effect.gen(function*() {
-      const t = now()
-      const op = opOf(change.op, "restart")
-      const write = state.write({
-        _tag: "Update",
-        resource: owned.resource,
-        key: owned.key,
-        expected: held.version,
-        createdAt: held.createdAt,
-        state: change.state,
-        lastActivity: t,
-        op,
-        newer: held.newer,
-        notify: notices.noticeHeadOf(change.event, held.newer)
-      })
-      const outcome = yield* written(owned, write, "change", held.version, op, change.event)
-      if (outcome === "conflict") return yield* fenced(owned)
-      owned.held = {
-        version: outcome,
-        state: change.state,
-        createdAt: held.createdAt,
-        lastActivity: t,
-        flushed: t,
-        ops: opsAfter(held.ops, op),
-        newer: held.newer
-      }
-      publish(change.event)
-      return undefined
+  const replace = Effect.fnUntraced(function*(
+    owned: Owned,
+    held: Held,
+    change: Extract<Write.Change, { readonly _tag: "Update" }>
+  ) {
+    const t = now()
+    const op = opOf(change.op, "restart")
+    const write = state.write({
+      _tag: "Update",
+      resource: owned.resource,
+      key: owned.key,
+      expected: held.version,
+      createdAt: held.createdAt,
+      state: change.state,
+      lastActivity: t,
+      op,
+      newer: held.newer,
+      notify: notices.noticeHeadOf(change.event, held.newer)
     })
+    const outcome = yield* written(owned, write, "change", held.version, op, change.event)
+    if (outcome === "conflict") return yield* fenced(owned)
+    owned.held = {
+      version: outcome,
+      state: change.state,
+      createdAt: held.createdAt,
+      lastActivity: t,
+      flushed: t,
+      ops: opsAfter(held.ops, op),
+      newer: held.newer
+    }
+    publish(change.event)
+    return undefined
+  })
 
   /**
    * Moves the record to the key of its new state (a change of primary key):
@@ -324,60 +330,62 @@ export const make = (ctx: OwnerContext) => {
    * entity of the new key (on any runner) reads the row on its next call;
    * this one holds no record any more, as after a destroy.
    */
-  const move = (owned: Owned, held: Held, change: Extract<Write.Change, { readonly _tag: "Update" }>) =>
-    Effect.gen(function*() {
-      const t = now()
-      const op = opOf(change.op, "restart")
-      const move = state.move({
-        resource: owned.resource,
-        from: owned.key,
-        expected: held.version,
-        to: change.key,
-        state: change.state,
-        createdAt: held.createdAt,
-        lastActivity: t,
-        initial: owned.initial,
-        op,
-        newer: held.newer,
-        notify: notices.noticeHeadOf(change.event, held.newer),
-        replaceExpired: false
-      })
-      const outcome = yield* written(owned, move, "change", held.version, op, change.event, change.key)
-      if (outcome === "conflict") {
-        // refused as a whole: this row changed (fenced), or the new key is live
-        const old = yield* Effect.mapError(state.load(owned.resource, owned.key), unreadable)
-        if (old === undefined || !old.alive || old.version !== held.version) return yield* fenced(owned)
-        return yield* Errors.alreadyExists(owned.resource, Events.keyObject(owned.resource, change.state))
-      }
-      owned.tombstoneOps = opsAfter(held.ops, op)
-      owned.movedTo = change.key
-      owned.held = undefined
-      owned.initial = undefined
-      publish(change.event)
-      return undefined
+  const move = Effect.fnUntraced(function*(
+    owned: Owned,
+    held: Held,
+    change: Extract<Write.Change, { readonly _tag: "Update" }>
+  ) {
+    const t = now()
+    const op = opOf(change.op, "restart")
+    const move = state.move({
+      resource: owned.resource,
+      from: owned.key,
+      expected: held.version,
+      to: change.key,
+      state: change.state,
+      createdAt: held.createdAt,
+      lastActivity: t,
+      initial: owned.initial,
+      op,
+      newer: held.newer,
+      notify: notices.noticeHeadOf(change.event, held.newer),
+      replaceExpired: false
     })
+    const outcome = yield* written(owned, move, "change", held.version, op, change.event, change.key)
+    if (outcome === "conflict") {
+      // refused as a whole: this row changed (fenced), or the new key is live
+      const old = yield* Effect.mapError(state.load(owned.resource, owned.key), unreadable)
+      if (old === undefined || !old.alive || old.version !== held.version) return yield* fenced(owned)
+      return yield* Errors.alreadyExists(owned.resource, Events.keyObject(owned.resource, change.state))
+    }
+    owned.tombstoneOps = opsAfter(held.ops, op)
+    owned.movedTo = change.key
+    owned.held = undefined
+    owned.initial = undefined
+    publish(change.event)
+    return undefined
+  })
 
   /** Removes the record (tombstone), with its event (`Destroyed` or `Failed`); fenced, the call is re-sent. */
-  const remove = (owned: Owned, held: Held, op: string, event: Event.Event) =>
-    Effect.gen(function*() {
-      const t = now()
-      const write = state.write({
-        _tag: "Tombstone",
-        resource: owned.resource,
-        key: owned.key,
-        expected: held.version,
-        state: undefined,
-        lastActivity: t,
-        op,
-        notify: notices.noticeOf(event, held.newer)
-      })
-      const outcome = yield* written(owned, write, "removal", held.version, op, event)
-      if (outcome === "conflict") return yield* fenced(owned)
-      owned.tombstoneOps = opsAfter(held.ops, op)
-      owned.held = undefined
-      publish(event)
-      return undefined
+  const remove = Effect.fnUntraced(function*(owned: Owned, held: Held, op: string, event: Event.Event) {
+    const t = now()
+    const write = state.write({
+      _tag: "Tombstone",
+      resource: owned.resource,
+      key: owned.key,
+      expected: held.version,
+      state: undefined,
+      lastActivity: t,
+      op,
+      notify: notices.noticeOf(event, held.newer)
     })
+    const outcome = yield* written(owned, write, "removal", held.version, op, event)
+    if (outcome === "conflict") return yield* fenced(owned)
+    owned.tombstoneOps = opsAfter(held.ops, op)
+    owned.held = undefined
+    publish(event)
+    return undefined
+  })
 
   /** A step of the pipeline from an Effect of the port (its failure, a refusal). */
   const stepOf = (effect: Effect.Effect<Write.Committed, WireError>): Outcome.Step<Write.Committed, WireError> =>
@@ -395,7 +403,7 @@ export const make = (ctx: OwnerContext) => {
     run: (owned, _action, call, effect) =>
       Effect.map(
         Effect.exit(asRecord(owned, call.callers, effect)),
-        (exit) => Outcome.fromExit(exit as any) as Outcome.Outcome<any, WireError>
+        Outcome.fromExit
       ),
     claim: (owned, key, next, action) => {
       // a create's key is the entity's; a restart from the create (the record held) moves it back to its key

@@ -82,6 +82,7 @@ const describeResource = (resource: Resource.Any) => {
   let properties: Record<string, unknown> = {}
   let required: ReadonlyArray<string> = []
   try {
+    // a JSON Schema document is open JSON: its members are read below as they are
     const document = Schema.toJsonSchemaDocument(Schema.toCodecJson(resource.schema) as Schema.Top) as any
     properties = document.schema?.properties ?? {}
     required = document.schema?.required ?? []

@@ -63,6 +63,7 @@ const encodeCause = (u: unknown): unknown => {
     if (typeof constructor === "function" && Schema.isSchema(constructor)) {
       let encode = codecs.get(constructor)
       if (encode === undefined) {
+        // an error class is a plain schema (no encoding services), which the compiler cannot see in `Schema.Top`
         encode = Schema.encodeUnknownSync(Schema.toCodecJson(constructor as Schema.Top) as any)
         codecs.set(constructor, encode)
       }
@@ -105,7 +106,7 @@ const isDeclared = (action: CompiledAction, e: unknown): boolean => {
   if (schema === undefined) return false
   let guard = declaredGuards.get(schema)
   if (guard === undefined) {
-    guard = Schema.is(schema as any) as (u: unknown) => boolean
+    guard = Schema.is(schema) as (u: unknown) => boolean
     declaredGuards.set(schema, guard)
   }
   return guard(e)
@@ -189,6 +190,7 @@ export const prepare = (
   })
   const change = action.action.change
   if (change === undefined) return afterChange(resource, action, cs)
+  // the change is typed by its resource's record and its action's input, which the runtime holds untyped
   const out = change(cs as any)
   if (!Effect.isEffect(out)) return afterChange(resource, action, out)
   return Effect.flatMap(
@@ -206,15 +208,14 @@ export const prepare = (
  *
  * @internal
  */
-export const runAfter = (
+export const runAfter: (
   resource: Compiled,
   action: CompiledAction,
   prepared: Prepared
-): Effect.Effect<any, ActionError, any> =>
-  Effect.gen(function*() {
-    let record = prepared.state
-    for (const hook of prepared.afterHooks) {
-      record = yield* Effect.mapError(hook(record), hookFailed(resource, action, "after hook"))
-    }
-    return record
-  })
+) => Effect.Effect<any, ActionError, any> = Effect.fnUntraced(function*(resource, action, prepared) {
+  let record = prepared.state
+  for (const hook of prepared.afterHooks) {
+    record = yield* Effect.mapError(hook(record), hookFailed(resource, action, "after hook"))
+  }
+  return record
+})

@@ -93,7 +93,7 @@ export interface Port<Rec extends { readonly resource: Compiled }, C, E> {
     rec: Rec,
     action: CompiledAction,
     call: C,
-    effect: Effect.Effect<A, unknown, any>
+    effect: Effect.Effect<A, StoreError, any>
   ) => Effect.Effect<Outcome.Outcome<A, E | StoreError>, never, any>
   /** Claims the key `key` for the record's new `state` (a create, a change of key); refused: `AlreadyExists`. */
   readonly claim: (rec: Rec, key: string, state: any, action: CompiledAction) => Outcome.Step<void, E | StoreError>

@@ -121,7 +121,8 @@ export const decodeStored = (resource: Compiled, json: unknown, schemaVersion: n
     }
     const extra: { [field: string]: unknown } = {}
     if (typeof json === "object" && json !== null) {
-      for (const k of Object.keys(json)) if (!resource.fieldNames.has(k)) extra[k] = (json as any)[k]
+      const stored = json as { readonly [field: string]: unknown }
+      for (const k of Object.keys(stored)) if (!resource.fieldNames.has(k)) extra[k] = stored[k]
     }
     return { state, newer: { version: schemaVersion, extra } }
   }

@@ -46,7 +46,14 @@ export interface Statements {
     sql: SqlClient.SqlClient,
     text: string,
     rows: ReadonlyArray<unknown>
-  ) => Effect.Effect<ReadonlyArray<any>, SqlError>
+  ) => Effect.Effect<ReadonlyArray<Written>, SqlError>
+}
+
+/** A row a statement of the group commit wrote: its key (escaped) and new version. @internal */
+export interface Written {
+  readonly resource: string
+  readonly key: string
+  readonly version: number | string
 }
 
 /** An identifier, quoted. @internal */

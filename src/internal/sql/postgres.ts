@@ -8,7 +8,7 @@
  */
 import { Effect } from "effect"
 import type { Compiled } from "../resource.js"
-import { type Names, quoteIdent, type Statements } from "./dialect.js"
+import { type Names, quoteIdent, type Statements, type Written } from "./dialect.js"
 import { hash, noticeSql } from "./notices.js"
 import { rememberedOps } from "./rows.js"
 
@@ -116,7 +116,7 @@ export const make = (names: Names): Statements => {
     },
     // one round trip: the statement, then the notices of the rows it wrote
     runDml: (sql, text, rows) =>
-      sql.unsafe(
+      sql.unsafe<Written>(
         `WITH w AS (${text}),
          t AS (
            SELECT w.resource, w.key, w.version, COALESCE(n.notice, n.head || n.state::text || '}') AS notice

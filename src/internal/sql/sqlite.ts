@@ -6,7 +6,7 @@
  * @internal
  */
 import { Effect } from "effect"
-import { type Names, quoteIdent, type Statements } from "./dialect.js"
+import { type Names, quoteIdent, type Statements, type Written } from "./dialect.js"
 import { rememberedOps } from "./rows.js"
 
 /** @internal */
@@ -98,6 +98,6 @@ export const make = (names: Names): Statements => {
         FROM json_each(?1) AS v WHERE ${matches}
         RETURNING resource, key, version`
     },
-    runDml: (sql, text, rows) => sql.unsafe(text, [JSON.stringify(rows)])
+    runDml: (sql, text, rows) => sql.unsafe<Written>(text, [JSON.stringify(rows)])
   }
 }

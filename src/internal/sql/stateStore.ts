@@ -27,8 +27,8 @@
 import { Cause, Data, Effect, type Scope } from "effect"
 import type { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
-import type { QueryData } from "../../DataLayer.js"
 import * as Query from "../../Query.js"
+import type { QueryData } from "../contract.js"
 import type { Compiled } from "../resource.js"
 import { TooNew, Undecodable } from "./codec.js"
 import { type Names, quoteIdent, type Statements } from "./dialect.js"
@@ -285,68 +285,67 @@ export const make = (
       )
     }
 
-    const read: StateStore["read"] = (resource, query, now) =>
-      Effect.gen(function*() {
-        const params: Array<unknown> = [resource.name, now]
-        let where = `resource = $1 AND alive AND (LEAST(inactivity_deadline, lifetime_deadline) IS NULL OR ` +
-          `LEAST(inactivity_deadline, lifetime_deadline) > $2)`
-        let exact = true
-        if (query.filter !== undefined) {
-          const pinnedKey = keyPinned(resource, query.filter)
-          if (pinnedKey !== undefined) {
-            params.push(escapeKey(pinnedKey))
-            where += ` AND key = $${params.length}`
+    const read: StateStore["read"] = Effect.fnUntraced(function*(resource, query, now) {
+      const params: Array<unknown> = [resource.name, now]
+      let where = `resource = $1 AND alive AND (LEAST(inactivity_deadline, lifetime_deadline) IS NULL OR ` +
+        `LEAST(inactivity_deadline, lifetime_deadline) > $2)`
+      let exact = true
+      if (query.filter !== undefined) {
+        const pinnedKey = keyPinned(resource, query.filter)
+        if (pinnedKey !== undefined) {
+          params.push(escapeKey(pinnedKey))
+          where += ` AND key = $${params.length}`
+        }
+        const condition = translate(resource, query.filter, params)
+        exact = condition.exact
+        if (condition.sql !== "TRUE") where += ` AND ${condition.sql}`
+      }
+      const undecodable: Array<string> = []
+      const newer = new Map<number, string>()
+      /** A row's record; a row that cannot be loaded is left out: its key reported, or (newer) logged. */
+      const decode = (r: any): unknown => {
+        try {
+          return decodeRow(resource, toStored(r, pg)).state
+        } catch (e) {
+          if (e instanceof TooNew) newer.set(e.version, e.message)
+          else if (e instanceof Undecodable) undecodable.push(unescapeKey(r.key))
+          else throw e
+          return skipped
+        }
+      }
+      const finish = (records: Array<unknown>) =>
+        Effect.gen(function*() {
+          if (undecodable.length > 0) return yield* new UndecodableRows({ keys: undecodable })
+          for (const message of newer.values()) {
+            yield* Effect.logWarning(`${resource.name}: a read left out rows it cannot read: ${message}`)
           }
-          const condition = translate(resource, query.filter, params)
-          exact = condition.exact
-          if (condition.sql !== "TRUE") where += ` AND ${condition.sql}`
+          return records
+        })
+      if (exact && query.sort.every((k) => isSortable(resource, k.field))) {
+        // SQL decides everything: the order of `Query.sort`, ties in creation order, offset, limit
+        const order = orderBy(query.sort, params)
+        params.push(query.offset)
+        let text = `SELECT key, schema_version, state FROM ${table} WHERE ${where} ORDER BY ${
+          [...order, "seq"].join(", ")
+        } OFFSET $${params.length}`
+        if (query.limit !== undefined) {
+          params.push(query.limit)
+          text += ` LIMIT $${params.length}`
         }
-        const undecodable: Array<string> = []
-        const newer = new Map<number, string>()
-        /** A row's record; a row that cannot be loaded is left out: its key reported, or (newer) logged. */
-        const decode = (r: any): unknown => {
-          try {
-            return decodeRow(resource, toStored(r, pg)).state
-          } catch (e) {
-            if (e instanceof TooNew) newer.set(e.version, e.message)
-            else if (e instanceof Undecodable) undecodable.push(unescapeKey(r.key))
-            else throw e
-            return skipped
-          }
-        }
-        const finish = (records: Array<unknown>) =>
-          Effect.gen(function*() {
-            if (undecodable.length > 0) return yield* new UndecodableRows({ keys: undecodable })
-            for (const message of newer.values()) {
-              yield* Effect.logWarning(`${resource.name}: a read left out rows it cannot read: ${message}`)
-            }
-            return records
-          })
-        if (exact && query.sort.every((k) => isSortable(resource, k.field))) {
-          // SQL decides everything: the order of `Query.sort`, ties in creation order, offset, limit
-          const order = orderBy(query.sort, params)
-          params.push(query.offset)
-          let text = `SELECT key, schema_version, state FROM ${table} WHERE ${where} ORDER BY ${
-            [...order, "seq"].join(", ")
-          } OFFSET $${params.length}`
-          if (query.limit !== undefined) {
-            params.push(query.limit)
-            text += ` LIMIT $${params.length}`
-          }
-          const rows = yield* sql.unsafe(text, params)
-          return yield* finish((rows as Array<any>).map(decode).filter((r) => r !== skipped))
-        }
-        const rows = yield* sql.unsafe(
-          `SELECT key, schema_version, state FROM ${table} WHERE ${where} ORDER BY seq`,
-          params
-        )
-        const collected = Query.collector(query)
-        for (const r of rows as Array<any>) {
-          const record = decode(r)
-          if (record !== skipped) collected.add(record)
-        }
-        return yield* finish(collected.done())
-      })
+        const rows = yield* sql.unsafe(text, params)
+        return yield* finish((rows as Array<any>).map(decode).filter((r) => r !== skipped))
+      }
+      const rows = yield* sql.unsafe(
+        `SELECT key, schema_version, state FROM ${table} WHERE ${where} ORDER BY seq`,
+        params
+      )
+      const collected = Query.collector(query)
+      for (const r of rows as Array<any>) {
+        const record = decode(r)
+        if (record !== skipped) collected.add(record)
+      }
+      return yield* finish(collected.done())
+    })
 
     const purge: StateStore["purge"] = (before) =>
       Effect.map(
@@ -390,11 +389,11 @@ export const make = (
         const removed = yield* statements.runDml(sql, statements.dml.tombstone, [tombstone])
         if (m.replaceExpired === false) {
           // locked until the transaction ends; a row inserted meanwhile is live, so the insert below conflicts
-          const there = yield* sql.unsafe(
+          const there = yield* sql.unsafe<{ readonly alive: boolean | number }>(
             `SELECT alive FROM ${table} WHERE resource = ${p(1)} AND key = ${p(2)}${statements.forUpdate}`,
             [m.resource.name, escapeKey(m.to)]
           )
-          if (there.length > 0 && ((there[0] as any).alive === true || (there[0] as any).alive === 1)) {
+          if (there.length > 0 && (there[0]!.alive === true || there[0]!.alive === 1)) {
             return yield* new MoveConflict()
           }
         }
@@ -407,7 +406,7 @@ export const make = (
             [JSON.stringify({ movedTo: escapeKey(m.to) }), m.resource.name, escapeKey(m.from)]
           )
         }
-        return Number((inserted[0] as any).version)
+        return Number(inserted[0]!.version)
       }))
       return Effect.catchCause(transaction, (cause): Effect.Effect<Outcome, StorageFailure> => {
         const error = Cause.findErrorOption(cause)
@@ -430,7 +429,7 @@ export const make = (
           ),
         (rows) => ({
           rows: (rows as Array<any>).map((r) => toStored(r, pg)),
-          last: rows.length < limit ? undefined : (rows[rows.length - 1] as any).key
+          last: rows.length < limit ? undefined : (rows[rows.length - 1] as { readonly key: string }).key
         })
       )
 
