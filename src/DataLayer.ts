@@ -210,7 +210,10 @@ export interface DurableOptions extends Contract.DurableOptions {}
  * @category models
  * @since 0.2.0
  */
-export type Make<R = never> = Contract.Make<R>
+export type Make<R = never> = (
+  resources: ReadonlyArray<Resource.Any>,
+  options: Options
+) => Effect.Effect<Service, never, Scope.Scope | R>
 
 /**
  * The GenServer data layer: every record in its own fiber, supervised, owned
