@@ -496,7 +496,7 @@ const main = Effect.gen(function*() {
   }
   console.log("")
   console.log(
-    missed.length === 0 ? "every target met" : `targets missed: ${missed.join("; ")} (README: what limits them)`
+    missed.length === 0 ? "every target met" : `targets missed: ${missed.join("; ")} (BENCHMARKS.md: what limits them)`
   )
 })
 

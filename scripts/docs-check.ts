@@ -19,8 +19,15 @@
  *    are type-checked with the project's compiler options, except that unused
  *    locals are allowed.
  *
+ * 4. Every ```ts block of `README.md`, `BENCHMARKS.md` and `docs/*.md`
+ *    compiles too, in the same program and with the same options, and imports
+ *    no relative path of its own (`scripts/docs-markdown.ts` says how a block
+ *    may use the resources an earlier block defined); their relative links
+ *    name files and headings that exist.
+ *
  * Errors are reported as `src/<Module>.ts:<line>:<column>` of the example's
- * line in the JSDoc. Exits with 1 when anything is missing or does not compile.
+ * line in the JSDoc, or `<file>.md:<line>:<column>` of the block's line.
+ * Exits with 1 when anything is missing or does not compile.
  *
  * Usage: `npm run docs:check [-- --keep]` (`--keep` leaves the temporary
  * directory in place and prints its path).
@@ -30,6 +37,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import ts from "typescript"
+import { type MarkdownModule, markdownModules } from "./docs-markdown.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const src = Path.join(root, "src")
@@ -244,16 +252,51 @@ const relativeImports = (examples: ReadonlyArray<Example>): ReadonlyArray<Relati
     return found
   })
 
+interface MarkdownImport {
+  readonly module: MarkdownModule
+  /** `docs/cluster.md:41:24` */
+  readonly location: string
+  readonly specifier: string
+}
+
+/** The relative module specifiers a markdown block imports (its own code, not the imports of the blocks it uses). */
+const markdownRelativeImports = (modules: ReadonlyArray<MarkdownModule>): ReadonlyArray<MarkdownImport> =>
+  modules.flatMap((module) => {
+    const { block } = module
+    const sourceFile = ts.createSourceFile(block.module, block.code, ts.ScriptTarget.Latest, true)
+    const found: Array<MarkdownImport> = []
+    const visit = (node: ts.Node): void => {
+      const specifier = (ts.isImportDeclaration(node) || ts.isExportDeclaration(node))
+        ? node.moduleSpecifier
+        : ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword
+        ? node.arguments[0]
+        : undefined
+      if (specifier !== undefined && ts.isStringLiteralLike(specifier) && /^\.\.?\//.test(specifier.text)) {
+        const { character, line } = sourceFile.getLineAndCharacterOfPosition(specifier.getStart(sourceFile))
+        found.push({
+          module,
+          location: `${block.file}:${block.line + line}:${block.indent + character + 1}`,
+          specifier: specifier.text
+        })
+      }
+      ts.forEachChild(node, visit)
+    }
+    visit(sourceFile)
+    return found
+  })
+
 interface Failure {
   readonly location: string
   readonly example: Example | undefined
+  readonly markdown?: MarkdownModule | undefined
   readonly code: string
   readonly message: string
 }
 
 const checkExamples = (
   options: ts.CompilerOptions,
-  examples: ReadonlyArray<Example>
+  examples: ReadonlyArray<Example>,
+  markdown: ReadonlyArray<MarkdownModule>
 ): { readonly dir: string; readonly failures: ReadonlyArray<Failure> } => {
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-gen-server-docs-"))
   // `effect`, `@types/node`: resolved from the project's node_modules
@@ -261,6 +304,12 @@ const checkExamples = (
   Fs.writeFileSync(Path.join(dir, "package.json"), JSON.stringify({ type: "module", private: true }, null, 2))
   for (const example of examples) {
     Fs.writeFileSync(Path.join(dir, example.file), `${example.code}\nexport {}\n`)
+  }
+  for (const module of markdown) {
+    Fs.writeFileSync(
+      Path.join(dir, module.block.module),
+      `${module.prelude}${module.block.code}${module.postlude}\nexport {}\n`
+    )
   }
   const compilerOptions = {
     target: "ES2022",
@@ -289,6 +338,7 @@ const checkExamples = (
   const parsed = ts.parseJsonConfigFileContent({ compilerOptions, include: ["*.ts"] }, ts.sys, dir)
   const program = ts.createProgram(parsed.fileNames, parsed.options)
   const byFile = new Map(examples.map((example) => [Path.join(dir, example.file), example]))
+  const markdownByFile = new Map(markdown.map((module) => [Path.join(dir, module.block.module), module]))
   const failures: Array<Failure> = []
   for (const diagnostic of ts.getPreEmitDiagnostics(program)) {
     const message = ts.flattenDiagnosticMessageText(diagnostic.messageText, "\n")
@@ -300,6 +350,17 @@ const checkExamples = (
     const { character, line } = diagnostic.file.getLineAndCharacterOfPosition(diagnostic.start)
     const example = byFile.get(Path.resolve(diagnostic.file.fileName))
     const fileName = Path.resolve(diagnostic.file.fileName)
+    const module = markdownByFile.get(fileName)
+    if (module !== undefined) {
+      const { block, prelude } = module
+      const preludeLines = prelude === "" ? 0 : prelude.split("\n").length - 1
+      const location = line < preludeLines
+        // an import of a block it uses: shown at the directive above the fence
+        ? `${block.file}:${block.line - 2}`
+        : `${block.file}:${block.line + line - preludeLines}:${block.indent + character + 1}`
+      failures.push({ location, example: undefined, markdown: module, code, message })
+      continue
+    }
     const shown = fileName.startsWith(dir) ? `<docs-check>/${Path.relative(dir, fileName)}` : relative(fileName)
     const location = example === undefined
       ? `${shown}:${line + 1}:${character + 1}`
@@ -323,7 +384,9 @@ const main = () => {
     return sourceFile === undefined ? [] : extractExamples(sourceFile)
   })
   const imports = relativeImports(examples)
-  const { dir, failures } = checkExamples(options, examples)
+  const markdown = markdownModules(root)
+  const markdownImports = markdownRelativeImports(markdown.modules)
+  const { dir, failures } = checkExamples(options, examples, markdown.modules)
 
   const out: Array<string> = []
   if (missing.length > 0) {
@@ -353,11 +416,31 @@ const main = () => {
     for (const i of imports) out.push(describeImport(i))
     out.push("")
   }
+  if (markdownImports.length > 0) {
+    out.push(
+      `Markdown blocks that import a relative path, which a user's project does not have (${markdownImports.length}): ` +
+        "import effect-gen-server, or use an earlier block (docs-check: uses=<name>)"
+    )
+    for (const i of markdownImports) out.push(`  ${i.location}  (${i.module.block.heading}): imports "${i.specifier}"`)
+    out.push("")
+  }
+  if (markdown.problems.length > 0) {
+    out.push(`Markdown docs-check directives and links that are wrong (${markdown.problems.length}):`)
+    for (const p of markdown.problems) out.push(`  ${p.location}  ${p.message}`)
+    out.push("")
+  }
+  const failingId = (f: Failure) => f.example?.file ?? f.markdown?.block.module ?? f.location
   if (failures.length > 0) {
-    const failing = new Set(failures.map((f) => f.example?.file ?? f.location))
-    out.push(`Examples that do not compile (${failing.size} of ${examples.length}, ${failures.length} errors):`)
+    const failing = new Set(failures.map(failingId))
+    out.push(
+      `Examples and markdown blocks that do not compile (${failing.size} of ${
+        examples.length + markdown.modules.length
+      }, ${failures.length} errors):`
+    )
     for (const f of failures) {
-      const what = f.example === undefined
+      const what = f.markdown !== undefined
+        ? `(${f.markdown.block.heading}): `
+        : f.example === undefined
         ? ""
         : `${f.example.owner}${f.example.title === "" ? "" : ` (Example: ${f.example.title})`}: `
       out.push(`  ${f.location}  ${what}${f.code}: ${f.message.split("\n").join("\n      ")}`)
@@ -368,13 +451,17 @@ const main = () => {
   out.push(
     `docs:check: ${checked} exports in ${publicModules.length} modules, ${missing.length} undocumented, ` +
       `${untagged.length} without @module; ` +
-      `${examples.length} examples, ${new Set(failures.map((f) => f.example?.file ?? f.location)).size} failing, ` +
-      `${imports.length} relative imports (${seconds}s)`
+      `${examples.length} examples and ${markdown.modules.length} blocks of ${markdown.files.length} markdown files, ` +
+      `${new Set(failures.map(failingId)).size} failing, ` +
+      `${
+        imports.length + markdownImports.length
+      } relative imports, ${markdown.problems.length} bad directives or links (${seconds}s)`
   )
   if (keep) out.push(`examples kept in ${dir}`)
   else Fs.rmSync(dir, { recursive: true, force: true })
   console.log(out.join("\n"))
-  process.exitCode = missing.length > 0 || untagged.length > 0 || failures.length > 0 || imports.length > 0
+  process.exitCode = missing.length > 0 || untagged.length > 0 || failures.length > 0 || imports.length > 0 ||
+      markdownImports.length > 0 || markdown.problems.length > 0
     ? 1
     : 0
 }

@@ -94,8 +94,8 @@
  *   row, or re-sent by the caller under its operation id.
  * - With no runner up, a call fails with `Unavailable` within its retries
  *   only in a process that can see the runners: a runner, or a client-only
- *   process with the `RunnerStorage` in its context (see the README's "On a
- *   cluster"); otherwise it waits for a runner, as effect/cluster does.
+ *   process with the `RunnerStorage` in its context (see "On a cluster" in
+ *   docs/cluster.md); otherwise it waits for a runner, as effect/cluster does.
  * - Versions: a row stored by a newer version of the resource is served
  *   when this version's schema reads it (the fields it does not know are
  *   kept by its writes); otherwise its calls are refused as `Unavailable`

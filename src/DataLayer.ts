@@ -22,7 +22,7 @@
  *   committed state, in the caller's fiber; no message to the record.
  * - create: one fiber forked per record; update and destroy: one message to
  *   the record's fiber and one reply (the price of a `GenServer.call`); the
- *   record's fiber wakes in a microtask (see the README's caveats).
+ *   record's fiber wakes in a microtask (see the caveats, docs/guarantees.md).
  * - read: never messages a record. A full-key `eq` filter is a registry
  *   lookup, an `eq` on an indexed field reads the index, anything else scans
  *   the dense array of the resource's committed records, with a top-k for a
@@ -45,8 +45,8 @@
  * - An operation id chosen with `Store.withOperationId` is checked by the
  *   Store, and ignored for records kept in memory: no such call is ambiguous
  *   (none fails with `Unavailable`), and a write made again under the same
- *   id is applied again. A durable record remembers it (see the README's
- *   Durability).
+ *   id is applied again. A durable record remembers it (see
+ *   docs/durability.md).
  * - The deadline is checked when an action commits: an update or destroy
  *   that would commit after the record's deadline (its hooks ran too long)
  *   fails with `NotFound` and publishes nothing; a new record's inactivity
@@ -210,7 +210,10 @@ export interface DurableOptions extends Contract.DurableOptions {}
  * @category models
  * @since 0.2.0
  */
-export type Make<R = never> = Contract.Make<R>
+export type Make<R = never> = (
+  resources: ReadonlyArray<Resource.Any>,
+  options: Options
+) => Effect.Effect<Service, never, Scope.Scope | R>
 
 /**
  * The GenServer data layer: every record in its own fiber, supervised, owned

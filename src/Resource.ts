@@ -581,7 +581,7 @@ export interface Options<
    * a migration from each older version still stored. A process of an older
    * version reads a newer version's record when its own schema can (the
    * fields it does not know are kept by its writes), and refuses it as
-   * `Unavailable` when it cannot: see the README's "Deploying a new version".
+   * `Unavailable` when it cannot: see "Deploying a new version" in docs/cluster.md.
    */
   readonly version?: number | undefined
   /**

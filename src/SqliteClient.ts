@@ -6,7 +6,8 @@
  * tagged template `sql`, `sql.withTransaction`, `sql.in`, the insert and
  * update helpers and `sql.onDialectOrElse` (dialect `"sqlite"`) work as with
  * any Effect SQL driver. It needs no native addon: `node:sqlite` ships with
- * Node 22.13 and later (SQLite 3.51 in Node 22.23).
+ * every Node this package supports (22.19 or later, as its `engines` say;
+ * SQLite 3.51 in Node 22.23).
  *
  * **Costs**: every statement runs synchronously on the calling thread, so it
  * blocks the event loop for as long as SQLite takes (microseconds for a
@@ -24,7 +25,8 @@
  *   not when the package is imported). This module does not silence it (that
  *   would hide every other warning); start Node with
  *   `--disable-warning=ExperimentalWarning` to hide it. On a Node without
- *   `node:sqlite` (before 22.13), opening fails with a `SqlError`.
+ *   `node:sqlite` (older than this package supports), opening fails with a
+ *   `SqlError` naming the Node this package needs.
  * - With `synchronous: "NORMAL"` in WAL mode, a committed transaction
  *   survives a crash of the process (even `SIGKILL`) but **may be lost on
  *   power loss or an operating system crash**. The default, `"FULL"`, syncs
@@ -472,13 +474,17 @@ class SqliteConnection implements Connection {
 /**
  * `node:sqlite`, loaded when the first database is opened rather than when this
  * module is imported: importing the package must neither print Node's
- * ExperimentalWarning nor fail on a Node without `node:sqlite` (22.12 has it
- * only behind `--experimental-sqlite`).
+ * ExperimentalWarning nor fail on a Node without `node:sqlite` (an older Node
+ * than this package supports has it only behind `--experimental-sqlite`, or
+ * not at all).
  */
 const loadSqlite = (): typeof import("node:sqlite") => {
   const sqlite = process.getBuiltinModule("node:sqlite")
   if (sqlite === undefined) {
-    throw new Error(`node:sqlite is not available in Node ${process.version}: SqliteClient needs Node 22.13 or later`)
+    throw new Error(
+      `node:sqlite is not available in Node ${process.version}: ` +
+        "effect-gen-server needs Node 22.19 or later (^22.19.0 || ^24.0.0 || >=26.0.0)"
+    )
   }
   return sqlite
 }
