@@ -10,7 +10,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import * as fc from "fast-check"
 import { Query, Resource, Store } from "../src/index.js"
-import * as Registry from "../src/internal/registry.js"
+import * as Registry from "../src/internal/fiber/registry.js"
 import { Character, layer, Machine } from "./fixtures/TimeTravel.js"
 
 const ids = (records: ReadonlyArray<{ readonly id: string }>) => records.map((r) => r.id).sort()

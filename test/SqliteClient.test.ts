@@ -346,7 +346,7 @@ describe("SqliteClient", () => {
           () => Effect.sync(() => (process.getBuiltinModule = original))
         )
         const error = failure(yield* Effect.exit(memory()))
-        assert.match(error.message, /node:sqlite is not available in Node v\d+.*needs Node 22\.13 or later/)
+        assert.match(error.message, /node:sqlite is not available in Node v\d+.*needs Node 22\.19 or later/)
       }))
 
     it("importing the package loads no node:sqlite, so prints no ExperimentalWarning", () => {

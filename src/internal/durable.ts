@@ -43,15 +43,16 @@ import type { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql/SqlError"
 import type { StoreError, Unavailable } from "../Errors.js"
 import type * as Metrics from "../Metrics.js"
+import * as Registry from "./fiber/registry.js"
+import * as Server from "./fiber/server.js"
+import type * as Supervisor from "./fiber/supervisor.js"
 import * as Failures from "./record/errors.js"
-import * as Registry from "./registry.js"
+import * as Events from "./record/events.js"
 import type { Compiled } from "./resource.js"
-import * as Server from "./server.js"
 import { type Newer, TooNew, wireCodecs } from "./sql/codec.js"
 import type { StorageFailure } from "./sql/faults.js"
 import { decodeRow, type Outcome, type StoredRow } from "./sql/rows.js"
 import * as StateStore from "./sql/stateStore.js"
-import type * as Supervisor from "./supervisor.js"
 
 /** @internal */
 export interface Options {
@@ -183,7 +184,7 @@ export const make = (
       })
 
     const keyOf = (server: Server.RecordServer) =>
-      Server.keyObject(server.resource, Server.committed(server) ?? server.createInput?.data)
+      Events.keyObject(server.resource, Server.committed(server) ?? server.createInput?.data)
 
     /** What the create ran with, as stored for `restart: "initial"` (JSON); `null` when not needed. */
     const storedInitial = (server: Server.RecordServer): unknown => {
@@ -259,8 +260,8 @@ export const make = (
           return stored(server, "new record", action, key, op, write, lastActivity, () => {
             const blocked = unknownKeys.get(keyId(resource, key))
             return blocked instanceof TooNew
-              ? Failures.tooNew(resource, Server.keyObject(resource, state), "create", blocked)
-              : Failures.alreadyExists(resource, Server.keyObject(resource, state))
+              ? Failures.tooNew(resource, Events.keyObject(resource, state), "create", blocked)
+              : Failures.alreadyExists(resource, Events.keyObject(resource, state))
           })
         }),
       updated: (server, state, key, op, action) =>

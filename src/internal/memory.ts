@@ -11,16 +11,15 @@ import { InvalidResource, type NotFound, type StoreClosed, type StoreError, Vali
 import * as Query from "../Query.js"
 import * as Admission from "./admission.js"
 import type * as DataLayer from "./contract.js"
-import { type Activation, type Chain, CurrentChain, WaitGraph } from "./deadlock.js"
 import * as Hub from "./events.js"
 import { pinned } from "./query.js"
+import { type Activation, type Chain, CurrentChain, WaitGraph } from "./record/deadlock.js"
 import * as Errors from "./record/errors.js"
 import * as Events from "./record/events.js"
 import * as Lifecycle from "./record/lifecycle.js"
 import * as Outcome from "./record/outcome.js"
 import * as Write from "./record/write.js"
 import type { Compiled, CompiledAction } from "./resource.js"
-import { freeze, keyObject } from "./server.js"
 
 interface Entry {
   readonly id: number
@@ -59,7 +58,7 @@ export const make: DataLayer.Make = (resources, options) =>
     let ids = 0
     let context = own
 
-    const keyOf = (entry: Entry) => keyObject(entry.resource, entry.state)
+    const keyOf = (entry: Entry) => Events.keyObject(entry.resource, entry.state)
     const now = (resource: Compiled) => resource.hasTimeouts ? clock.currentTimeMillisUnsafe() : 0
 
     /** Removes a record found past its deadline (no destroy action): `Destroyed`, for the deadline that passed first. */
@@ -136,7 +135,7 @@ export const make: DataLayer.Make = (resources, options) =>
         const table = reserved.get(resource.name)!
         const holder = holderOf(resource, key) ?? table.get(key)
         if (holder !== undefined && holder !== entry) {
-          return Outcome.refused(Errors.alreadyExists(resource, keyObject(resource, state)))
+          return Outcome.refused(Errors.alreadyExists(resource, Events.keyObject(resource, state)))
         }
         table.set(key, entry)
         return claimed
@@ -164,13 +163,13 @@ export const make: DataLayer.Make = (resources, options) =>
         switch (change._tag) {
           case "Create": {
             if (holderOf(resource, change.key) !== undefined) {
-              return Outcome.refused(Errors.alreadyExists(resource, keyObject(resource, change.state)))
+              return Outcome.refused(Errors.alreadyExists(resource, Events.keyObject(resource, change.state)))
             }
             // a new record's deadlines count from its commit
             const t = now(resource)
             entry.createdAt = entry.lastActivity = t
             entry.key = change.key
-            entry.state = freeze(change.state)
+            entry.state = Write.freeze(change.state)
             entry.alive = true
             table.set(change.key, entry)
             break
@@ -181,7 +180,7 @@ export const make: DataLayer.Make = (resources, options) =>
               table.set(change.key, entry)
               entry.key = change.key
             }
-            entry.state = freeze(change.state)
+            entry.state = Write.freeze(change.state)
             break
           }
           case "Remove": {

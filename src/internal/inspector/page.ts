@@ -8,6 +8,10 @@
  *
  * Elements a test reads carry `data-testid`.
  *
+ * Longer than the house's ~400 lines: it is the page itself (three strings
+ * of HTML, CSS and browser JavaScript, no TypeScript logic), kept in one file
+ * so that the page ships without a build step or an asset directory.
+ *
  * @internal
  */
 

@@ -8,7 +8,6 @@
 import { Cause } from "effect"
 import { AlreadyExists, MailboxFull, NotFound, RecordCrashed, ReentrantCall, Unavailable } from "../../Errors.js"
 import type { Compiled } from "../resource.js"
-import type { TooNew } from "../sql/codec.js"
 
 /** A key as it appears in messages. */
 type Key = unknown
@@ -115,11 +114,12 @@ export const unreachable = (
 /**
  * A record stored by a newer version of its resource than this process
  * runs, which this version cannot read: never quarantined, never
- * overwritten; served again once an upgraded process serves it.
+ * overwritten; served again once an upgraded process serves it. `found`
+ * says why (a stored row's `TooNew`).
  *
  * @internal
  */
-export const tooNew = (resource: Compiled, key: Key, action: string, found: TooNew, operationId?: string) =>
+export const tooNew = (resource: Compiled, key: Key, action: string, found: { readonly message: string }, operationId?: string) =>
   new Unavailable({
     resource: resource.name,
     key,

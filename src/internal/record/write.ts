@@ -310,3 +310,15 @@ export const destroy = <Rec extends { readonly resource: Compiled }, C, E>(
     )
   })
 }
+
+/** Deep-freezes a committed record: nothing a caller does to what it receives changes it. @internal */
+export const freeze = <A>(value: A): A => {
+  if (typeof value !== "object" || value === null || Object.isFrozen(value)) return value
+  Object.freeze(value)
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) freeze(value[i])
+  } else {
+    for (const k in value) freeze((value as { readonly [field: string]: unknown })[k])
+  }
+  return value
+}

@@ -14,8 +14,8 @@
  * @internal
  */
 import { Cause, Deferred, Effect, Exit } from "effect"
-import { StoreClosed, type StoreError } from "../Errors.js"
-import * as Step from "./record/outcome.js"
+import { StoreClosed, type StoreError } from "../../Errors.js"
+import * as Step from "../record/outcome.js"
 import * as Registry from "./registry.js"
 import * as Server from "./server.js"
 

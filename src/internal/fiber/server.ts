@@ -43,19 +43,19 @@
  * @internal
  */
 import { Cause, type Deferred, Effect, Exit, Ref, type Scheduler, type Tracer } from "effect"
-import type { NotFound, RecordCrashed, StoreError } from "../Errors.js"
-import type * as Event from "../Event.js"
-import type * as Metrics from "../Metrics.js"
-import type { Activation, Chain, WaitGraph } from "./deadlock.js"
-import { CurrentChain } from "./deadlock.js"
-import * as OperationId from "./operationId.js"
-import * as Errors from "./record/errors.js"
-import * as Events from "./record/events.js"
-import * as Step from "./record/outcome.js"
-import * as Write from "./record/write.js"
+import type { NotFound, RecordCrashed, StoreError } from "../../Errors.js"
+import type * as Event from "../../Event.js"
+import type * as Metrics from "../../Metrics.js"
+import type { Activation, Chain, WaitGraph } from "../record/deadlock.js"
+import { CurrentChain } from "../record/deadlock.js"
+import * as Errors from "../record/errors.js"
+import * as Events from "../record/events.js"
+import * as OperationId from "../record/operationId.js"
+import * as Step from "../record/outcome.js"
+import * as Write from "../record/write.js"
+import type { Compiled, CompiledAction, Decoded } from "../resource.js"
+import { spanned } from "../tracing.js"
 import * as Registry from "./registry.js"
-import type { Compiled, CompiledAction, Decoded } from "./resource.js"
-import { spanned } from "./tracing.js"
 
 /** What a record server needs from its supervisor and data layer, shared by the records of a resource. @internal */
 export interface ServerContext {
@@ -272,10 +272,9 @@ export const visible = (server: RecordServer, chain: Chain): any =>
     : committed(server)
 
 /** The key object of a record. @internal */
-export const keyObject = Events.keyObject
-
 /** The key object of a record as its callers know it: its committed state's, or its create's. @internal */
-export const keyOf = (server: RecordServer) => keyObject(server.resource, committed(server) ?? server.createInput?.data)
+export const keyOf = (server: RecordServer) =>
+  Events.keyObject(server.resource, committed(server) ?? server.createInput?.data)
 
 /** The error a caller gets when the record crashed serving it. @internal */
 export const crashError = (server: RecordServer, cause: Cause.Cause<unknown>): RecordCrashed =>
@@ -283,18 +282,6 @@ export const crashError = (server: RecordServer, cause: Cause.Cause<unknown>): R
 
 /** The error a caller of a record that was removed gets. @internal */
 export const notFound = (server: RecordServer): NotFound => Errors.notFound(server.resource, keyOf(server))
-
-/** Deep-freezes a committed record: nothing a caller does to what it receives changes it. @internal */
-export const freeze = <A>(value: A): A => {
-  if (typeof value !== "object" || value === null || Object.isFrozen(value)) return value
-  Object.freeze(value)
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) freeze(value[i])
-  } else {
-    for (const k in value) freeze((value as { readonly [field: string]: unknown })[k])
-  }
-  return value
-}
 
 /** Ends the running action's activation (and its wait-for edges). @internal */
 export const settle = (server: RecordServer): void => {
@@ -314,7 +301,7 @@ const noCaller: Caller = { chain: [], span: undefined }
 /** Commits a new state: the `Ref`, the registry's dense arrays and indexes, in one synchronous step. */
 const commitState = (server: RecordServer, next: any, key: string): void => {
   const previous = server.status === "starting" ? undefined : committed(server)
-  freeze(next)
+  Write.freeze(next)
   server.state.ref.current = next
   Registry.commitUnsafe(server.ctx.table, server, previous, next, key)
 }
@@ -330,8 +317,7 @@ const durably = <A>(
 ): Step.Step<A> =>
   Effect.map(Effect.exit(write), (exit) => {
     if (Exit.isSuccess(exit)) return then()
-    const error = Cause.findErrorOption(exit.cause)
-    return error._tag === "Some" ? Step.refused(error.value) : Step.crashed(exit.cause)
+    return Step.fromExit(Exit.failCause(exit.cause))
   })
 
 /** The end of a removal: the record stops, its `Destroyed` (or `Failed`) is published. */
@@ -374,7 +360,7 @@ const port: Write.Port<RecordServer, Caller, never> = {
   claim: (server, key, state) =>
     Registry.reserveUnsafe(server.ctx.table, key, server, server.ctx.expired)
       ? claimed
-      : Step.refused(Errors.alreadyExists(server.resource, keyObject(server.resource, state))),
+      : Step.refused(Errors.alreadyExists(server.resource, Events.keyObject(server.resource, state))),
   release: (server, key) => Registry.releaseUnsafe(server.ctx.table, key, server),
   pending: (server, state) => {
     server.pending = state
@@ -518,10 +504,7 @@ const settled = <A>(
   op: string | undefined
 ): Step.Step<A> =>
   Effect.flatMap(Effect.exit(settling), (exit) => {
-    if (Exit.isFailure(exit)) {
-      const error = Cause.findErrorOption(exit.cause)
-      return Effect.succeed(error._tag === "Some" ? Step.refused(error.value) : Step.crashed(exit.cause))
-    }
+    if (Exit.isFailure(exit)) return Effect.succeed(Step.fromExit(Exit.failCause(exit.cause)))
     if (server.status !== "live" && !(exit.value && op !== undefined)) {
       return Effect.succeed(Step.refused(notFound(server)))
     }
@@ -589,7 +572,7 @@ const live = (server: RecordServer, created: Event.Event): void => {
  * @internal
  */
 export const restore = (server: RecordServer, state: any, key: string): void => {
-  server.state.ref.current = freeze(state)
+  server.state.ref.current = Write.freeze(state)
   Registry.commitUnsafe(server.ctx.table, server, undefined, state, key)
   server.status = "live"
   Registry.enlistUnsafe(server.ctx.table, server, state)

@@ -22,16 +22,16 @@ import {
   type Scope,
   type Tracer
 } from "effect"
-import type { StoreError } from "../Errors.js"
-import type * as Event from "../Event.js"
-import type * as Metrics from "../Metrics.js"
+import type { StoreError } from "../../Errors.js"
+import type * as Event from "../../Event.js"
+import type * as Metrics from "../../Metrics.js"
+import type { Chain, WaitGraph } from "../record/deadlock.js"
+import * as Lifecycle from "../record/lifecycle.js"
+import * as OperationId from "../record/operationId.js"
+import type { Compiled } from "../resource.js"
 import { Deadlines } from "./deadlines.js"
-import type { Chain, WaitGraph } from "./deadlock.js"
 import * as Mailbox from "./mailbox.js"
-import * as OperationId from "./operationId.js"
-import * as Lifecycle from "./record/lifecycle.js"
 import type * as Registry from "./registry.js"
-import type { Compiled } from "./resource.js"
 import { recordScheduler } from "./scheduler.js"
 import * as Server from "./server.js"
 
