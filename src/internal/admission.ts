@@ -12,6 +12,7 @@ import { InvalidResource, StoreClosed, type StoreError, UnknownAction, Validatio
 import type * as Resource from "../Resource.js"
 import type { QueryData } from "./contract.js"
 import { checkQuery, invalidQuery } from "./query.js"
+import * as Errors from "./record/errors.js"
 import { compile, type Compiled, type CompiledAction, type Decoded } from "./resource.js"
 
 /** @internal */
@@ -35,7 +36,7 @@ export const isCompiled = (u: Compiled | ValidationError | StoreClosed): u is Co
   !(u instanceof ValidationError) && !(u instanceof StoreClosed)
 
 /** @internal */
-export const storeClosed = () => new StoreClosed({ message: "the store is closed" })
+export const storeClosed = () => Errors.storeClosed()
 
 /**
  * The operation id a caller chose for its writes (`Store.withOperationId`):

@@ -167,21 +167,12 @@ export const make = (ctx: CallerContext) =>
             (e): e is Retry => e instanceof Retry,
             (e) =>
               Effect.fail(
-                new Unavailable({
-                  resource: resource.name,
-                  key,
-                  action,
-                  applied: reached ? "unknown" : "no",
+                Errors.unanswered(resource, key, action, {
+                  reached,
                   attempts,
-                  message: `${resource.name} ${JSON.stringify(key)}: ${action}: ${
-                    ctx.closing() ? "the store closed" : "the cluster did not answer"
-                  } after ${attempts} attempt${attempts === 1 ? "" : "s"}; ${
-                    reached
-                      ? "it may have been applied (at most once)"
-                      : "it was not applied (every attempt was refused before the owner's commit)"
-                  }`,
+                  closing: ctx.closing(),
                   lastFailure: describeFailure(e.cause),
-                  ...(operationId === undefined ? {} : { operationId })
+                  operationId
                 })
               )
           )
@@ -242,18 +233,7 @@ export const make = (ctx: CallerContext) =>
       } catch (e) {
         if (!(e instanceof TooNew)) throw e
         return Effect.fail(
-          new Unavailable({
-            resource: resource.name,
-            key,
-            action,
-            applied: "unknown",
-            attempts: 1,
-            lastFailure: `version: ${e.message}`,
-            message: `${resource.name} ${
-              JSON.stringify(key)
-            }: ${action}: its owner answered with a record ${e.message}`,
-            ...(operationId === undefined ? {} : { operationId })
-          })
+          Errors.replyTooNew(resource, key, action, e, operationId)
         )
       }
     }

@@ -14,7 +14,8 @@
  * @internal
  */
 import { Cause, Deferred, Effect, Exit } from "effect"
-import { StoreClosed, type StoreError } from "../../Errors.js"
+import type { StoreError } from "../../Errors.js"
+import * as Errors from "../record/errors.js"
 import * as Step from "../record/outcome.js"
 import * as Registry from "./registry.js"
 import * as Server from "./server.js"
@@ -28,7 +29,7 @@ const reply = <A>(deferred: Deferred.Deferred<A, StoreError>, result: Step.Outco
   else Deferred.doneUnsafe(deferred, Exit.fail(Server.crashError(server, result.cause)))
 }
 
-const closed = () => new StoreClosed({ message: "the store was closed while the call was in flight" })
+const closed = () => Errors.storeClosed("in flight")
 
 /** Fails every request not yet served: the current one, the rest of the batch, the mailbox. */
 const failPending = (server: Server.RecordServer, error: (server: Server.RecordServer) => StoreError) => {
@@ -135,8 +136,7 @@ export const ended = (server: Server.RecordServer, exit: Exit.Exit<void>): void 
   } else if (server.mailbox !== undefined) failPending(server, closed)
 }
 
-const closedWhileCreating = () =>
-  new StoreClosed({ message: "the store was closed while the record was being created" })
+const closedWhileCreating = () => Errors.storeClosed("creating")
 
 const onInterrupted = (server: Server.RecordServer) => {
   server.doorbell = undefined

@@ -6,7 +6,15 @@
  * @internal
  */
 import { Cause } from "effect"
-import { AlreadyExists, MailboxFull, NotFound, RecordCrashed, ReentrantCall, Unavailable } from "../../Errors.js"
+import {
+  AlreadyExists,
+  MailboxFull,
+  NotFound,
+  RecordCrashed,
+  ReentrantCall,
+  StoreClosed,
+  Unavailable
+} from "../../Errors.js"
 import type { Compiled } from "../resource.js"
 
 /** A key as it appears in messages. */
@@ -119,7 +127,13 @@ export const unreachable = (
  *
  * @internal
  */
-export const tooNew = (resource: Compiled, key: Key, action: string, found: { readonly message: string }, operationId?: string) =>
+export const tooNew = (
+  resource: Compiled,
+  key: Key,
+  action: string,
+  found: { readonly message: string },
+  operationId?: string
+) =>
   new Unavailable({
     resource: resource.name,
     key,
@@ -130,4 +144,73 @@ export const tooNew = (resource: Compiled, key: Key, action: string, found: { re
     lastFailure: `version: ${found.message}`,
     message: `${named(resource, key)}: ${action}: the record is ${found.message}; nothing was applied: an upgraded ` +
       `process serves it`
+  })
+
+/**
+ * A call a cluster could not deliver or get answered within its retries:
+ * `reached` says whether any attempt may have reached the owner's commit.
+ *
+ * @internal
+ */
+export const unanswered = (
+  resource: Compiled,
+  key: Key,
+  action: string,
+  options: {
+    readonly reached: boolean
+    readonly attempts: number
+    readonly closing: boolean
+    readonly lastFailure: string
+    readonly operationId: string | undefined
+  }
+) =>
+  new Unavailable({
+    resource: resource.name,
+    key,
+    action,
+    applied: options.reached ? "unknown" : "no",
+    attempts: options.attempts,
+    message: `${named(resource, key)}: ${action}: ${
+      options.closing ? "the store closed" : "the cluster did not answer"
+    } after ${options.attempts} attempt${options.attempts === 1 ? "" : "s"}; ${
+      options.reached
+        ? "it may have been applied (at most once)"
+        : "it was not applied (every attempt was refused before the owner's commit)"
+    }`,
+    lastFailure: options.lastFailure,
+    ...(options.operationId === undefined ? {} : { operationId: options.operationId })
+  })
+
+/**
+ * An owner answered with a record stored by a newer version than this
+ * caller's, which it cannot read: the call may have been applied.
+ *
+ * @internal
+ */
+export const replyTooNew = (
+  resource: Compiled,
+  key: Key,
+  action: string,
+  found: { readonly message: string },
+  operationId: string | undefined
+) =>
+  new Unavailable({
+    resource: resource.name,
+    key,
+    action,
+    applied: "unknown",
+    attempts: 1,
+    lastFailure: `version: ${found.message}`,
+    message: `${named(resource, key)}: ${action}: its owner answered with a record ${found.message}`,
+    ...(operationId === undefined ? {} : { operationId })
+  })
+
+/** A call made once the store closed, or in flight when it closed (`when` says which). @internal */
+export const storeClosed = (when?: "in flight" | "creating") =>
+  new StoreClosed({
+    message: when === "in flight"
+      ? "the store was closed while the call was in flight"
+      : when === "creating"
+      ? "the store was closed while the record was being created"
+      : "the store is closed"
   })
