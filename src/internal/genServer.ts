@@ -277,17 +277,14 @@ export const make: DataLayer.Make = (resources, options) =>
         return collected.done()
       }
       // every live record, from the table's dense arrays: before the resource's next deadline none is
-      // expired; after it, a record is expired when its activity or creation is at or before a cutoff
+      // expired; after it, each record is asked
       const { live, records } = table
       if (now === undefined || now < supervisor.nextDeadline(resource.name)) {
         for (let i = 0; i < records.length; i++) collected.add(records[i])
         return collected.done()
       }
-      const idleCutoff = resource.idleMillis === undefined ? -Infinity : now - resource.idleMillis
-      const lifetimeCutoff = resource.lifetimeMillis === undefined ? -Infinity : now - resource.lifetimeMillis
       for (let i = 0; i < live.length; i++) {
-        const server = live[i]!
-        if (server.lastActivity > idleCutoff && server.createdAt > lifetimeCutoff) collected.add(records[i])
+        if (!Lifecycle.isExpired(live[i]!, now)) collected.add(records[i])
       }
       return collected.done()
     }

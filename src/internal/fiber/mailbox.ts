@@ -16,6 +16,7 @@
 import { Cause, Deferred, Effect, Exit } from "effect"
 import type { StoreError } from "../../Errors.js"
 import * as Errors from "../record/errors.js"
+import * as Lifecycle from "../record/lifecycle.js"
 import * as Step from "../record/outcome.js"
 import * as Registry from "./registry.js"
 import * as Server from "./server.js"
@@ -299,8 +300,8 @@ const restart = (server: Server.RecordServer, cause: Cause.Cause<unknown>) => {
  * hibernation deadline is tracked again.
  */
 const hibernate = (server: Server.RecordServer, last: boolean) => {
-  const after = server.resource.hibernateMillis!
-  const idle = last && server.mailbox === undefined && server.ctx.time() >= server.lastActivity + after
+  const idle = last && server.mailbox === undefined &&
+    server.ctx.time() >= Lifecycle.hibernatesAt(server.resource, server.lastActivity)
   if (idle) {
     server.dispatcher = undefined
     server.ctx.metrics.sleep(1)

@@ -107,8 +107,6 @@ export const millis = (clock: Clock.Clock): number => Number(clock.monotonicTime
 
 const wheelLoop = (resource: Compiled, wheel: Wheel, clock: Clock.Clock) =>
   Effect.gen(function*() {
-    const idleMillis = resource.idleMillis ?? 0
-    const hibernateMillis = resource.hibernateMillis ?? 0
     while (true) {
       const now = clock.currentTimeMillisUnsafe()
       while ((wheel.lifetime.peek() ?? Infinity) <= now) {
@@ -118,14 +116,14 @@ const wheelLoop = (resource: Compiled, wheel: Wheel, clock: Clock.Clock) =>
       while ((wheel.idle.peek() ?? Infinity) <= now) {
         const server = wheel.idle.pop()!
         if (server.status !== "live") continue
-        const deadline = server.lastActivity + idleMillis
+        const deadline = Lifecycle.idleDeadline(resource, server.lastActivity)
         if (deadline <= now) Server.expire(server, "inactivity")
         else wheel.idle.push(server, deadline)
       }
       while ((wheel.hibernate.peek() ?? Infinity) <= now) {
         const server = wheel.hibernate.pop()!
         if (server.status !== "live" || server.dispatcher === undefined) continue
-        const deadline = server.lastActivity + hibernateMillis
+        const deadline = Lifecycle.hibernatesAt(resource, server.lastActivity)
         // served after what the mailbox holds: a busy record stays awake and is tracked again
         if (deadline <= now) Server.deliver(server, Server.request.hibernate)
         else wheel.hibernate.push(server, deadline)
@@ -176,26 +174,19 @@ export const make = (options: {
     const started = (server: Server.RecordServer) => {
       const wheel = wheels.get(server.resource.name)
       if (wheel === undefined) return
-      const { idleMillis, lifetimeMillis } = server.resource
-      let earliest = Infinity
-      if (lifetimeMillis !== undefined) {
-        wheel.lifetime.push(server, server.createdAt + lifetimeMillis)
-        earliest = server.createdAt + lifetimeMillis
-      }
-      if (idleMillis !== undefined) {
-        wheel.idle.push(server, server.lastActivity + idleMillis)
-        earliest = Math.min(earliest, server.lastActivity + idleMillis)
-      }
-      earliest = Math.min(earliest, awake(wheel, server))
+      const lifetime = Lifecycle.lifetimeDeadline(server.resource, server.createdAt)
+      const idle = Lifecycle.idleDeadline(server.resource, server.lastActivity)
+      if (lifetime !== Infinity) wheel.lifetime.push(server, lifetime)
+      if (idle !== Infinity) wheel.idle.push(server, idle)
+      const earliest = Math.min(lifetime, idle, awake(wheel, server))
       alarm(wheel, earliest)
     }
 
     /** Tracks when an awake record may hibernate; that time, or `Infinity`. */
     const awake = (wheel: Wheel, server: Server.RecordServer): number => {
-      const { hibernateMillis } = server.resource
-      if (hibernateMillis === undefined) return Infinity
-      wheel.hibernate.push(server, server.lastActivity + hibernateMillis)
-      return server.lastActivity + hibernateMillis
+      const at = Lifecycle.hibernatesAt(server.resource, server.lastActivity)
+      if (at !== Infinity) wheel.hibernate.push(server, at)
+      return at
     }
 
     /** Wakes the expiry fiber when `earliest` comes before the deadline it sleeps until. */

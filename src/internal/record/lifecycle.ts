@@ -1,8 +1,8 @@
 /**
  * A record's lifecycle policy, decided in one place for every data layer:
  * its deadlines (inactivity, lifetime), whether it is past them and which
- * passed first, activity, and what a crash leads to (the restart policy and
- * OTP's restart intensity).
+ * passed first, activity, when an idle record hibernates, and what a crash
+ * leads to (the restart policy and OTP's restart intensity).
  *
  * Pure functions of the record's times and the clock's `now`: the layers
  * decide when to ask (an expiry fiber, a touch, a sweep).
@@ -19,21 +19,28 @@ export interface Times {
   readonly lastActivity: number
 }
 
+/** The inactivity deadline of a record last active at `lastActivity` (`Infinity`: none). @internal */
+export const idleDeadline = (resource: Compiled, lastActivity: number): number =>
+  resource.idleMillis === undefined ? Infinity : lastActivity + resource.idleMillis
+
+/** The lifetime deadline of a record created at `createdAt` (`Infinity`: none). @internal */
+export const lifetimeDeadline = (resource: Compiled, createdAt: number): number =>
+  resource.lifetimeMillis === undefined ? Infinity : createdAt + resource.lifetimeMillis
+
 /** The earliest of a record's deadlines (`Infinity`: none). @internal */
-export const deadline = (times: Times): number => {
-  const { idleMillis, lifetimeMillis } = times.resource
-  return Math.min(
-    idleMillis === undefined ? Infinity : times.lastActivity + idleMillis,
-    lifetimeMillis === undefined ? Infinity : times.createdAt + lifetimeMillis
-  )
-}
+export const deadline = (times: Times): number =>
+  Math.min(idleDeadline(times.resource, times.lastActivity), lifetimeDeadline(times.resource, times.createdAt))
 
 /** Whether a record is past its inactivity or lifetime deadline at `now`. @internal */
-export const isExpired = (times: Times, now: number): boolean => {
-  const { idleMillis, lifetimeMillis } = times.resource
-  return (lifetimeMillis !== undefined && now >= times.createdAt + lifetimeMillis) ||
-    (idleMillis !== undefined && now >= times.lastActivity + idleMillis)
-}
+export const isExpired = (times: Times, now: number): boolean => now >= deadline(times)
+
+/**
+ * When an awake record last active at `lastActivity` may give up its fiber
+ * (`hibernateAfter`; `Infinity`: never). Only the GenServer layer has record
+ * fibers to give up. @internal
+ */
+export const hibernatesAt = (resource: Compiled, lastActivity: number): number =>
+  resource.hibernateMillis === undefined ? Infinity : lastActivity + resource.hibernateMillis
 
 /** The deadline that passed first (lifetime on a tie), whenever the record is found past it. @internal */
 export const expiryReason = (times: Times): "inactivity" | "lifetime" => {
