@@ -295,28 +295,30 @@ export const make = (ctx: OwnerContext) => {
         body: Effect.Effect<A, WireError>
       ): Effect.Effect<A, WireError> =>
         Effect.suspend(() => {
-          const run = () => {
-            const caller = callers.at(-1)
-            if (caller !== undefined) graph.addEdge(caller, self)
-            return lock.withPermits(1)(Effect.suspend(() => {
-              const run = graph.nextRun(self)
-              owned.run = run
-              graph.runningIn.set(self, run)
-              return Effect.ensuring(
-                body,
-                Effect.sync(() => graph.runningIn.get(self) === run && graph.runningIn.delete(self))
-              )
-            })).pipe(Effect.ensuring(Effect.sync(() => caller !== undefined && graph.removeEdge(caller, self))))
-          }
           const cycle = graph.wouldDeadlock(self, callers, [self])
-          if (cycle === false) return run()
+          if (cycle === false) return locked(callers, body)
           if (cycle === true) return Effect.fail(Errors.reentrant(resource, keyOf(owned), action))
           return Effect.flatMap(
             cycle,
             (found): Effect.Effect<A, WireError> =>
-              found ? Effect.fail(Errors.reentrant(resource, keyOf(owned), action)) : run()
+              found ? Effect.fail(Errors.reentrant(resource, keyOf(owned), action)) : locked(callers, body)
           )
         })
+
+      /** Runs `body` as this record's next run, its caller's wait on it in the graph meanwhile. */
+      const locked = <A>(callers: ReadonlyArray<string>, body: Effect.Effect<A, WireError>) => {
+        const caller = callers.at(-1)
+        if (caller !== undefined) graph.addEdge(caller, self)
+        return lock.withPermits(1)(Effect.suspend(() => {
+          const run = graph.nextRun(self)
+          owned.run = run
+          graph.runningIn.set(self, run)
+          return Effect.ensuring(
+            body,
+            Effect.sync(() => graph.runningIn.get(self) === run && graph.runningIn.delete(self))
+          )
+        })).pipe(Effect.ensuring(Effect.sync(() => caller !== undefined && graph.removeEdge(caller, self))))
+      }
 
       // leaving this runner (passivation, a shard moving, shutdown): write back activity not yet written
       yield* Effect.addFinalizer(() => {

@@ -320,6 +320,20 @@ const durably = <A>(
     return Step.fromExit(Exit.failCause(exit.cause))
   })
 
+/** The commit of a create: the state, the record live, `Created` published. */
+const created = (server: RecordServer, change: Write.Change & { readonly _tag: "Create" }) => {
+  commitState(server, change.state, change.key)
+  live(server, change.event)
+  return committedNow
+}
+
+/** The commit of an update (or a restart from the create): the state, its event published. */
+const updated = (server: RecordServer, change: Write.Change & { readonly _tag: "Update" }) => {
+  commitState(server, change.state, change.key)
+  server.ctx.publish(change.event)
+  return committedNow
+}
+
 /** The end of a removal: the record stops, its `Destroyed` (or `Failed`) is published. */
 const removed = (server: RecordServer, event: Event.Event): Step.Outcome<Write.Committed> => {
   stop(server)
@@ -370,26 +384,21 @@ const port: Write.Port<RecordServer, Caller, never> = {
   commit: (server, change) => {
     const persist = server.ctx.persist
     switch (change._tag) {
+      // (no closure is made on the path without storage: the hot one)
       case "Create": {
         // a new record's deadlines count from its commit
         if (server.resource.tracksActivity) server.createdAt = server.lastActivity = server.ctx.time()
-        const done = () => {
-          commitState(server, change.state, change.key)
-          live(server, change.event)
-          return committedNow
-        }
-        if (persist === undefined) return done()
-        return durably(persist.created(server, change.state, change.op ?? OperationId.make(), change.action.name), done)
+        if (persist === undefined) return created(server, change)
+        const op = change.op ?? OperationId.make()
+        return durably(persist.created(server, change.state, op, change.action.name), () => created(server, change))
       }
       case "Update": {
-        const done = () => {
-          commitState(server, change.state, change.key)
-          server.ctx.publish(change.event)
-          return committedNow
-        }
-        if (persist === undefined) return done()
+        if (persist === undefined) return updated(server, change)
         const op = change.op ?? OperationId.make()
-        return durably(persist.updated(server, change.state, change.key, op, change.action.name), done)
+        return durably(
+          persist.updated(server, change.state, change.key, op, change.action.name),
+          () => updated(server, change)
+        )
       }
       case "Remove": {
         if (persist === undefined) return removed(server, change.event)

@@ -222,11 +222,14 @@ export const wireCodecs = (resource: Compiled): WireCodecs => {
     decodeData: data.decode,
     unknownInput: (action, input, data) => {
       const accept = action.action.accept as ReadonlyArray<string> | "*"
-      const accepted = (k: string) => accept === "*" ? resource.fieldNames.has(k) : accept.includes(k)
       const args = action.action.arguments as Schema.Struct.Fields
       const given = (input ?? {}) as { readonly attributes?: unknown; readonly arguments?: unknown }
       const unknown = new Set<string>()
-      for (const k of keysOf(given.attributes)) if (!accepted(k)) unknown.add(`field ${JSON.stringify(k)}`)
+      for (const k of keysOf(given.attributes)) {
+        if (!(accept === "*" ? resource.fieldNames.has(k) : accept.includes(k))) {
+          unknown.add(`field ${JSON.stringify(k)}`)
+        }
+      }
       for (const k of keysOf(given.arguments)) if (!Object.hasOwn(args, k)) unknown.add(`argument ${JSON.stringify(k)}`)
       for (const k of keysOf(data)) if (!resource.fieldNames.has(k)) unknown.add(`field ${JSON.stringify(k)}`)
       return [...unknown]

@@ -14,6 +14,7 @@
  *
  * @internal
  */
+import * as Lifecycle from "../record/lifecycle.js"
 import type { Compiled } from "../resource.js"
 import { decodeStored, encodeStored, type Loaded, type Newer, storedVersion, TooNew, Undecodable } from "./codec.js"
 import { escapeKey, unescapeKey } from "./escape.js"
@@ -61,8 +62,8 @@ export interface StoredRow {
   readonly schemaVersion: number
   /** The state as JSON (parsed); `undefined` when the cell is not JSON (`malformed` says why). */
   readonly json: unknown
-  /** The state's cell as stored (text), for the quarantine table. */
-  readonly text: string | null
+  /** The state's cell as read (text on SQLite, parsed on PostgreSQL): the quarantine table keeps its text. */
+  readonly cell: unknown
   /** Why the state's cell could not be parsed as JSON (SQLite keeps JSON as text). */
   readonly malformed: string | undefined
   readonly createdAt: number
@@ -173,18 +174,23 @@ export interface Move {
 const num = (u: unknown): number | undefined => u === null || u === undefined ? undefined : Number(u)
 
 /** A JSON cell as read: PostgreSQL parses jsonb, SQLite gives text (which may not be JSON at all). */
-const parseCell = (
-  u: unknown,
-  pg: boolean
-): { readonly json: any; readonly text: string | null; readonly malformed: string | undefined } => {
-  if (u === null || u === undefined) return { json: undefined, text: null, malformed: undefined }
-  if (pg || typeof u !== "string") return { json: u, text: JSON.stringify(u), malformed: undefined }
+const parseCell = (u: unknown, pg: boolean): { readonly json: any; readonly malformed: string | undefined } => {
+  if (u === null || u === undefined) return { json: undefined, malformed: undefined }
+  if (pg || typeof u !== "string") return { json: u, malformed: undefined }
   try {
-    return { json: JSON.parse(u), text: u, malformed: undefined }
+    return { json: JSON.parse(u), malformed: undefined }
   } catch (e) {
-    return { json: undefined, text: u, malformed: `its state is not JSON: ${e instanceof Error ? e.message : e}` }
+    return { json: undefined, malformed: `its state is not JSON: ${e instanceof Error ? e.message : e}` }
   }
 }
+
+/** The text of a stored row's state cell, for the quarantine table (made only there: jsonb arrives parsed). @internal */
+export const cellText = (stored: StoredRow): string | null =>
+  stored.cell === null || stored.cell === undefined
+    ? null
+    : typeof stored.cell === "string"
+    ? stored.cell
+    : JSON.stringify(stored.cell)
 
 /** A JSON cell that is not the record's state (initial, ops), as read; `undefined` when absent or not JSON. */
 const cell = (u: unknown, pg: boolean): any => parseCell(u, pg).json
@@ -198,7 +204,7 @@ export const toStored = (r: any, pg: boolean): StoredRow => {
     version: Number(r.version),
     schemaVersion: Number(r.schema_version ?? 1),
     json: state.json,
-    text: state.text,
+    cell: r.state,
     malformed: state.malformed,
     createdAt: Number(r.created_at),
     lastActivity: Number(r.last_activity),
@@ -262,9 +268,12 @@ export const toRow = (resource: Compiled, r: any, pg: boolean): Row => {
 
 /** The deadlines a row stores. @internal */
 export const deadlines = (resource: Compiled, createdAt: number, lastActivity: number) => ({
-  inactivity_deadline: resource.idleMillis === undefined ? null : lastActivity + resource.idleMillis,
-  lifetime_deadline: resource.lifetimeMillis === undefined ? null : createdAt + resource.lifetimeMillis
+  inactivity_deadline: stored(Lifecycle.idleDeadline(resource, lastActivity)),
+  lifetime_deadline: stored(Lifecycle.lifetimeDeadline(resource, createdAt))
 })
+
+/** A deadline as a row stores it: `null` for none. */
+const stored = (deadline: number) => (deadline === Infinity ? null : deadline)
 
 /** The ops a row holds once `op` is applied (what the statements compute in SQL). @internal */
 export const opsAfter = (ops: ReadonlyArray<string>, op: string): ReadonlyArray<string> =>
@@ -321,7 +330,7 @@ export const rowOf = (w: Write): unknown => {
         key,
         expected: w.expected,
         last_activity: w.lastActivity,
-        inactivity_deadline: w.resource.idleMillis === undefined ? null : w.lastActivity + w.resource.idleMillis
+        inactivity_deadline: stored(Lifecycle.idleDeadline(w.resource, w.lastActivity))
       }
   }
 }

@@ -38,6 +38,7 @@ import * as GroupCommit from "./groupCommit.js"
 import { channelOf } from "./notices.js"
 import * as Postgres from "./postgres.js"
 import {
+  cellText,
   decodeRow,
   type Kind,
   kindOf,
@@ -450,7 +451,7 @@ export const make = (
             key,
             row.version,
             row.schemaVersion,
-            row.text,
+            cellText(row),
             row.createdAt,
             row.lastActivity,
             row.initial === undefined ? null : JSON.stringify(row.initial),
