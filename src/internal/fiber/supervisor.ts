@@ -229,17 +229,20 @@ export const make = (options: {
     const restart = (server: Server.RecordServer, _cause: Cause.Cause<unknown>): Effect.Effect<boolean> =>
       Effect.gen(function*(): Generator<any, boolean, any> {
         const resource = server.resource
-        const now = time()
-        const recent = (server.restarts ?? []).filter((t) => now - t < resource.withinMillis)
-        recent.push(now)
-        server.restarts = recent
-        if (resource.restart === "never" || recent.length > resource.maxRestarts) {
+        // a durable record loaded without a create input it can decode resumes its last state
+        const decision = Lifecycle.restart(
+          resource,
+          resource.restart,
+          server.restarts ??= [],
+          time(),
+          server.createInput !== undefined
+        )
+        if (decision === "fail") {
           yield* unstore(server)
           Server.fail(server)
           return false
         }
-        // a durable record loaded without a create input it can decode resumes its last state
-        if (resource.restart === "lastState" || server.createInput === undefined) {
+        if (decision === "lastState") {
           Server.resumed(server)
           return true
         }
