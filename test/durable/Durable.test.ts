@@ -368,6 +368,55 @@ for (const db of databases) {
         }))
     }
 
+    it.live("a table written before 0.6 (tombstones without dead_since): each tombstone is purged by its age", () =>
+      Effect.gen(function*() {
+        const sql = yield* db.scoped
+        const Cart = makeCart([])
+        const rows = Effect.flatMap(SqlClient.SqlClient, (client) =>
+          Effect.map(
+            client.unsafe(`SELECT key, alive, last_activity, dead_since FROM effect_gen_server_records ORDER BY key`),
+            (rs) =>
+              rs.map((r: any) => ({
+                key: r.key,
+                alive: r.alive === true || r.alive === 1,
+                lastActivity: Number(r.last_activity),
+                deadSince: r.dead_since === null ? null : Number(r.dead_since)
+              }))
+          ))
+        yield* inProcess(
+          [Cart],
+          sql,
+          Effect.gen(function*() {
+            for (const id of ["gone", "kept", "recent"]) {
+              yield* Store.create(Cart, "create", { id, owner: "doc", items: [] })
+            }
+            yield* Store.destroy(Cart, { id: "gone" })
+            yield* Store.destroy(Cart, { id: "recent" })
+            // the table as 0.5 left it: no dead_since; "gone" removed long ago
+            const client = yield* SqlClient.SqlClient
+            yield* client.unsafe(`DROP INDEX effect_gen_server_records_dead_since`)
+            yield* client.unsafe(`ALTER TABLE effect_gen_server_records DROP COLUMN dead_since`)
+            yield* client.unsafe(`UPDATE effect_gen_server_records SET last_activity = 1 WHERE key = 'gone'`)
+          })
+        )
+        yield* inProcess(
+          [Cart],
+          sql,
+          Effect.gen(function*() {
+            const after = yield* rows
+            assert.deepStrictEqual(after.map((r) => [r.key, r.alive]), [["kept", true], ["recent", false]])
+            const recent = after.find((r) => r.key === "recent")!
+            // a tombstone 0.5 wrote died at its last commit; a live record has none
+            assert.strictEqual(recent.deadSince, recent.lastActivity)
+            assert.strictEqual(after.find((r) => r.key === "kept")!.deadSince, null)
+            // and what 0.6 removes says when it died
+            yield* Store.destroy(Cart, { id: "kept" })
+            const kept = (yield* rows).find((r) => r.key === "kept")!
+            assert.strictEqual(kept.deadSince, kept.lastActivity)
+          })
+        )
+      }))
+
     it.effect("a record stored by version 1 loads migrated; one no migration covers is quarantined", () =>
       Effect.gen(function*() {
         const sql = yield* db.scoped

@@ -58,3 +58,11 @@ export interface Written {
 
 /** An identifier, quoted. @internal */
 export const quoteIdent = (name: string) => `"${name.replace(/"/g, "\"\"")}"`
+
+/** The index by which tombstones are purged, in both dialects (see `rows.ts` for why `dead_since`). @internal */
+export const deadSinceIndex = ({ name, table }: Names) =>
+  `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${name}_dead_since`)} ON ${table} (dead_since) WHERE NOT alive`
+
+/** Tombstones written before `dead_since` existed died at their last commit (a no-op once filled: the index finds none). @internal */
+export const backfillDeadSince = ({ table }: Names) =>
+  `UPDATE ${table} SET dead_since = last_activity WHERE NOT alive AND dead_since IS NULL`

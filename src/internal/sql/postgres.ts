@@ -8,7 +8,7 @@
  */
 import { Effect } from "effect"
 import type { Compiled } from "../resource.js"
-import { type Names, quoteIdent, type Statements, type Written } from "./dialect.js"
+import { backfillDeadSince, deadSinceIndex, type Names, quoteIdent, type Statements, type Written } from "./dialect.js"
 import { hash, noticeSql } from "./notices.js"
 import { rememberedOps } from "./rows.js"
 
@@ -45,10 +45,13 @@ export const make = (names: Names): Statements => {
           ops jsonb NOT NULL,
           schema_version integer NOT NULL DEFAULT 1,
           seq bigserial NOT NULL,
+          dead_since bigint,
           PRIMARY KEY (resource, key)
         )`)
         // tables made by 0.2 have no schema_version: their rows are version 1
         yield* sql.unsafe(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS schema_version integer NOT NULL DEFAULT 1`)
+        // tables made before 0.6 have no dead_since: their tombstones died at their last commit
+        yield* sql.unsafe(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS dead_since bigint`)
         yield* sql.unsafe(`CREATE TABLE IF NOT EXISTS ${quarantine} (
           resource text NOT NULL,
           key text NOT NULL,
@@ -65,10 +68,8 @@ export const make = (names: Names): Statements => {
           `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${name}_due`)} ON ${table} ` +
             `((LEAST(inactivity_deadline, lifetime_deadline))) WHERE alive`
         )
-        // tombstones are purged by age
-        yield* sql.unsafe(
-          `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${name}_dead`)} ON ${table} (last_activity) WHERE NOT alive`
-        )
+        yield* sql.unsafe(deadSinceIndex(names))
+        yield* sql.unsafe(backfillDeadSince(names))
         for (const resource of resources) {
           for (const field of resource.indexes) {
             const index = `${name}_${resource.name}_${field}`.replace(/[^A-Za-z0-9_]/g, "_").slice(0, 50) +
@@ -92,7 +93,7 @@ export const make = (names: Names): Statements => {
          ON CONFLICT (resource, key) DO UPDATE SET version = t.version + 1, alive = TRUE, state = EXCLUDED.state,
            created_at = EXCLUDED.created_at, last_activity = EXCLUDED.last_activity,
            inactivity_deadline = EXCLUDED.inactivity_deadline, lifetime_deadline = EXCLUDED.lifetime_deadline,
-           initial = EXCLUDED.initial, ops = ${remember}, schema_version = EXCLUDED.schema_version,
+           initial = EXCLUDED.initial, ops = ${remember}, schema_version = EXCLUDED.schema_version, dead_since = NULL,
            seq = nextval(pg_get_serial_sequence('${table.replace(/'/g, "''")}', 'seq'))
          WHERE NOT t.alive OR LEAST(t.inactivity_deadline, t.lifetime_deadline) <= EXCLUDED.last_activity
          RETURNING t.resource, t.key, t.version`,
@@ -103,7 +104,8 @@ export const make = (names: Names): Statements => {
          WHERE t.resource = v.resource AND t.key = v.key AND t.version = v.expected AND t.alive
          RETURNING t.resource, t.key, t.version`,
       tombstone: `UPDATE ${table} AS t SET version = t.version + 1, alive = FALSE, state = NULL, initial = NULL,
-           last_activity = v.last_activity, inactivity_deadline = NULL, lifetime_deadline = NULL, ops = ${append}
+           last_activity = v.last_activity, inactivity_deadline = NULL, lifetime_deadline = NULL, ops = ${append},
+           dead_since = v.last_activity
          FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, expected bigint, last_activity bigint,
            op text)
          WHERE t.resource = v.resource AND t.key = v.key AND t.version = v.expected AND t.alive

@@ -10,7 +10,11 @@
  * `restart: "initial"`), the ids of the last operations applied (so a
  * retried write is recognised: {@link rememberedOps}) and, on PostgreSQL, a
  * sequence number giving creation order. A destroyed record leaves a
- * tombstone (`alive = false`, no state) remembering its operations.
+ * tombstone (`alive = false`, no state) remembering its operations, and
+ * when it died (`dead_since`, `NULL` while the record lives), by which it is
+ * purged. A column of its own, not `last_activity`: an index on a column
+ * every update writes would cost PostgreSQL its HOT updates (in place,
+ * without new index entries) on every commit of a live record.
  *
  * @internal
  */

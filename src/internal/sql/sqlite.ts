@@ -6,7 +6,7 @@
  * @internal
  */
 import { Effect } from "effect"
-import { type Names, quoteIdent, type Statements, type Written } from "./dialect.js"
+import { backfillDeadSince, deadSinceIndex, type Names, quoteIdent, type Statements, type Written } from "./dialect.js"
 import { rememberedOps } from "./rows.js"
 
 /** @internal */
@@ -43,6 +43,7 @@ export const make = (names: Names): Statements => {
           initial text,
           ops text NOT NULL,
           schema_version integer NOT NULL DEFAULT 1,
+          dead_since integer,
           PRIMARY KEY (resource, key)
         )`)
         yield* sql.unsafe(`CREATE TABLE IF NOT EXISTS ${quarantine} (
@@ -61,10 +62,15 @@ export const make = (names: Names): Statements => {
           `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${name}_due`)} ON ${table} ` +
             `((MIN(inactivity_deadline, lifetime_deadline))) WHERE alive`
         )
-        // tombstones are purged by age
-        yield* sql.unsafe(
-          `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${name}_dead`)} ON ${table} (last_activity) WHERE NOT alive`
+        // tables made before 0.6 have no dead_since: their tombstones died at their last commit
+        const columns = yield* sql.unsafe<{ readonly name: string }>(
+          `SELECT name FROM pragma_table_info('${name.replace(/'/g, "''")}')`
         )
+        if (!columns.some((c) => c.name === "dead_since")) {
+          yield* sql.unsafe(`ALTER TABLE ${table} ADD COLUMN dead_since integer`)
+        }
+        yield* sql.unsafe(deadSinceIndex(names))
+        yield* sql.unsafe(backfillDeadSince(names))
       })),
     dml: {
       insert: `INSERT INTO ${table} (resource, key, version, alive, state, created_at, last_activity,
@@ -79,7 +85,7 @@ export const make = (names: Names): Statements => {
           inactivity_deadline = excluded.inactivity_deadline, lifetime_deadline = excluded.lifetime_deadline,
           initial = excluded.initial, ops = CASE WHEN json_array_length(excluded.ops) = 0 THEN ops
             ELSE json_insert(${kept("ops")}, '$[#]', excluded.ops->>'$[0]') END,
-          schema_version = excluded.schema_version
+          schema_version = excluded.schema_version, dead_since = NULL
         WHERE NOT alive OR MIN(COALESCE(inactivity_deadline, lifetime_deadline),
           COALESCE(lifetime_deadline, inactivity_deadline)) <= excluded.last_activity
         RETURNING resource, key, version`,
@@ -90,7 +96,7 @@ export const make = (names: Names): Statements => {
         RETURNING resource, key, version`,
       tombstone: `UPDATE ${table} SET version = ${table}.version + 1, alive = 0, state = NULL, initial = NULL,
           last_activity = ${v("last_activity")}, inactivity_deadline = NULL, lifetime_deadline = NULL,
-          ops = ${append}
+          ops = ${append}, dead_since = ${v("last_activity")}
         FROM json_each(?1) AS v WHERE ${matches}
         RETURNING resource, key, version`,
       touch: `UPDATE ${table} SET last_activity = ${v("last_activity")},

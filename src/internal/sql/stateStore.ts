@@ -130,7 +130,7 @@ export interface StateStore {
     query: QueryData,
     now: number
   ) => Effect.Effect<ReadonlyArray<unknown>, SqlError | UndecodableRows>
-  /** Deletes tombstones whose last commit is older than `before`; how many. */
+  /** Deletes tombstones that died before `before`; how many. */
   readonly purge: (before: number) => Effect.Effect<number, SqlError>
   /** The live rows of a resource, a page at a time in key order, after `after` (an escaped key). */
   readonly page: (
@@ -350,7 +350,7 @@ export const make = (
 
     const purge: StateStore["purge"] = (before) =>
       Effect.map(
-        sql.unsafe(`DELETE FROM ${table} WHERE NOT alive AND last_activity < ${p(1)} RETURNING key`, [before]),
+        sql.unsafe(`DELETE FROM ${table} WHERE NOT alive AND dead_since < ${p(1)} RETURNING key`, [before]),
         (rows) => rows.length
       )
 
