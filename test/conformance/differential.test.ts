@@ -13,7 +13,7 @@
  *
  * Each layer is built once; a sequence runs on all of them under one key
  * prefix of its own, so sequences do not meet. The one difference the
- * README names is the memory layer's: no supervisor, so a crash publishes no
+ * guarantees guide names (docs/guarantees.md) is the memory layer's: no supervisor, so a crash publishes no
  * `Restarted` (the caller's `RecordCrashed` and the record's state are the
  * same). The genServer layer is the reference the others are compared to.
  */
@@ -247,7 +247,7 @@ const layers: ReadonlyArray<readonly [string, Layer.Layer<Store.Store>]> = [
   ]
 ]
 
-/** The README's named difference: the memory layer has no supervisor, so no `Restarted`. */
+/** The named difference (docs/guarantees.md): the memory layer has no supervisor, so no `Restarted`. */
 const expectedEvents = (layer: string, events: ReadonlyArray<View>) =>
   layer === "memory" ? events.filter((e) => e.tag !== "Restarted") : events
 
