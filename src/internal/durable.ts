@@ -210,8 +210,9 @@ export const make = (
       return Effect.flatMap(loadRow(server, server.key, op, "write"), (row) => {
         const seen = (id: string) => row !== undefined && row.ops.includes(id)
         if (pending === undefined || !seen(pending)) {
+          // nothing of this process's was applied: the version it holds stays the one it wrote last, so a row
+          // another process wrote since is still refused as fenced at the next write (never adopted here)
           unsure.delete(server)
-          if (row !== undefined) server.stored = row.version
           return Effect.succeed(op !== undefined && seen(op))
         }
         // the write of unknown fate was applied: the record becomes what its row says

@@ -269,6 +269,35 @@ for (const db of databases) {
         )
       }))
 
+    it.effect("fencing holds for a write under an operation id too", () =>
+      Effect.gen(function*() {
+        const sql = yield* db.scoped
+        const Cart = makeCart([])
+        yield* inProcess(
+          [Cart],
+          sql,
+          Effect.gen(function*() {
+            yield* Store.create(Cart, "create", { id: "f", owner: "doc", items: [] })
+            const client = yield* SqlClient.SqlClient
+            // another process's write: a new version and a state of its own
+            yield* client.unsafe(
+              `UPDATE effect_gen_server_records SET version = version + 1, state = ${db.param(1)}`,
+              [db.jsonParam({ id: "f", owner: "doc", items: ["other process"] })]
+            )
+            const error = yield* Effect.flip(
+              Store.update(Cart, { id: "f" }, "add", { item: "stale" }).pipe(Store.withOperationId("op-1"))
+            )
+            assert.strictEqual(error._tag, "RecordCrashed")
+            assert.match(error.message, /written by another process/)
+            const rows = yield* client.unsafe<{ readonly state: unknown }>(
+              `SELECT state FROM effect_gen_server_records`
+            )
+            const state = typeof rows[0]?.state === "string" ? JSON.parse(rows[0].state) : rows[0]?.state
+            assert.deepStrictEqual(state.items, ["other process"])
+          })
+        )
+      }))
+
     it.effect("a key change moves the stored row: the old key is gone and free, the new one stored", () =>
       Effect.gen(function*() {
         const sql = yield* db.scoped

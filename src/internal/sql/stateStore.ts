@@ -252,7 +252,12 @@ export const make = (
     const settle: StateStore["settle"] = (resource, key, expected, op, to) =>
       Effect.flatMap(load(resource, key), (row): Effect.Effect<Settled, SqlError> => {
         if (row !== undefined && row.ops.includes(op)) {
-          if (to === undefined) return Effect.succeed({ _tag: "Applied", version: row.version })
+          // the version this write made (an update's is the one after `expected`), not the row's: another
+          // process may have written it since, and the writer must be fenced from that write
+          if (to === undefined) {
+            const version = expected > 0 ? expected + 1 : row.ops[row.ops.length - 1] === op ? row.version : 0
+            return Effect.succeed({ _tag: "Applied", version })
+          }
           return Effect.map(
             load(resource, to),
             (moved): Settled => moved === undefined ? { _tag: "Fenced" } : { _tag: "Applied", version: moved.version }
