@@ -292,6 +292,7 @@ export const make = (
             state,
             createdAt: server.createdAt,
             lastActivity,
+            removedAt: time(),
             initial: storedInitial(server),
             op,
             newer
@@ -328,6 +329,8 @@ export const make = (
             state: undefined,
             expected: server.stored,
             lastActivity: server.lastActivity,
+            // when it was removed, not when it was last active: tombstones are kept `operationRetention` from it
+            removedAt: time(),
             op
           }),
           server.lastActivity,

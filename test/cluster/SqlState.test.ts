@@ -90,6 +90,7 @@ describe("SqlState (PostgreSQL)", () => {
           expected: 2,
           state: undefined,
           lastActivity: 3,
+          removedAt: 3,
           op: "d"
         }),
         3
@@ -131,6 +132,7 @@ describe("SqlState (PostgreSQL)", () => {
           state: { id: to, n: 1 },
           createdAt: 0,
           lastActivity: at,
+          removedAt: at,
           initial: null,
           op: `move-${from}`,
           replaceExpired

@@ -439,9 +439,75 @@ for (const db of databases) {
             assert.strictEqual(recent.deadSince, recent.lastActivity)
             assert.strictEqual(after.find((r) => r.key === "kept")!.deadSince, null)
             // and what 0.6 removes says when it died
+            const removing = Date.now()
             yield* Store.destroy(Cart, { id: "kept" })
             const kept = (yield* rows).find((r) => r.key === "kept")!
-            assert.strictEqual(kept.deadSince, kept.lastActivity)
+            assert.isAtLeast(kept.deadSince!, removing)
+          })
+        )
+      }))
+
+    it.live(
+      "a tombstone is kept operationRetention from its record's removal, not from its last activity",
+      () =>
+        Effect.gen(function*() {
+          const sql = yield* db.scoped
+          // no timeouts: nothing moves its last activity after the create
+          const Plain = Resource.make(fresh("Plain"), {
+            fields: { id: Schema.String },
+            primaryKey: ["id"],
+            durable: true
+          })
+          const tombstones = Effect.flatMap(SqlClient.SqlClient, (client) =>
+            Effect.map(
+              client.unsafe(`SELECT dead_since FROM effect_gen_server_records WHERE NOT alive`),
+              (rs) => rs.map((r: any) => Number(r.dead_since))
+            ))
+          // kept 2 s, purged about every second (real time: a database's pool times its connections by the clock)
+          const store = Store.layer([Plain], { durable: { operationRetention: "2 seconds" } })
+          yield* Effect.scoped(Effect.provide(
+            Effect.gen(function*() {
+              yield* Store.create(Plain, "create", { id: "a" })
+              yield* Effect.sleep("2500 millis")
+              const removing = Date.now()
+              yield* Store.destroy(Plain, { id: "a" })
+              const [deadSince] = yield* tombstones
+              assert.isAtLeast(deadSince!, removing)
+              // a purge or more ran since: the tombstone is kept until 2 s after the removal
+              yield* Effect.sleep("1200 millis")
+              assert.deepStrictEqual(yield* tombstones, [deadSince])
+              // and purged after it
+              let left = yield* tombstones
+              for (let i = 0; i < 100 && left.length > 0; i++) {
+                yield* Effect.sleep("50 millis")
+                left = yield* tombstones
+              }
+              assert.deepStrictEqual(left, [])
+            }),
+            Layer.merge(store.pipe(Layer.provide(sql)), sql)
+          ))
+        }),
+      20_000
+    )
+
+    it.effect("timeouts with a fraction of a millisecond are stored (rounded up) and expire the record", () =>
+      Effect.gen(function*() {
+        const sql = yield* db.scoped
+        const Brief = Resource.make(fresh("Brief"), {
+          fields: { id: Schema.String },
+          primaryKey: ["id"],
+          durable: true,
+          inactivityTimeout: "1500 micros",
+          maximumLifetime: "2500 micros"
+        })
+        yield* inProcess(
+          [Brief],
+          sql,
+          Effect.gen(function*() {
+            yield* Store.create(Brief, "create", { id: "b" })
+            assert.deepStrictEqual(yield* Store.get(Brief, { id: "b" }), { id: "b" })
+            yield* TestClock.adjust("2 millis")
+            assert.strictEqual((yield* Effect.flip(Store.get(Brief, { id: "b" })))._tag, "NotFound")
           })
         )
       }))

@@ -328,6 +328,7 @@ export const make = (ctx: OwnerContext) => {
       state: change.state,
       createdAt: held.createdAt,
       lastActivity: t,
+      removedAt: t,
       initial: owned.initial,
       op,
       newer: held.newer,
@@ -359,6 +360,7 @@ export const make = (ctx: OwnerContext) => {
       expected: held.version,
       state: undefined,
       lastActivity: t,
+      removedAt: t,
       op,
       notify: notices.noticeOf(event, held.newer)
     })

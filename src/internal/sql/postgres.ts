@@ -105,9 +105,9 @@ export const make = (names: Names): Statements => {
          RETURNING t.resource, t.key, t.version`,
       tombstone: `UPDATE ${table} AS t SET version = t.version + 1, alive = FALSE, state = NULL, initial = NULL,
            last_activity = v.last_activity, inactivity_deadline = NULL, lifetime_deadline = NULL, ops = ${append},
-           dead_since = v.last_activity
+           dead_since = v.dead_since
          FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, expected bigint, last_activity bigint,
-           op text)
+           dead_since bigint, op text)
          WHERE t.resource = v.resource AND t.key = v.key AND t.version = v.expected AND t.alive
          RETURNING t.resource, t.key, t.version`,
       touch: `UPDATE ${table} AS t SET last_activity = v.last_activity, inactivity_deadline = v.inactivity_deadline

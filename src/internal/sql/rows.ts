@@ -119,7 +119,12 @@ export type Write =
       readonly initial: unknown
     })
     | (Put & { readonly _tag: "Update"; readonly expected: number; readonly createdAt: number })
-    | (Put & { readonly _tag: "Tombstone"; readonly expected: number })
+    | (Put & {
+      readonly _tag: "Tombstone"
+      readonly expected: number
+      /** When the record was removed (`dead_since`: the tombstone is purged by it). */
+      readonly removedAt: number
+    })
     | {
       readonly _tag: "Touch"
       readonly resource: Compiled
@@ -154,6 +159,8 @@ export interface Move {
   readonly state: unknown
   readonly createdAt: number
   readonly lastActivity: number
+  /** When the record left its old key (the old row's `dead_since`). */
+  readonly removedAt: number
   /** What the create ran with, as JSON, kept for `restart: "initial"`. */
   readonly initial: unknown
   /**
@@ -277,7 +284,8 @@ export const deadlines = (resource: Compiled, createdAt: number, lastActivity: n
 })
 
 /** A deadline as a row stores it: `null` for none. */
-const stored = (deadline: number) => (deadline === Infinity ? null : deadline)
+/** A deadline as its integer column holds it: rounded up (a timeout may hold a fraction of a millisecond). */
+const stored = (deadline: number) => (deadline === Infinity ? null : Math.ceil(deadline))
 
 /** The ops a row holds once `op` is applied (what the statements compute in SQL). @internal */
 export const opsAfter = (ops: ReadonlyArray<string>, op: string): ReadonlyArray<string> =>
@@ -325,6 +333,7 @@ export const rowOf = (w: Write): unknown => {
         key,
         expected: w.expected,
         last_activity: w.lastActivity,
+        dead_since: w.removedAt,
         op: w.op === "" ? null : w.op
       }
     case "Touch":

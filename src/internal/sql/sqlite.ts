@@ -96,7 +96,7 @@ export const make = (names: Names): Statements => {
         RETURNING resource, key, version`,
       tombstone: `UPDATE ${table} SET version = ${table}.version + 1, alive = 0, state = NULL, initial = NULL,
           last_activity = ${v("last_activity")}, inactivity_deadline = NULL, lifetime_deadline = NULL,
-          ops = ${append}, dead_since = ${v("last_activity")}
+          ops = ${append}, dead_since = ${v("dead_since")}
         FROM json_each(?1) AS v WHERE ${matches}
         RETURNING resource, key, version`,
       touch: `UPDATE ${table} SET last_activity = ${v("last_activity")},

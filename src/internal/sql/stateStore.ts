@@ -367,6 +367,7 @@ export const make = (
         state: undefined,
         expected: m.expected,
         lastActivity: m.lastActivity,
+        removedAt: m.removedAt,
         op: m.op ?? ""
       })
       let insert: unknown
