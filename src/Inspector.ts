@@ -270,7 +270,8 @@ export const layer = (
           ? new Set([authority, `localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`])
           : undefined,
         tickMillis: 250,
-        keepAliveMillis: 15_000
+        keepAliveMillis: 15_000,
+        restartOf: store.dataLayer.restartOf ?? ((resource) => resource.restart)
       }))
       // added last, so run first when the scope closes: the event streams end before the server stops
       yield* Effect.addFinalizer(() => monitor.close)

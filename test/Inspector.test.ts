@@ -308,7 +308,7 @@ describe("Inspector", () => {
           ["sort=colour", "Character: invalid query: unknown field \"colour\" in sort"],
           ["sort=name%20upward", "sort: the direction of \"name\" is \"asc\" or \"desc\", got \"upward\""],
           ["limit=0", "limit: expected an integer from 1 to 500, got \"0\""],
-          ["limit=10000", "limit: expected an integer from 0 to 500, got \"10000\""],
+          ["limit=10000", "limit: expected an integer from 1 to 500, got \"10000\""],
           ["offset=-1", "offset: expected an integer from 0 to 1000000000, got \"-1\""]
         ]
         for (const [query, error] of cases) {
@@ -652,6 +652,11 @@ describe("Inspector", () => {
         Effect.gen(function*() {
           const resources = yield* client.get("/api/resources")
           assert.strictEqual(resources.body.resources[0].records, 5)
+          // the policy the cluster applies: the declared one, else its records restart from their stored state
+          assert.deepStrictEqual(resources.body.resources.map((r: any) => [r.name, r.restart]), [
+            ["Character", "initial"],
+            ["Machine", "lastState"]
+          ])
           const page = yield* client.get(`/api/resources/Character/records?filter=currentYear%20%3D%201955&sort=name`)
           assert.deepStrictEqual(names(page), ["Biff", "George", "Marty"])
           const marty = yield* client.get(`/api/resources/Character/record?key=${keyParam({ id: "marty" })}`)

@@ -43,6 +43,14 @@ export interface Service {
   readonly events: Stream.Stream<Event.Event>
   /** A subscription receiving every event published after it is made. */
   readonly subscribe: Effect.Effect<PubSub.Subscription<Event.Event>, never, Scope.Scope>
+  /**
+   * The restart policy this data layer applies to a resource's crashed
+   * records, where it is not the resource's own `restart` (`Cluster.layer`
+   * stores every record: one that declares none restarts `"lastState"`).
+   * Tools that show a resource (the `Inspector`) read it; `undefined`: the
+   * resource's `restart`.
+   */
+  readonly restartOf?: ((resource: Resource.Any) => Resource.RestartPolicy) | undefined
 }
 
 /** Options every data layer constructor takes (see `DataLayer.Options`). */

@@ -47,7 +47,7 @@ export interface Compiled {
   readonly migrations: { readonly [version: number]: Resource.Migration<unknown> }
   /** The restart policy on one process, the durable resources' included (see `Resource.restart`). */
   readonly restart: Resource.RestartPolicy
-  /** The restart policy where records are stored (durable, cluster): the declared one, else `"lastState"`. */
+  /** The restart policy where records are stored (durable, cluster): {@link storedRestart}. */
   readonly storedRestart: Resource.RestartPolicy
   readonly maxRestarts: number
   readonly withinMillis: number
@@ -178,6 +178,14 @@ const encodeSingle = (v: unknown): string =>
   typeof v === "string" && v.charCodeAt(0) !== 0 ? v : "\u0000" + encodeValue(v)
 
 const cache = new WeakMap<Resource.Any, Compiled>()
+
+/**
+ * The restart policy of a resource's records where records are stored
+ * (durable, cluster): the declared one, else `"lastState"`.
+ *
+ * @internal
+ */
+export const storedRestart = (resource: Resource.Any): Resource.RestartPolicy => resource.restartDeclared ?? "lastState"
 
 /** @internal */
 export const compile = (resource: Resource.Any): Compiled => {
@@ -403,7 +411,7 @@ export const compile = (resource: Resource.Any): Compiled => {
     migrations: resource.migrations ?? {},
     // without a declared policy, a durable resource restarts from its stored state
     restart: resource.restartDeclared ?? (resource.durable === true ? "lastState" : resource.restart),
-    storedRestart: resource.restartDeclared ?? "lastState",
+    storedRestart: storedRestart(resource),
     maxRestarts: resource.restartIntensity.maxRestarts,
     withinMillis: Duration.toMillis(resource.restartIntensity.within),
     indexes: resource.indexes,

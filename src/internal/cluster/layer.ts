@@ -14,7 +14,7 @@ import * as Admission from "../admission.js"
 import type * as Contract from "../contract.js"
 import type * as DataLayer from "../contract.js"
 import * as Hub from "../events.js"
-import type { Compiled } from "../resource.js"
+import { type Compiled, storedRestart } from "../resource.js"
 import { wireCodecs } from "../sql/codec.js"
 import type { Row } from "../sql/rows.js"
 import * as StateStore from "../sql/stateStore.js"
@@ -174,6 +174,7 @@ export const make = (
       keepAlive: caller.keepAlive,
       events: notices.events,
       subscribe: notices.subscribe,
+      restartOf: storedRestart,
       sweep: Sweeper.sweep(sweeperContext)
     }
     if (options.context !== undefined) context = options.context(self)

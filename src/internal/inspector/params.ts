@@ -317,7 +317,7 @@ export const parseSort = (text: string): ReadonlyArray<Query.SortKey> | BadParam
 }
 
 /**
- * Parses a non-negative integer parameter within `max`; `fallback` when
+ * Parses an integer parameter from `min` (default 0) to `max`; `fallback` when
  * absent.
  *
  * @internal
@@ -326,11 +326,12 @@ export const parseCount = (
   name: string,
   text: string | null,
   fallback: number,
-  max: number
+  max: number,
+  min = 0
 ): number | BadParameter => {
   if (text === null || text === "") return fallback
-  if (!/^\d+$/.test(text) || Number(text) > max) {
-    return new BadParameter(`${name}: expected an integer from 0 to ${max}, got ${JSON.stringify(text)}`)
+  if (!/^\d+$/.test(text) || Number(text) > max || Number(text) < min) {
+    return new BadParameter(`${name}: expected an integer from ${min} to ${max}, got ${JSON.stringify(text)}`)
   }
   return Number(text)
 }

@@ -43,6 +43,8 @@ export interface Config {
   readonly tickMillis: number
   /** How long an idle event stream waits before a keep-alive comment. */
   readonly keepAliveMillis: number
+  /** The restart policy the data layer applies to a resource's records (see `DataLayer.Service.restartOf`). */
+  readonly restartOf: (resource: Resource.Any) => Resource.RestartPolicy
 }
 
 const commonHeaders = {
@@ -78,7 +80,7 @@ const describeJsonSchema = (node: any): string => {
 }
 
 /** What the page shows of a resource's definition, made once. */
-const describeResource = (resource: Resource.Any) => {
+const describeResource = (resource: Resource.Any, restart: Resource.RestartPolicy) => {
   let properties: Record<string, unknown> = {}
   let required: ReadonlyArray<string> = []
   try {
@@ -107,7 +109,7 @@ const describeResource = (resource: Resource.Any) => {
     inactivityTimeout: duration(resource.inactivityTimeout),
     maximumLifetime: duration(resource.maximumLifetime),
     hibernateAfter: duration(resource.hibernateAfter),
-    restart: resource.restart
+    restart
   }
 }
 
@@ -128,9 +130,8 @@ const recordsQuery = (resource: Resource.Any, params: URLSearchParams) => {
   for (const key of sort) query = Query.sort(query, key.field, key.direction)
   const offset = parseCount("offset", params.get("offset"), 0, 1_000_000_000)
   if (offset instanceof BadParameter) return offset
-  const limit = parseCount("limit", params.get("limit"), 50, 500)
+  const limit = parseCount("limit", params.get("limit"), 50, 500, 1)
   if (limit instanceof BadParameter) return limit
-  if (limit === 0) return new BadParameter("limit: expected an integer from 1 to 500, got \"0\"")
   return { query: query.pipe(Query.offset(offset), Query.limit(limit + 1)), offset, limit, codec }
 }
 
@@ -146,7 +147,7 @@ const byKey = (resource: Resource.Any, key: { readonly [field: string]: unknown 
  * @internal
  */
 export const make = (monitor: Monitor, config: Config) => {
-  const described = monitor.resources.map(describeResource)
+  const described = monitor.resources.map((resource) => describeResource(resource, config.restartOf(resource)))
   const encode = (entry: Entry) => Codec.encodeEvent(monitor.byName, entry.seq, entry.at, entry.event)
 
   /** The resource named in a path, or a 404 naming those the inspector knows. */
@@ -324,7 +325,7 @@ export const make = (monitor: Monitor, config: Config) => {
       )
     }
     if (request.method !== "GET" && request.method !== "HEAD") {
-      return problem(405, "the inspector is read-only: GET only", { allow: "GET, HEAD" })
+      return problem(405, "the inspector is read-only: GET and HEAD only", { allow: "GET, HEAD" })
     }
     const url = new URL(request.url, "http://inspector")
     switch (url.pathname) {
