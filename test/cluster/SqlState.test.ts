@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Schema } from "effect"
+import { Deferred, Effect, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import * as fc from "fast-check"
 import { Filter, Query, Resource } from "../../src/index.js"
@@ -194,6 +194,35 @@ describe("SqlState (PostgreSQL)", () => {
       assert.isTrue(yield* s.quarantine(bad.undecodable!.stored, bad.undecodable!.reason, 9))
       assert.isUndefined(yield* s.load(timed, "b"))
     }).pipe(Effect.scoped, Effect.provide(Pg.layer("sqlstate"))))
+
+  it.live(
+    "a process starts while another's transaction is open on the table (no ALTER or CREATE INDEX it needs not)",
+    () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const s = yield* state
+        yield* insert(s, { id: "held", n: 1, b: null, m: "x", tags: [] })
+        const locked = yield* Deferred.make<void>()
+        // another process's write, its transaction still open: a row lock and the table's ROW EXCLUSIVE lock
+        yield* sql.withTransaction(
+          sql.unsafe(`UPDATE t_records SET last_activity = last_activity + 1`).pipe(
+            Effect.andThen(Deferred.succeed(locked, undefined)),
+            Effect.andThen(Effect.sleep("3 seconds"))
+          )
+        ).pipe(Effect.forkScoped)
+        yield* Deferred.await(locked)
+        // a second process over the same table starts and reads, the transaction still open
+        const started = yield* state.pipe(
+          Effect.andThen((second) => second.load(thing, thing.encodeKey({ id: "held" }))),
+          Effect.timeoutOrElse({
+            duration: "2 seconds",
+            orElse: () => Effect.succeed("waited for the open transaction")
+          })
+        )
+        assert.notStrictEqual(started, "waited for the open transaction")
+      }).pipe(Effect.scoped, Effect.provide(Pg.layer("sqlstate"))),
+    20_000
+  )
 
   it.effect("group commit: concurrent writes are batched, each gets its own outcome", () =>
     Effect.gen(function*() {

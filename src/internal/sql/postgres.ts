@@ -48,10 +48,29 @@ export const make = (names: Names): Statements => {
           dead_since bigint,
           PRIMARY KEY (resource, key)
         )`)
+        // what is there already is looked up first: `ALTER TABLE` and `CREATE INDEX` lock the table even when
+        // they change nothing, and a process starting would wait for every transaction on it, then block them all
+        const columns = new Set(
+          (yield* sql.unsafe<{ readonly column_name: string }>(
+            `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1`,
+            [name]
+          )).map((c) => c.column_name)
+        )
+        const missing = (index: string) =>
+          Effect.map(
+            sql.unsafe<{ readonly found: string | null }>(`SELECT to_regclass($1)::text AS found`, [quoteIdent(index)]),
+            (rows) => rows[0]?.found == null
+          )
+        const indexOnce = (index: string, statement: string) =>
+          Effect.flatMap(missing(index), (absent) => absent ? sql.unsafe(statement) : Effect.void)
         // tables made by 0.2 have no schema_version: their rows are version 1
-        yield* sql.unsafe(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS schema_version integer NOT NULL DEFAULT 1`)
+        if (!columns.has("schema_version")) {
+          yield* sql.unsafe(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS schema_version integer NOT NULL DEFAULT 1`)
+        }
         // tables made before 0.6 have no dead_since: their tombstones died at their last commit
-        yield* sql.unsafe(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS dead_since bigint`)
+        if (!columns.has("dead_since")) {
+          yield* sql.unsafe(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS dead_since bigint`)
+        }
         yield* sql.unsafe(`CREATE TABLE IF NOT EXISTS ${quarantine} (
           resource text NOT NULL,
           key text NOT NULL,
@@ -64,17 +83,20 @@ export const make = (names: Names): Statements => {
           reason text NOT NULL,
           quarantined_at bigint NOT NULL
         )`)
-        yield* sql.unsafe(
+        yield* indexOnce(
+          `${name}_due`,
           `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${name}_due`)} ON ${table} ` +
             `((LEAST(inactivity_deadline, lifetime_deadline))) WHERE alive`
         )
-        yield* sql.unsafe(deadSinceIndex(names))
+        yield* indexOnce(`${name}_dead_since`, deadSinceIndex(names))
+        // row locks only, on what a 0.5 process may have left (none once filled: the index finds none)
         yield* sql.unsafe(backfillDeadSince(names))
         for (const resource of resources) {
           for (const field of resource.indexes) {
             const index = `${name}_${resource.name}_${field}`.replace(/[^A-Za-z0-9_]/g, "_").slice(0, 50) +
               `_${hash(`${resource.name}\u0000${field}`)}`
-            yield* sql.unsafe(
+            yield* indexOnce(
+              index,
               `CREATE INDEX IF NOT EXISTS ${quoteIdent(index)} ON ${table} ((state->'${
                 field.replace(/'/g, "''")
               }')) WHERE resource = '${resource.name.replace(/'/g, "''")}' AND alive`
