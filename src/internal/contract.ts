@@ -74,7 +74,11 @@ export interface Options {
 
 /** Options of the storage of durable resources (see `DataLayer.DurableOptions`). */
 export interface DurableOptions {
-  /** Prepended to the names of the tables (`<prefix>records`, `<prefix>quarantine`). Default `"effect_gen_server_"`. */
+  /**
+   * Prepended to the names of the tables (`<prefix>records`,
+   * `<prefix>quarantine`): at most 45 bytes (PostgreSQL's names hold 63).
+   * Default `"effect_gen_server_"`.
+   */
   readonly tablePrefix?: string | undefined
   /**
    * How often the activity of records that were only read (get, keepAlive)
@@ -101,7 +105,7 @@ export type Make<R = never> = (
 
 /** Options of the cluster data layer (see `Cluster.Options`). */
 export interface ClusterOptions {
-  /** Prepended to the state table's name. Default `"effect_gen_server_"`. */
+  /** Prepended to the state table's name: at most 45 bytes. Default `"effect_gen_server_"`. */
   readonly tablePrefix?: string | undefined
   /**
    * Whether this process runs records (registers the entity types); `false`

@@ -6,7 +6,7 @@
  * "restart" another one over the same database.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Metric, References, Schema, type Scope } from "effect"
+import { Cause, Effect, Exit, Layer, Metric, References, Schema, type Scope } from "effect"
 import { Changeset, Filter, Metrics, Query, Resource, Store } from "effect-gen-server"
 import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
@@ -655,4 +655,47 @@ describe("durable resources: set-up errors", () => {
       assert.include(JSON.stringify(noSql), "needs a SqlClient")
       assert.include(JSON.stringify(memory), "memory data layer keeps nothing")
     }))
+
+  for (const db of databases) {
+    it.effect(`${db.name}: a tablePrefix longer than PostgreSQL's names can hold is refused, the longest allowed works`, () =>
+      Effect.gen(function*() {
+        const sql = yield* db.scoped
+        const Cart = makeCart([])
+        const tooLong = "p".repeat(46)
+        const refused = yield* Effect.exit(
+          Effect.scoped(
+            Layer.build(Store.layer([Cart], { durable: { tablePrefix: tooLong } }).pipe(Layer.provide(sql)))
+          )
+        )
+        assert.isTrue(Exit.isFailure(refused))
+        assert.include(
+          String(Cause.squash((refused as Exit.Failure<unknown, unknown>).cause)),
+          "tablePrefix must be at most 45 bytes"
+        )
+        // 45 bytes: every table and index name distinct
+        const longest = "q".repeat(45)
+        const store = Store.layer([Cart], { durable: { tablePrefix: longest } }).pipe(Layer.provide(sql))
+        yield* Effect.scoped(Effect.provide(
+          Effect.gen(function*() {
+            yield* Store.create(Cart, "create", { id: "a", owner: "doc", items: [] })
+            yield* Store.destroy(Cart, { id: "a" })
+          }),
+          store
+        ))
+        if (db.name.includes("PostgreSQL")) {
+          const indexes = yield* Effect.provide(
+            Effect.flatMap(SqlClient.SqlClient, (client) =>
+              client.unsafe<{ readonly indexname: string }>(
+                `SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1`,
+                [`${longest}records`]
+              )),
+            sql
+          )
+          assert.includeMembers(indexes.map((i) => i.indexname), [
+            `${longest}records_due`,
+            `${longest}records_dead_since`
+          ])
+        }
+      }))
+  }
 })

@@ -154,6 +154,16 @@ export type Settled =
 /** Rows a read selected that cannot be loaded: their keys (unescaped). @internal */
 export class UndecodableRows extends Data.TaggedError("UndecodableRows")<{ readonly keys: ReadonlyArray<string> }> {}
 
+/**
+ * The longest `tablePrefix`: PostgreSQL cuts names at 63 bytes, and the
+ * longest name made from the prefix is `<prefix>records_dead_since` (a cut
+ * one would collide with another, or skip an index). The same on SQLite, so
+ * a prefix moves between the two.
+ *
+ * @internal
+ */
+export const maxPrefixBytes = 63 - "records_dead_since".length
+
 /** A move that found its old row changed or its new key taken: rolls its transaction back. */
 class MoveConflict extends Data.TaggedError("MoveConflict") {}
 
@@ -181,6 +191,15 @@ export const make = (
     })
     const pg = dialect === "pg"
     const prefix = options.prefix ?? "effect_gen_server_"
+    const prefixBytes = new TextEncoder().encode(prefix).length
+    if (prefixBytes > maxPrefixBytes) {
+      return yield* Effect.die(
+        new RangeError(
+          `tablePrefix must be at most ${maxPrefixBytes} bytes (PostgreSQL cuts names at 63, and ` +
+            `"<prefix>records_dead_since" is the longest made from it), got ${prefixBytes}: ${JSON.stringify(prefix)}`
+        )
+      )
+    }
     const name = `${prefix}records`
     const names: Names = {
       name,
