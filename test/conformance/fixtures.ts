@@ -63,6 +63,13 @@ export const makeServices = Effect.gen(function*() {
 
 const boom = (where: string) => new Error(`boom in ${where}`)
 
+/** Waits at the gate: says it is waiting (`entered`), then waits for `release`. */
+const atGate = Effect.gen(function*() {
+  const gate = yield* Gate
+  yield* Deferred.succeed(gate.entered, undefined)
+  yield* Deferred.await(gate.release)
+})
+
 /** Who calls a Traveller from its own hooks (an annotated accessor keeps the type from being circular). */
 const traveller = (): Resource.Any => Traveller
 
@@ -146,6 +153,16 @@ export const Traveller = Resource.make("Traveller", {
             yield* Effect.sleep("11 seconds")
             return record
           }))
+    }),
+    /** A create whose after hook waits at the gate: its caller may be interrupted there. */
+    gatedCreate: Action.create({
+      accept: ["id", "name", "currentYear"],
+      change: (cs) => Changeset.after(cs, (record: any) => Effect.as(atGate, record))
+    }),
+    /** A change of key whose after hook waits at the gate: its caller may be interrupted there. */
+    gatedMove: Action.update({
+      accept: ["id"],
+      change: (cs) => Changeset.after(cs, (record: any) => Effect.as(atGate, record))
     }),
     /** A new state the schema refuses (a negative year). */
     corrupt: Action.update({ change: (cs) => Changeset.set(cs, "currentYear", -1) }),

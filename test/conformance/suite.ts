@@ -83,6 +83,24 @@ const tagOf = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<
   Effect.match(effect, { onFailure: (e) => e._tag, onSuccess: () => "Success" })
 
 const drain = (events: PubSub.Subscription<Store.Event>) => PubSub.takeUpTo(events, 10_000)
+
+/**
+ * What became of an interrupted caller's write of the Traveller key `id`
+ * once it settled: `"free"` when a create under `id` now commits, `"held"`
+ * when it is refused because a record holds `id`. A create refused while no
+ * record holds `id` (a write still running, or the key left taken for good)
+ * is tried again, for a second at most (a live clock), then `"taken by nobody"`.
+ */
+const claimable = (id: string) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 100; i++) {
+      const created = yield* Effect.exit(Store.create(Traveller, "create", { id, name: "Later", currentYear: 2000 }))
+      if (Exit.isSuccess(created)) return "free"
+      if ((yield* tagOf(Store.get(Traveller, { id }))) === "Success") return "held"
+      yield* Effect.sleep("10 millis")
+    }
+    return "taken by nobody"
+  })
 const tags = (events: ReadonlyArray<Store.Event>) => events.map((e) => e._tag)
 
 const byId = <A extends { readonly id: string }>(records: ReadonlyArray<A>) =>
@@ -483,6 +501,47 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
             assert.strictEqual(done.name, "Pondering")
             assert.deepStrictEqual(yield* Store.get(Traveller, marty), done)
           })
+      )
+
+      test(
+        "a caller interrupted in its create's after hooks leaves the key to whoever holds it",
+        (_, gate) =>
+          Effect.gen(function*() {
+            const creating = yield* Effect.forkChild(
+              Store.create(Traveller, "gatedCreate", { id: "doc", name: "Doc", currentYear: 1985 }),
+              { startImmediately: true }
+            )
+            yield* Deferred.await(gate.entered)
+            yield* Fiber.interrupt(creating)
+            yield* Deferred.succeed(gate.release, undefined)
+            // the create may still commit (served by the record's own fiber) or not (run in the caller's)
+            const fate = yield* claimable("doc")
+            assert.include(["free", "held"], fate)
+            const doc = yield* Store.get(Traveller, { id: "doc" })
+            assert.strictEqual(doc.name, fate === "free" ? "Later" : "Doc")
+          }),
+        "live"
+      )
+
+      test(
+        "a caller interrupted in its key change's after hooks leaves the new key to whoever holds it",
+        (_, gate) =>
+          Effect.gen(function*() {
+            const marty = yield* Store.create(Traveller, "create", { id: "marty", name: "Marty", currentYear: 1985 })
+            const moving = yield* Effect.forkChild(
+              Store.update(Traveller, marty, "gatedMove", { id: "mcfly" }),
+              { startImmediately: true }
+            )
+            yield* Deferred.await(gate.entered)
+            yield* Fiber.interrupt(moving)
+            yield* Deferred.succeed(gate.release, undefined)
+            const fate = yield* claimable("mcfly")
+            assert.include(["free", "held"], fate)
+            // moved, or not: never both, never neither
+            assert.strictEqual(yield* tagOf(Store.get(Traveller, marty)), fate === "free" ? "Success" : "NotFound")
+            assert.strictEqual((yield* Store.get(Traveller, { id: "mcfly" })).name, fate === "free" ? "Later" : "Marty")
+          }),
+        "live"
       )
 
       test("a create whose new state is invalid leaves no record and publishes nothing", () =>

@@ -97,7 +97,11 @@ export interface Port<Rec extends { readonly resource: Compiled }, C, E> {
   ) => Effect.Effect<Outcome.Outcome<A, E | StoreError>, never, any>
   /** Claims the key `key` for the record's new `state` (a create, a change of key); refused: `AlreadyExists`. */
   readonly claim: (rec: Rec, key: string, state: any, action: CompiledAction) => Outcome.Step<void, E | StoreError>
-  /** Gives back a key `claim` took, when the write does not commit. */
+  /**
+   * Gives back a key `claim` took, when the write does not commit. A layer
+   * that runs actions in their caller's fiber gives it back also when that
+   * caller is interrupted, which the pipeline does not see.
+   */
   readonly release: (rec: Rec, key: string) => void
   /** What the action's own chain sees of the record while its after hooks run (`undefined`: its committed state). */
   readonly pending: (rec: Rec, state: unknown) => void
