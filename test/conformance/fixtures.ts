@@ -164,6 +164,28 @@ export const Traveller = Resource.make("Traveller", {
       accept: ["id"],
       change: (cs) => Changeset.after(cs, (record: any) => Effect.as(atGate, record))
     }),
+    /** An after hook that writes to the record it was given: an invalid year, a field the schema does not know. */
+    tamper: Action.update({
+      change: (cs) =>
+        Changeset.after(Changeset.set(cs, "name", "Tampered"), (record: any) =>
+          Effect.sync(() => {
+            record.currentYear = -1
+            record.extra = "x"
+            return record
+          }))
+    }),
+    /** An after hook that writes to what a get of its own record returns (the state pending, or a copy). */
+    tamperSeen: Action.update({
+      change: (cs) =>
+        Changeset.after(
+          Changeset.set(cs, "name", "Tampered"),
+          (record: any) =>
+            Effect.map(Store.get(traveller(), { id: record.id } as never), (seen: any) => {
+              seen.currentYear = -1
+              return record
+            })
+        )
+    }),
     /** A new state the schema refuses (a negative year). */
     corrupt: Action.update({ change: (cs) => Changeset.set(cs, "currentYear", -1) }),
     /** A defect in an after hook, after setting a field. */

@@ -544,6 +544,25 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
         "live"
       )
 
+      test("an after hook cannot change the state its action commits: the state it is given is frozen", () =>
+        Effect.gen(function*() {
+          const events = yield* Store.subscribe
+          const marty = yield* Store.create(Traveller, "create", { id: "marty", name: "Marty", currentYear: 1985 })
+          yield* drain(events)
+          // writing to it throws: a defect in the hook, nothing committed
+          assert.strictEqual(yield* tagOf(Store.update(Traveller, marty, "tamper")), "RecordCrashed")
+          assert.deepStrictEqual(yield* Store.get(Traveller, marty), marty)
+          // through a get of its own record: it throws as well, or writes to a copy; either way nothing unvalidated
+          const seen = yield* tagOf(Store.update(Traveller, marty, "tamperSeen"))
+          assert.include(["RecordCrashed", "Success"], seen)
+          const now = seen === "Success" ? { ...marty, name: "Tampered" } : marty
+          assert.deepStrictEqual(yield* Store.get(Traveller, marty), now)
+          assert.deepStrictEqual(yield* Store.read(Query.make(Traveller)), [now])
+          for (const e of yield* drain(events)) {
+            if (e._tag === "Updated") assert.deepStrictEqual(e.record, now)
+          }
+        }))
+
       test("a create whose new state is invalid leaves no record and publishes nothing", () =>
         Effect.gen(function*() {
           const events = yield* Store.subscribe

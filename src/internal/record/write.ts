@@ -176,6 +176,9 @@ const after = <Rec extends { readonly resource: Compiled }, C, E>(
   key: string
 ): Step<Attempted, E> => {
   if (prepared.afterHooks.length === 0) return Outcome.ok({ prepared, key, reply: prepared.state })
+  // frozen before the hooks (and a get on the action's own chain) see it: what they are given is what commits, as
+  // validated (the commit's own freeze then finds it frozen; an action without after hooks pays nothing here)
+  freeze(prepared.state)
   port.pending(rec, action.kind === "destroy" ? undefined : prepared.state)
   return Effect.map(port.run(rec, action, call, runAfter(rec.resource, action, prepared)), (done) => {
     port.pending(rec, undefined)
