@@ -154,6 +154,10 @@ export const Traveller = Resource.make("Traveller", {
             return record
           }))
     }),
+    /** A destroy whose before hook outlasts the inactivity timeout (11 s). */
+    lingeringDestroy: Action.destroy({
+      change: (cs) => Changeset.before(cs, (cs) => Effect.as(Effect.sleep("11 seconds"), cs))
+    }),
     /** A create whose after hook waits at the gate: its caller may be interrupted there. */
     gatedCreate: Action.create({
       accept: ["id", "name", "currentYear"],

@@ -942,10 +942,33 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
             Exit.isFailure(exit) && (exit.cause.reasons[0] as any)?.error?._tag === "NotFound",
             `the late update: ${JSON.stringify(exit)}`
           )
+          // it names the record it was called on, as every NotFound does
+          const error = (exit as Exit.Failure<unknown, any>).cause.reasons[0] as any
+          assert.deepStrictEqual(error.error.key, { id: "biff" })
+          assert.strictEqual(error.error.message, "Traveller {\"id\":\"biff\"} not found")
           assert.strictEqual(yield* tagOf(Store.get(Traveller, biff)), "NotFound")
           const seen = yield* drain(events)
           assert.deepStrictEqual(seen.filter((e) => e._tag === "Updated"), [])
           assert.deepStrictEqual(seen.map((e) => e._tag === "Destroyed" && e.reason), ["inactivity"])
+        }))
+
+      test("a destroy committing after its record's deadline fails NotFound naming the record", () =>
+        Effect.gen(function*() {
+          const events = yield* Store.subscribe
+          const biff = yield* Store.create(Traveller, "create", { id: "biff", name: "Biff", currentYear: 2015 })
+          yield* drain(events)
+          // accepted at 0 (deadline 10 s); its before hook runs until 11 s
+          const lingering = yield* Effect.forkChild(Store.destroy(Traveller, biff, "lingeringDestroy"), {
+            startImmediately: true
+          })
+          yield* TestClock.adjust("11 seconds")
+          const error = yield* Effect.flip(Fiber.join(lingering))
+          assert.strictEqual(error._tag, "NotFound")
+          assert.deepStrictEqual((error as Errors.NotFound).key, { id: "biff" })
+          assert.strictEqual(error.message, "Traveller {\"id\":\"biff\"} not found")
+          // the record expired: not removed by the action
+          const seen = yield* drain(events)
+          assert.deepStrictEqual(seen.filter((e) => e._tag === "Destroyed" && e.reason === "action"), [])
         }))
 
       test("a new record's inactivity counts from the moment its create commits", (_, gate) =>

@@ -206,10 +206,19 @@ const commit = <Rec extends { readonly resource: Compiled }, C, E, A>(
     return Outcome.ok(done.value === undefined ? reply : done.value.record as A)
   })
 
-/** The refusal of a commit that would come after the record's deadline (or after it was removed). */
-const lapsed = <Rec extends { readonly resource: Compiled }, C, E>(port: Port<Rec, C, E>, rec: Rec, key: string) => {
+/**
+ * The refusal of a commit that would come after the record's deadline (or
+ * after it was removed), naming the record by `record`, its state when the
+ * action began (a layer may have no committed state for it by now).
+ */
+const lapsed = <Rec extends { readonly resource: Compiled }, C, E>(
+  port: Port<Rec, C, E>,
+  rec: Rec,
+  key: string,
+  record: any
+) => {
   port.release(rec, key)
-  return Outcome.refused(Errors.notFound(rec.resource, Events.keyObject(rec.resource, port.committed(rec))))
+  return Outcome.refused(Errors.notFound(rec.resource, Events.keyObject(rec.resource, record)))
 }
 
 /**
@@ -254,12 +263,13 @@ export const update = <Rec extends { readonly resource: Compiled }, C, E>(
   call: C,
   input: Decoded,
   op: string | undefined
-): Step<any, E> =>
-  Outcome.flatMap(attempt(port, rec, action, call, port.committed(rec), input), (result) => {
+): Step<any, E> => {
+  const record = port.committed(rec)
+  return Outcome.flatMap(attempt(port, rec, action, call, record, input), (result) => {
     port.settle(rec)
     if (result._tag !== "Ok") return result
     const { key, prepared, reply } = result.value
-    if (port.expired(rec)) return lapsed(port, rec, key)
+    if (port.expired(rec)) return lapsed(port, rec, key, record)
     const state = prepared.state
     return commit(
       port,
@@ -276,6 +286,7 @@ export const update = <Rec extends { readonly resource: Compiled }, C, E>(
       reply
     )
   })
+}
 
 const noInput: Decoded = { attributes: {}, arguments: {} }
 
@@ -301,7 +312,7 @@ export const destroy = <Rec extends { readonly resource: Compiled }, C, E>(
     port.settle(rec)
     if (reason === "action") {
       if (result._tag !== "Ok") return result
-      if (port.expired(rec)) return lapsed(port, rec, key)
+      if (port.expired(rec)) return lapsed(port, rec, key, record)
       const event = Events.destroyed(rec.resource, record, reason)
       return commit(port, rec, { _tag: "Remove", reason, op, action, event }, key, undefined)
     }
