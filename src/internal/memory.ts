@@ -32,6 +32,8 @@ interface Entry {
   readonly lock: Semaphore.Semaphore
   /** The validated new state while the running action's `after` hooks run. */
   pending: unknown
+  /** The key the running action claimed (a create, a key change) until it commits or gives it back. */
+  claimed: string | undefined
   activation: Activation | undefined
 }
 
@@ -138,11 +140,13 @@ export const make: DataLayer.Make = (resources, options) =>
           return Outcome.refused(Errors.alreadyExists(resource, Events.keyObject(resource, state)))
         }
         table.set(key, entry)
+        entry.claimed = key
         return claimed
       },
       release: (entry, key) => {
         const table = reserved.get(entry.resource.name)!
         if (table.get(key) === entry) table.delete(key)
+        if (entry.claimed === key) entry.claimed = undefined
       },
       pending: (entry, state) => {
         entry.pending = state
@@ -213,28 +217,35 @@ export const make: DataLayer.Make = (resources, options) =>
         if (caller !== undefined && graph.wouldDeadlock(caller, entry.id)) {
           return Effect.fail(Errors.reentrant(entry.resource, keyOf(entry), action.name))
         }
-        const body = Effect.suspend((): Effect.Effect<A, StoreError> => {
-          if (gate.closed) return Effect.fail(Admission.storeClosed())
-          if (action.kind !== "create" && !entry.alive) {
-            return Effect.fail(Errors.notFound(entry.resource, keyOf(entry)))
+        // however the call ends, also when its caller is interrupted (and the action with it, which runs in the
+        // caller's fiber): the activation ends, the pending state is cleared and a key the action claimed is given back
+        const ended = Effect.sync(() => {
+          if (entry.claimed !== undefined) port.release(entry, entry.claimed)
+          entry.pending = undefined
+          if (entry.activation !== undefined) {
+            graph.end(entry.activation)
+            entry.activation = undefined
           }
-          const activation = entry.activation = graph.begin(entry.id)
-          // the state is read once the record's lock is held
-          // a step's services are its hooks', which `port.run` provides: none is left to the caller
-          const step = Outcome.toEffect(write({ chain })) as Effect.Effect<Outcome.Outcome<A>>
-          return Effect.flatMap(step, (done): Effect.Effect<A, StoreError> =>
-            done._tag === "Ok"
-              ? Effect.succeed(done.value)
-              : done._tag === "Refused"
-              ? Effect.fail(done.error)
-              : Effect.fail(Errors.crashed(entry.resource, keyOf(entry), done.cause))).pipe(
-              Effect.ensuring(Effect.sync(() => {
-                entry.pending = undefined
-                graph.end(activation)
-                entry.activation = undefined
-              }))
-            )
         })
+        const body = Effect.ensuring(
+          Effect.suspend((): Effect.Effect<A, StoreError> => {
+            if (gate.closed) return Effect.fail(Admission.storeClosed())
+            if (action.kind !== "create" && !entry.alive) {
+              return Effect.fail(Errors.notFound(entry.resource, keyOf(entry)))
+            }
+            entry.activation = graph.begin(entry.id)
+            // the state is read once the record's lock is held
+            // a step's services are its hooks', which `port.run` provides: none is left to the caller
+            const step = Outcome.toEffect(write({ chain })) as Effect.Effect<Outcome.Outcome<A>>
+            return Effect.flatMap(step, (done): Effect.Effect<A, StoreError> =>
+              done._tag === "Ok"
+                ? Effect.succeed(done.value)
+                : done._tag === "Refused"
+                ? Effect.fail(done.error)
+                : Effect.fail(Errors.crashed(entry.resource, keyOf(entry), done.cause)))
+          }),
+          ended
+        )
         const locked = entry.lock.withPermits(1)(body)
         if (caller === undefined) return locked
         const release = graph.wait(caller, entry.id)
@@ -258,6 +269,7 @@ export const make: DataLayer.Make = (resources, options) =>
           alive: false,
           lock: Semaphore.makeUnsafe(1),
           pending: undefined,
+          claimed: undefined,
           activation: undefined
         }
         return run(entry, action, (caller) => Write.create(port, entry, action, caller, data, decoded, undefined))

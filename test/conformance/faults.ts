@@ -28,6 +28,8 @@ export interface FaultFactory {
     resources: ReadonlyArray<Resource.Any>,
     options?: { readonly tablePrefix?: string }
   ) => Layer.Layer<Store.Store, never, SqlClient.SqlClient>
+  /** Tests the layer is known to fail, by title: each still runs, expected to fail. */
+  readonly knownFailures?: ReadonlyArray<string> | undefined
 }
 
 // ---------------------------------------------------------------------------
@@ -261,6 +263,11 @@ export const faults = (name: string, factory: FaultFactory) => {
         })) as any
       )
     })).pipe(quiet)
+
+  const known = new Set(factory.knownFailures ?? [])
+  /** An `it.live`, expected to fail when the layer is known to fail it. */
+  const live = (title: string, body: () => Effect.Effect<unknown, unknown>, timeout?: number) =>
+    known.has(title) ? it.live.fails(title, body, timeout) : it.live(title, body, timeout)
 
   describe(`faults: ${name}`, () => {
     it.live("a write storage refuses fails its call typed; the record keeps its state, restarts nothing", () =>
@@ -547,6 +554,53 @@ export const faults = (name: string, factory: FaultFactory) => {
           )
         })
       ))
+
+    live(
+      "restart \"initial\": a restart's write storage does not take keeps the record's last state",
+      () =>
+        withDatabase((process) =>
+          Effect.gen(function*() {
+            yield* process(
+              [TallyV1],
+              Effect.gen(function*() {
+                const faults = yield* FaultySql.Faults
+                const events = yield* Store.subscribe
+                const t = yield* Store.create(TallyV1, "create", { id: "t", n: 0 })
+                yield* Store.update(TallyV1, t, "inc")
+                // storage refuses the restart's write: a refusal, not a failure of the record
+                yield* faults.inject({ when: (text) => FaultySql.isWrite(text), fault: "refuse", times: 1 })
+                assert.strictEqual(yield* tagOf(Store.update(TallyV1, t, "crash")), "RecordCrashed")
+                assert.strictEqual(yield* faults.injected, 1)
+                assert.deepStrictEqual(yield* Store.get(TallyV1, t), { id: "t", n: 1 })
+                assert.strictEqual((yield* Store.update(TallyV1, t, "inc")).n, 2)
+                // the restart's write whose answer was lost and could not be read back (Unavailable): kept too
+                let lost = false
+                yield* faults.inject({
+                  when: (text) => FaultySql.isWrite(text) && (lost = true),
+                  fault: "lostReply",
+                  times: 1
+                })
+                yield* faults.inject({ when: (text) => lost && /^\s*SELECT \*/.test(text), fault: "drop", times: 1 })
+                assert.strictEqual(yield* tagOf(Store.update(TallyV1, t, "crash")), "RecordCrashed")
+                assert.strictEqual(yield* faults.injected, 3)
+                assert.strictEqual(yield* tagOf(Store.get(TallyV1, t)), "Success")
+                const tags = (yield* PubSub.takeAll(events)).map((e) => e._tag)
+                assert.deepStrictEqual(tags.slice(0, 4), ["Created", "Updated", "Restarted", "Updated"])
+                assert.notInclude(tags, "Failed")
+              })
+            )
+            // storage kept the record: what the store holds now, it holds in the next process
+            yield* process(
+              [TallyV1],
+              Effect.gen(function*() {
+                const t = yield* Store.get(TallyV1, { id: "t" })
+                assert.include([0, 2], t.n)
+                assert.strictEqual((yield* Store.update(TallyV1, t, "inc")).n, t.n + 1)
+              })
+            )
+          })
+        )
+    )
 
     it.live("a stored record restarts from its stored state by default; a migrated one keeps its migrated state", () =>
       withDatabase((process) =>

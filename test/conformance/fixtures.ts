@@ -63,6 +63,13 @@ export const makeServices = Effect.gen(function*() {
 
 const boom = (where: string) => new Error(`boom in ${where}`)
 
+/** Waits at the gate: says it is waiting (`entered`), then waits for `release`. */
+const atGate = Effect.gen(function*() {
+  const gate = yield* Gate
+  yield* Deferred.succeed(gate.entered, undefined)
+  yield* Deferred.await(gate.release)
+})
+
 /** Who calls a Traveller from its own hooks (an annotated accessor keeps the type from being circular). */
 const traveller = (): Resource.Any => Traveller
 
@@ -146,6 +153,42 @@ export const Traveller = Resource.make("Traveller", {
             yield* Effect.sleep("11 seconds")
             return record
           }))
+    }),
+    /** A destroy whose before hook outlasts the inactivity timeout (11 s). */
+    lingeringDestroy: Action.destroy({
+      change: (cs) => Changeset.before(cs, (cs) => Effect.as(Effect.sleep("11 seconds"), cs))
+    }),
+    /** A create whose after hook waits at the gate: its caller may be interrupted there. */
+    gatedCreate: Action.create({
+      accept: ["id", "name", "currentYear"],
+      change: (cs) => Changeset.after(cs, (record: any) => Effect.as(atGate, record))
+    }),
+    /** A change of key whose after hook waits at the gate: its caller may be interrupted there. */
+    gatedMove: Action.update({
+      accept: ["id"],
+      change: (cs) => Changeset.after(cs, (record: any) => Effect.as(atGate, record))
+    }),
+    /** An after hook that writes to the record it was given: an invalid year, a field the schema does not know. */
+    tamper: Action.update({
+      change: (cs) =>
+        Changeset.after(Changeset.set(cs, "name", "Tampered"), (record: any) =>
+          Effect.sync(() => {
+            record.currentYear = -1
+            record.extra = "x"
+            return record
+          }))
+    }),
+    /** An after hook that writes to what a get of its own record returns (the state pending, or a copy). */
+    tamperSeen: Action.update({
+      change: (cs) =>
+        Changeset.after(
+          Changeset.set(cs, "name", "Tampered"),
+          (record: any) =>
+            Effect.map(Store.get(traveller(), { id: record.id } as never), (seen: any) => {
+              seen.currentYear = -1
+              return record
+            })
+        )
     }),
     /** A new state the schema refuses (a negative year). */
     corrupt: Action.update({ change: (cs) => Changeset.set(cs, "currentYear", -1) }),

@@ -83,6 +83,24 @@ const tagOf = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<
   Effect.match(effect, { onFailure: (e) => e._tag, onSuccess: () => "Success" })
 
 const drain = (events: PubSub.Subscription<Store.Event>) => PubSub.takeUpTo(events, 10_000)
+
+/**
+ * What became of an interrupted caller's write of the Traveller key `id`
+ * once it settled: `"free"` when a create under `id` now commits, `"held"`
+ * when it is refused because a record holds `id`. A create refused while no
+ * record holds `id` (a write still running, or the key left taken for good)
+ * is tried again, for a second at most (a live clock), then `"taken by nobody"`.
+ */
+const claimable = (id: string) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 100; i++) {
+      const created = yield* Effect.exit(Store.create(Traveller, "create", { id, name: "Later", currentYear: 2000 }))
+      if (Exit.isSuccess(created)) return "free"
+      if ((yield* tagOf(Store.get(Traveller, { id }))) === "Success") return "held"
+      yield* Effect.sleep("10 millis")
+    }
+    return "taken by nobody"
+  })
 const tags = (events: ReadonlyArray<Store.Event>) => events.map((e) => e._tag)
 
 const byId = <A extends { readonly id: string }>(records: ReadonlyArray<A>) =>
@@ -485,6 +503,66 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
           })
       )
 
+      test(
+        "a caller interrupted in its create's after hooks leaves the key to whoever holds it",
+        (_, gate) =>
+          Effect.gen(function*() {
+            const creating = yield* Effect.forkChild(
+              Store.create(Traveller, "gatedCreate", { id: "doc", name: "Doc", currentYear: 1985 }),
+              { startImmediately: true }
+            )
+            yield* Deferred.await(gate.entered)
+            yield* Fiber.interrupt(creating)
+            yield* Deferred.succeed(gate.release, undefined)
+            // the create may still commit (served by the record's own fiber) or not (run in the caller's)
+            const fate = yield* claimable("doc")
+            assert.include(["free", "held"], fate)
+            const doc = yield* Store.get(Traveller, { id: "doc" })
+            assert.strictEqual(doc.name, fate === "free" ? "Later" : "Doc")
+          }),
+        "live"
+      )
+
+      test(
+        "a caller interrupted in its key change's after hooks leaves the new key to whoever holds it",
+        (_, gate) =>
+          Effect.gen(function*() {
+            const marty = yield* Store.create(Traveller, "create", { id: "marty", name: "Marty", currentYear: 1985 })
+            const moving = yield* Effect.forkChild(
+              Store.update(Traveller, marty, "gatedMove", { id: "mcfly" }),
+              { startImmediately: true }
+            )
+            yield* Deferred.await(gate.entered)
+            yield* Fiber.interrupt(moving)
+            yield* Deferred.succeed(gate.release, undefined)
+            const fate = yield* claimable("mcfly")
+            assert.include(["free", "held"], fate)
+            // moved, or not: never both, never neither
+            assert.strictEqual(yield* tagOf(Store.get(Traveller, marty)), fate === "free" ? "Success" : "NotFound")
+            assert.strictEqual((yield* Store.get(Traveller, { id: "mcfly" })).name, fate === "free" ? "Later" : "Marty")
+          }),
+        "live"
+      )
+
+      test("an after hook cannot change the state its action commits: the state it is given is frozen", () =>
+        Effect.gen(function*() {
+          const events = yield* Store.subscribe
+          const marty = yield* Store.create(Traveller, "create", { id: "marty", name: "Marty", currentYear: 1985 })
+          yield* drain(events)
+          // writing to it throws: a defect in the hook, nothing committed
+          assert.strictEqual(yield* tagOf(Store.update(Traveller, marty, "tamper")), "RecordCrashed")
+          assert.deepStrictEqual(yield* Store.get(Traveller, marty), marty)
+          // through a get of its own record: it throws as well, or writes to a copy; either way nothing unvalidated
+          const seen = yield* tagOf(Store.update(Traveller, marty, "tamperSeen"))
+          assert.include(["RecordCrashed", "Success"], seen)
+          const now = seen === "Success" ? { ...marty, name: "Tampered" } : marty
+          assert.deepStrictEqual(yield* Store.get(Traveller, marty), now)
+          assert.deepStrictEqual(yield* Store.read(Query.make(Traveller)), [now])
+          for (const e of yield* drain(events)) {
+            if (e._tag === "Updated") assert.deepStrictEqual(e.record, now)
+          }
+        }))
+
       test("a create whose new state is invalid leaves no record and publishes nothing", () =>
         Effect.gen(function*() {
           const events = yield* Store.subscribe
@@ -864,10 +942,33 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
             Exit.isFailure(exit) && (exit.cause.reasons[0] as any)?.error?._tag === "NotFound",
             `the late update: ${JSON.stringify(exit)}`
           )
+          // it names the record it was called on, as every NotFound does
+          const error = (exit as Exit.Failure<unknown, any>).cause.reasons[0] as any
+          assert.deepStrictEqual(error.error.key, { id: "biff" })
+          assert.strictEqual(error.error.message, "Traveller {\"id\":\"biff\"} not found")
           assert.strictEqual(yield* tagOf(Store.get(Traveller, biff)), "NotFound")
           const seen = yield* drain(events)
           assert.deepStrictEqual(seen.filter((e) => e._tag === "Updated"), [])
           assert.deepStrictEqual(seen.map((e) => e._tag === "Destroyed" && e.reason), ["inactivity"])
+        }))
+
+      test("a destroy committing after its record's deadline fails NotFound naming the record", () =>
+        Effect.gen(function*() {
+          const events = yield* Store.subscribe
+          const biff = yield* Store.create(Traveller, "create", { id: "biff", name: "Biff", currentYear: 2015 })
+          yield* drain(events)
+          // accepted at 0 (deadline 10 s); its before hook runs until 11 s
+          const lingering = yield* Effect.forkChild(Store.destroy(Traveller, biff, "lingeringDestroy"), {
+            startImmediately: true
+          })
+          yield* TestClock.adjust("11 seconds")
+          const error = yield* Effect.flip(Fiber.join(lingering))
+          assert.strictEqual(error._tag, "NotFound")
+          assert.deepStrictEqual((error as Errors.NotFound).key, { id: "biff" })
+          assert.strictEqual(error.message, "Traveller {\"id\":\"biff\"} not found")
+          // the record expired: not removed by the action
+          const seen = yield* drain(events)
+          assert.deepStrictEqual(seen.filter((e) => e._tag === "Destroyed" && e.reason === "action"), [])
         }))
 
       test("a new record's inactivity counts from the moment its create commits", (_, gate) =>

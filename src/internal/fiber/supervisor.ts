@@ -28,6 +28,7 @@ import type * as Metrics from "../../Metrics.js"
 import type { Chain, WaitGraph } from "../record/deadlock.js"
 import * as Lifecycle from "../record/lifecycle.js"
 import * as OperationId from "../record/operationId.js"
+import * as Step from "../record/outcome.js"
 import type { Compiled } from "../resource.js"
 import { Deadlines } from "./deadlines.js"
 import * as Mailbox from "./mailbox.js"
@@ -249,6 +250,17 @@ export const make = (options: {
         const result = yield* Server.recreate(server)
         if (result._tag === "Ok") return true
         if (result._tag === "Crashed") return yield* restart(server, result.cause)
+        if (result._tag === "Unstored") {
+          // a storage failure is a refusal: the record keeps its last state, its row is left alone (DESIGN "Faults")
+          yield* Effect.logWarning(
+            `${resource.name} restarts "initial" but storage did not take its write: it resumes its last state`
+          ).pipe(
+            Effect.annotateLogs({ resource: resource.name, key: server.key, failure: Step.describe(result.outcome) })
+          )
+          Server.resumed(server)
+          return true
+        }
+        // refused by its create action: nothing was written, the record fails
         yield* unstore(server)
         Server.fail(server)
         return false

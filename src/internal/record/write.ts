@@ -97,7 +97,11 @@ export interface Port<Rec extends { readonly resource: Compiled }, C, E> {
   ) => Effect.Effect<Outcome.Outcome<A, E | StoreError>, never, any>
   /** Claims the key `key` for the record's new `state` (a create, a change of key); refused: `AlreadyExists`. */
   readonly claim: (rec: Rec, key: string, state: any, action: CompiledAction) => Outcome.Step<void, E | StoreError>
-  /** Gives back a key `claim` took, when the write does not commit. */
+  /**
+   * Gives back a key `claim` took, when the write does not commit. A layer
+   * that runs actions in their caller's fiber gives it back also when that
+   * caller is interrupted, which the pipeline does not see.
+   */
   readonly release: (rec: Rec, key: string) => void
   /** What the action's own chain sees of the record while its after hooks run (`undefined`: its committed state). */
   readonly pending: (rec: Rec, state: unknown) => void
@@ -172,6 +176,9 @@ const after = <Rec extends { readonly resource: Compiled }, C, E>(
   key: string
 ): Step<Attempted, E> => {
   if (prepared.afterHooks.length === 0) return Outcome.ok({ prepared, key, reply: prepared.state })
+  // frozen before the hooks (and a get on the action's own chain) see it: what they are given is what commits, as
+  // validated (the commit's own freeze then finds it frozen; an action without after hooks pays nothing here)
+  freeze(prepared.state)
   port.pending(rec, action.kind === "destroy" ? undefined : prepared.state)
   return Effect.map(port.run(rec, action, call, runAfter(rec.resource, action, prepared)), (done) => {
     port.pending(rec, undefined)
@@ -199,10 +206,19 @@ const commit = <Rec extends { readonly resource: Compiled }, C, E, A>(
     return Outcome.ok(done.value === undefined ? reply : done.value.record as A)
   })
 
-/** The refusal of a commit that would come after the record's deadline (or after it was removed). */
-const lapsed = <Rec extends { readonly resource: Compiled }, C, E>(port: Port<Rec, C, E>, rec: Rec, key: string) => {
+/**
+ * The refusal of a commit that would come after the record's deadline (or
+ * after it was removed), naming the record by `record`, its state when the
+ * action began (a layer may have no committed state for it by now).
+ */
+const lapsed = <Rec extends { readonly resource: Compiled }, C, E>(
+  port: Port<Rec, C, E>,
+  rec: Rec,
+  key: string,
+  record: any
+) => {
   port.release(rec, key)
-  return Outcome.refused(Errors.notFound(rec.resource, Events.keyObject(rec.resource, port.committed(rec))))
+  return Outcome.refused(Errors.notFound(rec.resource, Events.keyObject(rec.resource, record)))
 }
 
 /**
@@ -247,12 +263,13 @@ export const update = <Rec extends { readonly resource: Compiled }, C, E>(
   call: C,
   input: Decoded,
   op: string | undefined
-): Step<any, E> =>
-  Outcome.flatMap(attempt(port, rec, action, call, port.committed(rec), input), (result) => {
+): Step<any, E> => {
+  const record = port.committed(rec)
+  return Outcome.flatMap(attempt(port, rec, action, call, record, input), (result) => {
     port.settle(rec)
     if (result._tag !== "Ok") return result
     const { key, prepared, reply } = result.value
-    if (port.expired(rec)) return lapsed(port, rec, key)
+    if (port.expired(rec)) return lapsed(port, rec, key, record)
     const state = prepared.state
     return commit(
       port,
@@ -269,6 +286,7 @@ export const update = <Rec extends { readonly resource: Compiled }, C, E>(
       reply
     )
   })
+}
 
 const noInput: Decoded = { attributes: {}, arguments: {} }
 
@@ -294,7 +312,7 @@ export const destroy = <Rec extends { readonly resource: Compiled }, C, E>(
     port.settle(rec)
     if (reason === "action") {
       if (result._tag !== "Ok") return result
-      if (port.expired(rec)) return lapsed(port, rec, key)
+      if (port.expired(rec)) return lapsed(port, rec, key, record)
       const event = Events.destroyed(rec.resource, record, reason)
       return commit(port, rec, { _tag: "Remove", reason, op, action, event }, key, undefined)
     }
