@@ -6,12 +6,25 @@ import { protocolOf, retryableTag } from "../../src/internal/cluster/protocol.js
 import { compile } from "../../src/internal/resource.js"
 import * as Pg from "./pg.js"
 
+/** How many times Mortal's `quit` ran. */
+const quits = { runs: 0 }
+
 /** Removed by its first crash (`restart: "never"`): a crash is plain to see. */
 const Mortal = Resource.make("Mortal", {
   fields: { id: Schema.String, n: Schema.Int },
   primaryKey: ["id"],
   restart: "never",
-  actions: { bump: Action.update({ accept: ["n"] }) }
+  actions: {
+    bump: Action.update({ accept: ["n"] }),
+    // an action that interrupts itself
+    quit: Action.update({
+      change: () =>
+        Effect.suspend(() => {
+          quits.runs++
+          return Effect.interrupt
+        })
+    })
+  }
 })
 
 const store = (label: string) =>
@@ -58,6 +71,22 @@ describe("Cluster owner (TestRunner, PostgreSQL)", () => {
         // the record still takes what its version can decode
         assert.deepStrictEqual(yield* Store.update(Mortal, { id: "m" }, "bump", { n: 2 }), { id: "m", n: 2 })
       }).pipe(Effect.provide(store("undecodable"))),
+    { timeout: 30_000 }
+  )
+
+  // live: without the fix the caller re-sends it on a real schedule, ending Unavailable after ~6 s
+  it.live(
+    "an action that interrupts itself is a crash: run once, RecordCrashed, then the restart policy",
+    () =>
+      Effect.gen(function*() {
+        quits.runs = 0
+        yield* Store.create(Mortal, "create", { id: "q", n: 1 })
+        const crashed = yield* Effect.flip(Store.update(Mortal, { id: "q" }, "quit"))
+        assert.strictEqual(crashed._tag, "RecordCrashed")
+        assert.strictEqual(quits.runs, 1, "run once, not re-sent as a lost reply")
+        // restart "never": the crash removed the record
+        assert.strictEqual((yield* Effect.flip(Store.get(Mortal, { id: "q" })))._tag, "NotFound")
+      }).pipe(Effect.provide(store("interrupted"))),
     { timeout: 30_000 }
   )
 })

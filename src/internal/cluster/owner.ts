@@ -61,7 +61,12 @@ export const make = (ctx: OwnerContext) => {
    */
   const effectOf = <A, E>(step: Outcome.Step<A, E>) => Outcome.toEffect(step) as Effect.Effect<Outcome.Outcome<A, E>>
 
-  /** The answer of the pipeline's outcome: a crash is `RecordCrashed`, after the restart policy. */
+  /**
+   * The answer of the pipeline's outcome: a crash is `RecordCrashed`, after
+   * the restart policy, also when the action interrupted itself (the
+   * handler is uninterruptible, so an interrupt in an outcome is the
+   * action's own, not the runner's).
+   */
   const answer = <A>(owned: Owned, outcome: Outcome.Outcome<A, WireError>): Effect.Effect<A, WireError> => {
     if (outcome._tag === "Ok") return Effect.succeed(outcome.value)
     if (outcome._tag === "Refused") return Effect.fail(outcome.error)
@@ -70,14 +75,17 @@ export const make = (ctx: OwnerContext) => {
 
   /** A defect: `RecordCrashed` (naming the record as its caller knew it), after the restart policy. */
   const crash = (owned: Owned, cause: Cause.Cause<unknown>): Effect.Effect<never, WireError> => {
-    if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
     const error = Errors.crashed(owned.resource, keyOf(owned), cause)
     return Effect.andThen(afterCrash(owned), Effect.fail(error))
   }
 
-  /** Answers a defect outside the pipeline (a bug) as a crash, after the restart policy. */
+  /**
+   * Answers a defect outside the pipeline (a bug) as a crash, after the
+   * restart policy; an interruption of the handler itself goes on as one.
+   */
   const guard = (owned: Owned) => <A>(effect: Effect.Effect<A, WireError>): Effect.Effect<A, WireError> =>
     Effect.catchCause(effect, (cause): Effect.Effect<A, WireError> => {
+      if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
       const error = Cause.findErrorOption(cause)
       if (error._tag === "Some" && !Cause.hasDies(cause)) return Effect.fail(error.value)
       return crash(owned, cause)
