@@ -163,8 +163,11 @@ export interface Options extends Contract.ClusterOptions {
 /**
  * The cluster data layer service, with `sweep`: sends every record past its
  * stored deadline (at most `limit` of them) an expire message, so its owner
- * runs its destroy action; returns how many were destroyed. Runners sweep by
- * themselves (one of them, a cluster `Singleton`, every `sweepInterval`).
+ * runs its destroy action; returns how many were destroyed. It waits at most
+ * a second for each record's expiry: one still running then goes on without
+ * it (it is not counted, and no sweep sends it again meanwhile), so a slow or
+ * stuck destroy delays no other record's expiry. Runners sweep by themselves
+ * (one of them, a cluster `Singleton`, every `sweepInterval`).
  *
  * **Example** (Sweeping now)
  *

@@ -293,7 +293,8 @@ export const make = (ctx: CallerContext) =>
           action: action.name,
           op: op(fiber.getRef(Admission.CurrentOperationId)),
           input: wireCodecs(resource).encodeInput(action, decoded),
-          callers: fiber.getRef(CurrentCallers)
+          callers: fiber.getRef(CurrentCallers),
+          version: resource.version
         }
         return Effect.flatMap(
           sendWrite(resource, target, action.name, payload, ctx.client(resource.name)(target.id).Update(payload)),

@@ -156,10 +156,9 @@ export const make = (
         return run
       })
 
-    const sweeperContext: Sweeper.SweeperContext = { state, compiled, clock, client, send: caller.send, retention }
+    const sweeper = yield* Sweeper.make({ state, compiled, clock, client, send: caller.send, retention })
     if (clusterOptions.runner !== false) {
-      yield* Sweeper.run(
-        sweeperContext,
+      yield* sweeper.run(
         `effect-gen-server/sweeper/${state.table}`,
         clusterOptions.sweepInterval ?? "1 second"
       )
@@ -175,7 +174,7 @@ export const make = (
       events: notices.events,
       subscribe: notices.subscribe,
       restartOf: storedRestart,
-      sweep: Sweeper.sweep(sweeperContext)
+      sweep: sweeper.sweep
     }
     if (options.context !== undefined) context = options.context(self)
     // added last, so run first when the scope closes

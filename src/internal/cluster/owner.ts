@@ -20,7 +20,9 @@
  *   next call; a commit fenced by a newer owner is `Retryable` (`"no"`). No
  *   restart policy runs for them.
  * - A row of a newer version this one cannot read refuses every call as
- *   `Retryable`, for an upgraded owner to serve.
+ *   `Retryable`, for an upgraded owner to serve; so does an input this
+ *   version cannot decode (sent by another version), without running the
+ *   restart policy.
  * - A defect in an action: `RecordCrashed`, then the restart policy (the
  *   declared one, else `"lastState"`) and intensity (per activation).
  * - Expiry: a record found past its deadline (by a call, or the sweeper's
@@ -59,7 +61,12 @@ export const make = (ctx: OwnerContext) => {
    */
   const effectOf = <A, E>(step: Outcome.Step<A, E>) => Outcome.toEffect(step) as Effect.Effect<Outcome.Outcome<A, E>>
 
-  /** The answer of the pipeline's outcome: a crash is `RecordCrashed`, after the restart policy. */
+  /**
+   * The answer of the pipeline's outcome: a crash is `RecordCrashed`, after
+   * the restart policy, also when the action interrupted itself (the
+   * handler is uninterruptible, so an interrupt in an outcome is the
+   * action's own, not the runner's).
+   */
   const answer = <A>(owned: Owned, outcome: Outcome.Outcome<A, WireError>): Effect.Effect<A, WireError> => {
     if (outcome._tag === "Ok") return Effect.succeed(outcome.value)
     if (outcome._tag === "Refused") return Effect.fail(outcome.error)
@@ -68,14 +75,17 @@ export const make = (ctx: OwnerContext) => {
 
   /** A defect: `RecordCrashed` (naming the record as its caller knew it), after the restart policy. */
   const crash = (owned: Owned, cause: Cause.Cause<unknown>): Effect.Effect<never, WireError> => {
-    if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
     const error = Errors.crashed(owned.resource, keyOf(owned), cause)
     return Effect.andThen(afterCrash(owned), Effect.fail(error))
   }
 
-  /** Answers a defect outside the pipeline (a decoder, a bug) as a crash: the record keeps its last state. */
+  /**
+   * Answers a defect outside the pipeline (a bug) as a crash, after the
+   * restart policy; an interruption of the handler itself goes on as one.
+   */
   const guard = (owned: Owned) => <A>(effect: Effect.Effect<A, WireError>): Effect.Effect<A, WireError> =>
     Effect.catchCause(effect, (cause): Effect.Effect<A, WireError> => {
+      if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
       const error = Cause.findErrorOption(cause)
       if (error._tag === "Some" && !Cause.hasDies(cause)) return Effect.fail(error.value)
       return crash(owned, cause)
@@ -211,6 +221,33 @@ export const make = (ctx: OwnerContext) => {
   }
 
   /**
+   * A message's input (or a create's data) decoded with this runner's
+   * version of the resource. The caller's version admitted it, so one this
+   * version cannot decode was sent by another version (a check added, a
+   * literal narrowed, a field's type changed in a rolling deploy): refused
+   * before anything runs, retryable, for an owner of the caller's version to
+   * apply. Not a crash: no restart policy runs, the record is kept as it is.
+   */
+  const decoded = <A>(
+    resource: Compiled,
+    action: CompiledAction,
+    version: number | undefined,
+    decode: () => A
+  ): Effect.Effect<A, Retryable> =>
+    Effect.try({
+      try: decode,
+      catch: (e) => {
+        const reason = e instanceof Error ? e.message : String(e)
+        const sender = version === undefined ? "another version" : `version ${version}`
+        return new Retryable({
+          applied: "no",
+          message: `${resource.name}.${action.name}: an input of ${sender} that version ${resource.version} on ` +
+            `this runner cannot decode (${reason}): not applied`
+        })
+      }
+    })
+
+  /**
    * A create's data from a caller of an older version of the resource,
    * completed as that version's record would be by this version's migration
    * from it (the fields this version added, with their migration's values);
@@ -284,6 +321,9 @@ export const make = (ctx: OwnerContext) => {
       /** One call at a time changes the record; `get` reads its committed state without waiting. */
       const lock = Semaphore.makeUnsafe(1)
       const guarded = guard(owned)
+      /** A message's input, decoded (see `decoded`). */
+      const inputOf = (action: CompiledAction, input: unknown, version: number | undefined) =>
+        decoded(resource, action, version, () => codecs.decodeInput(action, input))
 
       /**
        * Runs `body` as the record's one running call, after the calls before
@@ -356,11 +396,12 @@ export const make = (ctx: OwnerContext) => {
             }
             const action = yield* actionOf(resource, payload.action, "create")
             yield* understood(resource, codecs, action, payload.input, payload.data)
-            const decoded = codecs.decodeInput(action, payload.input)
-            const data = yield* olderData(resource, codecs.decodeData(payload.data), payload.version)
+            const input = yield* inputOf(action, payload.input, payload.version)
+            const given = yield* decoded(resource, action, payload.version, () => codecs.decodeData(payload.data))
+            const data = yield* olderData(resource, given, payload.version)
             owned.creating = { action: payload.action, data: payload.data, input: payload.input }
             const call: Call = { callers: payload.callers }
-            const record = yield* run(Write.create(port, owned, action, call, data, decoded, payload.op))
+            const record = yield* run(Write.create(port, owned, action, call, data, input, payload.op))
             // held since the create committed (TypeScript still sees the absence checked above)
             return replyOf(resource, record, (owned.held as Held | undefined)?.newer)
           }).pipe(guarded, Effect.uninterruptible, (body) => exclusive(payload.callers, payload.action, body)),
@@ -380,9 +421,9 @@ export const make = (ctx: OwnerContext) => {
             if (current.ops.includes(payload.op)) return replyOf(resource, current.state, current.newer)
             const action = yield* actionOf(resource, payload.action, "update")
             yield* understood(resource, codecs, action, payload.input)
-            const decoded = codecs.decodeInput(action, payload.input)
+            const input = yield* inputOf(action, payload.input, payload.version)
             const done = yield* effectOf(
-              Write.update(port, owned, action, { callers: payload.callers }, decoded, payload.op)
+              Write.update(port, owned, action, { callers: payload.callers }, input, payload.op)
             )
             // committing after its deadline: NotFound, and the record expires now
             if (done._tag === "Refused" && done.error._tag === "NotFound") yield* expireIfDue(owned, now())

@@ -108,7 +108,9 @@ export const protocolOf = (resource: Compiled) =>
         action: Schema.String,
         op: Schema.String,
         input: Schema.Unknown,
-        callers: Schema.Array(Schema.String)
+        callers: Schema.Array(Schema.String),
+        /** The caller's version of the resource (absent from a caller of an earlier release). */
+        version: Schema.optionalKey(Schema.Number)
       },
       success: Schema.Unknown,
       error: wireErrorsOf(resource)
