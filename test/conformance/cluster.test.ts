@@ -41,10 +41,5 @@ faults("cluster", {
   store: (rs, options) =>
     Cluster.layer(rs, { tablePrefix: options?.tablePrefix ?? "conf_", sweepInterval: "100 millis", retries: 2 }).pipe(
       Layer.provideMerge(Layer.fresh(TestRunner.layer))
-    ),
-  knownFailures: [
-    // owner.ts afterCrash fails the record (and removes its row) on any refusal of the restart's create, a storage
-    // failure of its write included
-    "restart \"initial\": a restart's write storage does not take keeps the record's last state"
-  ]
+    )
 })

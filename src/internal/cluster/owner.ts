@@ -139,10 +139,27 @@ export const make = (ctx: OwnerContext) => {
       }
       owned.creating = owned.initial
       return Effect.flatMap(
-        effectOf(
-          Write.create(port, owned, create.action, noCallers, create.data, create.input, `restart:${t}`, "Restarted")
-        ),
-        (restarted) => restarted._tag === "Ok" ? Effect.void : failRecord
+        // a step's services are its actions', which `port.run` provides (see `effectOf`)
+        Write.recreate(
+          port,
+          owned,
+          create.action,
+          noCallers,
+          create.data,
+          create.input,
+          `restart:${t}`
+        ) as Effect.Effect<
+          Write.Recreated<Retryable>
+        >,
+        (restarted) => {
+          if (restarted._tag === "Ok") return Effect.void
+          if (restarted._tag !== "Unstored") return failRecord
+          // a storage failure is a refusal: the record keeps its last state, its row is left alone (DESIGN "Faults")
+          return Effect.andThen(
+            Write.unstoredRestart(owned.resource, owned.key, restarted.outcome),
+            notices.announce(Events.restarted(owned.resource, held.state), held.newer)
+          )
+        }
       )
     })
 

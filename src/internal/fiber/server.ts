@@ -589,36 +589,10 @@ export const restore = (server: RecordServer, state: any, key: string): void => 
   server.ctx.started(server)
 }
 
-/**
- * What running the create again for `restart: "initial"` came to: the
- * create's own outcome (`Ok`: restarted, `Restarted` published; refused or
- * crashed by the create action), or `Unstored`: storage did not take the
- * restart's write, which is a refusal, never a crash (DESIGN "Faults"): the
- * record keeps its last committed state, in memory and in storage.
- *
- * @internal
- */
-export type Recreated = Step.Outcome<any> | { readonly _tag: "Unstored"; readonly outcome: Unstored }
-
-type Unstored = Exclude<Step.Outcome<unknown>, { readonly _tag: "Ok" }>
-
-/** Re-runs the create action for `restart: "initial"` (see {@link Recreated}). @internal */
-export const recreate = (server: RecordServer): Effect.Effect<Recreated, never, any> => {
+/** Re-runs the create action for `restart: "initial"` (see `Write.Recreated`). @internal */
+export const recreate = (server: RecordServer): Effect.Effect<Write.Recreated<never>, never, any> => {
   const { action, data, input } = server.createInput!
-  // the commit is the one step that writes to storage: its failure is told apart from the create's own
-  let unstored: Unstored | undefined
-  const restarting: Write.Port<RecordServer, Caller, never> = {
-    ...port,
-    commit: (server, change) =>
-      Step.map(port.commit(server, change), (done) => {
-        if (done._tag !== "Ok") unstored = done
-        return done
-      })
-  }
-  return Effect.map(
-    Step.toEffect(Write.create(restarting, server, action, noCaller, data, input, undefined, "Restarted")),
-    (result): Recreated => unstored === undefined ? result : { _tag: "Unstored", outcome: unstored }
-  )
+  return Write.recreate(port, server, action, noCaller, data, input, undefined)
 }
 
 /** Publishes `Restarted` for a record resuming with its last state. @internal */

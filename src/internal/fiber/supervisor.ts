@@ -28,7 +28,7 @@ import type * as Metrics from "../../Metrics.js"
 import type { Chain, WaitGraph } from "../record/deadlock.js"
 import * as Lifecycle from "../record/lifecycle.js"
 import * as OperationId from "../record/operationId.js"
-import * as Step from "../record/outcome.js"
+import * as Write from "../record/write.js"
 import type { Compiled } from "../resource.js"
 import { Deadlines } from "./deadlines.js"
 import * as Mailbox from "./mailbox.js"
@@ -252,11 +252,7 @@ export const make = (options: {
         if (result._tag === "Crashed") return yield* restart(server, result.cause)
         if (result._tag === "Unstored") {
           // a storage failure is a refusal: the record keeps its last state, its row is left alone (DESIGN "Faults")
-          yield* Effect.logWarning(
-            `${resource.name} restarts "initial" but storage did not take its write: it resumes its last state`
-          ).pipe(
-            Effect.annotateLogs({ resource: resource.name, key: server.key, failure: Step.describe(result.outcome) })
-          )
+          yield* Write.unstoredRestart(resource, server.key, result.outcome)
           Server.resumed(server)
           return true
         }

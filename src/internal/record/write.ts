@@ -251,6 +251,61 @@ export const create = <Rec extends { readonly resource: Compiled }, C, E>(
   })
 
 /**
+ * What running the create again for `restart: "initial"` came to: the
+ * create's own outcome (`Ok`: restarted, `Restarted` published; refused or
+ * crashed by the create action), or `Unstored`: storage did not take the
+ * restart's write, which is a refusal, never a crash (DESIGN "Faults"): the
+ * record keeps its last committed state, in memory and in storage.
+ *
+ * @internal
+ */
+export type Recreated<E> = Outcome.Outcome<any, E | StoreError> | {
+  readonly _tag: "Unstored"
+  readonly outcome: Exclude<Outcome.Outcome<unknown, E | StoreError>, { readonly _tag: "Ok" }>
+}
+
+/**
+ * Runs the create action again over a crashed record (`restart: "initial"`),
+ * as `Restarted` (see {@link Recreated}).
+ *
+ * @internal
+ */
+export const recreate = <Rec extends { readonly resource: Compiled }, C, E>(
+  port: Port<Rec, C, E>,
+  rec: Rec,
+  action: CompiledAction,
+  call: C,
+  data: any,
+  input: Decoded,
+  op: string | undefined
+): Effect.Effect<Recreated<E>, never, any> => {
+  // the commit is the one step that writes to storage: its failure is told apart from the create's own
+  let unstored: Extract<Recreated<E>, { readonly _tag: "Unstored" }>["outcome"] | undefined
+  const restarting: Port<Rec, C, E> = {
+    ...port,
+    commit: (rec, change) =>
+      Outcome.map(port.commit(rec, change), (done) => {
+        if (done._tag !== "Ok") unstored = done
+        return done
+      })
+  }
+  return Effect.map(
+    Outcome.toEffect(create(restarting, rec, action, call, data, input, op, "Restarted")),
+    (result): Recreated<E> => unstored === undefined ? result : { _tag: "Unstored", outcome: unstored }
+  )
+}
+
+/** The warning of a restart storage did not take: the record resumes its last state. @internal */
+export const unstoredRestart = (
+  resource: Compiled,
+  key: string,
+  outcome: Extract<Recreated<unknown>, { readonly _tag: "Unstored" }>["outcome"]
+): Effect.Effect<void> =>
+  Effect.logWarning(
+    `${resource.name} restarts "initial" but storage did not take its write: it resumes its last state`
+  ).pipe(Effect.annotateLogs({ resource: resource.name, key, failure: Outcome.describe(outcome) }))
+
+/**
  * Runs the update action `action` on the committed record and commits its
  * new state (`Updated`), unless the record is past its deadline by then.
  *
