@@ -63,7 +63,10 @@ export const classify = (dialect: Dialect, cause: Cause.Cause<unknown>): { verdi
     return { verdict: dialect === "sqlite" && failure._tag === "Some" ? "refused" : "unknown", message }
   }
   const reason = error.reason
-  const message = reason.message ?? error.message
+  // the driver's message ("PgConnection: Query failed"), then the database's own words when they say more
+  const said = (reason as { readonly cause?: unknown }).cause
+  const detail = said instanceof Error && said.message !== "" && said.message !== reason.message ? said.message : ""
+  const message = [reason.message ?? error.message, detail].filter((part) => part !== "").join(": ")
   switch (reason._tag) {
     case "DeadlockError":
     case "SerializationError":
