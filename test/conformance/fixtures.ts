@@ -281,6 +281,10 @@ const counter = (name: string, restart: Resource.RestartPolicy) =>
       /** A defect in the change itself, after setting a field. */
       crash: Action.update({
         change: (cs) => Effect.as(Effect.die(boom("change")), Changeset.set(cs, "n", 1000))
+      }),
+      /** An action that interrupts itself: a crash of the record like any other, run once. */
+      halt: Action.update({
+        change: (cs) => Effect.andThen(note(`halt ${Changeset.get(cs, "id")}`), Effect.interrupt)
       })
     }
   })

@@ -1076,6 +1076,20 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
           assert.strictEqual(yield* tagOf(Store.update(Phoenix, p, "crash")), "RecordCrashed")
         }))
 
+      test("an action that interrupts itself crashes its record once: RecordCrashed, then the restart policy", (journal) =>
+        Effect.gen(function*() {
+          const k = yield* Store.create(Keeper, "create", { id: "k", n: 0 })
+          yield* Store.update(Keeper, k, "increment")
+          const m = yield* Store.create(Mortal, "create", { id: "m", n: 0 })
+          journal.splice(0)
+          assert.strictEqual(yield* tagOf(Store.update(Keeper, k, "halt")), "RecordCrashed")
+          assert.strictEqual(yield* tagOf(Store.update(Mortal, m, "halt")), "RecordCrashed")
+          assert.deepStrictEqual(journal.splice(0), ["halt k", "halt m"], "each ran once")
+          assert.deepStrictEqual(yield* Store.get(Keeper, k), { id: "k", n: 1 })
+          // a supervised layer removes a record whose policy is "never" (the memory layer keeps it: no supervisor)
+          assert.strictEqual(yield* tagOf(Store.get(Mortal, m)), caps.supervision ? "NotFound" : "Success")
+        }))
+
       test("after RecordCrashed, the crashed state is never observable", () =>
         Effect.gen(function*() {
           const events = yield* Store.subscribe
