@@ -24,7 +24,7 @@ import * as Admission from "../admission.js"
 import type * as DataLayer from "../contract.js"
 import * as Errors from "../record/errors.js"
 import type { Compiled } from "../resource.js"
-import { TooNew, wireCodecs } from "../sql/codec.js"
+import { TooNew, Undecodable, wireCodecs } from "../sql/codec.js"
 import { escapeKey, unescapeKey } from "../sql/escape.js"
 import type { Row } from "../sql/rows.js"
 import { CurrentCallers, isKnownError, recordOf, retryableTag } from "./protocol.js"
@@ -218,8 +218,9 @@ export const make = (ctx: CallerContext) =>
     /**
      * The record of an owner's reply, as this version reads it. One this
      * version cannot read (its owner runs a newer version that changed what
-     * this one needs) fails the call with `Unavailable`: it may have been
-     * applied, and its answer cannot be given here.
+     * this one needs, or an older one whose record this version's migration
+     * fails on) fails the call with `Unavailable`: it may have been applied,
+     * and its answer cannot be given here.
      */
     const decodeRecord = (
       resource: Compiled,
@@ -231,10 +232,9 @@ export const make = (ctx: CallerContext) =>
       try {
         return Effect.succeed(recordOf(resource, reply))
       } catch (e) {
-        if (!(e instanceof TooNew)) throw e
-        return Effect.fail(
-          Errors.replyTooNew(resource, key, action, e, operationId)
-        )
+        // a newer version's record, or an older one's whose migration fails: the write may have been applied
+        if (!(e instanceof TooNew || e instanceof Undecodable)) throw e
+        return Effect.fail(Errors.unreadableReply(resource, key, action, e, operationId))
       }
     }
 

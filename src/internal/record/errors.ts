@@ -182,12 +182,13 @@ export const unanswered = (
   })
 
 /**
- * An owner answered with a record stored by a newer version than this
- * caller's, which it cannot read: the call may have been applied.
+ * An owner answered with a record this caller cannot read (stored by a
+ * newer version, or by an older one whose migration fails on it): the call
+ * may have been applied.
  *
  * @internal
  */
-export const replyTooNew = (
+export const unreadableReply = (
   resource: Compiled,
   key: Key,
   action: string,
@@ -201,7 +202,9 @@ export const replyTooNew = (
     applied: "unknown",
     attempts: 1,
     lastFailure: `version: ${found.message}`,
-    message: `${named(resource, key)}: ${action}: its owner answered with a record ${found.message}`,
+    message: `${
+      named(resource, key)
+    }: ${action}: its owner answered with a record this version cannot read (${found.message})`,
     ...(operationId === undefined ? {} : { operationId })
   })
 
