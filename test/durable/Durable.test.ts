@@ -163,6 +163,38 @@ for (const db of databases) {
         )
       }))
 
+    it.effect("a record found past both deadlines at start is destroyed for the one that passed first", () =>
+      Effect.gen(function*() {
+        const sql = yield* db.scoped
+        const Brief = Resource.make(fresh("Brief"), {
+          fields: { id: Schema.String },
+          primaryKey: ["id"],
+          durable: true,
+          inactivityTimeout: "10 seconds",
+          maximumLifetime: "1 minute"
+        })
+        yield* inProcess([Brief], sql, Store.create(Brief, "create", { id: "idle" }))
+        // down for 100 s: idle since 10 s, past its lifetime since 60 s
+        yield* TestClock.adjust("100 seconds")
+        const destroys = (reason: string) =>
+          Effect.map(
+            Metric.value(Metric.withAttributes(Metrics.destroys, { resource: Brief.name, reason })),
+            (counter) => counter.count
+          )
+        const reasons = yield* inProcess(
+          [Brief],
+          sql,
+          Effect.gen(function*() {
+            // its expiry at start, waited for (a real database answers in real time), bounded
+            for (let i = 0; i < 250 && (yield* destroys("inactivity")) + (yield* destroys("lifetime")) === 0; i++) {
+              yield* TestClock.withLive(Effect.sleep("20 millis"))
+            }
+            return { inactivity: yield* destroys("inactivity"), lifetime: yield* destroys("lifetime") }
+          })
+        )
+        assert.deepStrictEqual(reasons, { inactivity: 1, lifetime: 0 })
+      }))
+
     it.effect("activity from reads is written, so a record read after its last write does not expire early", () =>
       Effect.gen(function*() {
         const sql = yield* db.scoped

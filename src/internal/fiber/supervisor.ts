@@ -112,13 +112,14 @@ const wheelLoop = (resource: Compiled, wheel: Wheel, clock: Clock.Clock) =>
       const now = clock.currentTimeMillisUnsafe()
       while ((wheel.lifetime.peek() ?? Infinity) <= now) {
         const server = wheel.lifetime.pop()!
-        if (server.status === "live") Server.expire(server, "lifetime")
+        // the deadline that passed first: found late (a process down past both), it may be the other one
+        if (server.status === "live") Server.expire(server, Lifecycle.expiryReason(server))
       }
       while ((wheel.idle.peek() ?? Infinity) <= now) {
         const server = wheel.idle.pop()!
         if (server.status !== "live") continue
         const deadline = Lifecycle.idleDeadline(resource, server.lastActivity)
-        if (deadline <= now) Server.expire(server, "inactivity")
+        if (deadline <= now) Server.expire(server, Lifecycle.expiryReason(server))
         else wheel.idle.push(server, deadline)
       }
       while ((wheel.hibernate.peek() ?? Infinity) <= now) {
