@@ -6,7 +6,7 @@
  * "restart" another one over the same database.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Layer, Metric, References, Schema, type Scope } from "effect"
+import { Cause, type Duration, Effect, Exit, Layer, Metric, References, Schema, type Scope } from "effect"
 import { Changeset, Filter, Metrics, Query, Resource, Store } from "effect-gen-server"
 import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
@@ -39,6 +39,16 @@ const makeCart = (journal: Array<string>, options: { readonly restart?: Resource
           )
       })
     })
+  })
+
+/** A durable record of a key alone, with both deadlines. */
+const brief = (inactivityTimeout: Duration.Input, maximumLifetime: Duration.Input) =>
+  Resource.make(fresh("Brief"), {
+    fields: { id: Schema.String },
+    primaryKey: ["id"],
+    durable: true,
+    inactivityTimeout,
+    maximumLifetime
   })
 
 const quiet = Effect.provideService(References.MinimumLogLevel, "None")
@@ -166,13 +176,7 @@ for (const db of databases) {
     it.effect("a record found past both deadlines at start is destroyed for the one that passed first", () =>
       Effect.gen(function*() {
         const sql = yield* db.scoped
-        const Brief = Resource.make(fresh("Brief"), {
-          fields: { id: Schema.String },
-          primaryKey: ["id"],
-          durable: true,
-          inactivityTimeout: "10 seconds",
-          maximumLifetime: "1 minute"
-        })
+        const Brief = brief("10 seconds", "1 minute")
         yield* inProcess([Brief], sql, Store.create(Brief, "create", { id: "idle" }))
         // down for 100 s: idle since 10 s, past its lifetime since 60 s
         yield* TestClock.adjust("100 seconds")
@@ -525,13 +529,7 @@ for (const db of databases) {
     it.effect("timeouts with a fraction of a millisecond are stored (rounded up) and expire the record", () =>
       Effect.gen(function*() {
         const sql = yield* db.scoped
-        const Brief = Resource.make(fresh("Brief"), {
-          fields: { id: Schema.String },
-          primaryKey: ["id"],
-          durable: true,
-          inactivityTimeout: "1500 micros",
-          maximumLifetime: "2500 micros"
-        })
+        const Brief = brief("1500 micros", "2500 micros")
         yield* inProcess(
           [Brief],
           sql,
