@@ -627,12 +627,18 @@ describe("Store", () => {
         assert.strictEqual((yield* Store.read(Query.make(Mixed))).length, 2)
       }).pipe(Effect.provide(Store.layer([Mixed]))))
 
-    it.effect("NaN, -0 and 0 as keys: NaN is one key, -0 and 0 are one key", () =>
+    // 0.6: the number NaN is refused in this field (storage writes it as "NaN", which this union reads back as the
+    // string), on every layer; 0.5 kept it in memory as a key of its own
+    it.effect("NaN, -0 and 0 as keys: -0 and 0 are one key; NaN, which storage would make the string, is refused", () =>
       Effect.gen(function*() {
-        yield* Store.create(Mixed, "create", { id: NaN, note: "nan" })
+        const nan = yield* Store.create(Mixed, "create", { id: NaN, note: "nan" }).pipe(Effect.flip)
+        assert.strictEqual(nan._tag, "ValidationError")
+        assert.include(
+          nan.message,
+          "Mixed: invalid input of action create: id: NaN would read back from storage as \"NaN\""
+        )
         yield* Store.create(Mixed, "create", { id: 0, note: "zero" })
         yield* Store.create(Mixed, "create", { id: "NaN", note: "string" })
-        assert.strictEqual((yield* Store.get(Mixed, { id: NaN })).note, "nan")
         assert.strictEqual((yield* Store.get(Mixed, { id: -0 })).note, "zero")
         assert.strictEqual((yield* Store.get(Mixed, { id: "NaN" })).note, "string")
         const again = yield* Store.create(Mixed, "create", { id: -0, note: "again" }).pipe(Effect.flip)

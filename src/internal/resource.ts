@@ -9,6 +9,7 @@ import * as Action from "../Action.js"
 import { type Issue, UnknownAction, ValidationError } from "../Errors.js"
 import type * as Resource from "../Resource.js"
 import { maxKeyBytes, oversizedKey } from "./sql/escape.js"
+import * as Storable from "./storable.js"
 
 /** @internal */
 export interface Decoded {
@@ -199,7 +200,15 @@ export const compile = (resource: Resource.Any): Compiled => {
   const keyStruct = Schema.Struct(Object.fromEntries(keyFields.map((k) => [k, Schema.toType(fields[k]!)])))
   // per-field guards: the fast path of every check; a full decode only builds the error
   const guards = new Map<string, (u: unknown) => boolean>()
-  for (const k of fieldNames) guards.set(k, Schema.is(Schema.toType(fields[k]!)) as (u: unknown) => boolean)
+  // fields whose stored form can read back as another value (`storable.ts`): checked by a round trip, also on
+  // the fast path
+  const storable = new Map<string, (value: unknown) => string | undefined>()
+  for (const k of fieldNames) {
+    const guard = Schema.is(Schema.toType(fields[k]!)) as (u: unknown) => boolean
+    const check = Storable.checkOf(fields[k]!)
+    if (check !== undefined) storable.set(k, check)
+    guards.set(k, check === undefined ? guard : (u) => guard(u) && check(u) === undefined)
+  }
   const keyGuards = keyFields.map((k) => guards.get(k)!)
   const isKey = (key: { readonly [field: string]: unknown }) => {
     for (let i = 0; i < keyFields.length; i++) if (!keyGuards[i]!(key[keyFields[i]!])) return false
@@ -264,10 +273,21 @@ export const compile = (resource: Resource.Any): Compiled => {
 
   const validate = (record: unknown) => {
     const exit = recordDecoder(record)
-    return Exit.isSuccess(exit)
-      ? exit.value
-      : validationError(name, "record", issueOf(exit.cause))
+    if (Exit.isFailure(exit)) return validationError(name, "record", issueOf(exit.cause))
+    for (const [field, check] of storable) {
+      const why = check((exit.value as { readonly [field: string]: unknown })[field])
+      if (why !== undefined) return unstorable(`${name}: invalid record`, field, why)
+    }
+    return exit.value
   }
+
+  /** A value of `field` storage would read back as another (see `storable.ts`). */
+  const unstorable = (what: string, field: string, why: string) =>
+    new ValidationError({
+      resource: name,
+      message: `${what}: ${field}: ${why}`,
+      issues: [{ path: [field], message: why }]
+    })
 
   const validateChanges = (record: any, changes: { readonly [field: string]: unknown }) => {
     for (const k in changes) {
@@ -291,6 +311,13 @@ export const compile = (resource: Resource.Any): Compiled => {
     const argsDecoder = argNames.length === 0
       ? undefined
       : Schema.decodeUnknownExit(Schema.Struct(action.arguments) as any, parseOptions)
+    // arguments cross a data layer as JSON too (`storable.ts`): those that could read back as another value are
+    // checked, and their action's input then takes the full decode
+    const argChecks = new Map<string, (value: unknown) => string | undefined>()
+    for (const k of argNames) {
+      const check = Storable.checkOf(action.arguments[k]!)
+      if (check !== undefined) argChecks.set(k, check)
+    }
     /** The fast path: guards for the accepted fields, one decode for the arguments. */
     const decodeFast = (raw: { readonly [k: string]: unknown }): Decoded | undefined => {
       const attributes: { [k: string]: unknown } = {}
@@ -302,6 +329,7 @@ export const compile = (resource: Resource.Any): Compiled => {
           if (!guards.get(k)!(raw[k])) return undefined
           attributes[k] = raw[k]
         } else if (argsDecoder !== undefined && Object.prototype.hasOwnProperty.call(action.arguments, k)) {
+          if (argChecks.has(k)) return undefined
           hasArgs = true
         } else {
           return undefined
@@ -354,6 +382,8 @@ export const compile = (resource: Resource.Any): Compiled => {
       const attributes: { [k: string]: unknown } = {}
       const args: { [k: string]: unknown } = {}
       for (const k in value) {
+        const why = (acceptedSet.has(k) ? storable : argChecks).get(k)?.(value[k])
+        if (why !== undefined) return unstorable(`${name}: invalid input of action ${actionName}`, k, why)
         if (acceptedSet.has(k)) attributes[k] = value[k]
         else args[k] = value[k]
       }

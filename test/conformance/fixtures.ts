@@ -415,6 +415,23 @@ export const Stubborn = Resource.make("Stubborn", {
   })
 })
 
+/** Numbers and strings in one field: storage writes Infinity, -Infinity and NaN as strings. */
+export const Reading = Resource.make("Reading", {
+  fields: {
+    id: Schema.String,
+    v: Schema.Union([Schema.Number, Schema.String]),
+    history: Schema.Array(Schema.Union([Schema.Number, Schema.String]))
+  },
+  primaryKey: ["id"],
+  actions: {
+    /** Sets `v` from an argument of the same type: arguments cross a data layer as JSON too. */
+    note: Action.update({
+      arguments: { value: Schema.Union([Schema.Number, Schema.String]) },
+      change: (cs) => Changeset.set(cs, "v", cs.arguments.value)
+    })
+  }
+})
+
 export const allResources = [
   Traveller,
   Machine,
@@ -426,5 +443,6 @@ export const allResources = [
   Peer,
   Link,
   Child,
-  Stubborn
+  Stubborn,
+  Reading
 ] as const

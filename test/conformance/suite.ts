@@ -31,6 +31,7 @@ import {
   Mortal,
   Peer,
   Phoenix,
+  Reading,
   Seat,
   Stubborn,
   Traveller
@@ -621,6 +622,45 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
           ["ValidationError", untyped.read(Query.make(Traveller).pipe(Query.filter(Filter.eq("warp" as never, 1))))],
           ["ValidationError", untyped.read(Query.make(Traveller).pipe(Query.limit(-1)))]
         ]))
+
+      test("a value storage would read back as another is ValidationError naming the field; the number is kept", () =>
+        Effect.gen(function*() {
+          // the numbers themselves, stored as the strings "Infinity", "NaN" and "-Infinity", come back as numbers
+          const r = yield* Store.create(Reading, "create", { id: "r", v: Infinity, history: [NaN, "x", -Infinity] })
+          assert.deepStrictEqual(yield* Store.get(Reading, r), { id: "r", v: Infinity, history: [NaN, "x", -Infinity] })
+          // those strings in the same fields would come back as numbers: refused, on every layer alike
+          for (const [field, value] of [["v", "Infinity"], ["history", [1, "NaN"]]] as const) {
+            const update: Effect.Effect<unknown, Errors.StoreError> = untyped.update(Reading, r, "update", {
+              [field]: value
+            })
+            const error = yield* Effect.flip(update)
+            assert.strictEqual(error._tag, "ValidationError")
+            if (error._tag === "ValidationError") {
+              assert.deepStrictEqual(error.issues?.[0]?.path, [field])
+              assert.match(error.message, new RegExp(`^Reading: invalid (record|input of action update): ${field}: `))
+            }
+          }
+          assert.strictEqual(
+            yield* tagOf(
+              untyped.create(Reading, "create", { id: "s", v: "-Infinity", history: [] }) as Effect.Effect<
+                unknown,
+                Errors.StoreError
+              >
+            ),
+            "ValidationError"
+          )
+          assert.strictEqual(yield* tagOf(Store.get(Reading, { id: "s" })), "NotFound")
+          // an argument of such a type, too (it reaches the record as JSON on some layers)
+          const noted: Effect.Effect<unknown, Errors.StoreError> = untyped.update(Reading, r, "note", { value: "NaN" })
+          const refused = yield* Effect.flip(noted)
+          assert.strictEqual(refused._tag, "ValidationError")
+          assert.strictEqual((yield* Store.update(Reading, r, "note", { value: -Infinity })).v, -Infinity)
+          assert.strictEqual((yield* Store.update(Reading, r, "update", { v: Infinity })).v, Infinity)
+          assert.deepStrictEqual(yield* Store.get(Reading, r), { id: "r", v: Infinity, history: [NaN, "x", -Infinity] })
+          // any other string is a string
+          const s = yield* Store.create(Reading, "create", { id: "s", v: "infinity", history: ["Infinity!"] })
+          assert.deepStrictEqual(yield* Store.get(Reading, s), { id: "s", v: "infinity", history: ["Infinity!"] })
+        }))
 
       test("a malformed key is ValidationError and changes nothing", () =>
         refusesAll(() => [
