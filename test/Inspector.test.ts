@@ -7,7 +7,7 @@
  * The page is tested in a real browser by `Inspector.browser.test.ts`.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Context, Effect, Exit, Layer, Metric, Schema, Scope } from "effect"
+import { Cause, Clock, Context, Effect, Exit, Layer, Metric, Schema, Scope } from "effect"
 import { TestRunner } from "effect/cluster"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
@@ -175,6 +175,15 @@ describe("Inspector", () => {
         }).pipe(Effect.timeout("5 seconds"))
         assert.isFalse(connected, `${address}:${inspector.port} accepted a connection`)
       }
+    }).pipe(Effect.provide(timeTravel())))
+
+  it.live("the time it shows is the Store's: /api/resources answers its Clock's now", () =>
+    Effect.gen(function*() {
+      const before = yield* Clock.currentTimeMillis
+      const reply = yield* withInspector((client) => client.get("/api/resources"))
+      const after = yield* Clock.currentTimeMillis
+      assert.isAtLeast(reply.body.at, before)
+      assert.isAtMost(reply.body.at, after)
     }).pipe(Effect.provide(timeTravel())))
 
   it.live("lists the resources with their counts and definitions", () =>

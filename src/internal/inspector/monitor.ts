@@ -89,6 +89,8 @@ export interface Monitor {
   readonly recent: EntryRing<Event.Event>
   readonly samples: Ring<Sample>
   readonly sampleMillis: number
+  /** The Store's time now, by the Clock the inspector was built with (epoch millis). */
+  readonly time: () => number
   /** Registers an event stream for the scope. */
   readonly listen: (interest: Interest) => Effect.Effect<Listener, never, Scope.Scope>
   /** The events a stream has not read yet, and how many it missed (its ring overflowed). */
@@ -251,6 +253,7 @@ export const make = Effect.fnUntraced(function*(
     recent,
     samples,
     sampleMillis: options.sampleMillis,
+    time: () => clock.currentTimeMillisUnsafe(),
     listen,
     drain,
     counts,

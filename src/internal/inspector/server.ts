@@ -32,6 +32,7 @@ import * as Codec from "./codec.js"
 import { type Entry, type Interest, matches, type Monitor } from "./monitor.js"
 import * as Page from "./page.js"
 import { BadParameter, parseCount, parseFilter, parseKeyJson, parseSort } from "./params.js"
+import * as Script from "./script.js"
 
 /** How the server answers, decided when the inspector starts. @internal */
 export interface Config {
@@ -183,6 +184,8 @@ export const make = (monitor: Monitor, config: Config) => {
       resources: described.map((resource, i) => ({ ...resource, ...counts[i] })),
       events: { received: monitor.recent.pushed, kept: monitor.recent.size, capacity: monitor.recent.capacity },
       sampleMillis: monitor.sampleMillis,
+      // the Store's time (its Clock), which the page shows
+      at: monitor.time(),
       // schedules (issue 21) do not exist yet: nothing to list
       schedules: null
     }))
@@ -332,7 +335,7 @@ export const make = (monitor: Monitor, config: Config) => {
       case "/":
         return page(Page.html, "text/html; charset=utf-8", { "content-security-policy": Page.contentSecurityPolicy })
       case "/inspector.js":
-        return page(Page.script, "text/javascript; charset=utf-8")
+        return page(Script.script, "text/javascript; charset=utf-8")
       case "/inspector.css":
         return page(Page.style, "text/css; charset=utf-8")
       case "/favicon.ico":
