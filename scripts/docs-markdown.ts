@@ -286,12 +286,13 @@ export const slug = (heading: string): string =>
     .replace(/[^\p{L}\p{N}\s_-]/gu, "")
     .replace(/\s/g, "-")
 
-/** The anchors of a markdown file's headings, numbered as GitHub numbers repeated ones. */
-const anchorsOf = (text: string): ReadonlySet<string> => {
-  const anchors = new Set<string>()
-  const seen = new Map<string, number>()
+/**
+ * Reads a markdown file's lines in order: whether each is prose, outside
+ * fenced code blocks (a fence's own lines are not).
+ */
+const proseReader = () => {
   let inFence: string | undefined
-  for (const line of text.split("\n")) {
+  return (line: string): boolean => {
     const open = /^ *(`{3,}|~{3,})/.exec(line)
     if (open !== null) {
       const marker = open[1] ?? ""
@@ -299,9 +300,19 @@ const anchorsOf = (text: string): ReadonlySet<string> => {
       else if (marker[0] === inFence[0] && marker.length >= inFence.length && /^ *[`~]+\s*$/.test(line)) {
         inFence = undefined
       }
-      continue
+      return false
     }
-    if (inFence !== undefined) continue
+    return inFence === undefined
+  }
+}
+
+/** The anchors of a markdown file's headings, numbered as GitHub numbers repeated ones. */
+const anchorsOf = (text: string): ReadonlySet<string> => {
+  const anchors = new Set<string>()
+  const seen = new Map<string, number>()
+  const isProse = proseReader()
+  for (const line of text.split("\n")) {
+    if (!isProse(line)) continue
     const heading = /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(line)
     if (heading === null) continue
     const base = slug(heading[1] ?? "")
@@ -330,18 +341,9 @@ export const checkLinks = (root: string, files: ReadonlyArray<string>): Readonly
   }
   for (const file of files) {
     const lines = Fs.readFileSync(Path.join(root, file), "utf8").split("\n")
-    let inFence: string | undefined
+    const isProse = proseReader()
     lines.forEach((line, i) => {
-      const open = /^ *(`{3,}|~{3,})/.exec(line)
-      if (open !== null) {
-        const marker = open[1] ?? ""
-        if (inFence === undefined) inFence = marker
-        else if (marker[0] === inFence[0] && marker.length >= inFence.length && /^ *[`~]+\s*$/.test(line)) {
-          inFence = undefined
-        }
-        return
-      }
-      if (inFence !== undefined) return
+      if (!isProse(line)) return
       const text = line.replace(/`[^`]*`/g, (code) => " ".repeat(code.length))
       for (const match of text.matchAll(/\]\(([^)\s]+)\)/g)) {
         const target = match[1] ?? ""
