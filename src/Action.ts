@@ -162,15 +162,23 @@ export interface Action<
   Accept extends string,
   Args extends Schema.Struct.Fields,
   R,
-  out E = never
+  out E = never,
+  out O = never
 > {
-  readonly [TypeId]: { readonly _R: (_: never) => R; readonly _A: (_: A) => A; readonly _E: (_: never) => E }
+  readonly [TypeId]: {
+    readonly _R: (_: never) => R
+    readonly _A: (_: A) => A
+    readonly _E: (_: never) => E
+    readonly _O: (_: never) => O
+  }
   readonly kind: K
   /** `"*"`: every field of the resource. */
   readonly accept: ReadonlyArray<Accept> | "*"
   readonly arguments: Args
   /** The Schema of the action's own failures (its `error` option), if any. */
   readonly error: Schema.Top | undefined
+  /** The Schema of the action's result (its `success` option), if any: the Store call then answers with the result. */
+  readonly success: Schema.Top | undefined
   readonly change: Change<A, Args, R> | undefined
 }
 
@@ -186,7 +194,7 @@ export declare namespace Action {
    * @category models
    * @since 0.1.0
    */
-  export type Any = Action<Kind, any, string, any, any, any>
+  export type Any = Action<Kind, any, string, any, any, any, any>
   /**
    * The services an action requires.
    *
@@ -205,8 +213,17 @@ export declare namespace Action {
    * @category models
    * @since 0.2.0
    */
-  export type Error<T> = T extends Action<any, any, any, any, any, infer E> ? IsAny<E> extends true ? unknown : E
+  export type Error<T> = T extends Action<any, any, any, any, any, infer E, any> ? IsAny<E> extends true ? unknown : E
     : never
+  /**
+   * The result of an action that declares `success`: the type of its
+   * schema; `never` for an action without one (its Store call answers with
+   * the record).
+   *
+   * @category models
+   * @since 0.6.0
+   */
+  export type Success<T> = T extends Action<any, any, any, any, any, any, infer O> ? O : never
 }
 
 /**
@@ -250,6 +267,8 @@ export interface Options<A, Accept extends string, Args extends Schema.Struct.Fi
    * channel. Any other failure is an `ActionError`.
    */
   readonly error?: Schema.Schema<E> | undefined
+  /** The action's result, as a Schema: see {@link ConstructorOptions}. */
+  readonly success?: Schema.Top | undefined
   readonly change?: Change<A, Args, R> | undefined
 }
 
@@ -345,7 +364,8 @@ export interface ConstructorOptions<
   Accept extends string,
   Args extends Schema.Struct.Fields,
   C,
-  S extends Schema.Top
+  S extends Schema.Top,
+  O extends Schema.Top = never
 > {
   /** The record fields the input may set; none unless given. */
   readonly accept?: ReadonlyArray<Accept> | undefined
@@ -353,7 +373,17 @@ export interface ConstructorOptions<
   readonly arguments?: Args | undefined
   /** The action's own failures, as a Schema: see {@link Options}. */
   readonly error?: S | undefined
-  readonly change?: (C & ((cs: Changeset.Changeset<A, Arguments<Args>>) => any)) | undefined
+  /**
+   * The action's result, as a Schema. The change or a `before` hook sets it
+   * (`Changeset.result`), and the Store call succeeds with it instead of the
+   * record: on every data layer, across the wire on a cluster (encoded with
+   * this schema). A result the schema refuses fails the call with
+   * `ValidationError`, and the action commits nothing; an action that sets
+   * no result answers `undefined`, which only a schema accepting it
+   * (`Schema.Undefined`, `Schema.optional`) lets through.
+   */
+  readonly success?: O | undefined
+  readonly change?: (C & ((cs: Changeset.Changeset<A, Arguments<Args>, never, O["Type"]>) => any)) | undefined
 }
 
 /**
@@ -418,15 +448,16 @@ export type Constructor<K extends Kind, A> = <
   const Accept extends keyof A & string = never,
   const Args extends Schema.Struct.Fields = {},
   C = {},
-  S extends Schema.Top = never
+  S extends Schema.Top = never,
+  O extends Schema.Top = never
 >(
-  options?: ConstructorOptions<A, Accept, Args, C, S>
-) => Action<K, A, NoInfer<Accept>, NoInfer<Args>, ServicesOf<NoInfer<C>>, S["Type"] | ActionError>
+  options?: ConstructorOptions<A, Accept, Args, C, S, O>
+) => Action<K, A, NoInfer<Accept>, NoInfer<Args>, ServicesOf<NoInfer<C>>, S["Type"] | ActionError, O["Type"]>
 
 /** An action without a `change` has its services inferred as `any` from its context: it needs none. */
 type IsAny<T> = 0 extends 1 & T ? true : false
 
-const variance: any = { _R: (_: never) => _, _A: (_: unknown) => _, _E: (_: never) => _ }
+const variance: any = { _R: (_: never) => _, _A: (_: unknown) => _, _E: (_: never) => _, _O: (_: never) => _ }
 
 const make = <K extends Kind>(kind: K) =>
 <
@@ -434,15 +465,17 @@ const make = <K extends Kind>(kind: K) =>
   const Accept extends keyof A & string = never,
   const Args extends Schema.Struct.Fields = {},
   C = {},
-  S extends Schema.Top = never
+  S extends Schema.Top = never,
+  O extends Schema.Top = never
 >(
-  options: ConstructorOptions<A, Accept, Args, C, S> = {}
-): Action<K, A, NoInfer<Accept>, NoInfer<Args>, ServicesOf<NoInfer<C>>, S["Type"] | ActionError> => ({
+  options: ConstructorOptions<A, Accept, Args, C, S, O> = {}
+): Action<K, A, NoInfer<Accept>, NoInfer<Args>, ServicesOf<NoInfer<C>>, S["Type"] | ActionError, O["Type"]> => ({
   [TypeId]: variance,
   kind,
   accept: options.accept ?? [],
   arguments: options.arguments ?? ({} as Args),
   error: options.error,
+  success: options.success,
   // the change is typed by the record and the action's own input in the typed form, which the untyped
   // `Action.Any` a runtime holds cannot say
   change: options.change as any
@@ -559,10 +592,42 @@ export const isAction = (u: unknown): u is Action.Any => Predicate.hasProperty(u
 
 /** @internal */
 export const defaults = {
-  create: { [TypeId]: variance, kind: "create", accept: "*", arguments: {}, error: undefined, change: undefined },
-  update: { [TypeId]: variance, kind: "update", accept: "*", arguments: {}, error: undefined, change: undefined },
-  destroy: { [TypeId]: variance, kind: "destroy", accept: [], arguments: {}, error: undefined, change: undefined },
-  read: { [TypeId]: variance, kind: "read", accept: [], arguments: {}, error: undefined, change: undefined }
+  create: {
+    [TypeId]: variance,
+    kind: "create",
+    accept: "*",
+    arguments: {},
+    error: undefined,
+    success: undefined,
+    change: undefined
+  },
+  update: {
+    [TypeId]: variance,
+    kind: "update",
+    accept: "*",
+    arguments: {},
+    error: undefined,
+    success: undefined,
+    change: undefined
+  },
+  destroy: {
+    [TypeId]: variance,
+    kind: "destroy",
+    accept: [],
+    arguments: {},
+    error: undefined,
+    success: undefined,
+    change: undefined
+  },
+  read: {
+    [TypeId]: variance,
+    kind: "read",
+    accept: [],
+    arguments: {},
+    error: undefined,
+    success: undefined,
+    change: undefined
+  }
 } as const satisfies Record<string, Action.Any>
 
 /**

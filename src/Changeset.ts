@@ -19,7 +19,7 @@
  * @since 0.1.0
  * @module
  */
-import { type Effect, Predicate } from "effect"
+import { type Effect, Option, Predicate } from "effect"
 import { dual } from "effect/Function"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
 
@@ -45,7 +45,9 @@ export type Kind = "create" | "update" | "destroy"
 
 /**
  * A pending change to a record of type `A`, with decoded arguments `Args`;
- * `R` collects the services its hooks require.
+ * `R` collects the services its hooks require, `O` is the type of the
+ * result its action answers with (`success`): `unknown` where it is not
+ * known, `never` in the typed form of an action that declares none.
  *
  * **Details**
  *
@@ -79,9 +81,10 @@ export type Kind = "create" | "update" | "destroy"
  * @category models
  * @since 0.1.0
  */
-export interface Changeset<A, Args = {}, R = never> extends Pipeable {
+export interface Changeset<A, Args = {}, R = never, O = unknown> extends Pipeable {
   readonly [TypeId]: {
     readonly _R: (_: never) => R
+    readonly _O: (_: never) => O
   }
   readonly resource: string
   readonly action: string
@@ -96,6 +99,8 @@ export interface Changeset<A, Args = {}, R = never> extends Pipeable {
     (cs: Changeset<A, Args, any>) => Effect.Effect<Changeset<A, Args, any>, unknown, any>
   >
   readonly afterHooks: ReadonlyArray<(record: A) => Effect.Effect<A, unknown, any>>
+  /** The result set by {@link result}, which the Store call answers with when the action declares `success`. */
+  readonly result: Option.Option<O>
 }
 
 /**
@@ -110,7 +115,7 @@ export declare namespace Changeset {
    * @category models
    * @since 0.1.0
    */
-  export type Any = Changeset<any, any, any>
+  export type Any = Changeset<any, any, any, any>
   /**
    * The services a changeset's hooks require.
    *
@@ -120,13 +125,13 @@ export declare namespace Changeset {
   export type Services<C> = C extends Changeset<any, any, infer R> ? R : never
 }
 
-const variance = { _R: (_: never) => _ }
+const variance = { _R: (_: never) => _, _O: (_: never) => _ }
 
 const empty: ReadonlyArray<never> = []
 
 // a class: one changeset is made per action, on the hot path
 class ChangesetImpl<A, Args> {
-  declare readonly [TypeId]: { readonly _R: (_: never) => any }
+  declare readonly [TypeId]: { readonly _R: (_: never) => any; readonly _O: (_: never) => any }
   readonly arguments: Args
   constructor(
     readonly resource: string,
@@ -140,7 +145,8 @@ class ChangesetImpl<A, Args> {
     readonly beforeHooks: ReadonlyArray<
       (cs: Changeset<A, Args, any>) => Effect.Effect<Changeset<A, Args, any>, unknown, any>
     >,
-    readonly afterHooks: ReadonlyArray<(record: A) => Effect.Effect<A, unknown, any>>
+    readonly afterHooks: ReadonlyArray<(record: A) => Effect.Effect<A, unknown, any>>,
+    readonly result: Option.Option<unknown>
   ) {
     this.arguments = args
   }
@@ -152,10 +158,10 @@ Object.defineProperty(ChangesetImpl.prototype, TypeId, { value: variance })
 
 // the class holds what every changeset holds; its services `R` are a phantom of the interface, which the
 // compiler cannot relate to the class: each changeset made below is cast once to the interface
-const copy = <A, Args, R>(
-  self: Changeset<A, Args, any>,
-  patch: Partial<Changeset<A, Args, any>>
-): Changeset<A, Args, R> =>
+const copy = <A, Args, R, O>(
+  self: Changeset<A, Args, any, O>,
+  patch: Partial<Changeset<A, Args, any, O>>
+): Changeset<A, Args, R, O> =>
   new ChangesetImpl(
     self.resource,
     self.action,
@@ -166,7 +172,8 @@ const copy = <A, Args, R>(
     self.arguments,
     patch.errors ?? self.errors,
     patch.beforeHooks ?? self.beforeHooks,
-    patch.afterHooks ?? self.afterHooks
+    patch.afterHooks ?? self.afterHooks,
+    patch.result ?? self.result
   ) as any
 
 /**
@@ -226,7 +233,8 @@ export const make = <A, Args = {}>(options: {
     options.arguments,
     empty,
     empty,
-    empty
+    empty,
+    Option.none()
   ) as any
 
 /**
@@ -247,11 +255,11 @@ export const make = <A, Args = {}>(options: {
  * @since 0.1.0
  */
 export const get: {
-  <A, K extends keyof A>(field: K): <Args, R>(self: Changeset<A, Args, R>) => A[K]
-  <A, Args, R, K extends keyof A>(self: Changeset<A, Args, R>, field: K): A[K]
+  <A, K extends keyof A>(field: K): <Args, R, O>(self: Changeset<A, Args, R, O>) => A[K]
+  <A, Args, R, O, K extends keyof A>(self: Changeset<A, Args, R, O>, field: K): A[K]
 } = dual(
   2,
-  <A, Args, R, K extends keyof A>(self: Changeset<A, Args, R>, field: K): A[K] =>
+  <A, Args, R, O, K extends keyof A>(self: Changeset<A, Args, R, O>, field: K): A[K] =>
     Object.prototype.hasOwnProperty.call(self.attributes, field)
       ? (self.attributes as A)[field]
       : self.removed.length > 0 && self.removed.includes(field as string)
@@ -333,16 +341,21 @@ type CheckSet<A, K, V> = [K] extends [keyof A] ? [V] extends [Value<A, K & keyof
  * @since 0.1.0
  */
 export const set: {
-  <A, Args, R, const K extends NoInfer<SetField<A>>, const V extends NoInfer<SetValue<A, K>>>(
+  <A, Args, R, O, const K extends NoInfer<SetField<A>>, const V extends NoInfer<SetValue<A, K>>>(
     field: K,
     value: V
-  ): unknown extends A ? <B, Args2, R2>(self: Changeset<B, Args2, R2> & CheckSet<B, K, V>) => Changeset<B, Args2, R2>
-    : (self: Changeset<A, Args, R>) => Changeset<A, Args, R>
-  <A, Args, R, K extends keyof A>(self: Changeset<A, Args, R>, field: K, value: Value<A, K>): Changeset<A, Args, R>
+  ): unknown extends A
+    ? <B, Args2, R2, O2>(self: Changeset<B, Args2, R2, O2> & CheckSet<B, K, V>) => Changeset<B, Args2, R2, O2>
+    : (self: Changeset<A, Args, R, O>) => Changeset<A, Args, R, O>
+  <A, Args, R, O, K extends keyof A>(
+    self: Changeset<A, Args, R, O>,
+    field: K,
+    value: Value<A, K>
+  ): Changeset<A, Args, R, O>
 } = dual(
   3,
-  <A, Args, R, K extends keyof A>(self: Changeset<A, Args, R>, field: K, value: Value<A, K>) =>
-    copy<A, Args, R>(self, {
+  <A, Args, R, O, K extends keyof A>(self: Changeset<A, Args, R, O>, field: K, value: Value<A, K>) =>
+    copy<A, Args, R, O>(self, {
       attributes: { ...self.attributes, [field]: value } as Partial<A>,
       ...(self.removed.length > 0 && self.removed.includes(field as string)
         ? { removed: self.removed.filter((f) => f !== field) }
@@ -375,14 +388,14 @@ type CheckOptional<A, K> = [K] extends [OptionalField<A>] ? unknown
 export const unset: {
   <const K extends PropertyKey>(
     field: K
-  ): <A extends { readonly [P in K]?: unknown }, Args, R>(
-    self: Changeset<A, Args, R> & CheckOptional<A, K>
-  ) => Changeset<A, Args, R>
-  <A, Args, R, K extends OptionalField<A>>(self: Changeset<A, Args, R>, field: K): Changeset<A, Args, R>
-} = dual(2, <A, Args, R, K extends OptionalField<A>>(self: Changeset<A, Args, R>, field: K) => {
+  ): <A extends { readonly [P in K]?: unknown }, Args, R, O>(
+    self: Changeset<A, Args, R, O> & CheckOptional<A, K>
+  ) => Changeset<A, Args, R, O>
+  <A, Args, R, O, K extends OptionalField<A>>(self: Changeset<A, Args, R, O>, field: K): Changeset<A, Args, R, O>
+} = dual(2, <A, Args, R, O, K extends OptionalField<A>>(self: Changeset<A, Args, R, O>, field: K) => {
   const attributes = { ...self.attributes }
   delete attributes[field]
-  return copy<A, Args, R>(self, {
+  return copy<A, Args, R, O>(self, {
     attributes,
     removed: self.removed.includes(field as string) ? self.removed : [...self.removed, field as string]
   })
@@ -406,12 +419,12 @@ export const unset: {
  * @since 0.1.0
  */
 export const addError: {
-  (message: string): <A, Args, R>(self: Changeset<A, Args, R>) => Changeset<A, Args, R>
-  <A, Args, R>(self: Changeset<A, Args, R>, message: string): Changeset<A, Args, R>
+  (message: string): <A, Args, R, O>(self: Changeset<A, Args, R, O>) => Changeset<A, Args, R, O>
+  <A, Args, R, O>(self: Changeset<A, Args, R, O>, message: string): Changeset<A, Args, R, O>
 } = dual(
   2,
-  <A, Args, R>(self: Changeset<A, Args, R>, message: string) =>
-    copy<A, Args, R>(self, { errors: [...self.errors, message] })
+  <A, Args, R, O>(self: Changeset<A, Args, R, O>, message: string) =>
+    copy<A, Args, R, O>(self, { errors: [...self.errors, message] })
 )
 
 /**
@@ -434,17 +447,17 @@ export const addError: {
  * @since 0.1.0
  */
 export const before: {
-  <A, Args, E, R2>(
-    f: (cs: Changeset<A, Args, any>) => Effect.Effect<Changeset<A, Args, any>, E, R2>
-  ): <R>(self: Changeset<A, Args, R>) => Changeset<A, Args, R | R2>
-  <A, Args, R, E, R2>(
-    self: Changeset<A, Args, R>,
-    f: (cs: Changeset<A, Args, any>) => Effect.Effect<Changeset<A, Args, any>, E, R2>
-  ): Changeset<A, Args, R | R2>
-} = dual(2, <A, Args, R, E, R2>(
-  self: Changeset<A, Args, R>,
-  f: (cs: Changeset<A, Args, any>) => Effect.Effect<Changeset<A, Args, any>, E, R2>
-) => copy<A, Args, R | R2>(self, { beforeHooks: [...self.beforeHooks, f] }))
+  <A, Args, O, E, R2>(
+    f: (cs: Changeset<A, Args, any, O>) => Effect.Effect<Changeset<A, Args, any, O>, E, R2>
+  ): <R>(self: Changeset<A, Args, R, O>) => Changeset<A, Args, R | R2, O>
+  <A, Args, R, O, E, R2>(
+    self: Changeset<A, Args, R, O>,
+    f: (cs: Changeset<A, Args, any, O>) => Effect.Effect<Changeset<A, Args, any, O>, E, R2>
+  ): Changeset<A, Args, R | R2, O>
+} = dual(2, <A, Args, R, O, E, R2>(
+  self: Changeset<A, Args, R, O>,
+  f: (cs: Changeset<A, Args, any, O>) => Effect.Effect<Changeset<A, Args, any, O>, E, R2>
+) => copy<A, Args, R | R2, O>(self, { beforeHooks: [...self.beforeHooks, f as any] }))
 
 /**
  * Adds a hook that runs, inside the record's fiber, once the new state has
@@ -470,13 +483,66 @@ export const before: {
 export const after: {
   <A, E, R2>(
     f: (record: A) => Effect.Effect<A, E, R2>
-  ): <Args, R>(self: Changeset<A, Args, R>) => Changeset<A, Args, R | R2>
-  <A, Args, R, E, R2>(
-    self: Changeset<A, Args, R>,
+  ): <Args, R, O>(self: Changeset<A, Args, R, O>) => Changeset<A, Args, R | R2, O>
+  <A, Args, R, O, E, R2>(
+    self: Changeset<A, Args, R, O>,
     f: (record: A) => Effect.Effect<A, E, R2>
-  ): Changeset<A, Args, R | R2>
+  ): Changeset<A, Args, R | R2, O>
 } = dual(
   2,
-  <A, Args, R, E, R2>(self: Changeset<A, Args, R>, f: (record: A) => Effect.Effect<A, E, R2>) =>
-    copy<A, Args, R | R2>(self, { afterHooks: [...self.afterHooks, f] })
+  <A, Args, R, O, E, R2>(self: Changeset<A, Args, R, O>, f: (record: A) => Effect.Effect<A, E, R2>) =>
+    copy<A, Args, R | R2, O>(self, { afterHooks: [...self.afterHooks, f] })
+)
+
+/** Makes the changeset argument of the piped form fail where the value does not fit the action's result. */
+type CheckResult<O, V> = [V] extends [O] ? unknown
+  : [O] extends [never] ? "the action declares no result (its `success` option)"
+  : "the result given does not fit the action's `success` schema"
+
+/**
+ * Sets the result the action answers with. An action that declares
+ * `success` (a Schema) makes its Store call succeed with the result instead
+ * of the record; set it from the change or a `before` hook (an `after` hook
+ * receives the record, not the changeset). Set again, the last value wins.
+ * In the typed form of the action the value's type is checked against
+ * `success`; whatever the form, the value is checked against the schema
+ * before anything commits: a value it refuses fails the call with
+ * `ValidationError` and the record is unchanged.
+ *
+ * **Example** (A rate limiter that answers how many calls are left)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Changeset, Resource, Store } from "effect-gen-server"
+ *
+ * const Bucket = Resource.make("Bucket", {
+ *   fields: { id: Schema.String, tokens: Schema.Int },
+ *   primaryKey: ["id"],
+ *   actions: (Action) => ({
+ *     take: Action.update({
+ *       success: Schema.Struct({ allowed: Schema.Boolean, remaining: Schema.Int }),
+ *       change: (cs) =>
+ *         cs.data.tokens === 0
+ *           ? Changeset.result(cs, { allowed: false, remaining: 0 })
+ *           : cs.pipe(
+ *             Changeset.set("tokens", cs.data.tokens - 1),
+ *             Changeset.result({ allowed: true, remaining: cs.data.tokens - 1 })
+ *           )
+ *     })
+ *   })
+ * })
+ *
+ * // Effect<{ readonly allowed: boolean; readonly remaining: number }, ...>
+ * const take = (id: string) => Store.update(Bucket, { id }, "take")
+ * ```
+ *
+ * @category combinators
+ * @since 0.6.0
+ */
+export const result: {
+  <V>(value: V): <A, Args, R, O>(self: Changeset<A, Args, R, O> & CheckResult<O, V>) => Changeset<A, Args, R, O>
+  <A, Args, R, O>(self: Changeset<A, Args, R, O>, value: NoInfer<O>): Changeset<A, Args, R, O>
+} = dual(
+  2,
+  <A, Args, R, O>(self: Changeset<A, Args, R, O>, value: O) => copy<A, Args, R, O>(self, { result: Option.some(value) })
 )

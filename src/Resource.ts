@@ -337,7 +337,7 @@ export type Actions<R> = R extends Resource<any, infer F, any, any, infer S> ? E
  */
 export type ActionName<R, K extends Action.Kind> = string extends keyof Actions<R> ? string :
   & {
-    [N in keyof Actions<R>]: Actions<R>[N] extends Action.Action<K, any, any, any, any, any> ? N : never
+    [N in keyof Actions<R>]: Actions<R>[N] extends Action.Action<K, any, any, any, any, any, any> ? N : never
   }[keyof Actions<R>]
   & string
 
@@ -383,11 +383,12 @@ type DurableServices<R> = R extends Resource<any, infer _F, any, any, infer D> ?
 
 type OptionalKeys<A> = { [K in keyof A]-?: {} extends Pick<A, K> ? K : never }[keyof A]
 
-type Accepted<R, Act> = Act extends Action.Action<any, any, infer Accept, any, any, any>
+type Accepted<R, Act> = Act extends Action.Action<any, any, infer Accept, any, any, any, any>
   ? string extends Accept ? keyof Record<R> : Accept & keyof Record<R>
   : never
 
-type ArgsInput<Act> = Act extends Action.Action<any, any, any, infer Args, any, any> ? Schema.Struct.Encoded<Args> : {}
+type ArgsInput<Act> = Act extends Action.Action<any, any, any, infer Args, any, any, any> ? Schema.Struct.Encoded<Args>
+  : {}
 
 type Generated<R> = R extends Resource<any, any, any, infer G, any> ? G : never
 
@@ -426,7 +427,7 @@ type Generated<R> = R extends Resource<any, any, any, infer G, any> ? G : never
  * @since 0.1.0
  */
 export type Input<R, N extends keyof Actions<R>> = NoFields<
-  Actions<R>[N] extends Action.Action<"create", any, any, any, any, any> ? Simplify<
+  Actions<R>[N] extends Action.Action<"create", any, any, any, any, any, any> ? Simplify<
       & {
         readonly [K in Exclude<Accepted<R, Actions<R>[N]>, OptionalKeys<Record<R>> | Generated<R>>]: Record<R>[K]
       }
@@ -440,6 +441,40 @@ export type Input<R, N extends keyof Actions<R>> = NoFields<
       & ArgsInput<Actions<R>[N]>
     >
 >
+
+/**
+ * What a Store call running the action `N` of resource `R` succeeds with:
+ * the action's result where it declares `success` (a Schema), otherwise the
+ * record (`Store.create`, `Store.update`) or nothing (`Store.destroy`,
+ * `Otherwise = void`).
+ *
+ * **Example** (An action that answers with a value)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Changeset, Resource } from "effect-gen-server"
+ *
+ * const Counter = Resource.make("Counter", {
+ *   fields: { id: Schema.String, n: Schema.Int },
+ *   primaryKey: ["id"],
+ *   actions: (Action) => ({
+ *     next: Action.update({
+ *       success: Schema.Int,
+ *       change: (cs) => cs.pipe(Changeset.set("n", cs.data.n + 1), Changeset.result(cs.data.n + 1))
+ *     })
+ *   })
+ * })
+ *
+ * type Next = Resource.Result<typeof Counter, "next"> // number
+ * type Update = Resource.Result<typeof Counter, "update"> // { readonly id: string; readonly n: number }
+ * ```
+ *
+ * @category models
+ * @since 0.6.0
+ */
+export type Result<R, N, Otherwise = Record<R>> = N extends keyof Actions<R>
+  ? [Action.Action.Success<Actions<R>[N]>] extends [never] ? Otherwise : Action.Action.Success<Actions<R>[N]>
+  : Otherwise
 
 /** An input with no field at all: `{}` would accept anything, this accepts only `{}`. */
 type NoFields<T> = [keyof T] extends [never] ? { readonly [field: string]: never } : T
@@ -609,7 +644,7 @@ export interface Options<
   readonly actions?:
     | (Actions & ((Action: Action.Constructors<Schema.Struct.Type<Fields>>) => any))
     | (Actions & {
-      readonly [name: string]: Action.Action<Action.Kind, Schema.Struct.Type<Fields>, any, any, any, any>
+      readonly [name: string]: Action.Action<Action.Kind, Schema.Struct.Type<Fields>, any, any, any, any, any>
     })
     | undefined
 }

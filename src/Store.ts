@@ -324,7 +324,8 @@ type DestroyArgs<R, N> = "destroy" extends Resource.ActionName<R, "destroy"> ? [
 
 /**
  * Runs a create action; the created record is returned once its create
- * pipeline has committed inside its new fiber.
+ * pipeline has committed inside its new fiber (or, where the action
+ * declares `success`, its result: `Resource.Result`).
  *
  * **Example** (Marty arrives)
  *
@@ -352,13 +353,16 @@ export const create: <R extends Resource.Any, const N extends Resource.ActionNam
   resource: R,
   action: N,
   ...input: InputArgs<Resource.Input<R, N>>
-) => Effect.Effect<Resource.Record<R>, CreateError<R, N>, Store> =
+) => Effect.Effect<Resource.Result<R, N>, CreateError<R, N>, Store> =
   ((resource: Resource.Any, action: string, input?: unknown) =>
     write(resource.name, action, "Store.create", (dataLayer) => dataLayer.create(resource.name, action, input))) as any
 
 /**
  * Runs an update action on a record (given as a record or as its key),
- * through the record's fiber; returns the updated record.
+ * through the record's fiber; returns the updated record, or, where the
+ * action declares `success`, its result (`Resource.Result`). An update that
+ * changes no field commits nothing (no write, no `Updated` event) but is
+ * served in turn with the record's other calls and counts as activity.
  *
  * **Example** (Charging the DeLorean)
  *
@@ -386,7 +390,7 @@ export const update: <R extends Resource.Any, const N extends Resource.ActionNam
   recordOrKey: Resource.Key<R>,
   action: N,
   ...args: InputArgs<Resource.Input<R, N>>
-) => Effect.Effect<Resource.Record<R>, UpdateError<R, N>, Store> =
+) => Effect.Effect<Resource.Result<R, N>, UpdateError<R, N>, Store> =
   ((resource: Resource.Any, key: unknown, action: string, input?: unknown) =>
     write(
       resource.name,
@@ -397,7 +401,8 @@ export const update: <R extends Resource.Any, const N extends Resource.ActionNam
 
 /**
  * Runs a destroy action (default: `"destroy"`) on a record, inside its
- * fiber; the record's fiber then ends and its key is free.
+ * fiber; the record's fiber then ends and its key is free. Answers nothing,
+ * or, where the action declares `success`, its result.
  *
  * **Example** (Marty leaves)
  *
@@ -421,14 +426,17 @@ export const destroy: <R extends Resource.Any, const N extends Resource.ActionNa
   resource: R,
   recordOrKey: Resource.Key<R>,
   ...action: DestroyArgs<R, N>
-) => Effect.Effect<void, DestroyError<R, [N] extends [never] ? "destroy" : N>, Store> =
-  ((resource: Resource.Any, key: unknown, action?: string) =>
-    write(
-      resource.name,
-      action ?? "destroy",
-      "Store.destroy",
-      (dataLayer) => dataLayer.destroy(resource.name, key, action ?? "destroy")
-    )) as any
+) => Effect.Effect<
+  Resource.Result<R, [N] extends [never] ? "destroy" : N, void>,
+  DestroyError<R, [N] extends [never] ? "destroy" : N>,
+  Store
+> = ((resource: Resource.Any, key: unknown, action?: string) =>
+  write(
+    resource.name,
+    action ?? "destroy",
+    "Store.destroy",
+    (dataLayer) => dataLayer.destroy(resource.name, key, action ?? "destroy")
+  )) as any
 
 /**
  * Runs `effect` with its writes (`create`, `update`, `destroy`) under the
@@ -442,7 +450,8 @@ export const destroy: <R extends Resource.Any, const N extends Resource.ActionNa
  * or after a success whose answer the caller lost, send the same write again
  * under the same id and it is applied **once** in all: a create answers with
  * the record it created (not `AlreadyExists`), an update with the record,
- * a destroy without error.
+ * a destroy without error; an action that declares `success` answers the
+ * result it answered the first time (kept with the id).
  *
  * **Details**
  *
@@ -450,7 +459,10 @@ export const destroy: <R extends Resource.Any, const N extends Resource.ActionNa
  *   string of 1 to 200 characters, or the write fails with
  *   `ValidationError` and changes nothing.
  * - A write answered under a remembered id is not applied: it answers with
- *   the record as it is now (later writes show in it), and runs no hooks.
+ *   the record as it is now (later writes show in it), or with the result
+ *   its action answered then, and runs no hooks.
+ * - An update that changes no field stores nothing, so its id is not
+ *   remembered: sent again, it runs again (and still changes nothing).
  * - Nested, the innermost `withOperationId` applies.
  * - A durable resource (`durable: true`) remembers the id in its row too,
  *   at the cost of one read of the row per write under a chosen id: after

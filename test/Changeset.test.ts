@@ -6,7 +6,7 @@
  * gets a typed error.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer, PubSub, Ref, Schema } from "effect"
+import { Context, Effect, Layer, Option, PubSub, Ref, Schema } from "effect"
 import { Action, Changeset, Query, Resource, Store } from "../src/index.js"
 
 interface Doc {
@@ -165,6 +165,26 @@ const refuses = <E>(account: Account, action: Effect.Effect<unknown, E, Store.St
 
 describe("Changeset", () => {
   describe("the value", () => {
+    it("result: none until set, the last value set wins, kept by every other operation", () => {
+      const cs = make()
+      assert.isTrue(Option.isNone(cs.result))
+      const answered = cs.pipe(
+        Changeset.result<unknown>("first"),
+        Changeset.set("year", 1955),
+        Changeset.result("last")
+      )
+      assert.deepStrictEqual(answered.result, Option.some("last"))
+      const more = answered.pipe(
+        Changeset.unset("nickname"),
+        Changeset.addError("no"),
+        Changeset.before((cs) => Effect.succeed(cs)),
+        Changeset.after((r) => Effect.succeed(r))
+      )
+      assert.deepStrictEqual(more.result, Option.some("last"))
+      // the value is immutable: the first changeset still has none
+      assert.isTrue(Option.isNone(cs.result))
+    })
+
     it("make builds an empty pending change", () => {
       const cs = make()
       assert.isTrue(Changeset.isChangeset(cs))

@@ -29,7 +29,8 @@ export interface Service {
     action: string,
     input: unknown
   ) => Effect.Effect<unknown, StoreError>
-  readonly destroy: (resource: string, key: unknown, action: string) => Effect.Effect<void, StoreError>
+  /** Succeeds with the action's result where it declares `success`, otherwise `undefined`. */
+  readonly destroy: (resource: string, key: unknown, action: string) => Effect.Effect<unknown, StoreError>
   readonly get: (
     resource: string,
     key: unknown

@@ -48,9 +48,10 @@ import * as Server from "./fiber/server.js"
 import type * as Supervisor from "./fiber/supervisor.js"
 import * as Failures from "./record/errors.js"
 import * as Events from "./record/events.js"
-import type { Compiled } from "./resource.js"
+import type { Compiled, CompiledAction } from "./resource.js"
 import { type Newer, TooNew, wireCodecs } from "./sql/codec.js"
 import type { StorageFailure } from "./sql/faults.js"
+import * as Ops from "./sql/ops.js"
 import { decodeRow, type Outcome, type StoredRow } from "./sql/rows.js"
 import * as StateStore from "./sql/stateStore.js"
 
@@ -83,11 +84,28 @@ export interface Durable {
    */
   readonly unsettled: (resource: Compiled, key: string) => Effect.Effect<void, Unavailable> | undefined
   /**
-   * A create under an operation id the caller chose: the record that id
-   * created already (its retry is answered with it, not applied again), if
-   * any.
+   * A create under an operation id the caller chose: what the create that
+   * id applied already answered (the record it created, or the result its
+   * action declares), if any: its retry is answered with it, not applied
+   * again.
    */
-  readonly created: (resource: Compiled, key: string, op: string) => Effect.Effect<unknown, Unavailable>
+  readonly created: (
+    resource: Compiled,
+    key: string,
+    op: string,
+    action: CompiledAction
+  ) => Effect.Effect<{ readonly reply: unknown } | undefined, Unavailable>
+  /**
+   * A destroy under an operation id the caller chose, of a record memory
+   * does not hold: what the destroy that id applied already answered
+   * (nothing, or the result its action declares), if its row remembers it.
+   */
+  readonly removed: (
+    resource: Compiled,
+    key: string,
+    op: string,
+    action: CompiledAction
+  ) => Effect.Effect<{ readonly reply: unknown } | undefined, Unavailable>
 }
 
 const pageSize = 10_000
@@ -204,36 +222,47 @@ export const make = (
      * state (its event published now) or is removed. Then tells whether
      * `op`, a caller's chosen id, was applied already.
      */
-    const settle: Server.Persistence["settle"] = (server, op) => {
+    const settle: Server.Persistence["settle"] = (server, op, action) => {
       const pending = unsure.get(server)
       if (pending === undefined && op === undefined) return undefined
       return Effect.flatMap(loadRow(server, server.key, op, "write"), (row) => {
-        const seen = (id: string) => row !== undefined && row.ops.includes(id)
+        const seen = (id: string) => row !== undefined && Ops.remembers(row.ops, id)
+        /** Whether the call's own id was applied already, with the result it answered then. */
+        const applied = (): Effect.Effect<Server.Remembered | undefined, StoreError> => {
+          const entry = op === undefined || row === undefined ? undefined : Ops.find(row.ops, op)
+          if (entry === undefined) return Effect.succeed(undefined)
+          try {
+            return Effect.succeed({ result: Ops.resultOf(entry, action) })
+          } catch (e) {
+            const found = { message: `the result it answered cannot be read: ${e instanceof Error ? e.message : e}` }
+            return Effect.fail(Failures.unreadableReply(server.resource, keyOf(server), action.name, found, op))
+          }
+        }
         if (pending === undefined || !seen(pending)) {
           // nothing of this process's was applied: the version it holds stays the one it wrote last, so a row
           // another process wrote since is still refused as fenced at the next write (never adopted here)
           unsure.delete(server)
-          return Effect.succeed(op !== undefined && seen(op))
+          return applied()
         }
         // the write of unknown fate was applied: the record becomes what its row says
         unsure.delete(server)
         if (row!.alive) {
           server.stored = row!.version
           if (row!.state !== undefined) Server.adopt(server, row!.state)
-          return Effect.succeed(op !== undefined && seen(op))
+          return applied()
         }
         if (row!.movedTo === undefined) {
           Server.adopt(server, undefined)
-          return Effect.succeed(op !== undefined && seen(op))
+          return applied()
         }
         // a key change: the record lives on at its new key
-        return Effect.map(loadRow(server, row!.movedTo, op, "write"), (moved) => {
+        return Effect.flatMap(loadRow(server, row!.movedTo, op, "write"), (moved) => {
           if (moved === undefined || !moved.alive || moved.state === undefined) Server.adopt(server, undefined)
           else {
             server.stored = moved.version
             Server.adopt(server, moved.state)
           }
-          return op !== undefined && seen(op)
+          return applied()
         })
       })
     }
@@ -244,6 +273,7 @@ export const make = (
     // suspended: a defect while encoding (an input its own codec cannot encode) is the write's refusal
     const persistence: Server.Persistence = {
       settle,
+      remember: Ops.entry,
       created: (server, state, op, action) =>
         Effect.suspend(() => {
           const { lastActivity, resource } = server
@@ -455,15 +485,39 @@ export const make = (
       return reload(resource, key, "get")
     }
 
-    const created: Durable["created"] = (resource, key, op) =>
+    const created: Durable["created"] = (resource, key, op, action) =>
       Effect.flatMap(loadRow({ resource }, key, op, "create"), (row) => {
-        if (row === undefined || !row.alive || !row.ops.includes(op) || row.state === undefined) {
+        const entry = row === undefined ? undefined : Ops.find(row.ops, op)
+        if (row === undefined || !row.alive || entry === undefined || row.state === undefined) {
           return Effect.succeed(undefined)
         }
+        let reply: unknown
+        try {
+          reply = action.checkResult === undefined ? row.state : Ops.resultOf(entry, action)
+        } catch (e) {
+          const found = { message: `the result it answered cannot be read: ${e instanceof Error ? e.message : e}` }
+          return Effect.fail(
+            Failures.unreadableReply(resource, Events.keyObject(resource, row.state), action.name, found, op)
+          )
+        }
         const live = Registry.lookup(registry.tables.get(resource.name)!, key)
-        if (live !== undefined) return Effect.succeed(Server.committed(live))
+        if (live !== undefined) {
+          return Effect.succeed({ reply: action.checkResult === undefined ? Server.committed(live) : reply })
+        }
         unknownKeys.set(keyId(resource, key), { op })
-        return Effect.as(reload(resource, key, "create"), row.state)
+        return Effect.as(reload(resource, key, "create"), { reply })
+      })
+
+    const removed: Durable["removed"] = (resource, key, op, action) =>
+      Effect.flatMap(loadRow({ resource }, key, op, action.name), (row) => {
+        const entry = row === undefined ? undefined : Ops.find(row.ops, op)
+        if (entry === undefined) return Effect.succeed(undefined)
+        try {
+          return Effect.succeed({ reply: Ops.resultOf(entry, action) })
+        } catch (e) {
+          const found = { message: `the result it answered cannot be read: ${e instanceof Error ? e.message : e}` }
+          return Effect.fail(Failures.unreadableReply(resource, resource.decodeKey(key), action.name, found, op))
+        }
       })
 
     const flush: Durable["flush"] = Effect.suspend(() => {
@@ -515,6 +569,7 @@ export const make = (
       restore,
       flush,
       unsettled,
-      created
+      created,
+      removed
     }
   })

@@ -32,7 +32,7 @@ import { pinned } from "./query.js"
 import { type Chain, CurrentChain, WaitGraph } from "./record/deadlock.js"
 import * as Errors from "./record/errors.js"
 import * as Lifecycle from "./record/lifecycle.js"
-import type { Compiled } from "./resource.js"
+import type { Compiled, CompiledAction } from "./resource.js"
 import { callerSpan } from "./tracing.js"
 
 /** @internal */
@@ -166,7 +166,9 @@ export const make: DataLayer.Make = (resources, options) =>
             callerSpan(fiber),
             op
           )
-          const spawned = durable === undefined || !resource.durable ? spawn : durableCreate(resource, data, op, spawn)
+          const spawned = durable === undefined || !resource.durable
+            ? spawn
+            : durableCreate(resource, createInput.action, data, op, spawn)
           if (caller === undefined) return spawned
           // a hook creating a record waits on it: its create hooks may call back
           const release = graph.wait(caller, id)
@@ -181,6 +183,7 @@ export const make: DataLayer.Make = (resources, options) =>
      */
     const durableCreate = (
       resource: Compiled,
+      action: CompiledAction,
       data: { readonly [field: string]: unknown },
       op: string | undefined,
       spawn: Effect.Effect<any, StoreError>
@@ -188,13 +191,13 @@ export const make: DataLayer.Make = (resources, options) =>
       for (const k of resource.keyFields) if (!(k in data)) return spawn
       const key = resource.encodeKey(data)
       const unsettled = durable!.unsettled(resource, key)
-      const created = op === undefined ? undefined : durable!.created(resource, key, op)
+      const created = op === undefined ? undefined : durable!.created(resource, key, op, action)
       if (unsettled === undefined && created === undefined) return spawn
       return Effect.andThen(
         unsettled ?? Effect.void,
         created === undefined
           ? spawn
-          : Effect.flatMap(created, (record) => record === undefined ? spawn : Effect.succeed(record))
+          : Effect.flatMap(created, (applied) => applied === undefined ? spawn : Effect.succeed(applied.reply))
       )
     }
 
@@ -226,13 +229,20 @@ export const make: DataLayer.Make = (resources, options) =>
         const admitted = admit(resourceName, actionName, "destroy", undefined)
         if (!Admission.isAdmitted(admitted)) return Effect.fail(admitted)
         const { action, resource } = admitted
-        return locate(resource, key, true, fiber.getRef(CurrentChain), (server) =>
+        const op = fiber.getRef(Admission.CurrentOperationId)
+        const located = locate(resource, key, true, fiber.getRef(CurrentChain), (server) =>
           call(
             fiber,
             server,
             action.name,
-            (reply, chain, at, span) =>
-              Server.request.destroy(action.name, reply, chain, at, span, fiber.getRef(Admission.CurrentOperationId))
+            (reply, chain, at, span) => Server.request.destroy(action.name, reply, chain, at, span, op)
+          ))
+        if (op === undefined || durable === undefined || !resource.durable) return located
+        // sent again under its id after it was applied: its row remembers it, and what it answered
+        return Effect.catchTag(located, "NotFound", (notFound) =>
+          Effect.flatMap(
+            durable.removed(resource, resource.encodeKey(resource.checkKey(key)), op, action),
+            (applied) => applied === undefined ? Effect.fail(notFound) : Effect.succeed(applied.reply)
           ))
       })
 

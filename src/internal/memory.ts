@@ -162,6 +162,8 @@ export const make: DataLayer.Make = (resources, options) =>
         return true
       },
       commit: (entry, change) => {
+        // nothing to store: the activity is the caller's, recorded when it called
+        if (change._tag === "Unchanged") return committed
         const resource = entry.resource
         const table = tables.get(resource.name)!
         switch (change._tag) {

@@ -23,6 +23,13 @@ export interface CompiledAction {
   readonly kind: Action.Kind
   readonly action: Action.Action.Any
   readonly decode: (input: unknown) => Decoded | ValidationError
+  /**
+   * Checks a result against the action's `success` schema (`set`: whether
+   * the action set one, or it is `undefined` for want of one): why it does not
+   * fit (or could not cross a data layer as JSON), `undefined` when it does.
+   * `undefined` for an action without `success`.
+   */
+  readonly checkResult: ((value: unknown, set: boolean) => ValidationError | undefined) | undefined
 }
 
 /** @internal */
@@ -91,6 +98,33 @@ export const validationError = (resource: string, what: string, issue: SchemaIss
     message: `${resource}: invalid ${what}: ${formatter(issue)}`,
     issues: issuesOf(issue)
   })
+
+/**
+ * The check of an action's results against its `success` schema: encoded
+ * with the schema's JSON codec (what crosses a cluster's wire and what a
+ * stored operation id keeps), and refused where the encoding reads back as
+ * another value (`storable.ts`).
+ */
+const resultCheck = (resource: string, action: string, success: Schema.Top) => {
+  // a result's schema is plain (no encoding services: it crosses data layers as JSON), which `Schema.Top` cannot say
+  const encode = Schema.encodeUnknownExit(Schema.toCodecJson(Schema.toType(success)) as any, { errors: "all" })
+  const storable = Storable.checkOf(success as Schema.Struct.Fields[string])
+  return (value: unknown, set: boolean): ValidationError | undefined => {
+    const exit = encode(value)
+    if (Exit.isFailure(exit)) {
+      const what = set
+        ? `result of action ${action}`
+        : `result of action ${action}: it set none (Changeset.result), and its success schema refuses undefined`
+      return validationError(resource, what, issueOf(exit.cause))
+    }
+    const why = storable?.(value)
+    return why === undefined ? undefined : new ValidationError({
+      resource,
+      message: `${resource}: invalid result of action ${action}: ${why}`,
+      issues: [{ path: [], message: why }]
+    })
+  }
+}
 
 /** @internal */
 export const isPlainObject = (u: unknown): u is { readonly [k: string]: unknown } => {
@@ -389,7 +423,13 @@ export const compile = (resource: Resource.Any): Compiled => {
       }
       return { attributes, arguments: args }
     }
-    actions.set(actionName, { name: actionName, kind: action.kind, action, decode })
+    actions.set(actionName, {
+      name: actionName,
+      kind: action.kind,
+      action,
+      decode,
+      checkResult: action.success === undefined ? undefined : resultCheck(name, actionName, action.success)
+    })
   }
 
   const action = (actionName: unknown, kind: Action.Kind) => {
@@ -429,7 +469,8 @@ export const compile = (resource: Resource.Any): Compiled => {
       name: "destroy",
       kind: "destroy",
       action: Action.defaults.destroy,
-      decode: () => ({ attributes: {}, arguments: {} })
+      decode: () => ({ attributes: {}, arguments: {} }),
+      checkResult: undefined
     },
     idleMillis,
     lifetimeMillis,

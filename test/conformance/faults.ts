@@ -43,7 +43,21 @@ export const Counter = Resource.make("Counter", {
   durable: true,
   actions: (Action) => ({
     inc: Action.update({ change: (cs) => Changeset.set(cs, "n", cs.data.n + 1) }),
-    crash: Action.update({ change: () => Effect.die(new Error("boom in crash")) })
+    crash: Action.update({ change: () => Effect.die(new Error("boom in crash")) }),
+    /** Counts on, answering the new count (a result, `success`). */
+    next: Action.update({
+      success: Schema.Int,
+      change: (cs) => cs.pipe(Changeset.set("n", cs.data.n + 1), Changeset.result(cs.data.n + 1))
+    }),
+    /** Changes nothing: answers the count. */
+    peek: Action.update({ success: Schema.Int, change: (cs) => Changeset.result(cs, cs.data.n) }),
+    /** A create answering a receipt; a destroy answering the last count. */
+    open: Action.create({
+      accept: ["id", "n", "note"],
+      success: Schema.Struct({ opened: Schema.String, at: Schema.Int }),
+      change: (cs) => Changeset.result(cs, { opened: Changeset.get(cs, "id"), at: Changeset.get(cs, "n") })
+    }),
+    close: Action.destroy({ success: Schema.Int, change: (cs) => Changeset.result(cs, cs.data.n) })
   })
 })
 
@@ -430,6 +444,93 @@ export const faults = (name: string, factory: FaultFactory) => {
             })
           )
         })
+      ))
+
+    it.live("a result is kept with its operation id: sent again, a write answers the result it answered, once", () =>
+      withDatabase((process) =>
+        Effect.gen(function*() {
+          yield* process(
+            [Counter],
+            Effect.gen(function*() {
+              const faults = yield* FaultySql.Faults
+              const opened = yield* Store.create(Counter, "open", { id: "c", n: 0, note: "fine" }).pipe(
+                Store.withOperationId("open-c")
+              )
+              assert.deepStrictEqual(opened, { opened: "c", at: 0 })
+              // the write's answer is lost, and so is the first read of its row after it
+              let lost = false
+              yield* faults.inject({
+                when: (text) => FaultySql.isWrite(text) && (lost = true),
+                fault: "lostReply",
+                times: 1
+              })
+              yield* faults.inject({ when: (text) => lost && /^\s*SELECT \*/.test(text), fault: "drop", times: 1 })
+              const next = yield* Store.update(Counter, { id: "c" }, "next").pipe(
+                Store.withOperationId("next-once"),
+                Effect.retry({ times: 5, while: (e) => e._tag === "Unavailable" })
+              )
+              assert.strictEqual(next, 1)
+              yield* Store.update(Counter, { id: "c" }, "next")
+              // sent again: the result it answered, not the count now, and not applied again
+              assert.strictEqual(
+                yield* Store.update(Counter, { id: "c" }, "next").pipe(Store.withOperationId("next-once")),
+                1
+              )
+              assert.deepStrictEqual(
+                yield* Store.create(Counter, "open", { id: "c", n: 0, note: "fine" }).pipe(
+                  Store.withOperationId("open-c")
+                ),
+                { opened: "c", at: 0 }
+              )
+              assert.deepStrictEqual(yield* Store.get(Counter, { id: "c" }), { id: "c", n: 2, note: "fine" })
+            })
+          )
+          // another process: the row keeps the results
+          yield* process(
+            [Counter],
+            Effect.gen(function*() {
+              assert.strictEqual(
+                yield* Store.update(Counter, { id: "c" }, "next").pipe(Store.withOperationId("next-once")),
+                1
+              )
+              assert.strictEqual(
+                yield* Store.destroy(Counter, { id: "c" }, "close").pipe(Store.withOperationId("close-c")),
+                2
+              )
+              assert.strictEqual(
+                yield* Store.destroy(Counter, { id: "c" }, "close").pipe(Store.withOperationId("close-c")),
+                2
+              )
+              assert.strictEqual(yield* tagOf(Store.get(Counter, { id: "c" })), "NotFound")
+            })
+          )
+        })
+      ))
+
+    it.live("an update that changes no field sends no write to storage", () =>
+      withDatabase((process) =>
+        process(
+          [Counter],
+          Effect.gen(function*() {
+            const faults = yield* FaultySql.Faults
+            yield* Store.create(Counter, "create", { id: "c", n: 4, note: "fine" })
+            const writes: Array<string> = []
+            // a rule that never fires: it sees every statement
+            yield* faults.inject({
+              when: (text) => (FaultySql.isWrite(text) && writes.push(text), false),
+              fault: "refuse"
+            })
+            for (let i = 0; i < 3; i++) assert.strictEqual(yield* Store.update(Counter, { id: "c" }, "peek"), 4)
+            assert.deepStrictEqual(yield* Store.update(Counter, { id: "c" }, "update", { n: 4 }), {
+              id: "c",
+              n: 4,
+              note: "fine"
+            })
+            assert.deepStrictEqual(writes, [])
+            assert.strictEqual(yield* Store.update(Counter, { id: "c" }, "next"), 5)
+            assert.strictEqual(writes.length, 1)
+          })
+        )
       ))
 
     it.live("a connection dropped before a write: typed, not applied; a deadlock is run again", () =>

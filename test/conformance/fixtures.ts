@@ -432,6 +432,53 @@ export const Reading = Resource.make("Reading", {
   }
 })
 
+/**
+ * A rate limiter's bucket, whose actions answer with results (`success`):
+ * `take` answers `{ allowed, remaining }`, `peek` changes nothing and
+ * answers the tokens left (a read-only action), `open` (a create) and
+ * `drain` (a destroy) answer a number; `late` sets its result from a
+ * `before` hook; `lie` and `mute` break their own `success` (a result of
+ * the wrong type, none at all) while changing the record. Idle for 10 s, it
+ * expires.
+ */
+export const Bucket = Resource.make("Bucket", {
+  fields: { id: Schema.String, tokens: Schema.Int },
+  primaryKey: ["id"],
+  inactivityTimeout: "10 seconds",
+  actions: (Action) => ({
+    open: Action.create({
+      accept: ["id", "tokens"],
+      success: Schema.Struct({ capacity: Schema.Int }),
+      change: (cs) => Changeset.result(cs, { capacity: Changeset.get(cs, "tokens") })
+    }),
+    take: Action.update({
+      success: Schema.Struct({ allowed: Schema.Boolean, remaining: Schema.Int }),
+      change: (cs) =>
+        cs.data.tokens === 0
+          ? Changeset.result(cs, { allowed: false, remaining: 0 })
+          : cs.pipe(
+            Changeset.set("tokens", cs.data.tokens - 1),
+            Changeset.result({ allowed: true, remaining: cs.data.tokens - 1 })
+          )
+    }),
+    peek: Action.update({ success: Schema.Int, change: (cs) => Changeset.result(cs, cs.data.tokens) }),
+    late: Action.update({
+      success: Schema.String,
+      change: (cs) =>
+        Changeset.before(
+          Changeset.set(cs, "tokens", 100),
+          (cs) => Effect.succeed(Changeset.result(cs, `before saw ${Changeset.get(cs, "tokens")}`))
+        )
+    }),
+    lie: Action.update({
+      success: Schema.Int,
+      change: (cs) => Changeset.result(Changeset.set(cs, "tokens", 99), "many" as unknown as number)
+    }),
+    mute: Action.update({ success: Schema.Int, change: (cs) => Changeset.set(cs, "tokens", 99) }),
+    drain: Action.destroy({ success: Schema.Int, change: (cs) => Changeset.result(cs, cs.data.tokens) })
+  })
+})
+
 export const allResources = [
   Traveller,
   Machine,
@@ -444,5 +491,6 @@ export const allResources = [
   Link,
   Child,
   Stubborn,
-  Reading
+  Reading,
+  Bucket
 ] as const

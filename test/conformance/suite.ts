@@ -23,6 +23,7 @@ import { makeManualClock } from "../fixtures/Model.js"
 import {
   allResources,
   Archive,
+  Bucket,
   type Gate,
   Keeper,
   Link,
@@ -1353,6 +1354,99 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
           }),
         "live"
       )
+    })
+
+    describe("results", () => {
+      test("an action with success answers its result instead of the record: create, update and destroy", () =>
+        Effect.gen(function*() {
+          const events = yield* Store.subscribe
+          const opened: { readonly capacity: number } = yield* Store.create(Bucket, "open", { id: "b", tokens: 2 })
+          assert.deepStrictEqual(opened, { capacity: 2 })
+          const taken: ReadonlyArray<{ readonly allowed: boolean; readonly remaining: number }> = []
+          for (let i = 0; i < 3; i++) (taken as Array<any>).push(yield* Store.update(Bucket, { id: "b" }, "take"))
+          assert.deepStrictEqual(taken, [
+            { allowed: true, remaining: 1 },
+            { allowed: true, remaining: 0 },
+            { allowed: false, remaining: 0 }
+          ])
+          assert.deepStrictEqual(yield* Store.get(Bucket, { id: "b" }), { id: "b", tokens: 0 })
+          // an action without success still answers with the record
+          assert.deepStrictEqual(yield* Store.update(Bucket, { id: "b" }, "update", { tokens: 5 }), {
+            id: "b",
+            tokens: 5
+          })
+          const left: number = yield* Store.destroy(Bucket, { id: "b" }, "drain")
+          assert.strictEqual(left, 5)
+          assert.strictEqual(yield* tagOf(Store.get(Bucket, { id: "b" })), "NotFound")
+          // the default destroy answers nothing
+          yield* Store.create(Bucket, "create", { id: "c", tokens: 1 })
+          assert.strictEqual(yield* Store.destroy(Bucket, { id: "c" }), undefined)
+          assert.deepStrictEqual(tags(yield* drain(events)), [
+            "Created",
+            "Updated",
+            "Updated",
+            "Updated",
+            "Destroyed",
+            "Created",
+            "Destroyed"
+          ])
+        }))
+
+      test("a before hook sets the result, seeing the change made so far", () =>
+        Effect.gen(function*() {
+          yield* Store.create(Bucket, "create", { id: "b", tokens: 1 })
+          assert.strictEqual(yield* Store.update(Bucket, { id: "b" }, "late"), "before saw 100")
+          assert.deepStrictEqual(yield* Store.get(Bucket, { id: "b" }), { id: "b", tokens: 100 })
+        }))
+
+      test("a result its success refuses, or none, is a ValidationError naming it, and commits nothing", () =>
+        Effect.gen(function*() {
+          const events = yield* Store.subscribe
+          yield* Store.create(Bucket, "create", { id: "b", tokens: 1 })
+          yield* drain(events)
+          for (const action of ["lie", "mute"] as const) {
+            const error = yield* Effect.flip(Store.update(Bucket, { id: "b" }, action))
+            assert.strictEqual(error._tag, "ValidationError")
+            assert.include(error.message, `Bucket: invalid result of action ${action}`)
+            assert.include(error.message, "Expected number")
+            if (action === "mute") assert.include(error.message, "it set none (Changeset.result)")
+          }
+          assert.deepStrictEqual(yield* Store.get(Bucket, { id: "b" }), { id: "b", tokens: 1 })
+          assert.deepStrictEqual(yield* drain(events), [])
+        }))
+
+      test("an update that changes no field answers, publishes nothing and counts as activity", () =>
+        Effect.gen(function*() {
+          const events = yield* Store.subscribe
+          yield* Store.create(Bucket, "create", { id: "b", tokens: 3 })
+          yield* drain(events)
+          yield* TestClock.adjust("8 seconds")
+          assert.strictEqual(yield* Store.update(Bucket, { id: "b" }, "peek"), 3)
+          // the default update setting a field to the value it holds changes nothing either
+          assert.deepStrictEqual(yield* Store.update(Bucket, { id: "b" }, "update", { tokens: 3 }), {
+            id: "b",
+            tokens: 3
+          })
+          assert.deepStrictEqual(yield* drain(events), [])
+          // 16 s after its create, 8 s after the peek: alive
+          yield* TestClock.adjust("8 seconds")
+          assert.deepStrictEqual(yield* Store.get(Bucket, { id: "b" }), { id: "b", tokens: 3 })
+          // untouched for 10 s since the get: expired
+          yield* TestClock.adjust("10 seconds")
+          assert.strictEqual(yield* tagOf(Store.get(Bucket, { id: "b" })), "NotFound")
+        }))
+
+      test("an update that changes no field runs its hooks and refuses as any action does", () =>
+        Effect.gen(function*() {
+          yield* Store.create(Bucket, "create", { id: "b", tokens: 0 })
+          assert.deepStrictEqual(yield* Store.update(Bucket, { id: "b" }, "take"), { allowed: false, remaining: 0 })
+          assert.strictEqual(yield* tagOf(Store.update(Bucket, { id: "nobody" }, "peek")), "NotFound")
+          assert.strictEqual(
+            yield* tagOf(Store.update(Bucket, { id: "b" }, "peek", { tokens: 1 } as never)),
+            "ValidationError"
+          )
+          assert.deepStrictEqual(yield* Store.get(Bucket, { id: "b" }), { id: "b", tokens: 0 })
+        }))
     })
 
     describe("closing", () => {

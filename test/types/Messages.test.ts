@@ -256,6 +256,40 @@ export const fine = Store.read(characters.pipe(Query.filter(Filter.in("currentYe
         lines: 2
       }
     ]
+  },
+  {
+    name: "an action's result: typed from its success schema at the Store call, checked where it is set",
+    code: `
+const Bucket = Resource.make("Bucket", {
+  fields: { id: Schema.String, tokens: Schema.Int },
+  primaryKey: ["id"],
+  actions: (Action) => ({
+    take: Action.update({
+      success: Schema.Struct({ allowed: Schema.Boolean, remaining: Schema.Int }),
+      change: (cs) => Changeset.result(cs, { allowed: true, remaining: "4" })
+    }),
+    peek: Action.update({ success: Schema.Int, change: (cs) => cs.pipe(Changeset.result("4")) }),
+    count: Action.update({ success: Schema.Int, change: (cs) => cs.pipe(Changeset.result(cs.data.tokens)) }),
+    plain: Action.update({ change: (cs) => Changeset.result(cs, 1) })
+  })
+})
+export const counted: Effect.Effect<number, unknown, unknown> = Store.update(Bucket, { id: "a" }, "count")
+export const record: Effect.Effect<{ readonly id: string; readonly tokens: number }, unknown, unknown> =
+  Store.update(Bucket, { id: "a" }, "update", { tokens: 1 })
+export const wrong: Effect.Effect<string, unknown, unknown> = Store.update(Bucket, { id: "a" }, "count")
+`,
+    errors: [
+      { at: `remaining: "4"`, says: `Type 'string' is not assignable to type 'number'.`, lines: 1 },
+      // piped, the reason is the type's last line: "the result given does not fit the action's `success` schema"
+      { at: `Changeset.result("4")`, mentions: `CheckResult<O, string>`, lines: 4 },
+      // an action without success takes no result
+      {
+        at: `Changeset.result(cs, 1)`,
+        says: `Argument of type '1' is not assignable to parameter of type 'never'.`,
+        lines: 1
+      },
+      { at: `export const wrong`, mentions: `is not assignable to type 'Effect<string, unknown, unknown>'`, lines: 2 }
+    ]
   }
 ]
 

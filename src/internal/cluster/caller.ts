@@ -23,11 +23,11 @@ import { type NotFound, type StoreClosed, type StoreError, Unavailable, Validati
 import * as Admission from "../admission.js"
 import type * as DataLayer from "../contract.js"
 import * as Errors from "../record/errors.js"
-import type { Compiled } from "../resource.js"
+import type { Compiled, CompiledAction } from "../resource.js"
 import { TooNew, Undecodable, wireCodecs } from "../sql/codec.js"
 import { escapeKey, unescapeKey } from "../sql/escape.js"
 import type { Row } from "../sql/rows.js"
-import { CurrentCallers, isKnownError, recordOf, retryableTag } from "./protocol.js"
+import { answerOf, CurrentCallers, isKnownError, recordOf, retryableTag } from "./protocol.js"
 import { recordOfRun, type WaitGraph } from "./waitGraph.js"
 
 /** What the caller needs of its data layer. @internal */
@@ -222,19 +222,26 @@ export const make = (ctx: CallerContext) =>
      * fails on) fails the call with `Unavailable`: it may have been applied,
      * and its answer cannot be given here.
      */
-    const decodeRecord = (
+    const decodeReply = (
       resource: Compiled,
       key: unknown,
-      action: string,
+      /** A write's action, or the name of a read (its reply is the record). */
+      action: CompiledAction | string,
       operationId: string | undefined
     ) =>
     (reply: unknown): Effect.Effect<unknown, Unavailable> => {
+      const name = typeof action === "string" ? action : action.name
       try {
-        return Effect.succeed(recordOf(resource, reply))
+        return Effect.succeed(
+          typeof action === "string" ? recordOf(resource, reply) : answerOf(resource, action, reply)
+        )
       } catch (e) {
-        // a newer version's record, or an older one's whose migration fails: the write may have been applied
-        if (!(e instanceof TooNew || e instanceof Undecodable)) throw e
-        return Effect.fail(Errors.unreadableReply(resource, key, action, e, operationId))
+        // a newer version's record, or an older one's whose migration fails, or a result this version's
+        // `success` cannot read: the write may have been applied
+        const result = typeof action !== "string" && action.checkResult !== undefined
+        if (!(e instanceof TooNew || e instanceof Undecodable || result)) throw e
+        const found = e instanceof Error ? e : { message: String(e) }
+        return Effect.fail(Errors.unreadableReply(resource, key, name, found, operationId))
       }
     }
 
@@ -278,7 +285,7 @@ export const make = (ctx: CallerContext) =>
         }
         return Effect.flatMap(
           sendWrite(resource, target, action.name, payload, ctx.client(resource.name)(target.id).Create(payload)),
-          decodeRecord(resource, target.key, action.name, payload.op)
+          decodeReply(resource, target.key, action, payload.op)
         )
       })
 
@@ -298,7 +305,7 @@ export const make = (ctx: CallerContext) =>
         }
         return Effect.flatMap(
           sendWrite(resource, target, action.name, payload, ctx.client(resource.name)(target.id).Update(payload)),
-          decodeRecord(resource, target.key, action.name, payload.op)
+          decodeReply(resource, target.key, action, payload.op)
         )
       })
 
@@ -314,8 +321,9 @@ export const make = (ctx: CallerContext) =>
           op: op(fiber.getRef(Admission.CurrentOperationId)),
           callers: fiber.getRef(CurrentCallers)
         }
-        return Effect.asVoid(
-          sendWrite(resource, target, action.name, payload, ctx.client(resource.name)(target.id).Destroy(payload))
+        return Effect.flatMap(
+          sendWrite(resource, target, action.name, payload, ctx.client(resource.name)(target.id).Destroy(payload)),
+          decodeReply(resource, target.key, action, payload.op)
         )
       })
 
@@ -360,7 +368,7 @@ export const make = (ctx: CallerContext) =>
       }
       return Effect.flatMap(
         send(resource, target.key, operation, ctx.client(resource.name)(target.id).Get({ callers })),
-        decodeRecord(resource, target.key, operation, undefined)
+        decodeReply(resource, target.key, operation, undefined)
       ) as Effect.Effect<unknown, NotFound | ValidationError | Unavailable>
     }
 

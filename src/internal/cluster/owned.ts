@@ -25,6 +25,7 @@ import type * as Write from "../record/write.js"
 import type { Compiled } from "../resource.js"
 import type { Newer, TooNew } from "../sql/codec.js"
 import type { StorageFailure } from "../sql/faults.js"
+import * as Ops from "../sql/ops.js"
 import { opsAfter, type Outcome as Written, type Row } from "../sql/rows.js"
 import type { StateStore } from "../sql/stateStore.js"
 import type { Notices } from "./notices.js"
@@ -150,7 +151,7 @@ export const make = (ctx: OwnerContext) => {
       const pending = owned.unsure
       owned.unsure = undefined
       adopt(owned, row)
-      if (pending !== undefined && row !== undefined && row.ops.includes(pending.op)) {
+      if (pending !== undefined && row !== undefined && Ops.remembers(row.ops, pending.op)) {
         return Effect.sync(() => publish(pending.event))
       }
       return Effect.void
@@ -222,7 +223,11 @@ export const make = (ctx: OwnerContext) => {
       ))
 
   /** A commit's own operation id: the call's, or one made for a write of the record's own (an expiry, a restart). */
-  const opOf = (op: string | undefined, kind: string) => op ?? `${kind}:${now()}`
+  const idOf = (op: string | undefined, kind: string) => op ?? `${kind}:${now()}`
+
+  /** What a commit's row remembers of it: its operation id, with its action's result (`sql/ops.ts`). */
+  const opOf = (change: Exclude<Write.Change, { readonly _tag: "Unchanged" }>, kind: string) =>
+    Ops.entry(idOf(change.op, kind), change.action, change.result)
 
   /** Inserts a new record's row (a create): its version, or "conflict"; this entity holds it. */
   const insert = Effect.fnUntraced(function*(
@@ -231,7 +236,8 @@ export const make = (ctx: OwnerContext) => {
     payload: unknown
   ) {
     const committedAt = now()
-    const op = opOf(change.op, "create")
+    const id = idOf(change.op, "create")
+    const op = Ops.entry(id, change.action, change.result)
     const write = state.write({
       _tag: "Insert",
       resource: owned.resource,
@@ -249,8 +255,12 @@ export const make = (ctx: OwnerContext) => {
       // it, or this very create did (its earlier attempt, served by another owner); this entity holds the row now
       yield* reload(owned)
       if (owned.blocked !== undefined) return yield* skew(owned.blocked)
-      if (owned.held !== undefined && owned.held.ops.includes(op)) {
-        return { _tag: "Applied", record: owned.held.state } as const
+      const applied = owned.held === undefined ? undefined : Ops.find(owned.held.ops, id)
+      if (applied !== undefined) {
+        return {
+          _tag: "Applied",
+          reply: change.action.checkResult === undefined ? owned.held!.state : Ops.resultOf(applied, change.action)
+        } as const
       }
       return yield* Errors.alreadyExists(owned.resource, Events.keyObject(owned.resource, change.state))
     }
@@ -275,7 +285,7 @@ export const make = (ctx: OwnerContext) => {
     change: Extract<Write.Change, { readonly _tag: "Update" }>
   ) {
     const t = now()
-    const op = opOf(change.op, "restart")
+    const op = opOf(change, "restart")
     const write = state.write({
       _tag: "Update",
       resource: owned.resource,
@@ -319,7 +329,7 @@ export const make = (ctx: OwnerContext) => {
     change: Extract<Write.Change, { readonly _tag: "Update" }>
   ) {
     const t = now()
-    const op = opOf(change.op, "restart")
+    const op = opOf(change, "restart")
     const move = state.move({
       resource: owned.resource,
       from: owned.key,
@@ -371,6 +381,18 @@ export const make = (ctx: OwnerContext) => {
     publish(event)
     return undefined
   })
+
+  /** Activity: in memory, written back once a quarter of the inactivity timeout has passed. */
+  const touch = (owned: Owned, t: number): Effect.Effect<void> => {
+    const held = owned.held
+    if (held === undefined || owned.resource.idleMillis === undefined) return Effect.void
+    held.lastActivity = t
+    if (t - held.flushed < owned.resource.idleMillis / 4) return Effect.void
+    return Effect.ignore(Effect.tap(
+      state.write({ _tag: "Touch", resource: owned.resource, key: owned.key, expected: held.version, lastActivity: t }),
+      (outcome) => Effect.sync(() => outcome !== "conflict" && (held.flushed = t))
+    ))
+  }
 
   /** A step of the pipeline from an Effect of the port (its failure, a refusal). */
   const stepOf = (effect: Effect.Effect<Write.Committed, WireError>): Outcome.Step<Write.Committed, WireError> =>
@@ -424,10 +446,14 @@ export const make = (ctx: OwnerContext) => {
           return stepOf(change.key === owned.key ? replace(owned, held, change) : move(owned, held, change))
         case "Remove":
           if (held === undefined) return Outcome.refused(Errors.notFound(owned.resource, owned.keyObj))
-          return stepOf(remove(owned, held, opOf(change.op, "expire"), change.event))
+          return stepOf(remove(owned, held, opOf(change, "expire"), change.event))
+        case "Unchanged":
+          // nothing to store: its activity is held, and written back as a read's is
+          if (held === undefined) return Outcome.refused(Errors.notFound(owned.resource, owned.keyObj))
+          return Effect.as(touch(owned, now()), Outcome.ok(undefined))
       }
     }
   }
 
-  return { now, reload, keyOf, remove, port }
+  return { now, reload, keyOf, remove, touch, port }
 }

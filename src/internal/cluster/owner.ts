@@ -43,16 +43,17 @@ import * as Lifecycle from "../record/lifecycle.js"
 import * as Outcome from "../record/outcome.js"
 import * as Write from "../record/write.js"
 import type { Compiled, CompiledAction } from "../resource.js"
-import type { WireCodecs } from "../sql/codec.js"
+import type { Newer, WireCodecs } from "../sql/codec.js"
 import { unescapeKey } from "../sql/escape.js"
+import * as Ops from "../sql/ops.js"
 import { type Call, type Held, noCallers, type Owned, type OwnerContext, skew, timesOf, unreadable } from "./owned.js"
 import * as Rows from "./owned.js"
-import { type Protocol, replyOf, Retryable, type WireError } from "./protocol.js"
+import { type Protocol, replyOf, resultReplyOf, Retryable, type WireError } from "./protocol.js"
 
 /** @internal */
 export const make = (ctx: OwnerContext) => {
   const { graph, notices, state } = ctx
-  const { keyOf, now, port, reload, remove } = Rows.make(ctx)
+  const { keyOf, now, port, reload, remove, touch } = Rows.make(ctx)
 
   /**
    * A step of the pipeline as an Effect. The services a step needs are its
@@ -176,17 +177,29 @@ export const make = (ctx: OwnerContext) => {
     )
   }
 
-  /** Activity: in memory, written back once a quarter of the inactivity timeout has passed. */
-  const touch = (owned: Owned, t: number): Effect.Effect<void> => {
-    const held = owned.held
-    if (held === undefined || owned.resource.idleMillis === undefined) return Effect.void
-    held.lastActivity = t
-    if (t - held.flushed < owned.resource.idleMillis / 4) return Effect.void
-    return Effect.ignore(Effect.tap(
-      state.write({ _tag: "Touch", resource: owned.resource, key: owned.key, expected: held.version, lastActivity: t }),
-      (outcome) => Effect.sync(() => outcome !== "conflict" && (held.flushed = t))
-    ))
-  }
+  /**
+   * The reply to a write: the action's result where it declares `success`,
+   * otherwise the record (nothing for a destroy).
+   */
+  const answerFor = (resource: Compiled, action: CompiledAction, reply: unknown, newer: Newer | undefined): unknown =>
+    action.checkResult !== undefined
+      ? resultReplyOf(action, reply)
+      : action.kind === "destroy"
+      ? undefined
+      : replyOf(resource, reply, newer)
+
+  /**
+   * The reply to a write sent again under an operation id its record
+   * remembers (`entry`): what the first attempt answered, its result kept
+   * with the id, or the record as it is now.
+   */
+  const remembered = (
+    resource: Compiled,
+    action: CompiledAction,
+    entry: string,
+    state: unknown,
+    newer: Newer | undefined
+  ) => answerFor(resource, action, action.checkResult === undefined ? state : Ops.resultOf(entry, action), newer)
 
   /** The record, unless it is absent or past its deadline (then it is expired first). */
   const live = (owned: Owned, t: number) =>
@@ -397,30 +410,34 @@ export const make = (ctx: OwnerContext) => {
           Effect.gen(function*() {
             yield* ready
             // a record this create did not make: its row again before refusing (another owner may have written it)
-            if (owned.held !== undefined && !owned.held.ops.includes(payload.op)) yield* reload(owned)
+            if (owned.held !== undefined && !Ops.remembers(owned.held.ops, payload.op)) yield* reload(owned)
             yield* expireIfDue(owned, now())
+            const action = yield* actionOf(resource, payload.action, "create")
             if (owned.held !== undefined) {
-              // a retry of this very create answers with the record
-              if (owned.held.ops.includes(payload.op)) return replyOf(resource, owned.held.state, owned.held.newer)
+              // a retry of this very create answers as it did: with the record, or its result
+              const applied = Ops.find(owned.held.ops, payload.op)
+              if (applied !== undefined) {
+                return remembered(resource, action, applied, owned.held.state, owned.held.newer)
+              }
               return yield* Errors.alreadyExists(resource, keyOf(owned))
             }
-            if (owned.movedTo !== undefined && owned.tombstoneOps.includes(payload.op)) {
+            const appliedHere = owned.movedTo === undefined ? undefined : Ops.find(owned.tombstoneOps, payload.op)
+            if (appliedHere !== undefined) {
               // a retry of this create, whose record has moved to another key since: answered with it there
-              const moved = yield* Effect.mapError(ctx.loadRow(resource, owned.movedTo), unreadable)
+              const moved = yield* Effect.mapError(ctx.loadRow(resource, owned.movedTo!), unreadable)
               if (moved !== undefined && moved.alive && moved.state !== undefined) {
-                return replyOf(resource, moved.state, moved.newer)
+                return remembered(resource, action, appliedHere, moved.state, moved.newer)
               }
             }
-            const action = yield* actionOf(resource, payload.action, "create")
             yield* understood(resource, codecs, action, payload.input, payload.data)
             const input = yield* inputOf(action, payload.input, payload.version)
             const given = yield* decoded(resource, action, payload.version, () => codecs.decodeData(payload.data))
             const data = yield* olderData(resource, given, payload.version)
             owned.creating = { action: payload.action, data: payload.data, input: payload.input }
             const call: Call = { callers: payload.callers }
-            const record = yield* run(Write.create(port, owned, action, call, data, input, payload.op))
+            const reply = yield* run(Write.create(port, owned, action, call, data, input, payload.op))
             // held since the create committed (TypeScript still sees the absence checked above)
-            return replyOf(resource, record, (owned.held as Held | undefined)?.newer)
+            return answerFor(resource, action, reply, (owned.held as Held | undefined)?.newer)
           }).pipe(guarded, Effect.uninterruptible, (body) => exclusive(payload.callers, payload.action, body)),
 
         Update: ({ payload }) =>
@@ -435,8 +452,9 @@ export const make = (ctx: OwnerContext) => {
               return replyOf(resource, moved.state, moved.newer)
             }
             const current = yield* live(owned, now())
-            if (current.ops.includes(payload.op)) return replyOf(resource, current.state, current.newer)
             const action = yield* actionOf(resource, payload.action, "update")
+            const applied = Ops.find(current.ops, payload.op)
+            if (applied !== undefined) return remembered(resource, action, applied, current.state, current.newer)
             yield* understood(resource, codecs, action, payload.input)
             const input = yield* inputOf(action, payload.input, payload.version)
             const done = yield* effectOf(
@@ -444,19 +462,23 @@ export const make = (ctx: OwnerContext) => {
             )
             // committing after its deadline: NotFound, and the record expires now
             if (done._tag === "Refused" && done.error._tag === "NotFound") yield* expireIfDue(owned, now())
-            const record = yield* answer(owned, done)
-            return replyOf(resource, record, owned.held?.newer ?? current.newer)
+            const reply = yield* answer(owned, done)
+            return answerFor(resource, action, reply, owned.held?.newer ?? current.newer)
           }).pipe(guarded, Effect.uninterruptible, (body) => exclusive(payload.callers, payload.action, body)),
 
         Destroy: ({ payload }) =>
           Effect.gen(function*() {
             yield* ready
+            const action = yield* actionOf(resource, payload.action, "destroy")
             // a retry of this destroy, applied already (the key may have been created again since)
             const held = owned.held
-            if (held === undefined ? owned.tombstoneOps.includes(payload.op) : held.ops.includes(payload.op)) return
+            const applied = Ops.find(held === undefined ? owned.tombstoneOps : held.ops, payload.op)
+            if (applied !== undefined) return remembered(resource, action, applied, undefined, undefined)
             yield* live(owned, now())
-            const action = yield* actionOf(resource, payload.action, "destroy")
-            yield* run(Write.destroy(port, owned, action, { callers: payload.callers }, "action", payload.op))
+            const reply = yield* run(
+              Write.destroy(port, owned, action, { callers: payload.callers }, "action", payload.op)
+            )
+            return answerFor(resource, action, reply, undefined)
           }).pipe(guarded, Effect.uninterruptible, (body) => exclusive(payload.callers, payload.action, body)),
 
         Get: ({ payload }) =>

@@ -12,8 +12,8 @@ import { Context, Schema } from "effect"
 import { Entity } from "effect/cluster"
 import { Rpc } from "effect/rpc"
 import { StoreError } from "../../Errors.js"
-import type { Compiled } from "../resource.js"
-import { decodeStored, encodeStored, type Newer, storedVersion, wireCodecs } from "../sql/codec.js"
+import type { Compiled, CompiledAction } from "../resource.js"
+import { decodeStored, encodeStored, type Newer, resultCodec, storedVersion, wireCodecs } from "../sql/codec.js"
 
 /**
  * The calls of records a call runs on behalf of (run tokens,
@@ -117,6 +117,8 @@ export const protocolOf = (resource: Compiled) =>
     }),
     Rpc.make("Destroy", {
       payload: { action: Schema.String, op: Schema.String, callers: Schema.Array(Schema.String) },
+      /** The action's result (`resultReplyOf`) where it declares `success`, otherwise nothing. */
+      success: Schema.Unknown,
       error: wireErrorsOf(resource)
     }),
     Rpc.make("Get", {
@@ -169,4 +171,35 @@ export const recordOf = (resource: Compiled, reply: unknown): unknown => {
   }
   const { [versionKey]: version, ...stored } = reply as { readonly [versionKey]: number }
   return decodeStored(resource, stored, version).state
+}
+
+/** Where a reply carries an action's result (`success`) instead of a record: a key no record's field has. */
+const resultKey = "\u0000result"
+
+/**
+ * An owner's reply for an action that declares `success`: its result,
+ * encoded with that schema. A call whose action declares none is answered
+ * with the record (`replyOf`), or nothing (a destroy).
+ *
+ * @internal
+ */
+export const resultReplyOf = (action: CompiledAction, result: unknown): unknown => ({
+  [resultKey]: resultCodec(action)!.encode(result)
+})
+
+/**
+ * What a caller answers a write's reply with: the action's result, decoded
+ * with its `success` schema, where the action declares one; otherwise the
+ * record (`recordOf`), or, for a destroy, nothing. Throws if the reply
+ * cannot be read by this version.
+ *
+ * @internal
+ */
+export const answerOf = (resource: Compiled, action: CompiledAction, reply: unknown): unknown => {
+  const codec = resultCodec(action)
+  if (codec === undefined) return action.kind === "destroy" ? undefined : recordOf(resource, reply)
+  if (typeof reply !== "object" || reply === null || !(resultKey in reply)) {
+    throw new TypeError(`${resource.name}.${action.name}: the reply holds no result (its owner does not declare one)`)
+  }
+  return codec.decode((reply as { readonly [resultKey]: unknown })[resultKey])
 }

@@ -99,10 +99,17 @@ export interface Persistence {
    * Before a write carrying an id the caller chose, or of a record whose
    * last write's fate is unknown: learns from storage what happened (the
    * record may take its stored state, or be removed, see {@link adopt}) and
-   * whether `op` was applied already. `undefined` when there is nothing to
-   * learn.
+   * whether `op` was applied already (with the result `action` answered
+   * then, where it declares `success`). `undefined` when there is nothing
+   * to learn.
    */
-  readonly settle: (server: RecordServer, op: string | undefined) => Effect.Effect<boolean, StoreError> | undefined
+  readonly settle: (
+    server: RecordServer,
+    op: string | undefined,
+    action: CompiledAction
+  ) => Effect.Effect<Remembered | undefined, StoreError> | undefined
+  /** What a write under `op` stores of itself in the record's row: the id, with the action's result. */
+  readonly remember: (op: string, action: CompiledAction, result: unknown) => string
   /** Stores a new record (and its create input, for `restart: "initial"`). */
   readonly created: (
     server: RecordServer,
@@ -120,6 +127,11 @@ export interface Persistence {
   ) => Effect.Effect<void, StoreError>
   /** Removes a record from storage (destroy, expiry, failure). */
   readonly removed: (server: RecordServer, op: string, action: string) => Effect.Effect<void, StoreError>
+}
+
+/** A write found applied already under its operation id, with the result it answered (its action's `success`). @internal */
+export interface Remembered {
+  readonly result: unknown
 }
 
 /** The input a create action ran with, kept for `restart: "initial"`. @internal */
@@ -389,12 +401,15 @@ const port: Write.Port<RecordServer, Caller, never> = {
         // a new record's deadlines count from its commit
         if (server.resource.tracksActivity) server.createdAt = server.lastActivity = server.ctx.time()
         if (persist === undefined) return created(server, change)
-        const op = change.op ?? OperationId.make()
+        const op = persist.remember(change.op ?? OperationId.make(), change.action, change.result)
         return durably(persist.created(server, change.state, op, change.action.name), () => created(server, change))
       }
+      // nothing to store: the activity is the caller's (`touch`), written with the record's other activity
+      case "Unchanged":
+        return committedNow
       case "Update": {
         if (persist === undefined) return updated(server, change)
-        const op = change.op ?? OperationId.make()
+        const op = persist.remember(change.op ?? OperationId.make(), change.action, change.result)
         return durably(
           persist.updated(server, change.state, change.key, op, change.action.name),
           () => updated(server, change)
@@ -402,7 +417,7 @@ const port: Write.Port<RecordServer, Caller, never> = {
       }
       case "Remove": {
         if (persist === undefined) return removed(server, change.event)
-        const op = change.op ?? OperationId.make()
+        const op = persist.remember(change.op ?? OperationId.make(), change.action, change.result)
         if (change.reason === "action") {
           return durably(persist.removed(server, op, change.action.name), () => removed(server, change.event))
         }
@@ -457,13 +472,17 @@ export const update = (
   known = false
 ): Step.Step<any> => {
   const action = server.resource.actions.get(req.action)!
-  const settling = known ? undefined : server.ctx.persist?.settle(server, req.op)
+  const settling = known ? undefined : server.ctx.persist?.settle(server, req.op, action)
   if (settling !== undefined) {
-    // storage first: the record may be behind it, or the call's id applied already (answered as it is now)
+    // storage first: the record may be behind it, or the call's id applied already (answered as it is now, or
+    // with the result it answered then)
     return settled(
       server,
       settling,
-      (applied) => applied ? Step.ok(committed(server)) : update(server, req, true),
+      (applied) =>
+        applied === undefined
+          ? update(server, req, true)
+          : Step.ok(action.checkResult === undefined ? committed(server) : applied.result),
       req.op
     )
   }
@@ -487,13 +506,14 @@ export const destroy = (
   op: string | undefined,
   /** Storage was consulted already (see `Persistence.settle`). */
   known = false
-): Step.Step<void> => {
-  const settling = reason === "action" && !known ? server.ctx.persist?.settle(server, op) : undefined
+): Step.Step<unknown> => {
+  const settling = reason === "action" && !known ? server.ctx.persist?.settle(server, op, action) : undefined
   if (settling !== undefined) {
     return settled(
       server,
       settling,
-      (applied) => applied ? Step.ok(undefined) : destroy(server, action, reason, chain, span, op, true),
+      (applied) =>
+        applied === undefined ? destroy(server, action, reason, chain, span, op, true) : Step.ok(applied.result),
       op
     )
   }
@@ -508,13 +528,13 @@ export const destroy = (
  */
 const settled = <A>(
   server: RecordServer,
-  settling: Effect.Effect<boolean, StoreError>,
-  then: (applied: boolean) => Step.Step<A>,
+  settling: Effect.Effect<Remembered | undefined, StoreError>,
+  then: (applied: Remembered | undefined) => Step.Step<A>,
   op: string | undefined
 ): Step.Step<A> =>
   Effect.flatMap(Effect.exit(settling), (exit) => {
     if (Exit.isFailure(exit)) return Effect.succeed(Step.fromExit(Exit.failCause(exit.cause)))
-    if (server.status !== "live" && !(exit.value && op !== undefined)) {
+    if (server.status !== "live" && !(exit.value !== undefined && op !== undefined)) {
       return Effect.succeed(Step.refused(notFound(server)))
     }
     return Step.toEffect(then(exit.value))

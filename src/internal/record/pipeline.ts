@@ -9,7 +9,7 @@
  *
  * @internal
  */
-import { Effect, Schema } from "effect"
+import { Effect, Option, Schema } from "effect"
 import * as Changeset from "../../Changeset.js"
 import { ActionError, ValidationError } from "../../Errors.js"
 import type { Compiled, CompiledAction, Decoded } from "../resource.js"
@@ -19,6 +19,10 @@ export interface Prepared {
   /** The validated new state (for a destroy: the record being destroyed). */
   readonly state: any
   readonly afterHooks: ReadonlyArray<(record: any) => Effect.Effect<any, unknown, any>>
+  /** The action's result (`Changeset.result`, checked against its `success`); `undefined` without `success`. */
+  readonly result: unknown
+  /** An update that changes no field (and so no key): nothing to store, no event. */
+  readonly unchanged: boolean
 }
 
 /** @internal */
@@ -120,7 +124,16 @@ const notAChangeset = (resource: Compiled, action: CompiledAction, what: string)
   new TypeError(`${resource.name}.${action.name}: ${what} did not return a Changeset`)
 
 const finish = (resource: Compiled, action: CompiledAction, cs: Changeset.Changeset.Any): Prepared | Refusal => {
-  if (action.kind === "destroy") return { state: cs.data, afterHooks: cs.afterHooks }
+  let result: unknown
+  if (action.checkResult !== undefined) {
+    result = Option.getOrUndefined(cs.result)
+    const invalid = action.checkResult(result, Option.isSome(cs.result))
+    if (invalid !== undefined) return invalid
+  }
+  if (action.kind === "destroy") return { state: cs.data, afterHooks: cs.afterHooks, result, unchanged: false }
+  if (action.kind === "update" && isUnchanged(cs)) {
+    return { state: cs.data, afterHooks: cs.afterHooks, result, unchanged: true }
+  }
   let state
   if (cs.removed.length > 0) {
     // `unset` fields: absent from the new state, which is validated whole
@@ -137,7 +150,21 @@ const finish = (resource: Compiled, action: CompiledAction, cs: Changeset.Change
     const tooLong = resource.checkKeySize(resource.encodeKey(state))
     if (tooLong !== undefined) return tooLong
   }
-  return { state, afterHooks: cs.afterHooks }
+  return { state, afterHooks: cs.afterHooks, result, unchanged: false }
+}
+
+/**
+ * Whether an update's changeset changes no field: every value it sets is the
+ * record's own (by `Object.is`: an equal copy of an array or object is a
+ * change) and every field it unsets is absent already.
+ */
+const isUnchanged = (cs: Changeset.Changeset.Any): boolean => {
+  const data = cs.data
+  for (const k in cs.attributes) {
+    if (!Object.is(cs.attributes[k], data[k]) || !Object.prototype.hasOwnProperty.call(data, k)) return false
+  }
+  for (const k of cs.removed) if (Object.prototype.hasOwnProperty.call(data, k)) return false
+  return true
 }
 
 /** Whether a change sets or unsets a key field (only then can the key grow). */

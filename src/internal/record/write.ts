@@ -11,8 +11,12 @@
  * after hooks, the new state pending          port.run, port.pending
  * deadline: a commit after it is NotFound     port.expired
  * store and commit, with its event            port.commit
- * reply
+ * reply: the record, or the action's result   (its `success`)
  * ```
+ *
+ * An update that changes no field commits nothing: it is handed to
+ * `port.commit` as `Unchanged` (no write, no event), still past the deadline
+ * check, so it is serialised with the record's calls like any other.
  *
  * Nothing is committed until every step succeeded: a refusal or a crash
  * leaves the record as it was (and gives back the key it claimed). An
@@ -48,6 +52,8 @@ export type Change =
     readonly op: string | undefined
     readonly action: CompiledAction
     readonly event: Event.Event
+    /** The action's result (its `success`), which a stored operation id keeps. */
+    readonly result: unknown
   }
   | {
     /** An update, a change of key, or a restart from the create (`event` is then `Restarted`). */
@@ -57,6 +63,12 @@ export type Change =
     readonly op: string | undefined
     readonly action: CompiledAction
     readonly event: Event.Event
+    readonly result: unknown
+  }
+  | {
+    /** An update that changes no field: nothing is stored or published (a layer may record activity). */
+    readonly _tag: "Unchanged"
+    readonly action: CompiledAction
   }
   | {
     readonly _tag: "Remove"
@@ -64,16 +76,18 @@ export type Change =
     readonly op: string | undefined
     readonly action: CompiledAction
     readonly event: Event.Event
+    readonly result: unknown
   }
 
 /**
  * What a port's commit came to: committed (the pipeline replies as the
  * action computed), or found applied already by an earlier attempt of the
- * same write (the reply is the record it stored).
+ * same write (the reply is what that attempt answered: the record it
+ * stored, or the result it kept with its operation id).
  *
  * @internal
  */
-export type Committed = undefined | { readonly _tag: "Applied"; readonly record: unknown }
+export type Committed = undefined | { readonly _tag: "Applied"; readonly reply: unknown }
 
 /**
  * What a data layer supplies to the pipeline for one kind of record `Rec`;
@@ -175,7 +189,7 @@ const after = <Rec extends { readonly resource: Compiled }, C, E>(
   prepared: Prepared,
   key: string
 ): Step<Attempted, E> => {
-  if (prepared.afterHooks.length === 0) return Outcome.ok({ prepared, key, reply: prepared.state })
+  if (prepared.afterHooks.length === 0) return Outcome.ok({ prepared, key, reply: replyOf(action, prepared) })
   // frozen before the hooks (and a get on the action's own chain) see it: what they are given is what commits, as
   // validated (the commit's own freeze then finds it frozen; an action without after hooks pays nothing here)
   freeze(prepared.state)
@@ -186,9 +200,13 @@ const after = <Rec extends { readonly resource: Compiled }, C, E>(
       port.release(rec, key)
       return done
     }
-    return Outcome.ok({ prepared, key, reply: done.value })
+    return Outcome.ok({ prepared, key, reply: action.checkResult === undefined ? done.value : prepared.result })
   })
 }
+
+/** What the caller is answered: the action's result where it declares `success`, otherwise the new state. */
+const replyOf = (action: CompiledAction, prepared: Prepared): unknown =>
+  action.checkResult === undefined ? prepared.state : prepared.result
 
 /** Commits `change`; refused, the key the write claimed is given back. The reply: `reply`, or what was applied. */
 const commit = <Rec extends { readonly resource: Compiled }, C, E, A>(
@@ -203,7 +221,7 @@ const commit = <Rec extends { readonly resource: Compiled }, C, E, A>(
       port.release(rec, key)
       return done
     }
-    return Outcome.ok(done.value === undefined ? reply : done.value.record as A)
+    return Outcome.ok(done.value === undefined ? reply : done.value.reply as A)
   })
 
 /**
@@ -245,8 +263,8 @@ export const create = <Rec extends { readonly resource: Compiled }, C, E>(
     const { key, prepared, reply } = result.value
     const state = prepared.state
     const change: Change = event === "Created"
-      ? { _tag: "Create", state, key, op, action, event: Events.created(rec.resource, state) }
-      : { _tag: "Update", state, key, op, action, event: Events.restarted(rec.resource, state) }
+      ? { _tag: "Create", state, key, op, action, event: Events.created(rec.resource, state), result: prepared.result }
+      : { _tag: "Update", state, key, op, action, event: Events.restarted(rec.resource, state), result: undefined }
     return commit(port, rec, change, key, reply)
   })
 
@@ -325,6 +343,7 @@ export const update = <Rec extends { readonly resource: Compiled }, C, E>(
     if (result._tag !== "Ok") return result
     const { key, prepared, reply } = result.value
     if (port.expired(rec)) return lapsed(port, rec, key, record)
+    if (prepared.unchanged) return commit(port, rec, { _tag: "Unchanged", action }, key, reply)
     const state = prepared.state
     return commit(
       port,
@@ -335,7 +354,8 @@ export const update = <Rec extends { readonly resource: Compiled }, C, E>(
         key,
         op,
         action,
-        event: Events.updated(rec.resource, state)
+        event: Events.updated(rec.resource, state),
+        result: prepared.result
       },
       key,
       reply
@@ -360,7 +380,7 @@ export const destroy = <Rec extends { readonly resource: Compiled }, C, E>(
   call: C,
   reason: Event.DestroyReason,
   op: string | undefined
-): Step<void, E> => {
+): Step<unknown, E> => {
   const record = port.committed(rec)
   const key = port.key(rec)
   return Outcome.flatMap(attempt(port, rec, action, call, record, noInput), (result) => {
@@ -369,11 +389,14 @@ export const destroy = <Rec extends { readonly resource: Compiled }, C, E>(
       if (result._tag !== "Ok") return result
       if (port.expired(rec)) return lapsed(port, rec, key, record)
       const event = Events.destroyed(rec.resource, record, reason)
-      return commit(port, rec, { _tag: "Remove", reason, op, action, event }, key, undefined)
+      // a destroy answers with nothing, or with its result
+      const { prepared } = result.value
+      const change: Change = { _tag: "Remove", reason, op, action, event, result: prepared.result }
+      return commit(port, rec, change, key, prepared.result)
     }
     const failure = result._tag === "Ok" ? undefined : Outcome.describe(result)
     const event = Events.destroyed(rec.resource, record, reason, failure)
-    const removal = commit(port, rec, { _tag: "Remove", reason, op, action, event }, key, undefined)
+    const removal = commit(port, rec, { _tag: "Remove", reason, op, action, event, result: undefined }, key, undefined)
     if (failure === undefined) return removal
     return Effect.andThen(
       Effect.logWarning(`${rec.resource.name} expired (${reason}) but its destroy action failed: ${failure}`).pipe(

@@ -184,6 +184,23 @@ const json = <A>(schema: Schema.Top) => {
   return { encode: (u: unknown) => escapeJson(encode(u)), decode: (u: unknown) => decode(unescapeJson(u)) }
 }
 
+const resultCache = new WeakMap<CompiledAction, ReturnType<typeof json>>()
+
+/**
+ * The JSON codec of an action's results (its `success` schema), strings
+ * escaped: what a cluster's reply carries and a stored operation id keeps.
+ * `undefined` for an action without `success`.
+ *
+ * @internal
+ */
+export const resultCodec = (action: CompiledAction) => {
+  const success = action.action.success
+  if (success === undefined) return undefined
+  let codec = resultCache.get(action)
+  if (codec === undefined) resultCache.set(action, codec = json(Schema.toType(success)))
+  return codec
+}
+
 const wireCache = new WeakMap<Compiled, WireCodecs>()
 
 /** @internal */

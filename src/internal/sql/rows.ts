@@ -283,7 +283,6 @@ export const deadlines = (resource: Compiled, createdAt: number, lastActivity: n
   lifetime_deadline: stored(Lifecycle.lifetimeDeadline(resource, createdAt))
 })
 
-/** A deadline as a row stores it: `null` for none. */
 /** A deadline as its integer column holds it: rounded up (a timeout may hold a fraction of a millisecond). */
 const stored = (deadline: number) => (deadline === Infinity ? null : Math.ceil(deadline))
 
