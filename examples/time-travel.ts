@@ -96,6 +96,8 @@ const describe = (event: Store.Event): string => {
       return `! restarted ${who} from its last state`
     case "Failed":
       return `x failed    ${who}`
+    case "ScheduleFailed":
+      return `x schedule  ${who}: ${event.schedule} gave up (${event.failure})`
   }
 }
 

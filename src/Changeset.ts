@@ -19,7 +19,7 @@
  * @since 0.1.0
  * @module
  */
-import { type Effect, Option, Predicate } from "effect"
+import { type Duration, type Effect, Option, Predicate } from "effect"
 import { dual } from "effect/Function"
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
 
@@ -101,7 +101,87 @@ export interface Changeset<A, Args = {}, R = never, O = unknown> extends Pipeabl
   readonly afterHooks: ReadonlyArray<(record: A) => Effect.Effect<A, unknown, any>>
   /** The result set by {@link result}, which the Store call answers with when the action declares `success`. */
   readonly result: Option.Option<O>
+  /** What {@link schedule} and {@link unschedule} asked of the record's schedules, in order. */
+  readonly schedules: ReadonlyArray<ScheduleRequest>
 }
+
+/**
+ * When and how a scheduled action runs ({@link schedule}): exactly one of
+ * `after`, `at` and `cron`.
+ *
+ * **Example** (A reminder in a day, under a name of its own)
+ *
+ * ```ts
+ * import type { Changeset } from "effect-gen-server"
+ *
+ * const remind: Changeset.ScheduleOptions = { after: "1 day", name: "remind", arguments: { note: "checkout" } }
+ * ```
+ *
+ * @category models
+ * @since 0.6.0
+ */
+export interface ScheduleOptions {
+  /** Due this long after the commit that makes it. */
+  readonly after?: Duration.Input | undefined
+  /** Due at this time (a `Date`, or epoch milliseconds of the Store's `Clock`). */
+  readonly at?: Date | number | undefined
+  /**
+   * A cron expression (Effect's `Cron`, UTC; 5 fields, or 6 with seconds):
+   * due at its next time, and again at the next after each run.
+   */
+  readonly cron?: string | undefined
+  /** The action's input (its accepted fields and arguments), as a Store call would give it. */
+  readonly arguments?: { readonly [field: string]: unknown } | undefined
+  /** The schedule's name, unique per record (default: the action's name): scheduling a name again replaces it. */
+  readonly name?: string | undefined
+}
+
+/**
+ * A record's pending schedule, as `Store.schedules` lists it.
+ *
+ * **Example** (When a record's schedules are due)
+ *
+ * ```ts
+ * import type { Changeset } from "effect-gen-server"
+ *
+ * const describe = (s: Changeset.PendingSchedule) =>
+ *   `${s.name}: ${s.action} at ${s.at.toISOString()}${s.cron === undefined ? "" : ` (cron ${s.cron})`}`
+ * ```
+ *
+ * @category models
+ * @since 0.6.0
+ */
+export interface PendingSchedule {
+  readonly name: string
+  readonly action: string
+  /** The action's input: its accepted fields and arguments, decoded. */
+  readonly arguments: { readonly [field: string]: unknown }
+  /** When it is due next (a retry after a failed run included). */
+  readonly at: Date
+  readonly cron?: string
+  /** Whether it runs now. */
+  readonly running: boolean
+}
+
+/**
+ * What a changeset asks of its record's schedules ({@link schedule},
+ * {@link unschedule}).
+ *
+ * **Example** (Listing what a change schedules)
+ *
+ * ```ts
+ * import { Changeset } from "effect-gen-server"
+ *
+ * const names = (cs: Changeset.Changeset.Any) =>
+ *   cs.schedules.map((s) => s._tag === "Schedule" ? s.options.name ?? s.action : `-${s.name}`)
+ * ```
+ *
+ * @category models
+ * @since 0.6.0
+ */
+export type ScheduleRequest =
+  | { readonly _tag: "Schedule"; readonly action: string; readonly options: ScheduleOptions }
+  | { readonly _tag: "Unschedule"; readonly name: string }
 
 /**
  * Helper types for changesets.
@@ -146,7 +226,8 @@ class ChangesetImpl<A, Args> {
       (cs: Changeset<A, Args, any>) => Effect.Effect<Changeset<A, Args, any>, unknown, any>
     >,
     readonly afterHooks: ReadonlyArray<(record: A) => Effect.Effect<A, unknown, any>>,
-    readonly result: Option.Option<unknown>
+    readonly result: Option.Option<unknown>,
+    readonly schedules: ReadonlyArray<ScheduleRequest>
   ) {
     this.arguments = args
   }
@@ -173,7 +254,8 @@ const copy = <A, Args, R, O>(
     patch.errors ?? self.errors,
     patch.beforeHooks ?? self.beforeHooks,
     patch.afterHooks ?? self.afterHooks,
-    patch.result ?? self.result
+    patch.result ?? self.result,
+    patch.schedules ?? self.schedules
   ) as any
 
 /**
@@ -234,7 +316,8 @@ export const make = <A, Args = {}>(options: {
     empty,
     empty,
     empty,
-    Option.none()
+    Option.none(),
+    empty
   ) as any
 
 /**
@@ -545,4 +628,83 @@ export const result: {
 } = dual(
   2,
   <A, Args, R, O>(self: Changeset<A, Args, R, O>, value: O) => copy<A, Args, R, O>(self, { result: Option.some(value) })
+)
+
+/**
+ * Schedules an action of the same record to run later: `after` a duration,
+ * `at` a time, or on a `cron` expression (recurring), with `arguments`, under
+ * a `name` (default: the action's name; scheduling a name again replaces
+ * it). The schedule is part of the commit that makes it: an action that
+ * fails schedules nothing. When due, the action runs in the record's fiber
+ * like any call (hooks, events, typed errors), and the schedule is consumed
+ * in the same commit as that action's write. It wakes a hibernated record.
+ * Destroying the record cancels its schedules.
+ *
+ * **Details**
+ *
+ * - Only update and destroy actions can be scheduled. What is wrong with a
+ *   schedule (an unknown action, arguments that do not fit it, an invalid
+ *   date or duration, a cron expression that does not parse) fails the
+ *   action that made it with a `ValidationError`, and it commits nothing.
+ * - A run that fails is retried (the resource's `scheduleRetry`, default:
+ *   exponential from 1 second, 6 retries); when the retries run out the
+ *   schedule is removed and `ScheduleFailed` is published.
+ * - A run does not count as activity for `inactivityTimeout` unless the
+ *   resource says so (`schedulesKeepAlive: true`).
+ *
+ * **Example** (A session that ends itself in an hour)
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Changeset, Resource } from "effect-gen-server"
+ *
+ * const Session = Resource.make("Session", {
+ *   fields: { id: Schema.String, user: Schema.String },
+ *   primaryKey: ["id"],
+ *   actions: (Action) => ({
+ *     open: Action.create({
+ *       accept: ["id", "user"],
+ *       change: (cs) => Changeset.schedule(cs, "destroy", { after: "1 hour" })
+ *     })
+ *   })
+ * })
+ * ```
+ *
+ * @category combinators
+ * @since 0.6.0
+ */
+export const schedule: {
+  (
+    action: string,
+    options: ScheduleOptions
+  ): <A, Args, R, O>(self: Changeset<A, Args, R, O>) => Changeset<A, Args, R, O>
+  <A, Args, R, O>(self: Changeset<A, Args, R, O>, action: string, options: ScheduleOptions): Changeset<A, Args, R, O>
+} = dual(
+  3,
+  <A, Args, R, O>(self: Changeset<A, Args, R, O>, action: string, options: ScheduleOptions) =>
+    copy<A, Args, R, O>(self, { schedules: [...self.schedules, { _tag: "Schedule", action, options }] })
+)
+
+/**
+ * Removes the record's schedule `name`, in the commit of the action (nothing
+ * if there is none).
+ *
+ * **Example** (Cancelling a reminder once the cart is paid)
+ *
+ * ```ts
+ * import { Changeset } from "effect-gen-server"
+ *
+ * const paid = <A, Args, R, O>(cs: Changeset.Changeset<A, Args, R, O>) => Changeset.unschedule(cs, "remind")
+ * ```
+ *
+ * @category combinators
+ * @since 0.6.0
+ */
+export const unschedule: {
+  (name: string): <A, Args, R, O>(self: Changeset<A, Args, R, O>) => Changeset<A, Args, R, O>
+  <A, Args, R, O>(self: Changeset<A, Args, R, O>, name: string): Changeset<A, Args, R, O>
+} = dual(
+  2,
+  <A, Args, R, O>(self: Changeset<A, Args, R, O>, name: string) =>
+    copy<A, Args, R, O>(self, { schedules: [...self.schedules, { _tag: "Unschedule", name }] })
 )

@@ -154,6 +154,34 @@ export const Restarted = Schema.TaggedStruct("Restarted", base)
 export const Failed = Schema.TaggedStruct("Failed", base)
 
 /**
+ * A scheduled action (`Changeset.schedule`) failed, and kept failing until
+ * the resource's `scheduleRetry` ran out: the schedule `schedule` was
+ * removed. `failure` says how its last run failed; `record` is the record
+ * as it is.
+ *
+ * **Example** (Alerting on schedules given up)
+ *
+ * ```ts
+ * import { Effect, Schema, Stream } from "effect"
+ * import { Event, Store } from "effect-gen-server"
+ *
+ * const alerts = Store.events.pipe(
+ *   Stream.filter(Schema.is(Event.ScheduleFailed)),
+ *   Stream.runForEach((e) => Effect.logError(`${e.resource} ${e.schedule} (${e.action}) gave up: ${e.failure}`))
+ * )
+ * ```
+ *
+ * @category models
+ * @since 0.6.0
+ */
+export const ScheduleFailed = Schema.TaggedStruct("ScheduleFailed", {
+  ...base,
+  schedule: Schema.String,
+  action: Schema.String,
+  failure: Schema.String
+})
+
+/**
  * Any lifecycle event, of any resource: `key` and `record` are `unknown`,
  * carried as JSON. For one resource's events, typed, see {@link schema}.
  *
@@ -171,7 +199,7 @@ export const Failed = Schema.TaggedStruct("Failed", base)
  * @category models
  * @since 0.1.0
  */
-export const Event = Schema.Union([Created, Updated, Destroyed, Restarted, Failed])
+export const Event = Schema.Union([Created, Updated, Destroyed, Restarted, Failed, ScheduleFailed])
 
 /**
  * @category models
@@ -221,6 +249,15 @@ type OfTag<Name, Key, Record> =
   }
   | { readonly _tag: "Restarted"; readonly resource: Name; readonly key: Key; readonly record: Record }
   | { readonly _tag: "Failed"; readonly resource: Name; readonly key: Key; readonly record: Record }
+  | {
+    readonly _tag: "ScheduleFailed"
+    readonly resource: Name
+    readonly key: Key
+    readonly record: Record
+    readonly schedule: string
+    readonly action: string
+    readonly failure: string
+  }
 
 /**
  * The encoded form of {@link Of}: the record and key as the resource's field
@@ -327,7 +364,13 @@ export const schema = <R extends Resource.Any>(resource: R): SchemaOf<R> => {
     Schema.TaggedStruct("Updated", fields),
     Schema.TaggedStruct("Destroyed", { ...fields, reason: DestroyReason, failure: Schema.optionalKey(Schema.String) }),
     Schema.TaggedStruct("Restarted", fields),
-    Schema.TaggedStruct("Failed", fields)
+    Schema.TaggedStruct("Failed", fields),
+    Schema.TaggedStruct("ScheduleFailed", {
+      ...fields,
+      schedule: Schema.String,
+      action: Schema.String,
+      failure: Schema.String
+    })
   ])
   schemas.set(resource, made)
   return made as any

@@ -135,6 +135,76 @@ export const restarts = Metric.counter("effect_gen_server_restarts_total", {
 })
 
 /**
+ * Scheduled actions run (`Changeset.schedule`), by `outcome`: `"ok"` (its
+ * commit made), `"failed"` (refused or crashed: retried, or given up).
+ *
+ * **Example** (Schedules that failed)
+ *
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { Metrics } from "effect-gen-server"
+ *
+ * const failedRuns = Effect.map(
+ *   Metric.value(Metric.withAttributes(Metrics.schedulesFired, { resource: "Cart", outcome: "failed" })),
+ *   (state) => state.count
+ * )
+ * ```
+ *
+ * @category metrics
+ * @since 0.6.0
+ */
+export const schedulesFired = Metric.counter("effect_gen_server_schedules_fired_total", {
+  description: "Scheduled actions run, by outcome",
+  incremental: true
+})
+
+/**
+ * Schedules given up after their retries (each also a `ScheduleFailed`
+ * event).
+ *
+ * **Example** (Schedules given up)
+ *
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { Metrics } from "effect-gen-server"
+ *
+ * const givenUp = Effect.map(
+ *   Metric.value(Metric.withAttributes(Metrics.schedulesFailed, { resource: "Cart" })),
+ *   (state) => state.count
+ * )
+ * ```
+ *
+ * @category metrics
+ * @since 0.6.0
+ */
+export const schedulesFailed = Metric.counter("effect_gen_server_schedules_failed_total", {
+  description: "Schedules given up after their retries",
+  incremental: true
+})
+
+/**
+ * Schedules pending, over the records of a resource this process holds.
+ *
+ * **Example** (Pending schedules)
+ *
+ * ```ts
+ * import { Effect, Metric } from "effect"
+ * import { Metrics } from "effect-gen-server"
+ *
+ * const pending = Effect.map(
+ *   Metric.value(Metric.withAttributes(Metrics.schedulesPending, { resource: "Cart" })),
+ *   (state) => state.value
+ * )
+ * ```
+ *
+ * @category metrics
+ * @since 0.6.0
+ */
+export const schedulesPending = Metric.gauge("effect_gen_server_schedules_pending", {
+  description: "Schedules pending, over the records this process holds"
+})
+
+/**
  * Records removed after a crash (restart intensity exceeded, policy
  * `"never"`, or a failed restart).
  *
@@ -308,6 +378,10 @@ export interface ResourceMetrics {
   readonly restored: () => void
   /** A stored record could not be loaded and was quarantined. */
   readonly quarantined: () => void
+  /** The number of pending schedules changed by `delta`. */
+  readonly pending: (delta: number) => void
+  /** A scheduled action ran: committed (`true`) or failed. */
+  readonly fired: (ok: boolean) => void
 }
 
 /**
@@ -355,6 +429,11 @@ export const forResource = (resource: string, context: Context.Context<never>): 
   const asleep = Metric.withAttributes(hibernating, attributes)
   const woken = Metric.withAttributes(wakes, attributes)
   const quarantine = Metric.withAttributes(quarantined, attributes)
+  const firedOk = Metric.withAttributes(schedulesFired, { resource, outcome: "ok" })
+  const firedFailed = Metric.withAttributes(schedulesFired, { resource, outcome: "failed" })
+  const givenUp = Metric.withAttributes(schedulesFailed, attributes)
+  const pendingGauge = Metric.withAttributes(schedulesPending, attributes)
+  let pending = 0
   let count = 0
   let sleeping = 0
   return {
@@ -378,6 +457,9 @@ export const forResource = (resource: string, context: Context.Context<never>): 
           failed.updateUnsafe(1, context)
           live.updateUnsafe(--count, context)
           return
+        case "ScheduleFailed":
+          givenUp.updateUnsafe(1, context)
+          return
       }
     },
     batch: (size) => depth.updateUnsafe(size, context),
@@ -387,6 +469,8 @@ export const forResource = (resource: string, context: Context.Context<never>): 
       if (delta < 0) woken.updateUnsafe(1, context)
     },
     restored: () => live.updateUnsafe(++count, context),
-    quarantined: () => quarantine.updateUnsafe(1, context)
+    quarantined: () => quarantine.updateUnsafe(1, context),
+    pending: (delta) => pendingGauge.updateUnsafe(pending += delta, context),
+    fired: (ok) => (ok ? firedOk : firedFailed).updateUnsafe(1, context)
   }
 }

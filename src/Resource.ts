@@ -16,7 +16,7 @@
  * @since 0.1.0
  * @module
  */
-import { Duration, Schema } from "effect"
+import { Duration, Schedule, Schema } from "effect"
 import { Inspectable, Pipeable, Predicate } from "effect"
 import type { SqlClient } from "effect/sql"
 import type { Simplify } from "effect/Types"
@@ -154,6 +154,10 @@ export interface Resource<
   readonly version: number
   /** How a record stored by an older version becomes a record of this one, by version. */
   readonly migrations: { readonly [version: number]: Migration<any> }
+  /** How a scheduled action that fails is retried (`Changeset.schedule`); see {@link Options}. */
+  readonly scheduleRetry: Schedule.Schedule<unknown, unknown>
+  /** Whether a scheduled action's run counts as activity for `inactivityTimeout`. */
+  readonly schedulesKeepAlive: boolean
 }
 
 /**
@@ -601,6 +605,19 @@ export interface Options<
    */
   readonly hibernateAfter?: Duration.Input | undefined
   /**
+   * How a scheduled action that fails (`Changeset.schedule`) is retried: the
+   * delays of this `Schedule`, fed the failure; when it ends, the schedule
+   * is removed and `ScheduleFailed` published. Default: exponential from 1
+   * second, 6 retries (as Durable Objects retry an alarm).
+   */
+  readonly scheduleRetry?: Schedule.Schedule<unknown, unknown> | undefined
+  /**
+   * Whether a scheduled action's run counts as activity, moving the
+   * record's inactivity deadline. Default: `false` (a record that only its
+   * own schedules touch expires as if left alone).
+   */
+  readonly schedulesKeepAlive?: boolean | undefined
+  /**
    * Keeps every record's committed state (and deadlines, and its create's
    * input) in a SQL table, written before the caller is answered, so that
    * records survive the end of the process: a new process with the same
@@ -863,9 +880,16 @@ export const make = <
     hibernateAfter: duration(name, "hibernateAfter", options.hibernateAfter),
     durable: options.durable === true,
     version,
-    migrations: { ...options.migrations }
+    migrations: { ...options.migrations },
+    scheduleRetry: options.scheduleRetry ?? defaultScheduleRetry,
+    schedulesKeepAlive: options.schedulesKeepAlive === true
   })
 }
+
+/** Durable Objects' alarms: 6 retries, exponential from 1 second. */
+const defaultScheduleRetry: Schedule.Schedule<unknown, unknown> = Schedule.exponential("1 second").pipe(
+  Schedule.upTo({ times: 6 })
+) as Schedule.Schedule<unknown, unknown>
 
 const MigrationTypeId = "~effect-gen-server/Migration" as const
 

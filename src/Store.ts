@@ -29,6 +29,7 @@
 import { Context, Effect, Layer, type PubSub, type Scope, Stream } from "effect"
 import { dual } from "effect/Function"
 import type * as Action from "./Action.js"
+import type { PendingSchedule } from "./Changeset.js"
 import * as DataLayer from "./DataLayer.js"
 import type {
   AlreadyExists,
@@ -579,6 +580,46 @@ export const get: <R extends Resource.Any>(
     Store.use(({ dataLayer, traceReads }) =>
       tracedRead(traceReads, dataLayer.get(resource.name, key), "Store.get", resource.name)
     )) as any
+
+/**
+ * A record's pending schedules (`Changeset.schedule`), earliest first: what
+ * runs when, with which input, and whether it runs now. A read: not
+ * activity, and it never messages the record. `Cluster.layer` keeps no
+ * schedules yet: `[]`.
+ *
+ * **Example** (What a session will do next)
+ *
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { Changeset, Resource, Store } from "effect-gen-server"
+ *
+ * const Session = Resource.make("Session", {
+ *   fields: { id: Schema.String },
+ *   primaryKey: ["id"],
+ *   actions: (Action) => ({
+ *     open: Action.create({ accept: ["id"], change: (cs) => Changeset.schedule(cs, "destroy", { after: "1 hour" }) })
+ *   })
+ * })
+ *
+ * const next = Effect.map(Store.schedules(Session, { id: "s-1" }), (pending) => pending[0]?.at)
+ * ```
+ *
+ * @category operations
+ * @since 0.6.0
+ */
+export const schedules: <R extends Resource.Any>(
+  resource: R,
+  key: Resource.Key<R>
+) => Effect.Effect<
+  ReadonlyArray<PendingSchedule>,
+  NotFound | ValidationError | StoreClosed | Unavailable,
+  Store
+> = (resource, key) =>
+  Store.use(({ dataLayer, traceReads }) =>
+    dataLayer.schedules === undefined
+      ? Effect.succeed([])
+      : tracedRead(traceReads, dataLayer.schedules(resource.name, key), "Store.schedules", resource.name)
+  )
 
 /**
  * Gets the current state of a record you hold: `get` by the record's key.

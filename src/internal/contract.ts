@@ -5,6 +5,7 @@
  * that imports it. The public typings name these: they are not marked internal.
  */
 import type { Context, Duration, Effect, PubSub, Scope, Stream } from "effect"
+import type { PendingSchedule } from "../Changeset.js"
 import type { NotFound, StoreClosed, StoreError, Unavailable, ValidationError } from "../Errors.js"
 import type * as Event from "../Event.js"
 import type * as Filter from "../Filter.js"
@@ -52,6 +53,14 @@ export interface Service {
    * resource's `restart`.
    */
   readonly restartOf?: ((resource: Resource.Any) => Resource.RestartPolicy) | undefined
+  /**
+   * A record's pending schedules (`Changeset.schedule`), earliest first.
+   * `undefined`: the data layer keeps none (`Store.schedules` answers `[]`).
+   */
+  readonly schedules?: (
+    resource: string,
+    key: unknown
+  ) => Effect.Effect<ReadonlyArray<PendingSchedule>, NotFound | ValidationError | StoreClosed | Unavailable>
 }
 
 /** Options every data layer constructor takes (see `DataLayer.Options`). */

@@ -49,7 +49,7 @@ import type * as Supervisor from "./fiber/supervisor.js"
 import * as Failures from "./record/errors.js"
 import * as Events from "./record/events.js"
 import type { Compiled, CompiledAction } from "./resource.js"
-import { type Newer, TooNew, wireCodecs } from "./sql/codec.js"
+import { decodeSchedules, encodeSchedules, type Newer, TooNew, wireCodecs } from "./sql/codec.js"
 import type { StorageFailure } from "./sql/faults.js"
 import * as Ops from "./sql/ops.js"
 import { decodeRow, type Outcome, type StoredRow } from "./sql/rows.js"
@@ -274,7 +274,7 @@ export const make = (
     const persistence: Server.Persistence = {
       settle,
       remember: Ops.entry,
-      created: (server, state, op, action) =>
+      created: (server, state, op, action, schedules) =>
         Effect.suspend(() => {
           const { lastActivity, resource } = server
           const key = resource.encodeKey(state)
@@ -286,7 +286,8 @@ export const make = (
             createdAt: server.createdAt,
             lastActivity,
             initial: storedInitial(server),
-            op
+            op,
+            schedules: encodeSchedules(resource, schedules)
           })
           return stored(server, "new record", action, key, op, write, lastActivity, () => {
             const blocked = unknownKeys.get(keyId(resource, key))
@@ -295,10 +296,11 @@ export const make = (
               : Failures.alreadyExists(resource, Events.keyObject(resource, state))
           })
         }),
-      updated: (server, state, key, op, action) =>
+      updated: (server, state, key, op, action, schedules) =>
         Effect.suspend(() => {
           const lastActivity = server.lastActivity
           const newer = newerOf.get(server)
+          const storedSchedules = encodeSchedules(server.resource, schedules)
           if (key === server.key) {
             const write = store.write({
               _tag: "Update",
@@ -309,7 +311,8 @@ export const make = (
               createdAt: server.createdAt,
               lastActivity,
               op,
-              newer
+              newer,
+              schedules: storedSchedules
             })
             return stored(server, "change", action, key, op, write, lastActivity, fencedOrTaken(server, "change"))
           }
@@ -325,7 +328,8 @@ export const make = (
             removedAt: time(),
             initial: storedInitial(server),
             op,
-            newer
+            newer,
+            schedules: storedSchedules
           })
           return stored(
             server,
@@ -424,7 +428,8 @@ export const make = (
         createdAt: row.createdAt,
         lastActivity: row.lastActivity,
         version: row.version,
-        createInput: initialOf(resource, row.initial)
+        createInput: initialOf(resource, row.initial),
+        schedules: decodeSchedules(resource, row.schedules)
       }
     }
 
@@ -473,7 +478,8 @@ export const make = (
           createdAt: row.createdAt,
           lastActivity: row.lastActivity,
           version: row.version,
-          createInput: initialOf(resource, row.initial)
+          createInput: initialOf(resource, row.initial),
+          schedules: decodeSchedules(resource, row.schedules)
         })
         return Effect.void
       })

@@ -11,6 +11,7 @@
  */
 import { Context, Deferred, Effect, type Fiber } from "effect"
 import { SqlClient } from "effect/sql"
+import type { PendingSchedule } from "../Changeset.js"
 import {
   InvalidResource,
   type NotFound,
@@ -32,6 +33,7 @@ import { pinned } from "./query.js"
 import { type Chain, CurrentChain, WaitGraph } from "./record/deadlock.js"
 import * as Errors from "./record/errors.js"
 import * as Lifecycle from "./record/lifecycle.js"
+import * as Schedules from "./record/schedules.js"
 import type { Compiled, CompiledAction } from "./resource.js"
 import { callerSpan } from "./tracing.js"
 
@@ -254,6 +256,16 @@ export const make: DataLayer.Make = (resources, options) =>
         return locate(resource, key, true, chain, (server) => Effect.succeed(Server.visible(server, chain)))
       })
 
+    const schedules: NonNullable<DataLayer.Service["schedules"]> = (resourceName, key) =>
+      Effect.suspend((): Effect.Effect<
+        ReadonlyArray<PendingSchedule>,
+        NotFound | ValidationError | StoreClosed | Unavailable
+      > => {
+        const resource = admitRead(resourceName)
+        if (!Admission.isCompiled(resource)) return Effect.fail(resource)
+        return locate(resource, key, false, [], (server) => Effect.succeed(Schedules.list(server)))
+      })
+
     const keepAlive: DataLayer.Service["keepAlive"] = (resourceName, key) =>
       Effect.suspend((): Effect.Effect<void, NotFound | ValidationError | StoreClosed | Unavailable> => {
         const resource = admitRead(resourceName)
@@ -299,7 +311,7 @@ export const make: DataLayer.Make = (resources, options) =>
       return collected.done()
     }
 
-    const self: DataLayer.Service = { create, update, destroy, get, read, keepAlive, events, subscribe }
+    const self: DataLayer.Service = { create, update, destroy, get, read, keepAlive, events, subscribe, schedules }
     yield* supervisor.provide(options.context?.(self) ?? own)
     // stored records come back hibernated, once record fibers can run (a past deadline wakes one at once)
     if (durable !== undefined) yield* durable.restore(supervisor, () => ++ids)

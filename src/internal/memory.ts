@@ -6,18 +6,28 @@
  *
  * @internal
  */
-import { Effect, Semaphore } from "effect"
-import { InvalidResource, type NotFound, type StoreClosed, type StoreError, ValidationError } from "../Errors.js"
+import { Deferred, Effect, FiberSet, Semaphore } from "effect"
+import type { PendingSchedule } from "../Changeset.js"
+import {
+  InvalidResource,
+  type NotFound,
+  type StoreClosed,
+  type StoreError,
+  type Unavailable,
+  ValidationError
+} from "../Errors.js"
 import * as Query from "../Query.js"
 import * as Admission from "./admission.js"
 import type * as DataLayer from "./contract.js"
 import * as Hub from "./events.js"
+import { Deadlines } from "./fiber/deadlines.js"
 import { pinned } from "./query.js"
 import { type Activation, type Chain, CurrentChain, WaitGraph } from "./record/deadlock.js"
 import * as Errors from "./record/errors.js"
 import * as Events from "./record/events.js"
 import * as Lifecycle from "./record/lifecycle.js"
 import * as Outcome from "./record/outcome.js"
+import * as Schedules from "./record/schedules.js"
 import * as Write from "./record/write.js"
 import type { Compiled, CompiledAction } from "./resource.js"
 
@@ -35,6 +45,11 @@ interface Entry {
   /** The key the running action claimed (a create, a key change) until it commits or gives it back. */
   claimed: string | undefined
   activation: Activation | undefined
+  /** Its schedules (`Schedules.Holder`), and its position in the layer's heap of due times. */
+  schedules: ReadonlyArray<Schedules.Pending>
+  firing: Set<Schedules.Pending> | undefined
+  retries: Map<Schedules.Pending, Schedules.Retry> | undefined
+  dueSlot: number
 }
 
 /** @internal */
@@ -51,7 +66,8 @@ export const make: DataLayer.Make = (resources, options) =>
         )
       }
     }
-    const { events, publish, subscribe } = yield* Hub.make(compiled.keys(), options.eventBuffer, own)
+    const { events, metrics, publish, subscribe } = yield* Hub.make(compiled.keys(), options.eventBuffer, own)
+    const metricsOf = (resource: Compiled) => metrics.get(resource.name)!
     const tables = new Map([...compiled.keys()].map((name) => [name, new Map<string, Entry>()]))
     /** Keys held by running actions, not yet committed (a create, a key change). */
     const reserved = new Map([...compiled.keys()].map((name) => [name, new Map<string, Entry>()]))
@@ -123,6 +139,8 @@ export const make: DataLayer.Make = (resources, options) =>
      */
     const port: Write.Port<Entry, Caller, never> = {
       committed: (entry) => entry.alive ? entry.state : undefined,
+      schedules: (entry) => entry.schedules,
+      time: () => clock.currentTimeMillisUnsafe(),
       key: (entry) => entry.alive ? entry.key : "",
       run: (entry, _action, caller, effect) =>
         Effect.map(
@@ -178,6 +196,7 @@ export const make: DataLayer.Make = (resources, options) =>
             entry.state = Write.freeze(change.state)
             entry.alive = true
             table.set(change.key, entry)
+            if (change.schedules !== undefined) scheduled(entry, change.schedules)
             break
           }
           case "Update": {
@@ -187,16 +206,18 @@ export const make: DataLayer.Make = (resources, options) =>
               entry.key = change.key
             }
             entry.state = Write.freeze(change.state)
+            if (change.schedules !== undefined) scheduled(entry, change.schedules)
             break
           }
           case "Remove": {
             entry.alive = false
             table.delete(entry.key)
+            scheduled(entry, Schedules.none)
             break
           }
         }
         port.release(entry, change._tag === "Remove" ? entry.key : change.key)
-        publish(change.event)
+        if (change.event !== undefined) publish(change.event)
         return committed
       }
     }
@@ -272,7 +293,11 @@ export const make: DataLayer.Make = (resources, options) =>
           lock: Semaphore.makeUnsafe(1),
           pending: undefined,
           claimed: undefined,
-          activation: undefined
+          activation: undefined,
+          schedules: Schedules.none,
+          firing: undefined,
+          retries: undefined,
+          dueSlot: -1
         }
         return run(entry, action, (caller) => Write.create(port, entry, action, caller, data, decoded, undefined))
       })
@@ -332,7 +357,98 @@ export const make: DataLayer.Make = (resources, options) =>
         return Effect.succeed(collected.done())
       })
 
-    const self: DataLayer.Service = { create, update, destroy, get, read, keepAlive, events, subscribe }
+    // ---- schedules: one fiber for the layer, sleeping until the earliest due time of any record ----
+
+    const due = new Deadlines<Entry>({ get: (e) => e.dueSlot, set: (e, i) => (e.dueSlot = i) })
+    let wake: Deferred.Deferred<void> | undefined
+    let until = Infinity
+
+    /** The record's committed schedules: tracked by when the next is due. */
+    const scheduled = (entry: Entry, schedules: ReadonlyArray<Schedules.Pending>) => {
+      metricsOf(entry.resource).pending(schedules.length - entry.schedules.length)
+      entry.schedules = schedules
+      Schedules.prune(entry)
+      track(entry)
+    }
+
+    const track = (entry: Entry) => {
+      const next = entry.alive ? Schedules.nextDue(entry) : Infinity
+      if (next === Infinity) {
+        due.remove(entry)
+        return
+      }
+      due.push(entry, next)
+      if (next < until && wake !== undefined) {
+        const waking = wake
+        wake = undefined
+        until = Infinity
+        Deferred.doneUnsafe(waking, Effect.void)
+      }
+    }
+
+    /** Runs a due schedule's action as a call of the record's own, then retries or gives it up if it failed. */
+    const fire = (entry: Entry, pending: Schedules.Pending): Effect.Effect<void> => {
+      const action = entry.resource.actions.get(pending.action)!
+      if (entry.resource.resource.schedulesKeepAlive) Lifecycle.touchUnsafe(entry, clock.currentTimeMillisUnsafe())
+      const write = (caller: Caller) =>
+        action.kind === "destroy"
+          ? Write.destroy(port, entry, action, caller, "action", undefined)
+          : Write.update(port, entry, action, caller, pending.input, undefined, pending)
+      return Effect.gen(function*() {
+        const exit = yield* Effect.exit(
+          entry.alive && entry.schedules.includes(pending) ? run(entry, action, write) : Effect.void
+        )
+        const failure = exit._tag === "Success" ? undefined : Outcome.describe(Outcome.fromExit(exit) as never)
+        metricsOf(entry.resource).fired(failure === undefined)
+        const time = clock.currentTimeMillisUnsafe()
+        const next = yield* Schedules.ended(entry.resource, entry, pending, failure, time, entry.alive)
+        if (next === "giveUp") {
+          yield* Schedules.gaveUp(entry.resource, entry.key, pending, failure!)
+          yield* Effect.ignore(run(entry, action, () => Write.giveUp(port, entry, pending, failure!)))
+        }
+        track(entry)
+      })
+    }
+
+    const firing = yield* FiberSet.make<void, never>()
+    yield* FiberSet.run(
+      firing,
+      Effect.gen(function*() {
+        while (true) {
+          const t = clock.currentTimeMillisUnsafe()
+          while ((due.peek() ?? Infinity) <= t) {
+            const entry = due.pop()!
+            for (const pending of Schedules.takeDue(entry, t)) yield* FiberSet.run(firing, fire(entry, pending))
+            track(entry)
+          }
+          const next = due.peek() ?? Infinity
+          const waking = Deferred.makeUnsafe<void>()
+          wake = waking
+          until = next
+          yield* next === Infinity
+            ? Deferred.await(waking)
+            : Effect.raceFirst(Effect.sleep(next - t), Deferred.await(waking))
+          wake = undefined
+          until = Infinity
+        }
+      })
+    )
+
+    const schedules: NonNullable<DataLayer.Service["schedules"]> = (resourceName, key) =>
+      Effect.suspend((): Effect.Effect<
+        ReadonlyArray<PendingSchedule>,
+        NotFound | ValidationError | StoreClosed | Unavailable
+      > => {
+        const resource = admitRead(resourceName)
+        if (!Admission.isCompiled(resource)) return Effect.fail(resource)
+        const k = resource.checkKey(key)
+        if (k instanceof ValidationError) return Effect.fail(k)
+        // a read: not activity
+        const entry = holderOf(resource, resource.encodeKey(k))
+        return entry === undefined ? Effect.fail(Errors.notFound(resource, k)) : Effect.succeed(Schedules.list(entry))
+      })
+
+    const self: DataLayer.Service = { create, update, destroy, get, read, keepAlive, events, subscribe, schedules }
     if (options.context !== undefined) context = options.context(self)
     return self
   })

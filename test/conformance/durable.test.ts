@@ -15,7 +15,7 @@ const durable = (resource: Resource.Any): Resource.Any =>
 conformance(
   "durable (PostgreSQL)",
   (rs) => Store.layer(rs.map(durable)).pipe(Layer.provide(Pg.layer("durconf"))),
-  { supervision: true, eagerExpiry: true, expiryRunsDestroy: true },
+  { supervision: true, eagerExpiry: true, expiryRunsDestroy: true, schedules: true },
   {
     skipped: [
       // a create under the expired key must commit within the 50 yields of the hand-driven clock's wake: it needs a
@@ -39,7 +39,7 @@ conformance(
           Layer.provide(SqliteClient.layer({ filename: Path.join(dir, "store.db") }).pipe(Layer.orDie))
         )
     )),
-  { supervision: true, eagerExpiry: true, expiryRunsDestroy: true }
+  { supervision: true, eagerExpiry: true, expiryRunsDestroy: true, schedules: true }
 )
 
 // the fault suite: storage refusing, dropping and losing answers, bad strings, versions sharing a table

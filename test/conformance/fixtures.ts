@@ -16,7 +16,7 @@
  * - `Link` / `Child`: calls between records through a create, and a call
  *   forked from a hook without waiting for it.
  */
-import { Context, Deferred, Effect, Layer, Schema } from "effect"
+import { Context, Deferred, type Duration, Effect, Layer, Schedule, Schema } from "effect"
 import { Action, Changeset, Resource, Store } from "effect-gen-server"
 
 /** What hooks write down, in order. */
@@ -479,6 +479,97 @@ export const Bucket = Resource.make("Bucket", {
   })
 })
 
+const alarmFields = {
+  id: Schema.String,
+  rings: Schema.Int,
+  /** A broken alarm's `ring` fails (its schedule is retried, then given up). */
+  broken: Schema.Boolean,
+  note: Schema.optionalKey(Schema.String)
+}
+
+/** The actions of an alarm: it schedules its own `ring`, and schedules, replaces and cancels more. */
+const alarmActions = (Action: Action.Constructors<Schema.Struct.Type<typeof alarmFields>>) => ({
+  /** Rings in `after` (a duration), or on a cron expression, as the arguments say. */
+  set: Action.create({
+    accept: ["id"],
+    arguments: { after: Schema.optionalKey(Schema.String), cron: Schema.optionalKey(Schema.String) },
+    change: (cs) =>
+      cs.pipe(
+        Changeset.set("rings", 0),
+        Changeset.set("broken", false),
+        Changeset.schedule("ring", {
+          ...(cs.arguments.cron === undefined
+            ? { after: (cs.arguments.after ?? "1 hour") as Duration.Input }
+            : { cron: cs.arguments.cron })
+        })
+      )
+  }),
+  ring: Action.update({
+    arguments: { note: Schema.optionalKey(Schema.String) },
+    change: (cs) =>
+      cs.data.broken
+        ? Effect.fail(new Error("the bell is broken"))
+        : cs.pipe(
+          Changeset.set("rings", cs.data.rings + 1),
+          (cs) => cs.arguments.note === undefined ? cs : Changeset.set(cs, "note", cs.arguments.note)
+        )
+  }),
+  /** Schedules `ring` again (replacing it), with a note, in 10 minutes. */
+  snooze: Action.update({
+    change: (cs) => Changeset.schedule(cs, "ring", { after: "10 minutes", arguments: { note: "snoozed" } })
+  }),
+  cancel: Action.update({ change: (cs) => Changeset.unschedule(cs, "ring") }),
+  /** Schedules a second alarm, under its own name, then refuses: nothing is scheduled. */
+  refuse: Action.update({
+    change: (cs) => Changeset.addError(Changeset.schedule(cs, "ring", { after: "1 second", name: "extra" }), "no")
+  }),
+  /** Schedules what the arguments say: for the tests of bad input. */
+  plan: Action.update({
+    arguments: {
+      action: Schema.String,
+      after: Schema.optionalKey(Schema.String),
+      at: Schema.optionalKey(Schema.Number),
+      cron: Schema.optionalKey(Schema.String),
+      input: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown))
+    },
+    change: (cs) =>
+      Changeset.schedule(cs, cs.arguments.action, {
+        // not checked here: the store must refuse what is malformed
+        after: cs.arguments.after as Duration.Input | undefined,
+        at: cs.arguments.at,
+        cron: cs.arguments.cron,
+        arguments: cs.arguments.input,
+        name: "planned"
+      })
+  }),
+  /** Leaves in a minute: a scheduled destroy. */
+  leave: Action.update({ change: (cs) => Changeset.schedule(cs, "destroy", { after: "1 minute" }) })
+})
+
+/**
+ * An alarm clock that schedules its own actions (`Changeset.schedule`):
+ * idle for a minute it expires (its runs are not activity); a failing run
+ * is retried twice, a second apart; awake for 1 s, it hibernates (on the
+ * GenServer layer).
+ */
+export const Alarm = Resource.make("Alarm", {
+  fields: alarmFields,
+  primaryKey: ["id"],
+  inactivityTimeout: "1 minute",
+  hibernateAfter: "1 second",
+  scheduleRetry: Schedule.spaced("1 second").pipe(Schedule.upTo({ times: 2 })),
+  actions: alarmActions
+})
+
+/** The alarm whose scheduled runs count as activity (`schedulesKeepAlive`). */
+export const KeptAlarm = Resource.make("KeptAlarm", {
+  fields: alarmFields,
+  primaryKey: ["id"],
+  inactivityTimeout: "1 minute",
+  schedulesKeepAlive: true,
+  actions: alarmActions
+})
+
 export const allResources = [
   Traveller,
   Machine,
@@ -492,5 +583,7 @@ export const allResources = [
   Child,
   Stubborn,
   Reading,
-  Bucket
+  Bucket,
+  Alarm,
+  KeptAlarm
 ] as const

@@ -4,5 +4,6 @@ import { conformance } from "./suite.js"
 conformance("memory", (rs) => Store.layer(rs, { dataLayer: "memory" }), {
   supervision: false,
   eagerExpiry: false,
-  expiryRunsDestroy: false
+  expiryRunsDestroy: false,
+  schedules: true
 })

@@ -21,11 +21,13 @@ import { Errors, Event, Filter, Query, type Resource, Store } from "effect-gen-s
 import { TestClock } from "effect/testing"
 import { makeManualClock } from "../fixtures/Model.js"
 import {
+  Alarm,
   allResources,
   Archive,
   Bucket,
   type Gate,
   Keeper,
+  KeptAlarm,
   Link,
   Machine,
   makeServices,
@@ -63,6 +65,12 @@ export interface Capabilities {
    * record is removed without running it.
    */
   readonly expiryRunsDestroy: boolean
+  /**
+   * Records keep schedules (`Changeset.schedule`). Without it (the cluster
+   * layer, for now), a change that schedules is refused with
+   * `ValidationError` and `Store.schedules` answers `[]`.
+   */
+  readonly schedules: boolean
 }
 
 /** Tests a layer is known to fail, by title: each still runs, expected to fail. */
@@ -1446,6 +1454,201 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
             "ValidationError"
           )
           assert.deepStrictEqual(yield* Store.get(Bucket, { id: "b" }), { id: "b", tokens: 0 })
+        }))
+    })
+
+    describe("schedules", () => {
+      const alarm = { id: "a" } as const
+      // a read, not activity: the runs alone must not keep an alarm alive
+      const ringsOf = (resource: typeof Alarm | typeof KeptAlarm) =>
+        Effect.map(Store.read(Query.make(resource)), (all) => all.find((a) => a.id === "a")?.rings ?? -1)
+      const rings = ringsOf(Alarm)
+      /** Lets what a clock step woke finish (a storing layer commits through real I/O): until `done`, or 2 s. */
+      const settled = <E, R>(done: Effect.Effect<boolean, E, R>) =>
+        Effect.gen(function*() {
+          for (let i = 0; i < 400; i++) {
+            if (yield* done) return
+            yield* Effect.yieldNow
+            yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
+          }
+        })
+      const ringsBecome = (n: number) => settled(Effect.map(Effect.orDie(rings), (r) => r >= n))
+      /** Lets `seconds` pass, the alarm kept from expiring (idle for a minute) by a call every 30 seconds. */
+      const passing = (seconds: number, resource: typeof Alarm | typeof KeptAlarm = Alarm) =>
+        Effect.gen(function*() {
+          for (let left = seconds; left > 0; left -= 30) {
+            yield* TestClock.adjust(`${Math.min(30, left)} seconds`)
+            yield* Effect.ignore(Store.keepAlive(resource, alarm))
+          }
+        })
+
+      if (!caps.schedules) {
+        test("a layer without schedules refuses a change that schedules, and lists none", () =>
+          Effect.gen(function*() {
+            const error = yield* Effect.flip(Store.create(Alarm, "set", { id: "a" }))
+            assert.strictEqual(error._tag, "ValidationError")
+            assert.include(error.message, "does not keep schedules")
+            assert.strictEqual(yield* tagOf(Store.get(Alarm, alarm)), "NotFound")
+            yield* Store.create(Alarm, "create", { id: "a", rings: 0, broken: false })
+            assert.deepStrictEqual(yield* Store.schedules(Alarm, alarm), [])
+          }))
+        return
+      }
+
+      test("a schedule runs its action once when due, in a commit that consumes it", () =>
+        Effect.gen(function*() {
+          const events = yield* Store.subscribe
+          yield* Store.create(Alarm, "set", { id: "a" })
+          const [pending, ...none] = yield* Store.schedules(Alarm, alarm)
+          assert.deepStrictEqual(none, [])
+          assert.deepStrictEqual(pending, {
+            name: "ring",
+            action: "ring",
+            arguments: {},
+            at: new Date(3_600_000),
+            running: false
+          })
+          yield* passing(59 * 60 + 59)
+          assert.strictEqual(yield* rings, 0)
+          yield* TestClock.adjust("1 second")
+          yield* ringsBecome(1)
+          assert.strictEqual(yield* rings, 1)
+          assert.deepStrictEqual(yield* Store.schedules(Alarm, alarm), [])
+          yield* TestClock.adjust("30 seconds")
+          assert.strictEqual(yield* rings, 1, "it ran once")
+          assert.deepStrictEqual(tags(yield* drain(events)), ["Created", "Updated"])
+        }))
+
+      test("a name scheduled again replaces it, unschedule removes it, a refused action schedules nothing", () =>
+        Effect.gen(function*() {
+          yield* Store.create(Alarm, "set", { id: "a", after: "5 minutes" })
+          yield* Store.update(Alarm, alarm, "snooze")
+          const [snoozed] = yield* Store.schedules(Alarm, alarm)
+          assert.deepStrictEqual([snoozed!.at, snoozed!.arguments], [new Date(600_000), { note: "snoozed" }])
+          assert.strictEqual(yield* tagOf(Store.update(Alarm, alarm, "refuse")), "ActionError")
+          assert.strictEqual((yield* Store.schedules(Alarm, alarm)).length, 1)
+          yield* passing(10 * 60)
+          yield* ringsBecome(1)
+          assert.deepStrictEqual(yield* Store.get(Alarm, alarm), { id: "a", rings: 1, broken: false, note: "snoozed" })
+          // set again, then cancelled: nothing runs
+          yield* Store.update(Alarm, alarm, "snooze")
+          yield* Store.update(Alarm, alarm, "cancel")
+          assert.deepStrictEqual(yield* Store.schedules(Alarm, alarm), [])
+          yield* TestClock.adjust("30 seconds")
+          yield* Store.keepAlive(Alarm, alarm)
+          yield* TestClock.adjust("30 seconds")
+          assert.strictEqual(yield* rings, 1)
+        }))
+
+      test("destroying a record cancels its schedules; a scheduled destroy removes it", () =>
+        Effect.gen(function*() {
+          const events = yield* Store.subscribe
+          yield* Store.create(Alarm, "set", { id: "a", after: "10 seconds" })
+          yield* Store.destroy(Alarm, alarm)
+          yield* TestClock.adjust("20 seconds")
+          // the key is free: a new record under it has nothing of the old one's schedules
+          yield* Store.create(Alarm, "create", { id: "a", rings: 0, broken: false })
+          assert.deepStrictEqual(yield* Store.schedules(Alarm, alarm), [])
+          yield* Store.update(Alarm, alarm, "leave")
+          yield* TestClock.adjust("1 minute")
+          yield* settled(Effect.map(tagOf(Store.get(Alarm, alarm)), (t) => t === "NotFound"))
+          assert.strictEqual(yield* tagOf(Store.get(Alarm, alarm)), "NotFound")
+          assert.deepStrictEqual(tags(yield* drain(events)), ["Created", "Destroyed", "Created", "Destroyed"])
+        }))
+
+      test("cron recurs: once per matching time", () =>
+        Effect.gen(function*() {
+          // at minute 0 of every hour; kept alive by a call every 30 s
+          yield* Store.create(KeptAlarm, "set", { id: "a", cron: "0 * * * *" })
+          const [first] = yield* Store.schedules(KeptAlarm, alarm)
+          assert.deepStrictEqual([first!.at, first!.cron], [new Date(3_600_000), "0 * * * *"])
+          for (let hour = 1; hour <= 3; hour++) {
+            yield* passing(3600, KeptAlarm)
+            yield* settled(Effect.map(Effect.orDie(Store.get(KeptAlarm, alarm)), (a) => a.rings >= hour))
+            assert.strictEqual((yield* Store.get(KeptAlarm, alarm)).rings, hour)
+          }
+          const [next] = yield* Store.schedules(KeptAlarm, alarm)
+          assert.deepStrictEqual(next!.at, new Date(4 * 3_600_000))
+        }))
+
+      test("a failing run is retried by scheduleRetry, then given up: removed, with ScheduleFailed", () =>
+        Effect.gen(function*() {
+          const events = yield* Store.subscribe
+          yield* Store.create(Alarm, "set", { id: "a", after: "10 seconds" })
+          yield* Store.update(Alarm, alarm, "update", { broken: true })
+          yield* drain(events)
+          // due at 10 s, retried at 11 s and 12 s, then given up
+          for (let t = 0; t < 3; t++) {
+            yield* TestClock.adjust("1 second").pipe(Effect.andThen(TestClock.adjust("9 seconds")))
+          }
+          yield* settled(Effect.map(Store.schedules(Alarm, alarm), (s) => s.length === 0))
+          assert.deepStrictEqual(yield* Store.schedules(Alarm, alarm), [])
+          const seen = yield* drain(events)
+          const failed = seen.filter((e) => e._tag === "ScheduleFailed")
+          assert.strictEqual(failed.length, 1)
+          assert.deepInclude(failed[0], { resource: "Alarm", key: alarm, schedule: "ring", action: "ring" })
+          assert.include((failed[0] as { readonly failure: string }).failure, "the bell is broken")
+          assert.strictEqual(yield* rings, 0)
+        }))
+
+      test("a run that fails, then succeeds on a retry, runs once", () =>
+        Effect.gen(function*() {
+          yield* Store.create(Alarm, "set", { id: "a", after: "10 seconds" })
+          yield* Store.update(Alarm, alarm, "update", { broken: true })
+          yield* TestClock.adjust("10 seconds")
+          yield* settled(Effect.map(Store.schedules(Alarm, alarm), (s) => s[0]?.at.getTime() === 11_000))
+          const [retried] = yield* Store.schedules(Alarm, alarm)
+          assert.deepStrictEqual(retried!.at, new Date(11_000), "retried a second later")
+          yield* Store.update(Alarm, alarm, "update", { broken: false })
+          yield* TestClock.adjust("1 second")
+          yield* ringsBecome(1)
+          assert.strictEqual(yield* rings, 1)
+          assert.deepStrictEqual(yield* Store.schedules(Alarm, alarm), [])
+        }))
+
+      test("a scheduled run is not activity, unless the resource says so", () =>
+        Effect.gen(function*() {
+          yield* Store.create(Alarm, "set", { id: "a", after: "50 seconds" })
+          yield* Store.create(KeptAlarm, "set", { id: "a", after: "50 seconds" })
+          yield* TestClock.adjust("50 seconds")
+          yield* ringsBecome(1)
+          yield* settled(Effect.map(ringsOf(KeptAlarm), (r) => r === 1))
+          yield* TestClock.adjust("10 seconds")
+          // 60 s since its create: the plain alarm expired, the kept one ran at 50 s
+          assert.strictEqual(yield* tagOf(Store.get(Alarm, alarm)), "NotFound")
+          assert.strictEqual((yield* Store.get(KeptAlarm, alarm)).rings, 1)
+        }))
+
+      test("what is wrong with a schedule is a ValidationError at the call that made it, and changes nothing", () =>
+        Effect.gen(function*() {
+          yield* Store.create(Alarm, "create", { id: "a", rings: 0, broken: false })
+          const plans: ReadonlyArray<readonly [Record<string, unknown>, string]> = [
+            [{ action: "nope", after: "1 second" }, `no action "nope" to schedule`],
+            [{ action: "set", after: "1 second" }, "only update and destroy actions can be scheduled"],
+            [{ action: "ring", after: "1 second", input: { note: 5 } }, "invalid input of action ring"],
+            [{ action: "ring", after: "forever and a day" }, "after: not a finite duration"],
+            [{ action: "ring", at: Number.NaN }, "at: not a valid date"],
+            [{ action: "ring", cron: "61 * * * *" }, `cron "61 * * * *"`],
+            [{ action: "ring" }, "needs exactly one of after, at and cron"],
+            [{ action: "ring", after: "1 second", cron: "* * * * *" }, "needs exactly one of after, at and cron"]
+          ]
+          for (const [plan, says] of plans) {
+            const error = yield* Effect.flip(Store.update(Alarm, alarm, "plan", plan as never))
+            assert.strictEqual(error._tag, "ValidationError", JSON.stringify(plan))
+            assert.include(error.message, says)
+          }
+          assert.deepStrictEqual(yield* Store.schedules(Alarm, alarm), [])
+          assert.strictEqual(yield* tagOf(Store.schedules(Alarm, { id: "nobody" })), "NotFound")
+        }))
+
+      test("a due schedule wakes a hibernating record", () =>
+        Effect.gen(function*() {
+          yield* Store.create(KeptAlarm, "create", { id: "k", rings: 0, broken: false })
+          yield* Store.create(Alarm, "set", { id: "a", after: "30 seconds" })
+          // idle for 30 s: on a layer that hibernates, asleep (it hibernates after 1 s)
+          yield* TestClock.adjust("30 seconds")
+          yield* ringsBecome(1)
+          assert.strictEqual(yield* rings, 1)
         }))
     })
 

@@ -29,7 +29,7 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Pg from "../cluster/pg.js"
 import { trackChildren } from "../fixtures/Children.js"
-import { database, type Entry, Ledger } from "./procs/ledger.js"
+import { Alarmed, database, type Entry, Ledger } from "./procs/ledger.js"
 
 const long = process.env.DURABLE_CRASH_LONG === "1"
 const rounds = long ? 8 : 2
@@ -288,6 +288,100 @@ for (const target of targets) {
           assert.isAtLeast(verdict.acknowledged, rounds * minAcks)
         }).pipe(Effect.scoped, Effect.ensuring(Effect.sync(killAll))),
       long ? 600_000 : 120_000
+    )
+  })
+}
+
+/**
+ * Starts `procs/alarms.ts` (see there), waits until it printed `READY` and
+ * `acks` creates are acknowledged, then `linger` ms (alarms ring meanwhile),
+ * and kills it with SIGKILL. Every wait is bounded.
+ */
+const alarms = async (kind: string, where: string, count: number, logFile: string, acks: number, linger: number) => {
+  const child = spawn(
+    process.execPath,
+    [
+      "--disable-warning=ExperimentalWarning",
+      "--import",
+      "tsx",
+      procs + "alarms.ts",
+      kind,
+      where,
+      String(count),
+      logFile
+    ],
+    { stdio: ["ignore", "pipe", "pipe"], cwd: fileURLToPath(new URL("../../", import.meta.url)) }
+  )
+  track(child)
+  let stdout = ""
+  let stderr = ""
+  child.stdout!.on("data", (chunk) => (stdout += chunk.toString()))
+  child.stderr!.on("data", (chunk) => (stderr = (stderr + chunk.toString()).slice(-4000)))
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+  const fail = (what: string) => new Error(`alarms on ${kind}: ${what}; stdout: ${stdout}; stderr: ${stderr}`)
+  const ackCount = ackCounter(logFile)
+  const until = async (done: () => boolean, ms: number, what: string) => {
+    const end = Date.now() + ms
+    while (!done()) {
+      if (child.exitCode !== null || child.signalCode !== null) throw fail(`it ended before ${what}`)
+      if (Date.now() > end) throw fail(`no ${what} within ${ms} ms`)
+      await sleep(10)
+    }
+  }
+  try {
+    await until(() => stdout.includes("READY"), 60_000, "READY")
+    await until(() => ackCount() >= acks, 60_000, `${acks} acknowledgements`)
+    await sleep(linger)
+    child.kill("SIGKILL")
+    await Promise.race([exited, sleep(10_000).then(() => Promise.reject(fail("still running 10 s after SIGKILL")))])
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+  }
+}
+
+for (const target of targets) {
+  describe(`schedules across SIGKILL on ${target.name}`, () => {
+    it.live(
+      "a schedule survives two SIGKILLs of its process and runs once: none lost, none run twice",
+      () =>
+        Effect.gen(function*() {
+          const where = yield* target.scoped
+          const logFile = Path.join(yield* tempDir, "alarms.log")
+          Fs.writeFileSync(logFile, "")
+          // killed while creating alarms and ringing the first ones; then a process that only restores and rings,
+          // killed too
+          yield* Effect.promise(() => alarms(target.kind, where, 80, logFile, 40, 300))
+          yield* Effect.promise(() => alarms(target.kind, where, 0, logFile, 0, 250))
+          const acknowledged = Fs.readFileSync(logFile, "utf8").split("\n").filter((l) => l.startsWith("A "))
+            .map((l) => l.slice(2))
+          const sql: Layer.Layer<SqlClient.SqlClient> = database(target.kind, where)
+          const rings = yield* Effect.scoped(Effect.provide(
+            Effect.gen(function*() {
+              // what is still due rings here (the last alarm is due 1.5 s after its create at most)
+              const end = Date.now() + 10_000
+              while (Date.now() < end) {
+                const all = yield* Store.read(Query.make(Alarmed))
+                if (all.length >= acknowledged.length && all.every((a) => a.rings >= 1)) break
+                yield* Effect.sleep("50 millis")
+              }
+              const all = yield* Store.read(Query.make(Alarmed))
+              for (const a of all) assert.deepStrictEqual(yield* Store.schedules(Alarmed, { id: a.id }), [])
+              return new Map(all.map((a) => [a.id, a.rings]))
+            }),
+            Store.layer([Alarmed]).pipe(Layer.provide(sql))
+          ))
+          console.log(
+            `${target.name}: ${acknowledged.length} alarms acknowledged, ${rings.size} stored, rung ${
+              [...rings.values()].reduce((a, b) => a + b, 0)
+            } times`
+          )
+          assert.isAtLeast(acknowledged.length, 40)
+          const missing = acknowledged.filter((id) => rings.get(id) !== 1)
+          assert.deepStrictEqual(missing.map((id) => [id, rings.get(id)]), [], "every acknowledged alarm rang once")
+          // a create in flight at the kill is stored or not, and rings once if stored
+          for (const [id, n] of rings) assert.strictEqual(n, 1, `${id} rang ${n} times`)
+        }).pipe(Effect.scoped, Effect.ensuring(Effect.sync(killAll))),
+      120_000
     )
   })
 }

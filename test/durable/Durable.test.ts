@@ -115,6 +115,78 @@ for (const db of databases) {
         )
       }))
 
+    it.effect("schedules are stored with their record: one due while the process was down runs at start, once", () =>
+      Effect.gen(function*() {
+        const sql = yield* db.scoped
+        const Reminder = Resource.make(fresh("Reminder"), {
+          fields: { id: Schema.String, rings: Schema.Int, note: Schema.String },
+          primaryKey: ["id"],
+          durable: true,
+          actions: (Action) => ({
+            set: Action.create({
+              accept: ["id"],
+              arguments: { seconds: Schema.Int },
+              change: (cs) =>
+                cs.pipe(
+                  Changeset.set("rings", 0),
+                  Changeset.set("note", ""),
+                  Changeset.schedule("ring", { after: `${cs.arguments.seconds} seconds`, arguments: { note: "due" } })
+                )
+            }),
+            ring: Action.update({
+              arguments: { note: Schema.String },
+              change: (cs) =>
+                cs.pipe(Changeset.set("rings", cs.data.rings + 1), Changeset.set("note", cs.arguments.note))
+            })
+          })
+        })
+        /** Until `id` rang `n` times (its commit goes through real I/O), for 2 s at most. */
+        const rang = (id: string, n: number) =>
+          Effect.gen(function*() {
+            for (let i = 0; i < 400; i++) {
+              const all = yield* Store.read(Query.make(Reminder))
+              if ((all.find((r) => r.id === id)?.rings ?? 0) >= n) return
+              yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
+            }
+          })
+        yield* inProcess(
+          [Reminder],
+          sql,
+          Effect.gen(function*() {
+            yield* Store.create(Reminder, "set", { id: "soon", seconds: 10 })
+            yield* Store.create(Reminder, "set", { id: "later", seconds: 120 })
+          })
+        )
+        // down for 30 s
+        yield* TestClock.adjust("30 seconds")
+        yield* inProcess(
+          [Reminder],
+          sql,
+          Effect.gen(function*() {
+            yield* rang("soon", 1)
+            assert.deepStrictEqual(yield* Store.get(Reminder, { id: "soon" }), { id: "soon", rings: 1, note: "due" })
+            assert.deepStrictEqual(yield* Store.schedules(Reminder, { id: "soon" }), [])
+            const [pending] = yield* Store.schedules(Reminder, { id: "later" })
+            assert.deepStrictEqual([pending?.name, pending?.at, pending?.arguments], ["ring", new Date(120_000), {
+              note: "due"
+            }])
+            yield* TestClock.adjust("90 seconds")
+            yield* rang("later", 1)
+          })
+        )
+        yield* inProcess(
+          [Reminder],
+          sql,
+          Effect.gen(function*() {
+            yield* TestClock.adjust("1 hour")
+            for (const id of ["soon", "later"]) {
+              assert.deepStrictEqual(yield* Store.get(Reminder, { id }), { id, rings: 1, note: "due" })
+              assert.deepStrictEqual(yield* Store.schedules(Reminder, { id }), [])
+            }
+          })
+        )
+      }))
+
     it.effect("each write is in the database before its caller is answered", () =>
       Effect.gen(function*() {
         const sql = yield* db.scoped

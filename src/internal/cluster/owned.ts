@@ -21,6 +21,7 @@ import * as Errors from "../record/errors.js"
 import * as Events from "../record/events.js"
 import * as Lifecycle from "../record/lifecycle.js"
 import * as Outcome from "../record/outcome.js"
+import * as Schedules from "../record/schedules.js"
 import type * as Write from "../record/write.js"
 import type { Compiled } from "../resource.js"
 import type { Newer, TooNew } from "../sql/codec.js"
@@ -105,6 +106,14 @@ const keyChanged = (resource: Compiled, action: string) =>
   new ValidationError({
     resource: resource.name,
     message: `${resource.name}.${action}: a create's hooks cannot change the primary key it was sent under`
+  })
+
+/** A change that schedules an action: not kept on a cluster yet (README, "What is not"). */
+const unscheduled = (resource: Compiled, action: string) =>
+  new ValidationError({
+    resource: resource.name,
+    message: `${resource.name}.${action}: Cluster.layer does not keep schedules yet (Changeset.schedule): ` +
+      `nothing was applied`
   })
 
 /** A record of a newer version than this runner's: retried by the caller, for an upgraded owner. */
@@ -282,7 +291,7 @@ export const make = (ctx: OwnerContext) => {
   const replace = Effect.fnUntraced(function*(
     owned: Owned,
     held: Held,
-    change: Extract<Write.Change, { readonly _tag: "Update" }>
+    change: Extract<Write.Change, { readonly _tag: "Update" }> & { readonly event: Event.Event }
   ) {
     const t = now()
     const op = opOf(change, "restart")
@@ -326,7 +335,7 @@ export const make = (ctx: OwnerContext) => {
   const move = Effect.fnUntraced(function*(
     owned: Owned,
     held: Held,
-    change: Extract<Write.Change, { readonly _tag: "Update" }>
+    change: Extract<Write.Change, { readonly _tag: "Update" }> & { readonly event: Event.Event }
   ) {
     const t = now()
     const op = opOf(change, "restart")
@@ -406,6 +415,9 @@ export const make = (ctx: OwnerContext) => {
    */
   const port: Write.Port<Owned, Call, Retryable> = {
     committed: (owned) => owned.held?.state,
+    // schedules are not kept on this layer yet: a change making one is refused (`commit`)
+    schedules: () => Schedules.none,
+    time: () => now(),
     key: (owned) => owned.key,
     run: (owned, _action, call, effect) =>
       Effect.map(
@@ -438,12 +450,19 @@ export const make = (ctx: OwnerContext) => {
     expired: (owned) => owned.held === undefined || now() >= Lifecycle.deadline(timesOf(owned, owned.held)),
     commit: (owned, change) => {
       const held = owned.held
+      if (change._tag !== "Remove" && change._tag !== "Unchanged" && (change.schedules?.length ?? 0) > 0) {
+        return Outcome.refused(unscheduled(owned.resource, change.action.name))
+      }
       switch (change._tag) {
         case "Create":
           return stepOf(insert(owned, change, owned.creating))
-        case "Update":
+        case "Update": {
           if (held === undefined) return Outcome.refused(Errors.notFound(owned.resource, owned.keyObj))
-          return stepOf(change.key === owned.key ? replace(owned, held, change) : move(owned, held, change))
+          // only a change of schedules has no event, and none is kept here
+          const event = change.event ?? Events.updated(owned.resource, change.state)
+          const updated = { ...change, event }
+          return stepOf(change.key === owned.key ? replace(owned, held, updated) : move(owned, held, updated))
+        }
         case "Remove":
           if (held === undefined) return Outcome.refused(Errors.notFound(owned.resource, owned.keyObj))
           return stepOf(remove(owned, held, opOf(change, "expire"), change.event))

@@ -18,6 +18,7 @@ import type { StoreError } from "../../Errors.js"
 import * as Errors from "../record/errors.js"
 import * as Lifecycle from "../record/lifecycle.js"
 import * as Step from "../record/outcome.js"
+import type * as Schedules from "../record/schedules.js"
 import * as Registry from "./registry.js"
 import * as Server from "./server.js"
 
@@ -52,7 +53,7 @@ const failPending = (server: Server.RecordServer, error: (server: Server.RecordS
 
 /** Where a request is answered; `undefined` for the record's own requests. */
 const replyOf = (request: Server.Request): Deferred.Deferred<any, StoreError> | undefined =>
-  request._tag === "Expire" || request._tag === "Hibernate"
+  request._tag === "Expire" || request._tag === "Hibernate" || request._tag === "Fire"
     ? undefined
     : request._tag === "Continue"
     ? request.call.reply
@@ -263,7 +264,25 @@ const serveOne = (
       const step = Server.destroy(server, server.resource.primaryDestroy, request.reason, [], undefined, undefined)
       return Step.isEffect(step) ? Effect.asVoid(step) : undefined
     }
+    case "Fire":
+      return fired(server, request.schedule, Server.fire(server, request.schedule))
   }
+}
+
+/**
+ * Ends a scheduled run: tells the supervisor how it went (retried, given
+ * up, or done); a crash restarts the record first, as for a call.
+ */
+const fired = (
+  server: Server.RecordServer,
+  schedule: Schedules.Pending,
+  step: Step.Step<unknown>
+): Effect.Effect<void, never, any> => {
+  if (Step.isEffect(step)) return Effect.flatMap(step, (outcome) => fired(server, schedule, outcome))
+  if (step._tag === "Ok") return server.ctx.fired(server, schedule, undefined)
+  const failure = Step.describe(step)
+  if (step._tag === "Refused") return server.ctx.fired(server, schedule, failure)
+  return Effect.andThen(restart(server, step.cause), server.ctx.fired(server, schedule, failure))
 }
 
 /** Replies to a call; on a crash, restarts the record first, so the caller's next call sees the restarted record. */

@@ -50,8 +50,10 @@ import type { Activation, Chain, WaitGraph } from "../record/deadlock.js"
 import { CurrentChain } from "../record/deadlock.js"
 import * as Errors from "../record/errors.js"
 import * as Events from "../record/events.js"
+import * as Lifecycle from "../record/lifecycle.js"
 import * as OperationId from "../record/operationId.js"
 import * as Step from "../record/outcome.js"
+import * as Schedules from "../record/schedules.js"
 import * as Write from "../record/write.js"
 import type { Compiled, CompiledAction, Decoded } from "../resource.js"
 import { spanned } from "../tracing.js"
@@ -83,6 +85,14 @@ export interface ServerContext {
   readonly stayAwake: (server: RecordServer) => void
   /** Where a durable resource's records keep their committed state; `undefined` for the others. */
   readonly persist: Persistence | undefined
+  /** Called when the record's schedules changed (committed), to track when the next is due. */
+  readonly scheduled: (server: RecordServer, previous: ReadonlyArray<Schedules.Pending>) => void
+  /** Called once a scheduled run ended (`failure`: how it failed): retried, given up, or done. */
+  readonly fired: (
+    server: RecordServer,
+    pending: Schedules.Pending,
+    failure: string | undefined
+  ) => Effect.Effect<void, never, any>
 }
 
 /**
@@ -115,7 +125,8 @@ export interface Persistence {
     server: RecordServer,
     state: unknown,
     op: string,
-    action: string
+    action: string,
+    schedules: ReadonlyArray<Schedules.Pending>
   ) => Effect.Effect<void, StoreError>
   /** Stores a record's new state (an update, a key change, a restart from the initial input). */
   readonly updated: (
@@ -123,7 +134,8 @@ export interface Persistence {
     state: unknown,
     key: string,
     op: string,
-    action: string
+    action: string,
+    schedules: ReadonlyArray<Schedules.Pending>
   ) => Effect.Effect<void, StoreError>
   /** Removes a record from storage (destroy, expiry, failure). */
   readonly removed: (server: RecordServer, op: string, action: string) => Effect.Effect<void, StoreError>
@@ -165,6 +177,8 @@ export type Request =
   | Call & { readonly _tag: "Destroy"; readonly action: string; readonly at: number }
   | { readonly _tag: "Expire"; readonly reason: "inactivity" | "lifetime" }
   | { readonly _tag: "Hibernate" }
+  /** A schedule of the record's own came due: run its action (`fire`). */
+  | { readonly _tag: "Fire"; readonly schedule: Schedules.Pending }
   /** A call its caller began serving on an idle record, for the record's fiber to finish (hooks, an effectful change, a restart). */
   | {
     readonly _tag: "Continue"
@@ -202,6 +216,7 @@ export const request = {
     op: string | undefined
   ): Request => ({ _tag: "Destroy", action, reply, chain, at, span, op }),
   expire: (reason: "inactivity" | "lifetime"): Request => ({ _tag: "Expire", reason }),
+  fire: (schedule: Schedules.Pending): Request => ({ _tag: "Fire", schedule }),
   hibernate: { _tag: "Hibernate" } as Request
 }
 
@@ -249,6 +264,12 @@ export class RecordServer implements Registry.Entry {
   /** Durable resources: the version of the stored row (`0`: none yet), and the activity it holds. */
   stored = 0
   storedActivity = 0
+  /** The record's committed schedules, and its position in the supervisor's heap of due times. */
+  schedules: ReadonlyArray<Schedules.Pending> = Schedules.none
+  dueSlot = -1
+  /** Schedules running now, and those retried after a failure (when, and the retry policy's state). */
+  firing: Set<Schedules.Pending> | undefined = undefined
+  retries: Map<Schedules.Pending, Schedules.Retry> | undefined = undefined
   constructor(
     /** The record's node in the wait-for graph: unique per record of a data layer. */
     readonly id: number,
@@ -335,6 +356,7 @@ const durably = <A>(
 /** The commit of a create: the state, the record live, `Created` published. */
 const created = (server: RecordServer, change: Write.Change & { readonly _tag: "Create" }) => {
   commitState(server, change.state, change.key)
+  if (change.schedules !== undefined) commitSchedules(server, change.schedules)
   live(server, change.event)
   return committedNow
 }
@@ -342,8 +364,16 @@ const created = (server: RecordServer, change: Write.Change & { readonly _tag: "
 /** The commit of an update (or a restart from the create): the state, its event published. */
 const updated = (server: RecordServer, change: Write.Change & { readonly _tag: "Update" }) => {
   commitState(server, change.state, change.key)
-  server.ctx.publish(change.event)
+  if (change.schedules !== undefined) commitSchedules(server, change.schedules)
+  if (change.event !== undefined) server.ctx.publish(change.event)
   return committedNow
+}
+
+/** Commits the record's new schedules, for the supervisor to track. */
+const commitSchedules = (server: RecordServer, schedules: ReadonlyArray<Schedules.Pending>) => {
+  const previous = server.schedules
+  server.schedules = schedules
+  server.ctx.scheduled(server, previous)
 }
 
 /** The end of a removal: the record stops, its `Destroyed` (or `Failed`) is published. */
@@ -365,6 +395,8 @@ const claimed: Step.Outcome<void> = Step.ok(undefined)
  */
 const port: Write.Port<RecordServer, Caller, never> = {
   committed,
+  schedules: (server) => server.schedules,
+  time: (server) => server.ctx.time(),
   key: (server) => server.key,
   run: (server, action, caller, effect) => {
     const activation = server.activation ??= server.ctx.graph.begin(server.id)
@@ -402,7 +434,10 @@ const port: Write.Port<RecordServer, Caller, never> = {
         if (server.resource.tracksActivity) server.createdAt = server.lastActivity = server.ctx.time()
         if (persist === undefined) return created(server, change)
         const op = persist.remember(change.op ?? OperationId.make(), change.action, change.result)
-        return durably(persist.created(server, change.state, op, change.action.name), () => created(server, change))
+        return durably(
+          persist.created(server, change.state, op, change.action.name, change.schedules ?? Schedules.none),
+          () => created(server, change)
+        )
       }
       // nothing to store: the activity is the caller's (`touch`), written with the record's other activity
       case "Unchanged":
@@ -411,7 +446,14 @@ const port: Write.Port<RecordServer, Caller, never> = {
         if (persist === undefined) return updated(server, change)
         const op = persist.remember(change.op ?? OperationId.make(), change.action, change.result)
         return durably(
-          persist.updated(server, change.state, change.key, op, change.action.name),
+          persist.updated(
+            server,
+            change.state,
+            change.key,
+            op,
+            change.action.name,
+            change.schedules ?? server.schedules
+          ),
           () => updated(server, change)
         )
       }
@@ -488,6 +530,29 @@ export const update = (
   }
   return Write.update(port, server, action, req, req.input, req.op)
 }
+
+/**
+ * Runs a due schedule's action as a call of the record's own (no caller, no
+ * operation id): an update consumes the schedule in its commit, a destroy
+ * removes the record and every schedule with it. A schedule the record no
+ * longer holds (replaced, removed, or the record gone) runs nothing.
+ *
+ * @internal
+ */
+export const fire = (server: RecordServer, schedule: Schedules.Pending, known = false): Step.Step<unknown> => {
+  if (server.status !== "live" || !server.schedules.includes(schedule)) return Step.ok(undefined)
+  const action = server.resource.actions.get(schedule.action)!
+  const settling = known ? undefined : server.ctx.persist?.settle(server, undefined, action)
+  if (settling !== undefined) return settled(server, settling, () => fire(server, schedule, true), undefined)
+  if (server.resource.resource.schedulesKeepAlive) Lifecycle.touchUnsafe(server, server.ctx.time())
+  return action.kind === "destroy"
+    ? Write.destroy(port, server, action, noCaller, "action", undefined)
+    : Write.update(port, server, action, noCaller, schedule.input, undefined, schedule)
+}
+
+/** Gives up a schedule whose retries ran out (`Write.giveUp`). @internal */
+export const giveUp = (server: RecordServer, schedule: Schedules.Pending, failure: string): Step.Step<void> =>
+  Write.giveUp(port, server, schedule, failure)
 
 /**
  * Serves a destroy (by action or by expiry): runs the action, then removes
@@ -600,13 +665,19 @@ const live = (server: RecordServer, created: Event.Event): void => {
  *
  * @internal
  */
-export const restore = (server: RecordServer, state: any, key: string): void => {
+export const restore = (
+  server: RecordServer,
+  state: any,
+  key: string,
+  schedules: ReadonlyArray<Schedules.Pending>
+): void => {
   server.state.ref.current = Write.freeze(state)
   Registry.commitUnsafe(server.ctx.table, server, undefined, state, key)
   server.status = "live"
   Registry.enlistUnsafe(server.ctx.table, server, state)
   server.ctx.metrics.sleep(1)
   server.ctx.started(server)
+  if (schedules.length > 0) commitSchedules(server, schedules)
 }
 
 /** Re-runs the create action for `restart: "initial"` (see `Write.Recreated`). @internal */

@@ -28,6 +28,7 @@ import type * as Metrics from "../../Metrics.js"
 import type { Chain, WaitGraph } from "../record/deadlock.js"
 import * as Lifecycle from "../record/lifecycle.js"
 import * as OperationId from "../record/operationId.js"
+import * as Schedules from "../record/schedules.js"
 import * as Write from "../record/write.js"
 import type { Compiled } from "../resource.js"
 import { Deadlines } from "./deadlines.js"
@@ -80,6 +81,7 @@ export interface Stored {
   /** The version of its stored row. */
   readonly version: number
   readonly createInput: Server.CreateInput | undefined
+  readonly schedules: ReadonlyArray<Schedules.Pending>
 }
 
 interface Wheel {
@@ -87,6 +89,8 @@ interface Wheel {
   readonly lifetime: Deadlines<Server.RecordServer>
   /** Awake records, by the time they may hibernate (when the resource has `hibernateAfter`). */
   readonly hibernate: Deadlines<Server.RecordServer>
+  /** Records with schedules, by the time the next is due (or retried). */
+  readonly due: Deadlines<Server.RecordServer>
   /** Completed to wake the expiry fiber early: a deadline earlier than the one it sleeps for arrived. */
   wake: Deferred.Deferred<void> | undefined
   /** The deadline the expiry fiber sleeps until (`Infinity`: until woken). */
@@ -122,6 +126,13 @@ const wheelLoop = (resource: Compiled, wheel: Wheel, clock: Clock.Clock) =>
         if (deadline <= now) Server.expire(server, Lifecycle.expiryReason(server))
         else wheel.idle.push(server, deadline)
       }
+      while ((wheel.due.peek() ?? Infinity) <= now) {
+        const server = wheel.due.pop()!
+        if (server.status !== "live") continue
+        fireDue(server, now)
+        const next = Schedules.nextDue(server)
+        if (next !== Infinity) wheel.due.push(server, next)
+      }
       while ((wheel.hibernate.peek() ?? Infinity) <= now) {
         const server = wheel.hibernate.pop()!
         if (server.status !== "live" || server.dispatcher === undefined) continue
@@ -133,7 +144,8 @@ const wheelLoop = (resource: Compiled, wheel: Wheel, clock: Clock.Clock) =>
       const next = Math.min(
         wheel.idle.peek() ?? Infinity,
         wheel.lifetime.peek() ?? Infinity,
-        wheel.hibernate.peek() ?? Infinity
+        wheel.hibernate.peek() ?? Infinity,
+        wheel.due.peek() ?? Infinity
       )
       const wake = Deferred.makeUnsafe<void>()
       wheel.wake = wake
@@ -143,6 +155,11 @@ const wheelLoop = (resource: Compiled, wheel: Wheel, clock: Clock.Clock) =>
       wheel.until = Infinity
     }
   })
+
+/** Hands the record every schedule due at `now` that is not running yet, earliest first. */
+const fireDue = (server: Server.RecordServer, now: number) => {
+  for (const p of Schedules.takeDue(server, now)) Server.deliver(server, Server.request.fire(p))
+}
 
 /** @internal */
 export const make = (options: {
@@ -160,17 +177,24 @@ export const make = (options: {
     const fibers = yield* FiberSet.make<void, never>()
     const runFork = yield* FiberSet.runtime(fibers)<never>()
     const wheels = new Map<string, Wheel>()
-    for (const resource of options.resources) {
-      if (!resource.hasTimeouts && resource.hibernateMillis === undefined) continue
-      const wheel: Wheel = {
+    /** The resource's wheel and its expiry fiber, started the first time a record needs one. */
+    const wheelOf = (resource: Compiled): Wheel => {
+      let wheel = wheels.get(resource.name)
+      if (wheel !== undefined) return wheel
+      wheel = {
         idle: new Deadlines({ get: (s) => s.idleSlot, set: (s, i) => (s.idleSlot = i) }),
         lifetime: new Deadlines({ get: (s) => s.lifetimeSlot, set: (s, i) => (s.lifetimeSlot = i) }),
         hibernate: new Deadlines({ get: (s) => s.hibernateSlot, set: (s, i) => (s.hibernateSlot = i) }),
+        due: new Deadlines({ get: (s) => s.dueSlot, set: (s, i) => (s.dueSlot = i) }),
         wake: undefined,
         until: Infinity
       }
       wheels.set(resource.name, wheel)
       runFork(wheelLoop(resource, wheel, options.clock))
+      return wheel
+    }
+    for (const resource of options.resources) {
+      if (resource.hasTimeouts || resource.hibernateMillis !== undefined) wheelOf(resource)
     }
 
     const started = (server: Server.RecordServer) => {
@@ -204,12 +228,57 @@ export const make = (options: {
     }
 
     const stopped = (server: Server.RecordServer) => {
+      if (server.schedules.length > 0) {
+        server.ctx.metrics.pending(-server.schedules.length)
+        server.schedules = Schedules.none
+      }
+      server.retries = undefined
       const wheel = wheels.get(server.resource.name)
       if (wheel === undefined) return
       wheel.idle.remove(server)
       wheel.lifetime.remove(server)
       wheel.hibernate.remove(server)
+      wheel.due.remove(server)
     }
+
+    /** The record's schedules changed: tracked by when the next is due; retries of schedules gone are dropped. */
+    const scheduled = (server: Server.RecordServer, previous: ReadonlyArray<Schedules.Pending>) => {
+      if (server.schedules.length !== previous.length) {
+        server.ctx.metrics.pending(server.schedules.length - previous.length)
+      }
+      Schedules.prune(server)
+      track(server)
+    }
+
+    const track = (server: Server.RecordServer) => {
+      if (server.status === "stopped") return
+      const next = Schedules.nextDue(server)
+      if (next === Infinity) {
+        wheels.get(server.resource.name)?.due.remove(server)
+        return
+      }
+      const wheel = wheelOf(server.resource)
+      wheel.due.push(server, next)
+      alarm(wheel, next)
+    }
+
+    /**
+     * A scheduled run ended: done, or failed and retried after the
+     * resource's `scheduleRetry` delay, or given up once it ends (removed in
+     * a commit, `ScheduleFailed`).
+     */
+    const fired: Server.ServerContext["fired"] = (server, pending, failure) =>
+      Effect.gen(function*() {
+        server.ctx.metrics.fired(failure === undefined)
+        const live = server.status === "live"
+        const next = yield* Schedules.ended(server.resource, server, pending, failure, time(), live)
+        if (next === "giveUp") {
+          yield* Schedules.gaveUp(server.resource, server.key, pending, failure!)
+          const done = Server.giveUp(server, pending, failure!)
+          if (Effect.isEffect(done)) yield* done
+        }
+        track(server)
+      })
 
     const stayAwake = (server: Server.RecordServer) => {
       const wheel = wheels.get(server.resource.name)
@@ -292,7 +361,9 @@ export const make = (options: {
         next: Mailbox.next,
         wake,
         stayAwake,
-        persist: options.persist?.(resource)
+        persist: options.persist?.(resource),
+        scheduled,
+        fired
       })
     }
 
@@ -342,7 +413,7 @@ export const make = (options: {
       )
       server.lastActivity = server.storedActivity = stored.lastActivity
       server.stored = stored.version
-      Server.restore(server, stored.state, stored.key)
+      Server.restore(server, stored.state, stored.key, stored.schedules)
       return server
     }
 

@@ -46,3 +46,20 @@ export const destroyed = (
   reason,
   ...(failure === undefined ? {} : { failure })
 })
+
+/** A schedule given up after its retries: removed, `failure` its last run's. @internal */
+export const scheduleFailed = (
+  resource: Compiled,
+  record: unknown,
+  schedule: string,
+  action: string,
+  failure: string
+): Event.Event => ({
+  _tag: "ScheduleFailed",
+  resource: resource.name,
+  key: keyObject(resource, record),
+  record,
+  schedule,
+  action,
+  failure
+})

@@ -13,6 +13,7 @@ import { Effect, Option, Schema } from "effect"
 import * as Changeset from "../../Changeset.js"
 import { ActionError, ValidationError } from "../../Errors.js"
 import type { Compiled, CompiledAction, Decoded } from "../resource.js"
+import * as Schedules from "./schedules.js"
 
 /** @internal */
 export interface Prepared {
@@ -21,8 +22,16 @@ export interface Prepared {
   readonly afterHooks: ReadonlyArray<(record: any) => Effect.Effect<any, unknown, any>>
   /** The action's result (`Changeset.result`, checked against its `success`); `undefined` without `success`. */
   readonly result: unknown
-  /** An update that changes no field (and so no key): nothing to store, no event. */
+  /** An update that changes no field (and so no key): nothing to store unless its schedules change, no event. */
   readonly unchanged: boolean
+  /** The record's schedules as the change leaves them; `undefined`: as they were. */
+  readonly schedules: ReadonlyArray<Schedules.Pending> | undefined
+}
+
+/** What the pipeline needs of the record besides its state: its schedules, and the time. @internal */
+export interface Context {
+  readonly schedules: ReadonlyArray<Schedules.Pending>
+  readonly now: number
 }
 
 /** @internal */
@@ -123,16 +132,29 @@ const hookFailed = (resource: Compiled, action: CompiledAction, stage: string) =
 const notAChangeset = (resource: Compiled, action: CompiledAction, what: string) =>
   new TypeError(`${resource.name}.${action.name}: ${what} did not return a Changeset`)
 
-const finish = (resource: Compiled, action: CompiledAction, cs: Changeset.Changeset.Any): Prepared | Refusal => {
+const finish = (
+  resource: Compiled,
+  action: CompiledAction,
+  cs: Changeset.Changeset.Any,
+  context: Context
+): Prepared | Refusal => {
   let result: unknown
   if (action.checkResult !== undefined) {
     result = Option.getOrUndefined(cs.result)
     const invalid = action.checkResult(result, Option.isSome(cs.result))
     if (invalid !== undefined) return invalid
   }
-  if (action.kind === "destroy") return { state: cs.data, afterHooks: cs.afterHooks, result, unchanged: false }
+  let schedules: ReadonlyArray<Schedules.Pending> | undefined
+  if (cs.schedules.length > 0) {
+    const next = Schedules.apply(resource, action.name, context.schedules, cs.schedules, context.now)
+    if (next instanceof ValidationError) return next
+    schedules = next
+  }
+  if (action.kind === "destroy") {
+    return { state: cs.data, afterHooks: cs.afterHooks, result, unchanged: false, schedules: undefined }
+  }
   if (action.kind === "update" && isUnchanged(cs)) {
-    return { state: cs.data, afterHooks: cs.afterHooks, result, unchanged: true }
+    return { state: cs.data, afterHooks: cs.afterHooks, result, unchanged: true, schedules }
   }
   let state
   if (cs.removed.length > 0) {
@@ -150,7 +172,7 @@ const finish = (resource: Compiled, action: CompiledAction, cs: Changeset.Change
     const tooLong = resource.checkKeySize(resource.encodeKey(state))
     if (tooLong !== undefined) return tooLong
   }
-  return { state, afterHooks: cs.afterHooks, result, unchanged: false }
+  return { state, afterHooks: cs.afterHooks, result, unchanged: false, schedules }
 }
 
 /**
@@ -175,10 +197,15 @@ const touchesKey = (resource: Compiled, cs: Changeset.Changeset.Any): boolean =>
   return false
 }
 
-const afterChange = (resource: Compiled, action: CompiledAction, cs: Changeset.Changeset.Any): Result<Prepared> => {
+const afterChange = (
+  resource: Compiled,
+  action: CompiledAction,
+  cs: Changeset.Changeset.Any,
+  context: Context
+): Result<Prepared> => {
   if (!Changeset.isChangeset(cs)) throw notAChangeset(resource, action, "change")
   if (cs.errors.length > 0) return refused(resource, action, cs.errors)
-  if (cs.beforeHooks.length === 0) return finish(resource, action, cs)
+  if (cs.beforeHooks.length === 0) return finish(resource, action, cs, context)
   return Effect.gen(function*() {
     // before hooks may add further before hooks; run until none is left
     let done = 0
@@ -189,7 +216,7 @@ const afterChange = (resource: Compiled, action: CompiledAction, cs: Changeset.C
       cs = next
       if (cs.errors.length > 0) return yield* refused(resource, action, cs.errors)
     }
-    const prepared = finish(resource, action, cs)
+    const prepared = finish(resource, action, cs, context)
     return isRefusal(prepared) ? yield* prepared : prepared
   })
 }
@@ -205,7 +232,8 @@ export const prepare = (
   resource: Compiled,
   action: CompiledAction,
   data: any,
-  input: Decoded
+  input: Decoded,
+  context: Context
 ): Result<Prepared> => {
   const cs: Changeset.Changeset<any, any, any> = Changeset.make({
     resource: resource.name,
@@ -216,16 +244,16 @@ export const prepare = (
     attributes: action.kind === "create" ? {} : input.attributes
   })
   const change = action.action.change
-  if (change === undefined) return afterChange(resource, action, cs)
+  if (change === undefined) return afterChange(resource, action, cs, context)
   // the change is typed by its resource's record and its action's input, which the runtime holds untyped
   const out = change(cs as any)
-  if (!Effect.isEffect(out)) return afterChange(resource, action, out)
+  if (!Effect.isEffect(out)) return afterChange(resource, action, out, context)
   return Effect.flatMap(
     Effect.mapError(
       out as Effect.Effect<Changeset.Changeset.Any, unknown, any>,
       hookFailed(resource, action, "change")
     ),
-    (next) => toEffect(afterChange(resource, action, next))
+    (next) => toEffect(afterChange(resource, action, next, context))
   )
 }
 

@@ -37,6 +37,7 @@ import * as Errors from "./errors.js"
 import * as Events from "./events.js"
 import * as Outcome from "./outcome.js"
 import { isRefusal, prepare, type Prepared, type Result, runAfter } from "./pipeline.js"
+import * as Schedules from "./schedules.js"
 
 /**
  * A change the pipeline asks a port to store and commit, with the event it
@@ -54,16 +55,24 @@ export type Change =
     readonly event: Event.Event
     /** The action's result (its `success`), which a stored operation id keeps. */
     readonly result: unknown
+    /** The new record's schedules (`undefined`: none). */
+    readonly schedules: ReadonlyArray<Schedules.Pending> | undefined
   }
   | {
-    /** An update, a change of key, or a restart from the create (`event` is then `Restarted`). */
+    /**
+     * An update, a change of key, or a restart from the create (`event` is
+     * then `Restarted`); `event` is `undefined` when only the record's
+     * schedules change.
+     */
     readonly _tag: "Update"
     readonly state: any
     readonly key: string
     readonly op: string | undefined
     readonly action: CompiledAction
-    readonly event: Event.Event
+    readonly event: Event.Event | undefined
     readonly result: unknown
+    /** The record's schedules once committed (`undefined`: as they were). */
+    readonly schedules: ReadonlyArray<Schedules.Pending> | undefined
   }
   | {
     /** An update that changes no field: nothing is stored or published (a layer may record activity). */
@@ -100,6 +109,10 @@ export type Committed = undefined | { readonly _tag: "Applied"; readonly reply: 
 export interface Port<Rec extends { readonly resource: Compiled }, C, E> {
   /** The record's committed state; `undefined` before its create committed. */
   readonly committed: (rec: Rec) => any
+  /** The record's committed schedules. */
+  readonly schedules: (rec: Rec) => ReadonlyArray<Schedules.Pending>
+  /** The layer's time (epoch milliseconds of its `Clock`), when schedules are made and run. */
+  readonly time: (rec: Rec) => number
   /** The record's committed key, encoded; before its create committed, the key it was created under (`""` if none). */
   readonly key: (rec: Rec) => string
   /** Runs the effectful part of an action as the record (its chain, services, span), to its outcome. */
@@ -149,7 +162,7 @@ const attempt = <Rec extends { readonly resource: Compiled }, C, E>(
 ): Step<Attempted, E> => {
   let result: Result<Prepared>
   try {
-    result = prepare(rec.resource, action, data, input)
+    result = prepare(rec.resource, action, data, input, { schedules: port.schedules(rec), now: port.time(rec) })
   } catch (defect) {
     return Outcome.crashed(Cause.die(defect))
   }
@@ -263,8 +276,27 @@ export const create = <Rec extends { readonly resource: Compiled }, C, E>(
     const { key, prepared, reply } = result.value
     const state = prepared.state
     const change: Change = event === "Created"
-      ? { _tag: "Create", state, key, op, action, event: Events.created(rec.resource, state), result: prepared.result }
-      : { _tag: "Update", state, key, op, action, event: Events.restarted(rec.resource, state), result: undefined }
+      ? {
+        _tag: "Create",
+        state,
+        key,
+        op,
+        action,
+        event: Events.created(rec.resource, state),
+        result: prepared.result,
+        schedules: prepared.schedules
+      }
+      // a restart from the create: the schedules its create makes, none other
+      : {
+        _tag: "Update",
+        state,
+        key,
+        op,
+        action,
+        event: Events.restarted(rec.resource, state),
+        result: undefined,
+        schedules: prepared.schedules ?? Schedules.none
+      }
     return commit(port, rec, change, key, reply)
   })
 
@@ -326,6 +358,8 @@ export const unstoredRestart = (
 /**
  * Runs the update action `action` on the committed record and commits its
  * new state (`Updated`), unless the record is past its deadline by then.
+ * `fired`: the schedule this run is, consumed in the same commit (`Updated`
+ * published only if the state changed).
  *
  * @internal
  */
@@ -335,15 +369,22 @@ export const update = <Rec extends { readonly resource: Compiled }, C, E>(
   action: CompiledAction,
   call: C,
   input: Decoded,
-  op: string | undefined
+  op: string | undefined,
+  fired?: Schedules.Pending
 ): Step<any, E> => {
   const record = port.committed(rec)
+  const before = port.schedules(rec)
   return Outcome.flatMap(attempt(port, rec, action, call, record, input), (result) => {
     port.settle(rec)
     if (result._tag !== "Ok") return result
     const { key, prepared, reply } = result.value
     if (port.expired(rec)) return lapsed(port, rec, key, record)
-    if (prepared.unchanged) return commit(port, rec, { _tag: "Unchanged", action }, key, reply)
+    const schedules = fired === undefined
+      ? prepared.schedules
+      : Schedules.consume(before, prepared.schedules ?? before, fired, port.time(rec))
+    if (prepared.unchanged && schedules === undefined) {
+      return commit(port, rec, { _tag: "Unchanged", action }, key, reply)
+    }
     const state = prepared.state
     return commit(
       port,
@@ -354,13 +395,47 @@ export const update = <Rec extends { readonly resource: Compiled }, C, E>(
         key,
         op,
         action,
-        event: Events.updated(rec.resource, state),
-        result: prepared.result
+        event: prepared.unchanged ? undefined : Events.updated(rec.resource, state),
+        result: prepared.result,
+        schedules
       },
       key,
       reply
     )
   })
+}
+
+/**
+ * Gives up the schedule `pending` (its retries ran out): removed from the
+ * record's schedules in a commit of its own, with `ScheduleFailed`. Nothing
+ * if the record no longer holds it (replaced or removed since).
+ *
+ * @internal
+ */
+export const giveUp = <Rec extends { readonly resource: Compiled }, C, E>(
+  port: Port<Rec, C, E>,
+  rec: Rec,
+  pending: Schedules.Pending,
+  failure: string
+): Step<void, E> => {
+  const before = port.schedules(rec)
+  const record = port.committed(rec)
+  if (record === undefined || !before.includes(pending)) return Outcome.ok(undefined)
+  const action = rec.resource.actions.get(pending.action)!
+  const event = Events.scheduleFailed(rec.resource, record, pending.name, pending.action, failure)
+  const key = port.key(rec)
+  const schedules = before.filter((p) => p !== pending)
+  const change: Change = {
+    _tag: "Update",
+    state: record,
+    key,
+    op: undefined,
+    action,
+    event,
+    result: undefined,
+    schedules
+  }
+  return Outcome.map(port.commit(rec, change), (done) => done._tag === "Ok" ? Outcome.ok(undefined) : done)
 }
 
 const noInput: Decoded = { attributes: {}, arguments: {} }

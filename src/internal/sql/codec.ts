@@ -22,6 +22,7 @@
  * @internal
  */
 import { Schema } from "effect"
+import type { Pending } from "../record/schedules.js"
 import type { Compiled, CompiledAction, Decoded } from "../resource.js"
 import { escapeJson, unescapeJson } from "./escape.js"
 
@@ -254,4 +255,52 @@ export const wireCodecs = (resource: Compiled): WireCodecs => {
   }
   wireCache.set(resource, out)
   return out
+}
+
+/**
+ * A record's schedules as its row stores them (JSON): each with its
+ * action's input encoded by that action's codec; `null` for none.
+ *
+ * @internal
+ */
+export const encodeSchedules = (resource: Compiled, schedules: ReadonlyArray<Pending>): unknown => {
+  if (schedules.length === 0) return null
+  const wire = wireCodecs(resource)
+  return schedules.map((p) => ({
+    name: escapeJson(p.name),
+    action: p.action,
+    input: wire.encodeInput(resource.actions.get(p.action)!, p.input),
+    due: p.due,
+    ...(p.cron === undefined ? {} : { cron: p.cron })
+  }))
+}
+
+/**
+ * A record's schedules as read from its row. A schedule this version cannot
+ * run (its action gone, or its input no longer fitting it) is left out:
+ * the record lives on without it.
+ *
+ * @internal
+ */
+export const decodeSchedules = (resource: Compiled, json: unknown): ReadonlyArray<Pending> => {
+  if (!Array.isArray(json)) return []
+  const wire = wireCodecs(resource)
+  const schedules: Array<Pending> = []
+  for (const s of json) {
+    const action = typeof s?.action === "string" ? resource.actions.get(s.action) : undefined
+    if (action === undefined || (action.kind !== "update" && action.kind !== "destroy")) continue
+    if (typeof s.due !== "number" || typeof s.name !== "string") continue
+    try {
+      schedules.push({
+        name: unescapeJson(s.name) as string,
+        action: action.name,
+        input: wire.decodeInput(action, s.input),
+        due: s.due,
+        cron: typeof s.cron === "string" ? s.cron : undefined
+      })
+    } catch {
+      // its input no longer fits its action: left out
+    }
+  }
+  return schedules
 }

@@ -46,6 +46,8 @@ export interface Row {
   /** What the create ran with, as the writer stored it (JSON), for `restart: "initial"`. */
   readonly initial: unknown
   readonly ops: ReadonlyArray<string>
+  /** The record's schedules as stored (JSON, see `codec.ts`); `undefined` when none. */
+  readonly schedules: unknown
   /** A tombstone left by a key change (`move` with an `op`): the encoded key the record moved to, unescaped. */
   readonly movedTo?: string | undefined
   /**
@@ -73,6 +75,8 @@ export interface StoredRow {
   readonly createdAt: number
   readonly lastActivity: number
   readonly initial: unknown
+  /** The record's schedules as stored (JSON, see `codec.ts`). */
+  readonly schedules: unknown
 }
 
 /** What a write stores (times in epoch millis). @internal */
@@ -88,6 +92,8 @@ export interface Put {
   readonly op: string
   /** The row's state was stored by a newer version: the fields this one keeps unseen, and that version. */
   readonly newer?: Newer | undefined
+  /** The record's schedules once written (`codec.ts`'s JSON); none when absent. */
+  readonly schedules?: unknown
 }
 
 /**
@@ -171,6 +177,8 @@ export interface Move {
   readonly op?: string | undefined
   /** What the old row kept of a newer version (stored again at the new key). */
   readonly newer?: Newer | undefined
+  /** The record's schedules, stored at the new key (JSON, see `codec.ts`). */
+  readonly schedules?: unknown
   /** A payload sent with `pg_notify` in the move's transaction, if it commits. */
   readonly notify?: string | NoticeHead | undefined
   /**
@@ -219,7 +227,8 @@ export const toStored = (r: any, pg: boolean): StoredRow => {
     malformed: state.malformed,
     createdAt: Number(r.created_at),
     lastActivity: Number(r.last_activity),
-    initial: cell(r.initial, pg)
+    initial: cell(r.initial, pg),
+    schedules: cell(r.schedules, pg)
   }
 }
 
@@ -271,6 +280,7 @@ export const toRow = (resource: Compiled, r: any, pg: boolean): Row => {
     lifetimeDeadline: num(r.lifetime_deadline),
     initial: alive ? initial : undefined,
     ops: cell(r.ops, pg) ?? [],
+    schedules: alive ? cell(r.schedules, pg) : undefined,
     movedTo: !alive && typeof initial?.movedTo === "string" ? unescapeKey(initial.movedTo) : undefined,
     undecodable,
     tooNew
@@ -310,7 +320,8 @@ export const rowOf = (w: Write): unknown => {
         initial: w.initial ?? null,
         // a create over a tombstone keeps the ops it remembers: a retry of the removal is still recognised
         op: w.op === "" ? null : w.op,
-        schema_version: storedVersion(w.resource, w.newer)
+        schema_version: storedVersion(w.resource, w.newer),
+        schedules: w.schedules ?? null
       }
     case "Update":
       return {
@@ -323,7 +334,8 @@ export const rowOf = (w: Write): unknown => {
         last_activity: w.lastActivity,
         inactivity_deadline: deadlines(w.resource, w.createdAt, w.lastActivity).inactivity_deadline,
         op: w.op === "" ? null : w.op,
-        schema_version: storedVersion(w.resource, w.newer)
+        schema_version: storedVersion(w.resource, w.newer),
+        schedules: w.schedules ?? null
       }
     case "Tombstone":
       return {

@@ -401,6 +401,7 @@ export const make = (
           initial: m.initial,
           op: m.op ?? "",
           newer: m.newer,
+          schedules: m.schedules,
           notify: m.notify
         })
       } catch (e) {

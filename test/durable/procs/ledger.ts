@@ -31,6 +31,22 @@ export const Ledger = Resource.make("CrashLedger", {
 
 export type Entry = Resource.Record<typeof Ledger>
 
+/** The domain of the schedule crash test: a durable alarm that rings once, `millis` after its create. */
+export const Alarmed = Resource.make("CrashAlarm", {
+  fields: { id: Schema.String, rings: Schema.Int },
+  primaryKey: ["id"],
+  durable: true,
+  actions: (Action) => ({
+    set: Action.create({
+      accept: ["id"],
+      arguments: { millis: Schema.Int },
+      change: (cs) =>
+        cs.pipe(Changeset.set("rings", 0), Changeset.schedule("ring", { after: `${cs.arguments.millis} millis` }))
+    }),
+    ring: Action.update({ change: (cs) => Changeset.set(cs, "rings", cs.data.rings + 1) })
+  })
+})
+
 /** The database of a crash test: `sqlite <file>` or `pg <schema>` (a schema that exists). */
 export const database = (kind: string, where: string): Layer.Layer<SqlClient.SqlClient> =>
   kind === "sqlite"
