@@ -128,6 +128,10 @@
  *   the message's trip) late, or when next touched, also when its destroy
  *   action fails (`Destroyed.failure`). Tombstones are purged after
  *   `operationRetention`.
+ * - Schedules (`Changeset.schedule`) are kept in the record's row: the
+ *   runner holding the record runs each when due; one whose runner died, or
+ *   whose record is not resident, is found by the same sweep (`wake_at`)
+ *   and run by its owner, once cluster-wide.
  *
  * @since 0.2.0
  * @module

@@ -584,8 +584,8 @@ export const get: <R extends Resource.Any>(
 /**
  * A record's pending schedules (`Changeset.schedule`), earliest first: what
  * runs when, with which input, and whether it runs now. A read: not
- * activity, and it never messages the record. `Cluster.layer` keeps no
- * schedules yet: `[]`.
+ * activity. On `Cluster.layer` it asks the record's owner (which knows its
+ * retries), without waiting for a call the record runs.
  *
  * **Example** (What a session will do next)
  *

@@ -163,6 +163,51 @@ const scenario = (
 
 describe("Cluster, 3 runner processes and a client (PostgreSQL)", () => {
   it.live(
+    "schedules across a SIGKILL of a runner: every alarm rings once, on whichever runner owns it",
+    () =>
+      Effect.gen(function*() {
+        const schema = Pg.freshSchema("alarms")
+        yield* Pg.schemaScoped(schema)
+        const base = 20000 + Math.floor(Math.random() * 20000)
+        const ports = [base, base + 1, base + 2]
+        const count = 60
+        yield* Effect.promise(async () => {
+          const runners = ports.map((port) => start("runner.ts", [schema, String(port)]))
+          await Promise.all(runners.map((r) => r.waitFor("READY", 60_000)))
+          const client = start("alarms-client.ts", [schema, String(count)])
+          await client.waitFor("DONE", 60_000)
+          // the alarms ring from 1 s to 6 s after their creates: runner 2 dies among them
+          await sleep(1500)
+          runners[1]!.child.kill("SIGKILL")
+          await runners[1]!.exited
+        })
+        // its shards move (their locks expire in 4 s), and the sweeper finds what its alarms left due
+        const rings = yield* Effect.promise(async () => {
+          const end = Date.now() + 40_000
+          while (true) {
+            const rows = await Effect.runPromise(
+              Pg.withAdmin((sql) =>
+                sql.unsafe(`SELECT key, state->'rings' AS rings FROM "${schema}".mp_records WHERE resource = 'Alarm'`)
+              )
+            )
+            const rung = new Map((rows as Array<any>).map((r) => [r.key as string, r.rings as Array<string>]))
+            if (
+              (rung.size === count && [...rung.values()].every((r) => r.length >= 1)) || Date.now() > end
+            ) return rung
+            await sleep(250)
+          }
+        })
+        const byRunner = new Map<string, number>()
+        for (const r of rings.values()) for (const port of r) byRunner.set(port, (byRunner.get(port) ?? 0) + 1)
+        console.log(`alarms: ${rings.size} stored, rung by runner ${JSON.stringify(Object.fromEntries(byRunner))}`)
+        assert.strictEqual(rings.size, count)
+        const wrong = [...rings].filter(([, r]) => r.length !== 1)
+        assert.deepStrictEqual(wrong, [], "every alarm rang exactly once")
+      }).pipe(Effect.scoped, Effect.ensuring(Effect.sync(killAll))),
+    120_000
+  )
+
+  it.live(
     "SIGKILL of a runner under load: nothing acknowledged is lost, nothing applied twice",
     () =>
       Effect.asVoid(scenario("kill", async (runners) => {

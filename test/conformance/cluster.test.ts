@@ -19,7 +19,7 @@ conformance(
   // IO). What is certain is what the flag's absence describes: a record past its deadline is invisible to read at
   // once, and a direct access expires it on the spot (its destroy action, its Destroyed event). The sweeper itself
   // is tested in test/cluster (Cluster.test.ts, MultiProcess.test.ts).
-  { supervision: true, eagerExpiry: false, expiryRunsDestroy: true, schedules: false },
+  { supervision: true, eagerExpiry: false, expiryRunsDestroy: true, schedules: true },
   {
     skipped: [
       // a create under the expired key must commit within the 50 yields of the hand-driven clock's wake: it needs a

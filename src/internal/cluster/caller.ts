@@ -19,6 +19,7 @@
 import { Cause, type Clock, Duration, Effect, Schedule } from "effect"
 import type { RunnerStorage } from "effect/cluster"
 import type { SqlError } from "effect/sql/SqlError"
+import type { PendingSchedule } from "../../Changeset.js"
 import { type NotFound, type StoreClosed, type StoreError, Unavailable, ValidationError } from "../../Errors.js"
 import * as Admission from "../admission.js"
 import type * as DataLayer from "../contract.js"
@@ -27,7 +28,7 @@ import type { Compiled, CompiledAction } from "../resource.js"
 import { TooNew, Undecodable, wireCodecs } from "../sql/codec.js"
 import { escapeKey, unescapeKey } from "../sql/escape.js"
 import type { Row } from "../sql/rows.js"
-import { answerOf, CurrentCallers, isKnownError, recordOf, retryableTag } from "./protocol.js"
+import { answerOf, CurrentCallers, isKnownError, recordOf, retryableTag, schedulesOf } from "./protocol.js"
 import { recordOfRun, type WaitGraph } from "./waitGraph.js"
 
 /** What the caller needs of its data layer. @internal */
@@ -378,7 +379,23 @@ export const make = (ctx: CallerContext) =>
     const keepAlive: DataLayer.Service["keepAlive"] = (resourceName, key) =>
       Effect.asVoid(Effect.withFiber((fiber) => byKey("keepAlive", resourceName, key, fiber.getRef(CurrentCallers))))
 
-    return { send, create, update, destroy, get, keepAlive }
+    /** A record's pending schedules: asked of its owner, which knows their retries (no activity). */
+    const schedules: NonNullable<DataLayer.Service["schedules"]> = (resourceName, key) =>
+      Effect.suspend((): Effect.Effect<
+        ReadonlyArray<PendingSchedule>,
+        NotFound | ValidationError | StoreClosed | Unavailable
+      > => {
+        const resource = admitRead(resourceName)
+        if (!Admission.isCompiled(resource)) return Effect.fail(resource)
+        const target = entityOf(resource, key)
+        if (!("id" in target)) return Effect.fail(target as ValidationError)
+        return Effect.map(
+          send(resource, target.key, "schedules", ctx.client(resource.name)(target.id).Schedules()),
+          (reply) => schedulesOf(resource, reply)
+        ) as Effect.Effect<ReadonlyArray<PendingSchedule>, NotFound | ValidationError | Unavailable>
+      })
+
+    return { send, create, update, destroy, get, keepAlive, schedules }
   })
 
 /** The last failure of a call that gave up, in words (what `Unavailable.lastFailure` holds). */

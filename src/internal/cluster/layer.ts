@@ -171,6 +171,7 @@ export const make = (
       get: caller.get,
       read,
       keepAlive: caller.keepAlive,
+      schedules: caller.schedules,
       events: notices.events,
       subscribe: notices.subscribe,
       restartOf: storedRestart,

@@ -89,7 +89,10 @@ export const make = (
         version: storedVersion(resource, newer),
         record: encodeStored(resource, event.record, newer),
         ...(event._tag === "Destroyed" ? { reason: event.reason } : {}),
-        ...(event._tag === "Destroyed" && event.failure !== undefined ? { failure: event.failure } : {})
+        ...(event._tag === "Destroyed" && event.failure !== undefined ? { failure: event.failure } : {}),
+        ...(event._tag === "ScheduleFailed"
+          ? { schedule: event.schedule, action: event.action, failure: event.failure }
+          : {})
       })
       return text
     }
@@ -147,6 +150,8 @@ export const make = (
         hub.relay(
           notice._tag === "Destroyed"
             ? Events.destroyed(resource, record, notice.reason, notice.failure)
+            : notice._tag === "ScheduleFailed"
+            ? Events.scheduleFailed(resource, record, notice.schedule, notice.action, notice.failure)
             : { _tag: notice._tag, resource: resource.name, key: Events.keyObject(resource, record), record }
         )
       } catch {

@@ -24,7 +24,7 @@ import * as Outcome from "../record/outcome.js"
 import * as Schedules from "../record/schedules.js"
 import type * as Write from "../record/write.js"
 import type { Compiled } from "../resource.js"
-import type { Newer, TooNew } from "../sql/codec.js"
+import { decodeSchedules, encodeSchedules, type Newer, type TooNew } from "../sql/codec.js"
 import type { StorageFailure } from "../sql/faults.js"
 import * as Ops from "../sql/ops.js"
 import { opsAfter, type Outcome as Written, type Row } from "../sql/rows.js"
@@ -58,6 +58,8 @@ export interface Held {
   ops: ReadonlyArray<string>
   /** The row was stored by a newer version: what this one keeps unseen in its writes. */
   readonly newer: Newer | undefined
+  /** The record's schedules, as its row holds them. */
+  readonly schedules: ReadonlyArray<Schedules.Pending>
 }
 
 /** One record's entity on this runner: what it holds of its row. */
@@ -82,14 +84,24 @@ export interface Owned {
    * settled (`unsure` keeps its event, published if it turns out applied).
    */
   known: boolean
-  unsure: { readonly op: string; readonly event: Event.Event } | undefined
+  unsure: { readonly op: string; readonly event: Event.Event | undefined } | undefined
   /** The run token of the call it runs now (or last ran). */
   run: string
   /** Crash times within the restart intensity's window (this activation's only). */
   restarts: Array<number>
   /** What the create running now was sent with (JSON), stored for `restart: "initial"`. */
   creating: unknown
+  /** The record's schedules running now, and those retried after a failure (this activation's only). */
+  readonly firing: Set<Schedules.Pending>
+  readonly retries: Map<Schedules.Pending, Schedules.Retry>
 }
+
+/** What the schedule policy (`record/schedules.ts`) works on: the held schedules, with the entity's runs. */
+export const holderOf = (owned: Owned): Schedules.Holder => ({
+  schedules: owned.held?.schedules ?? Schedules.none,
+  firing: owned.firing,
+  retries: owned.retries
+})
 
 /** What a call hands the pipeline: the runs it is made on behalf of. */
 export interface Call {
@@ -106,14 +118,6 @@ const keyChanged = (resource: Compiled, action: string) =>
   new ValidationError({
     resource: resource.name,
     message: `${resource.name}.${action}: a create's hooks cannot change the primary key it was sent under`
-  })
-
-/** A change that schedules an action: not kept on a cluster yet (README, "What is not"). */
-const unscheduled = (resource: Compiled, action: string) =>
-  new ValidationError({
-    resource: resource.name,
-    message: `${resource.name}.${action}: Cluster.layer does not keep schedules yet (Changeset.schedule): ` +
-      `nothing was applied`
   })
 
 /** A record of a newer version than this runner's: retried by the caller, for an upgraded owner. */
@@ -145,7 +149,8 @@ export const make = (ctx: OwnerContext) => {
       lastActivity: row.lastActivity,
       flushed: row.lastActivity,
       ops: row.ops,
-      newer: row.newer
+      newer: row.newer,
+      schedules: decodeSchedules(owned.resource, row.schedules)
     }
     owned.blocked = row?.tooNew
     owned.initial = row !== undefined && row.alive ? row.initial : undefined
@@ -160,8 +165,9 @@ export const make = (ctx: OwnerContext) => {
       const pending = owned.unsure
       owned.unsure = undefined
       adopt(owned, row)
-      if (pending !== undefined && row !== undefined && Ops.remembers(row.ops, pending.op)) {
-        return Effect.sync(() => publish(pending.event))
+      if (pending?.event !== undefined && row !== undefined && Ops.remembers(row.ops, pending.op)) {
+        const event = pending.event
+        return Effect.sync(() => publish(event))
       }
       return Effect.void
     })
@@ -195,7 +201,7 @@ export const make = (ctx: OwnerContext) => {
     what: Errors.Write,
     expected: number,
     op: string,
-    event: Event.Event,
+    event: Event.Event | undefined,
     to?: string
   ): Effect.Effect<Written, WireError> =>
     Effect.catch(write, (failure): Effect.Effect<Written, WireError> => {
@@ -256,6 +262,7 @@ export const make = (ctx: OwnerContext) => {
       lastActivity: committedAt,
       initial: payload,
       op,
+      schedules: encodeSchedules(owned.resource, change.schedules ?? Schedules.none),
       notify: notices.noticeHeadOf(change.event)
     })
     const outcome = yield* written(owned, write, "new record", 0, op, change.event)
@@ -281,7 +288,8 @@ export const make = (ctx: OwnerContext) => {
       lastActivity: committedAt,
       flushed: committedAt,
       ops: opsAfter(owned.tombstoneOps, op),
-      newer: undefined
+      newer: undefined,
+      schedules: change.schedules ?? Schedules.none
     }
     publish(change.event)
     return undefined
@@ -291,10 +299,12 @@ export const make = (ctx: OwnerContext) => {
   const replace = Effect.fnUntraced(function*(
     owned: Owned,
     held: Held,
-    change: Extract<Write.Change, { readonly _tag: "Update" }> & { readonly event: Event.Event }
+    change: Extract<Write.Change, { readonly _tag: "Update" }>
   ) {
     const t = now()
     const op = opOf(change, "restart")
+    const lastActivity = change.activity ? t : held.lastActivity
+    const schedules = change.schedules ?? held.schedules
     const write = state.write({
       _tag: "Update",
       resource: owned.resource,
@@ -302,10 +312,11 @@ export const make = (ctx: OwnerContext) => {
       expected: held.version,
       createdAt: held.createdAt,
       state: change.state,
-      lastActivity: t,
+      lastActivity,
       op,
       newer: held.newer,
-      notify: notices.noticeHeadOf(change.event, held.newer)
+      schedules: encodeSchedules(owned.resource, schedules),
+      notify: noticeOf(change.event, held.newer)
     })
     const outcome = yield* written(owned, write, "change", held.version, op, change.event)
     if (outcome === "conflict") return yield* fenced(owned)
@@ -313,14 +324,27 @@ export const make = (ctx: OwnerContext) => {
       version: outcome,
       state: change.state,
       createdAt: held.createdAt,
-      lastActivity: t,
-      flushed: t,
+      lastActivity,
+      flushed: lastActivity,
       ops: opsAfter(held.ops, op),
-      newer: held.newer
+      newer: held.newer,
+      schedules
     }
-    publish(change.event)
+    if (change.event !== undefined) publish(change.event)
     return undefined
   })
+
+  /**
+   * The notice of a commit's event: PostgreSQL completes it from the state
+   * the row stores; a `ScheduleFailed` (whose fields the head cannot hold)
+   * is sent whole; none without an event.
+   */
+  const noticeOf = (event: Event.Event | undefined, newer: Newer | undefined) =>
+    event === undefined
+      ? undefined
+      : event._tag === "ScheduleFailed"
+      ? notices.noticeOf(event, newer)
+      : notices.noticeHeadOf(event, newer)
 
   /**
    * Moves the record to the key of its new state (a change of primary key):
@@ -339,6 +363,7 @@ export const make = (ctx: OwnerContext) => {
   ) {
     const t = now()
     const op = opOf(change, "restart")
+    const schedules = change.schedules ?? held.schedules
     const move = state.move({
       resource: owned.resource,
       from: owned.key,
@@ -351,6 +376,7 @@ export const make = (ctx: OwnerContext) => {
       initial: owned.initial,
       op,
       newer: held.newer,
+      schedules: encodeSchedules(owned.resource, schedules),
       notify: notices.noticeHeadOf(change.event, held.newer),
       replaceExpired: false
     })
@@ -415,8 +441,7 @@ export const make = (ctx: OwnerContext) => {
    */
   const port: Write.Port<Owned, Call, Retryable> = {
     committed: (owned) => owned.held?.state,
-    // schedules are not kept on this layer yet: a change making one is refused (`commit`)
-    schedules: () => Schedules.none,
+    schedules: (owned) => owned.held?.schedules ?? Schedules.none,
     time: () => now(),
     key: (owned) => owned.key,
     run: (owned, _action, call, effect) =>
@@ -450,18 +475,16 @@ export const make = (ctx: OwnerContext) => {
     expired: (owned) => owned.held === undefined || now() >= Lifecycle.deadline(timesOf(owned, owned.held)),
     commit: (owned, change) => {
       const held = owned.held
-      if (change._tag !== "Remove" && change._tag !== "Unchanged" && (change.schedules?.length ?? 0) > 0) {
-        return Outcome.refused(unscheduled(owned.resource, change.action.name))
-      }
       switch (change._tag) {
         case "Create":
           return stepOf(insert(owned, change, owned.creating))
         case "Update": {
           if (held === undefined) return Outcome.refused(Errors.notFound(owned.resource, owned.keyObj))
-          // only a change of schedules has no event, and none is kept here
-          const event = change.event ?? Events.updated(owned.resource, change.state)
-          const updated = { ...change, event }
-          return stepOf(change.key === owned.key ? replace(owned, held, updated) : move(owned, held, updated))
+          if (change.key === owned.key) return stepOf(replace(owned, held, change))
+          // a change of key changes the state: it has its event
+          return stepOf(
+            move(owned, held, { ...change, event: change.event ?? Events.updated(owned.resource, change.state) })
+          )
         }
         case "Remove":
           if (held === undefined) return Outcome.refused(Errors.notFound(owned.resource, owned.keyObj))

@@ -34,13 +34,14 @@
  *
  * @internal
  */
-import { Cause, Effect, Semaphore } from "effect"
+import { Cause, Deferred, Effect, Semaphore } from "effect"
 import { Entity } from "effect/cluster"
 import { UnknownAction } from "../../Errors.js"
 import * as Errors from "../record/errors.js"
 import * as Events from "../record/events.js"
 import * as Lifecycle from "../record/lifecycle.js"
 import * as Outcome from "../record/outcome.js"
+import * as Schedules from "../record/schedules.js"
 import * as Write from "../record/write.js"
 import type { Compiled, CompiledAction } from "../resource.js"
 import type { Newer, WireCodecs } from "../sql/codec.js"
@@ -48,7 +49,7 @@ import { unescapeKey } from "../sql/escape.js"
 import * as Ops from "../sql/ops.js"
 import { type Call, type Held, noCallers, type Owned, type OwnerContext, skew, timesOf, unreadable } from "./owned.js"
 import * as Rows from "./owned.js"
-import { type Protocol, replyOf, resultReplyOf, Retryable, type WireError } from "./protocol.js"
+import { type Protocol, replyOf, resultReplyOf, Retryable, schedulesReplyOf, type WireError } from "./protocol.js"
 
 /** @internal */
 export const make = (ctx: OwnerContext) => {
@@ -201,6 +202,33 @@ export const make = (ctx: OwnerContext) => {
     newer: Newer | undefined
   ) => answerFor(resource, action, action.checkResult === undefined ? state : Ops.resultOf(entry, action), newer)
 
+  /**
+   * Runs the record's schedules due now, one after the other, each as a
+   * call of the record's own (consumed in its commit); a failed run is
+   * retried by the resource's `scheduleRetry` (by this runner, which counts
+   * the retries: a move to another runner starts them again), then given up
+   * (removed, `ScheduleFailed`).
+   */
+  const fireDue = (owned: Owned): Effect.Effect<void> =>
+    Effect.gen(function*() {
+      for (const pending of Schedules.takeDue(Rows.holderOf(owned), now())) {
+        const action = owned.resource.actions.get(pending.action)!
+        const step = action.kind === "destroy"
+          ? Write.destroy(port, owned, action, noCallers, "action", undefined)
+          : Write.update(port, owned, action, noCallers, pending.input, undefined, pending)
+        const done = yield* effectOf(step)
+        // a crash runs the restart policy, as a call's does
+        if (done._tag === "Crashed") yield* Effect.ignore(answer(owned, done))
+        const failure = done._tag === "Ok" ? undefined : Outcome.describe(done)
+        const live = owned.held !== undefined
+        const next = yield* Schedules.ended(owned.resource, Rows.holderOf(owned), pending, failure, now(), live)
+        if (next === "giveUp") {
+          yield* Schedules.gaveUp(owned.resource, owned.key, pending, failure!)
+          yield* effectOf(Write.giveUp(port, owned, pending, failure!))
+        }
+      }
+    })
+
   /** The record, unless it is absent or past its deadline (then it is expired first). */
   const live = (owned: Owned, t: number) =>
     Effect.flatMap(
@@ -323,7 +351,9 @@ export const make = (ctx: OwnerContext) => {
         unsure: undefined,
         run: `${self}#${graph.origin}:0`,
         restarts: [],
-        creating: undefined
+        creating: undefined,
+        firing: new Set(),
+        retries: new Map()
       }
       graph.resident.add(self)
       yield* Effect.addFinalizer(() => Effect.sync(() => graph.resident.delete(self)))
@@ -385,9 +415,27 @@ export const make = (ctx: OwnerContext) => {
           graph.runningIn.set(self, run)
           return Effect.ensuring(
             body,
-            Effect.sync(() => graph.runningIn.get(self) === run && graph.runningIn.delete(self))
+            Effect.sync(() => {
+              if (graph.runningIn.get(self) === run) graph.runningIn.delete(self)
+              // the run may have changed the record's schedules
+              rearm()
+            })
           )
         })).pipe(Effect.ensuring(Effect.sync(() => caller !== undefined && graph.removeEdge(caller, self))))
+      }
+
+      /**
+       * The record's timer while it is resident here: sleeps until its next
+       * schedule is due (on the layer's `Clock`), then runs the due ones as
+       * the sweeper's `Expire` would. A record that is not resident when one
+       * comes due is found by the sweeper (`wake_at`).
+       */
+      let wake: Deferred.Deferred<void> | undefined
+      const rearm = () => {
+        const waking = wake
+        if (waking === undefined) return
+        wake = undefined
+        Deferred.doneUnsafe(waking, Effect.void)
       }
 
       // leaving this runner (passivation, a shard moving, shutdown): write back activity not yet written
@@ -404,6 +452,42 @@ export const make = (ctx: OwnerContext) => {
       /** Runs a step of the pipeline for a call: its answer, encoded. */
       const run = <A>(step: Outcome.Step<A, WireError>) =>
         Effect.flatMap(effectOf(step), (outcome) => answer(owned, outcome))
+
+      /** Runs the record's due expiry and schedules: `Expire` from the sweeper, or the record's own timer. */
+      const timers = Effect.gen(function*() {
+        yield* refresh
+        // a newer version's record: its expiry is an upgraded owner's to run
+        if (owned.blocked !== undefined) return false
+        // the owner's clock decides, not the sweeper's
+        const t = now()
+        const expired = yield* expireIfDue(owned, t)
+        if (!expired) yield* fireDue(owned)
+        const held = owned.held
+        // not due in memory (activity not yet written back): write it back, so the sweeper stops finding it
+        if (
+          !expired && held !== undefined && resource.idleMillis !== undefined && held.flushed < held.lastActivity
+        ) {
+          held.flushed = 0
+          yield* touch(owned, held.lastActivity)
+        }
+        return expired
+      }).pipe(guarded, Effect.uninterruptible, (body) => exclusive([], "expire", body))
+
+      yield* Effect.forkScoped(Effect.gen(function*() {
+        while (true) {
+          const waking = Deferred.makeUnsafe<void>()
+          wake = waking
+          const at = Schedules.nextDue(Rows.holderOf(owned))
+          if (at === Infinity) yield* Deferred.await(waking)
+          else if (at > now()) yield* Effect.raceFirst(Effect.sleep(at - now()), Deferred.await(waking))
+          else {
+            wake = undefined
+            yield* Effect.ignore(timers)
+            // still due (storage refused, a newer version's row): not again at once
+            if (Schedules.nextDue(Rows.holderOf(owned)) <= now()) yield* Effect.sleep("1 second")
+          }
+        }
+      }))
 
       return protocol.of({
         Create: ({ payload }) =>
@@ -507,24 +591,18 @@ export const make = (ctx: OwnerContext) => {
             }).pipe(guarded, Effect.uninterruptible, (body) => exclusive(payload.callers, "get", body))
           }),
 
-        Expire: () =>
+        Expire: () => timers,
+
+        Schedules: () =>
           Effect.gen(function*() {
-            yield* refresh
-            // a newer version's record: its expiry is an upgraded owner's to run
-            if (owned.blocked !== undefined) return false
-            // the owner's clock decides, not the sweeper's
-            const t = now()
-            const expired = yield* expireIfDue(owned, t)
+            yield* ready
+            // a read: neither activity, nor an expiry, nor a wait for a running call
             const held = owned.held
-            // not due in memory (activity not yet written back): write it back, so the sweeper stops finding it
-            if (
-              !expired && held !== undefined && resource.idleMillis !== undefined && held.flushed < held.lastActivity
-            ) {
-              held.flushed = 0
-              yield* touch(owned, held.lastActivity)
+            if (held === undefined || (resource.hasTimeouts && now() >= Lifecycle.deadline(timesOf(owned, held)))) {
+              return yield* Errors.notFound(resource, owned.keyObj)
             }
-            return expired
-          }).pipe(guarded, Effect.uninterruptible, (body) => exclusive([], "expire", body)),
+            return schedulesReplyOf(resource, Schedules.list(Rows.holderOf(owned)))
+          }).pipe(guarded),
 
         Probe: ({ payload }) => {
           // it reads no row: the next call must (an activation by a probe may be long before it)

@@ -11,9 +11,11 @@
 import { Context, Schema } from "effect"
 import { Entity } from "effect/cluster"
 import { Rpc } from "effect/rpc"
+import type * as Changeset from "../../Changeset.js"
 import { StoreError } from "../../Errors.js"
 import type { Compiled, CompiledAction } from "../resource.js"
 import { decodeStored, encodeStored, type Newer, resultCodec, storedVersion, wireCodecs } from "../sql/codec.js"
+import { escapeJson, unescapeJson } from "../sql/escape.js"
 
 /**
  * The calls of records a call runs on behalf of (run tokens,
@@ -127,6 +129,8 @@ export const protocolOf = (resource: Compiled) =>
       error: wireErrorsOf(resource)
     }),
     Rpc.make("Expire", { payload: { now: Schema.Number }, success: Schema.Boolean, error: wireErrorsOf(resource) }),
+    // the record's pending schedules, with their retries (`schedulesReplyOf`)
+    Rpc.make("Schedules", { success: Schema.Unknown, error: wireErrorsOf(resource) }),
     // whether the record's running call waits, through records' calls on any runner, on one of `callers`
     Rpc.make("Probe", {
       payload: { callers: Schema.Array(Schema.String), visited: Schema.Array(Schema.String) },
@@ -202,4 +206,54 @@ export const answerOf = (resource: Compiled, action: CompiledAction, reply: unkn
     throw new TypeError(`${resource.name}.${action.name}: the reply holds no result (its owner does not declare one)`)
   }
   return codec.decode((reply as { readonly [resultKey]: unknown })[resultKey])
+}
+
+/**
+ * An owner's answer to `Schedules`: the record's pending schedules as
+ * `Store.schedules` lists them, each action's input encoded by its codec.
+ *
+ * @internal
+ */
+export const schedulesReplyOf = (resource: Compiled, pending: ReadonlyArray<Changeset.PendingSchedule>): unknown => {
+  const wire = wireCodecs(resource)
+  return pending.map((p) => {
+    const action = resource.actions.get(p.action)!
+    const accepted = action.action.accept === "*" ? resource.fieldNames : new Set<string>(action.action.accept)
+    const attributes: { [field: string]: unknown } = {}
+    const args: { [name: string]: unknown } = {}
+    for (const [k, v] of Object.entries(p.arguments)) (accepted.has(k) ? attributes : args)[k] = v
+    return {
+      name: escapeJson(p.name),
+      action: p.action,
+      input: wire.encodeInput(action, { attributes, arguments: args }),
+      at: p.at.getTime(),
+      ...(p.cron === undefined ? {} : { cron: p.cron }),
+      running: p.running
+    }
+  })
+}
+
+/** The schedules of an owner's `Schedules` reply, as this version reads them (those it cannot, left out). @internal */
+export const schedulesOf = (resource: Compiled, reply: unknown): ReadonlyArray<Changeset.PendingSchedule> => {
+  if (!Array.isArray(reply)) return []
+  const wire = wireCodecs(resource)
+  const out: Array<Changeset.PendingSchedule> = []
+  for (const s of reply) {
+    const action = typeof s?.action === "string" ? resource.actions.get(s.action) : undefined
+    if (action === undefined) continue
+    try {
+      const input = wire.decodeInput(action, s.input)
+      out.push({
+        name: unescapeJson(s.name) as string,
+        action: action.name,
+        arguments: { ...input.attributes, ...input.arguments },
+        at: new Date(s.at),
+        ...(typeof s.cron === "string" ? { cron: s.cron } : {}),
+        running: s.running === true
+      })
+    } catch {
+      // its input no longer fits its action here: left out
+    }
+  }
+  return out
 }

@@ -1,8 +1,9 @@
 /**
  * The cluster's sweeper: a `Singleton` (one runner of the cluster runs it)
- * that every `sweepInterval` sends each record past its stored deadline an
- * `Expire` message (its owner runs the destroy action, or writes back
- * activity it had in memory), and, on a schedule of its own, purges the
+ * that every `sweepInterval` sends each record past its stored deadline, or
+ * with a schedule due, an `Expire` message (its owner runs the destroy
+ * action, or writes back activity it had in memory, and runs the schedules
+ * due), and, on a schedule of its own, purges the
  * tombstones no retry can need any more (older than `operationRetention`).
  *
  * A sweep pages through every due row, earliest first, and never waits long
@@ -115,7 +116,6 @@ export const make = Effect.fnUntraced(function*(ctx: SweeperContext) {
   const run = (name: string, interval: Duration.Input): Effect.Effect<void, never, Scope.Scope | Sharding> =>
     Effect.gen(function*() {
       const every = Duration.fromInputUnsafe(interval)
-      const sweeps = [...ctx.compiled.values()].some((r) => r.hasTimeouts)
       const sweeping = sweep(256).pipe(
         Effect.catchCause((cause) => Effect.logWarning("effect-gen-server: the expiry sweep failed", cause)),
         Effect.repeat(Schedule.spaced(every))
@@ -124,7 +124,8 @@ export const make = Effect.fnUntraced(function*(ctx: SweeperContext) {
         Effect.catchCause((cause) => Effect.logWarning("effect-gen-server: the tombstone purge failed", cause)),
         Effect.repeat(Schedule.spaced(Duration.max(Duration.millis(ctx.retention / 4), every)))
       )
-      const sweeper = Effect.all(sweeps ? [sweeping, purging] : [purging], {
+      // every resource: any record may have schedules due
+      const sweeper = Effect.all([sweeping, purging], {
         concurrency: "unbounded",
         discard: true
       })

@@ -73,6 +73,8 @@ export type Change =
     readonly result: unknown
     /** The record's schedules once committed (`undefined`: as they were). */
     readonly schedules: ReadonlyArray<Schedules.Pending> | undefined
+    /** Whether the commit is the record's activity (a scheduled run is not, unless `schedulesKeepAlive`). */
+    readonly activity: boolean
   }
   | {
     /** An update that changes no field: nothing is stored or published (a layer may record activity). */
@@ -295,7 +297,8 @@ export const create = <Rec extends { readonly resource: Compiled }, C, E>(
         action,
         event: Events.restarted(rec.resource, state),
         result: undefined,
-        schedules: prepared.schedules ?? Schedules.none
+        schedules: prepared.schedules ?? Schedules.none,
+        activity: true
       }
     return commit(port, rec, change, key, reply)
   })
@@ -397,7 +400,8 @@ export const update = <Rec extends { readonly resource: Compiled }, C, E>(
         action,
         event: prepared.unchanged ? undefined : Events.updated(rec.resource, state),
         result: prepared.result,
-        schedules
+        schedules,
+        activity: fired === undefined || rec.resource.resource.schedulesKeepAlive
       },
       key,
       reply
@@ -433,7 +437,8 @@ export const giveUp = <Rec extends { readonly resource: Compiled }, C, E>(
     action,
     event,
     result: undefined,
-    schedules
+    schedules,
+    activity: false
   }
   return Outcome.map(port.commit(rec, change), (done) => done._tag === "Ok" ? Outcome.ok(undefined) : done)
 }

@@ -47,6 +47,7 @@ export const make = (names: Names): Statements => {
           seq bigserial NOT NULL,
           dead_since bigint,
           schedules jsonb,
+          wake_at bigint,
           PRIMARY KEY (resource, key)
         )`)
         // what is there already is looked up first: `ALTER TABLE` and `CREATE INDEX` lock the table even when
@@ -75,6 +76,7 @@ export const make = (names: Names): Statements => {
         // tables made before 0.6 have no schedules: their records have none
         if (!columns.has("schedules")) {
           yield* sql.unsafe(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS schedules jsonb`)
+          yield* sql.unsafe(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS wake_at bigint`)
         }
         yield* sql.unsafe(`CREATE TABLE IF NOT EXISTS ${quarantine} (
           resource text NOT NULL,
@@ -94,6 +96,12 @@ export const make = (names: Names): Statements => {
             `((LEAST(inactivity_deadline, lifetime_deadline))) WHERE alive`
         )
         yield* indexOnce(`${name}_dead_since`, deadSinceIndex(names))
+        // what the cluster's sweeper looks for: a deadline passed, or a schedule due
+        yield* indexOnce(
+          `${name}_wake`,
+          `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${name}_wake`)} ON ${table} ` +
+            `((LEAST(inactivity_deadline, lifetime_deadline, wake_at))) WHERE alive`
+        )
         // row locks only, on what a 0.5 process may have left (none once filled: the index finds none)
         yield* sql.unsafe(backfillDeadSince(names))
         for (const resource of resources) {
@@ -111,30 +119,31 @@ export const make = (names: Names): Statements => {
       })),
     dml: {
       insert: `INSERT INTO ${table} AS t (resource, key, version, alive, state, created_at, last_activity,
-           inactivity_deadline, lifetime_deadline, initial, ops, schema_version, schedules)
+           inactivity_deadline, lifetime_deadline, initial, ops, schema_version, schedules, wake_at)
          SELECT v.resource, v.key, 1, TRUE, v.state, v.created_at, v.last_activity, v.inactivity_deadline,
-           v.lifetime_deadline, v.initial, ${own}, v.schema_version, v.schedules
+           v.lifetime_deadline, v.initial, ${own}, v.schema_version, v.schedules, v.wake_at
          FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, state jsonb, created_at bigint,
            last_activity bigint, inactivity_deadline bigint, lifetime_deadline bigint, initial jsonb, op text,
-           schema_version integer, schedules jsonb)
+           schema_version integer, schedules jsonb, wake_at bigint)
          ON CONFLICT (resource, key) DO UPDATE SET version = t.version + 1, alive = TRUE, state = EXCLUDED.state,
            created_at = EXCLUDED.created_at, last_activity = EXCLUDED.last_activity,
            inactivity_deadline = EXCLUDED.inactivity_deadline, lifetime_deadline = EXCLUDED.lifetime_deadline,
            initial = EXCLUDED.initial, ops = ${remember}, schema_version = EXCLUDED.schema_version, dead_since = NULL,
-           schedules = EXCLUDED.schedules,
+           schedules = EXCLUDED.schedules, wake_at = EXCLUDED.wake_at,
            seq = nextval(pg_get_serial_sequence('${table.replace(/'/g, "''")}', 'seq'))
          WHERE NOT t.alive OR LEAST(t.inactivity_deadline, t.lifetime_deadline) <= EXCLUDED.last_activity
          RETURNING t.resource, t.key, t.version`,
       update: `UPDATE ${table} AS t SET version = t.version + 1, state = v.state, last_activity = v.last_activity,
            inactivity_deadline = v.inactivity_deadline, ops = ${append}, schema_version = v.schema_version,
-           schedules = v.schedules
+           schedules = v.schedules, wake_at = v.wake_at
          FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, expected bigint, state jsonb,
-           last_activity bigint, inactivity_deadline bigint, op text, schema_version integer, schedules jsonb)
+           last_activity bigint, inactivity_deadline bigint, op text, schema_version integer, schedules jsonb,
+           wake_at bigint)
          WHERE t.resource = v.resource AND t.key = v.key AND t.version = v.expected AND t.alive
          RETURNING t.resource, t.key, t.version`,
       tombstone: `UPDATE ${table} AS t SET version = t.version + 1, alive = FALSE, state = NULL, initial = NULL,
            last_activity = v.last_activity, inactivity_deadline = NULL, lifetime_deadline = NULL, ops = ${append},
-           dead_since = v.dead_since, schedules = NULL
+           dead_since = v.dead_since, schedules = NULL, wake_at = NULL
          FROM jsonb_to_recordset($1::jsonb) AS v(resource text, key text, expected bigint, last_activity bigint,
            dead_since bigint, op text)
          WHERE t.resource = v.resource AND t.key = v.key AND t.version = v.expected AND t.alive

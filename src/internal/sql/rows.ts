@@ -296,6 +296,14 @@ export const deadlines = (resource: Compiled, createdAt: number, lastActivity: n
 /** A deadline as its integer column holds it: rounded up (a timeout may hold a fraction of a millisecond). */
 const stored = (deadline: number) => (deadline === Infinity ? null : Math.ceil(deadline))
 
+/** When the earliest of a row's schedules (as stored, `codec.ts`) is due: `null` for none. */
+const wakeAt = (schedules: unknown): number | null => {
+  if (!Array.isArray(schedules)) return null
+  let at = Infinity
+  for (const s of schedules) if (typeof s?.due === "number" && s.due < at) at = s.due
+  return stored(at)
+}
+
 /** The ops a row holds once `op` is applied (what the statements compute in SQL). @internal */
 export const opsAfter = (ops: ReadonlyArray<string>, op: string): ReadonlyArray<string> =>
   op === "" ? ops.slice(-rememberedOps) : [...ops, op].slice(-rememberedOps)
@@ -321,7 +329,8 @@ export const rowOf = (w: Write): unknown => {
         // a create over a tombstone keeps the ops it remembers: a retry of the removal is still recognised
         op: w.op === "" ? null : w.op,
         schema_version: storedVersion(w.resource, w.newer),
-        schedules: w.schedules ?? null
+        schedules: w.schedules ?? null,
+        wake_at: wakeAt(w.schedules)
       }
     case "Update":
       return {
@@ -335,7 +344,8 @@ export const rowOf = (w: Write): unknown => {
         inactivity_deadline: deadlines(w.resource, w.createdAt, w.lastActivity).inactivity_deadline,
         op: w.op === "" ? null : w.op,
         schema_version: storedVersion(w.resource, w.newer),
-        schedules: w.schedules ?? null
+        schedules: w.schedules ?? null,
+        wake_at: wakeAt(w.schedules)
       }
     case "Tombstone":
       return {

@@ -47,6 +47,7 @@ export const make = (names: Names): Statements => {
           schema_version integer NOT NULL DEFAULT 1,
           dead_since integer,
           schedules text,
+          wake_at integer,
           PRIMARY KEY (resource, key)
         )`)
         yield* sql.unsafe(`CREATE TABLE IF NOT EXISTS ${quarantine} (
@@ -75,36 +76,39 @@ export const make = (names: Names): Statements => {
         // tables made before 0.6 have no schedules: their records have none
         if (!columns.some((c) => c.name === "schedules")) {
           yield* sql.unsafe(`ALTER TABLE ${table} ADD COLUMN schedules text`)
+          yield* sql.unsafe(`ALTER TABLE ${table} ADD COLUMN wake_at integer`)
         }
         yield* sql.unsafe(deadSinceIndex(names))
         yield* sql.unsafe(backfillDeadSince(names))
       })),
     dml: {
       insert: `INSERT INTO ${table} (resource, key, version, alive, state, created_at, last_activity,
-          inactivity_deadline, lifetime_deadline, initial, ops, schema_version, schedules)
+          inactivity_deadline, lifetime_deadline, initial, ops, schema_version, schedules, wake_at)
         SELECT ${v("resource")}, ${v("key")}, 1, 1, v.value->'state', ${v("created_at")}, ${v("last_activity")},
           ${v("inactivity_deadline")}, ${v("lifetime_deadline")},
           CASE WHEN json_type(v.value, '$.initial') = 'null' THEN NULL ELSE v.value->'initial' END,
           CASE WHEN ${v("op")} IS NULL THEN '[]' ELSE json_array(${v("op")}) END, ${v("schema_version")},
-          ${schedules}
+          ${schedules}, ${v("wake_at")}
         FROM json_each(?1) AS v WHERE TRUE
         ON CONFLICT (resource, key) DO UPDATE SET version = version + 1, alive = 1, state = excluded.state,
           created_at = excluded.created_at, last_activity = excluded.last_activity,
           inactivity_deadline = excluded.inactivity_deadline, lifetime_deadline = excluded.lifetime_deadline,
           initial = excluded.initial, ops = CASE WHEN json_array_length(excluded.ops) = 0 THEN ops
             ELSE json_insert(${kept("ops")}, '$[#]', excluded.ops->>'$[0]') END,
-          schema_version = excluded.schema_version, dead_since = NULL, schedules = excluded.schedules
+          schema_version = excluded.schema_version, dead_since = NULL, schedules = excluded.schedules,
+          wake_at = excluded.wake_at
         WHERE NOT alive OR MIN(COALESCE(inactivity_deadline, lifetime_deadline),
           COALESCE(lifetime_deadline, inactivity_deadline)) <= excluded.last_activity
         RETURNING resource, key, version`,
       update: `UPDATE ${table} SET version = ${table}.version + 1, state = v.value->'state',
           last_activity = ${v("last_activity")}, inactivity_deadline = ${v("inactivity_deadline")},
-          ops = ${append}, schema_version = ${v("schema_version")}, schedules = ${schedules}
+          ops = ${append}, schema_version = ${v("schema_version")}, schedules = ${schedules},
+          wake_at = ${v("wake_at")}
         FROM json_each(?1) AS v WHERE ${matches}
         RETURNING resource, key, version`,
       tombstone: `UPDATE ${table} SET version = ${table}.version + 1, alive = 0, state = NULL, initial = NULL,
           last_activity = ${v("last_activity")}, inactivity_deadline = NULL, lifetime_deadline = NULL,
-          ops = ${append}, dead_since = ${v("dead_since")}, schedules = NULL
+          ops = ${append}, dead_since = ${v("dead_since")}, schedules = NULL, wake_at = NULL
         FROM json_each(?1) AS v WHERE ${matches}
         RETURNING resource, key, version`,
       touch: `UPDATE ${table} SET last_activity = ${v("last_activity")},

@@ -109,7 +109,7 @@ export interface StateStore {
    */
   readonly move: (move: Move) => Effect.Effect<Outcome, StorageFailure>
   /**
-   * A page of the rows whose deadline is at or before `now`, earliest first
+   * A page of the rows whose deadline, or earliest schedule, is at or before `now`, earliest first
    * (then by resource and key), after `after`: a sweep pages through every
    * due row, so records whose expiry keeps failing never hide the others.
    */
@@ -287,7 +287,8 @@ export const make = (
       })
 
     const due: StateStore["due"] = (now, limit, after) => {
-      const deadline = `LEAST(inactivity_deadline, lifetime_deadline)`
+      // a deadline passed, or a schedule due (`wake_at`): the index `<prefix>records_wake`
+      const deadline = `LEAST(inactivity_deadline, lifetime_deadline, wake_at)`
       return Effect.map(
         after === undefined
           ? sql.unsafe(

@@ -73,6 +73,23 @@ export const Knot = Resource.make("Knot", {
   }
 })
 
+/** An alarm that rings once, `millis` after its create: `rings` lists the runner (port) of each run. */
+export const Alarm = Resource.make("Alarm", {
+  fields: { id: Schema.String, rings: Schema.Array(Schema.String) },
+  primaryKey: ["id"],
+  actions: (Action) => ({
+    set: Action.create({
+      accept: ["id"],
+      arguments: { millis: Schema.Int },
+      change: (cs) =>
+        cs.pipe(Changeset.set("rings", []), Changeset.schedule("ring", { after: `${cs.arguments.millis} millis` }))
+    }),
+    ring: Action.update({
+      change: (cs) => Changeset.set(cs, "rings", [...cs.data.rings, process.env.GS_RUNNER ?? "client"])
+    })
+  })
+})
+
 export const shardingConfig = {
   shardsPerGroup: 32,
   shardLockExpiration: "4 seconds",
@@ -109,8 +126,9 @@ export const storeLayer = (schema: string, port: number | undefined, retries = 3
       storage: "byo",
       shardingConfig: { ...shardingConfig, runnerAddress: Option.some(RunnerAddress.make("127.0.0.1", port)) }
     })).pipe(Layer.provideMerge(storage))
-  return Cluster.layer([Ledger, Session, Knot], { tablePrefix: "mp_", runner: port !== undefined, retries }).pipe(
-    Layer.provideMerge(Layer.orDie(runtime)),
-    Layer.provideMerge(sql)
-  )
+  return Cluster.layer([Ledger, Session, Knot, Alarm], { tablePrefix: "mp_", runner: port !== undefined, retries })
+    .pipe(
+      Layer.provideMerge(Layer.orDie(runtime)),
+      Layer.provideMerge(sql)
+    )
 }
