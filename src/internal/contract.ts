@@ -57,11 +57,14 @@ export interface Service {
    * A record's pending schedules (`Changeset.schedule`), earliest first.
    * `undefined`: the data layer keeps none (`Store.schedules` answers `[]`).
    */
-  readonly schedules?: (
-    resource: string,
-    key: unknown
-  ) => Effect.Effect<ReadonlyArray<PendingSchedule>, NotFound | ValidationError | StoreClosed | Unavailable>
+  readonly schedules?: ((resource: string, key: unknown) => Listed) | undefined
 }
+
+/** What `Service.schedules` answers. */
+export type Listed = Effect.Effect<
+  ReadonlyArray<PendingSchedule>,
+  NotFound | ValidationError | StoreClosed | Unavailable
+>
 
 /** Options every data layer constructor takes (see `DataLayer.Options`). */
 export interface Options {

@@ -11,7 +11,6 @@
  */
 import { Context, Deferred, Effect, type Fiber } from "effect"
 import { SqlClient } from "effect/sql"
-import type { PendingSchedule } from "../Changeset.js"
 import {
   InvalidResource,
   type NotFound,
@@ -257,10 +256,7 @@ export const make: DataLayer.Make = (resources, options) =>
       })
 
     const schedules: NonNullable<DataLayer.Service["schedules"]> = (resourceName, key) =>
-      Effect.suspend((): Effect.Effect<
-        ReadonlyArray<PendingSchedule>,
-        NotFound | ValidationError | StoreClosed | Unavailable
-      > => {
+      Effect.suspend((): DataLayer.Listed => {
         const resource = admitRead(resourceName)
         if (!Admission.isCompiled(resource)) return Effect.fail(resource)
         return locate(resource, key, false, [], (server) => Effect.succeed(Schedules.list(server)))

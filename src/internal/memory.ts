@@ -7,15 +7,7 @@
  * @internal
  */
 import { Deferred, Effect, FiberSet, Semaphore } from "effect"
-import type { PendingSchedule } from "../Changeset.js"
-import {
-  InvalidResource,
-  type NotFound,
-  type StoreClosed,
-  type StoreError,
-  type Unavailable,
-  ValidationError
-} from "../Errors.js"
+import { InvalidResource, type NotFound, type StoreClosed, type StoreError, ValidationError } from "../Errors.js"
 import * as Query from "../Query.js"
 import * as Admission from "./admission.js"
 import type * as DataLayer from "./contract.js"
@@ -435,10 +427,7 @@ export const make: DataLayer.Make = (resources, options) =>
     )
 
     const schedules: NonNullable<DataLayer.Service["schedules"]> = (resourceName, key) =>
-      Effect.suspend((): Effect.Effect<
-        ReadonlyArray<PendingSchedule>,
-        NotFound | ValidationError | StoreClosed | Unavailable
-      > => {
+      Effect.suspend((): DataLayer.Listed => {
         const resource = admitRead(resourceName)
         if (!Admission.isCompiled(resource)) return Effect.fail(resource)
         const k = resource.checkKey(key)

@@ -67,23 +67,15 @@ const ackCounter = (logFile: string) => {
 }
 
 /**
- * One round: starts the load on the database, waits for `acks` more
- * acknowledgements in the log, then kills it with SIGKILL. Every wait is bounded.
+ * A child process running `procs/<script>` with `args`: its output kept,
+ * killed when the test ends (`track`); `until` waits, bounded, for what it
+ * writes, failing (with its output) if it ends first; `kill` sends SIGKILL
+ * and waits, bounded, for it to end.
  */
-const round = async (kind: string, where: string, n: number, logFile: string, acks: number) => {
+const startProc = (label: string, script: string, args: ReadonlyArray<string>) => {
   const child = spawn(
     process.execPath,
-    [
-      "--disable-warning=ExperimentalWarning",
-      "--import",
-      "tsx",
-      procs + "crash.ts",
-      kind,
-      where,
-      String(n),
-      String(callers),
-      logFile
-    ],
+    ["--disable-warning=ExperimentalWarning", "--import", "tsx", procs + script, ...args],
     { stdio: ["ignore", "pipe", "pipe"], cwd: fileURLToPath(new URL("../../", import.meta.url)) }
   )
   track(child)
@@ -92,25 +84,41 @@ const round = async (kind: string, where: string, n: number, logFile: string, ac
   child.stdout!.on("data", (chunk) => (stdout += chunk.toString()))
   child.stderr!.on("data", (chunk) => (stderr = (stderr + chunk.toString()).slice(-4000)))
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
-  const fail = (what: string) => new Error(`round ${n} on ${kind}: ${what}; stdout: ${stdout}; stderr: ${stderr}`)
+  const fail = (what: string) => new Error(`${label}: ${what}; stdout: ${stdout}; stderr: ${stderr}`)
   const until = async (done: () => boolean, ms: number, what: string) => {
     const end = Date.now() + ms
     while (!done()) {
-      if (child.exitCode !== null || child.signalCode !== null) throw fail(`the load ended before ${what}`)
+      if (child.exitCode !== null || child.signalCode !== null) throw fail(`it ended before ${what}`)
       if (Date.now() > end) throw fail(`no ${what} within ${ms} ms`)
-      await sleep(20)
+      await sleep(10)
     }
   }
-  const ackCount = ackCounter(logFile)
-  try {
-    await until(() => stdout.includes("READY"), 60_000, "READY")
-    const before = ackCount()
-    await until(() => ackCount() >= before + acks, 60_000, `${acks} acknowledgements`)
+  const kill = async () => {
     child.kill("SIGKILL")
     await Promise.race([exited, sleep(10_000).then(() => Promise.reject(fail("still running 10 s after SIGKILL")))])
+  }
+  /** Kills it if it still runs (whatever happened before). */
+  const dispose = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+  }
+  return { ready: () => stdout.includes("READY"), until, kill, dispose }
+}
+
+/**
+ * One round: starts the load on the database, waits for `acks` more
+ * acknowledgements in the log, then kills it with SIGKILL. Every wait is bounded.
+ */
+const round = async (kind: string, where: string, n: number, logFile: string, acks: number) => {
+  const proc = startProc(`round ${n} on ${kind}`, "crash.ts", [kind, where, String(n), String(callers), logFile])
+  const ackCount = ackCounter(logFile)
+  try {
+    await proc.until(proc.ready, 60_000, "READY")
+    const before = ackCount()
+    await proc.until(() => ackCount() >= before + acks, 60_000, `${acks} acknowledgements`)
+    await proc.kill()
     return ackCount() - before
   } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+    proc.dispose()
   }
 }
 
@@ -298,44 +306,15 @@ for (const target of targets) {
  * and kills it with SIGKILL. Every wait is bounded.
  */
 const alarms = async (kind: string, where: string, count: number, logFile: string, acks: number, linger: number) => {
-  const child = spawn(
-    process.execPath,
-    [
-      "--disable-warning=ExperimentalWarning",
-      "--import",
-      "tsx",
-      procs + "alarms.ts",
-      kind,
-      where,
-      String(count),
-      logFile
-    ],
-    { stdio: ["ignore", "pipe", "pipe"], cwd: fileURLToPath(new URL("../../", import.meta.url)) }
-  )
-  track(child)
-  let stdout = ""
-  let stderr = ""
-  child.stdout!.on("data", (chunk) => (stdout += chunk.toString()))
-  child.stderr!.on("data", (chunk) => (stderr = (stderr + chunk.toString()).slice(-4000)))
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
-  const fail = (what: string) => new Error(`alarms on ${kind}: ${what}; stdout: ${stdout}; stderr: ${stderr}`)
+  const proc = startProc(`alarms on ${kind}`, "alarms.ts", [kind, where, String(count), logFile])
   const ackCount = ackCounter(logFile)
-  const until = async (done: () => boolean, ms: number, what: string) => {
-    const end = Date.now() + ms
-    while (!done()) {
-      if (child.exitCode !== null || child.signalCode !== null) throw fail(`it ended before ${what}`)
-      if (Date.now() > end) throw fail(`no ${what} within ${ms} ms`)
-      await sleep(10)
-    }
-  }
   try {
-    await until(() => stdout.includes("READY"), 60_000, "READY")
-    await until(() => ackCount() >= acks, 60_000, `${acks} acknowledgements`)
+    await proc.until(proc.ready, 60_000, "READY")
+    await proc.until(() => ackCount() >= acks, 60_000, `${acks} acknowledgements`)
     await sleep(linger)
-    child.kill("SIGKILL")
-    await Promise.race([exited, sleep(10_000).then(() => Promise.reject(fail("still running 10 s after SIGKILL")))])
+    await proc.kill()
   } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+    proc.dispose()
   }
 }
 

@@ -19,7 +19,6 @@
 import { Cause, type Clock, Duration, Effect, Schedule } from "effect"
 import type { RunnerStorage } from "effect/cluster"
 import type { SqlError } from "effect/sql/SqlError"
-import type { PendingSchedule } from "../../Changeset.js"
 import { type NotFound, type StoreClosed, type StoreError, Unavailable, ValidationError } from "../../Errors.js"
 import * as Admission from "../admission.js"
 import type * as DataLayer from "../contract.js"
@@ -381,10 +380,7 @@ export const make = (ctx: CallerContext) =>
 
     /** A record's pending schedules: asked of its owner, which knows their retries (no activity). */
     const schedules: NonNullable<DataLayer.Service["schedules"]> = (resourceName, key) =>
-      Effect.suspend((): Effect.Effect<
-        ReadonlyArray<PendingSchedule>,
-        NotFound | ValidationError | StoreClosed | Unavailable
-      > => {
+      Effect.suspend((): DataLayer.Listed => {
         const resource = admitRead(resourceName)
         if (!Admission.isCompiled(resource)) return Effect.fail(resource)
         const target = entityOf(resource, key)
@@ -392,7 +388,7 @@ export const make = (ctx: CallerContext) =>
         return Effect.map(
           send(resource, target.key, "schedules", ctx.client(resource.name)(target.id).Schedules()),
           (reply) => schedulesOf(resource, reply)
-        ) as Effect.Effect<ReadonlyArray<PendingSchedule>, NotFound | ValidationError | Unavailable>
+        ) as DataLayer.Listed
       })
 
     return { send, create, update, destroy, get, keepAlive, schedules }
