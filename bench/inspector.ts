@@ -27,7 +27,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { type BrowserContext, chromium } from "playwright-core"
 import { budgets, collectGarbage, percentile, runFor } from "./harness.js"
-import { Character, indexFor, keyOf, makeRecord } from "./workloads.js"
+import { Character, indexFor, keyOf, makeRecord, years } from "./workloads.js"
 
 const argv = process.argv.slice(2)
 const option = (name: string) => argv.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3)
@@ -145,8 +145,11 @@ const main = Effect.gen(function*() {
   const started = performance.now()
   for (let i = 0; i < size; i++) yield* Store.create(Character, "create", makeRecord(i))
   console.error(`${size} records created in ${((performance.now() - started) / 1000).toFixed(1)} s`)
-  const update = (i: number) =>
-    Store.update(Character, { id: keyOf(indexFor(i, size)) }, "update", { currentYear: 1900 + (i % 100) })
+  const year = years(size)
+  const update = (i: number) => {
+    const index = indexFor(i, size)
+    return Store.update(Character, { id: keyOf(index) }, "update", { currentYear: year.next(index) })
+  }
 
   // 1. update x64, without and with the inspector's page open, alternating; the rate, and this process's CPU
   // time per update (less sensitive to what else the machine runs)

@@ -30,7 +30,8 @@ import {
   makeRecord,
   type OursResult,
   registerOurs,
-  Workload
+  Workload,
+  years
 } from "./workloads.js"
 
 // the records of the expiry workload
@@ -143,8 +144,11 @@ registerOurs({
       })
 
       const get = (i: number) => Store.get(Character, { id: keyOf(indexFor(i, size)) })
-      const update = (i: number) =>
-        Store.update(Character, { id: keyOf(indexFor(i, size)) }, "update", { currentYear: 1900 + (i % 100) })
+      const year = years(size)
+      const update = (i: number) => {
+        const index = indexFor(i, size)
+        return Store.update(Character, { id: keyOf(index) }, "update", { currentYear: year.next(index) })
+      }
       add(Workload.get1.name, yield* measureOps(get, { budget }))
       add(Workload.get64.name, yield* measureOps(get, { budget, callers }))
       add(Workload.update1.name, yield* measureOps(update, { budget }))
@@ -234,8 +238,11 @@ registerOurs({
         }
       })
 
-      const update = (i: number) =>
-        Store.update(Sleepy, { id: keyOf(indexFor(i, size)) }, "update", { currentYear: 1900 + (i % 100) })
+      const year = years(size)
+      const update = (i: number) => {
+        const index = indexFor(i, size)
+        return Store.update(Sleepy, { id: keyOf(index) }, "update", { currentYear: year.next(index) })
+      }
       /** `count` updates from the `from`-th key on (each key once while `count` <= size), within the budget's time. */
       const round = (from: number, count: number, timeMs: number) =>
         Effect.gen(function*() {

@@ -18,7 +18,7 @@
 import { Effect } from "effect"
 import { Store } from "effect-gen-server"
 import { type Budget, collectGarbage, measureLatency, measureOps } from "./harness.js"
-import { Character, indexFor, keyOf, makeRecord } from "./workloads.js"
+import { Character, indexFor, keyOf, makeRecord, years } from "./workloads.js"
 
 const size = Number(process.env.TAIL_N ?? 1_000_000)
 const timeMs = Number(process.env.TAIL_MS ?? 3_000)
@@ -35,8 +35,11 @@ const program = Effect.gen(function*() {
       (process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)
     } MiB`
   )
-  const update = (i: number) =>
-    Store.update(Character, { id: keyOf(indexFor(i, size)) }, "update", { currentYear: 1900 + (i % 100) })
+  const year = years(size)
+  const update = (i: number) => {
+    const index = indexFor(i, size)
+    return Store.update(Character, { id: keyOf(index) }, "update", { currentYear: year.next(index) })
+  }
   for (let round = 0; round < rounds; round++) {
     const x1 = yield* measureOps(update, { budget })
     const latency = yield* measureLatency(update, { budget, callers: 64 })

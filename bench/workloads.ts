@@ -185,6 +185,24 @@ export const Character = Resource.make("Character", {
 export const indexFor = (i: number, size: number): number => (i * 7919) % size
 
 /**
+ * The years the updates of `size` records set: `next(index)` is never the
+ * year record `index` holds (its create's, `makeRecord`, or the one its
+ * previous update set), so that every update writes, however the runs
+ * number their calls: an update that changes no field commits nothing, and
+ * would measure less than the write it stands for.
+ */
+export const years = (size: number): { readonly next: (index: number) => number } => {
+  const offsets = new Uint8Array(size)
+  return {
+    next: (index) => {
+      // 1 to 99 and round again: never 0 (the create's year), never the previous offset
+      const offset = offsets[index] = (offsets[index]! % 99) + 1
+      return 1900 + ((index % 100) + offset) % 100
+    }
+  }
+}
+
+/**
  * The filtered read, the same everywhere: `currentYear >= 1980`, sorted by
  * `name` descending, first 10. With effect-gen-server:
  * `Query.filter(Filter.gte("currentYear", 1980))`, `Query.sort("name", "desc")`,
