@@ -37,8 +37,8 @@
  *   requests addressed to that address or `localhost` (403 otherwise), so a
  *   web page cannot reach it through a DNS name of its own that resolves to
  *   127.0.0.1. Listening on another address serves the network: set a token.
- * - Schedules (action schedules, not in this version) have a labelled place
- *   on the page and nothing in it.
+ * - A record's pending schedules (`Store.schedules`) are read when it is
+ *   opened, not followed live.
  * - Its timers are the `Clock`'s: under `TestClock` the metric samples and
  *   the event streams' sends move only as the test clock does.
  *

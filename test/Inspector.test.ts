@@ -16,7 +16,18 @@ import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import { Cluster, DataLayer, Filter, Inspector, Query, Resource, SqliteClient, Store, Testing } from "../src/index.js"
+import {
+  Changeset,
+  Cluster,
+  DataLayer,
+  Filter,
+  Inspector,
+  Query,
+  Resource,
+  SqliteClient,
+  Store,
+  Testing
+} from "../src/index.js"
 import { BadParameter, parseFilter, parseSort } from "../src/internal/inspector/params.js"
 import * as Pg from "./cluster/pg.js"
 import * as Client from "./fixtures/InspectorClient.js"
@@ -210,7 +221,6 @@ describe("Inspector", () => {
       assert.strictEqual(character.restart, "initial")
       assert.strictEqual(machine.name, "Machine")
       assert.strictEqual(machine.records, 1)
-      assert.isNull(reply.body.schedules)
       assert.strictEqual(reply.body.events.received, 6)
     }).pipe(Effect.provide(timeTravel())))
 
@@ -361,9 +371,41 @@ describe("Inspector", () => {
           ["Updated", 1955],
           ["Created", 1985]
         ])
-        assert.isNull(reply.body.schedules)
+        assert.deepStrictEqual(reply.body.schedules, [])
       })
     ).pipe(Effect.provide(timeTravel())))
+
+  it.live("a record's pending schedules: when, which action with which input; reading them is not activity", () => {
+    const Reminder = Resource.make("Reminder", {
+      fields: { id: Schema.String, note: Schema.String },
+      primaryKey: ["id"],
+      inactivityTimeout: "600 millis",
+      actions: (Action) => ({
+        set: Action.create({
+          accept: ["id", "note"],
+          change: (cs) => Changeset.schedule(cs, "remind", { after: "300 millis", arguments: { note: "tea" } })
+        }),
+        remind: Action.update({ accept: ["note"] })
+      })
+    })
+    return withInspector((client) =>
+      Effect.gen(function*() {
+        const before = yield* Clock.currentTimeMillis
+        yield* Store.create(Reminder, "set", { id: "r", note: "" })
+        const reply = yield* client.get(`/api/resources/Reminder/record?key=${keyParam({ id: "r" })}`)
+        const [pending, ...none] = reply.body.schedules
+        assert.deepStrictEqual(none, [])
+        assert.deepInclude(pending, { name: "remind", action: "remind", arguments: { note: "tea" }, running: false })
+        assert.isAtLeast(Date.parse(pending.at), before + 300)
+        // it runs at 300 ms, which is not activity, and neither was the read: the record expires at 600 ms
+        yield* Effect.sleep("1 second")
+        assert.strictEqual(
+          (yield* client.get(`/api/resources/Reminder/record?key=${keyParam({ id: "r" })}`)).status,
+          404
+        )
+      })
+    ).pipe(Effect.provide(inspected(Store.layer([Reminder]))))
+  })
 
   it.live("looking at a record is not activity: it expires all the same", () => {
     const Mayfly = Resource.make("Mayfly", {

@@ -9,6 +9,7 @@
  * @internal
  */
 import { Cause, Exit, Formatter, Schema } from "effect"
+import type { PendingSchedule } from "../../Changeset.js"
 import type * as Event from "../../Event.js"
 import type * as Filter from "../../Filter.js"
 import type * as Resource from "../../Resource.js"
@@ -45,6 +46,23 @@ const encoder = (schema: Schema.Top): (u: unknown) => unknown => {
     return Exit.isSuccess(exit) ? exit.value : toJson(u)
   }
 }
+
+/**
+ * A record's pending schedules as JSON: the time as an ISO string, the
+ * action's input as JSON (decoded values a JSON form cannot hold, through
+ * Effect's formatter).
+ *
+ * @internal
+ */
+export const schedules = (pending: ReadonlyArray<PendingSchedule>): unknown =>
+  pending.map((p) => ({
+    name: p.name,
+    action: p.action,
+    arguments: toJson(p.arguments),
+    at: p.at.toISOString(),
+    ...(p.cron === undefined ? {} : { cron: p.cron }),
+    running: p.running
+  }))
 
 /** The codec of a resource, made on first use. @internal */
 export const of = (resource: Resource.Any): Codec => {

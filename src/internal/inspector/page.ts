@@ -74,7 +74,7 @@ export const html = `<!doctype html>
     <h3>Recent events</h3>
     <ol id="record-events" class="events" data-testid="record-events"></ol>
     <h3>Schedules</h3>
-    <p class="note" data-testid="schedules">Not available yet: action schedules arrive with issue 21. Nothing is scheduled in this version.</p>
+    <ol id="record-schedules" class="events" data-testid="schedules"></ol>
   </section>
   <section id="events-panel">
     <h2>Live events <span id="events-status" class="note" data-testid="events-status"></span></h2>

@@ -182,6 +182,22 @@ export const script = `"use strict";
       });
     });
   }
+  // a record's pending schedules, earliest first; null: they could not be read
+  function showSchedules(schedules) {
+    var items = schedules === null
+      ? [el("li", { "class": "note" }, ["could not be read now"])]
+      : schedules.length === 0
+      ? [el("li", { "class": "note" }, ["none pending"])]
+      : schedules.map(function (s) {
+        return el("li", { "data-schedule": s.name }, [
+          el("time", null, [s.at]), " ", el("b", null, [s.name]), " → " + s.action + " ",
+          el("span", { "class": "note" }, [JSON.stringify(s.arguments) + (s.cron ? " (cron " + s.cron + ")" : "") +
+            (s.running ? " running" : "")])
+        ]);
+      });
+    $("record-schedules").replaceChildren.apply($("record-schedules"), items);
+  }
+
   function openRecord(resource, key) {
     if (state.recordStream) state.recordStream.abort();
     state.record = { resource: resource, key: key };
@@ -196,6 +212,7 @@ export const script = `"use strict";
       if (!state.record || state.record.key !== key) return;
       $("record-state").textContent = JSON.stringify(body.record, null, 2);
       $("record-events").replaceChildren.apply($("record-events"), body.events.map(eventItem));
+      showSchedules(body.schedules);
     }).catch(function (e) {
       $("record-state").textContent = "";
       $("record-status").textContent = e.message;
@@ -203,6 +220,7 @@ export const script = `"use strict";
     state.recordStream = stream(new URLSearchParams({ resource: resource, key: key }), function (events) {
       events.forEach(function (event) {
         if (event._tag === "Destroyed" || event._tag === "Failed") $("record-status").textContent = event._tag.toLowerCase() + (event.reason ? " (" + event.reason + ")" : "");
+        else if (event._tag === "ScheduleFailed") $("record-status").textContent = "schedule " + event.schedule + " gave up";
         else {
           $("record-state").textContent = JSON.stringify(event.record, null, 2);
           $("record-status").textContent = event._tag.toLowerCase();

@@ -185,9 +185,7 @@ export const make = (monitor: Monitor, config: Config) => {
       events: { received: monitor.recent.pushed, kept: monitor.recent.size, capacity: monitor.recent.capacity },
       sampleMillis: monitor.sampleMillis,
       // the Store's time (its Clock), which the page shows
-      at: monitor.time(),
-      // schedules (issue 21) do not exist yet: nothing to list
-      schedules: null
+      at: monitor.time()
     }))
 
   const records = (name: string, params: URLSearchParams) => {
@@ -223,19 +221,26 @@ export const make = (monitor: Monitor, config: Config) => {
     if (typeof decoded === "string") return Effect.succeed(problem(400, decoded))
     const query = Query.filter(Query.make(resource), byKey(resource, decoded.key) as Filter.Filter<{}>)
     return Store.read(query).pipe(
-      Effect.map((found) => {
+      Effect.flatMap((found) => {
         if (found.length === 0) {
-          return problem(404, `no record of ${resource.name} with key ${JSON.stringify(codec.key(decoded.key))}`)
+          return Effect.succeed(
+            problem(404, `no record of ${resource.name} with key ${JSON.stringify(codec.key(decoded.key))}`)
+          )
         }
         const interest = { resource: resource.name, key: decoded.key }
-        return json({
-          resource: resource.name,
-          key: codec.key(decoded.key),
-          record: codec.record(found[0]),
-          events: monitor.recent.newest(50, matchesInterest(interest)).map(encode),
-          // schedules (issue 21) do not exist yet
-          schedules: null
-        })
+        // a read, not activity; `null` when they cannot be read now (the record gone since, its owner unreachable)
+        const pending = Effect.orElseSucceed(
+          Effect.map(Store.schedules(resource, decoded.key as never), Codec.schedules),
+          () => null
+        )
+        return Effect.map(pending, (schedules) =>
+          json({
+            resource: resource.name,
+            key: codec.key(decoded.key),
+            record: codec.record(found[0]),
+            events: monitor.recent.newest(50, matchesInterest(interest)).map(encode),
+            schedules
+          }))
       }),
       Effect.catchTag("ValidationError", (error) => Effect.succeed(problem(400, error.message))),
       Effect.catchTag("StoreClosed", (error) => Effect.succeed(problem(503, error.message)))
