@@ -67,7 +67,9 @@ const base = { resource: Schema.String, key: Json.Value, record: Json.Value }
 export const Created = Schema.TaggedStruct("Created", base)
 
 /**
- * A record was updated (an update action committed).
+ * A record was updated (an update action committed a new state). An
+ * update that changes no field, or only the record's schedules, publishes
+ * none.
  *
  * **Example** (An audit log)
  *

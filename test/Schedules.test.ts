@@ -7,8 +7,8 @@
  * the conformance suite covers every layer's behaviour one case at a time.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, References, Schema } from "effect"
-import { Changeset, Resource, Store } from "effect-gen-server"
+import { Effect, Metric, References, Schema } from "effect"
+import { Changeset, Metrics, Resource, Store } from "effect-gen-server"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
 import { numRuns, seed } from "./fixtures/Model.js"
@@ -119,5 +119,49 @@ describe("schedules against a model", () => {
         { numRuns: numRuns(150, 3_000), seed: seed(1955) }
       )
     }, 120_000)
+  }
+})
+
+describe("the pending schedules gauge", () => {
+  for (const dataLayer of ["genServer", "memory"] as const) {
+    it.effect(`counts the schedules of live records: made, run, and gone with their record, destroyed or expired (${dataLayer})`, () => {
+      const Nag = Resource.make(`Nag${dataLayer}`, {
+        fields: { id: Schema.String, n: Schema.Int },
+        primaryKey: ["id"],
+        inactivityTimeout: "1 hour",
+        actions: (Action) => ({
+          set: Action.create({
+            accept: ["id"],
+            change: (cs) =>
+              cs.pipe(
+                Changeset.set("n", 0),
+                Changeset.schedule("nag", { after: "1 minute" }),
+                Changeset.schedule("nag", { after: "2 hours", name: "late" })
+              )
+          }),
+          nag: Action.update({ change: (cs) => Changeset.set(cs, "n", cs.data.n + 1) })
+        })
+      })
+      const pending = Effect.map(
+        Metric.value(Metric.withAttributes(Metrics.schedulesPending, { resource: Nag.name })),
+        (state) => state.value
+      )
+      return Effect.gen(function*() {
+        yield* Store.create(Nag, "set", { id: "a" })
+        yield* Store.create(Nag, "set", { id: "b" })
+        assert.strictEqual(yield* pending, 4)
+        yield* TestClock.adjust("1 minute")
+        assert.strictEqual(yield* pending, 2, "the runs consumed theirs")
+        yield* Store.destroy(Nag, { id: "a" })
+        assert.strictEqual(yield* pending, 1)
+        // b expires (an hour idle) before its late one: gone with it, also where expiry is found on access
+        yield* TestClock.adjust("1 hour")
+        assert.strictEqual(yield* Effect.flip(Store.get(Nag, { id: "b" })).pipe(Effect.map((e) => e._tag)), "NotFound")
+        assert.strictEqual(yield* pending, 0)
+      }).pipe(
+        Effect.provide(Store.layer([Nag], { dataLayer })),
+        Effect.provideService(References.MinimumLogLevel, "None")
+      )
+    })
   }
 })

@@ -75,6 +75,8 @@ export const make: DataLayer.Make = (resources, options) =>
     const lapsed = (entry: Entry, _t: number) => {
       entry.alive = false
       tables.get(entry.resource.name)!.delete(entry.key)
+      // its schedules go with it
+      scheduled(entry, Schedules.none)
       publish(Events.destroyed(entry.resource, entry.state, Lifecycle.expiryReason(entry)))
     }
 

@@ -16,8 +16,8 @@
  * clock to bound a call that might hang.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Deferred, Effect, Exit, Fiber, Layer, PubSub, References, Schema, Scope } from "effect"
-import { Errors, Event, Filter, Query, type Resource, Store } from "effect-gen-server"
+import { Clock, Deferred, Effect, Exit, Fiber, Layer, Metric, PubSub, References, Schema, Scope } from "effect"
+import { Errors, Event, Filter, Metrics, Query, type Resource, Store } from "effect-gen-server"
 import { TestClock } from "effect/testing"
 import { makeManualClock } from "../fixtures/Model.js"
 import {
@@ -1508,12 +1508,18 @@ export const conformance = (name: string, make: Factory, caps: Capabilities, opt
             at: new Date(3_600_000),
             running: false
           })
+          const gauge = Effect.map(
+            Metric.value(Metric.withAttributes(Metrics.schedulesPending, { resource: "Alarm" })),
+            (state) => state.value
+          )
+          assert.strictEqual(yield* gauge, 1, "pending in this process")
           yield* passing(59 * 60 + 59)
           assert.strictEqual(yield* rings, 0)
           yield* TestClock.adjust("1 second")
           yield* ringsBecome(1)
           assert.strictEqual(yield* rings, 1)
           assert.deepStrictEqual(yield* Store.schedules(Alarm, alarm), [])
+          assert.strictEqual(yield* gauge, 0)
           yield* TestClock.adjust("30 seconds")
           assert.strictEqual(yield* rings, 1, "it ran once")
           assert.deepStrictEqual(tags(yield* drain(events)), ["Created", "Updated"])

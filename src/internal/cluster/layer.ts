@@ -113,7 +113,8 @@ export const make = (
         notices,
         graph,
         loadRow,
-        context: () => context
+        context: () => context,
+        metrics: (resource) => hub.metrics.get(resource.name)!
       })
       const scope = yield* Effect.scope
       for (const resource of compiled.values()) {

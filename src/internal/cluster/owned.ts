@@ -16,6 +16,7 @@ import { Cause, type Clock, type Context, Effect } from "effect"
 import type { SqlError } from "effect/sql/SqlError"
 import { ValidationError } from "../../Errors.js"
 import type * as Event from "../../Event.js"
+import type * as Metrics from "../../Metrics.js"
 import * as Admission from "../admission.js"
 import * as Errors from "../record/errors.js"
 import * as Events from "../record/events.js"
@@ -45,6 +46,8 @@ export interface OwnerContext {
   readonly loadRow: (resource: Compiled, key: string) => Effect.Effect<Row | undefined, SqlError>
   /** The services actions run with (known once the data layer is built). */
   readonly context: () => Context.Context<never>
+  /** A resource's metrics in this process (its schedules pending and run here). */
+  readonly metrics: (resource: Compiled) => Metrics.ResourceMetrics
 }
 
 /** The record a row holds in a runner's memory. */
@@ -140,18 +143,31 @@ export const make = (ctx: OwnerContext) => {
   const { clock, notices, publish, state } = ctx
   const now = () => clock.currentTimeMillisUnsafe()
 
+  /**
+   * Holds `held` (the record, or its absence) in this runner's memory,
+   * counting its pending schedules as this process's (`Metrics.schedulesPending`).
+   */
+  const hold = (owned: Owned, held: Held | undefined) => {
+    const delta = (held?.schedules.length ?? 0) - (owned.held?.schedules.length ?? 0)
+    if (delta !== 0) ctx.metrics(owned.resource).pending(delta)
+    owned.held = held
+  }
+
   /** Holds what the row says (the record, or its absence). */
   const adopt = (owned: Owned, row: Row | undefined) => {
-    owned.held = row === undefined || !row.alive || row.state === undefined ? undefined : {
-      version: row.version,
-      state: row.state,
-      createdAt: row.createdAt,
-      lastActivity: row.lastActivity,
-      flushed: row.lastActivity,
-      ops: row.ops,
-      newer: row.newer,
-      schedules: decodeSchedules(owned.resource, row.schedules)
-    }
+    hold(
+      owned,
+      row === undefined || !row.alive || row.state === undefined ? undefined : {
+        version: row.version,
+        state: row.state,
+        createdAt: row.createdAt,
+        lastActivity: row.lastActivity,
+        flushed: row.lastActivity,
+        ops: row.ops,
+        newer: row.newer,
+        schedules: decodeSchedules(owned.resource, row.schedules)
+      }
+    )
     owned.blocked = row?.tooNew
     owned.initial = row !== undefined && row.alive ? row.initial : undefined
     owned.tombstoneOps = row !== undefined && !row.alive ? row.ops : []
@@ -281,7 +297,7 @@ export const make = (ctx: OwnerContext) => {
       return yield* Errors.alreadyExists(owned.resource, Events.keyObject(owned.resource, change.state))
     }
     owned.initial = payload
-    owned.held = {
+    hold(owned, {
       version: outcome,
       state: change.state,
       createdAt: committedAt,
@@ -290,7 +306,7 @@ export const make = (ctx: OwnerContext) => {
       ops: opsAfter(owned.tombstoneOps, op),
       newer: undefined,
       schedules: change.schedules ?? Schedules.none
-    }
+    })
     publish(change.event)
     return undefined
   })
@@ -320,7 +336,7 @@ export const make = (ctx: OwnerContext) => {
     })
     const outcome = yield* written(owned, write, "change", held.version, op, change.event)
     if (outcome === "conflict") return yield* fenced(owned)
-    owned.held = {
+    hold(owned, {
       version: outcome,
       state: change.state,
       createdAt: held.createdAt,
@@ -329,7 +345,7 @@ export const make = (ctx: OwnerContext) => {
       ops: opsAfter(held.ops, op),
       newer: held.newer,
       schedules
-    }
+    })
     if (change.event !== undefined) publish(change.event)
     return undefined
   })
@@ -389,7 +405,7 @@ export const make = (ctx: OwnerContext) => {
     }
     owned.tombstoneOps = opsAfter(held.ops, op)
     owned.movedTo = change.key
-    owned.held = undefined
+    hold(owned, undefined)
     owned.initial = undefined
     publish(change.event)
     return undefined
@@ -412,7 +428,7 @@ export const make = (ctx: OwnerContext) => {
     const outcome = yield* written(owned, write, "removal", held.version, op, event)
     if (outcome === "conflict") return yield* fenced(owned)
     owned.tombstoneOps = opsAfter(held.ops, op)
-    owned.held = undefined
+    hold(owned, undefined)
     publish(event)
     return undefined
   })
@@ -497,5 +513,5 @@ export const make = (ctx: OwnerContext) => {
     }
   }
 
-  return { now, reload, keyOf, remove, touch, port }
+  return { now, reload, keyOf, remove, touch, hold, port }
 }

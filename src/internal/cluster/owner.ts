@@ -54,7 +54,7 @@ import { type Protocol, replyOf, resultReplyOf, Retryable, schedulesReplyOf, typ
 /** @internal */
 export const make = (ctx: OwnerContext) => {
   const { graph, notices, state } = ctx
-  const { keyOf, now, port, reload, remove, touch } = Rows.make(ctx)
+  const { hold, keyOf, now, port, reload, remove, touch } = Rows.make(ctx)
 
   /**
    * A step of the pipeline as an Effect. The services a step needs are its
@@ -217,6 +217,7 @@ export const make = (ctx: OwnerContext) => {
           ? Write.destroy(port, owned, action, noCallers, "action", undefined)
           : Write.update(port, owned, action, noCallers, pending.input, undefined, pending)
         const done = yield* effectOf(step)
+        ctx.metrics(owned.resource).fired(done._tag === "Ok")
         // a crash runs the restart policy, as a call's does
         if (done._tag === "Crashed") yield* Effect.ignore(answer(owned, done))
         const failure = done._tag === "Ok" ? undefined : Outcome.describe(done)
@@ -356,7 +357,13 @@ export const make = (ctx: OwnerContext) => {
         retries: new Map()
       }
       graph.resident.add(self)
-      yield* Effect.addFinalizer(() => Effect.sync(() => graph.resident.delete(self)))
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          graph.resident.delete(self)
+          // leaving this runner: its schedules are no longer this process's
+          hold(owned, undefined)
+        })
+      )
       // a row that cannot be read now is read by the first call
       yield* Effect.ignore(reload(owned))
       /** Whether no call has run since the activation loaded the row (the first needs no second read). */
