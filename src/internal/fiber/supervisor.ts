@@ -2,9 +2,10 @@
  * The supervisor: the scoped owner of every record fiber of a data layer.
  *
  * It spawns record fibers (on the record scheduler, in a `FiberSet` owned by
- * the layer's scope), tracks their deadlines (one expiry fiber per resource
- * with timeouts, sleeping on the layer's `Clock` until the earliest
- * deadline) and decides what a crash leads to: the restart policy and
+ * the layer's scope), tracks their deadlines and the due times of their
+ * schedules (one expiry fiber per resource with timeouts, or once a record
+ * of it schedules something, sleeping on the layer's `Clock` until the
+ * earliest) and decides what a crash leads to: the restart policy and
  * OTP's restart intensity. Closing the scope interrupts every record fiber
  * and the expiry fibers.
  *
