@@ -28,10 +28,17 @@ export interface Prepared {
   readonly schedules: ReadonlyArray<Schedules.Pending> | undefined
 }
 
-/** What the pipeline needs of the record besides its state: its schedules, and the time. @internal */
-export interface Context {
-  readonly schedules: ReadonlyArray<Schedules.Pending>
-  readonly now: number
+/**
+ * Where the pipeline reads what it needs of the record besides its state
+ * (its schedules, and the time), only when a change schedules something:
+ * the write port, which has both. Nothing is read or made on the path of an
+ * action that schedules nothing.
+ *
+ * @internal
+ */
+export interface Context<Rec> {
+  readonly schedules: (rec: Rec) => ReadonlyArray<Schedules.Pending>
+  readonly time: (rec: Rec) => number
 }
 
 /** @internal */
@@ -136,7 +143,8 @@ const finish = (
   resource: Compiled,
   action: CompiledAction,
   cs: Changeset.Changeset.Any,
-  context: Context
+  context: Context<any>,
+  rec: unknown
 ): Prepared | Refusal => {
   let result: unknown
   if (action.checkResult !== undefined) {
@@ -146,7 +154,7 @@ const finish = (
   }
   let schedules: ReadonlyArray<Schedules.Pending> | undefined
   if (cs.schedules.length > 0) {
-    const next = Schedules.apply(resource, action.name, context.schedules, cs.schedules, context.now)
+    const next = Schedules.apply(resource, action.name, context.schedules(rec), cs.schedules, context.time(rec))
     if (next instanceof ValidationError) return next
     schedules = next
   }
@@ -201,11 +209,12 @@ const afterChange = (
   resource: Compiled,
   action: CompiledAction,
   cs: Changeset.Changeset.Any,
-  context: Context
+  context: Context<any>,
+  rec: unknown
 ): Result<Prepared> => {
   if (!Changeset.isChangeset(cs)) throw notAChangeset(resource, action, "change")
   if (cs.errors.length > 0) return refused(resource, action, cs.errors)
-  if (cs.beforeHooks.length === 0) return finish(resource, action, cs, context)
+  if (cs.beforeHooks.length === 0) return finish(resource, action, cs, context, rec)
   return Effect.gen(function*() {
     // before hooks may add further before hooks; run until none is left
     let done = 0
@@ -216,7 +225,7 @@ const afterChange = (
       cs = next
       if (cs.errors.length > 0) return yield* refused(resource, action, cs.errors)
     }
-    const prepared = finish(resource, action, cs, context)
+    const prepared = finish(resource, action, cs, context, rec)
     return isRefusal(prepared) ? yield* prepared : prepared
   })
 }
@@ -228,12 +237,13 @@ const afterChange = (
  *
  * @internal
  */
-export const prepare = (
+export const prepare = <Rec>(
   resource: Compiled,
   action: CompiledAction,
   data: any,
   input: Decoded,
-  context: Context
+  context: Context<Rec>,
+  rec: Rec
 ): Result<Prepared> => {
   const cs: Changeset.Changeset<any, any, any> = Changeset.make({
     resource: resource.name,
@@ -244,16 +254,16 @@ export const prepare = (
     attributes: action.kind === "create" ? {} : input.attributes
   })
   const change = action.action.change
-  if (change === undefined) return afterChange(resource, action, cs, context)
+  if (change === undefined) return afterChange(resource, action, cs, context, rec)
   // the change is typed by its resource's record and its action's input, which the runtime holds untyped
   const out = change(cs as any)
-  if (!Effect.isEffect(out)) return afterChange(resource, action, out, context)
+  if (!Effect.isEffect(out)) return afterChange(resource, action, out, context, rec)
   return Effect.flatMap(
     Effect.mapError(
       out as Effect.Effect<Changeset.Changeset.Any, unknown, any>,
       hookFailed(resource, action, "change")
     ),
-    (next) => toEffect(afterChange(resource, action, next, context))
+    (next) => toEffect(afterChange(resource, action, next, context, rec))
   )
 }
 

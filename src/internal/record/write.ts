@@ -164,7 +164,7 @@ const attempt = <Rec extends { readonly resource: Compiled }, C, E>(
 ): Step<Attempted, E> => {
   let result: Result<Prepared>
   try {
-    result = prepare(rec.resource, action, data, input, { schedules: port.schedules(rec), now: port.time(rec) })
+    result = prepare(rec.resource, action, data, input, port, rec)
   } catch (defect) {
     return Outcome.crashed(Cause.die(defect))
   }
