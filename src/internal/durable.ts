@@ -36,6 +36,14 @@
  * A change of primary key moves the row: the old one becomes a tombstone and
  * the new one is inserted, in one transaction.
  *
+ * **Why one file of this size** (about 450 lines of code): it is the one
+ * adapter between the record servers and the SQL state store, and its parts
+ * share the bookkeeping of what storage may hold that memory does not know
+ * (`unsure`, `unknownKeys`, the rows of newer versions). The SQL itself is
+ * in `sql/`, the record's semantics in `record/`. Durable records on demand
+ * (issue 20) replaces loading at start (`restore`, `register`, `flush`)
+ * with the SQL-backed record of the cluster layer: this file shrinks then.
+ *
  * @internal
  */
 import { Cause, Duration, Effect, Exit, Schedule, type Scope } from "effect"

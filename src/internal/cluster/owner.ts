@@ -31,6 +31,15 @@
  * - Activity (`get`, `keepAlive` on a resource with an inactivity timeout)
  *   is kept in memory and written back at most once per quarter of the
  *   timeout, and when the record leaves the runner.
+ * - Schedules: the entity's own timer runs them when due while it is
+ *   resident; the sweeper's `Expire` runs those of a record that was not.
+ *
+ * **Why one file of this size** (about 440 lines of code): it is one role,
+ * the handlers of one record's entity, and they share its activation's
+ * state (the held row, the lock, the run token, the timer) through one
+ * closure; what does not need that closure already lives beside it (rows
+ * and commits in `owned.ts`, the wire in `protocol.ts`, the pipeline in
+ * `record/`). Splitting the handlers would pass that state around instead.
  *
  * @internal
  */

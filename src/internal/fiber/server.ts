@@ -40,6 +40,14 @@
  *   publishes nothing; a new record's inactivity and lifetime count from the
  *   moment its create commits.
  *
+ * **Why one file of this size** (about 450 lines of code): it is the record
+ * server, the one object every part of the in-process runtime touches (its
+ * fields are read and written synchronously on the hot path, by the mailbox,
+ * the supervisor and the registry), with the write pipeline's port over it
+ * and the request shapes it serves. The loop is in `mailbox.ts`, deadlines
+ * and restarts in `supervisor.ts`, lookups in `registry.ts`, semantics in
+ * `record/`; what remains here is the state and the steps that change it.
+ *
  * @internal
  */
 import { Cause, type Deferred, Effect, Exit, Ref, type Scheduler, type Tracer } from "effect"
